@@ -1,0 +1,257 @@
+//! The Hub: every live session of this node, by id and by user.
+//!
+//! The Hub knows users and sessions, nothing of chat. The domain resolves an event's
+//! audience to user ids from its in-memory state and hands the Hub one serialized
+//! payload; the Hub queues that same payload (shared bytes) on every session of those
+//! users. No lock is held while frames are queued: recipients are collected under a
+//! read lock, then pushed to.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use concord_protocol::UserId;
+
+use crate::{CloseReason, Outbox, Payload, Pushed, QueueLimits};
+
+/// Identifies one session (one socket) on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+/// A live session as producers see it.
+#[derive(Debug)]
+pub struct SessionEntry {
+    /// The session.
+    pub id: SessionId,
+    /// Whose it is.
+    pub user_id: UserId,
+    /// Its outbound queue.
+    pub outbox: Outbox,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    sessions: HashMap<SessionId, Arc<SessionEntry>>,
+    by_user: HashMap<UserId, Vec<Arc<SessionEntry>>>,
+}
+
+/// Registry of this node's sessions and the fan-out entry point.
+#[derive(Debug, Default)]
+pub struct Hub {
+    state: RwLock<State>,
+    next_id: AtomicU64,
+}
+
+/// Outcome of a fan-out.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// Sessions the payload was queued on.
+    pub queued: usize,
+    /// Sessions that overflowed and are now closing.
+    pub overflowed: usize,
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a new session for `user`; from now on it receives the user's events
+    /// (queued until its writer starts, which happens after READY).
+    pub fn register(&self, user_id: UserId, limits: QueueLimits) -> Arc<SessionEntry> {
+        let id = SessionId(self.next_id.fetch_add(1, Ordering::Relaxed) + 1);
+        let entry = Arc::new(SessionEntry { id, user_id, outbox: Outbox::new(limits) });
+        let mut state = self.write();
+        state.sessions.insert(id, Arc::clone(&entry));
+        state.by_user.entry(user_id).or_default().push(Arc::clone(&entry));
+        entry
+    }
+
+    /// Removes a session; returns how many sessions its user still has on this node.
+    pub fn unregister(&self, id: SessionId) -> usize {
+        let mut state = self.write();
+        let Some(entry) = state.sessions.remove(&id) else {
+            return 0;
+        };
+        let user = entry.user_id;
+        let remaining = match state.by_user.get_mut(&user) {
+            Some(list) => {
+                list.retain(|s| s.id != id);
+                list.len()
+            }
+            None => 0,
+        };
+        if remaining == 0 {
+            state.by_user.remove(&user);
+        }
+        remaining
+    }
+
+    /// Queues `payload` on every session of every listed user. Users listed twice get
+    /// it twice, so callers pass sets.
+    pub fn send_to_users<I>(&self, users: I, payload: &Payload) -> Delivery
+    where
+        I: IntoIterator<Item = UserId>,
+    {
+        let targets: Vec<Arc<SessionEntry>> = {
+            let state = self.read();
+            if state.by_user.is_empty() {
+                return Delivery::default();
+            }
+            users
+                .into_iter()
+                .filter_map(|user| state.by_user.get(&user))
+                .flatten()
+                .map(Arc::clone)
+                .collect()
+        };
+        push_all(&targets, payload)
+    }
+
+    /// Queues `payload` on every session of `user`.
+    pub fn send_to_user(&self, user: UserId, payload: &Payload) -> Delivery {
+        self.send_to_users([user], payload)
+    }
+
+    /// Queues `payload` on one session.
+    pub fn send_to_session(&self, id: SessionId, payload: &Payload) -> Delivery {
+        let target = self.read().sessions.get(&id).map(Arc::clone);
+        push_all(target.as_slice(), payload)
+    }
+
+    /// Closes every session of `user` (revoked, disabled, deleted).
+    pub fn close_user(&self, user: UserId, reason: CloseReason) {
+        let targets = self.read().by_user.get(&user).cloned().unwrap_or_default();
+        for session in targets {
+            session.outbox.close(reason);
+        }
+    }
+
+    /// Closes every session (shutdown).
+    pub fn close_all(&self, reason: CloseReason) {
+        let targets: Vec<_> = self.read().sessions.values().map(Arc::clone).collect();
+        for session in targets {
+            session.outbox.close(reason);
+        }
+    }
+
+    /// Live sessions on this node.
+    pub fn session_count(&self) -> usize {
+        self.read().sessions.len()
+    }
+
+    /// Live sessions of `user` on this node.
+    pub fn user_session_count(&self, user: UserId) -> usize {
+        self.read().by_user.get(&user).map_or(0, Vec::len)
+    }
+
+    /// Whether `user` has a live session on this node.
+    pub fn is_connected(&self, user: UserId) -> bool {
+        self.read().by_user.contains_key(&user)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn push_all(targets: &[Arc<SessionEntry>], payload: &Payload) -> Delivery {
+    let mut delivery = Delivery::default();
+    for session in targets {
+        match session.outbox.push(payload.clone()) {
+            Pushed::Queued => delivery.queued += 1,
+            Pushed::Overflow => {
+                delivery.overflowed += 1;
+                tracing::warn!(session = session.id.0, user = %session.user_id, "outbound queue overflow; closing session");
+            }
+            Pushed::Closed => {}
+        }
+    }
+    delivery
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> UserId {
+        UserId::new()
+    }
+
+    #[test]
+    fn delivers_to_every_session_of_listed_users_only() {
+        let hub = Hub::new();
+        let (alice, bob, carol) = (user(), user(), user());
+        let a1 = hub.register(alice, QueueLimits::default());
+        let a2 = hub.register(alice, QueueLimits::default());
+        let b1 = hub.register(bob, QueueLimits::default());
+        let c1 = hub.register(carol, QueueLimits::default());
+        let payload = Payload::from_static("{}");
+        let delivery = hub.send_to_users([alice, bob], &payload);
+        assert_eq!(delivery.queued, 3);
+        assert_eq!((a1.outbox.len(), a2.outbox.len(), b1.outbox.len()), (1, 1, 1));
+        assert_eq!(c1.outbox.len(), 0);
+    }
+
+    #[test]
+    fn unregister_counts_remaining_sessions() {
+        let hub = Hub::new();
+        let alice = user();
+        let a1 = hub.register(alice, QueueLimits::default());
+        let a2 = hub.register(alice, QueueLimits::default());
+        assert_eq!(hub.user_session_count(alice), 2);
+        assert_eq!(hub.unregister(a1.id), 1);
+        assert!(hub.is_connected(alice));
+        assert_eq!(hub.unregister(a2.id), 0);
+        assert!(!hub.is_connected(alice));
+        assert_eq!(hub.unregister(a2.id), 0, "unregistering twice is harmless");
+        assert_eq!(hub.session_count(), 0);
+    }
+
+    #[test]
+    fn send_to_session_reaches_only_that_session() {
+        let hub = Hub::new();
+        let alice = user();
+        let a1 = hub.register(alice, QueueLimits::default());
+        let a2 = hub.register(alice, QueueLimits::default());
+        hub.send_to_session(a2.id, &Payload::from_static("{}"));
+        assert_eq!((a1.outbox.len(), a2.outbox.len()), (0, 1));
+    }
+
+    #[test]
+    fn overflow_is_reported_and_closes_only_that_session() {
+        let hub = Hub::new();
+        let (alice, bob) = (user(), user());
+        let small = QueueLimits { max_frames: 1, max_bytes: 1 << 20 };
+        let a = hub.register(alice, small);
+        let b = hub.register(bob, QueueLimits::default());
+        let payload = Payload::from_static("{}");
+        hub.send_to_users([alice, bob], &payload);
+        let second = hub.send_to_users([alice, bob], &payload);
+        assert_eq!(second, Delivery { queued: 1, overflowed: 1 });
+        assert_eq!(a.outbox.drain(&mut Vec::new()), Some(CloseReason::Overflow));
+        assert_eq!(b.outbox.drain(&mut Vec::new()), None);
+    }
+
+    #[test]
+    fn close_user_and_close_all() {
+        let hub = Hub::new();
+        let (alice, bob) = (user(), user());
+        let a = hub.register(alice, QueueLimits::default());
+        let b = hub.register(bob, QueueLimits::default());
+        hub.close_user(alice, CloseReason::Revoked);
+        assert_eq!(a.outbox.drain(&mut Vec::new()), Some(CloseReason::Revoked));
+        assert_eq!(b.outbox.drain(&mut Vec::new()), None);
+        hub.close_all(CloseReason::Shutdown);
+        assert_eq!(b.outbox.drain(&mut Vec::new()), Some(CloseReason::Shutdown));
+    }
+}

@@ -1,0 +1,232 @@
+//! A session's bounded outbound queue.
+//!
+//! Producers (fan-out, replies) push already-serialized frames; the session's writer
+//! takes everything queued in one go and writes it as one batch. The queue is bounded
+//! by frame count and by bytes: the push that would exceed either closes the session
+//! instead of growing memory (`gateway.md` D5).
+
+use std::{collections::VecDeque, sync::Mutex};
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::Notify;
+
+/// One serialized server → client frame. Cloning shares the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload(Utf8Bytes);
+
+impl Payload {
+    /// Serializes `value` once; the result can be sent to any number of sessions.
+    ///
+    /// # Errors
+    /// When `value` cannot be serialized (a map with non-string keys, say).
+    pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::to_string(value).map(|text| Self(Utf8Bytes::from(text)))
+    }
+
+    /// A payload from static text.
+    pub const fn from_static(text: &'static str) -> Self {
+        Self(Utf8Bytes::from_static(text))
+    }
+
+    /// The frame's text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the frame is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn into_inner(self) -> Utf8Bytes {
+        self.0
+    }
+}
+
+/// Why a session is being closed by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The outbound queue overflowed: the client reads too slowly.
+    Overflow,
+    /// The principal was revoked, disabled or deleted.
+    Revoked,
+    /// The server is shutting down.
+    Shutdown,
+    /// Something failed inside the server.
+    Internal,
+}
+
+/// Bounds of one outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Most frames queued at once.
+    pub max_frames: usize,
+    /// Most bytes queued at once.
+    pub max_bytes: usize,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        Self { max_frames: 4096, max_bytes: 4 * 1024 * 1024 }
+    }
+}
+
+/// Result of [`Outbox::push`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued for the writer.
+    Queued,
+    /// The queue was full: the session is now closing with [`CloseReason::Overflow`].
+    Overflow,
+    /// The session is already closing; the frame was dropped.
+    Closed,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    frames: VecDeque<Payload>,
+    bytes: usize,
+    closing: Option<CloseReason>,
+}
+
+/// The bounded queue between producers and one session's writer.
+#[derive(Debug)]
+pub struct Outbox {
+    state: Mutex<State>,
+    wake: Notify,
+    limits: QueueLimits,
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub fn new(limits: QueueLimits) -> Self {
+        Self { state: Mutex::new(State::default()), wake: Notify::new(), limits }
+    }
+
+    /// Queues a frame, or starts closing the session if that would exceed a bound.
+    pub fn push(&self, frame: Payload) -> Pushed {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.closing.is_some() {
+            return Pushed::Closed;
+        }
+        if state.frames.len() >= self.limits.max_frames
+            || state.bytes + frame.len() > self.limits.max_bytes
+        {
+            state.closing = Some(CloseReason::Overflow);
+            // Nothing queued will be written now; free it at once.
+            state.frames = VecDeque::new();
+            state.bytes = 0;
+            drop(state);
+            self.wake.notify_one();
+            return Pushed::Overflow;
+        }
+        let was_empty = state.frames.is_empty();
+        state.bytes += frame.len();
+        state.frames.push_back(frame);
+        drop(state);
+        if was_empty {
+            self.wake.notify_one();
+        }
+        Pushed::Queued
+    }
+
+    /// Asks the writer to close the session; the first reason wins.
+    pub fn close(&self, reason: CloseReason) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.closing.get_or_insert(reason);
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// Moves every queued frame into `batch`; returns the close reason once one is set
+    /// (frames queued before a non-overflow close are still handed out first).
+    pub fn drain(&self, batch: &mut Vec<Payload>) -> Option<CloseReason> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        batch.extend(state.frames.drain(..));
+        state.bytes = 0;
+        if state.frames.capacity() > 64 {
+            // Give back what a burst grew, so an idle session stays small.
+            state.frames.shrink_to(16);
+        }
+        state.closing
+    }
+
+    /// Waits until something was pushed or a close was asked for since the last drain.
+    pub async fn ready(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Frames queued now.
+    pub fn len(&self) -> usize {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).frames.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: usize) -> Payload {
+        Payload::json(&"x".repeat(n)).unwrap()
+    }
+
+    #[test]
+    fn overflow_by_count_closes_and_frees() {
+        let outbox = Outbox::new(QueueLimits { max_frames: 2, max_bytes: 1 << 20 });
+        assert_eq!(outbox.push(frame(1)), Pushed::Queued);
+        assert_eq!(outbox.push(frame(1)), Pushed::Queued);
+        assert_eq!(outbox.push(frame(1)), Pushed::Overflow);
+        assert_eq!(outbox.push(frame(1)), Pushed::Closed);
+        let mut batch = Vec::new();
+        assert_eq!(outbox.drain(&mut batch), Some(CloseReason::Overflow));
+        assert!(batch.is_empty());
+    }
+
+    #[test]
+    fn overflow_by_bytes() {
+        let outbox = Outbox::new(QueueLimits { max_frames: 100, max_bytes: 25 });
+        assert_eq!(outbox.push(frame(10)), Pushed::Queued);
+        assert_eq!(outbox.push(frame(10)), Pushed::Overflow);
+    }
+
+    #[test]
+    fn drain_takes_everything_in_order_and_resets_bytes() {
+        let outbox = Outbox::new(QueueLimits { max_frames: 3, max_bytes: 1 << 20 });
+        for n in 1..=3 {
+            outbox.push(frame(n));
+        }
+        let mut batch = Vec::new();
+        assert_eq!(outbox.drain(&mut batch), None);
+        assert_eq!(batch, vec![frame(1), frame(2), frame(3)]);
+        // Room again after the drain.
+        assert_eq!(outbox.push(frame(1)), Pushed::Queued);
+    }
+
+    #[test]
+    fn close_keeps_the_first_reason() {
+        let outbox = Outbox::new(QueueLimits::default());
+        outbox.close(CloseReason::Shutdown);
+        outbox.close(CloseReason::Revoked);
+        assert_eq!(outbox.drain(&mut Vec::new()), Some(CloseReason::Shutdown));
+    }
+
+    #[test]
+    fn push_wakes_the_writer_even_before_it_waits() {
+        use futures_util::FutureExt;
+        let outbox = Outbox::new(QueueLimits::default());
+        assert!(outbox.ready().now_or_never().is_none());
+        outbox.push(frame(1));
+        assert!(outbox.ready().now_or_never().is_some());
+    }
+}

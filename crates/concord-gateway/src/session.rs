@@ -1,0 +1,231 @@
+//! One socket's life: READY first, then reading, writing in batches, limits, closing.
+//!
+//! [`run_session`] is generic over the socket (any `Stream` + `Sink` of WebSocket
+//! messages), so it runs on a real axum socket in production and on an in-memory pair
+//! in tests. The chat domain plugs in through [`SessionHandler`].
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use axum::extract::ws::{CloseFrame, Message};
+use concord_protocol::{ClientFrame, CloseCode, Op, UserId};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::time::Instant;
+
+use crate::{CloseReason, Hub, Payload, QueueLimits, RateWindow, SessionEntry};
+
+/// Limits and timings of one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Close after this long without any inbound frame.
+    pub idle_timeout: Duration,
+    /// Counted inbound text frames per window.
+    pub rate_count: usize,
+    /// The rate window.
+    pub rate_window: Duration,
+    /// Give up on a peer that does not take a batch (or a close) within this time.
+    pub write_timeout: Duration,
+    /// Outbound queue bounds.
+    pub queue: QueueLimits,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(concord_protocol::limits::GATEWAY_IDLE_SECS),
+            rate_count: concord_protocol::limits::GATEWAY_RATE_COUNT,
+            rate_window: Duration::from_millis(concord_protocol::limits::GATEWAY_RATE_WINDOW_MS),
+            write_timeout: Duration::from_secs(10),
+            queue: QueueLimits::default(),
+        }
+    }
+}
+
+/// Why READY could not be built; the session closes with 1011.
+#[derive(Debug, thiserror::Error)]
+#[error("READY could not be built: {0}")]
+pub struct ReadyError(pub String);
+
+/// How a session ended, as the domain needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The client closed with 1000: it meant to leave (no presence grace period).
+    ClientClosedCleanly,
+    /// Anything else: socket lost, timeouts, limits, server-side closes.
+    Other,
+}
+
+/// The chat domain's part of a session.
+#[async_trait]
+pub trait SessionHandler: Send + Sync + 'static {
+    /// Builds READY. Called after the session is registered, so events published
+    /// meanwhile are queued behind it.
+    async fn ready(&self, session: &SessionEntry) -> Result<Payload, ReadyError>;
+    /// READY was sent: announce the user (presence).
+    async fn connected(&self, session: &SessionEntry);
+    /// A client command other than HEARTBEAT (which the engine answers itself).
+    async fn command(&self, session: &SessionEntry, op: Op, d: Option<serde_json::Value>);
+    /// The session is gone and unregistered; `remaining` sessions of the user are left
+    /// on this node.
+    async fn disconnected(&self, session: &SessionEntry, ending: Ending, remaining: usize);
+}
+
+/// Maps a server-side close to its v1 code (`gateway.md` §6).
+pub fn v1_close_code(reason: CloseReason) -> CloseCode {
+    match reason {
+        CloseReason::Overflow | CloseReason::Revoked => CloseCode::Policy,
+        CloseReason::Shutdown => CloseCode::GoingAway,
+        CloseReason::Internal => CloseCode::Internal,
+    }
+}
+
+/// Drives one authenticated socket until it ends. Registers the session in `hub`
+/// before READY is built and unregisters it at the end.
+pub async fn run_session<S>(
+    mut socket: S,
+    hub: Arc<Hub>,
+    handler: Arc<dyn SessionHandler>,
+    user: UserId,
+    config: SessionConfig,
+) where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    let entry = hub.register(user, config.queue);
+    let ready = match handler.ready(&entry).await {
+        Ok(ready) => ready,
+        Err(err) => {
+            tracing::error!(session = entry.id.0, %user, error = %err, "closing: READY failed");
+            close(&mut socket, CloseCode::Internal, "ready failed", config.write_timeout).await;
+            hub.unregister(entry.id);
+            return;
+        }
+    };
+    let sent = tokio::time::timeout(
+        config.write_timeout,
+        socket.send(Message::Text(ready.into_inner())),
+    )
+    .await;
+    if !matches!(sent, Ok(Ok(()))) {
+        hub.unregister(entry.id);
+        return;
+    }
+    handler.connected(&entry).await;
+    let ending = serve(&mut socket, &entry, handler.as_ref(), config).await;
+    let remaining = hub.unregister(entry.id);
+    handler.disconnected(&entry, ending, remaining).await;
+}
+
+async fn serve<S>(
+    socket: &mut S,
+    entry: &SessionEntry,
+    handler: &dyn SessionHandler,
+    config: SessionConfig,
+) -> Ending
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    let mut rate = RateWindow::new(config.rate_count, config.rate_window);
+    let mut batch = Vec::new();
+    let idle = tokio::time::sleep(config.idle_timeout);
+    tokio::pin!(idle);
+    loop {
+        tokio::select! {
+            biased;
+            () = entry.outbox.ready() => {
+                let closing = entry.outbox.drain(&mut batch);
+                if !batch.is_empty() && !write_batch(socket, &mut batch, config.write_timeout).await {
+                    return Ending::Other;
+                }
+                if let Some(reason) = closing {
+                    close(socket, v1_close_code(reason), "", config.write_timeout).await;
+                    return Ending::Other;
+                }
+            }
+            inbound = socket.next() => {
+                idle.as_mut().reset(Instant::now() + config.idle_timeout);
+                match inbound {
+                    Some(Ok(Message::Text(text))) => {
+                        if !rate.allow(Instant::now()) {
+                            continue;
+                        }
+                        handle_text(entry, handler, text.as_str()).await;
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        let clean = frame.is_some_and(|f| f.code == 1000);
+                        // Answer the close handshake; the peer may already be gone.
+                        let _ = tokio::time::timeout(config.write_timeout, socket.flush()).await;
+                        return if clean { Ending::ClientClosedCleanly } else { Ending::Other };
+                    }
+                    // Binary frames are ignored; pings are answered by the codec.
+                    Some(Ok(Message::Binary(_) | Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Err(err)) => {
+                        if is_too_big(&err) {
+                            close(socket, CloseCode::TooBig, "message too big", config.write_timeout).await;
+                        }
+                        return Ending::Other;
+                    }
+                    None => return Ending::Other,
+                }
+            }
+            () = &mut idle => {
+                close(socket, CloseCode::Normal, "idle timeout", config.write_timeout).await;
+                return Ending::Other;
+            }
+        }
+    }
+}
+
+async fn handle_text(entry: &SessionEntry, handler: &dyn SessionHandler, text: &str) {
+    // Malformed JSON, unknown ops and bad fields are dropped silently in v1.
+    let Ok(frame) = serde_json::from_str::<ClientFrame>(text) else {
+        return;
+    };
+    match frame.op {
+        Op::Heartbeat => {
+            // Answer on this session, behind whatever is already queued for it.
+            entry.outbox.push(Payload::from_static(concord_protocol::HEARTBEAT_ACK));
+        }
+        Op::PresenceUpdate | Op::TypingStart | Op::VoiceSignal => {
+            handler.command(entry, frame.op, frame.d).await;
+        }
+        // Server-to-client ops sent by a client are ignored.
+        _ => {}
+    }
+}
+
+async fn write_batch<S>(socket: &mut S, batch: &mut Vec<Payload>, limit: Duration) -> bool
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    let write = async {
+        for frame in batch.drain(..) {
+            socket.feed(Message::Text(frame.into_inner())).await?;
+        }
+        socket.flush().await
+    };
+    let ok = matches!(tokio::time::timeout(limit, write).await, Ok(Ok(())));
+    batch.clear();
+    if batch.capacity() > 256 {
+        batch.shrink_to(16);
+    }
+    ok
+}
+
+async fn close<S>(socket: &mut S, code: CloseCode, reason: &'static str, limit: Duration)
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    let frame = CloseFrame { code: code.code(), reason: reason.into() };
+    let _ = tokio::time::timeout(limit, socket.send(Message::Close(Some(frame)))).await;
+}
+
+fn is_too_big(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = current.downcast_ref::<tungstenite::Error>() {
+            return true;
+        }
+        source = current.source();
+    }
+    false
+}

@@ -1,0 +1,28 @@
+#![doc = include_str!("../README.md")]
+
+mod bot;
+mod dm;
+mod error;
+mod events;
+mod gateway;
+mod health;
+mod id;
+pub mod limits;
+mod message;
+mod server;
+mod time;
+mod user;
+mod voice;
+
+pub use bot::*;
+pub use dm::*;
+pub use error::*;
+pub use events::*;
+pub use gateway::*;
+pub use health::*;
+pub use id::*;
+pub use message::*;
+pub use server::*;
+pub use time::*;
+pub use user::*;
+pub use voice::*;

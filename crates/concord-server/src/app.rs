@@ -1,0 +1,184 @@
+//! Building the application and running it until shutdown.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::Request,
+    http::{HeaderValue, header},
+    middleware::{self, Next},
+    response::Response,
+};
+use concord_gateway::{CloseReason, Hub};
+use concord_store::{SqliteStore, Store};
+use tokio::net::TcpListener;
+
+use crate::{
+    auth::TokenKeys,
+    bus::{Events, Fanout, LocalBus},
+    config::Config,
+    directory::Directory,
+    error::not_found_fallback,
+    limiter::{Limiters, limit_requests},
+    presence::Presence,
+    routes,
+    secrets,
+    state::AppState,
+};
+
+/// Why the server could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The data directory or a secret file.
+    #[error("data directory {path}")]
+    DataDir {
+        /// Path.
+        path: std::path::PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database.
+    #[error("database")]
+    Store(#[from] concord_store::StoreError),
+    /// The configured database URL is not supported.
+    #[error("unsupported database URL (expected sqlite://…)")]
+    DatabaseUrl,
+    /// The JWT secret is too short.
+    #[error("jwt_secret must be at least 32 characters")]
+    WeakSecret,
+    /// Serving failed.
+    #[error("serving")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the store named by the configuration (creating the data dir).
+///
+/// # Errors
+/// See [`ServeError`].
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?;
+    let url = config.database_url();
+    let path = url.strip_prefix("sqlite://").ok_or(ServeError::DatabaseUrl)?;
+    Ok(Arc::new(SqliteStore::open(std::path::Path::new(path)).await?))
+}
+
+/// Builds the state of one node over `store`.
+///
+/// # Errors
+/// Secret or store failures.
+pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, ServeError> {
+    let secret = match &config.jwt_secret {
+        Some(secret) if secret.len() >= 32 => secret.clone(),
+        Some(_) => return Err(ServeError::WeakSecret),
+        None => secrets::jwt_secret(&config.data_dir)
+            .map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?,
+    };
+    // Nobody is connected to a node that is starting: stale voice states go.
+    store.clear_voice_states().await?;
+    let snapshot = store.directory_snapshot(concord_protocol::Timestamp::now()).await?;
+    let directory = Arc::new(Directory::from_snapshot(snapshot));
+    let hub = Arc::new(Hub::new());
+    let bus = Arc::new(LocalBus::new(Fanout::new(Arc::clone(&directory), Arc::clone(&hub))));
+    let grace = Duration::from_secs(config.limits.presence_grace_secs);
+    Ok(AppState {
+        store,
+        directory,
+        hub,
+        events: Events::new(bus),
+        presence: Arc::new(Presence::new(grace)),
+        limiters: Arc::new(Limiters::new(&config.limits)),
+        keys: Arc::new(TokenKeys::new(secret.as_bytes())),
+        config: Arc::new(config),
+        started: std::time::Instant::now(),
+    })
+}
+
+/// The HTTP application: every route, under `/` and `/api`.
+pub fn router(state: AppState) -> Router {
+    let limited = routes::limited().layer(middleware::from_fn_with_state(state.clone(), limit_requests));
+    let api = routes::health().merge(limited).fallback(not_found_fallback);
+    Router::new()
+        .nest("/api", api.clone())
+        .merge(api)
+        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(log_requests))
+        .with_state(state)
+}
+
+/// Serves `listener` until `shutdown` resolves, then closes every session with 1001
+/// and waits (bounded) for them to go.
+///
+/// # Errors
+/// I/O errors of the listener.
+pub async fn serve<F>(listener: TcpListener, state: AppState, shutdown: F) -> Result<(), ServeError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let hub = Arc::clone(&state.hub);
+    let limiters = Arc::clone(&state.limiters);
+    let pruner = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limiters.prune();
+        }
+    });
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: closing gateway sessions");
+        hub.close_all(CloseReason::Shutdown);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while hub.session_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = drained_tx.send(());
+    };
+    let result = axum::serve(listener, app).with_graceful_shutdown(signal).await;
+    pruner.abort();
+    let _ = drained_rx.await;
+    result.map_err(ServeError::Io)
+}
+
+async fn security_headers(request: Request, next: Next) -> Response {
+    let is_health = request.uri().path().trim_start_matches("/api").starts_with("/health");
+    let mut response = next.run(request).await;
+    if !is_health {
+        let headers = response.headers_mut();
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        );
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    response
+}
+
+/// One log line per request: method, path (never the query string, which may carry
+/// tokens), status, duration.
+async fn log_requests(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}

@@ -1,0 +1,344 @@
+//! Credentials: JWTs (HS256, pinned), argon2id passwords, bot tokens, and the
+//! [`Principal`] extractor that every authenticated route takes.
+
+use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
+use axum::{extract::FromRequestParts, http::request::Parts};
+use concord_protocol::{BotId, Timestamp, UserId, limits};
+use concord_store::{BotRecord, UserRecord};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{config::PasswordCost, error::ApiError, state::AppState};
+
+/// Access or refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenType {
+    /// 15-minute access token.
+    Access,
+    /// 7-day single-use refresh token.
+    Refresh,
+}
+
+/// JWT claims: the reference's, plus a unique `jti` and the bot flag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    /// Username at issue time.
+    pub username: String,
+    /// Kind of token.
+    pub token_type: TokenType,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Expiry (Unix seconds).
+    pub exp: i64,
+    /// Unique id: two tokens are never byte-identical.
+    pub jti: String,
+    /// Set on tokens of bot users (`/bots/connect`), so bot identity survives.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bot: bool,
+}
+
+/// Signing and verification keys, HS256 only.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKeys(<redacted>)")
+    }
+}
+
+/// Why a token was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Bad signature, malformed, expired, wrong algorithm.
+    #[error("invalid token")]
+    Invalid(#[source] jsonwebtoken::errors::Error),
+    /// Right signature, wrong kind.
+    #[error("wrong token type")]
+    WrongType,
+    /// `sub` is not a UUID.
+    #[error("bad subject")]
+    BadSubject,
+}
+
+impl TokenKeys {
+    /// Keys from the server secret.
+    pub fn new(secret: &[u8]) -> Self {
+        // Pinned: a token signed with any other algorithm (or `none`) is refused.
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.leeway = 60;
+        validation.required_spec_claims = ["exp", "sub"].iter().map(|s| (*s).to_string()).collect();
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    /// Issues a token for `user`.
+    ///
+    /// # Panics
+    /// Never in practice: HS256 signing of plain claims cannot fail.
+    pub fn issue(&self, user: &UserRecord, token_type: TokenType, now: Timestamp) -> String {
+        let lifetime = match token_type {
+            TokenType::Access => limits::ACCESS_TOKEN_SECS,
+            TokenType::Refresh => limits::REFRESH_TOKEN_SECS,
+        };
+        let claims = Claims {
+            sub: user.id.to_string(),
+            username: user.username.clone(),
+            token_type,
+            iat: now.as_secs(),
+            exp: now.as_secs() + lifetime,
+            jti: uuid::Uuid::new_v4().to_string(),
+            bot: user.is_bot,
+        };
+        jsonwebtoken::encode(&Header::new(jsonwebtoken::Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 encoding of plain claims")
+    }
+
+    /// Verifies signature, algorithm, expiry and kind.
+    ///
+    /// # Errors
+    /// See [`TokenError`].
+    pub fn verify(&self, token: &str, expected: TokenType) -> Result<(UserId, Claims), TokenError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(TokenError::Invalid)?;
+        if data.claims.token_type != expected {
+            return Err(TokenError::WrongType);
+        }
+        let user = data.claims.sub.parse::<UserId>().map_err(|_| TokenError::BadSubject)?;
+        Ok((user, data.claims))
+    }
+}
+
+/// SHA-256 hex, for refresh and bot tokens at rest.
+pub fn sha256_hex(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new bot token: 64 lowercase hex chars.
+pub fn new_bot_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Hashes a password with argon2id on the blocking pool.
+///
+/// # Errors
+/// Only if hashing itself fails (bad parameters).
+pub async fn hash_password(password: String, cost: PasswordCost) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        // A fresh random salt is drawn by the hasher.
+        argon2(cost)
+            .hash_password(password.as_bytes())
+            .map(|hash| hash.to_string())
+            .map_err(|e| ApiError::internal(&std::io::Error::other(e.to_string())))
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?
+}
+
+/// Checks a password against a stored argon2 PHC string on the blocking pool.
+pub async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    })
+    .await
+    .unwrap_or(false)
+}
+
+fn argon2(cost: PasswordCost) -> Argon2<'static> {
+    let params = Params::new(cost.memory_kib, cost.iterations, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// The authenticated caller of a REST route.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The user (a bot's user for bots).
+    pub user: UserRecord,
+    /// Set when the caller is a bot (by `Bot` token or a bot's JWT).
+    pub bot: Option<BotId>,
+}
+
+impl Principal {
+    /// The caller's id.
+    pub fn id(&self) -> UserId {
+        self.user.id
+    }
+
+    /// Refuses bot callers (bot management needs a human).
+    ///
+    /// # Errors
+    /// 403 for bots.
+    pub fn human(&self) -> Result<(), ApiError> {
+        if self.bot.is_some() || self.user.is_bot {
+            Err(ApiError::forbidden("Bots cannot do this"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ApiError::unauthorized("Missing authorization"))?;
+        if let Some(token) = header.strip_prefix("Bearer ") {
+            authenticate_jwt(state, token).await
+        } else if let Some(token) = header.strip_prefix("Bot ") {
+            let principal = authenticate_bot(state, token).await?;
+            state.limiters.check_bot(principal.id())?;
+            Ok(principal)
+        } else {
+            Err(ApiError::unauthorized("Unsupported authorization scheme"))
+        }
+    }
+}
+
+/// Validates an access JWT and the user behind it (exists, not disabled).
+///
+/// # Errors
+/// 401 for every failure.
+pub async fn authenticate_jwt(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let (user_id, claims) = state
+        .keys
+        .verify(token, TokenType::Access)
+        .map_err(|_| ApiError::unauthorized("Invalid or expired token"))?;
+    let user = live_user(state, user_id).await?;
+    let bot = if claims.bot || user.is_bot {
+        let record = state.store.bot_by_user(user.id).await?;
+        match record {
+            Some(BotRecord { bot, .. }) if bot.revoked_at.is_none() => Some(bot.id),
+            _ => return Err(ApiError::unauthorized("Bot revoked")),
+        }
+    } else {
+        None
+    };
+    Ok(Principal { user, bot })
+}
+
+/// Validates a static bot token.
+///
+/// # Errors
+/// 401 for unknown or revoked tokens and missing users.
+pub async fn authenticate_bot(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let record = state
+        .store
+        .bot_by_token_hash(&sha256_hex(token))
+        .await?
+        .filter(|r| r.bot.revoked_at.is_none())
+        .ok_or_else(|| ApiError::unauthorized("Invalid bot token"))?;
+    let user = live_user(state, record.bot.user_id).await?;
+    Ok(Principal { user, bot: Some(record.bot.id) })
+}
+
+async fn live_user(state: &AppState, id: UserId) -> Result<UserRecord, ApiError> {
+    match state.store.user(id).await? {
+        Some(user) if !user.disabled => Ok(user),
+        _ => Err(ApiError::unauthorized("Account unavailable")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use concord_protocol::Status;
+
+    use super::*;
+
+    fn user() -> UserRecord {
+        UserRecord {
+            id: UserId::new(),
+            username: "alice".into(),
+            email: None,
+            password_hash: None,
+            avatar_url: None,
+            bio: None,
+            pronouns: None,
+            status: Status::Online,
+            custom_status: None,
+            activity: None,
+            created_at: Timestamp::now(),
+            is_admin: false,
+            is_bot: false,
+            disabled: false,
+        }
+    }
+
+    #[test]
+    fn tokens_round_trip_and_types_are_enforced() {
+        let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef");
+        let alice = user();
+        let access = keys.issue(&alice, TokenType::Access, Timestamp::now());
+        let refresh = keys.issue(&alice, TokenType::Refresh, Timestamp::now());
+        assert_ne!(access, keys.issue(&alice, TokenType::Access, Timestamp::now()), "jti differs");
+        assert_eq!(keys.verify(&access, TokenType::Access).unwrap().0, alice.id);
+        assert!(matches!(keys.verify(&refresh, TokenType::Access), Err(TokenError::WrongType)));
+        let other = TokenKeys::new(b"another-secret-another-secret-xx");
+        assert!(other.verify(&access, TokenType::Access).is_err());
+    }
+
+    #[test]
+    fn expired_tokens_are_refused_after_the_leeway() {
+        let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef");
+        let long_ago = Timestamp::from_micros((Timestamp::now().as_secs() - 3600) * 1_000_000);
+        let token = keys.issue(&user(), TokenType::Access, long_ago);
+        assert!(keys.verify(&token, TokenType::Access).is_err());
+    }
+
+    #[test]
+    fn other_algorithms_are_refused() {
+        let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef");
+        let alice = user();
+        let claims = Claims {
+            sub: alice.id.to_string(),
+            username: "alice".into(),
+            token_type: TokenType::Access,
+            iat: Timestamp::now().as_secs(),
+            exp: Timestamp::now().as_secs() + 600,
+            jti: "x".into(),
+            bot: false,
+        };
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(jsonwebtoken::Algorithm::HS512),
+            &claims,
+            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+        )
+        .unwrap();
+        assert!(keys.verify(&hs512, TokenType::Access).is_err());
+    }
+
+    #[tokio::test]
+    async fn passwords_hash_with_argon2id_and_verify() {
+        let cost = PasswordCost { memory_kib: 1024, iterations: 1 };
+        let hash = hash_password("correct horse".into(), cost).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse".into(), hash.clone()).await);
+        assert!(!verify_password("wrong horse".into(), hash).await);
+    }
+
+    #[test]
+    fn bot_tokens_are_64_hex() {
+        let token = new_bot_token();
+        assert_eq!(token.len(), 64);
+        assert!(token.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_eq!(sha256_hex(&token).len(), 64);
+    }
+}

@@ -1,0 +1,343 @@
+//! Configuration: one typed struct, built once from defaults, then `concord.toml`, then
+//! `CONCORD_*` environment variables (command-line flags are applied by the binary).
+
+use std::{net::IpAddr, net::SocketAddr, path::PathBuf};
+
+use serde::Deserialize;
+
+/// Who may register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrationMode {
+    /// Anyone.
+    #[default]
+    Open,
+    /// Only with a valid server invite code.
+    InviteOnly,
+    /// Nobody.
+    Closed,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// ICE/TURN settings for `GET /ice-servers`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct IceConfig {
+    /// TURN URL (e.g. `turn:turn.example.org:3478`); none = STUN only.
+    pub turn_url: Option<String>,
+    /// Shared secret for TURN REST credentials.
+    pub turn_secret: Option<String>,
+}
+
+impl std::fmt::Debug for IceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceConfig")
+            .field("turn_url", &self.turn_url)
+            .field("turn_secret", &self.turn_secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// A token bucket: `per_second` refill, `burst` capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    /// Tokens added per second.
+    pub per_second: u32,
+    /// Bucket size.
+    pub burst: u32,
+}
+
+/// Limits (`rest.md` §4, `gateway.md` §5).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Every route but health, per client IP (the `/ws` upgrade included).
+    pub rest_per_ip: Rate,
+    /// Additionally on the auth routes, per client IP.
+    pub auth_per_ip: Rate,
+    /// Requests made with a bot token, per bot.
+    pub per_bot: Rate,
+    /// Peers whose `X-Forwarded-For` is trusted to name the client.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Gateway idle timeout, seconds.
+    pub gateway_idle_secs: u64,
+    /// Gateway inbound frames per rolling second.
+    pub gateway_frames_per_sec: usize,
+    /// Most frames queued per session.
+    pub queue_max_frames: usize,
+    /// Most bytes queued per session.
+    pub queue_max_bytes: usize,
+    /// Seconds a user stays "online" after their last session drops uncleanly.
+    pub presence_grace_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            rest_per_ip: Rate { per_second: 10, burst: 20 },
+            auth_per_ip: Rate { per_second: 2, burst: 5 },
+            per_bot: Rate { per_second: 50, burst: 50 },
+            trusted_proxies: Vec::new(),
+            gateway_idle_secs: concord_protocol::limits::GATEWAY_IDLE_SECS,
+            gateway_frames_per_sec: concord_protocol::limits::GATEWAY_RATE_COUNT,
+            queue_max_frames: 4096,
+            queue_max_bytes: 4 * 1024 * 1024,
+            presence_grace_secs: 15,
+        }
+    }
+}
+
+/// Password hashing cost (argon2id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordCost {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Passes.
+    pub iterations: u32,
+}
+
+impl Default for PasswordCost {
+    fn default() -> Self {
+        // OWASP's argon2id baseline.
+        Self { memory_kib: 19 * 1024, iterations: 2 }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where the database and generated secrets live.
+    pub data_dir: PathBuf,
+    /// Database URL; default: `sqlite://<data_dir>/concord.db`.
+    pub database_url: Option<String>,
+    /// Registration mode.
+    pub registration: RegistrationMode,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// JWT signing secret (≥ 32 chars); default: generated into the data dir.
+    pub jwt_secret: Option<String>,
+    /// ICE/TURN.
+    pub ice: IceConfig,
+    /// Limits.
+    pub limits: Limits,
+    /// Password hashing cost.
+    pub password: PasswordCost,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_ref().map(|u| redact_url(u)))
+            .field("registration", &self.registration)
+            .field("log_format", &self.log_format)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
+            .field("ice", &self.ice)
+            .field("limits", &self.limits)
+            .field("password", &self.password)
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./concord-data"),
+            database_url: None,
+            registration: RegistrationMode::Open,
+            log_format: LogFormat::Text,
+            jwt_secret: None,
+            ice: IceConfig::default(),
+            limits: Limits::default(),
+            password: PasswordCost::default(),
+        }
+    }
+}
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid configuration.
+    #[error("invalid configuration in {path}")]
+    Parse {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// An environment variable has a bad value.
+    #[error("invalid value for {name}: {reason}")]
+    Env {
+        /// Variable.
+        name: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Defaults, then the TOML file at `path` (if given, or `./concord.toml` if it
+    /// exists), then `CONCORD_*` variables from `env`.
+    ///
+    /// # Errors
+    /// An unreadable or invalid file, or a bad environment value.
+    pub fn load(
+        path: Option<&std::path::Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let default_path = std::path::Path::new("concord.toml");
+        let file = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None if default_path.exists() => Some(default_path.to_path_buf()),
+            None => None,
+        };
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse { path, source })?
+            }
+            None => Self::default(),
+        };
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = env("CONCORD_LISTEN") {
+            self.listen = v
+                .parse()
+                .map_err(|e| ConfigError::Env { name: "CONCORD_LISTEN", reason: format!("{e}") })?;
+        }
+        if let Some(v) = env("CONCORD_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("CONCORD_DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = env("CONCORD_REGISTRATION") {
+            self.registration = match v.as_str() {
+                "open" => RegistrationMode::Open,
+                "invite_only" => RegistrationMode::InviteOnly,
+                "closed" => RegistrationMode::Closed,
+                other => {
+                    return Err(ConfigError::Env {
+                        name: "CONCORD_REGISTRATION",
+                        reason: format!("{other:?} is not open, invite_only or closed"),
+                    });
+                }
+            };
+        }
+        if let Some(v) = env("CONCORD_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(ConfigError::Env {
+                        name: "CONCORD_LOG_FORMAT",
+                        reason: format!("{other:?} is not text or json"),
+                    });
+                }
+            };
+        }
+        if let Some(v) = env("CONCORD_JWT_SECRET") {
+            self.jwt_secret = Some(v);
+        }
+        if let Some(v) = env("CONCORD_TURN_URL") {
+            self.ice.turn_url = Some(v);
+        }
+        if let Some(v) = env("CONCORD_TURN_SECRET") {
+            self.ice.turn_secret = Some(v);
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("concord.db").display()))
+    }
+}
+
+/// `scheme://user:password@host/…` with the password hidden.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}://{user}:<redacted>@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_then_file_then_env() {
+        let dir = std::env::temp_dir().join(format!("concord-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("concord.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nregistration = \"closed\"\n[limits]\npresence_grace_secs = 3\n",
+        )
+        .unwrap();
+        let env = |name: &str| (name == "CONCORD_LISTEN").then(|| "127.0.0.1:9100".to_string());
+        let config = Config::load(Some(&path), env).unwrap();
+        assert_eq!(config.listen.port(), 9100, "env wins over the file");
+        assert_eq!(config.registration, RegistrationMode::Closed);
+        assert_eq!(config.limits.presence_grace_secs, 3);
+        assert_eq!(config.limits.rest_per_ip, Limits::default().rest_per_ip);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let env = |name: &str| (name == "CONCORD_REGISTRATION").then(|| "sometimes".to_string());
+        assert!(Config::load(None, env).is_err());
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let config = Config {
+            jwt_secret: Some("super-secret-value".into()),
+            database_url: Some("postgres://concord:hunter2@db/concord".into()),
+            ..Config::default()
+        };
+        let text = format!("{config:?}");
+        assert!(!text.contains("super-secret-value"));
+        assert!(!text.contains("hunter2"));
+        assert!(text.contains("postgres://concord:<redacted>@db/concord"));
+    }
+}

@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+
+pub mod app;
+pub mod auth;
+pub mod bus;
+pub mod config;
+pub mod directory;
+pub mod error;
+pub mod extract;
+pub mod limiter;
+pub mod perms;
+pub mod presence;
+pub mod routes;
+pub mod secrets;
+pub mod state;
+pub mod views;
+
+pub use app::{ServeError, build_state, open_store, router, serve};
+pub use config::Config;
+pub use state::AppState;

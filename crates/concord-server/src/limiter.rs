@@ -1,0 +1,159 @@
+//! REST rate limits (`rest.md` §4): per client IP, stricter on auth routes, per bot.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    num::NonZeroU32,
+    sync::Arc,
+};
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    http::HeaderMap,
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use concord_protocol::UserId;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
+
+use crate::{config::Rate, error::ApiError, state::AppState};
+
+/// The three keyed limiters.
+#[derive(Debug)]
+pub struct Limiters {
+    per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    auth_per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    per_bot: DefaultKeyedRateLimiter<UserId>,
+    trusted_proxies: Vec<IpAddr>,
+}
+
+fn quota(rate: Rate) -> Quota {
+    let per_second = NonZeroU32::new(rate.per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(rate.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+    Quota::per_second(per_second).allow_burst(burst)
+}
+
+impl Limiters {
+    /// Limiters from configuration.
+    pub fn new(limits: &crate::config::Limits) -> Self {
+        Self {
+            per_ip: RateLimiter::keyed(quota(limits.rest_per_ip)),
+            auth_per_ip: RateLimiter::keyed(quota(limits.auth_per_ip)),
+            per_bot: RateLimiter::keyed(quota(limits.per_bot)),
+            trusted_proxies: limits.trusted_proxies.clone(),
+        }
+    }
+
+    /// The client's address: the peer, or for a trusted proxy the right-most
+    /// `X-Forwarded-For` hop that is not itself a trusted proxy.
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if !self.trusted_proxies.contains(&peer) {
+            return peer;
+        }
+        headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+            .rev()
+            .find(|ip| !self.trusted_proxies.contains(ip))
+            .unwrap_or(peer)
+    }
+
+    fn check(limiter: &DefaultKeyedRateLimiter<IpAddr>, ip: IpAddr) -> Result<(), ApiError> {
+        limiter.check_key(&ip).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            ApiError::too_many_requests(Some(wait.as_secs_f64().ceil().max(1.0) as u64))
+        })
+    }
+
+    /// The per-bot limit (429 without `Retry-After`).
+    ///
+    /// # Errors
+    /// 429 when exceeded.
+    pub fn check_bot(&self, bot_user: UserId) -> Result<(), ApiError> {
+        self.per_bot.check_key(&bot_user).map_err(|_| ApiError::too_many_requests(None))
+    }
+
+    /// Forgets idle keys so that the maps do not grow without bound.
+    pub fn prune(&self) {
+        self.per_ip.retain_recent();
+        self.auth_per_ip.retain_recent();
+        self.per_bot.retain_recent();
+        self.per_ip.shrink_to_fit();
+        self.auth_per_ip.shrink_to_fit();
+        self.per_bot.shrink_to_fit();
+    }
+}
+
+/// Middleware: the per-IP limit on every route it wraps, plus the auth limit on auth
+/// routes.
+pub async fn limit_requests(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let limiters: &Arc<Limiters> = &state.limiters;
+    let ip = limiters.client_ip(peer.ip(), request.headers());
+    if let Err(err) = Limiters::check(&limiters.per_ip, ip) {
+        return err.into_response();
+    }
+    if is_auth_route(request.uri().path()) {
+        if let Err(err) = Limiters::check(&limiters.auth_per_ip, ip) {
+            return err.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+fn is_auth_route(path: &str) -> bool {
+    let path = path.strip_prefix("/api").unwrap_or(path);
+    matches!(
+        path,
+        "/auth/register"
+            | "/auth/login"
+            | "/auth/refresh"
+            | "/auth/forgot-password"
+            | "/auth/reset-password"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Limits;
+
+    #[test]
+    fn forwarded_for_is_read_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let limiters = Limiters::new(&Limits { trusted_proxies: vec![proxy], ..Limits::default() });
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "203.0.113.9, 10.0.0.1".parse().unwrap());
+        assert_eq!(limiters.client_ip(proxy, &headers), "203.0.113.9".parse::<IpAddr>().unwrap());
+        let stranger: IpAddr = "198.51.100.7".parse().unwrap();
+        assert_eq!(limiters.client_ip(stranger, &headers), stranger);
+    }
+
+    #[test]
+    fn burst_then_refusal_with_retry_after() {
+        let limits = Limits {
+            rest_per_ip: Rate { per_second: 1, burst: 2 },
+            ..Limits::default()
+        };
+        let limiters = Limiters::new(&limits);
+        let ip: IpAddr = "127.0.0.9".parse().unwrap();
+        assert!(Limiters::check(&limiters.per_ip, ip).is_ok());
+        assert!(Limiters::check(&limiters.per_ip, ip).is_ok());
+        let err = Limiters::check(&limiters.per_ip, ip).unwrap_err();
+        assert_eq!(err.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
+        assert!(Limiters::check(&limiters.per_ip, "127.0.0.10".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn auth_routes_are_recognised_with_and_without_api_prefix() {
+        assert!(is_auth_route("/auth/login"));
+        assert!(is_auth_route("/api/auth/refresh"));
+        assert!(!is_auth_route("/users/@me"));
+    }
+}

@@ -1,0 +1,323 @@
+//! `GET /ws`: authentication before the upgrade, then the chat side of a session
+//! (READY, presence, typing, voice signals) plugged into the gateway engine.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use axum::{
+    Router,
+    extract::{RawQuery, State, WebSocketUpgrade},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use chrono::Utc;
+use concord_gateway::{
+    Ending, Payload, QueueLimits, ReadyError, SessionConfig, SessionEntry, SessionHandler,
+    run_session,
+};
+use concord_protocol::{
+    ChannelId, Dispatch, DmChannel, Event, Op, Ready, Server, Status, TypingStart, UserId,
+    VoiceSignal, limits, typing_timestamp,
+};
+use concord_store::Presence as Chosen;
+use serde_json::Value;
+
+use crate::{
+    auth::{Principal, authenticate_bot, authenticate_jwt},
+    bus::Audience,
+    perms::Permissions,
+    state::AppState,
+    views,
+};
+
+/// The gateway route.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/ws", get(upgrade))
+}
+
+#[derive(Debug, Default)]
+struct Params {
+    token: Option<String>,
+    bot_token: Option<String>,
+    version: Option<String>,
+}
+
+fn parse_params(raw: Option<&str>) -> Params {
+    let mut params = Params::default();
+    let Some(raw) = raw else { return params };
+    // The first occurrence of a key wins.
+    for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
+        let slot = match key.as_ref() {
+            "token" => &mut params.token,
+            "bot_token" => &mut params.bot_token,
+            "v" => &mut params.version,
+            _ => continue,
+        };
+        slot.get_or_insert_with(|| value.into_owned());
+    }
+    params
+}
+
+fn unauthorized() -> Response {
+    (StatusCode::UNAUTHORIZED, "Unauthorized").into_response()
+}
+
+async fn upgrade(
+    State(state): State<AppState>,
+    ws: WebSocketUpgrade,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = parse_params(query.as_deref());
+    match params.version.as_deref() {
+        None | Some("1") => {}
+        Some(_) => {
+            return (StatusCode::BAD_REQUEST, "Unsupported protocol version").into_response();
+        }
+    }
+    // A `token`, if present, is the only credential considered.
+    let principal: Principal = if let Some(token) = params.token.as_deref() {
+        match authenticate_jwt(&state, token).await {
+            Ok(p) => p,
+            Err(_) => return unauthorized(),
+        }
+    } else if let Some(token) = params.bot_token.as_deref() {
+        match authenticate_bot(&state, token).await {
+            Ok(p) => {
+                if let Err(err) = state.limiters.check_bot(p.id()) {
+                    return err.into_response();
+                }
+                p
+            }
+            Err(err) if err.status() == StatusCode::UNAUTHORIZED => return unauthorized(),
+            Err(err) => return err.into_response(),
+        }
+    } else {
+        return unauthorized();
+    };
+
+    let limits = &state.config.limits;
+    let config = SessionConfig {
+        idle_timeout: Duration::from_secs(limits.gateway_idle_secs),
+        rate_count: limits.gateway_frames_per_sec,
+        rate_window: Duration::from_secs(1),
+        write_timeout: Duration::from_secs(10),
+        queue: QueueLimits { max_frames: limits.queue_max_frames, max_bytes: limits.queue_max_bytes },
+    };
+    let handler: Arc<dyn SessionHandler> =
+        Arc::new(ChatSession { state: state.clone(), user: principal.user.clone() });
+    let hub = Arc::clone(&state.hub);
+    let user = principal.id();
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(64 * 1024)
+        .max_write_buffer_size(8 * 1024 * 1024)
+        .max_message_size(limits::MAX_GATEWAY_MESSAGE)
+        .max_frame_size(limits::MAX_GATEWAY_MESSAGE)
+        .on_upgrade(move |socket| run_session(socket, hub, handler, user, config))
+}
+
+/// The chat domain's side of one session.
+struct ChatSession {
+    state: AppState,
+    user: concord_store::UserRecord,
+}
+
+#[async_trait]
+impl SessionHandler for ChatSession {
+    async fn ready(&self, session: &SessionEntry) -> Result<Payload, ReadyError> {
+        let ready = build_ready(&self.state, session.user_id).await?;
+        Payload::json(&Dispatch::new(Event::Ready, &ready)).map_err(|e| ReadyError(e.to_string()))
+    }
+
+    async fn connected(&self, _session: &SessionEntry) {
+        self.state.presence.session_started(&self.state, &self.user);
+    }
+
+    async fn command(&self, session: &SessionEntry, op: Op, d: Option<Value>) {
+        match op {
+            Op::PresenceUpdate => self.presence_update(session, d).await,
+            Op::TypingStart => self.typing_start(session, d),
+            Op::VoiceSignal => self.voice_signal(session, d),
+            _ => {}
+        }
+    }
+
+    async fn disconnected(&self, session: &SessionEntry, ending: Ending, remaining: usize) {
+        self.state.presence.session_ended(&self.state, session.user_id, ending, remaining);
+    }
+}
+
+impl ChatSession {
+    /// `gateway.md` §4: `d` required; a string `status` must be one of the four (else
+    /// the frame is dropped); missing or non-string means online; `custom_status` and
+    /// `activity` are taken if strings, else cleared; over 128 chars drops the frame.
+    async fn presence_update(&self, session: &SessionEntry, d: Option<Value>) {
+        let Some(Value::Object(d)) = d else { return };
+        let status = match d.get("status") {
+            Some(Value::String(s)) => match Status::parse(s) {
+                Some(status) => status,
+                None => return,
+            },
+            _ => Status::Online,
+        };
+        let text = |key: &str| match d.get(key) {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let (custom_status, activity) = (text("custom_status"), text("activity"));
+        let too_long = |t: &Option<String>| {
+            t.as_ref().is_some_and(|s| s.chars().count() > limits::MAX_PRESENCE_TEXT_CHARS)
+        };
+        if too_long(&custom_status) || too_long(&activity) {
+            return;
+        }
+        let chosen = Chosen { status, custom_status, activity };
+        if let Err(err) = self.state.store.set_presence(session.user_id, &chosen).await {
+            // Validate and store before broadcasting: stored and announced never diverge.
+            tracing::error!(error = %err, "presence not stored; not broadcast");
+            return;
+        }
+        self.state.presence.chosen_changed(&self.state, session.user_id, chosen);
+    }
+
+    /// `gateway.md` §4: a server channel the sender may view and write in, not timed out.
+    fn typing_start(&self, session: &SessionEntry, d: Option<Value>) {
+        let Some(channel) = d
+            .as_ref()
+            .and_then(|d| d.get("channel_id"))
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<ChannelId>().ok())
+        else {
+            return;
+        };
+        let state = &self.state;
+        let Some(facts) = state.directory.channel(channel) else { return };
+        let Some(perms) = state.directory.channel_permissions(channel, session.user_id) else {
+            return;
+        };
+        if !perms.contains(Permissions::VIEW_CHANNEL.union(Permissions::SEND_MESSAGES)) {
+            return;
+        }
+        let now = concord_protocol::Timestamp::now();
+        if state.directory.timed_out_until(facts.server, session.user_id, now).is_some() {
+            return;
+        }
+        let event = TypingStart {
+            user_id: session.user_id,
+            username: Some(self.user.username.clone()),
+            channel_id: channel,
+            timestamp: typing_timestamp(Utc::now()),
+        };
+        state.events.dispatch(Audience::Channel(channel), Event::TypingStart, &event);
+    }
+
+    /// `gateway.md` §9, checked in order against in-memory voice state.
+    fn voice_signal(&self, session: &SessionEntry, d: Option<Value>) {
+        let Some(Value::Object(d)) = d else { return };
+        let Some(target) = d.get("to_user_id").and_then(Value::as_str).and_then(|s| s.parse::<UserId>().ok())
+        else {
+            return;
+        };
+        let kind = match d.get("type").and_then(Value::as_str) {
+            Some(k @ ("offer" | "answer" | "candidate")) => k.to_string(),
+            _ => return,
+        };
+        let optional_text = |key: &str| -> Result<Option<String>, ()> {
+            match d.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(()),
+            }
+        };
+        let (Ok(sdp), Ok(candidate), Ok(stream_type)) =
+            (optional_text("sdp"), optional_text("candidate"), optional_text("stream_type"))
+        else {
+            return;
+        };
+        let directory = &self.state.directory;
+        let (Some(mine), Some(theirs)) =
+            (directory.voice_channel(session.user_id), directory.voice_channel(target))
+        else {
+            return;
+        };
+        if mine != theirs {
+            return;
+        }
+        let signal = VoiceSignal { from_user_id: session.user_id, kind, sdp, candidate, stream_type };
+        self.state.events.dispatch(Audience::Users(vec![target]), Event::VoiceSignal, &signal);
+    }
+}
+
+/// Builds READY for `user` (`gateway.md` §3). Any failure fails the whole READY: a
+/// client never gets empty lists that look like real data.
+///
+/// # Errors
+/// When the user is gone or disabled, or any store read fails.
+pub async fn build_ready(state: &AppState, user: UserId) -> Result<Ready, ReadyError> {
+    let fail = |what: &str, err: &dyn std::fmt::Display| ReadyError(format!("{what}: {err}"));
+    let store = &state.store;
+    let record = store
+        .user(user)
+        .await
+        .map_err(|e| fail("user", &e))?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| ReadyError("user missing or disabled".into()))?;
+    let servers = store.servers_of_user(user).await.map_err(|e| fail("servers", &e))?;
+    let server_ids: Vec<_> = servers.iter().map(|s| s.server.id).collect();
+    let dms = store.dm_channels_of_user(user).await.map_err(|e| fail("dm channels", &e))?;
+    let unread_counts = store.unread_counts(user).await.map_err(|e| fail("unread", &e))?;
+    let mention_counts = store.mention_counts(user).await.map_err(|e| fail("mentions", &e))?;
+    let roles = store.roles_of_servers(&server_ids).await.map_err(|e| fail("roles", &e))?;
+    let overrides =
+        store.overrides_of_servers(&server_ids).await.map_err(|e| fail("overrides", &e))?;
+
+    let mut server_roles: BTreeMap<_, Vec<_>> = BTreeMap::new();
+    for role in roles {
+        server_roles.entry(role.server_id).or_default().push(role);
+    }
+    let mut channel_overrides: BTreeMap<_, Vec<_>> = BTreeMap::new();
+    for ov in overrides {
+        // Overrides of channels the user cannot see are not theirs to know.
+        let visible = state
+            .directory
+            .channel_permissions(ov.channel_id, user)
+            .is_some_and(|p| p.contains(Permissions::VIEW_CHANNEL));
+        if visible {
+            channel_overrides.entry(ov.channel_id).or_default().push(ov);
+        }
+    }
+    let mut me = views::self_user(state, &record);
+    // This session counts: the user is online with their chosen status.
+    me.status = record.status;
+    Ok(Ready {
+        user: me,
+        servers: servers.into_iter().map(|s| -> Server { s.server }).collect(),
+        dm_channels: dms
+            .into_iter()
+            .map(|dm| DmChannel {
+                id: dm.channel.id,
+                recipient: views::recipient_user(state, &dm.recipient),
+                created_at: dm.channel.created_at,
+                last_message_at: dm.last_message_at,
+            })
+            .collect(),
+        unread_counts,
+        mention_counts,
+        server_roles,
+        channel_overrides,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parsing_decodes_and_keeps_first() {
+        let p = parse_params(Some("token=a%2Bb&v=1&token=second&bot_token=x+y"));
+        assert_eq!(p.token.as_deref(), Some("a+b"));
+        assert_eq!(p.bot_token.as_deref(), Some("x y"));
+        assert_eq!(p.version.as_deref(), Some("1"));
+        assert!(parse_params(None).token.is_none());
+    }
+}

@@ -1,0 +1,40 @@
+//! The application state handed to every handler: injected, cheap to clone.
+
+use std::{sync::Arc, time::Instant};
+
+use concord_gateway::Hub;
+use concord_store::Store;
+
+use crate::{
+    auth::TokenKeys, bus::Events, config::Config, directory::Directory, limiter::Limiters,
+    presence::Presence,
+};
+
+/// Everything a handler may need.
+#[derive(Clone)]
+pub struct AppState {
+    /// Persistence.
+    pub store: Arc<dyn Store>,
+    /// In-memory membership and permissions.
+    pub directory: Arc<Directory>,
+    /// This node's sessions.
+    pub hub: Arc<Hub>,
+    /// Publishing of events and directory changes.
+    pub events: Events,
+    /// Presence of this node's users.
+    pub presence: Arc<Presence>,
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// JWT keys.
+    pub keys: Arc<TokenKeys>,
+    /// Rate limiters.
+    pub limiters: Arc<Limiters>,
+    /// Start time, for uptime.
+    pub started: Instant,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("config", &self.config).finish_non_exhaustive()
+    }
+}

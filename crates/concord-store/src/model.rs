@@ -1,0 +1,254 @@
+//! Records the store reads and writes. Where a wire DTO already says exactly what a row
+//! holds (servers, channels, roles, overrides, bots, direct messages), the store speaks
+//! that type; the records here are the ones with more (or less) than the wire shows.
+
+use concord_protocol::{
+    Bot, ChannelId, ChannelOverride, ChannelType, DmChannelId, MemberRoleInfo, MessageId, RoleId,
+    ServerId, Status, Timestamp, UserId,
+};
+
+/// A user row. `status` is the status the user *chose* (what they show while connected);
+/// the effective status adds "offline while no session is live", which the server computes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRecord {
+    /// Id.
+    pub id: UserId,
+    /// Unique, case-sensitive.
+    pub username: String,
+    /// Unique when present.
+    pub email: Option<String>,
+    /// argon2id PHC string; bots have none.
+    pub password_hash: Option<String>,
+    /// Avatar URL.
+    pub avatar_url: Option<String>,
+    /// Biography.
+    pub bio: Option<String>,
+    /// Pronouns.
+    pub pronouns: Option<String>,
+    /// Chosen status.
+    pub status: Status,
+    /// Custom status.
+    pub custom_status: Option<String>,
+    /// Activity.
+    pub activity: Option<String>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Instance administrator.
+    pub is_admin: bool,
+    /// A bot's user account.
+    pub is_bot: bool,
+    /// Disabled by an administrator: refused everywhere.
+    pub disabled: bool,
+}
+
+/// What registration (or bot creation) inserts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewUser {
+    /// Id.
+    pub id: UserId,
+    /// Unique, case-sensitive.
+    pub username: String,
+    /// Unique when present.
+    pub email: Option<String>,
+    /// argon2id PHC string; `None` for bots.
+    pub password_hash: Option<String>,
+    /// Initial chosen status.
+    pub status: Status,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Make this user an instance admin if no other human user exists yet (decided
+    /// atomically with the insert).
+    pub admin_if_first: bool,
+    /// A bot's user.
+    pub is_bot: bool,
+}
+
+/// `PATCH /users/@me` after validation; `None` leaves a field unchanged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserPatch {
+    /// Avatar.
+    pub avatar_url: Option<String>,
+    /// Biography.
+    pub bio: Option<String>,
+    /// Pronouns.
+    pub pronouns: Option<String>,
+    /// Chosen status.
+    pub status: Option<Status>,
+    /// Custom status.
+    pub custom_status: Option<String>,
+    /// Activity.
+    pub activity: Option<String>,
+}
+
+/// The user's chosen presence, written as a whole by the gateway op (null clears).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presence {
+    /// Chosen status.
+    pub status: Status,
+    /// Custom status.
+    pub custom_status: Option<String>,
+    /// Activity.
+    pub activity: Option<String>,
+}
+
+/// One refresh-token session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshSession {
+    /// Id.
+    pub id: uuid::Uuid,
+    /// Owner.
+    pub user_id: UserId,
+    /// SHA-256 hex of the current refresh token.
+    pub token_hash: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Absolute end (not extended by refreshes).
+    pub expires_at: Timestamp,
+}
+
+/// `PATCH /servers/{id}` after validation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerPatch {
+    /// Name.
+    pub name: Option<String>,
+    /// Icon.
+    pub icon_url: Option<String>,
+    /// Public flag.
+    pub is_public: Option<bool>,
+    /// Invite flag.
+    pub require_invite: Option<bool>,
+}
+
+/// A member with what listings show of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberDetail {
+    /// The user.
+    pub user: UserRecord,
+    /// Join time.
+    pub joined_at: Timestamp,
+    /// Roles, position DESC.
+    pub roles: Vec<MemberRoleInfo>,
+}
+
+/// A channel to create; the store assigns `position` = max + 1 (0 for the first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewChannel {
+    /// Id.
+    pub id: ChannelId,
+    /// Server.
+    pub server_id: ServerId,
+    /// Name.
+    pub name: String,
+    /// Kind.
+    pub kind: ChannelType,
+    /// Topic.
+    pub topic: Option<String>,
+    /// Category label.
+    pub category: Option<String>,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// `PATCH` of a channel after validation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChannelPatch {
+    /// Name.
+    pub name: Option<String>,
+    /// Topic.
+    pub topic: Option<String>,
+    /// Category.
+    pub category: Option<String>,
+    /// Position.
+    pub position: Option<i64>,
+}
+
+/// A message to insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    /// Id.
+    pub id: MessageId,
+    /// Channel.
+    pub channel_id: ChannelId,
+    /// Author.
+    pub author_id: UserId,
+    /// Text.
+    pub content: String,
+    /// Replied-to message.
+    pub reply_to: Option<MessageId>,
+    /// Mentioned members, each once.
+    pub mention_user_ids: Vec<UserId>,
+    /// `@everyone`.
+    pub mention_everyone: bool,
+    /// Thread root, for thread replies.
+    pub thread_id: Option<MessageId>,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// A DM channel row: exactly two participants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmChannelRecord {
+    /// Id.
+    pub id: DmChannelId,
+    /// One participant.
+    pub user_a: UserId,
+    /// The other.
+    pub user_b: UserId,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+impl DmChannelRecord {
+    /// Whether `user` takes part.
+    pub fn has(&self, user: UserId) -> bool {
+        self.user_a == user || self.user_b == user
+    }
+
+    /// The participant that is not `user`.
+    pub fn other(&self, user: UserId) -> UserId {
+        if self.user_a == user {
+            self.user_b
+        } else {
+            self.user_a
+        }
+    }
+}
+
+/// A DM channel as a participant lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DmChannelSummary {
+    /// The channel.
+    pub channel: DmChannelRecord,
+    /// The other participant.
+    pub recipient: UserRecord,
+    /// Newest message.
+    pub last_message_at: Option<Timestamp>,
+}
+
+/// A bot with the hash of its current token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BotRecord {
+    /// The bot.
+    pub bot: Bot,
+    /// SHA-256 hex of the token.
+    pub token_hash: String,
+}
+
+/// Everything the in-memory directory (permissions, audiences) is built from at start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DirectorySnapshot {
+    /// `(server, owner)`.
+    pub servers: Vec<(ServerId, UserId)>,
+    /// `(server, user)`.
+    pub members: Vec<(ServerId, UserId)>,
+    /// Roles: `(role, server, permissions, position)`.
+    pub roles: Vec<(RoleId, ServerId, i64, i64)>,
+    /// `(server, user, role)`.
+    pub member_roles: Vec<(ServerId, UserId, RoleId)>,
+    /// `(channel, server, kind)`.
+    pub channels: Vec<(ChannelId, ServerId, ChannelType)>,
+    /// Every override.
+    pub overrides: Vec<ChannelOverride>,
+    /// Live timeouts: `(server, user, expires_at)`.
+    pub timeouts: Vec<(ServerId, UserId, Timestamp)>,
+}

@@ -1,0 +1,251 @@
+//! The `Store` port: every read and write the chat domain makes. One method is one
+//! transaction; anything that must be atomic is one method.
+
+use async_trait::async_trait;
+use concord_protocol::{
+    Bot, BotId, Channel, ChannelId, ChannelOverride, DirectMessage, DmChannelId, MentionCount,
+    Message, MessageId, Role, RoleId, Server, ServerDto, ServerId, Timestamp, UnreadCount, UserId,
+    VoiceParticipant, VoiceState,
+};
+
+use crate::{
+    BotRecord, ChannelPatch, DirectorySnapshot, DmChannelRecord, DmChannelSummary, MemberDetail,
+    NewChannel, NewMessage, NewUser, Presence, RefreshSession, ServerPatch, StoreError, UserPatch,
+    UserRecord,
+};
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Persistent state of a Concord instance. Implementations: [`crate::SqliteStore`]
+/// (PostgreSQL joins later); both pass the same conformance suite.
+///
+/// Conventions: a lookup that finds nothing is `Ok(None)` / `Ok(false)`, never an error;
+/// a unique violation is [`StoreError::Conflict`]; a reference to a missing row is
+/// [`StoreError::NotFound`].
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap round trip, for health checks.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // ---- users ----
+
+    /// Inserts a user. Conflict on a taken username or email.
+    async fn create_user(&self, user: &NewUser) -> StoreResult<UserRecord>;
+    /// One user.
+    async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
+    /// One user by exact, case-sensitive name.
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    /// Several users, in no particular order; missing ids are skipped.
+    async fn users(&self, ids: &[UserId]) -> StoreResult<Vec<UserRecord>>;
+    /// Applies a profile patch; `None` when the user does not exist.
+    async fn update_user(&self, id: UserId, patch: &UserPatch) -> StoreResult<Option<UserRecord>>;
+    /// Replaces the chosen presence (status, custom status and activity together).
+    async fn set_presence(&self, id: UserId, presence: &Presence) -> StoreResult<()>;
+
+    // ---- refresh sessions ----
+
+    /// Adds a session, deleting the user's expired ones (as of `now`) and then all but
+    /// the `keep` newest.
+    async fn create_refresh_session(
+        &self,
+        session: &RefreshSession,
+        now: Timestamp,
+        keep: usize,
+    ) -> StoreResult<()>;
+    /// The session whose current token hashes to `token_hash`.
+    async fn refresh_session_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<RefreshSession>>;
+    /// Compare-and-set of the token hash; false when `old_hash` is no longer current.
+    async fn rotate_refresh_session(
+        &self,
+        id: uuid::Uuid,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> StoreResult<bool>;
+    /// Logs the user out everywhere.
+    async fn delete_refresh_sessions(&self, user: UserId) -> StoreResult<()>;
+
+    // ---- servers and members ----
+
+    /// Inserts a server and makes its owner the sole member (`joined_at` = `created_at`).
+    async fn create_server(&self, server: &Server) -> StoreResult<()>;
+    /// One server.
+    async fn server(&self, id: ServerId) -> StoreResult<Option<ServerDto>>;
+    /// The user's servers, oldest server first.
+    async fn servers_of_user(&self, user: UserId) -> StoreResult<Vec<ServerDto>>;
+    /// Public servers by member count DESC, then newest first.
+    async fn public_servers(&self, limit: i64) -> StoreResult<Vec<ServerDto>>;
+    /// Applies a patch and sets `updated_at`; `None` when missing.
+    async fn update_server(
+        &self,
+        id: ServerId,
+        patch: &ServerPatch,
+        updated_at: Timestamp,
+    ) -> StoreResult<Option<ServerDto>>;
+    /// Deletes a server and everything in it; false when missing.
+    async fn delete_server(&self, id: ServerId) -> StoreResult<bool>;
+    /// Adds a member. Conflict when already one.
+    async fn add_member(
+        &self,
+        server: ServerId,
+        user: UserId,
+        joined_at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Removes a member (and their role assignments); false when not one.
+    async fn remove_member(&self, server: ServerId, user: UserId) -> StoreResult<bool>;
+    /// Members by `joined_at` ASC.
+    async fn members(&self, server: ServerId) -> StoreResult<Vec<MemberDetail>>;
+    /// Whether `user` is banned from `server`.
+    async fn is_banned(&self, server: ServerId, user: UserId) -> StoreResult<bool>;
+    /// Ids of current members of `server` whose username is one of `names` (exact).
+    async fn member_ids_by_usernames(
+        &self,
+        server: ServerId,
+        names: &[String],
+    ) -> StoreResult<Vec<UserId>>;
+
+    // ---- channels ----
+
+    /// Inserts a channel at position max + 1 (0 for the first), atomically.
+    async fn create_channel(&self, channel: &NewChannel) -> StoreResult<Channel>;
+    /// One channel.
+    async fn channel(&self, id: ChannelId) -> StoreResult<Option<Channel>>;
+    /// A server's channels by position, then creation.
+    async fn channels(&self, server: ServerId) -> StoreResult<Vec<Channel>>;
+    /// Applies a patch; `None` when missing.
+    async fn update_channel(
+        &self,
+        id: ChannelId,
+        patch: &ChannelPatch,
+    ) -> StoreResult<Option<Channel>>;
+    /// Hard delete with messages, overrides and voice states; false when missing.
+    async fn delete_channel(&self, id: ChannelId) -> StoreResult<bool>;
+
+    // ---- roles and overrides (written by the permissions issue; read by READY) ----
+
+    /// Inserts a role.
+    async fn create_role(&self, role: &Role) -> StoreResult<()>;
+    /// Assigns a role; false when it was already assigned.
+    async fn assign_role(&self, server: ServerId, user: UserId, role: RoleId) -> StoreResult<bool>;
+    /// Roles of these servers, position DESC within each.
+    async fn roles_of_servers(&self, servers: &[ServerId]) -> StoreResult<Vec<Role>>;
+    /// Upserts an override keyed by (channel, role) or (channel, user); returns the row.
+    async fn put_override(&self, ov: &ChannelOverride) -> StoreResult<ChannelOverride>;
+    /// Overrides of every channel of these servers.
+    async fn overrides_of_servers(&self, servers: &[ServerId])
+    -> StoreResult<Vec<ChannelOverride>>;
+    /// Adds or replaces a member's timeout.
+    async fn set_timeout(
+        &self,
+        server: ServerId,
+        user: UserId,
+        expires_at: Timestamp,
+        created_by: Option<UserId>,
+        created_at: Timestamp,
+    ) -> StoreResult<()>;
+
+    /// Everything the in-memory directory starts from (timeouts: those live at `now`).
+    async fn directory_snapshot(&self, now: Timestamp) -> StoreResult<DirectorySnapshot>;
+
+    // ---- read state ----
+
+    /// Marks a server channel read up to `at`.
+    async fn ack_channel(&self, user: UserId, channel: ChannelId, at: Timestamp)
+    -> StoreResult<()>;
+    /// Marks a DM channel read up to `at`.
+    async fn ack_dm(&self, user: UserId, channel: DmChannelId, at: Timestamp) -> StoreResult<()>;
+    /// READY's unread counts: channels (server and DM) with a read-state row; messages
+    /// after `last_read_at`, not deleted, not by the user; zeros omitted.
+    async fn unread_counts(&self, user: UserId) -> StoreResult<Vec<UnreadCount>>;
+    /// READY's mention counts: server channels with a read-state row; same window;
+    /// messages mentioning the user or everyone; zeros omitted.
+    async fn mention_counts(&self, user: UserId) -> StoreResult<Vec<MentionCount>>;
+
+    // ---- messages ----
+
+    /// Inserts a message; returns it as created.
+    async fn create_message(&self, message: &NewMessage) -> StoreResult<Message>;
+    /// One message, deleted or not, with its live thread reply count and pin fields.
+    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
+    /// Root messages of a channel, not deleted, newest first by (created_at, id),
+    /// strictly older than `before` when given (an unknown cursor gives `[]`).
+    async fn messages(
+        &self,
+        channel: ChannelId,
+        before: Option<MessageId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>>;
+    /// Replaces content and mentions and sets `edited_at`; `None` when missing or deleted.
+    async fn edit_message(
+        &self,
+        id: MessageId,
+        content: &str,
+        mention_user_ids: &[UserId],
+        mention_everyone: bool,
+        edited_at: Timestamp,
+    ) -> StoreResult<Option<Message>>;
+    /// Soft delete; false when missing or already deleted (a lost race included).
+    async fn delete_message(&self, id: MessageId) -> StoreResult<bool>;
+
+    // ---- direct messages ----
+
+    /// Creates the DM channel between the two users, or returns the existing one;
+    /// the flag says whether it was created.
+    async fn open_dm_channel(
+        &self,
+        channel: &DmChannelRecord,
+    ) -> StoreResult<(DmChannelRecord, bool)>;
+    /// One DM channel.
+    async fn dm_channel(&self, id: DmChannelId) -> StoreResult<Option<DmChannelRecord>>;
+    /// A user's DM channels, newest `last_message_at` first, never-used last.
+    async fn dm_channels_of_user(&self, user: UserId) -> StoreResult<Vec<DmChannelSummary>>;
+    /// Inserts a direct message.
+    async fn create_dm_message(&self, message: &DirectMessage) -> StoreResult<()>;
+    /// DMs newest first, with the same cursor rules as [`Store::messages`].
+    async fn dm_messages(
+        &self,
+        channel: DmChannelId,
+        before: Option<uuid::Uuid>,
+        limit: i64,
+    ) -> StoreResult<Vec<DirectMessage>>;
+
+    // ---- voice ----
+
+    /// The user's voice state.
+    async fn voice_state(&self, user: UserId) -> StoreResult<Option<VoiceState>>;
+    /// Participants of a voice channel by `joined_at` ASC.
+    async fn voice_participants(&self, channel: ChannelId) -> StoreResult<Vec<VoiceParticipant>>;
+    /// Inserts or replaces the user's voice state (`channel_id` must be set).
+    async fn put_voice_state(&self, state: &VoiceState) -> StoreResult<()>;
+    /// Removes the user's voice state; returns what was removed.
+    async fn delete_voice_state(&self, user: UserId) -> StoreResult<Option<VoiceState>>;
+    /// Removes every voice state (at start: nobody is connected).
+    async fn clear_voice_states(&self) -> StoreResult<()>;
+
+    // ---- bots ----
+
+    /// Inserts the bot's user and the bot in one transaction.
+    async fn create_bot(&self, user: &NewUser, bot: &BotRecord) -> StoreResult<()>;
+    /// One bot.
+    async fn bot(&self, id: BotId) -> StoreResult<Option<BotRecord>>;
+    /// The bot whose user is `user`.
+    async fn bot_by_user(&self, user: UserId) -> StoreResult<Option<BotRecord>>;
+    /// The bot whose current token hashes to `token_hash` (revoked ones included).
+    async fn bot_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<BotRecord>>;
+    /// Bots created by `user`, oldest first, revoked included.
+    async fn bots_of_creator(&self, user: UserId) -> StoreResult<Vec<Bot>>;
+    /// Renames / re-describes a bot; `None` when missing.
+    async fn update_bot(
+        &self,
+        id: BotId,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> StoreResult<Option<Bot>>;
+    /// Sets `revoked_at`; false when missing or already revoked.
+    async fn revoke_bot(&self, id: BotId, at: Timestamp) -> StoreResult<bool>;
+    /// Replaces the token hash; false when missing.
+    async fn set_bot_token(&self, id: BotId, token_hash: &str) -> StoreResult<bool>;
+}

@@ -1,0 +1,364 @@
+#![doc = include_str!("../README.md")]
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use concord_server::{AppState, Config, config::Rate};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{self, Message, protocol::frame::coding::CloseCode},
+};
+
+/// How long an end-to-end test waits for something that should arrive. A guard
+/// against hangs, not a timing assertion: on a healthy run frames arrive in
+/// milliseconds.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A real Concord server on 127.0.0.1:0 with its own temporary data directory.
+pub struct TestServer {
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// The server's state (store, hub, directory) for white-box assertions.
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    dir: PathBuf,
+}
+
+/// Configuration for tests: cheap password hashing, limits that tests do not trip
+/// by accident, no presence grace period.
+pub fn test_config(dir: PathBuf) -> Config {
+    let mut config = Config { data_dir: dir, ..Config::default() };
+    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.password.memory_kib = 1024;
+    config.password.iterations = 1;
+    let generous = Rate { per_second: 100_000, burst: 100_000 };
+    config.limits.rest_per_ip = generous;
+    config.limits.auth_per_ip = generous;
+    config.limits.per_bot = generous;
+    config.limits.presence_grace_secs = 0;
+    config
+}
+
+impl TestServer {
+    /// Starts a server with [`test_config`].
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server with [`test_config`] changed by `adjust`.
+    ///
+    /// # Panics
+    /// If the server cannot start.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = std::env::temp_dir().join(format!("concord-test-{}", uuid::Uuid::new_v4()));
+        let mut config = test_config(dir.clone());
+        adjust(&mut config);
+        let store = concord_server::open_store(&config).await.expect("open store");
+        let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let state = concord_server::build_state(config, store).await.expect("build state");
+        let (tx, rx) = oneshot::channel::<()>();
+        let serve_state = state.clone();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = rx.await;
+            };
+            concord_server::serve(listener, serve_state, shutdown).await.expect("serve");
+        });
+        Self { addr, state, shutdown: Some(tx), task: Some(task), dir }
+    }
+
+    /// `http://addr{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A REST client without credentials.
+    pub fn api(&self) -> Api {
+        Api { http: reqwest::Client::new(), base: self.url(""), auth: None }
+    }
+
+    /// Registers a user (password `password123`) and returns them with a client.
+    ///
+    /// # Panics
+    /// If registration fails.
+    pub async fn user(&self, username: &str) -> TestUser {
+        let res = self
+            .api()
+            .post("/auth/register", &json!({"username": username, "password": "password123"}))
+            .await;
+        assert_eq!(res.status, 201, "register {username}: {}", res.body);
+        TestUser::from_auth(self, &res.body)
+    }
+
+    /// Opens a gateway connection with `?{query}` and reads READY.
+    ///
+    /// # Panics
+    /// If the connection fails or the first frame is not READY.
+    pub async fn connect(&self, query: &str) -> (Gateway, Value) {
+        let mut gateway = self.connect_raw(query).await.expect("gateway upgrade");
+        let ready = gateway.next_frame().await;
+        assert_eq!(ready["op"], "DISPATCH", "first frame: {ready}");
+        assert_eq!(ready["t"], "READY", "first frame: {ready}");
+        (gateway, ready["d"].clone())
+    }
+
+    /// Opens a gateway connection without reading anything.
+    ///
+    /// # Errors
+    /// The handshake error (e.g. HTTP 401).
+    pub async fn connect_raw(&self, query: &str) -> Result<Gateway, tungstenite::Error> {
+        let url = format!("ws://{}/ws?{query}", self.addr);
+        let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+        Ok(Gateway { ws })
+    }
+
+    /// Stops the server the way SIGTERM does and waits for it.
+    pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+
+    async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(WAIT * 2, task).await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A registered user with an authenticated client.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub username: String,
+    /// Access token.
+    pub token: String,
+    /// Refresh token.
+    pub refresh: String,
+    /// Client sending `Authorization: Bearer <token>`.
+    pub api: Api,
+}
+
+impl TestUser {
+    /// From an AuthResponse body.
+    pub fn from_auth(server: &TestServer, body: &Value) -> Self {
+        let token = body["access_token"].as_str().expect("access_token").to_string();
+        Self {
+            id: body["user"]["id"].as_str().expect("user.id").to_string(),
+            username: body["user"]["username"].as_str().expect("username").to_string(),
+            refresh: body["refresh_token"].as_str().expect("refresh_token").to_string(),
+            api: server.api().bearer(&token),
+            token,
+        }
+    }
+
+    /// `token=<access token>` for [`TestServer::connect`].
+    pub fn ws_query(&self) -> String {
+        format!("token={}", self.token)
+    }
+}
+
+/// A REST response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Body as JSON (`Value::Null` when empty or not JSON).
+    pub body: Value,
+    /// Body as text.
+    pub text: String,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+}
+
+/// A small REST client.
+#[derive(Debug, Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+    auth: Option<String>,
+}
+
+impl Api {
+    /// This client sending `Authorization: Bearer <token>`.
+    pub fn bearer(&self, token: &str) -> Self {
+        Self { auth: Some(format!("Bearer {token}")), ..self.clone() }
+    }
+
+    /// This client sending `Authorization: Bot <token>`.
+    pub fn bot(&self, token: &str) -> Self {
+        Self { auth: Some(format!("Bot {token}")), ..self.clone() }
+    }
+
+    /// This client sending exactly this `Authorization` header.
+    pub fn authorization(&self, value: &str) -> Self {
+        Self { auth: Some(value.to_string()), ..self.clone() }
+    }
+
+    /// GET.
+    pub async fn get(&self, path: &str) -> Response {
+        self.send(self.request(reqwest::Method::GET, path)).await
+    }
+
+    /// POST with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.send(self.request(reqwest::Method::POST, path).json(body)).await
+    }
+
+    /// POST without a body.
+    pub async fn post_empty(&self, path: &str) -> Response {
+        self.send(self.request(reqwest::Method::POST, path)).await
+    }
+
+    /// PATCH with a JSON body.
+    pub async fn patch(&self, path: &str, body: &Value) -> Response {
+        self.send(self.request(reqwest::Method::PATCH, path).json(body)).await
+    }
+
+    /// PUT without a body.
+    pub async fn put(&self, path: &str) -> Response {
+        self.send(self.request(reqwest::Method::PUT, path)).await
+    }
+
+    /// DELETE.
+    pub async fn delete(&self, path: &str) -> Response {
+        self.send(self.request(reqwest::Method::DELETE, path)).await
+    }
+
+    /// Any method with a raw body and content type (for malformed-input tests).
+    pub async fn raw(&self, method: &str, path: &str, content_type: Option<&str>, body: &str) -> Response {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.request(method, path).body(body.to_string());
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        self.send(req).await
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(auth) = &self.auth {
+            req = req.header("authorization", auth);
+        }
+        req
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Response {
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Response { status, body, text, headers }
+    }
+}
+
+/// A gateway connection (a real WebSocket client).
+#[derive(Debug)]
+pub struct Gateway {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// What ended a connection, as the client saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closed {
+    /// A close frame with this code.
+    Code(u16),
+    /// The TCP connection ended without a close frame.
+    Abrupt,
+}
+
+impl Gateway {
+    /// Sends a JSON value as a text frame.
+    pub async fn send(&mut self, value: &Value) {
+        self.send_text(&value.to_string()).await;
+    }
+
+    /// Sends raw text.
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.expect("send");
+    }
+
+    /// Sends any message.
+    pub async fn send_message(&mut self, message: Message) -> Result<(), tungstenite::Error> {
+        self.ws.send(message).await
+    }
+
+    /// The next text frame as JSON.
+    ///
+    /// # Panics
+    /// On timeout, close, or a non-JSON frame.
+    pub async fn next_frame(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for a frame")
+                .expect("connection ended")
+                .expect("read error");
+            match message {
+                Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// The next DISPATCH of event `t`, skipping PRESENCE_UPDATEs (which depend on who
+    /// connects when) unless `t` is PRESENCE_UPDATE. Panics on any other frame.
+    pub async fn next_event(&mut self, t: &str) -> Value {
+        loop {
+            let frame = self.next_frame().await;
+            if frame["t"] == "PRESENCE_UPDATE" && t != "PRESENCE_UPDATE" {
+                continue;
+            }
+            assert_eq!(frame["t"], t, "expected {t}, got {frame}");
+            return frame["d"].clone();
+        }
+    }
+
+    /// The next frame that is not a PRESENCE_UPDATE.
+    pub async fn next_non_presence(&mut self) -> Value {
+        loop {
+            let frame = self.next_frame().await;
+            if frame["t"] != "PRESENCE_UPDATE" {
+                return frame;
+            }
+        }
+    }
+
+    /// Reads until the connection ends and says how.
+    pub async fn closed(&mut self) -> Closed {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await.expect("timed out waiting for close") {
+                Some(Ok(Message::Close(Some(frame)))) => return Closed::Code(u16::from(frame.code)),
+                Some(Ok(Message::Close(None))) => return Closed::Code(u16::from(CloseCode::Status)),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return Closed::Abrupt,
+            }
+        }
+    }
+
+    /// Closes with `code`.
+    pub async fn close(mut self, code: u16) {
+        let frame = tungstenite::protocol::CloseFrame { code: CloseCode::from(code), reason: "".into() };
+        let _ = self.ws.close(Some(frame)).await;
+        // Drain until the server answers or drops.
+        let _ = tokio::time::timeout(WAIT, async { while let Some(Ok(_)) = self.ws.next().await {} }).await;
+    }
+}
