@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn overflow_by_bytes() {
-        let outbox = Outbox::new(QueueLimits { max_frames: 100, max_bytes: 25 });
+        let outbox = Outbox::new(QueueLimits { max_frames: 100, max_bytes: 20 });
         assert_eq!(outbox.push(frame(10)), Pushed::Queued);
         assert_eq!(outbox.push(frame(10)), Pushed::Overflow);
     }

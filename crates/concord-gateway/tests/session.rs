@@ -1,0 +1,247 @@
+//! Session logic on an in-memory socket, with virtual time: READY ordering, heartbeat
+//! replies, the rate-limit window, the idle timeout, overflow and shutdown closes.
+
+use std::{
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use axum::extract::ws::Message;
+use concord_gateway::{
+    CloseReason, Ending, Hub, Payload, QueueLimits, ReadyError, SessionConfig, SessionEntry,
+    SessionHandler, run_session,
+};
+use concord_protocol::{Op, UserId};
+use futures_util::{Sink, Stream};
+use tokio::sync::mpsc;
+
+/// One end of an in-memory WebSocket: the test plays the client on the other end.
+struct FakeSocket {
+    inbound: mpsc::UnboundedReceiver<Result<Message, axum::Error>>,
+    outbound: mpsc::UnboundedSender<Message>,
+}
+
+impl Stream for FakeSocket {
+    type Item = Result<Message, axum::Error>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inbound.poll_recv(cx)
+    }
+}
+
+impl Sink<Message> for FakeSocket {
+    type Error = axum::Error;
+    fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+        self.outbound.send(item).map_err(axum::Error::new)
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[derive(Default)]
+struct Recorder {
+    commands: Mutex<Vec<Op>>,
+    endings: Mutex<Vec<(Ending, usize)>>,
+    /// Published to the user while READY is being built (as a concurrent REST call would).
+    during_ready: Mutex<Option<(Arc<Hub>, Payload)>>,
+}
+
+#[async_trait]
+impl SessionHandler for Recorder {
+    async fn ready(&self, session: &SessionEntry) -> Result<Payload, ReadyError> {
+        if let Some((hub, payload)) = self.during_ready.lock().unwrap().take() {
+            hub.send_to_user(session.user_id, &payload);
+        }
+        Ok(Payload::from_static(r#"{"op":"DISPATCH","t":"READY","d":{}}"#))
+    }
+    async fn connected(&self, _: &SessionEntry) {}
+    async fn command(&self, _: &SessionEntry, op: Op, _: Option<serde_json::Value>) {
+        self.commands.lock().unwrap().push(op);
+    }
+    async fn disconnected(&self, _: &SessionEntry, ending: Ending, remaining: usize) {
+        self.endings.lock().unwrap().push((ending, remaining));
+    }
+}
+
+struct Client {
+    to_server: mpsc::UnboundedSender<Result<Message, axum::Error>>,
+    from_server: mpsc::UnboundedReceiver<Message>,
+}
+
+impl Client {
+    fn text(&self, text: &str) {
+        self.to_server.send(Ok(Message::Text(text.into()))).unwrap();
+    }
+
+    async fn recv(&mut self) -> Message {
+        self.from_server.recv().await.expect("server ended the socket")
+    }
+
+    async fn recv_text(&mut self) -> String {
+        match self.recv().await {
+            Message::Text(t) => t.to_string(),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    async fn recv_close_code(&mut self) -> u16 {
+        match self.recv().await {
+            Message::Close(Some(frame)) => frame.code,
+            other => panic!("expected close, got {other:?}"),
+        }
+    }
+}
+
+fn start(
+    hub: &Arc<Hub>,
+    handler: Arc<Recorder>,
+    config: SessionConfig,
+) -> (Client, UserId, tokio::task::JoinHandle<()>) {
+    let (to_server, inbound) = mpsc::unbounded_channel();
+    let (outbound, from_server) = mpsc::unbounded_channel();
+    let socket = FakeSocket { inbound, outbound };
+    let user = UserId::new();
+    let task = tokio::spawn(run_session(socket, Arc::clone(hub), handler, user, config));
+    (Client { to_server, from_server }, user, task)
+}
+
+const HEARTBEAT: &str = r#"{"op":"HEARTBEAT","t":null,"d":null}"#;
+const ACK: &str = r#"{"op":"HEARTBEAT_ACK"}"#;
+
+#[tokio::test(start_paused = true)]
+async fn events_published_while_ready_is_built_come_right_after_it() {
+    let hub = Arc::new(Hub::new());
+    let handler = Arc::new(Recorder::default());
+    let early = Payload::from_static(r#"{"op":"DISPATCH","t":"MESSAGE_CREATE","d":{}}"#);
+    *handler.during_ready.lock().unwrap() = Some((Arc::clone(&hub), early.clone()));
+    let (mut client, _, _) = start(&hub, handler, SessionConfig::default());
+    assert!(client.recv_text().await.contains("READY"));
+    assert_eq!(client.recv_text().await, early.as_str());
+}
+
+#[tokio::test(start_paused = true)]
+async fn heartbeat_is_acked_exactly_on_the_same_session() {
+    let hub = Arc::new(Hub::new());
+    let (mut client, _, _) = start(&hub, Arc::new(Recorder::default()), SessionConfig::default());
+    client.recv_text().await;
+    client.text(HEARTBEAT);
+    assert_eq!(client.recv_text().await, ACK);
+}
+
+#[tokio::test(start_paused = true)]
+async fn twenty_frames_per_rolling_second_and_the_rest_dropped() {
+    let hub = Arc::new(Hub::new());
+    let handler = Arc::new(Recorder::default());
+    let (mut client, _, _) = start(&hub, Arc::clone(&handler), SessionConfig::default());
+    client.recv_text().await;
+    for _ in 0..25 {
+        client.text(HEARTBEAT);
+    }
+    // Frames 21..25 fall in the same (virtual) instant and are dropped unanswered.
+    client.text(r#"{"op":"TYPING_START","d":{"channel_id":"x"}}"#);
+    for _ in 0..20 {
+        assert_eq!(client.recv_text().await, ACK);
+    }
+    tokio::time::advance(Duration::from_millis(999)).await;
+    client.text(HEARTBEAT);
+    tokio::time::advance(Duration::from_millis(1)).await;
+    // The window has rolled past the first twenty: this one counts.
+    client.text(HEARTBEAT);
+    assert_eq!(client.recv_text().await, ACK);
+    assert!(handler.commands.lock().unwrap().is_empty(), "the dropped command never ran");
+    assert!(client.from_server.try_recv().is_err(), "exactly one more ack");
+}
+
+#[tokio::test(start_paused = true)]
+async fn malformed_unknown_and_server_ops_are_ignored() {
+    let hub = Arc::new(Hub::new());
+    let handler = Arc::new(Recorder::default());
+    let (mut client, _, _) = start(&hub, Arc::clone(&handler), SessionConfig::default());
+    client.recv_text().await;
+    client.text("{not json");
+    client.text(r#"{"op":"IDENTIFY","d":{}}"#);
+    client.text(r#"{"op":"heartbeat"}"#);
+    client.text(r#"{"op":"DISPATCH","t":"READY","d":{}}"#);
+    client.text(r#"{"op":"HEARTBEAT_ACK"}"#);
+    client.to_server.send(Ok(Message::Binary(vec![1, 2, 3].into()))).unwrap();
+    client.text(r#"{"op":"PRESENCE_UPDATE","d":{"status":"away"},"extra":1}"#);
+    client.text(HEARTBEAT);
+    assert_eq!(client.recv_text().await, ACK, "nothing answered the ignored frames");
+    assert_eq!(*handler.commands.lock().unwrap(), vec![Op::PresenceUpdate]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_timeout_closes_with_1000_after_300_seconds_without_input() {
+    let hub = Arc::new(Hub::new());
+    let handler = Arc::new(Recorder::default());
+    let (mut client, _, task) = start(&hub, Arc::clone(&handler), SessionConfig::default());
+    client.recv_text().await;
+    tokio::time::advance(Duration::from_secs(299)).await;
+    // Any inbound frame resets the clock, pings included.
+    client.to_server.send(Ok(Message::Ping(vec![].into()))).unwrap();
+    tokio::task::yield_now().await;
+    tokio::time::advance(Duration::from_secs(299)).await;
+    tokio::task::yield_now().await;
+    assert!(client.from_server.try_recv().is_err(), "still open");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(client.recv_close_code().await, 1000);
+    task.await.unwrap();
+    assert_eq!(*handler.endings.lock().unwrap(), vec![(Ending::Other, 0)]);
+    assert_eq!(hub.session_count(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn overflow_closes_with_1008_and_revocation_too() {
+    let hub = Arc::new(Hub::new());
+    let config = SessionConfig {
+        queue: QueueLimits { max_frames: 2, max_bytes: 1 << 20 },
+        ..SessionConfig::default()
+    };
+    let (mut client, user, task) = start(&hub, Arc::new(Recorder::default()), config);
+    client.recv_text().await;
+    // Three frames queued before the writer runs: the third overflows.
+    let frame = Payload::from_static(r#"{"op":"DISPATCH","t":"X","d":{}}"#);
+    for _ in 0..3 {
+        hub.send_to_user(user, &frame);
+    }
+    assert_eq!(client.recv_close_code().await, 1008);
+    task.await.unwrap();
+
+    let (mut client, user, _) = start(&hub, Arc::new(Recorder::default()), SessionConfig::default());
+    client.recv_text().await;
+    hub.close_user(user, CloseReason::Revoked);
+    assert_eq!(client.recv_close_code().await, 1008);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_closes_every_session_with_1001() {
+    let hub = Arc::new(Hub::new());
+    let (mut a, _, _) = start(&hub, Arc::new(Recorder::default()), SessionConfig::default());
+    let (mut b, _, _) = start(&hub, Arc::new(Recorder::default()), SessionConfig::default());
+    a.recv_text().await;
+    b.recv_text().await;
+    hub.close_all(CloseReason::Shutdown);
+    assert_eq!(a.recv_close_code().await, 1001);
+    assert_eq!(b.recv_close_code().await, 1001);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clean_client_close_is_reported_as_such() {
+    let hub = Arc::new(Hub::new());
+    let handler = Arc::new(Recorder::default());
+    let (mut client, _, task) = start(&hub, Arc::clone(&handler), SessionConfig::default());
+    client.recv_text().await;
+    let frame = axum::extract::ws::CloseFrame { code: 1000, reason: "".into() };
+    client.to_server.send(Ok(Message::Close(Some(frame)))).unwrap();
+    task.await.unwrap();
+    assert_eq!(*handler.endings.lock().unwrap(), vec![(Ending::ClientClosedCleanly, 0)]);
+}
