@@ -5,13 +5,14 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use axum::{
     Router,
     extract::Request,
-    http::{HeaderValue, header},
+    http::{HeaderValue, Method, header},
     middleware::{self, Next},
     response::Response,
 };
 use concord_gateway::{CloseReason, Hub};
 use concord_store::{SqliteStore, Store};
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     auth::TokenKeys,
@@ -99,12 +100,34 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
 pub fn router(state: AppState) -> Router {
     let limited = routes::limited().layer(middleware::from_fn_with_state(state.clone(), limit_requests));
     let api = routes::health().merge(limited).fallback(not_found_fallback);
-    Router::new()
+    let cors = cors(&state.config.cors_origins);
+    let router = Router::new()
         .nest("/api", api.clone())
         .merge(api)
-        .layer(middleware::from_fn(security_headers))
-        .layer(middleware::from_fn(log_requests))
-        .with_state(state)
+        .layer(middleware::from_fn(security_headers));
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router.layer(middleware::from_fn(log_requests)).with_state(state)
+}
+
+/// CORS for the configured origins (PUT included: the reference forgot it, R10).
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+    )
 }
 
 /// Serves `listener` until `shutdown` resolves, then closes every session with 1001

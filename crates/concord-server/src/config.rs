@@ -137,6 +137,9 @@ pub struct Config {
     pub limits: Limits,
     /// Password hashing cost.
     pub password: PasswordCost,
+    /// Origins allowed to call the API from a browser on another origin: empty means
+    /// same-origin only (no CORS headers), `["*"]` any origin.
+    pub cors_origins: Vec<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -151,6 +154,7 @@ impl std::fmt::Debug for Config {
             .field("ice", &self.ice)
             .field("limits", &self.limits)
             .field("password", &self.password)
+            .field("cors_origins", &self.cors_origins)
             .finish()
     }
 }
@@ -167,6 +171,7 @@ impl Default for Config {
             ice: IceConfig::default(),
             limits: Limits::default(),
             password: PasswordCost::default(),
+            cors_origins: Vec::new(),
         }
     }
 }

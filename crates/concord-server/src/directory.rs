@@ -320,10 +320,10 @@ impl Directory {
                 Some(*server)
             }
             DirectoryChange::MemberRoleAdded { server, user, role } => {
-                if let Some(m) = state.servers.get_mut(server).and_then(|s| s.members.get_mut(user)) {
-                    if !m.roles.contains(role) {
-                        m.roles.push(*role);
-                    }
+                if let Some(m) = state.servers.get_mut(server).and_then(|s| s.members.get_mut(user))
+                    && !m.roles.contains(role)
+                {
+                    m.roles.push(*role);
                 }
                 Some(*server)
             }

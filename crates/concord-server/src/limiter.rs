@@ -99,10 +99,10 @@ pub async fn limit_requests(
     if let Err(err) = Limiters::check(&limiters.per_ip, ip) {
         return err.into_response();
     }
-    if is_auth_route(request.uri().path()) {
-        if let Err(err) = Limiters::check(&limiters.auth_per_ip, ip) {
-            return err.into_response();
-        }
+    if is_auth_route(request.uri().path())
+        && let Err(err) = Limiters::check(&limiters.auth_per_ip, ip)
+    {
+        return err.into_response();
     }
     next.run(request).await
 }

@@ -90,11 +90,11 @@ pub fn channel_level(
     }
     let (mut role_allow, mut role_deny) = (0, 0);
     for ov in overrides {
-        if let Some(role) = ov.role {
-            if roles.iter().any(|(r, _)| *r == role) {
-                role_allow |= ov.allow;
-                role_deny |= ov.deny;
-            }
+        if let Some(role) = ov.role
+            && roles.iter().any(|(r, _)| *r == role)
+        {
+            role_allow |= ov.allow;
+            role_deny |= ov.deny;
         }
     }
     let mut bits = (base & !role_deny) | role_allow;
