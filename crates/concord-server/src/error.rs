@@ -78,7 +78,11 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Conflict(what) => Self::conflict(format!("{what} already exists")),
+            StoreError::Conflict(what) => {
+                // The constraint's name is for the log, not for the client.
+                tracing::debug!(constraint = %what, "unique violation");
+                Self::conflict("Already exists")
+            }
             StoreError::NotFound => Self::not_found("Not found"),
             other => {
                 tracing::error!(error = %other, source = ?std::error::Error::source(&other), "store error");

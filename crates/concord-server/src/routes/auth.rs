@@ -1,10 +1,280 @@
-//! Routes: auth (`rest.md` §7).
+//! Routes: registration, login and refresh-token rotation (`rest.md` §2.3, §7.1).
+//!
+//! These are the only write routes that take no credentials, so they sit behind the
+//! stricter auth rate limit (see `limiter.rs`).
 
-use axum::Router;
+use axum::{Router, extract::State, http::StatusCode, routing::post};
+use concord_protocol::{
+    AuthResponse, LoginRequest, RefreshRequest, RegisterRequest, Status, Timestamp, UserId, limits,
+};
+use concord_store::{NewUser, RefreshSession, UserRecord};
 
-use crate::state::AppState;
+use crate::{
+    auth::{self, TokenType},
+    config::RegistrationMode,
+    error::{ApiError, ApiResult},
+    extract::Json,
+    state::AppState,
+    views,
+};
+
+/// Refresh sessions a user may hold; logging in once more drops the oldest.
+const SESSIONS_KEPT: usize = 10;
+
+/// One answer for "no such user" and "wrong password", so the response does not say
+/// which usernames exist.
+const BAD_CREDENTIALS: &str = "Invalid username or password";
 
 /// The auth routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/auth/refresh", post(refresh))
+}
+
+async fn register(
+    State(state): State<AppState>,
+    Json(body): Json<RegisterRequest>,
+) -> ApiResult<(StatusCode, axum::Json<AuthResponse>)> {
+    validate_username(&body.username)?;
+    if let Some(email) = body.email.as_deref() {
+        validate_email(email)?;
+    }
+    check_chars("Password", &body.password, 8, 128)?;
+
+    match state.config.registration {
+        RegistrationMode::Open => {}
+        RegistrationMode::Closed => return Err(ApiError::forbidden("Registration is closed")),
+        RegistrationMode::InviteOnly => {
+            let code = body
+                .invite_code
+                .as_deref()
+                .map(str::trim)
+                .unwrap_or_default();
+            if code.is_empty() {
+                return Err(ApiError::bad_request(
+                    "An invite code is required to register",
+                ));
+            }
+            // Server invites are not implemented yet, so no code can match one; once
+            // they exist this is where a valid code is checked and one use consumed.
+            return Err(ApiError::bad_request(
+                "Invalid, expired or exhausted invite code",
+            ));
+        }
+    }
+
+    let password_hash = auth::hash_password(body.password, state.config.password).await?;
+    let now = Timestamp::now();
+    let new_user = NewUser {
+        id: UserId::new(),
+        username: body.username,
+        email: body.email,
+        password_hash: Some(password_hash),
+        // The status the user will show once connected; until a session is live
+        // everyone (the user included) sees "offline".
+        status: Status::Online,
+        created_at: now,
+        // No seed users ship with Concord: the first human to register administers the
+        // instance (`rest.md` R1).
+        admin_if_first: true,
+        is_bot: false,
+    };
+    let user = state
+        .store
+        .create_user(&new_user)
+        .await
+        .map_err(|err| match err {
+            concord_store::StoreError::Conflict(what) if what.contains("email") => {
+                ApiError::conflict("Email is already registered")
+            }
+            concord_store::StoreError::Conflict(_) => {
+                ApiError::conflict("Username is already taken")
+            }
+            other => ApiError::from(other),
+        })?;
+    let response = open_session(&state, &user, now).await?;
+    Ok((StatusCode::CREATED, axum::Json(response)))
+}
+
+async fn login(
+    State(state): State<AppState>,
+    Json(body): Json<LoginRequest>,
+) -> ApiResult<axum::Json<AuthResponse>> {
+    check_chars("Username", &body.username, 1, 128)?;
+    check_chars("Password", &body.password, 1, 128)?;
+
+    let found = state.store.user_by_username(&body.username).await?;
+    // Bots have no password and can never log in.
+    let Some((user, hash)) = found.and_then(|u| u.password_hash.clone().map(|h| (u, h))) else {
+        // Spend the same argon2 work a real check would, so the response time does
+        // not tell an attacker that the name is unknown.
+        let _ = auth::hash_password(body.password, state.config.password).await;
+        return Err(ApiError::unauthorized(BAD_CREDENTIALS));
+    };
+    if !auth::verify_password(body.password, hash).await {
+        return Err(ApiError::unauthorized(BAD_CREDENTIALS));
+    }
+    // Only after a correct password, so probing cannot find disabled accounts.
+    if user.disabled {
+        return Err(ApiError::forbidden("This account has been disabled"));
+    }
+    // Unlike the reference, logging in does not overwrite the chosen status with
+    // "online": away/dnd/invisible survive a new login (`gateway.md` D11).
+    let response = open_session(&state, &user, Timestamp::now()).await?;
+    Ok(axum::Json(response))
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    Json(body): Json<RefreshRequest>,
+) -> ApiResult<axum::Json<AuthResponse>> {
+    check_chars("Refresh token", &body.refresh_token, 1, 2048)?;
+
+    let (user_id, _) = state
+        .keys
+        .verify(&body.refresh_token, TokenType::Refresh)
+        .map_err(|_| ApiError::unauthorized("Invalid or expired refresh token"))?;
+    let old_hash = auth::sha256_hex(&body.refresh_token);
+    let now = Timestamp::now();
+    // Unknown covers tokens already rotated away and sessions pruned or logged out.
+    let session = state
+        .store
+        .refresh_session_by_hash(&old_hash)
+        .await?
+        .filter(|s| s.expires_at > now && s.user_id == user_id)
+        .ok_or_else(|| ApiError::unauthorized("Session expired or revoked"))?;
+    let user = state
+        .store
+        .user(session.user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("Account unavailable"))?;
+    if user.disabled {
+        return Err(ApiError::forbidden("This account has been disabled"));
+    }
+
+    let refresh_token = state.keys.issue(&user, TokenType::Refresh, now);
+    // Compare-and-set: of two concurrent refreshes with the same token only one wins.
+    // The session keeps its original expiry, so a session lives at most 7 days.
+    let rotated = state
+        .store
+        .rotate_refresh_session(session.id, &old_hash, &auth::sha256_hex(&refresh_token))
+        .await?;
+    if !rotated {
+        return Err(ApiError::unauthorized("Session expired or revoked"));
+    }
+    Ok(axum::Json(AuthResponse {
+        access_token: state.keys.issue(&user, TokenType::Access, now),
+        refresh_token,
+        user: views::self_user(&state, &user),
+    }))
+}
+
+/// Issues both tokens and stores a new refresh session for them.
+async fn open_session(
+    state: &AppState,
+    user: &UserRecord,
+    now: Timestamp,
+) -> ApiResult<AuthResponse> {
+    let access_token = state.keys.issue(user, TokenType::Access, now);
+    let refresh_token = state.keys.issue(user, TokenType::Refresh, now);
+    let session = RefreshSession {
+        id: uuid::Uuid::new_v4(),
+        user_id: user.id,
+        token_hash: auth::sha256_hex(&refresh_token),
+        created_at: now,
+        expires_at: now.add_micros(limits::REFRESH_TOKEN_SECS * 1_000_000),
+    };
+    state
+        .store
+        .create_refresh_session(&session, now, SESSIONS_KEPT)
+        .await?;
+    Ok(AuthResponse {
+        access_token,
+        refresh_token,
+        user: views::self_user(state, user),
+    })
+}
+
+fn validate_username(username: &str) -> ApiResult<()> {
+    check_chars("Username", username, 2, 32)?;
+    if !username
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(ApiError::bad_request(
+            "Username may contain only letters, digits and underscores",
+        ));
+    }
+    Ok(())
+}
+
+/// A structural check only (one `@`, something before it, a dotted domain after it);
+/// whether the address exists is not our business.
+fn validate_email(email: &str) -> ApiResult<()> {
+    let valid = email.chars().count() <= 254
+        && !email.chars().any(char::is_whitespace)
+        && match email.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+            }
+            None => false,
+        };
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("Email address is not valid"))
+    }
+}
+
+/// Length in characters (not bytes), inclusive bounds.
+fn check_chars(field: &str, value: &str, min: usize, max: usize) -> ApiResult<()> {
+    let n = value.chars().count();
+    if n < min || n > max {
+        return Err(ApiError::bad_request(format!(
+            "{field} must be {min}-{max} characters"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_two_to_thirty_two_word_characters() {
+        assert!(validate_username("ab").is_ok());
+        assert!(validate_username("A_9").is_ok());
+        assert!(validate_username(&"x".repeat(32)).is_ok());
+        assert!(validate_username("a").is_err());
+        assert!(validate_username(&"x".repeat(33)).is_err());
+        assert!(validate_username("bad-name").is_err());
+        assert!(validate_username("héllo").is_err());
+    }
+
+    #[test]
+    fn emails_need_a_local_part_and_a_dotted_domain() {
+        assert!(validate_email("a@b.co").is_ok());
+        for bad in [
+            "", "plain", "@b.co", "a@b", "a@@b.co", "a@b@c.co", "a b@c.co", "a@.co", "a@b.",
+        ] {
+            assert!(validate_email(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn lengths_count_characters_not_bytes() {
+        assert!(check_chars("x", "ééééééé", 1, 7).is_ok());
+        assert!(check_chars("x", "", 1, 7).is_err());
+        assert_eq!(
+            check_chars("Bio", "12345678", 1, 7).unwrap_err().message(),
+            "Bio must be 1-7 characters"
+        );
+    }
 }

@@ -1,10 +1,275 @@
-//! Routes: bots (`rest.md` §7).
+//! Routes: bot management by their human creators, and the bot token → JWT exchange
+//! (`rest.md` §2.4, §7.20).
+//!
+//! Revoking a bot or regenerating its token also closes the bot's live gateway
+//! sessions (`gateway.md` D8): a leaked token must stop working everywhere at once.
 
-use axum::Router;
+use axum::{
+    Router,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    routing::{get, post},
+};
+use concord_protocol::{
+    Bot, BotConnect, BotCreated, BotId, BotList, CreateBot, Status, Timestamp, UpdateBot, UserId,
+};
+use concord_store::{BotRecord, NewUser};
 
-use crate::state::AppState;
+use crate::{
+    auth::{self, Principal, TokenType},
+    error::{ApiError, ApiResult},
+    extract::{Json, Path},
+    state::AppState,
+};
 
 /// The bots routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/bots", post(create).get(list))
+        .route("/bots/connect", post(connect))
+        .route("/bots/{id}", get(fetch).patch(update).delete(revoke))
+        .route("/bots/{id}/token/regenerate", post(regenerate))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<CreateBot>,
+) -> ApiResult<(StatusCode, axum::Json<BotCreated>)> {
+    principal.human()?;
+    let name = body.name.trim();
+    check_name_length(name)?;
+    if let Some(description) = body.description.as_deref() {
+        check_description(description)?;
+    }
+    check_name_has_alphanumeric(name)?;
+
+    let now = Timestamp::now();
+    let token = auth::new_bot_token();
+    let user = NewUser {
+        id: UserId::new(),
+        username: bot_username(name),
+        email: None,
+        password_hash: None,
+        status: Status::Online,
+        created_at: now,
+        admin_if_first: false,
+        is_bot: true,
+    };
+    let bot = Bot {
+        id: BotId::new(),
+        user_id: user.id,
+        name: name.to_owned(),
+        description: body.description,
+        created_by: Some(principal.id()),
+        revoked_at: None,
+        created_at: now,
+    };
+    let record = BotRecord {
+        bot,
+        token_hash: auth::sha256_hex(&token),
+    };
+    state.store.create_bot(&user, &record).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(BotCreated {
+            bot: record.bot,
+            token,
+        }),
+    ))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<axum::Json<BotList>> {
+    principal.human()?;
+    let bots = state.store.bots_of_creator(principal.id()).await?;
+    Ok(axum::Json(BotList { bots }))
+}
+
+async fn fetch(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<BotId>,
+) -> ApiResult<axum::Json<Bot>> {
+    principal.human()?;
+    let record = owned_bot(&state, &principal, id).await?;
+    Ok(axum::Json(record.bot))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<BotId>,
+    Json(body): Json<UpdateBot>,
+) -> ApiResult<axum::Json<Bot>> {
+    principal.human()?;
+    let record = owned_bot(&state, &principal, id).await?;
+    if record.bot.revoked_at.is_some() {
+        return Err(ApiError::bad_request("Cannot update a revoked bot"));
+    }
+    let name = body.name.as_deref().map(str::trim);
+    if let Some(name) = name {
+        check_name_length(name)?;
+        check_name_has_alphanumeric(name)?;
+    }
+    if let Some(description) = body.description.as_deref() {
+        check_description(description)?;
+    }
+    let bot = state
+        .store
+        .update_bot(id, name, body.description.as_deref())
+        .await?
+        .ok_or_else(|| ApiError::not_found("Bot not found"))?;
+    Ok(axum::Json(bot))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<BotId>,
+) -> ApiResult<StatusCode> {
+    principal.human()?;
+    let record = owned_bot(&state, &principal, id).await?;
+    // Revoking twice is "not found" in the reference, and so is losing a race with a
+    // concurrent revoke.
+    if record.bot.revoked_at.is_some() || !state.store.revoke_bot(id, Timestamp::now()).await? {
+        return Err(ApiError::not_found("Bot not found or already revoked"));
+    }
+    state.events.close_sessions(record.bot.user_id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn regenerate(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<BotId>,
+) -> ApiResult<axum::Json<BotCreated>> {
+    principal.human()?;
+    let record = owned_bot(&state, &principal, id).await?;
+    if record.bot.revoked_at.is_some() {
+        return Err(ApiError::bad_request(
+            "Cannot regenerate the token of a revoked bot; create a new bot instead",
+        ));
+    }
+    let token = auth::new_bot_token();
+    if !state
+        .store
+        .set_bot_token(id, &auth::sha256_hex(&token))
+        .await?
+    {
+        return Err(ApiError::not_found("Bot not found"));
+    }
+    // Sessions opened with the old token would otherwise outlive it.
+    state.events.close_sessions(record.bot.user_id);
+    Ok(axum::Json(BotCreated {
+        bot: record.bot,
+        token,
+    }))
+}
+
+async fn connect(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+) -> ApiResult<axum::Json<BotConnect>> {
+    // Only the static token may be traded: a bot JWT buying fresh JWTs would let a
+    // session outlive the token it started from.
+    let static_token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bot "));
+    if principal.bot.is_none() || !static_token {
+        return Err(ApiError::forbidden(
+            "Only bots can use this endpoint, with their bot token",
+        ));
+    }
+    // The bot user's `is_bot` puts the bot flag into the claims, so the JWT keeps bot
+    // identity (`rest.md` R8).
+    let access_token = state
+        .keys
+        .issue(&principal.user, TokenType::Access, Timestamp::now());
+    Ok(axum::Json(BotConnect { access_token }))
+}
+
+/// The caller's bot, revoked or not; someone else's bot is "not found".
+async fn owned_bot(state: &AppState, principal: &Principal, id: BotId) -> ApiResult<BotRecord> {
+    state
+        .store
+        .bot(id)
+        .await?
+        .filter(|r| r.bot.created_by == Some(principal.id()))
+        .ok_or_else(|| ApiError::not_found("Bot not found"))
+}
+
+fn check_name_length(name: &str) -> ApiResult<()> {
+    let n = name.chars().count();
+    if n == 0 || n > 64 {
+        return Err(ApiError::bad_request("Bot name must be 1-64 characters"));
+    }
+    Ok(())
+}
+
+fn check_name_has_alphanumeric(name: &str) -> ApiResult<()> {
+    if !name.chars().any(char::is_alphanumeric) {
+        return Err(ApiError::bad_request(
+            "Bot name must contain at least one letter or digit",
+        ));
+    }
+    Ok(())
+}
+
+fn check_description(description: &str) -> ApiResult<()> {
+    if description.chars().count() > 512 {
+        return Err(ApiError::bad_request(
+            "Bot description must be at most 512 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// `<slug>-bot-<8 hex>`: recognisable, and never a name a human can register (those
+/// have no `-`).
+fn bot_username(name: &str) -> String {
+    let slug: String = name
+        .chars()
+        .flat_map(|c| {
+            let keep = c.is_alphanumeric();
+            c.to_lowercase().map(move |l| if keep { l } else { '-' })
+        })
+        .collect();
+    let suffix = &auth::new_bot_token()[..8];
+    format!("{}-bot-{suffix}", slug.trim_matches('-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slug_of(name: &str) -> String {
+        let username = bot_username(name);
+        let (slug, suffix) = username.rsplit_once("-bot-").unwrap();
+        assert_eq!(suffix.len(), 8);
+        assert!(suffix.chars().all(|c| c.is_ascii_hexdigit()));
+        slug.to_owned()
+    }
+
+    #[test]
+    fn names_become_lowercase_slugs() {
+        assert_eq!(slug_of("My Cool Bot"), "my-cool-bot");
+        assert_eq!(slug_of("Bot!@#123"), "bot---123");
+        assert_eq!(slug_of("-Edge-"), "edge");
+    }
+
+    #[test]
+    fn name_rules() {
+        assert!(check_name_length("").is_err());
+        assert!(check_name_length(&"n".repeat(64)).is_ok());
+        assert!(check_name_length(&"n".repeat(65)).is_err());
+        assert!(check_name_has_alphanumeric("!!!").is_err());
+        assert!(check_name_has_alphanumeric("!a!").is_ok());
+        assert!(check_description(&"d".repeat(512)).is_ok());
+        assert!(check_description(&"d".repeat(513)).is_err());
+    }
 }

@@ -108,7 +108,7 @@ async fn upgrade(
         Arc::new(ChatSession { state: state.clone(), user: principal.user.clone() });
     let hub = Arc::clone(&state.hub);
     let user = principal.id();
-    ws.read_buffer_size(4 * 1024)
+    ws.read_buffer_size(1024)
         .write_buffer_size(64 * 1024)
         .max_write_buffer_size(8 * 1024 * 1024)
         .max_message_size(limits::MAX_GATEWAY_MESSAGE)
@@ -129,8 +129,13 @@ impl SessionHandler for ChatSession {
         Payload::json(&Dispatch::new(Event::Ready, &ready)).map_err(|e| ReadyError(e.to_string()))
     }
 
-    async fn connected(&self, _session: &SessionEntry) {
-        self.state.presence.session_started(&self.state, &self.user);
+    async fn connected(&self, session: &SessionEntry) {
+        // Re-read: the chosen presence may have changed since the upgrade.
+        let user = match self.state.store.user(session.user_id).await {
+            Ok(Some(user)) => user,
+            _ => self.user.clone(),
+        };
+        self.state.presence.session_started(&self.state, &user);
     }
 
     async fn command(&self, session: &SessionEntry, op: Op, d: Option<Value>) {
