@@ -65,10 +65,18 @@ impl Hub {
     /// (queued until its writer starts, which happens after READY).
     pub fn register(&self, user_id: UserId, limits: QueueLimits) -> Arc<SessionEntry> {
         let id = SessionId(self.next_id.fetch_add(1, Ordering::Relaxed) + 1);
-        let entry = Arc::new(SessionEntry { id, user_id, outbox: Outbox::new(limits) });
+        let entry = Arc::new(SessionEntry {
+            id,
+            user_id,
+            outbox: Outbox::new(limits),
+        });
         let mut state = self.write();
         state.sessions.insert(id, Arc::clone(&entry));
-        state.by_user.entry(user_id).or_default().push(Arc::clone(&entry));
+        state
+            .by_user
+            .entry(user_id)
+            .or_default()
+            .push(Arc::clone(&entry));
         entry
     }
 
@@ -198,7 +206,10 @@ mod tests {
         let payload = Payload::from_static("{}");
         let delivery = hub.send_to_users([alice, bob], &payload);
         assert_eq!(delivery.queued, 3);
-        assert_eq!((a1.outbox.len(), a2.outbox.len(), b1.outbox.len()), (1, 1, 1));
+        assert_eq!(
+            (a1.outbox.len(), a2.outbox.len(), b1.outbox.len()),
+            (1, 1, 1)
+        );
         assert_eq!(c1.outbox.len(), 0);
     }
 
@@ -231,13 +242,22 @@ mod tests {
     fn overflow_is_reported_and_closes_only_that_session() {
         let hub = Hub::new();
         let (alice, bob) = (user(), user());
-        let small = QueueLimits { max_frames: 1, max_bytes: 1 << 20 };
+        let small = QueueLimits {
+            max_frames: 1,
+            max_bytes: 1 << 20,
+        };
         let a = hub.register(alice, small);
         let b = hub.register(bob, QueueLimits::default());
         let payload = Payload::from_static("{}");
         hub.send_to_users([alice, bob], &payload);
         let second = hub.send_to_users([alice, bob], &payload);
-        assert_eq!(second, Delivery { queued: 1, overflowed: 1 });
+        assert_eq!(
+            second,
+            Delivery {
+                queued: 1,
+                overflowed: 1
+            }
+        );
         assert_eq!(a.outbox.drain(&mut Vec::new()), Some(CloseReason::Overflow));
         assert_eq!(b.outbox.drain(&mut Vec::new()), None);
     }

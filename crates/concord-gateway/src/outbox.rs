@@ -73,7 +73,10 @@ pub struct QueueLimits {
 
 impl Default for QueueLimits {
     fn default() -> Self {
-        Self { max_frames: 4096, max_bytes: 4 * 1024 * 1024 }
+        Self {
+            max_frames: 4096,
+            max_bytes: 4 * 1024 * 1024,
+        }
     }
 }
 
@@ -106,7 +109,11 @@ pub struct Outbox {
 impl Outbox {
     /// An empty outbox.
     pub fn new(limits: QueueLimits) -> Self {
-        Self { state: Mutex::new(State::default()), wake: Notify::new(), limits }
+        Self {
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            limits,
+        }
     }
 
     /// Queues a frame, or starts closing the session if that would exceed a bound.
@@ -164,7 +171,11 @@ impl Outbox {
 
     /// Frames queued now.
     pub fn len(&self) -> usize {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).frames.len()
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .frames
+            .len()
     }
 
     /// Whether nothing is queued.
@@ -183,7 +194,10 @@ mod tests {
 
     #[test]
     fn overflow_by_count_closes_and_frees() {
-        let outbox = Outbox::new(QueueLimits { max_frames: 2, max_bytes: 1 << 20 });
+        let outbox = Outbox::new(QueueLimits {
+            max_frames: 2,
+            max_bytes: 1 << 20,
+        });
         assert_eq!(outbox.push(frame(1)), Pushed::Queued);
         assert_eq!(outbox.push(frame(1)), Pushed::Queued);
         assert_eq!(outbox.push(frame(1)), Pushed::Overflow);
@@ -195,14 +209,20 @@ mod tests {
 
     #[test]
     fn overflow_by_bytes() {
-        let outbox = Outbox::new(QueueLimits { max_frames: 100, max_bytes: 20 });
+        let outbox = Outbox::new(QueueLimits {
+            max_frames: 100,
+            max_bytes: 20,
+        });
         assert_eq!(outbox.push(frame(10)), Pushed::Queued);
         assert_eq!(outbox.push(frame(10)), Pushed::Overflow);
     }
 
     #[test]
     fn drain_takes_everything_in_order_and_resets_bytes() {
-        let outbox = Outbox::new(QueueLimits { max_frames: 3, max_bytes: 1 << 20 });
+        let outbox = Outbox::new(QueueLimits {
+            max_frames: 3,
+            max_bytes: 1 << 20,
+        });
         for n in 1..=3 {
             outbox.push(frame(n));
         }

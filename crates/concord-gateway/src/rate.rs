@@ -15,7 +15,11 @@ pub struct RateWindow {
 impl RateWindow {
     /// At most `max` frames per `window`.
     pub fn new(max: usize, window: Duration) -> Self {
-        Self { max, window, accepted: VecDeque::with_capacity(max.min(64)) }
+        Self {
+            max,
+            window,
+            accepted: VecDeque::with_capacity(max.min(64)),
+        }
     }
 
     /// Counts a frame arriving at `now` if the window has room; false means drop it.
@@ -40,9 +44,9 @@ impl RateWindow {
         if self.accepted.len() < self.max {
             return Duration::ZERO;
         }
-        self.accepted
-            .front()
-            .map_or(Duration::ZERO, |&oldest| (oldest + self.window).saturating_duration_since(now))
+        self.accepted.front().map_or(Duration::ZERO, |&oldest| {
+            (oldest + self.window).saturating_duration_since(now)
+        })
     }
 }
 

@@ -95,7 +95,13 @@ pub async fn run_session<S>(
         Ok(ready) => ready,
         Err(err) => {
             tracing::error!(session = entry.id.0, %user, error = %err, "closing: READY failed");
-            close(&mut socket, CloseCode::Internal, "ready failed", config.write_timeout).await;
+            close(
+                &mut socket,
+                CloseCode::Internal,
+                "ready failed",
+                config.write_timeout,
+            )
+            .await;
             hub.unregister(entry.id);
             return;
         }
@@ -183,7 +189,9 @@ async fn handle_text(entry: &SessionEntry, handler: &dyn SessionHandler, text: &
     match frame.op {
         Op::Heartbeat => {
             // Answer on this session, behind whatever is already queued for it.
-            entry.outbox.push(Payload::from_static(concord_protocol::HEARTBEAT_ACK));
+            entry
+                .outbox
+                .push(Payload::from_static(concord_protocol::HEARTBEAT_ACK));
         }
         Op::PresenceUpdate | Op::TypingStart | Op::VoiceSignal => {
             handler.command(entry, frame.op, frame.d).await;
@@ -215,14 +223,18 @@ async fn close<S>(socket: &mut S, code: CloseCode, reason: &'static str, limit: 
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
-    let frame = CloseFrame { code: code.code(), reason: reason.into() };
+    let frame = CloseFrame {
+        code: code.code(),
+        reason: reason.into(),
+    };
     let _ = tokio::time::timeout(limit, socket.send(Message::Close(Some(frame)))).await;
 }
 
 fn is_too_big(err: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(current) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = current.downcast_ref::<tungstenite::Error>() {
+        if let Some(tungstenite::Error::Capacity(_)) = current.downcast_ref::<tungstenite::Error>()
+        {
             return true;
         }
         source = current.source();

@@ -61,7 +61,9 @@ impl SessionHandler for Recorder {
         if let Some((hub, payload)) = self.during_ready.lock().unwrap().take() {
             hub.send_to_user(session.user_id, &payload);
         }
-        Ok(Payload::from_static(r#"{"op":"DISPATCH","t":"READY","d":{}}"#))
+        Ok(Payload::from_static(
+            r#"{"op":"DISPATCH","t":"READY","d":{}}"#,
+        ))
     }
     async fn connected(&self, _: &SessionEntry) {}
     async fn command(&self, _: &SessionEntry, op: Op, _: Option<serde_json::Value>) {
@@ -83,7 +85,10 @@ impl Client {
     }
 
     async fn recv(&mut self) -> Message {
-        self.from_server.recv().await.expect("server ended the socket")
+        self.from_server
+            .recv()
+            .await
+            .expect("server ended the socket")
     }
 
     async fn recv_text(&mut self) -> String {
@@ -111,7 +116,14 @@ fn start(
     let socket = FakeSocket { inbound, outbound };
     let user = UserId::new();
     let task = tokio::spawn(run_session(socket, Arc::clone(hub), handler, user, config));
-    (Client { to_server, from_server }, user, task)
+    (
+        Client {
+            to_server,
+            from_server,
+        },
+        user,
+        task,
+    )
 }
 
 const HEARTBEAT: &str = r#"{"op":"HEARTBEAT","t":null,"d":null}"#;
@@ -131,7 +143,11 @@ async fn events_published_while_ready_is_built_come_right_after_it() {
 #[tokio::test(start_paused = true)]
 async fn heartbeat_is_acked_exactly_on_the_same_session() {
     let hub = Arc::new(Hub::new());
-    let (mut client, _, _) = start(&hub, Arc::new(Recorder::default()), SessionConfig::default());
+    let (mut client, _, _) = start(
+        &hub,
+        Arc::new(Recorder::default()),
+        SessionConfig::default(),
+    );
     client.recv_text().await;
     client.text(HEARTBEAT);
     assert_eq!(client.recv_text().await, ACK);
@@ -157,8 +173,14 @@ async fn twenty_frames_per_rolling_second_and_the_rest_dropped() {
     // The window has rolled past the first twenty: this one counts.
     client.text(HEARTBEAT);
     assert_eq!(client.recv_text().await, ACK);
-    assert!(handler.commands.lock().unwrap().is_empty(), "the dropped command never ran");
-    assert!(client.from_server.try_recv().is_err(), "exactly one more ack");
+    assert!(
+        handler.commands.lock().unwrap().is_empty(),
+        "the dropped command never ran"
+    );
+    assert!(
+        client.from_server.try_recv().is_err(),
+        "exactly one more ack"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -172,10 +194,17 @@ async fn malformed_unknown_and_server_ops_are_ignored() {
     client.text(r#"{"op":"heartbeat"}"#);
     client.text(r#"{"op":"DISPATCH","t":"READY","d":{}}"#);
     client.text(r#"{"op":"HEARTBEAT_ACK"}"#);
-    client.to_server.send(Ok(Message::Binary(vec![1, 2, 3].into()))).unwrap();
+    client
+        .to_server
+        .send(Ok(Message::Binary(vec![1, 2, 3].into())))
+        .unwrap();
     client.text(r#"{"op":"PRESENCE_UPDATE","d":{"status":"away"},"extra":1}"#);
     client.text(HEARTBEAT);
-    assert_eq!(client.recv_text().await, ACK, "nothing answered the ignored frames");
+    assert_eq!(
+        client.recv_text().await,
+        ACK,
+        "nothing answered the ignored frames"
+    );
     assert_eq!(*handler.commands.lock().unwrap(), vec![Op::PresenceUpdate]);
 }
 
@@ -187,7 +216,10 @@ async fn idle_timeout_closes_with_1000_after_300_seconds_without_input() {
     client.recv_text().await;
     tokio::time::advance(Duration::from_secs(299)).await;
     // Any inbound frame resets the clock, pings included.
-    client.to_server.send(Ok(Message::Ping(vec![].into()))).unwrap();
+    client
+        .to_server
+        .send(Ok(Message::Ping(vec![].into())))
+        .unwrap();
     tokio::task::yield_now().await;
     tokio::time::advance(Duration::from_secs(299)).await;
     tokio::task::yield_now().await;
@@ -203,7 +235,10 @@ async fn idle_timeout_closes_with_1000_after_300_seconds_without_input() {
 async fn overflow_closes_with_1008_and_revocation_too() {
     let hub = Arc::new(Hub::new());
     let config = SessionConfig {
-        queue: QueueLimits { max_frames: 2, max_bytes: 1 << 20 },
+        queue: QueueLimits {
+            max_frames: 2,
+            max_bytes: 1 << 20,
+        },
         ..SessionConfig::default()
     };
     let (mut client, user, task) = start(&hub, Arc::new(Recorder::default()), config);
@@ -216,7 +251,11 @@ async fn overflow_closes_with_1008_and_revocation_too() {
     assert_eq!(client.recv_close_code().await, 1008);
     task.await.unwrap();
 
-    let (mut client, user, _) = start(&hub, Arc::new(Recorder::default()), SessionConfig::default());
+    let (mut client, user, _) = start(
+        &hub,
+        Arc::new(Recorder::default()),
+        SessionConfig::default(),
+    );
     client.recv_text().await;
     hub.close_user(user, CloseReason::Revoked);
     assert_eq!(client.recv_close_code().await, 1008);
@@ -225,8 +264,16 @@ async fn overflow_closes_with_1008_and_revocation_too() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_closes_every_session_with_1001() {
     let hub = Arc::new(Hub::new());
-    let (mut a, _, _) = start(&hub, Arc::new(Recorder::default()), SessionConfig::default());
-    let (mut b, _, _) = start(&hub, Arc::new(Recorder::default()), SessionConfig::default());
+    let (mut a, _, _) = start(
+        &hub,
+        Arc::new(Recorder::default()),
+        SessionConfig::default(),
+    );
+    let (mut b, _, _) = start(
+        &hub,
+        Arc::new(Recorder::default()),
+        SessionConfig::default(),
+    );
     a.recv_text().await;
     b.recv_text().await;
     hub.close_all(CloseReason::Shutdown);
@@ -240,8 +287,17 @@ async fn a_clean_client_close_is_reported_as_such() {
     let handler = Arc::new(Recorder::default());
     let (mut client, _, task) = start(&hub, Arc::clone(&handler), SessionConfig::default());
     client.recv_text().await;
-    let frame = axum::extract::ws::CloseFrame { code: 1000, reason: "".into() };
-    client.to_server.send(Ok(Message::Close(Some(frame)))).unwrap();
+    let frame = axum::extract::ws::CloseFrame {
+        code: 1000,
+        reason: "".into(),
+    };
+    client
+        .to_server
+        .send(Ok(Message::Close(Some(frame))))
+        .unwrap();
     task.await.unwrap();
-    assert_eq!(*handler.endings.lock().unwrap(), vec![(Ending::ClientClosedCleanly, 0)]);
+    assert_eq!(
+        *handler.endings.lock().unwrap(),
+        vec![(Ending::ClientClosedCleanly, 0)]
+    );
 }

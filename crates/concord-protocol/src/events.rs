@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ChannelId, ChannelOverride, DmChannel, MessageId, Role, Server, ServerId, Status, User,
-    UserId,
+    ChannelId, ChannelOverride, DmChannel, MessageId, Role, Server, ServerId, Status, User, UserId,
 };
 
 /// `READY`: the first frame of every session.

@@ -49,7 +49,11 @@ pub struct Dispatch<'a, T: Serialize + ?Sized> {
 impl<'a, T: Serialize + ?Sized> Dispatch<'a, T> {
     /// A dispatch of event `t` with payload `d`.
     pub fn new(t: Event, d: &'a T) -> Self {
-        Self { op: Op::Dispatch, t: t.as_str(), d }
+        Self {
+            op: Op::Dispatch,
+            t: t.as_str(),
+            d,
+        }
     }
 }
 

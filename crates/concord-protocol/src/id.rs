@@ -22,7 +22,10 @@ pub struct Id<T> {
 impl<T> Id<T> {
     /// Wraps an existing UUID.
     pub const fn from_uuid(value: Uuid) -> Self {
-        Self { value, kind: PhantomData }
+        Self {
+            value,
+            kind: PhantomData,
+        }
     }
 
     /// A new id, time-ordered (UUIDv7) so that fresh rows land at the end of indexes.

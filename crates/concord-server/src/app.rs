@@ -22,8 +22,7 @@ use crate::{
     error::not_found_fallback,
     limiter::{Limiters, limit_requests},
     presence::Presence,
-    routes,
-    secrets,
+    routes, secrets,
     state::AppState,
 };
 
@@ -58,11 +57,17 @@ pub enum ServeError {
 /// # Errors
 /// See [`ServeError`].
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
     let url = config.database_url();
-    let path = url.strip_prefix("sqlite://").ok_or(ServeError::DatabaseUrl)?;
-    Ok(Arc::new(SqliteStore::open(std::path::Path::new(path)).await?))
+    let path = url
+        .strip_prefix("sqlite://")
+        .ok_or(ServeError::DatabaseUrl)?;
+    Ok(Arc::new(
+        SqliteStore::open(std::path::Path::new(path)).await?,
+    ))
 }
 
 /// Builds the state of one node over `store`.
@@ -73,15 +78,22 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
     let secret = match &config.jwt_secret {
         Some(secret) if secret.len() >= 32 => secret.clone(),
         Some(_) => return Err(ServeError::WeakSecret),
-        None => secrets::jwt_secret(&config.data_dir)
-            .map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?,
+        None => secrets::jwt_secret(&config.data_dir).map_err(|source| ServeError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?,
     };
     // Nobody is connected to a node that is starting: stale voice states go.
     store.clear_voice_states().await?;
-    let snapshot = store.directory_snapshot(concord_protocol::Timestamp::now()).await?;
+    let snapshot = store
+        .directory_snapshot(concord_protocol::Timestamp::now())
+        .await?;
     let directory = Arc::new(Directory::from_snapshot(snapshot));
     let hub = Arc::new(Hub::new());
-    let bus = Arc::new(LocalBus::new(Fanout::new(Arc::clone(&directory), Arc::clone(&hub))));
+    let bus = Arc::new(LocalBus::new(Fanout::new(
+        Arc::clone(&directory),
+        Arc::clone(&hub),
+    )));
     let grace = Duration::from_secs(config.limits.presence_grace_secs);
     Ok(AppState {
         store,
@@ -98,7 +110,10 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
 
 /// The HTTP application: every route, under `/` and `/api`.
 pub fn router(state: AppState) -> Router {
-    let limited = routes::limited().layer(middleware::from_fn_with_state(state.clone(), limit_requests));
+    let limited = routes::limited().layer(middleware::from_fn_with_state(
+        state.clone(),
+        limit_requests,
+    ));
     let api = routes::health().merge(limited).fallback(not_found_fallback);
     let cors = cors(&state.config.cors_origins);
     let router = Router::new()
@@ -109,7 +124,9 @@ pub fn router(state: AppState) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     };
-    router.layer(middleware::from_fn(log_requests)).with_state(state)
+    router
+        .layer(middleware::from_fn(log_requests))
+        .with_state(state)
 }
 
 /// CORS for the configured origins (PUT included: the reference forgot it, R10).
@@ -125,7 +142,13 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     Some(
         CorsLayer::new()
             .allow_origin(allow_origin)
-            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
             .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
     )
 }
@@ -160,18 +183,27 @@ where
         }
         let _ = drained_tx.send(());
     };
-    let result = axum::serve(listener, app).with_graceful_shutdown(signal).await;
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .await;
     pruner.abort();
     let _ = drained_rx.await;
     result.map_err(ServeError::Io)
 }
 
 async fn security_headers(request: Request, next: Next) -> Response {
-    let is_health = request.uri().path().trim_start_matches("/api").starts_with("/health");
+    let is_health = request
+        .uri()
+        .path()
+        .trim_start_matches("/api")
+        .starts_with("/health");
     let mut response = next.run(request).await;
     if !is_health {
         let headers = response.headers_mut();
-        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         headers.insert(
             header::REFERRER_POLICY,

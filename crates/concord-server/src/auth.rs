@@ -102,8 +102,12 @@ impl TokenKeys {
             jti: uuid::Uuid::new_v4().to_string(),
             bot: user.is_bot,
         };
-        jsonwebtoken::encode(&Header::new(jsonwebtoken::Algorithm::HS256), &claims, &self.encoding)
-            .expect("HS256 encoding of plain claims")
+        jsonwebtoken::encode(
+            &Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )
+        .expect("HS256 encoding of plain claims")
     }
 
     /// Verifies signature, algorithm, expiry and kind.
@@ -116,7 +120,11 @@ impl TokenKeys {
         if data.claims.token_type != expected {
             return Err(TokenError::WrongType);
         }
-        let user = data.claims.sub.parse::<UserId>().map_err(|_| TokenError::BadSubject)?;
+        let user = data
+            .claims
+            .sub
+            .parse::<UserId>()
+            .map_err(|_| TokenError::BadSubject)?;
         Ok((user, data.claims))
     }
 }
@@ -152,8 +160,11 @@ pub async fn hash_password(password: String, cost: PasswordCost) -> Result<Strin
 /// Checks a password against a stored argon2 PHC string on the blocking pool.
 pub async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        PasswordHash::new(&hash).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
     })
     .await
     .unwrap_or(false)
@@ -195,7 +206,10 @@ impl Principal {
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -247,7 +261,10 @@ pub async fn authenticate_bot(state: &AppState, token: &str) -> Result<Principal
         .filter(|r| r.bot.revoked_at.is_none())
         .ok_or_else(|| ApiError::unauthorized("Invalid bot token"))?;
     let user = live_user(state, record.bot.user_id).await?;
-    Ok(Principal { user, bot: Some(record.bot.id) })
+    Ok(Principal {
+        user,
+        bot: Some(record.bot.id),
+    })
 }
 
 async fn live_user(state: &AppState, id: UserId) -> Result<UserRecord, ApiError> {
@@ -288,9 +305,16 @@ mod tests {
         let alice = user();
         let access = keys.issue(&alice, TokenType::Access, Timestamp::now());
         let refresh = keys.issue(&alice, TokenType::Refresh, Timestamp::now());
-        assert_ne!(access, keys.issue(&alice, TokenType::Access, Timestamp::now()), "jti differs");
+        assert_ne!(
+            access,
+            keys.issue(&alice, TokenType::Access, Timestamp::now()),
+            "jti differs"
+        );
         assert_eq!(keys.verify(&access, TokenType::Access).unwrap().0, alice.id);
-        assert!(matches!(keys.verify(&refresh, TokenType::Access), Err(TokenError::WrongType)));
+        assert!(matches!(
+            keys.verify(&refresh, TokenType::Access),
+            Err(TokenError::WrongType)
+        ));
         let other = TokenKeys::new(b"another-secret-another-secret-xx");
         assert!(other.verify(&access, TokenType::Access).is_err());
     }
@@ -327,7 +351,10 @@ mod tests {
 
     #[tokio::test]
     async fn passwords_hash_with_argon2id_and_verify() {
-        let cost = PasswordCost { memory_kib: 1024, iterations: 1 };
+        let cost = PasswordCost {
+            memory_kib: 1024,
+            iterations: 1,
+        };
         let hash = hash_password("correct horse".into(), cost).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
         assert!(verify_password("correct horse".into(), hash.clone()).await);
@@ -338,7 +365,11 @@ mod tests {
     fn bot_tokens_are_64_hex() {
         let token = new_bot_token();
         assert_eq!(token.len(), 64);
-        assert!(token.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            token
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert_eq!(sha256_hex(&token).len(), 64);
     }
 }

@@ -77,28 +77,29 @@ impl Fanout {
         match message {
             BusMessage::Directory(change) => self.directory.apply(change),
             BusMessage::CloseSessions { user } => {
-                self.hub.close_user(*user, concord_gateway::CloseReason::Revoked);
+                self.hub
+                    .close_user(*user, concord_gateway::CloseReason::Revoked);
             }
             BusMessage::Dispatch { audience, payload } => {
                 match audience {
-                    Audience::Server(server) => {
-                        self.hub.send_to_users(self.directory.members(*server), payload)
-                    }
+                    Audience::Server(server) => self
+                        .hub
+                        .send_to_users(self.directory.members(*server), payload),
                     Audience::Channel(channel) => self
                         .hub
                         .send_to_users(self.directory.viewers(*channel).iter().copied(), payload),
-                    Audience::ServerPermission(server, bit) => {
-                        self.hub.send_to_users(self.directory.members_with(*server, *bit), payload)
-                    }
+                    Audience::ServerPermission(server, bit) => self
+                        .hub
+                        .send_to_users(self.directory.members_with(*server, *bit), payload),
                     Audience::Users(users) => {
                         let mut users = users.clone();
                         users.sort_unstable();
                         users.dedup();
                         self.hub.send_to_users(users, payload)
                     }
-                    Audience::CoMembers(user) => {
-                        self.hub.send_to_users(self.directory.co_members(*user), payload)
-                    }
+                    Audience::CoMembers(user) => self
+                        .hub
+                        .send_to_users(self.directory.co_members(*user), payload),
                 };
             }
         }

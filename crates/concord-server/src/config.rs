@@ -43,7 +43,10 @@ impl std::fmt::Debug for IceConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IceConfig")
             .field("turn_url", &self.turn_url)
-            .field("turn_secret", &self.turn_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "turn_secret",
+                &self.turn_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -85,9 +88,18 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            rest_per_ip: Rate { per_second: 10, burst: 20 },
-            auth_per_ip: Rate { per_second: 2, burst: 5 },
-            per_bot: Rate { per_second: 50, burst: 50 },
+            rest_per_ip: Rate {
+                per_second: 10,
+                burst: 20,
+            },
+            auth_per_ip: Rate {
+                per_second: 2,
+                burst: 5,
+            },
+            per_bot: Rate {
+                per_second: 50,
+                burst: 50,
+            },
             trusted_proxies: Vec::new(),
             gateway_idle_secs: concord_protocol::limits::GATEWAY_IDLE_SECS,
             gateway_frames_per_sec: concord_protocol::limits::GATEWAY_RATE_COUNT,
@@ -111,7 +123,10 @@ pub struct PasswordCost {
 impl Default for PasswordCost {
     fn default() -> Self {
         // OWASP's argon2id baseline.
-        Self { memory_kib: 19 * 1024, iterations: 2 }
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+        }
     }
 }
 
@@ -147,10 +162,16 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
-            .field("database_url", &self.database_url.as_ref().map(|u| redact_url(u)))
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|u| redact_url(u)),
+            )
             .field("registration", &self.registration)
             .field("log_format", &self.log_format)
-            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("ice", &self.ice)
             .field("limits", &self.limits)
             .field("password", &self.password)
@@ -225,8 +246,10 @@ impl Config {
         };
         let mut config = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 toml::from_str(&text).map_err(|source| ConfigError::Parse { path, source })?
             }
             None => Self::default(),
@@ -237,9 +260,10 @@ impl Config {
 
     fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = env("CONCORD_LISTEN") {
-            self.listen = v
-                .parse()
-                .map_err(|e| ConfigError::Env { name: "CONCORD_LISTEN", reason: format!("{e}") })?;
+            self.listen = v.parse().map_err(|e| ConfigError::Env {
+                name: "CONCORD_LISTEN",
+                reason: format!("{e}"),
+            })?;
         }
         if let Some(v) = env("CONCORD_DATA_DIR") {
             self.data_dir = PathBuf::from(v);

@@ -209,7 +209,10 @@ impl Directory {
                 }
             }
             for (server, user, role) in snapshot.member_roles {
-                if let Some(m) = state.servers.get_mut(&server).and_then(|s| s.members.get_mut(&user))
+                if let Some(m) = state
+                    .servers
+                    .get_mut(&server)
+                    .and_then(|s| s.members.get_mut(&user))
                 {
                     m.roles.push(role);
                 }
@@ -224,7 +227,10 @@ impl Directory {
                 upsert_override(&mut state, &ov);
             }
             for (server, user, until) in snapshot.timeouts {
-                if let Some(m) = state.servers.get_mut(&server).and_then(|s| s.members.get_mut(&user))
+                if let Some(m) = state
+                    .servers
+                    .get_mut(&server)
+                    .and_then(|s| s.members.get_mut(&user))
                 {
                     m.timeout_until = Some(until);
                 }
@@ -249,7 +255,11 @@ impl Directory {
                         channels: HashSet::new(),
                     },
                 );
-                state.user_servers.entry(*owner).or_default().insert(*server);
+                state
+                    .user_servers
+                    .entry(*owner)
+                    .or_default()
+                    .insert(*server);
                 Some(*server)
             }
             DirectoryChange::ServerDeleted { server } => {
@@ -280,7 +290,11 @@ impl Directory {
                 }
                 Some(*server)
             }
-            DirectoryChange::ChannelCreated { channel, server, kind } => {
+            DirectoryChange::ChannelCreated {
+                channel,
+                server,
+                kind,
+            } => {
                 if let Some(s) = state.servers.get_mut(server) {
                     s.channels.insert(*channel);
                     state.channels.insert(*channel, (*server, *kind));
@@ -300,7 +314,12 @@ impl Directory {
                     None
                 }
             }
-            DirectoryChange::RoleUpserted { role, server, permissions, position } => {
+            DirectoryChange::RoleUpserted {
+                role,
+                server,
+                permissions,
+                position,
+            } => {
                 if let Some(s) = state.servers.get_mut(server) {
                     s.roles.insert(*role, (*permissions, *position));
                 }
@@ -320,7 +339,10 @@ impl Directory {
                 Some(*server)
             }
             DirectoryChange::MemberRoleAdded { server, user, role } => {
-                if let Some(m) = state.servers.get_mut(server).and_then(|s| s.members.get_mut(user))
+                if let Some(m) = state
+                    .servers
+                    .get_mut(server)
+                    .and_then(|s| s.members.get_mut(user))
                     && !m.roles.contains(role)
                 {
                     m.roles.push(*role);
@@ -328,7 +350,11 @@ impl Directory {
                 Some(*server)
             }
             DirectoryChange::MemberRoleRemoved { server, user, role } => {
-                if let Some(m) = state.servers.get_mut(server).and_then(|s| s.members.get_mut(user)) {
+                if let Some(m) = state
+                    .servers
+                    .get_mut(server)
+                    .and_then(|s| s.members.get_mut(user))
+                {
                     m.roles.retain(|r| r != role);
                 }
                 Some(*server)
@@ -343,8 +369,16 @@ impl Directory {
                 }
                 state.channels.get(channel).map(|(s, _)| *s)
             }
-            DirectoryChange::TimeoutSet { server, user, until } => {
-                if let Some(m) = state.servers.get_mut(server).and_then(|s| s.members.get_mut(user)) {
+            DirectoryChange::TimeoutSet {
+                server,
+                user,
+                until,
+            } => {
+                if let Some(m) = state
+                    .servers
+                    .get_mut(server)
+                    .and_then(|s| s.members.get_mut(user))
+                {
                     m.timeout_until = *until;
                 }
                 None
@@ -377,17 +411,27 @@ impl Directory {
 
     /// Whether `user` is a member of `server`.
     pub fn is_member(&self, server: ServerId, user: UserId) -> bool {
-        self.read().servers.get(&server).is_some_and(|s| s.members.contains_key(&user))
+        self.read()
+            .servers
+            .get(&server)
+            .is_some_and(|s| s.members.contains_key(&user))
     }
 
     /// The channel's server and kind.
     pub fn channel(&self, channel: ChannelId) -> Option<ChannelFacts> {
-        self.read().channels.get(&channel).map(|&(server, kind)| ChannelFacts { server, kind })
+        self.read()
+            .channels
+            .get(&channel)
+            .map(|&(server, kind)| ChannelFacts { server, kind })
     }
 
     /// Servers `user` belongs to.
     pub fn servers_of(&self, user: UserId) -> Vec<ServerId> {
-        self.read().user_servers.get(&user).map(|s| s.iter().copied().collect()).unwrap_or_default()
+        self.read()
+            .user_servers
+            .get(&user)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Server-level permissions of `user` in `server` (None when not a member).
@@ -397,7 +441,10 @@ impl Directory {
         let member = s.members.get(&user)?;
         Some(perms::server_level(
             s.owner == user,
-            member.roles.iter().filter_map(|r| s.roles.get(r).map(|(bits, _)| *bits)),
+            member
+                .roles
+                .iter()
+                .filter_map(|r| s.roles.get(r).map(|(bits, _)| *bits)),
         ))
     }
 
@@ -416,15 +463,28 @@ impl Directory {
             .get(&server)
             .and_then(|s| {
                 let m = s.members.get(&user)?;
-                m.roles.iter().filter_map(|r| s.roles.get(r).map(|(_, p)| *p)).max()
+                m.roles
+                    .iter()
+                    .filter_map(|r| s.roles.get(r).map(|(_, p)| *p))
+                    .max()
             })
             .unwrap_or(0)
     }
 
     /// When `user`'s timeout in `server` ends, if it is still running at `now`.
-    pub fn timed_out_until(&self, server: ServerId, user: UserId, now: Timestamp) -> Option<Timestamp> {
+    pub fn timed_out_until(
+        &self,
+        server: ServerId,
+        user: UserId,
+        now: Timestamp,
+    ) -> Option<Timestamp> {
         let state = self.read();
-        let until = state.servers.get(&server)?.members.get(&user)?.timeout_until?;
+        let until = state
+            .servers
+            .get(&server)?
+            .members
+            .get(&user)?
+            .timeout_until?;
         (until > now).then_some(until)
     }
 
@@ -437,33 +497,48 @@ impl Directory {
 
     /// Every member of `server`.
     pub fn members(&self, server: ServerId) -> Vec<UserId> {
-        self.read().servers.get(&server).map(|s| s.members.keys().copied().collect()).unwrap_or_default()
+        self.read()
+            .servers
+            .get(&server)
+            .map(|s| s.members.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Members of the channel's server who may VIEW it (cached until something that
     /// feeds permissions in that server changes).
     pub fn viewers(&self, channel: ChannelId) -> Arc<[UserId]> {
-        if let Some(hit) = self.viewers.lock().unwrap_or_else(|e| e.into_inner()).get(&channel) {
+        if let Some(hit) = self
+            .viewers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&channel)
+        {
             return Arc::clone(hit);
         }
         // Compute and insert under one read lock: a change (write lock) cannot slip
         // between them, and changes invalidate under the write lock (order: state, then
         // cache), so the cache never holds stale viewers.
         let state = self.read();
-        let computed: Arc<[UserId]> =
-            match state.channels.get(&channel).and_then(|(server, _)| state.servers.get(server)) {
-                Some(s) => s
-                    .members
-                    .keys()
-                    .copied()
-                    .filter(|&user| {
-                        channel_permissions_in(&state, channel, user)
-                            .is_some_and(|p| p.contains(Permissions::VIEW_CHANNEL))
-                    })
-                    .collect(),
-                None => return Arc::from(Vec::new()),
-            };
-        self.viewers.lock().unwrap_or_else(|e| e.into_inner()).insert(channel, Arc::clone(&computed));
+        let computed: Arc<[UserId]> = match state
+            .channels
+            .get(&channel)
+            .and_then(|(server, _)| state.servers.get(server))
+        {
+            Some(s) => s
+                .members
+                .keys()
+                .copied()
+                .filter(|&user| {
+                    channel_permissions_in(&state, channel, user)
+                        .is_some_and(|p| p.contains(Permissions::VIEW_CHANNEL))
+                })
+                .collect(),
+            None => return Arc::from(Vec::new()),
+        };
+        self.viewers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(channel, Arc::clone(&computed));
         computed
     }
 
@@ -478,7 +553,9 @@ impl Directory {
             .filter(|(user, m)| {
                 perms::server_level(
                     s.owner == **user,
-                    m.roles.iter().filter_map(|r| s.roles.get(r).map(|(b, _)| *b)),
+                    m.roles
+                        .iter()
+                        .filter_map(|r| s.roles.get(r).map(|(b, _)| *b)),
                 )
                 .contains(bit)
             })
@@ -531,11 +608,17 @@ fn remove_user_server(state: &mut State, user: UserId, server: ServerId) {
 fn upsert_override(state: &mut State, ov: &ChannelOverride) {
     let entry = OverrideEntry {
         id: ov.id,
-        bits: OverrideBits { role: ov.role_id, user: ov.user_id, allow: ov.allow, deny: ov.deny },
+        bits: OverrideBits {
+            role: ov.role_id,
+            user: ov.user_id,
+            allow: ov.allow,
+            deny: ov.deny,
+        },
     };
     let list = state.overrides.entry(ov.channel_id).or_default();
     list.retain(|o| {
-        o.id != ov.id && !(o.bits.role.is_some() && o.bits.role == ov.role_id)
+        o.id != ov.id
+            && !(o.bits.role.is_some() && o.bits.role == ov.role_id)
             && !(o.bits.user.is_some() && o.bits.user == ov.user_id)
     });
     list.push(entry);
@@ -545,14 +628,22 @@ fn channel_permissions_in(state: &State, channel: ChannelId, user: UserId) -> Op
     let (server, _) = state.channels.get(&channel)?;
     let s = state.servers.get(server)?;
     let member = s.members.get(&user)?;
-    let roles: Vec<(RoleId, i64)> =
-        member.roles.iter().filter_map(|r| s.roles.get(r).map(|(bits, _)| (*r, *bits))).collect();
+    let roles: Vec<(RoleId, i64)> = member
+        .roles
+        .iter()
+        .filter_map(|r| s.roles.get(r).map(|(bits, _)| (*r, *bits)))
+        .collect();
     let overrides: Vec<OverrideBits> = state
         .overrides
         .get(&channel)
         .map(|list| list.iter().map(|o| o.bits).collect())
         .unwrap_or_default();
-    Some(perms::channel_level(s.owner == user, user, &roles, &overrides))
+    Some(perms::channel_level(
+        s.owner == user,
+        user,
+        &roles,
+        &overrides,
+    ))
 }
 
 #[cfg(test)]
@@ -564,8 +655,15 @@ mod tests {
         let (server, channel) = (ServerId::new(), ChannelId::new());
         let (owner, member) = (UserId::new(), UserId::new());
         dir.apply(&DirectoryChange::ServerCreated { server, owner });
-        dir.apply(&DirectoryChange::MemberAdded { server, user: member });
-        dir.apply(&DirectoryChange::ChannelCreated { channel, server, kind: ChannelType::Text });
+        dir.apply(&DirectoryChange::MemberAdded {
+            server,
+            user: member,
+        });
+        dir.apply(&DirectoryChange::ChannelCreated {
+            channel,
+            server,
+            kind: ChannelType::Text,
+        });
         (dir, server, channel, owner, member)
     }
 
@@ -577,7 +675,10 @@ mod tests {
     #[test]
     fn viewers_follow_overrides_and_membership() {
         let (dir, server, channel, owner, member) = setup();
-        assert_eq!(sorted(dir.viewers(channel).to_vec()), sorted(vec![owner, member]));
+        assert_eq!(
+            sorted(dir.viewers(channel).to_vec()),
+            sorted(vec![owner, member])
+        );
         let ov = ChannelOverride {
             id: OverrideId::new(),
             channel_id: channel,
@@ -587,10 +688,17 @@ mod tests {
             deny: Permissions::VIEW_CHANNEL.0,
         };
         dir.apply(&DirectoryChange::OverrideUpserted(ov.clone()));
-        assert_eq!(dir.viewers(channel).to_vec(), vec![owner], "cache was invalidated");
+        assert_eq!(
+            dir.viewers(channel).to_vec(),
+            vec![owner],
+            "cache was invalidated"
+        );
         dir.apply(&DirectoryChange::OverrideDeleted { channel, id: ov.id });
         assert_eq!(dir.viewers(channel).len(), 2);
-        dir.apply(&DirectoryChange::MemberRemoved { server, user: member });
+        dir.apply(&DirectoryChange::MemberRemoved {
+            server,
+            user: member,
+        });
         assert_eq!(dir.viewers(channel).to_vec(), vec![owner]);
         assert!(!dir.is_member(server, member));
     }
@@ -599,7 +707,10 @@ mod tests {
     fn co_members_exclude_self_and_strangers() {
         let (dir, server, _, owner, member) = setup();
         let stranger = UserId::new();
-        dir.apply(&DirectoryChange::ServerCreated { server: ServerId::new(), owner: stranger });
+        dir.apply(&DirectoryChange::ServerCreated {
+            server: ServerId::new(),
+            owner: stranger,
+        });
         assert_eq!(dir.co_members(owner), vec![member]);
         assert_eq!(dir.co_members(member), vec![owner]);
         assert!(dir.co_members(stranger).is_empty());
@@ -617,9 +728,19 @@ mod tests {
             permissions: Permissions::CREATE_INVITES.0,
             position: 3,
         });
-        assert!(dir.members_with(server, Permissions::CREATE_INVITES).len() == 1, "owner only");
-        dir.apply(&DirectoryChange::MemberRoleAdded { server, user: member, role });
-        assert_eq!(dir.members_with(server, Permissions::CREATE_INVITES).len(), 2);
+        assert!(
+            dir.members_with(server, Permissions::CREATE_INVITES).len() == 1,
+            "owner only"
+        );
+        dir.apply(&DirectoryChange::MemberRoleAdded {
+            server,
+            user: member,
+            role,
+        });
+        assert_eq!(
+            dir.members_with(server, Permissions::CREATE_INVITES).len(),
+            2
+        );
         assert_eq!(dir.highest_position(server, member), 3);
         dir.apply(&DirectoryChange::RoleDeleted { role, server });
         assert_eq!(dir.highest_position(server, member), 0);
@@ -628,7 +749,10 @@ mod tests {
     #[test]
     fn voice_and_timeouts() {
         let (dir, server, channel, _, member) = setup();
-        dir.apply(&DirectoryChange::VoiceJoined { user: member, channel });
+        dir.apply(&DirectoryChange::VoiceJoined {
+            user: member,
+            channel,
+        });
         assert_eq!(dir.voice_channel(member), Some(channel));
         dir.apply(&DirectoryChange::ChannelDeleted { channel });
         assert_eq!(dir.voice_channel(member), None);
@@ -639,6 +763,9 @@ mod tests {
             until: Some(Timestamp::from_micros(2_000)),
         });
         assert!(dir.timed_out_until(server, member, now).is_some());
-        assert!(dir.timed_out_until(server, member, Timestamp::from_micros(3_000)).is_none());
+        assert!(
+            dir.timed_out_until(server, member, Timestamp::from_micros(3_000))
+                .is_none()
+        );
     }
 }

@@ -21,7 +21,11 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     /// Any status with a message.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), retry_after: None }
+        Self {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     /// 400.
@@ -94,11 +98,18 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response =
-            (self.status, axum::Json(ErrorBody { error: self.message })).into_response();
+        let mut response = (
+            self.status,
+            axum::Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response();
         if let Some(secs) = self.retry_after {
             let value = HeaderValue::from(secs);
-            response.headers_mut().insert(header::RETRY_AFTER, value.clone());
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, value.clone());
             response.headers_mut().insert("x-ratelimit-after", value);
         }
         response

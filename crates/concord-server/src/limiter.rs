@@ -72,7 +72,9 @@ impl Limiters {
     /// # Errors
     /// 429 when exceeded.
     pub fn check_bot(&self, bot_user: UserId) -> Result<(), ApiError> {
-        self.per_bot.check_key(&bot_user).map_err(|_| ApiError::too_many_requests(None))
+        self.per_bot
+            .check_key(&bot_user)
+            .map_err(|_| ApiError::too_many_requests(None))
     }
 
     /// Forgets idle keys so that the maps do not grow without bound.
@@ -127,10 +129,16 @@ mod tests {
     #[test]
     fn forwarded_for_is_read_only_from_trusted_proxies() {
         let proxy: IpAddr = "10.0.0.1".parse().unwrap();
-        let limiters = Limiters::new(&Limits { trusted_proxies: vec![proxy], ..Limits::default() });
+        let limiters = Limiters::new(&Limits {
+            trusted_proxies: vec![proxy],
+            ..Limits::default()
+        });
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-for", "203.0.113.9, 10.0.0.1".parse().unwrap());
-        assert_eq!(limiters.client_ip(proxy, &headers), "203.0.113.9".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            limiters.client_ip(proxy, &headers),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
         let stranger: IpAddr = "198.51.100.7".parse().unwrap();
         assert_eq!(limiters.client_ip(stranger, &headers), stranger);
     }
@@ -138,7 +146,10 @@ mod tests {
     #[test]
     fn burst_then_refusal_with_retry_after() {
         let limits = Limits {
-            rest_per_ip: Rate { per_second: 1, burst: 2 },
+            rest_per_ip: Rate {
+                per_second: 1,
+                burst: 2,
+            },
             ..Limits::default()
         };
         let limiters = Limiters::new(&limits);

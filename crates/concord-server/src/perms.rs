@@ -70,7 +70,11 @@ pub fn server_level(is_owner: bool, role_bits: impl IntoIterator<Item = i64>) ->
         return Permissions::ALL;
     }
     let bits = role_bits.into_iter().fold(0, |acc, b| acc | b);
-    if bits & Permissions::ADMINISTRATOR.0 != 0 { Permissions::ALL } else { Permissions(bits) }
+    if bits & Permissions::ADMINISTRATOR.0 != 0 {
+        Permissions::ALL
+    } else {
+        Permissions(bits)
+    }
 }
 
 /// Channel-level permissions of `user` holding `roles` (with their bits), over the
@@ -84,7 +88,9 @@ pub fn channel_level(
     if is_owner {
         return Permissions::ALL;
     }
-    let base = roles.iter().fold(Permissions::MEMBER_DEFAULTS.0, |acc, (_, b)| acc | b);
+    let base = roles
+        .iter()
+        .fold(Permissions::MEMBER_DEFAULTS.0, |acc, (_, b)| acc | b);
     if base & Permissions::ADMINISTRATOR.0 != 0 {
         return Permissions::ALL;
     }
@@ -115,15 +121,29 @@ mod tests {
         let user = UserId::new();
         assert_eq!(channel_level(true, user, &[], &[]), Permissions::ALL);
         let admin = [(RoleId::new(), Permissions::ADMINISTRATOR.0)];
-        let deny_all = [OverrideBits { role: None, user: Some(user), allow: 0, deny: 0x7FFF }];
-        assert_eq!(channel_level(false, user, &admin, &deny_all), Permissions::ALL);
-        assert_eq!(server_level(false, [Permissions::ADMINISTRATOR.0]), Permissions::ALL);
+        let deny_all = [OverrideBits {
+            role: None,
+            user: Some(user),
+            allow: 0,
+            deny: 0x7FFF,
+        }];
+        assert_eq!(
+            channel_level(false, user, &admin, &deny_all),
+            Permissions::ALL
+        );
+        assert_eq!(
+            server_level(false, [Permissions::ADMINISTRATOR.0]),
+            Permissions::ALL
+        );
     }
 
     #[test]
     fn plain_member_has_defaults_at_channel_level_only() {
         let user = UserId::new();
-        assert_eq!(channel_level(false, user, &[], &[]), Permissions::MEMBER_DEFAULTS);
+        assert_eq!(
+            channel_level(false, user, &[], &[]),
+            Permissions::MEMBER_DEFAULTS
+        );
         assert_eq!(server_level(false, []), Permissions(0));
     }
 
@@ -134,13 +154,30 @@ mod tests {
         let roles = [(r1, 0), (r2, 0)];
         let view = Permissions::VIEW_CHANNEL.0;
         let overrides = [
-            OverrideBits { role: Some(r1), user: None, allow: 0, deny: view },
-            OverrideBits { role: Some(r2), user: None, allow: view, deny: 0 },
+            OverrideBits {
+                role: Some(r1),
+                user: None,
+                allow: 0,
+                deny: view,
+            },
+            OverrideBits {
+                role: Some(r2),
+                user: None,
+                allow: view,
+                deny: 0,
+            },
         ];
         assert!(channel_level(false, user, &roles, &overrides).contains(Permissions::VIEW_CHANNEL));
         let mut with_user = overrides.to_vec();
-        with_user.push(OverrideBits { role: None, user: Some(user), allow: 0, deny: view });
-        assert!(!channel_level(false, user, &roles, &with_user).contains(Permissions::VIEW_CHANNEL));
+        with_user.push(OverrideBits {
+            role: None,
+            user: Some(user),
+            allow: 0,
+            deny: view,
+        });
+        assert!(
+            !channel_level(false, user, &roles, &with_user).contains(Permissions::VIEW_CHANNEL)
+        );
     }
 
     #[test]

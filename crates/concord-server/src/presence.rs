@@ -51,7 +51,11 @@ pub fn chosen_of(user: &UserRecord) -> Chosen {
 impl Presence {
     /// Presence with the given grace period.
     pub fn new(grace: Duration) -> Self {
-        Self { users: Mutex::new(HashMap::new()), generation: AtomicU64::new(0), grace }
+        Self {
+            users: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            grace,
+        }
     }
 
     /// Whether peers see `user` as connected (live session, or within the grace period).
@@ -61,7 +65,11 @@ impl Presence {
 
     /// The status others see for a user whose chosen status is `chosen`.
     pub fn effective(&self, user: UserId, chosen: Status) -> Status {
-        if self.is_online(user) { chosen } else { Status::Offline }
+        if self.is_online(user) {
+            chosen
+        } else {
+            Status::Offline
+        }
     }
 
     /// A session of `user` sent READY.
@@ -121,7 +129,9 @@ impl Presence {
     fn go_offline(&self, state: &AppState, user: UserId, generation: Option<u64>) {
         {
             let mut users = self.lock();
-            let Some(entry) = users.get(&user) else { return };
+            let Some(entry) = users.get(&user) else {
+                return;
+            };
             if generation.is_some() && entry.grace != generation {
                 return;
             }
@@ -160,9 +170,16 @@ fn announce(state: &AppState, user: UserId, chosen: &Chosen, online: bool) {
         if !online && !visible(chosen) {
             return;
         }
-        PresenceUpdate { user_id: user, status: Status::Offline, custom_status: None, activity: None }
+        PresenceUpdate {
+            user_id: user,
+            status: Status::Offline,
+            custom_status: None,
+            activity: None,
+        }
     };
-    state.events.dispatch(Audience::CoMembers(user), Event::PresenceUpdate, &update);
+    state
+        .events
+        .dispatch(Audience::CoMembers(user), Event::PresenceUpdate, &update);
 }
 
 /// Removes the user's voice state (if any) and tells the channel's audience.
@@ -175,13 +192,22 @@ pub async fn leave_voice(state: &AppState, user: UserId) {
         }
     };
     state.events.change(DirectoryChange::VoiceLeft { user });
-    let Some(VoiceState { channel_id: Some(channel), .. }) = removed else {
+    let Some(VoiceState {
+        channel_id: Some(channel),
+        ..
+    }) = removed
+    else {
         return;
     };
     let username = match state.store.user(user).await {
         Ok(Some(u)) => u.username,
         _ => String::new(),
     };
-    let leave = VoiceParticipant { state: VoiceState::left(user), username };
-    state.events.dispatch(Audience::Channel(channel), Event::VoiceStateUpdate, &leave);
+    let leave = VoiceParticipant {
+        state: VoiceState::left(user),
+        username,
+    };
+    state
+        .events
+        .dispatch(Audience::Channel(channel), Event::VoiceStateUpdate, &leave);
 }

@@ -24,7 +24,12 @@ pub fn self_user(state: &AppState, user: &UserRecord) -> User {
 
 /// A user in recipient form (DM channels): no email, no activity, never admin.
 pub fn recipient_user(state: &AppState, user: &UserRecord) -> User {
-    User { email: None, activity: None, is_admin: false, ..self_user(state, user) }
+    User {
+        email: None,
+        activity: None,
+        is_admin: false,
+        ..self_user(state, user)
+    }
 }
 
 /// What anyone may see of a user.

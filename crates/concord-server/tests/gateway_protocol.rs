@@ -13,35 +13,56 @@ fn upgrade_status(err: tungstenite::Error) -> u16 {
 }
 
 async fn public_server(owner: &TestUser) -> (String, String) {
-    let res = owner.api.post("/servers", &json!({"name": "hall", "is_public": true})).await;
+    let res = owner
+        .api
+        .post("/servers", &json!({"name": "hall", "is_public": true}))
+        .await;
     assert_eq!(res.status, 201, "{}", res.body);
     let server = res.body["id"].as_str().unwrap().to_string();
     let res = owner
         .api
-        .post(&format!("/servers/{server}/channels"), &json!({"name": "general", "type": "text"}))
+        .post(
+            &format!("/servers/{server}/channels"),
+            &json!({"name": "general", "type": "text"}),
+        )
         .await;
     assert_eq!(res.status, 201, "{}", res.body);
     (server, res.body["id"].as_str().unwrap().to_string())
 }
 
 async fn join(user: &TestUser, server: &str) {
-    let res = user.api.post_empty(&format!("/servers/{server}/join")).await;
+    let res = user
+        .api
+        .post_empty(&format!("/servers/{server}/join"))
+        .await;
     assert_eq!(res.status, 201, "{}", res.body);
 }
 
 #[tokio::test]
 async fn upgrade_without_credentials_is_401_before_the_upgrade() {
     let server = TestServer::start().await;
-    assert_eq!(upgrade_status(server.connect_raw("").await.unwrap_err()), 401);
-    assert_eq!(upgrade_status(server.connect_raw("token=garbage").await.unwrap_err()), 401);
-    assert_eq!(upgrade_status(server.connect_raw("bot_token=garbage").await.unwrap_err()), 401);
+    assert_eq!(
+        upgrade_status(server.connect_raw("").await.unwrap_err()),
+        401
+    );
+    assert_eq!(
+        upgrade_status(server.connect_raw("token=garbage").await.unwrap_err()),
+        401
+    );
+    assert_eq!(
+        upgrade_status(server.connect_raw("bot_token=garbage").await.unwrap_err()),
+        401
+    );
 }
 
 #[tokio::test]
 async fn a_refresh_token_is_not_a_gateway_token() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
-    let err = server.connect_raw(&format!("token={}", alice.refresh)).await.unwrap_err();
+    let err = server
+        .connect_raw(&format!("token={}", alice.refresh))
+        .await
+        .unwrap_err();
     assert_eq!(upgrade_status(err), 401);
 }
 
@@ -52,7 +73,10 @@ async fn a_bad_token_fails_even_with_a_good_bot_token() {
     let bot = alice.api.post("/bots", &json!({"name": "Helper"})).await;
     assert_eq!(bot.status, 201, "{}", bot.body);
     let bot_token = bot.body["token"].as_str().unwrap();
-    let err = server.connect_raw(&format!("token=bad&bot_token={bot_token}")).await.unwrap_err();
+    let err = server
+        .connect_raw(&format!("token=bad&bot_token={bot_token}"))
+        .await
+        .unwrap_err();
     assert_eq!(upgrade_status(err), 401);
     let (_gw, ready) = server.connect(&format!("bot_token={bot_token}")).await;
     assert_eq!(ready["user"]["id"], bot.body["bot"]["user_id"]);
@@ -62,10 +86,17 @@ async fn a_bad_token_fails_even_with_a_good_bot_token() {
 async fn unsupported_version_and_plain_get_are_refused() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
-    let err = server.connect_raw(&format!("{}&v=7", alice.ws_query())).await.unwrap_err();
+    let err = server
+        .connect_raw(&format!("{}&v=7", alice.ws_query()))
+        .await
+        .unwrap_err();
     assert_eq!(upgrade_status(err), 400);
     let plain = server.api().get(&format!("/ws?{}", alice.ws_query())).await;
-    assert!((400..500).contains(&plain.status), "not an upgrade: {}", plain.status);
+    assert!(
+        (400..500).contains(&plain.status),
+        "not an upgrade: {}",
+        plain.status
+    );
 }
 
 #[tokio::test]
@@ -92,13 +123,23 @@ async fn ready_is_the_first_frame_with_exactly_the_reference_keys() {
     assert_eq!(user["id"], alice.id.as_str());
     assert_eq!(user["status"], "online", "this session is counted");
     assert!(user["email"].is_null() && user["is_admin"] == true);
-    for key in ["avatar_url", "bio", "pronouns", "custom_status", "activity", "created_at"] {
+    for key in [
+        "avatar_url",
+        "bio",
+        "pronouns",
+        "custom_status",
+        "activity",
+        "created_at",
+    ] {
         assert!(user.get(key).is_some(), "user.{key} present");
     }
     let servers = ready["servers"].as_array().unwrap();
     assert_eq!(servers.len(), 1);
     assert_eq!(servers[0]["id"], server_id.as_str());
-    assert!(servers[0].get("member_count").is_none(), "READY servers carry no member_count");
+    assert!(
+        servers[0].get("member_count").is_none(),
+        "READY servers carry no member_count"
+    );
     assert_eq!(servers[0]["require_invite"], false);
     assert_eq!(ready["server_roles"], json!({}));
     assert_eq!(ready["channel_overrides"], json!({}));
@@ -112,17 +153,39 @@ async fn ready_counts_unread_messages_and_mentions_after_an_ack() {
     let bob = server.user("bob").await;
     let (server_id, channel) = public_server(&alice).await;
     join(&bob, &server_id).await;
-    assert_eq!(bob.api.post_empty(&format!("/channels/{channel}/ack")).await.status, 204);
+    assert_eq!(
+        bob.api
+            .post_empty(&format!("/channels/{channel}/ack"))
+            .await
+            .status,
+        204
+    );
     for content in ["hello", "hey @bob", "@everyone look"] {
-        let res =
-            alice.api.post(&format!("/channels/{channel}/messages"), &json!({"content": content})).await;
+        let res = alice
+            .api
+            .post(
+                &format!("/channels/{channel}/messages"),
+                &json!({"content": content}),
+            )
+            .await;
         assert_eq!(res.status, 201);
     }
     // Bob's own messages never count as unread.
-    bob.api.post(&format!("/channels/{channel}/messages"), &json!({"content": "mine"})).await;
+    bob.api
+        .post(
+            &format!("/channels/{channel}/messages"),
+            &json!({"content": "mine"}),
+        )
+        .await;
     let (_gw, ready) = server.connect(&bob.ws_query()).await;
-    assert_eq!(ready["unread_counts"], json!([{"channel_id": channel, "unread_count": 3}]));
-    assert_eq!(ready["mention_counts"], json!([{"channel_id": channel, "count": 2}]));
+    assert_eq!(
+        ready["unread_counts"],
+        json!([{"channel_id": channel, "unread_count": 3}])
+    );
+    assert_eq!(
+        ready["mention_counts"],
+        json!([{"channel_id": channel, "count": 2}])
+    );
     // Alice never acked: no entries for her.
     let (_gw, ready) = server.connect(&alice.ws_query()).await;
     assert_eq!(ready["unread_counts"], json!([]));
@@ -134,7 +197,9 @@ async fn heartbeat_ack_is_exact_and_goes_to_the_session_that_sent_it() {
     let alice = server.user("alice").await;
     let (mut first, _) = server.connect(&alice.ws_query()).await;
     let (mut second, _) = server.connect(&alice.ws_query()).await;
-    second.send(&json!({"op": "HEARTBEAT", "t": null, "d": null})).await;
+    second
+        .send(&json!({"op": "HEARTBEAT", "t": null, "d": null}))
+        .await;
     let frame = second.next_frame().await;
     assert_eq!(frame.to_string(), r#"{"op":"HEARTBEAT_ACK"}"#);
     // Positive control on the other session: its own heartbeat is its first frame back.
@@ -149,10 +214,14 @@ async fn malformed_unknown_and_binary_frames_are_ignored_and_the_socket_stays() 
     let (mut gw, _) = server.connect(&alice.ws_query()).await;
     gw.send_text("{{{").await;
     gw.send(&json!({"op": "IDENTIFY", "d": {}})).await;
-    gw.send(&json!({"op": "DISPATCH", "t": "READY", "d": {}})).await;
-    gw.send(&json!({"op": "TYPING_START", "d": {"channel_id": "not-a-uuid"}})).await;
+    gw.send(&json!({"op": "DISPATCH", "t": "READY", "d": {}}))
+        .await;
+    gw.send(&json!({"op": "TYPING_START", "d": {"channel_id": "not-a-uuid"}}))
+        .await;
     gw.send(&json!({"d": null})).await;
-    gw.send_message(Message::Binary(vec![0, 159, 146, 150].into())).await.unwrap();
+    gw.send_message(Message::Binary(vec![0, 159, 146, 150].into()))
+        .await
+        .unwrap();
     gw.send(&json!({"op": "HEARTBEAT"})).await;
     assert_eq!(gw.next_frame().await, json!({"op": "HEARTBEAT_ACK"}));
 }

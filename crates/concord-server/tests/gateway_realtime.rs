@@ -9,7 +9,10 @@ use concord_testkit::{Gateway, TestServer, TestUser};
 use serde_json::{Value, json};
 
 async fn create_server(owner: &TestUser, name: &str) -> String {
-    let res = owner.api.post("/servers", &json!({"name": name, "is_public": true})).await;
+    let res = owner
+        .api
+        .post("/servers", &json!({"name": name, "is_public": true}))
+        .await;
     assert_eq!(res.status, 201, "{}", res.body);
     res.body["id"].as_str().unwrap().to_string()
 }
@@ -17,24 +20,39 @@ async fn create_server(owner: &TestUser, name: &str) -> String {
 async fn channel(owner: &TestUser, server: &str, name: &str, kind: &str) -> String {
     let res = owner
         .api
-        .post(&format!("/servers/{server}/channels"), &json!({"name": name, "type": kind}))
+        .post(
+            &format!("/servers/{server}/channels"),
+            &json!({"name": name, "type": kind}),
+        )
         .await;
     assert_eq!(res.status, 201, "{}", res.body);
     res.body["id"].as_str().unwrap().to_string()
 }
 
 async fn join(user: &TestUser, server: &str) {
-    let res = user.api.post_empty(&format!("/servers/{server}/join")).await;
+    let res = user
+        .api
+        .post_empty(&format!("/servers/{server}/join"))
+        .await;
     assert_eq!(res.status, 201, "{}", res.body);
 }
 
 async fn post(user: &TestUser, channel: &str, content: &str) {
-    let res = user.api.post(&format!("/channels/{channel}/messages"), &json!({"content": content})).await;
+    let res = user
+        .api
+        .post(
+            &format!("/channels/{channel}/messages"),
+            &json!({"content": content}),
+        )
+        .await;
     assert_eq!(res.status, 201, "{}", res.body);
 }
 
 async fn join_voice(user: &TestUser, channel: &str) {
-    let res = user.api.post_empty(&format!("/channels/{channel}/voice")).await;
+    let res = user
+        .api
+        .post_empty(&format!("/channels/{channel}/voice"))
+        .await;
     assert_eq!(res.status, 201, "{}", res.body);
 }
 
@@ -49,7 +67,10 @@ async fn deny(server: &TestServer, channel: &str, user: &TestUser, bits: i64) {
         deny: bits,
     };
     let stored = server.state.store.put_override(&ov).await.unwrap();
-    server.state.events.change(DirectoryChange::OverrideUpserted(stored));
+    server
+        .state
+        .events
+        .change(DirectoryChange::OverrideUpserted(stored));
 }
 
 fn presence(status: &str, custom: Value, activity: Value) -> Value {
@@ -68,12 +89,18 @@ async fn next_presence(gw: &mut Gateway) -> Value {
 #[tokio::test]
 async fn connecting_announces_online_to_co_members_only() {
     let server = TestServer::start().await;
-    let (alice, bob, carol) =
-        (server.user("alice").await, server.user("bob").await, server.user("carol").await);
+    let (alice, bob, carol) = (
+        server.user("alice").await,
+        server.user("bob").await,
+        server.user("carol").await,
+    );
     let hall = create_server(&alice, "hall").await;
     join(&bob, &hall).await;
     // Carol only shares a DM with alice.
-    let dm = alice.api.post("/dm-channels", &json!({"user_id": carol.id})).await;
+    let dm = alice
+        .api
+        .post("/dm-channels", &json!({"user_id": carol.id}))
+        .await;
     assert_eq!(dm.status, 201);
     let (mut bob_gw, _) = server.connect(&bob.ws_query()).await;
     let (mut carol_gw, _) = server.connect(&carol.ws_query()).await;
@@ -84,7 +111,13 @@ async fn connecting_announces_online_to_co_members_only() {
         json!({"user_id": alice.id, "status": "online", "custom_status": null, "activity": null})
     );
     // Control for carol: a DM from alice is the first thing she sees.
-    alice.api.post(&format!("/dm-channels/{}/messages", dm.body["id"].as_str().unwrap()), &json!({"content": "hi"})).await;
+    alice
+        .api
+        .post(
+            &format!("/dm-channels/{}/messages", dm.body["id"].as_str().unwrap()),
+            &json!({"content": "hi"}),
+        )
+        .await;
     assert_eq!(carol_gw.next_frame().await["t"], "DM_MESSAGE_CREATE");
     // Alice never gets her own presence: her first frame after READY is the DM echo.
     assert_eq!(alice_gw.next_frame().await["t"], "DM_MESSAGE_CREATE");
@@ -119,7 +152,9 @@ async fn chosen_status_and_texts_survive_reconnects() {
     let (mut bob_gw, _) = server.connect(&bob.ws_query()).await;
     let (mut alice_gw, _) = server.connect(&alice.ws_query()).await;
     next_presence(&mut bob_gw).await;
-    alice_gw.send(&presence("dnd", json!("busy"), json!("coding"))).await;
+    alice_gw
+        .send(&presence("dnd", json!("busy"), json!("coding")))
+        .await;
     assert_eq!(
         next_presence(&mut bob_gw).await,
         json!({"user_id": alice.id, "status": "dnd", "custom_status": "busy", "activity": "coding"})
@@ -145,9 +180,15 @@ async fn presence_op_validation_follows_the_reference() {
     let (mut alice_gw, _) = server.connect(&alice.ws_query()).await;
     next_presence(&mut bob_gw).await;
     // Dropped: unknown status string, over-long texts, no `d`.
-    alice_gw.send(&presence("sleeping", json!(null), json!(null))).await;
-    alice_gw.send(&presence("away", json!("x".repeat(129)), json!(null))).await;
-    alice_gw.send(&presence("away", json!(null), json!("y".repeat(129)))).await;
+    alice_gw
+        .send(&presence("sleeping", json!(null), json!(null)))
+        .await;
+    alice_gw
+        .send(&presence("away", json!("x".repeat(129)), json!(null)))
+        .await;
+    alice_gw
+        .send(&presence("away", json!(null), json!("y".repeat(129))))
+        .await;
     alice_gw.send(&json!({"op": "PRESENCE_UPDATE"})).await;
     // Accepted: missing status means online; non-string texts clear.
     alice_gw.send(&json!({"op": "PRESENCE_UPDATE", "d": {"custom_status": 5, "activity": "x".repeat(128)}})).await;
@@ -167,10 +208,19 @@ async fn invisible_looks_offline_to_peers() {
     let (mut bob_gw, _) = server.connect(&bob.ws_query()).await;
     let (mut alice_gw, _) = server.connect(&alice.ws_query()).await;
     next_presence(&mut bob_gw).await;
-    alice_gw.send(&presence("offline", json!(null), json!(null))).await;
+    alice_gw
+        .send(&presence("offline", json!(null), json!(null)))
+        .await;
     assert_eq!(next_presence(&mut bob_gw).await["status"], "offline");
     let members = bob.api.get(&format!("/servers/{hall}/members")).await;
-    let alice_row = members.body.as_array().unwrap().iter().find(|m| m["user_id"] == alice.id.as_str()).cloned().unwrap();
+    let alice_row = members
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user_id"] == alice.id.as_str())
+        .cloned()
+        .unwrap();
     assert_eq!(alice_row["status"], "offline");
     // Leaving while invisible announces nothing; the next thing bob sees is a message.
     alice_gw.close(1000).await;
@@ -192,10 +242,21 @@ async fn within_the_grace_period_a_reconnect_does_not_flash_offline() {
     drop(alice_gw);
     let (_again, _) = server.connect(&alice.ws_query()).await;
     post(&alice, &general, "back").await;
-    assert_eq!(bob_gw.next_frame().await["t"], "MESSAGE_CREATE", "no offline, no second online");
+    assert_eq!(
+        bob_gw.next_frame().await["t"],
+        "MESSAGE_CREATE",
+        "no offline, no second online"
+    );
     // A clean close skips the grace period.
     let members = bob.api.get(&format!("/servers/{hall}/members")).await;
-    assert!(members.body.as_array().unwrap().iter().all(|m| m["status"] == "online"));
+    assert!(
+        members
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["status"] == "online")
+    );
 }
 
 #[tokio::test]
@@ -233,43 +294,82 @@ async fn typing_goes_to_viewers_of_the_channel_only() {
     let (mut carol_gw, _) = server.connect(&carol.ws_query()).await;
     let (mut dave_gw, _) = server.connect(&dave.ws_query()).await;
     let (mut alice_gw, _) = server.connect(&alice.ws_query()).await;
-    alice_gw.send(&json!({"op": "TYPING_START", "t": null, "d": {"channel_id": general}})).await;
+    alice_gw
+        .send(&json!({"op": "TYPING_START", "t": null, "d": {"channel_id": general}}))
+        .await;
     let typing = bob_gw.next_event("TYPING_START").await;
     assert_eq!(typing["user_id"], alice.id.as_str());
     assert_eq!(typing["username"], "alice");
     assert_eq!(typing["channel_id"], general.as_str());
     let ts = typing["timestamp"].as_str().unwrap();
-    assert!(ts.ends_with("+00:00") && ts.split('.').nth(1).unwrap().len() == 9 + 6, "{ts}");
+    assert!(
+        ts.ends_with("+00:00") && ts.split('.').nth(1).unwrap().len() == 9 + 6,
+        "{ts}"
+    );
     // The sender's own session may receive it (the web client hides its own).
-    assert_eq!(alice_gw.next_event("TYPING_START").await["user_id"], alice.id.as_str());
+    assert_eq!(
+        alice_gw.next_event("TYPING_START").await["user_id"],
+        alice.id.as_str()
+    );
     // Carol cannot view the channel, dave is not a member: controls follow.
     let hidden_to_carol = channel(&alice, &hall, "lobby", "text").await;
     post(&alice, &hidden_to_carol, "carol can see this").await;
-    assert_eq!(carol_gw.next_event("MESSAGE_CREATE").await["channel_id"], hidden_to_carol.as_str());
+    assert_eq!(
+        carol_gw.next_event("MESSAGE_CREATE").await["channel_id"],
+        hidden_to_carol.as_str()
+    );
     post(&dave, &other_channel, "dave's own").await;
-    assert_eq!(dave_gw.next_event("MESSAGE_CREATE").await["channel_id"], other_channel.as_str());
+    assert_eq!(
+        dave_gw.next_event("MESSAGE_CREATE").await["channel_id"],
+        other_channel.as_str()
+    );
 }
 
 #[tokio::test]
 async fn typing_is_dropped_without_send_permission_outside_membership_or_in_dms() {
     let server = TestServer::start().await;
-    let (alice, bob, eve) = (server.user("alice").await, server.user("bob").await, server.user("eve").await);
+    let (alice, bob, eve) = (
+        server.user("alice").await,
+        server.user("bob").await,
+        server.user("eve").await,
+    );
     let hall = create_server(&alice, "hall").await;
     let general = channel(&alice, &hall, "general", "text").await;
     join(&bob, &hall).await;
     deny(&server, &general, &bob, 2).await; // SEND_MESSAGES
-    let dm = alice.api.post("/dm-channels", &json!({"user_id": bob.id})).await.body["id"].clone();
+    let dm = alice
+        .api
+        .post("/dm-channels", &json!({"user_id": bob.id}))
+        .await
+        .body["id"]
+        .clone();
     let (mut alice_gw, _) = server.connect(&alice.ws_query()).await;
     let (mut bob_gw, _) = server.connect(&bob.ws_query()).await;
     let (mut eve_gw, _) = server.connect(&eve.ws_query()).await;
-    bob_gw.send(&json!({"op": "TYPING_START", "d": {"channel_id": general}})).await;
-    eve_gw.send(&json!({"op": "TYPING_START", "d": {"channel_id": general}})).await;
-    bob_gw.send(&json!({"op": "TYPING_START", "d": {"channel_id": dm}})).await;
-    bob_gw.send(&json!({"op": "TYPING_START", "d": {"channel_id": uuid::Uuid::new_v4()}})).await;
+    bob_gw
+        .send(&json!({"op": "TYPING_START", "d": {"channel_id": general}}))
+        .await;
+    eve_gw
+        .send(&json!({"op": "TYPING_START", "d": {"channel_id": general}}))
+        .await;
+    bob_gw
+        .send(&json!({"op": "TYPING_START", "d": {"channel_id": dm}}))
+        .await;
+    bob_gw
+        .send(&json!({"op": "TYPING_START", "d": {"channel_id": uuid::Uuid::new_v4()}}))
+        .await;
     // Control: alice's own typing is the first TYPING_START anyone in the channel sees.
-    alice_gw.send(&json!({"op": "TYPING_START", "d": {"channel_id": general}})).await;
-    assert_eq!(alice_gw.next_event("TYPING_START").await["user_id"], alice.id.as_str());
-    assert_eq!(bob_gw.next_event("TYPING_START").await["user_id"], alice.id.as_str());
+    alice_gw
+        .send(&json!({"op": "TYPING_START", "d": {"channel_id": general}}))
+        .await;
+    assert_eq!(
+        alice_gw.next_event("TYPING_START").await["user_id"],
+        alice.id.as_str()
+    );
+    assert_eq!(
+        bob_gw.next_event("TYPING_START").await["user_id"],
+        alice.id.as_str()
+    );
 }
 
 // ---- voice signals and voice cleanup (§9) ----
@@ -300,7 +400,10 @@ async fn voice_signals_are_relayed_to_every_session_of_the_target_only() {
     assert_eq!(bob_two.next_event("VOICE_SIGNAL").await, expected);
     // The sender gets nothing back: its next frame answers its heartbeat.
     alice_gw.send(&json!({"op": "HEARTBEAT"})).await;
-    assert_eq!(alice_gw.next_non_presence().await, json!({"op": "HEARTBEAT_ACK"}));
+    assert_eq!(
+        alice_gw.next_non_presence().await,
+        json!({"op": "HEARTBEAT_ACK"})
+    );
 }
 
 #[tokio::test]
@@ -321,10 +424,14 @@ async fn voice_signals_failing_any_check_are_dropped() {
     ] {
         alice_gw.send(&json!({"op": "VOICE_SIGNAL", "d": d})).await;
     }
-    carol_gw.send(&json!({"op": "VOICE_SIGNAL", "d": {"to_user_id": bob.id, "type": "offer"}})).await;
+    carol_gw
+        .send(&json!({"op": "VOICE_SIGNAL", "d": {"to_user_id": bob.id, "type": "offer"}}))
+        .await;
     // Bob moves to another channel: signals across channels are dropped too.
     join_voice(&bob, &other_voice).await;
-    alice_gw.send(&json!({"op": "VOICE_SIGNAL", "d": {"to_user_id": bob.id, "type": "offer"}})).await;
+    alice_gw
+        .send(&json!({"op": "VOICE_SIGNAL", "d": {"to_user_id": bob.id, "type": "offer"}}))
+        .await;
     join_voice(&bob, &other_voice).await;
     join_voice(&alice, &other_voice).await;
     alice_gw
@@ -334,7 +441,10 @@ async fn voice_signals_failing_any_check_are_dropped() {
     loop {
         let frame = bob_gw.next_non_presence().await;
         if frame["t"] == "VOICE_SIGNAL" {
-            assert_eq!(frame["d"]["type"], "answer", "only the valid signal arrives");
+            assert_eq!(
+                frame["d"]["type"], "answer",
+                "only the valid signal arrives"
+            );
             assert_eq!(frame["d"]["stream_type"], "go_live");
             break;
         }
@@ -342,7 +452,10 @@ async fn voice_signals_failing_any_check_are_dropped() {
     }
     assert!(seen.iter().all(|t| t == "VOICE_STATE_UPDATE"), "{seen:?}");
     carol_gw.send(&json!({"op": "HEARTBEAT"})).await;
-    assert_eq!(carol_gw.next_non_presence().await, json!({"op": "HEARTBEAT_ACK"}));
+    assert_eq!(
+        carol_gw.next_non_presence().await,
+        json!({"op": "HEARTBEAT_ACK"})
+    );
 }
 
 #[tokio::test]
@@ -354,14 +467,25 @@ async fn voice_state_is_cleared_when_the_last_session_ends() {
     let (second, _) = server.connect(&alice.ws_query()).await;
     first.close(1000).await;
     let participants = bob.api.get(&format!("/channels/{voice}/voice")).await;
-    assert_eq!(participants.body.as_array().unwrap().len(), 2, "one tab closing keeps voice");
+    assert_eq!(
+        participants.body.as_array().unwrap().len(),
+        2,
+        "one tab closing keeps voice"
+    );
     second.close(1000).await;
     let leave = bob_gw.next_event("VOICE_STATE_UPDATE").await;
     assert_eq!(leave["user_id"], alice.id.as_str());
     assert_eq!(leave["channel_id"], Value::Null);
     assert_eq!(leave["joined_at"], Value::Null);
     assert_eq!(leave["username"], "alice");
-    for flag in ["self_mute", "self_deaf", "self_video", "self_screen", "server_mute", "server_deaf"] {
+    for flag in [
+        "self_mute",
+        "self_deaf",
+        "self_video",
+        "self_screen",
+        "server_mute",
+        "server_deaf",
+    ] {
         assert_eq!(leave[flag], false);
     }
     let participants = bob.api.get(&format!("/channels/{voice}/voice")).await;

@@ -30,11 +30,17 @@ pub struct TestServer {
 /// Configuration for tests: cheap password hashing, limits that tests do not trip
 /// by accident, no presence grace period.
 pub fn test_config(dir: PathBuf) -> Config {
-    let mut config = Config { data_dir: dir, ..Config::default() };
+    let mut config = Config {
+        data_dir: dir,
+        ..Config::default()
+    };
     config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.password.memory_kib = 1024;
     config.password.iterations = 1;
-    let generous = Rate { per_second: 100_000, burst: 100_000 };
+    let generous = Rate {
+        per_second: 100_000,
+        burst: 100_000,
+    };
     config.limits.rest_per_ip = generous;
     config.limits.auth_per_ip = generous;
     config.limits.per_bot = generous;
@@ -56,19 +62,33 @@ impl TestServer {
         let dir = std::env::temp_dir().join(format!("concord-test-{}", uuid::Uuid::new_v4()));
         let mut config = test_config(dir.clone());
         adjust(&mut config);
-        let store = concord_server::open_store(&config).await.expect("open store");
-        let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
+        let store = concord_server::open_store(&config)
+            .await
+            .expect("open store");
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let state = concord_server::build_state(config, store).await.expect("build state");
+        let state = concord_server::build_state(config, store)
+            .await
+            .expect("build state");
         let (tx, rx) = oneshot::channel::<()>();
         let serve_state = state.clone();
         let task = tokio::spawn(async move {
             let shutdown = async {
                 let _ = rx.await;
             };
-            concord_server::serve(listener, serve_state, shutdown).await.expect("serve");
+            concord_server::serve(listener, serve_state, shutdown)
+                .await
+                .expect("serve");
         });
-        Self { addr, state, shutdown: Some(tx), task: Some(task), dir }
+        Self {
+            addr,
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+            dir,
+        }
     }
 
     /// `http://addr{path}`.
@@ -78,7 +98,11 @@ impl TestServer {
 
     /// A REST client without credentials.
     pub fn api(&self) -> Api {
-        Api { http: reqwest::Client::new(), base: self.url(""), auth: None }
+        Api {
+            http: reqwest::Client::new(),
+            base: self.url(""),
+            auth: None,
+        }
     }
 
     /// Registers a user (password `password123`) and returns them with a client.
@@ -88,7 +112,10 @@ impl TestServer {
     pub async fn user(&self, username: &str) -> TestUser {
         let res = self
             .api()
-            .post("/auth/register", &json!({"username": username, "password": "password123"}))
+            .post(
+                "/auth/register",
+                &json!({"username": username, "password": "password123"}),
+            )
             .await;
         assert_eq!(res.status, 201, "register {username}: {}", res.body);
         TestUser::from_auth(self, &res.body)
@@ -158,11 +185,20 @@ pub struct TestUser {
 impl TestUser {
     /// From an AuthResponse body.
     pub fn from_auth(server: &TestServer, body: &Value) -> Self {
-        let token = body["access_token"].as_str().expect("access_token").to_string();
+        let token = body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string();
         Self {
             id: body["user"]["id"].as_str().expect("user.id").to_string(),
-            username: body["user"]["username"].as_str().expect("username").to_string(),
-            refresh: body["refresh_token"].as_str().expect("refresh_token").to_string(),
+            username: body["user"]["username"]
+                .as_str()
+                .expect("username")
+                .to_string(),
+            refresh: body["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_string(),
             api: server.api().bearer(&token),
             token,
         }
@@ -198,17 +234,26 @@ pub struct Api {
 impl Api {
     /// This client sending `Authorization: Bearer <token>`.
     pub fn bearer(&self, token: &str) -> Self {
-        Self { auth: Some(format!("Bearer {token}")), ..self.clone() }
+        Self {
+            auth: Some(format!("Bearer {token}")),
+            ..self.clone()
+        }
     }
 
     /// This client sending `Authorization: Bot <token>`.
     pub fn bot(&self, token: &str) -> Self {
-        Self { auth: Some(format!("Bot {token}")), ..self.clone() }
+        Self {
+            auth: Some(format!("Bot {token}")),
+            ..self.clone()
+        }
     }
 
     /// This client sending exactly this `Authorization` header.
     pub fn authorization(&self, value: &str) -> Self {
-        Self { auth: Some(value.to_string()), ..self.clone() }
+        Self {
+            auth: Some(value.to_string()),
+            ..self.clone()
+        }
     }
 
     /// GET.
@@ -218,7 +263,8 @@ impl Api {
 
     /// POST with a JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> Response {
-        self.send(self.request(reqwest::Method::POST, path).json(body)).await
+        self.send(self.request(reqwest::Method::POST, path).json(body))
+            .await
     }
 
     /// POST without a body.
@@ -228,7 +274,8 @@ impl Api {
 
     /// PATCH with a JSON body.
     pub async fn patch(&self, path: &str, body: &Value) -> Response {
-        self.send(self.request(reqwest::Method::PATCH, path).json(body)).await
+        self.send(self.request(reqwest::Method::PATCH, path).json(body))
+            .await
     }
 
     /// PUT without a body.
@@ -242,7 +289,13 @@ impl Api {
     }
 
     /// Any method with a raw body and content type (for malformed-input tests).
-    pub async fn raw(&self, method: &str, path: &str, content_type: Option<&str>, body: &str) -> Response {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> Response {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.request(method, path).body(body.to_string());
         if let Some(ct) = content_type {
@@ -265,7 +318,12 @@ impl Api {
         let headers = res.headers().clone();
         let text = res.text().await.expect("body");
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Response { status, body, text, headers }
+        Response {
+            status,
+            body,
+            text,
+            headers,
+        }
     }
 }
 
@@ -345,9 +403,16 @@ impl Gateway {
     /// Reads until the connection ends and says how.
     pub async fn closed(&mut self) -> Closed {
         loop {
-            match tokio::time::timeout(WAIT, self.ws.next()).await.expect("timed out waiting for close") {
-                Some(Ok(Message::Close(Some(frame)))) => return Closed::Code(u16::from(frame.code)),
-                Some(Ok(Message::Close(None))) => return Closed::Code(u16::from(CloseCode::Status)),
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for close")
+            {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return Closed::Code(u16::from(frame.code));
+                }
+                Some(Ok(Message::Close(None))) => {
+                    return Closed::Code(u16::from(CloseCode::Status));
+                }
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => return Closed::Abrupt,
             }
@@ -356,9 +421,15 @@ impl Gateway {
 
     /// Closes with `code`.
     pub async fn close(mut self, code: u16) {
-        let frame = tungstenite::protocol::CloseFrame { code: CloseCode::from(code), reason: "".into() };
+        let frame = tungstenite::protocol::CloseFrame {
+            code: CloseCode::from(code),
+            reason: "".into(),
+        };
         let _ = self.ws.close(Some(frame)).await;
         // Drain until the server answers or drops.
-        let _ = tokio::time::timeout(WAIT, async { while let Some(Ok(_)) = self.ws.next().await {} }).await;
+        let _ = tokio::time::timeout(WAIT, async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
     }
 }

@@ -59,16 +59,22 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let store = concord_server::open_store(&config).await.context("opening the database")?;
+    let store = concord_server::open_store(&config)
+        .await
+        .context("opening the database")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let bound = listener.local_addr()?;
-    let state = concord_server::build_state(config, store).await.context("starting")?;
+    let state = concord_server::build_state(config, store)
+        .await
+        .context("starting")?;
     // First line of stdout: the bound address (useful with --listen 127.0.0.1:0).
     println!("{bound}");
     tracing::info!(%bound, "concord listening");
-    concord_server::serve(listener, state, shutdown_signal()).await.context("serving")?;
+    concord_server::serve(listener, state, shutdown_signal())
+        .await
+        .context("serving")?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -97,7 +103,9 @@ async fn shutdown_signal() {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -1,10 +1,196 @@
-//! Routes: channels (`rest.md` §7).
+//! Routes: channels of a server (`rest.md` §7.4) and channel read state (§7.5).
 
-use axum::Router;
+use axum::{
+    Router,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use concord_protocol::{Channel, ChannelId, CreateChannel, ServerId, Timestamp, UpdateChannel};
+use concord_store::{ChannelPatch, NewChannel};
 
-use crate::state::AppState;
+use crate::{
+    access,
+    auth::Principal,
+    directory::DirectoryChange,
+    error::{ApiError, ApiResult},
+    extract::{Json, Path},
+    state::AppState,
+};
+
+/// Longest channel name, in chars.
+const MAX_NAME_CHARS: usize = 100;
+/// Longest topic, in chars.
+const MAX_TOPIC_CHARS: usize = 1024;
+/// Longest category label, in chars.
+const MAX_CATEGORY_CHARS: usize = 100;
 
 /// The channels routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/servers/{id}/channels", post(create).get(list))
+        .route(
+            "/servers/{id}/channels/{channel_id}",
+            get(get_one).patch(update).delete(remove),
+        )
+        .route("/channels/{channel_id}/ack", post(ack))
+}
+
+/// The text rules shared by create and update; `None` fields are not checked.
+fn check_fields(name: Option<&str>, topic: Option<&str>, category: Option<&str>) -> ApiResult<()> {
+    if name.is_some_and(|n| !(1..=MAX_NAME_CHARS).contains(&n.chars().count())) {
+        return Err(ApiError::bad_request(
+            "Channel name must be 1-100 characters",
+        ));
+    }
+    if topic.is_some_and(|t| t.chars().count() > MAX_TOPIC_CHARS) {
+        return Err(ApiError::bad_request(
+            "Topic must be at most 1024 characters",
+        ));
+    }
+    if category.is_some_and(|c| c.chars().count() > MAX_CATEGORY_CHARS) {
+        return Err(ApiError::bad_request(
+            "Category must be at most 100 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// The channel belongs to `server`; a channel of another server is as good as missing.
+fn channel_of(state: &AppState, server: ServerId, channel: ChannelId) -> ApiResult<()> {
+    match state.directory.channel(channel) {
+        Some(facts) if facts.server == server => Ok(()),
+        _ => Err(access::channel_not_found()),
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(server): Path<ServerId>,
+    Json(body): Json<CreateChannel>,
+) -> ApiResult<Response> {
+    check_fields(
+        Some(&body.name),
+        body.topic.as_deref(),
+        body.category.as_deref(),
+    )?;
+    access::server_owner(&state, server, principal.id())?;
+    let channel = state
+        .store
+        .create_channel(&NewChannel {
+            id: ChannelId::new(),
+            server_id: server,
+            name: body.name,
+            kind: body.kind,
+            topic: body.topic,
+            category: body.category,
+            created_at: Timestamp::now(),
+        })
+        .await?;
+    state.events.change(DirectoryChange::ChannelCreated {
+        channel: channel.id,
+        server,
+        kind: channel.kind,
+    });
+    Ok((StatusCode::CREATED, axum::Json(channel)).into_response())
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(server): Path<ServerId>,
+) -> ApiResult<axum::Json<Vec<Channel>>> {
+    let user = principal.id();
+    access::server_member(&state, server, user)?;
+    let mut channels = state.store.channels(server).await?;
+    // Concord: a channel the caller may not view is not listed, matching event fan-out.
+    channels.retain(|c| access::can_view(&state, c.id, user));
+    Ok(axum::Json(channels))
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((server, channel)): Path<(ServerId, ChannelId)>,
+) -> ApiResult<axum::Json<Channel>> {
+    let user = principal.id();
+    access::server_member(&state, server, user)?;
+    channel_of(&state, server, channel)?;
+    // Hidden channels are absent from the listing, so they are absent here too.
+    if !access::can_view(&state, channel, user) {
+        return Err(access::channel_not_found());
+    }
+    let found = state
+        .store
+        .channel(channel)
+        .await?
+        .ok_or_else(access::channel_not_found)?;
+    Ok(axum::Json(found))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((server, channel)): Path<(ServerId, ChannelId)>,
+    Json(body): Json<UpdateChannel>,
+) -> ApiResult<axum::Json<Channel>> {
+    check_fields(
+        body.name.as_deref(),
+        body.topic.as_deref(),
+        body.category.as_deref(),
+    )?;
+    if body.position.is_some_and(|p| p < 0) {
+        return Err(ApiError::bad_request("Position must be 0 or more"));
+    }
+    access::server_owner(&state, server, principal.id())?;
+    channel_of(&state, server, channel)?;
+    let patch = ChannelPatch {
+        name: body.name,
+        topic: body.topic,
+        category: body.category,
+        position: body.position,
+    };
+    let updated = state
+        .store
+        .update_channel(channel, &patch)
+        .await?
+        .ok_or_else(access::channel_not_found)?;
+    Ok(axum::Json(updated))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((server, channel)): Path<(ServerId, ChannelId)>,
+) -> ApiResult<StatusCode> {
+    access::server_owner(&state, server, principal.id())?;
+    channel_of(&state, server, channel)?;
+    if !state.store.delete_channel(channel).await? {
+        return Err(access::channel_not_found());
+    }
+    // Messages, overrides and voice states went with the row; v1 announces nothing.
+    state
+        .events
+        .change(DirectoryChange::ChannelDeleted { channel });
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn ack(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(channel): Path<ChannelId>,
+) -> ApiResult<StatusCode> {
+    let user = principal.id();
+    access::member_channel(&state, channel, user)?;
+    state
+        .store
+        .ack_channel(user, channel, Timestamp::now())
+        .await
+        .map_err(|err| match err {
+            concord_store::StoreError::NotFound => access::channel_not_found(),
+            other => other.into(),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
 }

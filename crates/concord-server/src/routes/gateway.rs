@@ -102,10 +102,15 @@ async fn upgrade(
         rate_count: limits.gateway_frames_per_sec,
         rate_window: Duration::from_secs(1),
         write_timeout: Duration::from_secs(10),
-        queue: QueueLimits { max_frames: limits.queue_max_frames, max_bytes: limits.queue_max_bytes },
+        queue: QueueLimits {
+            max_frames: limits.queue_max_frames,
+            max_bytes: limits.queue_max_bytes,
+        },
     };
-    let handler: Arc<dyn SessionHandler> =
-        Arc::new(ChatSession { state: state.clone(), user: principal.user.clone() });
+    let handler: Arc<dyn SessionHandler> = Arc::new(ChatSession {
+        state: state.clone(),
+        user: principal.user.clone(),
+    });
     let hub = Arc::clone(&state.hub);
     let user = principal.id();
     ws.read_buffer_size(1024)
@@ -148,7 +153,9 @@ impl SessionHandler for ChatSession {
     }
 
     async fn disconnected(&self, session: &SessionEntry, ending: Ending, remaining: usize) {
-        self.state.presence.session_ended(&self.state, session.user_id, ending, remaining);
+        self.state
+            .presence
+            .session_ended(&self.state, session.user_id, ending, remaining);
     }
 }
 
@@ -171,18 +178,30 @@ impl ChatSession {
         };
         let (custom_status, activity) = (text("custom_status"), text("activity"));
         let too_long = |t: &Option<String>| {
-            t.as_ref().is_some_and(|s| s.chars().count() > limits::MAX_PRESENCE_TEXT_CHARS)
+            t.as_ref()
+                .is_some_and(|s| s.chars().count() > limits::MAX_PRESENCE_TEXT_CHARS)
         };
         if too_long(&custom_status) || too_long(&activity) {
             return;
         }
-        let chosen = Chosen { status, custom_status, activity };
-        if let Err(err) = self.state.store.set_presence(session.user_id, &chosen).await {
+        let chosen = Chosen {
+            status,
+            custom_status,
+            activity,
+        };
+        if let Err(err) = self
+            .state
+            .store
+            .set_presence(session.user_id, &chosen)
+            .await
+        {
             // Validate and store before broadcasting: stored and announced never diverge.
             tracing::error!(error = %err, "presence not stored; not broadcast");
             return;
         }
-        self.state.presence.chosen_changed(&self.state, session.user_id, chosen);
+        self.state
+            .presence
+            .chosen_changed(&self.state, session.user_id, chosen);
     }
 
     /// `gateway.md` §4: a server channel the sender may view and write in, not timed out.
@@ -196,15 +215,24 @@ impl ChatSession {
             return;
         };
         let state = &self.state;
-        let Some(facts) = state.directory.channel(channel) else { return };
-        let Some(perms) = state.directory.channel_permissions(channel, session.user_id) else {
+        let Some(facts) = state.directory.channel(channel) else {
+            return;
+        };
+        let Some(perms) = state
+            .directory
+            .channel_permissions(channel, session.user_id)
+        else {
             return;
         };
         if !perms.contains(Permissions::VIEW_CHANNEL.union(Permissions::SEND_MESSAGES)) {
             return;
         }
         let now = concord_protocol::Timestamp::now();
-        if state.directory.timed_out_until(facts.server, session.user_id, now).is_some() {
+        if state
+            .directory
+            .timed_out_until(facts.server, session.user_id, now)
+            .is_some()
+        {
             return;
         }
         let event = TypingStart {
@@ -213,13 +241,18 @@ impl ChatSession {
             channel_id: channel,
             timestamp: typing_timestamp(Utc::now()),
         };
-        state.events.dispatch(Audience::Channel(channel), Event::TypingStart, &event);
+        state
+            .events
+            .dispatch(Audience::Channel(channel), Event::TypingStart, &event);
     }
 
     /// `gateway.md` §9, checked in order against in-memory voice state.
     fn voice_signal(&self, session: &SessionEntry, d: Option<Value>) {
         let Some(Value::Object(d)) = d else { return };
-        let Some(target) = d.get("to_user_id").and_then(Value::as_str).and_then(|s| s.parse::<UserId>().ok())
+        let Some(target) = d
+            .get("to_user_id")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<UserId>().ok())
         else {
             return;
         };
@@ -234,22 +267,33 @@ impl ChatSession {
                 Some(_) => Err(()),
             }
         };
-        let (Ok(sdp), Ok(candidate), Ok(stream_type)) =
-            (optional_text("sdp"), optional_text("candidate"), optional_text("stream_type"))
-        else {
+        let (Ok(sdp), Ok(candidate), Ok(stream_type)) = (
+            optional_text("sdp"),
+            optional_text("candidate"),
+            optional_text("stream_type"),
+        ) else {
             return;
         };
         let directory = &self.state.directory;
-        let (Some(mine), Some(theirs)) =
-            (directory.voice_channel(session.user_id), directory.voice_channel(target))
-        else {
+        let (Some(mine), Some(theirs)) = (
+            directory.voice_channel(session.user_id),
+            directory.voice_channel(target),
+        ) else {
             return;
         };
         if mine != theirs {
             return;
         }
-        let signal = VoiceSignal { from_user_id: session.user_id, kind, sdp, candidate, stream_type };
-        self.state.events.dispatch(Audience::Users(vec![target]), Event::VoiceSignal, &signal);
+        let signal = VoiceSignal {
+            from_user_id: session.user_id,
+            kind,
+            sdp,
+            candidate,
+            stream_type,
+        };
+        self.state
+            .events
+            .dispatch(Audience::Users(vec![target]), Event::VoiceSignal, &signal);
     }
 }
 
@@ -267,14 +311,43 @@ pub async fn build_ready(state: &AppState, user: UserId) -> Result<Ready, ReadyE
         .map_err(|e| fail("user", &e))?
         .filter(|u| !u.disabled)
         .ok_or_else(|| ReadyError("user missing or disabled".into()))?;
-    let servers = store.servers_of_user(user).await.map_err(|e| fail("servers", &e))?;
+    let servers = store
+        .servers_of_user(user)
+        .await
+        .map_err(|e| fail("servers", &e))?;
     let server_ids: Vec<_> = servers.iter().map(|s| s.server.id).collect();
-    let dms = store.dm_channels_of_user(user).await.map_err(|e| fail("dm channels", &e))?;
-    let unread_counts = store.unread_counts(user).await.map_err(|e| fail("unread", &e))?;
-    let mention_counts = store.mention_counts(user).await.map_err(|e| fail("mentions", &e))?;
-    let roles = store.roles_of_servers(&server_ids).await.map_err(|e| fail("roles", &e))?;
-    let overrides =
-        store.overrides_of_servers(&server_ids).await.map_err(|e| fail("overrides", &e))?;
+    let dms = store
+        .dm_channels_of_user(user)
+        .await
+        .map_err(|e| fail("dm channels", &e))?;
+    // Counts of server channels the user can no longer view are not theirs to know;
+    // ids unknown to the directory are DM channels (the store only counts live ones).
+    let may_view = |channel: uuid::Uuid| {
+        let channel = ChannelId::from_uuid(channel);
+        state.directory.channel(channel).is_none()
+            || state
+                .directory
+                .channel_permissions(channel, user)
+                .is_some_and(|p| p.contains(Permissions::VIEW_CHANNEL))
+    };
+    let mut unread_counts = store
+        .unread_counts(user)
+        .await
+        .map_err(|e| fail("unread", &e))?;
+    unread_counts.retain(|c| may_view(c.channel_id));
+    let mut mention_counts = store
+        .mention_counts(user)
+        .await
+        .map_err(|e| fail("mentions", &e))?;
+    mention_counts.retain(|c| may_view(c.channel_id.get()));
+    let roles = store
+        .roles_of_servers(&server_ids)
+        .await
+        .map_err(|e| fail("roles", &e))?;
+    let overrides = store
+        .overrides_of_servers(&server_ids)
+        .await
+        .map_err(|e| fail("overrides", &e))?;
 
     let mut server_roles: BTreeMap<_, Vec<_>> = BTreeMap::new();
     for role in roles {
@@ -296,7 +369,10 @@ pub async fn build_ready(state: &AppState, user: UserId) -> Result<Ready, ReadyE
     me.status = record.status;
     Ok(Ready {
         user: me,
-        servers: servers.into_iter().map(|s| -> Server { s.server }).collect(),
+        servers: servers
+            .into_iter()
+            .map(|s| -> Server { s.server })
+            .collect(),
         dm_channels: dms
             .into_iter()
             .map(|dm| DmChannel {

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
-use concord_protocol::{Check, Connections, DatabaseHealth, Health, Liveness, Readiness, ReadinessChecks};
+use concord_protocol::{
+    Check, Connections, DatabaseHealth, Health, Liveness, Readiness, ReadinessChecks,
+};
 
 use crate::state::AppState;
 
@@ -33,7 +35,12 @@ async fn probe(state: &AppState) -> Probe {
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let (code, status, db_status, latency) = match probe(&state).await {
         Probe::Ok(ms) => (StatusCode::OK, "ok", "ok", ms),
-        Probe::Failed(_) => (StatusCode::SERVICE_UNAVAILABLE, "degraded", "unavailable", 0),
+        Probe::Failed(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "degraded",
+            "unavailable",
+            0,
+        ),
         Probe::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "degraded", "timeout", 5000),
     };
     let body = Health {
@@ -41,8 +48,13 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         service: "concord".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_secs: Some(state.started.elapsed().as_secs() as i64),
-        database: DatabaseHealth { status: db_status.into(), latency_ms: latency },
-        connections: Connections { websocket: state.hub.session_count() as i64 },
+        database: DatabaseHealth {
+            status: db_status.into(),
+            latency_ms: latency,
+        },
+        connections: Connections {
+            websocket: state.hub.session_count() as i64,
+        },
     };
     (code, Json(body))
 }
@@ -53,10 +65,29 @@ async fn live() -> Json<Liveness> {
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let check = match probe(&state).await {
-        Probe::Ok(_) => Check { ok: true, error: None },
-        Probe::Failed(error) => Check { ok: false, error: Some(error) },
-        Probe::Timeout => Check { ok: false, error: Some("timeout".into()) },
+        Probe::Ok(_) => Check {
+            ok: true,
+            error: None,
+        },
+        Probe::Failed(error) => Check {
+            ok: false,
+            error: Some(error),
+        },
+        Probe::Timeout => Check {
+            ok: false,
+            error: Some("timeout".into()),
+        },
     };
-    let code = if check.ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, Json(Readiness { ready: check.ok, checks: ReadinessChecks { database: check } }))
+    let code = if check.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(Readiness {
+            ready: check.ok,
+            checks: ReadinessChecks { database: check },
+        }),
+    )
 }

@@ -1,10 +1,291 @@
-//! Routes: messages (`rest.md` §7).
+//! Routes: messages of server channels (`rest.md` §7.6), and the content and mention
+//! rules that thread replies share.
 
-use axum::Router;
+use axum::{
+    Router,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, patch},
+};
+use concord_protocol::{
+    ChannelId, CreateMessage, EditMessage, Event, Message, MessageDelete, MessageId, MessageQuery,
+    ServerId, Timestamp, UserId, limits,
+};
+use concord_store::NewMessage;
 
-use crate::state::AppState;
+use crate::{
+    access,
+    auth::Principal,
+    bus::Audience,
+    error::{ApiError, ApiResult},
+    extract::{Json, Path, Query},
+    perms::Permissions,
+    state::AppState,
+};
 
 /// The messages routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/channels/{channel_id}/messages", get(list).post(create))
+        .route("/channels/{channel_id}/messages/{message_id}", get(get_one))
+        .route("/messages/{message_id}", patch(edit).delete(remove))
+}
+
+/// Message text is 1–4000 chars (server channels and DMs alike).
+///
+/// # Errors
+/// 400 otherwise.
+pub fn check_content(content: &str) -> ApiResult<()> {
+    let len = content.chars().count();
+    if (1..=limits::MAX_MESSAGE_CHARS).contains(&len) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "Message content must be 1-4000 characters",
+        ))
+    }
+}
+
+/// The names `content` mentions and whether it mentions everyone (`rest.md` §7.6
+/// "Mention parsing"): whitespace-separated tokens starting with `@`, trailing
+/// characters that are neither alphanumeric nor `_` stripped. Names come once each, in
+/// order of first appearance.
+pub fn mention_names(content: &str) -> (Vec<String>, bool) {
+    let mut names: Vec<String> = Vec::new();
+    let mut everyone = false;
+    for token in content.split_whitespace() {
+        let Some(rest) = token.strip_prefix('@') else {
+            continue;
+        };
+        let name = rest.trim_end_matches(|c: char| !c.is_alphanumeric() && c != '_');
+        if name.is_empty() {
+            continue;
+        }
+        if name == "everyone" {
+            everyone = true;
+        } else if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    (names, everyone)
+}
+
+/// Resolves the mentions of `content` against the current members of `server`.
+///
+/// # Errors
+/// Store failures.
+pub async fn resolve_mentions(
+    state: &AppState,
+    server: ServerId,
+    content: &str,
+) -> ApiResult<(Vec<UserId>, bool)> {
+    let (names, everyone) = mention_names(content);
+    let mut ids = if names.is_empty() {
+        Vec::new()
+    } else {
+        state.store.member_ids_by_usernames(server, &names).await?
+    };
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(*id));
+    Ok((ids, everyone))
+}
+
+fn message_not_found() -> ApiError {
+    ApiError::not_found("Message not found")
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(channel): Path<ChannelId>,
+    Query(query): Query<MessageQuery>,
+) -> ApiResult<axum::Json<Vec<Message>>> {
+    let user = principal.id();
+    access::member_channel(&state, channel, user)?;
+    access::require_channel_permission(&state, channel, user, Permissions::VIEW_CHANNEL)?;
+    let before = query.before.map(MessageId::from_uuid);
+    let messages = state
+        .store
+        .messages(channel, before, query.clamped_limit())
+        .await?;
+    Ok(axum::Json(messages))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(channel): Path<ChannelId>,
+    Json(body): Json<CreateMessage>,
+) -> ApiResult<Response> {
+    check_content(&body.content)?;
+    let user = principal.id();
+    let facts = access::member_channel(&state, channel, user)?;
+    // Concord also wants VIEW: nobody writes into a channel they cannot read.
+    access::require_channel_permission(
+        &state,
+        channel,
+        user,
+        Permissions::VIEW_CHANNEL.union(Permissions::SEND_MESSAGES),
+    )?;
+    let now = Timestamp::now();
+    if state
+        .directory
+        .timed_out_until(facts.server, user, now)
+        .is_some()
+    {
+        return Err(ApiError::forbidden("You are timed out in this server"));
+    }
+    if let Some(target) = body.reply_to {
+        let live_here = state
+            .store
+            .message(target)
+            .await?
+            .is_some_and(|m| m.channel_id == channel && !m.deleted);
+        if !live_here {
+            return Err(ApiError::not_found("Replied-to message not found"));
+        }
+    }
+    let (mention_user_ids, mention_everyone) =
+        resolve_mentions(&state, facts.server, &body.content).await?;
+    let message = state
+        .store
+        .create_message(&NewMessage {
+            id: MessageId::new(),
+            channel_id: channel,
+            author_id: user,
+            content: body.content,
+            reply_to: body.reply_to,
+            mention_user_ids,
+            mention_everyone,
+            thread_id: None,
+            created_at: now,
+        })
+        .await?;
+    state
+        .events
+        .dispatch(Audience::Channel(channel), Event::MessageCreate, &message);
+    Ok((StatusCode::CREATED, axum::Json(message)).into_response())
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((channel, id)): Path<(ChannelId, MessageId)>,
+) -> ApiResult<axum::Json<Message>> {
+    let user = principal.id();
+    access::member_channel(&state, channel, user)?;
+    // Concord (R2): reading content needs VIEW, even one message at a time.
+    access::require_channel_permission(&state, channel, user, Permissions::VIEW_CHANNEL)?;
+    let mut message = state
+        .store
+        .message(id)
+        .await?
+        .filter(|m| m.channel_id == channel)
+        .ok_or_else(message_not_found)?;
+    if message.deleted {
+        // Concord (R4): a deleted message keeps its place but not its text.
+        message.content.clear();
+    }
+    Ok(axum::Json(message))
+}
+
+/// A live message, its channel's server, with the caller a member there.
+async fn live_message_for_member(
+    state: &AppState,
+    id: MessageId,
+    user: UserId,
+) -> ApiResult<(Message, ServerId)> {
+    let message = state
+        .store
+        .message(id)
+        .await?
+        .filter(|m| !m.deleted)
+        .ok_or_else(message_not_found)?;
+    let facts = access::member_channel(state, message.channel_id, user)?;
+    Ok((message, facts.server))
+}
+
+async fn edit(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<MessageId>,
+    Json(body): Json<EditMessage>,
+) -> ApiResult<axum::Json<Message>> {
+    check_content(&body.content)?;
+    let user = principal.id();
+    let (message, server) = live_message_for_member(&state, id, user).await?;
+    if message.author_id != Some(user) {
+        return Err(ApiError::forbidden("Only the author can edit this message"));
+    }
+    let (mentions, everyone) = resolve_mentions(&state, server, &body.content).await?;
+    let edited = state
+        .store
+        .edit_message(id, &body.content, &mentions, everyone, Timestamp::now())
+        .await?
+        .ok_or_else(message_not_found)?;
+    state.events.dispatch(
+        Audience::Channel(edited.channel_id),
+        Event::MessageUpdate,
+        &edited,
+    );
+    Ok(axum::Json(edited))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<MessageId>,
+) -> ApiResult<StatusCode> {
+    let user = principal.id();
+    let (message, server) = live_message_for_member(&state, id, user).await?;
+    let is_owner = state.directory.owner(server) == Some(user);
+    if message.author_id != Some(user) && !is_owner {
+        return Err(ApiError::forbidden(
+            "Only the author or the server owner can delete this",
+        ));
+    }
+    if !state.store.delete_message(id).await? {
+        // Someone else deleted it between our read and our write.
+        return Err(message_not_found());
+    }
+    let deleted = MessageDelete {
+        id,
+        channel_id: message.channel_id,
+    };
+    state.events.dispatch(
+        Audience::Channel(message.channel_id),
+        Event::MessageDelete,
+        &deleted,
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_strip_trailing_punctuation_and_dedupe() {
+        let (names, everyone) = mention_names("hi @alice! and @bob, @alice @everyone? @ @!! a@b");
+        assert_eq!(names, vec!["alice".to_string(), "bob".to_string()]);
+        assert!(everyone);
+        let (names, everyone) = mention_names("@under_score_ @x.y @Alice");
+        assert_eq!(
+            names,
+            vec![
+                "under_score_".to_string(),
+                "x.y".to_string(),
+                "Alice".to_string()
+            ]
+        );
+        assert!(!everyone);
+    }
+
+    #[test]
+    fn content_is_counted_in_chars() {
+        assert!(check_content(&"é".repeat(4000)).is_ok());
+        assert!(check_content(&"a".repeat(4001)).is_err());
+        assert!(check_content("").is_err());
+    }
 }

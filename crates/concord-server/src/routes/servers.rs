@@ -1,10 +1,297 @@
-//! Routes: servers (`rest.md` §7).
+//! Routes: servers and their members (`rest.md` §7.3).
 
-use axum::Router;
+use axum::{
+    Router,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{delete, get, post},
+};
+use concord_protocol::{
+    CreateServer, Member, MessageBody, Server, ServerDto, ServerId, Timestamp, UpdateServer,
+};
+use concord_store::ServerPatch;
 
-use crate::state::AppState;
+use crate::{
+    access,
+    auth::Principal,
+    directory::DirectoryChange,
+    error::{ApiError, ApiResult},
+    extract::{Json, Path},
+    presence,
+    state::AppState,
+    views,
+};
+
+/// Longest server name, in chars.
+const MAX_NAME_CHARS: usize = 100;
+/// How many servers browsing shows (no paging).
+const BROWSE_LIMIT: i64 = 50;
 
 /// The servers routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/servers", post(create).get(list_mine))
+        .route("/servers/browse", get(browse))
+        .route("/servers/{id}", get(get_one).patch(update).delete(remove))
+        .route("/servers/{id}/join", post(join))
+        .route("/servers/{id}/leave", delete(leave))
+        .route("/servers/{id}/members", get(members))
+}
+
+fn check_name(name: &str) -> ApiResult<()> {
+    let len = name.chars().count();
+    if (1..=MAX_NAME_CHARS).contains(&len) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "Server name must be 1-100 characters",
+        ))
+    }
+}
+
+/// First "is it a URL at all", then "is it an http(s) one" (`rest.md` §7.3 lists both).
+fn check_icon_url(url: &str) -> ApiResult<()> {
+    let looks_like_url = url.split_once("://").is_some_and(|(scheme, rest)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            && !rest.is_empty()
+            && !rest.starts_with('/')
+    }) && !url.chars().any(char::is_whitespace);
+    if !looks_like_url {
+        return Err(ApiError::bad_request("icon_url is not a valid URL"));
+    }
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "icon_url must start with http:// or https://",
+        ))
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<CreateServer>,
+) -> ApiResult<Response> {
+    check_name(&body.name)?;
+    if let Some(url) = &body.icon_url {
+        check_icon_url(url)?;
+    }
+    if body.template_id.is_some() {
+        // No templates exist in this version, so every id is unknown.
+        return Err(ApiError::bad_request("Unknown server template"));
+    }
+    let now = Timestamp::now();
+    let server = Server {
+        id: ServerId::new(),
+        name: body.name,
+        owner_id: principal.id(),
+        icon_url: body.icon_url,
+        is_public: body.is_public.unwrap_or(false),
+        require_invite: body.require_invite.unwrap_or(false),
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.create_server(&server).await?;
+    state.events.change(DirectoryChange::ServerCreated {
+        server: server.id,
+        owner: server.owner_id,
+    });
+    let dto = ServerDto {
+        server,
+        member_count: 1,
+    };
+    Ok((StatusCode::CREATED, axum::Json(dto)).into_response())
+}
+
+async fn list_mine(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<axum::Json<Vec<ServerDto>>> {
+    Ok(axum::Json(
+        state.store.servers_of_user(principal.id()).await?,
+    ))
+}
+
+async fn browse(
+    State(state): State<AppState>,
+    _principal: Principal,
+) -> ApiResult<axum::Json<Vec<ServerDto>>> {
+    Ok(axum::Json(state.store.public_servers(BROWSE_LIMIT).await?))
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<ServerId>,
+) -> ApiResult<axum::Json<ServerDto>> {
+    access::server_member(&state, id, principal.id())?;
+    let server = state
+        .store
+        .server(id)
+        .await?
+        .ok_or_else(access::server_not_found)?;
+    Ok(axum::Json(server))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<ServerId>,
+    Json(body): Json<UpdateServer>,
+) -> ApiResult<axum::Json<ServerDto>> {
+    if let Some(name) = &body.name {
+        check_name(name)?;
+    }
+    if let Some(url) = &body.icon_url {
+        check_icon_url(url)?;
+    }
+    access::server_owner(&state, id, principal.id())?;
+    let patch = ServerPatch {
+        name: body.name,
+        icon_url: body.icon_url,
+        is_public: body.is_public,
+        require_invite: body.require_invite,
+    };
+    let server = state
+        .store
+        .update_server(id, &patch, Timestamp::now())
+        .await?
+        .ok_or_else(access::server_not_found)?;
+    Ok(axum::Json(server))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<ServerId>,
+) -> ApiResult<StatusCode> {
+    access::server_owner(&state, id, principal.id())?;
+    if !state.store.delete_server(id).await? {
+        return Err(access::server_not_found());
+    }
+    // Channels, voice states and memberships went with the rows; v1 announces nothing.
+    state
+        .events
+        .change(DirectoryChange::ServerDeleted { server: id });
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn join(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<ServerId>,
+) -> ApiResult<Response> {
+    let user = principal.id();
+    let server = state
+        .store
+        .server(id)
+        .await?
+        .ok_or_else(access::server_not_found)?;
+    if !server.server.is_public {
+        // Private servers are not joinable and not admitted to exist.
+        return Err(access::server_not_found());
+    }
+    if server.server.require_invite {
+        return Err(ApiError::forbidden("This server requires an invite"));
+    }
+    if state.store.is_banned(id, user).await? {
+        return Err(ApiError::forbidden("You are banned from this server"));
+    }
+    if state.directory.is_member(id, user) {
+        return Err(ApiError::conflict("Already a member of this server"));
+    }
+    state
+        .store
+        .add_member(id, user, Timestamp::now())
+        .await
+        .map_err(|err| match err {
+            concord_store::StoreError::Conflict(_) => {
+                ApiError::conflict("Already a member of this server")
+            }
+            other => other.into(),
+        })?;
+    state
+        .events
+        .change(DirectoryChange::MemberAdded { server: id, user });
+    let body = MessageBody {
+        message: format!("Joined {}", server.server.name),
+    };
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+async fn leave(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<ServerId>,
+) -> ApiResult<StatusCode> {
+    let user = principal.id();
+    access::server_member(&state, id, user)?;
+    if state.directory.owner(id) == Some(user) {
+        return Err(ApiError::bad_request("The owner cannot leave their server"));
+    }
+    if !state.store.remove_member(id, user).await? {
+        return Err(access::server_not_found());
+    }
+    // Concord drops the leaver from this server's voice (the reference leaves a ghost
+    // state behind). Done before the directory forgets the membership, so the leaver's
+    // own sessions learn it too.
+    let in_this_server = state
+        .directory
+        .voice_channel(user)
+        .and_then(|channel| state.directory.channel(channel))
+        .is_some_and(|facts| facts.server == id);
+    if in_this_server {
+        presence::leave_voice(&state, user).await;
+    }
+    state
+        .events
+        .change(DirectoryChange::MemberRemoved { server: id, user });
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn members(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<ServerId>,
+) -> ApiResult<axum::Json<Vec<Member>>> {
+    access::server_member(&state, id, principal.id())?;
+    let members = state.store.members(id).await?;
+    Ok(axum::Json(
+        members
+            .into_iter()
+            .map(|m| views::member(&state, m))
+            .collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn icon_urls_need_a_url_then_http() {
+        assert!(check_icon_url("https://example.com/a.png").is_ok());
+        assert!(check_icon_url("http://example.com").is_ok());
+        let not_url = check_icon_url("not a url").unwrap_err();
+        assert_eq!(not_url.message(), "icon_url is not a valid URL");
+        let ftp = check_icon_url("ftp://example.com/a.png").unwrap_err();
+        assert_eq!(
+            ftp.message(),
+            "icon_url must start with http:// or https://"
+        );
+        assert!(check_icon_url("").is_err());
+        assert!(check_icon_url("https://").is_err());
+    }
+
+    #[test]
+    fn names_count_chars_not_bytes() {
+        assert!(check_name(&"é".repeat(100)).is_ok());
+        assert!(check_name(&"a".repeat(101)).is_err());
+        assert!(check_name("").is_err());
+    }
 }
