@@ -1,0 +1,329 @@
+//! The conformance suite: what every [`Store`] backend must do, written against
+//! `&dyn Store` only, so that each backend runs the very same cases.
+//!
+//! Each case expects a **fresh, empty** store (the first-user-admin rule depends on it)
+//! and panics on the first deviation. [`conformance_tests!`](crate::conformance_tests)
+//! turns every case into one `#[tokio::test]`:
+//!
+//! ```ignore
+//! concord_store::conformance_tests!(MyStore::connect_fresh().await.unwrap());
+//! ```
+//!
+//! No case sleeps or looks at the clock: every timestamp is explicit.
+
+use concord_protocol::{
+    Bot, BotId, Channel, ChannelId, ChannelType, DirectMessage, DmChannelId, Message, MessageId,
+    Role, RoleId, Server, ServerDto, ServerId, Status, Timestamp, UserId, VoiceState,
+};
+use uuid::Uuid;
+
+use crate::{
+    BotRecord, DmChannelRecord, NewChannel, NewMessage, NewUser, RefreshSession, Store, StoreError,
+    UserRecord,
+};
+
+mod bots;
+mod channels;
+mod dms;
+mod messages;
+mod servers;
+mod users;
+mod voice;
+
+pub use bots::*;
+pub use channels::*;
+pub use dms::*;
+pub use messages::*;
+pub use servers::*;
+pub use users::*;
+pub use voice::*;
+
+/// Expands to one `#[tokio::test]` per conformance case. `$make` is evaluated inside
+/// each (async) test and must yield a fresh, empty store (a value of a type that
+/// implements [`Store`]); it may use `.await`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@cases $make;
+            ping,
+            create_user_and_lookup,
+            create_user_conflicts,
+            first_human_becomes_admin,
+            admin_only_when_asked_and_first,
+            users_batch,
+            update_user_patch,
+            set_presence_replaces_all,
+            refresh_session_lookup,
+            refresh_rotation_is_compare_and_set,
+            refresh_keeps_newest,
+            refresh_drops_expired,
+            delete_refresh_sessions_of_one_user,
+            create_server_makes_owner_member,
+            create_server_conflict_and_missing_owner,
+            missing_server_lookups,
+            servers_of_user_oldest_first,
+            public_servers_order_and_limit,
+            update_server_patch,
+            add_member_conflict_and_missing,
+            members_order_and_roles,
+            remove_member_drops_roles,
+            is_banned_without_ban,
+            member_ids_by_usernames_exact,
+            create_channel_positions,
+            create_channel_conflict_and_missing_server,
+            update_channel_patch,
+            delete_channel_cascades,
+            delete_server_cascades,
+            roles_and_assignment,
+            put_override_upserts,
+            timeouts_and_directory_snapshot,
+            unread_counts_window,
+            mention_counts_window,
+            create_and_read_message,
+            create_message_conflict_and_missing,
+            messages_order_and_cursor,
+            thread_reply_count_is_live,
+            edit_message_replaces,
+            delete_message_is_soft_and_once,
+            open_dm_is_idempotent,
+            open_dm_concurrently,
+            dm_channels_of_user_order,
+            dm_messages_order_and_cursor,
+            voice_state_upsert_and_delete,
+            bot_lifecycle,
+            create_bot_is_atomic,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test]
+            async fn $case() {
+                let store = $make;
+                $crate::conformance::$case(&store).await;
+            }
+        )*
+    };
+}
+
+// ---- fixtures ----
+
+const BASE: i64 = 1_700_000_000_000_000;
+
+/// `BASE + n` seconds.
+fn at(n: i64) -> Timestamp {
+    Timestamp::from_micros(BASE + n * 1_000_000)
+}
+
+fn new_user(name: &str) -> NewUser {
+    NewUser {
+        id: UserId::new(),
+        username: name.to_owned(),
+        email: None,
+        password_hash: Some(format!("$argon2id$hash-of-{name}")),
+        status: Status::Offline,
+        created_at: at(0),
+        admin_if_first: false,
+        is_bot: false,
+    }
+}
+
+async fn user(store: &dyn Store, name: &str) -> UserRecord {
+    store
+        .create_user(&new_user(name))
+        .await
+        .expect("create user")
+}
+
+fn server_def(owner: UserId, name: &str, created_at: Timestamp, is_public: bool) -> Server {
+    Server {
+        id: ServerId::new(),
+        name: name.to_owned(),
+        owner_id: owner,
+        icon_url: None,
+        is_public,
+        require_invite: false,
+        created_at,
+        updated_at: created_at,
+    }
+}
+
+async fn server(store: &dyn Store, owner: UserId, created_at: Timestamp) -> Server {
+    let server = server_def(owner, "server", created_at, false);
+    store.create_server(&server).await.expect("create server");
+    server
+}
+
+fn channel_def(
+    server: ServerId,
+    name: &str,
+    kind: ChannelType,
+    created_at: Timestamp,
+) -> NewChannel {
+    NewChannel {
+        id: ChannelId::new(),
+        server_id: server,
+        name: name.to_owned(),
+        kind,
+        topic: None,
+        category: None,
+        created_at,
+    }
+}
+
+async fn channel(store: &dyn Store, server: ServerId, kind: ChannelType, n: i64) -> Channel {
+    store
+        .create_channel(&channel_def(server, "channel", kind, at(n)))
+        .await
+        .expect("create channel")
+}
+
+fn message_def(
+    channel: ChannelId,
+    author: UserId,
+    content: &str,
+    created_at: Timestamp,
+) -> NewMessage {
+    NewMessage {
+        id: MessageId::new(),
+        channel_id: channel,
+        author_id: author,
+        content: content.to_owned(),
+        reply_to: None,
+        mention_user_ids: Vec::new(),
+        mention_everyone: false,
+        thread_id: None,
+        created_at,
+    }
+}
+
+async fn message(store: &dyn Store, channel: ChannelId, author: UserId, n: i64) -> Message {
+    store
+        .create_message(&message_def(channel, author, "hello", at(n)))
+        .await
+        .expect("create message")
+}
+
+fn role_def(server: ServerId, name: &str, position: i64) -> Role {
+    Role {
+        id: RoleId::new(),
+        server_id: server,
+        name: name.to_owned(),
+        permissions: 1 << position,
+        color: Some(format!("#00000{position}")),
+        position,
+        created_at: at(0),
+    }
+}
+
+fn session(
+    user: UserId,
+    hash: &str,
+    created_at: Timestamp,
+    expires_at: Timestamp,
+) -> RefreshSession {
+    RefreshSession {
+        id: Uuid::now_v7(),
+        user_id: user,
+        token_hash: hash.to_owned(),
+        created_at,
+        expires_at,
+    }
+}
+
+fn dm_def(a: UserId, b: UserId, created_at: Timestamp) -> DmChannelRecord {
+    DmChannelRecord {
+        id: DmChannelId::new(),
+        user_a: a,
+        user_b: b,
+        created_at,
+    }
+}
+
+fn dm_message(channel: DmChannelId, author: UserId, created_at: Timestamp) -> DirectMessage {
+    DirectMessage {
+        id: concord_protocol::DirectMessageId::new(),
+        channel_id: channel,
+        author_id: Some(author),
+        content: "psst".to_owned(),
+        edited_at: None,
+        created_at,
+    }
+}
+
+fn voice(user: UserId, channel: ChannelId, joined_at: Timestamp) -> VoiceState {
+    VoiceState {
+        channel_id: Some(channel),
+        joined_at: Some(joined_at),
+        ..VoiceState::left(user)
+    }
+}
+
+fn bot_def(
+    user: &NewUser,
+    creator: Option<UserId>,
+    hash: &str,
+    created_at: Timestamp,
+) -> BotRecord {
+    BotRecord {
+        bot: Bot {
+            id: BotId::new(),
+            user_id: user.id,
+            name: format!("{} bot", user.username),
+            description: Some("does things".to_owned()),
+            created_by: creator,
+            revoked_at: None,
+            created_at,
+        },
+        token_hash: hash.to_owned(),
+    }
+}
+
+fn bot_user(name: &str) -> NewUser {
+    NewUser {
+        password_hash: None,
+        status: Status::Online,
+        is_bot: true,
+        ..new_user(name)
+    }
+}
+
+/// `n` ids in ascending order (for tie-break assertions).
+fn sorted_ids<T>(n: usize) -> Vec<concord_protocol::Id<T>> {
+    let mut ids: Vec<concord_protocol::Id<T>> =
+        (0..n).map(|_| concord_protocol::Id::new()).collect();
+    ids.sort();
+    ids
+}
+
+fn ids_of(messages: &[Message]) -> Vec<MessageId> {
+    messages.iter().map(|m| m.id).collect()
+}
+
+fn server_ids(servers: &[ServerDto]) -> Vec<ServerId> {
+    servers.iter().map(|s| s.server.id).collect()
+}
+
+#[track_caller]
+fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    match result {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    match result {
+        Err(StoreError::NotFound) => {}
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod sqlite {
+    crate::conformance_tests!(
+        crate::SqliteStore::in_memory()
+            .await
+            .expect("in-memory store")
+    );
+}

@@ -1,0 +1,142 @@
+//! Bots.
+
+use concord_protocol::{Bot, BotId, Timestamp, UserId};
+use sqlx::{
+    AssertSqlSafe,
+    sqlite::{SqlitePool, SqliteRow},
+};
+
+use super::{get, id, opt_id, opt_ts, ts, users::insert_user, write_tx};
+use crate::{BotRecord, NewUser, StoreResult};
+
+/// The columns of a bot row, as [`bot_row`] reads them.
+const BOT_COLS: &str =
+    "id, user_id, name, description, created_by, token_hash, revoked_at, created_at";
+
+fn bot_row(row: &SqliteRow) -> StoreResult<BotRecord> {
+    Ok(BotRecord {
+        bot: Bot {
+            id: id(row, "id")?,
+            user_id: id(row, "user_id")?,
+            name: get(row, "name")?,
+            description: get(row, "description")?,
+            created_by: opt_id(row, "created_by")?,
+            revoked_at: opt_ts(row, "revoked_at")?,
+            created_at: ts(row, "created_at")?,
+        },
+        token_hash: get(row, "token_hash")?,
+    })
+}
+
+pub(super) async fn create_bot(
+    pool: &SqlitePool,
+    user: &NewUser,
+    bot: &BotRecord,
+) -> StoreResult<()> {
+    let mut tx = write_tx(pool).await?;
+    insert_user(&mut tx, user).await?;
+    sqlx::query(
+        "INSERT INTO bots (id, user_id, name, description, created_by, token_hash, \
+         revoked_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(bot.bot.id.get())
+    .bind(bot.bot.user_id.get())
+    .bind(&bot.bot.name)
+    .bind(&bot.bot.description)
+    .bind(bot.bot.created_by.map(UserId::get))
+    .bind(&bot.token_hash)
+    .bind(bot.bot.revoked_at.map(Timestamp::as_micros))
+    .bind(bot.bot.created_at.as_micros())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn bot(pool: &SqlitePool, id: BotId) -> StoreResult<Option<BotRecord>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {BOT_COLS} FROM bots WHERE id = ?"
+    )))
+    .bind(id.get())
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(bot_row).transpose()
+}
+
+pub(super) async fn bot_by_user(pool: &SqlitePool, user: UserId) -> StoreResult<Option<BotRecord>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {BOT_COLS} FROM bots WHERE user_id = ?"
+    )))
+    .bind(user.get())
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(bot_row).transpose()
+}
+
+pub(super) async fn bot_by_token_hash(
+    pool: &SqlitePool,
+    token_hash: &str,
+) -> StoreResult<Option<BotRecord>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {BOT_COLS} FROM bots WHERE token_hash = ?"
+    )))
+    .bind(token_hash)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(bot_row).transpose()
+}
+
+pub(super) async fn bots_of_creator(pool: &SqlitePool, user: UserId) -> StoreResult<Vec<Bot>> {
+    let found = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {BOT_COLS} FROM bots WHERE created_by = ? ORDER BY created_at ASC, id ASC"
+    )))
+    .bind(user.get())
+    .fetch_all(pool)
+    .await?;
+    found
+        .iter()
+        .map(|row| bot_row(row).map(|b| b.bot))
+        .collect()
+}
+
+pub(super) async fn update_bot(
+    pool: &SqlitePool,
+    id: BotId,
+    name: Option<&str>,
+    description: Option<&str>,
+) -> StoreResult<Option<Bot>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "UPDATE bots SET name = COALESCE(?, name), description = COALESCE(?, description) \
+         WHERE id = ? RETURNING {BOT_COLS}"
+    )))
+    .bind(name)
+    .bind(description)
+    .bind(id.get())
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref()
+        .map(|row| bot_row(row).map(|b| b.bot))
+        .transpose()
+}
+
+pub(super) async fn revoke_bot(pool: &SqlitePool, id: BotId, at: Timestamp) -> StoreResult<bool> {
+    let done = sqlx::query("UPDATE bots SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+        .bind(at.as_micros())
+        .bind(id.get())
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn set_bot_token(
+    pool: &SqlitePool,
+    id: BotId,
+    token_hash: &str,
+) -> StoreResult<bool> {
+    let done = sqlx::query("UPDATE bots SET token_hash = ? WHERE id = ?")
+        .bind(token_hash)
+        .bind(id.get())
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,368 @@
+//! Channels, roles, permission overrides, timeouts and the directory snapshot.
+
+use concord_protocol::{
+    Channel, ChannelId, ChannelOverride, Role, RoleId, ServerId, Timestamp, UserId,
+};
+use sqlx::{
+    AssertSqlSafe,
+    sqlite::{SqlitePool, SqliteRow},
+};
+use uuid::Uuid;
+
+use super::{channel_type, dedup, fetch_in, get, id, opt_id, read_tx, rows, ts};
+use crate::{ChannelPatch, DirectorySnapshot, NewChannel, StoreResult};
+
+/// The columns of a channel row, as [`channel_row`] reads them.
+const CHANNEL_COLS: &str = "id, server_id, name, type, position, category, topic, created_at";
+
+/// The columns of a role row, as [`role_row`] reads them.
+const ROLE_COLS: &str = "id, server_id, name, permissions, color, position, created_at";
+
+/// The columns of an override row, as [`override_row`] reads them.
+const OVERRIDE_COLS: &str = "id, channel_id, role_id, user_id, allow, deny";
+
+fn channel_row(row: &SqliteRow) -> StoreResult<Channel> {
+    Ok(Channel {
+        id: id(row, "id")?,
+        server_id: id(row, "server_id")?,
+        name: get(row, "name")?,
+        kind: channel_type(row, "type")?,
+        position: get(row, "position")?,
+        category: get(row, "category")?,
+        topic: get(row, "topic")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+fn role_row(row: &SqliteRow) -> StoreResult<Role> {
+    Ok(Role {
+        id: id(row, "id")?,
+        server_id: id(row, "server_id")?,
+        name: get(row, "name")?,
+        permissions: get(row, "permissions")?,
+        color: get(row, "color")?,
+        position: get(row, "position")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+fn override_row(row: &SqliteRow) -> StoreResult<ChannelOverride> {
+    Ok(ChannelOverride {
+        id: id(row, "id")?,
+        channel_id: id(row, "channel_id")?,
+        role_id: opt_id(row, "role_id")?,
+        user_id: opt_id(row, "user_id")?,
+        allow: get(row, "allow")?,
+        deny: get(row, "deny")?,
+    })
+}
+
+pub(super) async fn create_channel(
+    pool: &SqlitePool,
+    channel: &NewChannel,
+) -> StoreResult<Channel> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO channels (id, server_id, name, type, position, category, topic, \
+         created_at) SELECT ?1, ?2, ?3, ?4, \
+         COALESCE((SELECT MAX(position) + 1 FROM channels WHERE server_id = ?2), 0), \
+         ?5, ?6, ?7 RETURNING {CHANNEL_COLS}"
+    )))
+    .bind(channel.id.get())
+    .bind(channel.server_id.get())
+    .bind(&channel.name)
+    .bind(channel.kind.as_str())
+    .bind(&channel.category)
+    .bind(&channel.topic)
+    .bind(channel.created_at.as_micros())
+    .fetch_one(pool)
+    .await?;
+    channel_row(&row)
+}
+
+pub(super) async fn channel(pool: &SqlitePool, id: ChannelId) -> StoreResult<Option<Channel>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {CHANNEL_COLS} FROM channels WHERE id = ?"
+    )))
+    .bind(id.get())
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(channel_row).transpose()
+}
+
+pub(super) async fn channels(pool: &SqlitePool, server: ServerId) -> StoreResult<Vec<Channel>> {
+    let found = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {CHANNEL_COLS} FROM channels WHERE server_id = ? \
+         ORDER BY position ASC, created_at ASC, id ASC"
+    )))
+    .bind(server.get())
+    .fetch_all(pool)
+    .await?;
+    rows(&found, channel_row)
+}
+
+pub(super) async fn update_channel(
+    pool: &SqlitePool,
+    id: ChannelId,
+    patch: &ChannelPatch,
+) -> StoreResult<Option<Channel>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "UPDATE channels SET name = COALESCE(?, name), topic = COALESCE(?, topic), \
+         category = COALESCE(?, category), position = COALESCE(?, position) \
+         WHERE id = ? RETURNING {CHANNEL_COLS}"
+    )))
+    .bind(&patch.name)
+    .bind(&patch.topic)
+    .bind(&patch.category)
+    .bind(patch.position)
+    .bind(id.get())
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(channel_row).transpose()
+}
+
+pub(super) async fn delete_channel(pool: &SqlitePool, id: ChannelId) -> StoreResult<bool> {
+    let done = sqlx::query("DELETE FROM channels WHERE id = ?")
+        .bind(id.get())
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+// ---- roles, overrides, timeouts ----
+
+pub(super) async fn create_role(pool: &SqlitePool, role: &Role) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO roles (id, server_id, name, permissions, color, position, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(role.id.get())
+    .bind(role.server_id.get())
+    .bind(&role.name)
+    .bind(role.permissions)
+    .bind(&role.color)
+    .bind(role.position)
+    .bind(role.created_at.as_micros())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn assign_role(
+    pool: &SqlitePool,
+    server: ServerId,
+    user: UserId,
+    role: RoleId,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO member_roles (server_id, user_id, role_id) VALUES (?, ?, ?) \
+         ON CONFLICT (server_id, user_id, role_id) DO NOTHING",
+    )
+    .bind(server.get())
+    .bind(user.get())
+    .bind(role.get())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn roles_of_servers(
+    pool: &SqlitePool,
+    servers: &[ServerId],
+) -> StoreResult<Vec<Role>> {
+    if servers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = dedup(servers).into_iter().map(ServerId::get).collect();
+    let mut tx = read_tx(pool).await?;
+    let mut roles = fetch_in(
+        &mut tx,
+        &format!("SELECT {ROLE_COLS} FROM roles WHERE server_id IN ({{}})"),
+        &ids,
+        role_row,
+    )
+    .await?;
+    tx.commit().await?;
+    roles.sort_by(|a, b| {
+        (
+            a.server_id,
+            std::cmp::Reverse(a.position),
+            a.created_at,
+            a.id,
+        )
+            .cmp(&(
+                b.server_id,
+                std::cmp::Reverse(b.position),
+                b.created_at,
+                b.id,
+            ))
+    });
+    Ok(roles)
+}
+
+pub(super) async fn put_override(
+    pool: &SqlitePool,
+    ov: &ChannelOverride,
+) -> StoreResult<ChannelOverride> {
+    let sql = match (ov.role_id, ov.user_id) {
+        (Some(_), None) => format!(
+            "INSERT INTO channel_overrides (id, channel_id, role_id, user_id, allow, deny) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (channel_id, role_id) \
+             DO UPDATE SET allow = excluded.allow, deny = excluded.deny RETURNING {OVERRIDE_COLS}"
+        ),
+        (None, Some(_)) => format!(
+            "INSERT INTO channel_overrides (id, channel_id, role_id, user_id, allow, deny) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (channel_id, user_id) \
+             DO UPDATE SET allow = excluded.allow, deny = excluded.deny RETURNING {OVERRIDE_COLS}"
+        ),
+        // Neither or both targets: the CHECK constraint refuses it.
+        _ => format!(
+            "INSERT INTO channel_overrides (id, channel_id, role_id, user_id, allow, deny) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING {OVERRIDE_COLS}"
+        ),
+    };
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(ov.id.get())
+        .bind(ov.channel_id.get())
+        .bind(ov.role_id.map(RoleId::get))
+        .bind(ov.user_id.map(UserId::get))
+        .bind(ov.allow)
+        .bind(ov.deny)
+        .fetch_one(pool)
+        .await?;
+    override_row(&row)
+}
+
+pub(super) async fn overrides_of_servers(
+    pool: &SqlitePool,
+    servers: &[ServerId],
+) -> StoreResult<Vec<ChannelOverride>> {
+    if servers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = dedup(servers).into_iter().map(ServerId::get).collect();
+    let mut tx = read_tx(pool).await?;
+    let mut overrides = fetch_in(
+        &mut tx,
+        "SELECT o.id, o.channel_id, o.role_id, o.user_id, o.allow, o.deny \
+         FROM channel_overrides o JOIN channels c ON c.id = o.channel_id \
+         WHERE c.server_id IN ({})",
+        &ids,
+        override_row,
+    )
+    .await?;
+    tx.commit().await?;
+    overrides.sort_by_key(|ov| (ov.channel_id, ov.id));
+    Ok(overrides)
+}
+
+pub(super) async fn set_timeout(
+    pool: &SqlitePool,
+    server: ServerId,
+    user: UserId,
+    expires_at: Timestamp,
+    created_by: Option<UserId>,
+    created_at: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO timeouts (server_id, user_id, expires_at, reason, created_by, created_at) \
+         VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT (server_id, user_id) DO UPDATE SET \
+         expires_at = excluded.expires_at, reason = excluded.reason, \
+         created_by = excluded.created_by, created_at = excluded.created_at",
+    )
+    .bind(server.get())
+    .bind(user.get())
+    .bind(expires_at.as_micros())
+    .bind(created_by.map(UserId::get))
+    .bind(created_at.as_micros())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn directory_snapshot(
+    pool: &SqlitePool,
+    now: Timestamp,
+) -> StoreResult<DirectorySnapshot> {
+    let mut tx = read_tx(pool).await?;
+    let mut snapshot = DirectorySnapshot::default();
+
+    for row in sqlx::query("SELECT id, owner_id FROM servers ORDER BY created_at, id")
+        .fetch_all(&mut *tx)
+        .await?
+    {
+        snapshot
+            .servers
+            .push((id(&row, "id")?, id(&row, "owner_id")?));
+    }
+    for row in sqlx::query(
+        "SELECT server_id, user_id FROM server_members ORDER BY server_id, joined_at, user_id",
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        snapshot
+            .members
+            .push((id(&row, "server_id")?, id(&row, "user_id")?));
+    }
+    for row in sqlx::query(
+        "SELECT id, server_id, permissions, position FROM roles \
+         ORDER BY server_id, position DESC, created_at, id",
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        snapshot.roles.push((
+            id(&row, "id")?,
+            id(&row, "server_id")?,
+            get(&row, "permissions")?,
+            get(&row, "position")?,
+        ));
+    }
+    for row in sqlx::query(
+        "SELECT server_id, user_id, role_id FROM member_roles \
+         ORDER BY server_id, user_id, role_id",
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        snapshot.member_roles.push((
+            id(&row, "server_id")?,
+            id(&row, "user_id")?,
+            id(&row, "role_id")?,
+        ));
+    }
+    for row in sqlx::query(
+        "SELECT id, server_id, type FROM channels ORDER BY server_id, position, created_at, id",
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        snapshot.channels.push((
+            id(&row, "id")?,
+            id(&row, "server_id")?,
+            channel_type(&row, "type")?,
+        ));
+    }
+    let overrides = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {OVERRIDE_COLS} FROM channel_overrides ORDER BY channel_id, id"
+    )))
+    .fetch_all(&mut *tx)
+    .await?;
+    snapshot.overrides = rows(&overrides, override_row)?;
+    for row in sqlx::query(
+        "SELECT server_id, user_id, expires_at FROM timeouts WHERE expires_at > ? \
+         ORDER BY server_id, user_id",
+    )
+    .bind(now.as_micros())
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        snapshot.timeouts.push((
+            id(&row, "server_id")?,
+            id(&row, "user_id")?,
+            ts(&row, "expires_at")?,
+        ));
+    }
+    tx.commit().await?;
+    Ok(snapshot)
+}

@@ -1,0 +1,353 @@
+//! Server channel messages, their mentions, and read state.
+
+use std::collections::HashMap;
+
+use concord_protocol::{
+    ChannelId, DmChannelId, MentionCount, Message, MessageId, Timestamp, UnreadCount, UserId,
+};
+use sqlx::{
+    AssertSqlSafe, SqliteConnection,
+    sqlite::{SqlitePool, SqliteRow},
+};
+
+use super::{IN_CHUNK, dedup, get, id, opt_id, opt_ts, placeholders, read_tx, rows, ts, write_tx};
+use crate::{NewMessage, StoreError, StoreResult};
+
+/// A message row with its live thread reply count, as [`message_row`] reads it
+/// (alias `m`).
+const MESSAGE_SELECT: &str = "SELECT m.id, m.channel_id, m.author_id, m.content, m.reply_to, \
+    m.thread_id, m.mention_everyone, m.edited_at, m.deleted, m.pinned, m.pinned_by, \
+    m.pinned_at, m.created_at, \
+    (SELECT COUNT(*) FROM messages r WHERE r.thread_id = m.id AND r.deleted = 0) \
+    AS thread_reply_count \
+    FROM messages m";
+
+/// A message row without its mentions (filled in by [`attach_mentions`]).
+fn message_row(row: &SqliteRow) -> StoreResult<Message> {
+    Ok(Message {
+        id: id(row, "id")?,
+        channel_id: id(row, "channel_id")?,
+        author_id: opt_id(row, "author_id")?,
+        content: get(row, "content")?,
+        reply_to: opt_id(row, "reply_to")?,
+        mention_user_ids: Vec::new(),
+        mention_everyone: get(row, "mention_everyone")?,
+        thread_id: opt_id(row, "thread_id")?,
+        thread_reply_count: get(row, "thread_reply_count")?,
+        edited_at: opt_ts(row, "edited_at")?,
+        deleted: get(row, "deleted")?,
+        created_at: ts(row, "created_at")?,
+        pinned: get(row, "pinned")?,
+        pinned_by: opt_id(row, "pinned_by")?,
+        pinned_at: opt_ts(row, "pinned_at")?,
+        poll: None,
+        event: None,
+    })
+}
+
+async fn insert_mentions(
+    conn: &mut SqliteConnection,
+    message: MessageId,
+    users: &[UserId],
+) -> StoreResult<()> {
+    for (ord, user) in dedup(users).into_iter().enumerate() {
+        sqlx::query("INSERT INTO message_mentions (message_id, user_id, ord) VALUES (?, ?, ?)")
+            .bind(message.get())
+            .bind(user.get())
+            .bind(i64::try_from(ord).unwrap_or(i64::MAX))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Fills `mention_user_ids` of `messages` (in the order they were stored).
+async fn attach_mentions(conn: &mut SqliteConnection, messages: &mut [Message]) -> StoreResult<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let mut by_message: HashMap<MessageId, Vec<UserId>> = HashMap::new();
+    for chunk in messages.chunks(IN_CHUNK) {
+        let sql = format!(
+            "SELECT message_id, user_id FROM message_mentions WHERE message_id IN ({}) \
+             ORDER BY message_id, ord",
+            placeholders(chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for message in chunk {
+            query = query.bind(message.id.get());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            by_message
+                .entry(id(&row, "message_id")?)
+                .or_default()
+                .push(id(&row, "user_id")?);
+        }
+    }
+    for message in messages {
+        if let Some(users) = by_message.remove(&message.id) {
+            message.mention_user_ids = users;
+        }
+    }
+    Ok(())
+}
+
+async fn fetch_message(conn: &mut SqliteConnection, id: MessageId) -> StoreResult<Option<Message>> {
+    let row = sqlx::query(AssertSqlSafe(format!("{MESSAGE_SELECT} WHERE m.id = ?")))
+        .bind(id.get())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut messages = [message_row(&row)?];
+    attach_mentions(conn, &mut messages).await?;
+    let [message] = messages;
+    Ok(Some(message))
+}
+
+pub(super) async fn create_message(
+    pool: &SqlitePool,
+    message: &NewMessage,
+) -> StoreResult<Message> {
+    let mut tx = write_tx(pool).await?;
+    sqlx::query(
+        "INSERT INTO messages (id, channel_id, author_id, content, reply_to, thread_id, \
+         mention_everyone, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(message.id.get())
+    .bind(message.channel_id.get())
+    .bind(message.author_id.get())
+    .bind(&message.content)
+    .bind(message.reply_to.map(MessageId::get))
+    .bind(message.thread_id.map(MessageId::get))
+    .bind(message.mention_everyone)
+    .bind(message.created_at.as_micros())
+    .execute(&mut *tx)
+    .await?;
+    insert_mentions(&mut tx, message.id, &message.mention_user_ids).await?;
+    tx.commit().await?;
+    Ok(Message {
+        id: message.id,
+        channel_id: message.channel_id,
+        author_id: Some(message.author_id),
+        content: message.content.clone(),
+        reply_to: message.reply_to,
+        mention_user_ids: dedup(&message.mention_user_ids),
+        mention_everyone: message.mention_everyone,
+        thread_id: message.thread_id,
+        thread_reply_count: 0,
+        edited_at: None,
+        deleted: false,
+        created_at: message.created_at,
+        pinned: false,
+        pinned_by: None,
+        pinned_at: None,
+        poll: None,
+        event: None,
+    })
+}
+
+pub(super) async fn message(pool: &SqlitePool, id: MessageId) -> StoreResult<Option<Message>> {
+    let mut tx = read_tx(pool).await?;
+    let message = fetch_message(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(message)
+}
+
+pub(super) async fn messages(
+    pool: &SqlitePool,
+    channel: ChannelId,
+    before: Option<MessageId>,
+    limit: i64,
+) -> StoreResult<Vec<Message>> {
+    let limit = limit.max(0);
+    let mut tx = read_tx(pool).await?;
+    let found =
+        match before {
+            None => sqlx::query(AssertSqlSafe(format!(
+                "{MESSAGE_SELECT} WHERE m.channel_id = ? AND m.thread_id IS NULL AND m.deleted = 0 \
+                 ORDER BY m.created_at DESC, m.id DESC LIMIT ?"
+            )))
+            .bind(channel.get())
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?,
+            Some(cursor) => {
+                let anchor =
+                    sqlx::query("SELECT created_at FROM messages WHERE id = ? AND channel_id = ?")
+                        .bind(cursor.get())
+                        .bind(channel.get())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let Some(anchor) = anchor else {
+                    tx.commit().await?;
+                    return Ok(Vec::new());
+                };
+                sqlx::query(AssertSqlSafe(format!(
+                "{MESSAGE_SELECT} WHERE m.channel_id = ? AND m.thread_id IS NULL AND m.deleted = 0 \
+                 AND (m.created_at, m.id) < (?, ?) \
+                 ORDER BY m.created_at DESC, m.id DESC LIMIT ?"
+            )))
+            .bind(channel.get())
+            .bind(get::<i64>(&anchor, "created_at")?)
+            .bind(cursor.get())
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?
+            }
+        };
+    let mut messages = rows(&found, message_row)?;
+    attach_mentions(&mut tx, &mut messages).await?;
+    tx.commit().await?;
+    Ok(messages)
+}
+
+pub(super) async fn edit_message(
+    pool: &SqlitePool,
+    id: MessageId,
+    content: &str,
+    mention_user_ids: &[UserId],
+    mention_everyone: bool,
+    edited_at: Timestamp,
+) -> StoreResult<Option<Message>> {
+    let mut tx = write_tx(pool).await?;
+    let done = sqlx::query(
+        "UPDATE messages SET content = ?, mention_everyone = ?, edited_at = ? \
+         WHERE id = ? AND deleted = 0",
+    )
+    .bind(content)
+    .bind(mention_everyone)
+    .bind(edited_at.as_micros())
+    .bind(id.get())
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(None);
+    }
+    sqlx::query("DELETE FROM message_mentions WHERE message_id = ?")
+        .bind(id.get())
+        .execute(&mut *tx)
+        .await?;
+    insert_mentions(&mut tx, id, mention_user_ids).await?;
+    let message = fetch_message(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(message)
+}
+
+pub(super) async fn delete_message(pool: &SqlitePool, id: MessageId) -> StoreResult<bool> {
+    let done = sqlx::query("UPDATE messages SET deleted = 1 WHERE id = ? AND deleted = 0")
+        .bind(id.get())
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+// ---- read state ----
+
+pub(super) async fn ack_channel(
+    pool: &SqlitePool,
+    user: UserId,
+    channel: ChannelId,
+    at: Timestamp,
+) -> StoreResult<()> {
+    let done = sqlx::query(
+        "INSERT INTO read_states (user_id, channel_id, last_read_at) \
+         SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM channels WHERE id = ?2) \
+         ON CONFLICT (user_id, channel_id) DO UPDATE SET last_read_at = excluded.last_read_at",
+    )
+    .bind(user.get())
+    .bind(channel.get())
+    .bind(at.as_micros())
+    .execute(pool)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub(super) async fn ack_dm(
+    pool: &SqlitePool,
+    user: UserId,
+    channel: DmChannelId,
+    at: Timestamp,
+) -> StoreResult<()> {
+    let done = sqlx::query(
+        "INSERT INTO read_states (user_id, channel_id, last_read_at) \
+         SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM dm_channels WHERE id = ?2) \
+         ON CONFLICT (user_id, channel_id) DO UPDATE SET last_read_at = excluded.last_read_at",
+    )
+    .bind(user.get())
+    .bind(channel.get())
+    .bind(at.as_micros())
+    .execute(pool)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub(super) async fn unread_counts(
+    pool: &SqlitePool,
+    user: UserId,
+) -> StoreResult<Vec<UnreadCount>> {
+    let found = sqlx::query(
+        "SELECT channel_id, n FROM ( \
+           SELECT rs.channel_id AS channel_id, \
+             (SELECT COUNT(*) FROM messages m WHERE m.channel_id = rs.channel_id \
+                AND m.created_at > rs.last_read_at AND m.deleted = 0 \
+                AND m.author_id IS NOT rs.user_id) AS n \
+           FROM read_states rs JOIN channels c ON c.id = rs.channel_id \
+           WHERE rs.user_id = ?1 \
+           UNION ALL \
+           SELECT rs.channel_id AS channel_id, \
+             (SELECT COUNT(*) FROM dm_messages d WHERE d.channel_id = rs.channel_id \
+                AND d.created_at > rs.last_read_at AND d.deleted = 0 \
+                AND d.author_id IS NOT rs.user_id) AS n \
+           FROM read_states rs JOIN dm_channels dc ON dc.id = rs.channel_id \
+           WHERE rs.user_id = ?1 \
+         ) WHERE n > 0 ORDER BY channel_id",
+    )
+    .bind(user.get())
+    .fetch_all(pool)
+    .await?;
+    found
+        .iter()
+        .map(|row| {
+            Ok(UnreadCount {
+                channel_id: get(row, "channel_id")?,
+                unread_count: get(row, "n")?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn mention_counts(
+    pool: &SqlitePool,
+    user: UserId,
+) -> StoreResult<Vec<MentionCount>> {
+    let found = sqlx::query(
+        "SELECT channel_id, n FROM ( \
+           SELECT rs.channel_id AS channel_id, \
+             (SELECT COUNT(*) FROM messages m WHERE m.channel_id = rs.channel_id \
+                AND m.created_at > rs.last_read_at AND m.deleted = 0 \
+                AND m.author_id IS NOT rs.user_id \
+                AND (m.mention_everyone = 1 OR EXISTS (SELECT 1 FROM message_mentions mm \
+                     WHERE mm.message_id = m.id AND mm.user_id = rs.user_id))) AS n \
+           FROM read_states rs JOIN channels c ON c.id = rs.channel_id \
+           WHERE rs.user_id = ?1 \
+         ) WHERE n > 0 ORDER BY channel_id",
+    )
+    .bind(user.get())
+    .fetch_all(pool)
+    .await?;
+    found
+        .iter()
+        .map(|row| {
+            Ok(MentionCount {
+                channel_id: id(row, "channel_id")?,
+                count: get(row, "n")?,
+            })
+        })
+        .collect()
+}

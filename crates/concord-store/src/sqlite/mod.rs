@@ -1,0 +1,580 @@
+//! The embedded SQLite backend of [`Store`].
+//!
+//! One file in the data directory, WAL journal, foreign keys enforced. Queries are
+//! runtime-checked (`sqlx::query`), so no database is needed at compile time. Writes that
+//! take more than one statement run in a `BEGIN IMMEDIATE` transaction (taking the write
+//! lock up front, so concurrent writers wait on `busy_timeout` instead of failing on a
+//! lock upgrade); reads that take more than one statement run in one deferred
+//! transaction, which in WAL mode is one consistent snapshot.
+//!
+//! This file holds the pool, the migrations and the shared decoding helpers; the
+//! statements live in one file per area, where each `Store` method is a free function
+//! of the same name taking the pool.
+
+use std::{borrow::Cow, path::Path, str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use concord_protocol::{
+    Bot, BotId, Channel, ChannelId, ChannelOverride, ChannelType, DirectMessage, DmChannelId, Id,
+    MentionCount, Message, MessageId, Role, RoleId, Server, ServerDto, ServerId, Status, Timestamp,
+    UnreadCount, UserId, VoiceParticipant, VoiceState,
+};
+use sqlx::{
+    AssertSqlSafe, Row, Sqlite, SqliteConnection, Transaction,
+    migrate::{Migration, MigrationType, Migrator},
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+        SqliteSynchronous,
+    },
+};
+use uuid::Uuid;
+
+use crate::{
+    BotRecord, ChannelPatch, DirectorySnapshot, DmChannelRecord, DmChannelSummary, MemberDetail,
+    NewChannel, NewMessage, NewUser, Presence, RefreshSession, ServerPatch, Store, StoreError,
+    StoreResult, UserPatch, UserRecord,
+};
+
+mod bots;
+mod channels;
+mod dms;
+mod messages;
+mod servers;
+mod users;
+mod voice;
+
+#[cfg(test)]
+mod tests;
+
+/// The SQLite migrations, embedded in the binary (applied in version order).
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+)];
+
+/// How long a connection waits for the write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections of a file-backed pool (one writer at a time; readers run in parallel).
+const FILE_POOL_SIZE: u32 = 4;
+
+/// Ids per `IN (...)` list.
+const IN_CHUNK: usize = 500;
+
+/// SQLite implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database file at `path`: WAL journal, foreign
+    /// keys on, `synchronous = NORMAL`, a 5 s busy timeout; then applies pending
+    /// migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(FILE_POOL_SIZE)
+            .connect_with(options)
+            .await?;
+        Self::with_pool(pool).await
+    }
+
+    /// A private in-memory database (for tests). One connection, kept for the life of
+    /// the pool, so every call sees the same data; concurrent calls queue for it.
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .min_connections(1)
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        Self::with_pool(pool).await
+    }
+
+    async fn with_pool(pool: SqlitePool) -> Result<Self, StoreError> {
+        migrator().run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A transaction that holds the write lock from its start.
+async fn write_tx(pool: &SqlitePool) -> StoreResult<Transaction<'static, Sqlite>> {
+    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+}
+
+/// A read transaction (one snapshot for several statements).
+async fn read_tx(pool: &SqlitePool) -> StoreResult<Transaction<'static, Sqlite>> {
+    Ok(pool.begin().await?)
+}
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sqlx::SqlSafeStr::into_sql_str(sql),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+// ---- decoding helpers ----
+
+fn get<'r, T>(row: &'r SqliteRow, col: &'static str) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    row.try_get(col).map_err(|err| match err {
+        sqlx::Error::ColumnDecode { .. } => StoreError::Corrupt(col),
+        other => StoreError::Database(other),
+    })
+}
+
+fn id<T>(row: &SqliteRow, col: &'static str) -> StoreResult<Id<T>> {
+    get::<Uuid>(row, col).map(Id::from_uuid)
+}
+
+fn opt_id<T>(row: &SqliteRow, col: &'static str) -> StoreResult<Option<Id<T>>> {
+    Ok(get::<Option<Uuid>>(row, col)?.map(Id::from_uuid))
+}
+
+fn ts(row: &SqliteRow, col: &'static str) -> StoreResult<Timestamp> {
+    get::<i64>(row, col).map(Timestamp::from_micros)
+}
+
+fn opt_ts(row: &SqliteRow, col: &'static str) -> StoreResult<Option<Timestamp>> {
+    Ok(get::<Option<i64>>(row, col)?.map(Timestamp::from_micros))
+}
+
+fn status(row: &SqliteRow, col: &'static str) -> StoreResult<Status> {
+    let text: String = get(row, col)?;
+    Status::parse(&text).ok_or(StoreError::Corrupt(col))
+}
+
+fn channel_type(row: &SqliteRow, col: &'static str) -> StoreResult<ChannelType> {
+    let text: String = get(row, col)?;
+    match text.as_str() {
+        "text" => Ok(ChannelType::Text),
+        "voice" => Ok(ChannelType::Voice),
+        _ => Err(StoreError::Corrupt(col)),
+    }
+}
+
+fn rows<T>(rows: &[SqliteRow], f: fn(&SqliteRow) -> StoreResult<T>) -> StoreResult<Vec<T>> {
+    rows.iter().map(f).collect()
+}
+
+// ---- query helpers ----
+
+/// `?, ?, ?` with `n` placeholders.
+fn placeholders(n: usize) -> String {
+    let mut out = String::with_capacity(n * 3);
+    for i in 0..n {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push('?');
+    }
+    out
+}
+
+/// Ids in first-seen order, each once.
+fn dedup<T: Copy + Eq + std::hash::Hash>(items: &[T]) -> Vec<T> {
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    items
+        .iter()
+        .copied()
+        .filter(|item| seen.insert(*item))
+        .collect()
+}
+
+/// Runs `sql` (with one `{}` for a placeholder list) over `ids` in chunks.
+async fn fetch_in<T>(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    ids: &[Uuid],
+    f: fn(&SqliteRow) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let sql = sql.replacen("{}", &placeholders(chunk.len()), 1);
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            out.push(f(&row)?);
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    // ---- users ----
+
+    async fn create_user(&self, user: &NewUser) -> StoreResult<UserRecord> {
+        users::create_user(&self.pool, user).await
+    }
+
+    async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        users::user(&self.pool, id).await
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        users::user_by_username(&self.pool, username).await
+    }
+
+    async fn users(&self, ids: &[UserId]) -> StoreResult<Vec<UserRecord>> {
+        users::users(&self.pool, ids).await
+    }
+
+    async fn update_user(&self, id: UserId, patch: &UserPatch) -> StoreResult<Option<UserRecord>> {
+        users::update_user(&self.pool, id, patch).await
+    }
+
+    async fn set_presence(&self, id: UserId, presence: &Presence) -> StoreResult<()> {
+        users::set_presence(&self.pool, id, presence).await
+    }
+
+    // ---- refresh sessions ----
+
+    async fn create_refresh_session(
+        &self,
+        session: &RefreshSession,
+        now: Timestamp,
+        keep: usize,
+    ) -> StoreResult<()> {
+        users::create_refresh_session(&self.pool, session, now, keep).await
+    }
+
+    async fn refresh_session_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<RefreshSession>> {
+        users::refresh_session_by_hash(&self.pool, token_hash).await
+    }
+
+    async fn rotate_refresh_session(
+        &self,
+        id: Uuid,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> StoreResult<bool> {
+        users::rotate_refresh_session(&self.pool, id, old_hash, new_hash).await
+    }
+
+    async fn delete_refresh_sessions(&self, user: UserId) -> StoreResult<()> {
+        users::delete_refresh_sessions(&self.pool, user).await
+    }
+
+    // ---- servers and members ----
+
+    async fn create_server(&self, server: &Server) -> StoreResult<()> {
+        servers::create_server(&self.pool, server).await
+    }
+
+    async fn server(&self, id: ServerId) -> StoreResult<Option<ServerDto>> {
+        servers::server(&self.pool, id).await
+    }
+
+    async fn servers_of_user(&self, user: UserId) -> StoreResult<Vec<ServerDto>> {
+        servers::servers_of_user(&self.pool, user).await
+    }
+
+    async fn public_servers(&self, limit: i64) -> StoreResult<Vec<ServerDto>> {
+        servers::public_servers(&self.pool, limit).await
+    }
+
+    async fn update_server(
+        &self,
+        id: ServerId,
+        patch: &ServerPatch,
+        updated_at: Timestamp,
+    ) -> StoreResult<Option<ServerDto>> {
+        servers::update_server(&self.pool, id, patch, updated_at).await
+    }
+
+    async fn delete_server(&self, id: ServerId) -> StoreResult<bool> {
+        servers::delete_server(&self.pool, id).await
+    }
+
+    async fn add_member(
+        &self,
+        server: ServerId,
+        user: UserId,
+        joined_at: Timestamp,
+    ) -> StoreResult<()> {
+        servers::add_member(&self.pool, server, user, joined_at).await
+    }
+
+    async fn remove_member(&self, server: ServerId, user: UserId) -> StoreResult<bool> {
+        servers::remove_member(&self.pool, server, user).await
+    }
+
+    async fn members(&self, server: ServerId) -> StoreResult<Vec<MemberDetail>> {
+        servers::members(&self.pool, server).await
+    }
+
+    async fn is_banned(&self, server: ServerId, user: UserId) -> StoreResult<bool> {
+        servers::is_banned(&self.pool, server, user).await
+    }
+
+    async fn member_ids_by_usernames(
+        &self,
+        server: ServerId,
+        names: &[String],
+    ) -> StoreResult<Vec<UserId>> {
+        servers::member_ids_by_usernames(&self.pool, server, names).await
+    }
+
+    // ---- channels ----
+
+    async fn create_channel(&self, channel: &NewChannel) -> StoreResult<Channel> {
+        channels::create_channel(&self.pool, channel).await
+    }
+
+    async fn channel(&self, id: ChannelId) -> StoreResult<Option<Channel>> {
+        channels::channel(&self.pool, id).await
+    }
+
+    async fn channels(&self, server: ServerId) -> StoreResult<Vec<Channel>> {
+        channels::channels(&self.pool, server).await
+    }
+
+    async fn update_channel(
+        &self,
+        id: ChannelId,
+        patch: &ChannelPatch,
+    ) -> StoreResult<Option<Channel>> {
+        channels::update_channel(&self.pool, id, patch).await
+    }
+
+    async fn delete_channel(&self, id: ChannelId) -> StoreResult<bool> {
+        channels::delete_channel(&self.pool, id).await
+    }
+
+    // ---- roles and overrides ----
+
+    async fn create_role(&self, role: &Role) -> StoreResult<()> {
+        channels::create_role(&self.pool, role).await
+    }
+
+    async fn assign_role(&self, server: ServerId, user: UserId, role: RoleId) -> StoreResult<bool> {
+        channels::assign_role(&self.pool, server, user, role).await
+    }
+
+    async fn roles_of_servers(&self, servers: &[ServerId]) -> StoreResult<Vec<Role>> {
+        channels::roles_of_servers(&self.pool, servers).await
+    }
+
+    async fn put_override(&self, ov: &ChannelOverride) -> StoreResult<ChannelOverride> {
+        channels::put_override(&self.pool, ov).await
+    }
+
+    async fn overrides_of_servers(
+        &self,
+        servers: &[ServerId],
+    ) -> StoreResult<Vec<ChannelOverride>> {
+        channels::overrides_of_servers(&self.pool, servers).await
+    }
+
+    async fn set_timeout(
+        &self,
+        server: ServerId,
+        user: UserId,
+        expires_at: Timestamp,
+        created_by: Option<UserId>,
+        created_at: Timestamp,
+    ) -> StoreResult<()> {
+        channels::set_timeout(&self.pool, server, user, expires_at, created_by, created_at).await
+    }
+
+    async fn directory_snapshot(&self, now: Timestamp) -> StoreResult<DirectorySnapshot> {
+        channels::directory_snapshot(&self.pool, now).await
+    }
+
+    // ---- read state ----
+
+    async fn ack_channel(
+        &self,
+        user: UserId,
+        channel: ChannelId,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        messages::ack_channel(&self.pool, user, channel, at).await
+    }
+
+    async fn ack_dm(&self, user: UserId, channel: DmChannelId, at: Timestamp) -> StoreResult<()> {
+        messages::ack_dm(&self.pool, user, channel, at).await
+    }
+
+    async fn unread_counts(&self, user: UserId) -> StoreResult<Vec<UnreadCount>> {
+        messages::unread_counts(&self.pool, user).await
+    }
+
+    async fn mention_counts(&self, user: UserId) -> StoreResult<Vec<MentionCount>> {
+        messages::mention_counts(&self.pool, user).await
+    }
+
+    // ---- messages ----
+
+    async fn create_message(&self, message: &NewMessage) -> StoreResult<Message> {
+        messages::create_message(&self.pool, message).await
+    }
+
+    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        messages::message(&self.pool, id).await
+    }
+
+    async fn messages(
+        &self,
+        channel: ChannelId,
+        before: Option<MessageId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>> {
+        messages::messages(&self.pool, channel, before, limit).await
+    }
+
+    async fn edit_message(
+        &self,
+        id: MessageId,
+        content: &str,
+        mention_user_ids: &[UserId],
+        mention_everyone: bool,
+        edited_at: Timestamp,
+    ) -> StoreResult<Option<Message>> {
+        messages::edit_message(
+            &self.pool,
+            id,
+            content,
+            mention_user_ids,
+            mention_everyone,
+            edited_at,
+        )
+        .await
+    }
+
+    async fn delete_message(&self, id: MessageId) -> StoreResult<bool> {
+        messages::delete_message(&self.pool, id).await
+    }
+
+    // ---- direct messages ----
+
+    async fn open_dm_channel(
+        &self,
+        channel: &DmChannelRecord,
+    ) -> StoreResult<(DmChannelRecord, bool)> {
+        dms::open_dm_channel(&self.pool, channel).await
+    }
+
+    async fn dm_channel(&self, id: DmChannelId) -> StoreResult<Option<DmChannelRecord>> {
+        dms::dm_channel(&self.pool, id).await
+    }
+
+    async fn dm_channels_of_user(&self, user: UserId) -> StoreResult<Vec<DmChannelSummary>> {
+        dms::dm_channels_of_user(&self.pool, user).await
+    }
+
+    async fn create_dm_message(&self, message: &DirectMessage) -> StoreResult<()> {
+        dms::create_dm_message(&self.pool, message).await
+    }
+
+    async fn dm_messages(
+        &self,
+        channel: DmChannelId,
+        before: Option<Uuid>,
+        limit: i64,
+    ) -> StoreResult<Vec<DirectMessage>> {
+        dms::dm_messages(&self.pool, channel, before, limit).await
+    }
+
+    // ---- voice ----
+
+    async fn voice_state(&self, user: UserId) -> StoreResult<Option<VoiceState>> {
+        voice::voice_state(&self.pool, user).await
+    }
+
+    async fn voice_participants(&self, channel: ChannelId) -> StoreResult<Vec<VoiceParticipant>> {
+        voice::voice_participants(&self.pool, channel).await
+    }
+
+    async fn put_voice_state(&self, state: &VoiceState) -> StoreResult<()> {
+        voice::put_voice_state(&self.pool, state).await
+    }
+
+    async fn delete_voice_state(&self, user: UserId) -> StoreResult<Option<VoiceState>> {
+        voice::delete_voice_state(&self.pool, user).await
+    }
+
+    async fn clear_voice_states(&self) -> StoreResult<()> {
+        voice::clear_voice_states(&self.pool).await
+    }
+
+    // ---- bots ----
+
+    async fn create_bot(&self, user: &NewUser, bot: &BotRecord) -> StoreResult<()> {
+        bots::create_bot(&self.pool, user, bot).await
+    }
+
+    async fn bot(&self, id: BotId) -> StoreResult<Option<BotRecord>> {
+        bots::bot(&self.pool, id).await
+    }
+
+    async fn bot_by_user(&self, user: UserId) -> StoreResult<Option<BotRecord>> {
+        bots::bot_by_user(&self.pool, user).await
+    }
+
+    async fn bot_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<BotRecord>> {
+        bots::bot_by_token_hash(&self.pool, token_hash).await
+    }
+
+    async fn bots_of_creator(&self, user: UserId) -> StoreResult<Vec<Bot>> {
+        bots::bots_of_creator(&self.pool, user).await
+    }
+
+    async fn update_bot(
+        &self,
+        id: BotId,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> StoreResult<Option<Bot>> {
+        bots::update_bot(&self.pool, id, name, description).await
+    }
+
+    async fn revoke_bot(&self, id: BotId, at: Timestamp) -> StoreResult<bool> {
+        bots::revoke_bot(&self.pool, id, at).await
+    }
+
+    async fn set_bot_token(&self, id: BotId, token_hash: &str) -> StoreResult<bool> {
+        bots::set_bot_token(&self.pool, id, token_hash).await
+    }
+}

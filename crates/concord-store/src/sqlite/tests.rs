@@ -1,0 +1,309 @@
+//! Tests of what only the SQLite backend does: the file store, its pragmas, and the
+//! errors its constraints give.
+
+use std::path::PathBuf;
+
+use concord_protocol::{ChannelType, ServerId};
+
+use super::*;
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("concord-store-{}", Uuid::now_v7()));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn new_user(name: &str) -> NewUser {
+    NewUser {
+        id: UserId::new(),
+        username: name.to_owned(),
+        email: Some(format!("{name}@example.com")),
+        password_hash: Some("hash".to_owned()),
+        status: Status::Offline,
+        created_at: Timestamp::from_micros(1_000),
+        admin_if_first: true,
+        is_bot: false,
+    }
+}
+
+async fn pragma(store: &SqliteStore, name: &'static str) -> String {
+    let sql = match name {
+        "journal_mode" => "PRAGMA journal_mode",
+        "foreign_keys" => "PRAGMA foreign_keys",
+        _ => "PRAGMA synchronous",
+    };
+    let row = sqlx::query(sql).fetch_one(&store.pool).await.unwrap();
+    match row.try_get::<String, _>(0) {
+        Ok(text) => text,
+        Err(_) => row.try_get::<i64, _>(0).unwrap().to_string(),
+    }
+}
+
+#[tokio::test]
+async fn file_store_persists_and_reopens() {
+    let dir = TempDir::new();
+    let path = dir.0.join("nested-name.db");
+    let alice = new_user("alice");
+    let server = Server {
+        id: ServerId::new(),
+        name: "home".to_owned(),
+        owner_id: alice.id,
+        icon_url: None,
+        is_public: true,
+        require_invite: false,
+        created_at: Timestamp::from_micros(2_000),
+        updated_at: Timestamp::from_micros(2_000),
+    };
+    let channel_id = ChannelId::new();
+    let message_id = MessageId::new();
+    {
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(pragma(&store, "journal_mode").await, "wal");
+        assert_eq!(pragma(&store, "foreign_keys").await, "1");
+        // NORMAL = 1.
+        assert_eq!(pragma(&store, "synchronous").await, "1");
+        assert!(store.create_user(&alice).await.unwrap().is_admin);
+        store.create_server(&server).await.unwrap();
+        store
+            .create_channel(&NewChannel {
+                id: channel_id,
+                server_id: server.id,
+                name: "general".to_owned(),
+                kind: ChannelType::Text,
+                topic: None,
+                category: None,
+                created_at: Timestamp::from_micros(3_000),
+            })
+            .await
+            .unwrap();
+        store
+            .create_message(&NewMessage {
+                id: message_id,
+                channel_id,
+                author_id: alice.id,
+                content: "persisted".to_owned(),
+                reply_to: None,
+                mention_user_ids: vec![alice.id],
+                mention_everyone: false,
+                thread_id: None,
+                created_at: Timestamp::from_micros(4_000),
+            })
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    assert!(path.exists());
+
+    // Reopen twice: the applied migration is recognised, not re-run.
+    for _ in 0..2 {
+        let store = SqliteStore::open(&path).await.unwrap();
+        let user = store.user_by_username("alice").await.unwrap().unwrap();
+        assert_eq!(user.id, alice.id);
+        assert!(user.is_admin);
+        let dto = store.server(server.id).await.unwrap().unwrap();
+        assert_eq!(dto.server, server);
+        assert_eq!(dto.member_count, 1);
+        let message = store.message(message_id).await.unwrap().unwrap();
+        assert_eq!(message.content, "persisted");
+        assert_eq!(message.mention_user_ids, vec![alice.id]);
+        // The second human is not admin across reopenings either.
+        let bob = store
+            .create_user(&new_user(&format!("bob{}", Uuid::now_v7().simple())))
+            .await;
+        assert!(!bob.unwrap().is_admin);
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn sqlite_conflicts_name_the_columns() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let alice = new_user("alice");
+    store.create_user(&alice).await.unwrap();
+    let same_name = NewUser {
+        email: None,
+        ..new_user("alice")
+    };
+    let err = store.create_user(&same_name).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(what) if what == "users.username"),
+        "{err:?}"
+    );
+    let mut other = new_user("bob");
+    other.email = alice.email.clone();
+    let err = store.create_user(&other).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(what) if what == "users.email"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn assigning_a_role_needs_membership_and_the_same_server() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let alice = new_user("alice");
+    let bob = new_user("bob");
+    store.create_user(&alice).await.unwrap();
+    store.create_user(&bob).await.unwrap();
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let server = Server {
+            id: ServerId::new(),
+            name: "s".to_owned(),
+            owner_id: alice.id,
+            icon_url: None,
+            is_public: false,
+            require_invite: false,
+            created_at: Timestamp::from_micros(1),
+            updated_at: Timestamp::from_micros(1),
+        };
+        store.create_server(&server).await.unwrap();
+        servers.push(server.id);
+    }
+    let role = Role {
+        id: RoleId::new(),
+        server_id: servers[0],
+        name: "r".to_owned(),
+        permissions: 0,
+        color: None,
+        position: 1,
+        created_at: Timestamp::from_micros(1),
+    };
+    store.create_role(&role).await.unwrap();
+    // Not a member.
+    let err = store
+        .assign_role(servers[0], bob.id, role.id)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    // The role belongs to another server.
+    let err = store
+        .assign_role(servers[1], alice.id, role.id)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    assert!(
+        store
+            .assign_role(servers[0], alice.id, role.id)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn ack_of_unknown_channel_is_not_found() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let alice = new_user("alice");
+    store.create_user(&alice).await.unwrap();
+    let at = Timestamp::from_micros(5);
+    let err = store
+        .ack_channel(alice.id, ChannelId::new(), at)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    let err = store
+        .ack_dm(alice.id, DmChannelId::new(), at)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn file_store_serialises_concurrent_writers() {
+    let dir = TempDir::new();
+    let store = SqliteStore::open(&dir.0.join("concord.db")).await.unwrap();
+    let alice = new_user("alice");
+    let bob = new_user("bob");
+    store.create_user(&alice).await.unwrap();
+    store.create_user(&bob).await.unwrap();
+    let server = Server {
+        id: ServerId::new(),
+        name: "s".to_owned(),
+        owner_id: alice.id,
+        icon_url: None,
+        is_public: false,
+        require_invite: false,
+        created_at: Timestamp::from_micros(1),
+        updated_at: Timestamp::from_micros(1),
+    };
+    store.create_server(&server).await.unwrap();
+
+    let mut tasks = Vec::new();
+    for task in 0..8_i64 {
+        let store = store.clone();
+        let (alice, bob) = (alice.id, bob.id);
+        let server = server.id;
+        tasks.push(tokio::spawn(async move {
+            let channel = store
+                .create_channel(&NewChannel {
+                    id: ChannelId::new(),
+                    server_id: server,
+                    name: format!("c{task}"),
+                    kind: ChannelType::Text,
+                    topic: None,
+                    category: None,
+                    created_at: Timestamp::from_micros(10 + task),
+                })
+                .await
+                .unwrap();
+            for i in 0..10 {
+                store
+                    .create_message(&NewMessage {
+                        id: MessageId::new(),
+                        channel_id: channel.id,
+                        author_id: alice,
+                        content: format!("{task}/{i}"),
+                        reply_to: None,
+                        mention_user_ids: vec![bob],
+                        mention_everyone: false,
+                        thread_id: None,
+                        created_at: Timestamp::from_micros(100 + i),
+                    })
+                    .await
+                    .unwrap();
+            }
+            let (a, b) = if task % 2 == 0 {
+                (alice, bob)
+            } else {
+                (bob, alice)
+            };
+            let (_, created) = store
+                .open_dm_channel(&DmChannelRecord {
+                    id: DmChannelId::new(),
+                    user_a: a,
+                    user_b: b,
+                    created_at: Timestamp::from_micros(5),
+                })
+                .await
+                .unwrap();
+            (channel, created)
+        }));
+    }
+    let mut positions = Vec::new();
+    let mut created = 0;
+    for task in tasks {
+        let (channel, new) = task.await.unwrap();
+        positions.push(channel.position);
+        created += usize::from(new);
+        assert_eq!(
+            store.messages(channel.id, None, 100).await.unwrap().len(),
+            10
+        );
+    }
+    positions.sort_unstable();
+    assert_eq!(positions, (0..8).collect::<Vec<_>>());
+    assert_eq!(created, 1);
+    assert_eq!(store.dm_channels_of_user(alice.id).await.unwrap().len(), 1);
+    store.close().await;
+}
