@@ -135,8 +135,9 @@ where
     let idle = tokio::time::sleep(config.idle_timeout);
     tokio::pin!(idle);
     loop {
+        // Unbiased on purpose: a session with a steady stream of outbound events must
+        // still read its client's frames (heartbeats reset the idle clock).
         tokio::select! {
-            biased;
             () = entry.outbox.ready() => {
                 let closing = entry.outbox.drain(&mut batch);
                 if !batch.is_empty() && !write_batch(socket, &mut batch, config.write_timeout).await {
