@@ -10,7 +10,10 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 fn fanout(c: &mut Criterion) {
     let hub = Hub::new();
     let users: Vec<UserId> = (0..10_000).map(|_| UserId::new()).collect();
-    let sessions: Vec<_> = users.iter().map(|u| hub.register(*u, QueueLimits::default())).collect();
+    let sessions: Vec<_> = users
+        .iter()
+        .map(|u| hub.register(*u, QueueLimits::default()))
+        .collect();
     let payload = Payload::json(&serde_json::json!({
         "op": "DISPATCH", "t": "MESSAGE_CREATE", "d": {"content": "x".repeat(100)}
     }))

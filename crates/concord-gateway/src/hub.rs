@@ -16,7 +16,7 @@ use std::{
 
 use concord_protocol::UserId;
 
-use crate::{CloseReason, Outbox, Payload, Pushed, QueueLimits};
+use crate::{CloseReason, FrameBatch, Frames, Outbox, Payload, Pushed, QueueLimits};
 
 /// Identifies one session (one socket) on this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -106,19 +106,32 @@ impl Hub {
     where
         I: IntoIterator<Item = UserId>,
     {
-        let targets: Vec<Arc<SessionEntry>> = {
-            let state = self.read();
-            if state.by_user.is_empty() {
-                return Delivery::default();
-            }
-            users
-                .into_iter()
-                .filter_map(|user| state.by_user.get(&user))
-                .flatten()
-                .map(Arc::clone)
-                .collect()
-        };
-        push_all(&targets, payload)
+        push_all(&self.sessions_of(users), &Frames::One(payload.clone()))
+    }
+
+    /// Queues a shared batch of frames on every session of every listed user: one
+    /// queue entry per session, however many frames the batch holds.
+    pub fn send_batch_to_users<I>(&self, users: I, batch: &Arc<FrameBatch>) -> Delivery
+    where
+        I: IntoIterator<Item = UserId>,
+    {
+        push_all(&self.sessions_of(users), &Frames::Many(Arc::clone(batch)))
+    }
+
+    fn sessions_of<I>(&self, users: I) -> Vec<Arc<SessionEntry>>
+    where
+        I: IntoIterator<Item = UserId>,
+    {
+        let state = self.read();
+        if state.by_user.is_empty() {
+            return Vec::new();
+        }
+        users
+            .into_iter()
+            .filter_map(|user| state.by_user.get(&user))
+            .flatten()
+            .map(Arc::clone)
+            .collect()
     }
 
     /// Queues `payload` on every session of `user`.
@@ -129,7 +142,7 @@ impl Hub {
     /// Queues `payload` on one session.
     pub fn send_to_session(&self, id: SessionId, payload: &Payload) -> Delivery {
         let target = self.read().sessions.get(&id).map(Arc::clone);
-        push_all(target.as_slice(), payload)
+        push_all(target.as_slice(), &Frames::One(payload.clone()))
     }
 
     /// Closes every session of `user` (revoked, disabled, deleted).
@@ -172,10 +185,10 @@ impl Hub {
     }
 }
 
-fn push_all(targets: &[Arc<SessionEntry>], payload: &Payload) -> Delivery {
+fn push_all(targets: &[Arc<SessionEntry>], frames: &Frames) -> Delivery {
     let mut delivery = Delivery::default();
     for session in targets {
-        match session.outbox.push(payload.clone()) {
+        match session.outbox.push_frames(frames.clone()) {
             Pushed::Queued => delivery.queued += 1,
             Pushed::Overflow => {
                 delivery.overflowed += 1;

@@ -5,7 +5,10 @@
 //! by frame count and by bytes: the push that would exceed either closes the session
 //! instead of growing memory (`gateway.md` D5).
 
-use std::{collections::VecDeque, sync::Mutex};
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+};
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::Notify;
@@ -45,6 +48,70 @@ impl Payload {
 
     pub(crate) fn into_inner(self) -> Utf8Bytes {
         self.0
+    }
+}
+
+/// Frames sent together and shared by many sessions (coalesced presence, say): one
+/// queue entry and one reference count per recipient, however many frames it holds.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FrameBatch {
+    frames: Box<[Payload]>,
+    bytes: usize,
+}
+
+impl FrameBatch {
+    /// A batch of frames, in order.
+    pub fn new(frames: Vec<Payload>) -> Self {
+        let bytes = frames.iter().map(Payload::len).sum();
+        Self {
+            frames: frames.into_boxed_slice(),
+            bytes,
+        }
+    }
+
+    /// The frames.
+    pub fn frames(&self) -> &[Payload] {
+        &self.frames
+    }
+
+    /// Total size in bytes.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// One outbox entry: a frame, or a shared batch of frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frames {
+    /// A single frame.
+    One(Payload),
+    /// Several frames shared with other sessions.
+    Many(Arc<FrameBatch>),
+}
+
+impl Frames {
+    /// How many frames.
+    pub fn count(&self) -> usize {
+        match self {
+            Self::One(_) => 1,
+            Self::Many(batch) => batch.frames.len(),
+        }
+    }
+
+    /// How many bytes.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Self::One(frame) => frame.len(),
+            Self::Many(batch) => batch.bytes,
+        }
+    }
+
+    /// The frames, in order.
+    pub fn as_slice(&self) -> &[Payload] {
+        match self {
+            Self::One(frame) => std::slice::from_ref(frame),
+            Self::Many(batch) => &batch.frames,
+        }
     }
 }
 
@@ -93,7 +160,8 @@ pub enum Pushed {
 
 #[derive(Debug, Default)]
 struct State {
-    frames: VecDeque<Payload>,
+    entries: VecDeque<Frames>,
+    frames: usize,
     bytes: usize,
     closing: Option<CloseReason>,
 }
@@ -118,24 +186,31 @@ impl Outbox {
 
     /// Queues a frame, or starts closing the session if that would exceed a bound.
     pub fn push(&self, frame: Payload) -> Pushed {
+        self.push_frames(Frames::One(frame))
+    }
+
+    /// Queues a frame or a shared batch (bounds count every frame of a batch).
+    pub fn push_frames(&self, entry: Frames) -> Pushed {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.closing.is_some() {
             return Pushed::Closed;
         }
-        if state.frames.len() >= self.limits.max_frames
-            || state.bytes + frame.len() > self.limits.max_bytes
+        if state.frames + entry.count() > self.limits.max_frames
+            || state.bytes + entry.bytes() > self.limits.max_bytes
         {
             state.closing = Some(CloseReason::Overflow);
             // Nothing queued will be written now; free it at once.
-            state.frames = VecDeque::new();
+            state.entries = VecDeque::new();
+            state.frames = 0;
             state.bytes = 0;
             drop(state);
             self.wake.notify_one();
             return Pushed::Overflow;
         }
-        let was_empty = state.frames.is_empty();
-        state.bytes += frame.len();
-        state.frames.push_back(frame);
+        let was_empty = state.entries.is_empty();
+        state.frames += entry.count();
+        state.bytes += entry.bytes();
+        state.entries.push_back(entry);
         drop(state);
         if was_empty {
             self.wake.notify_one();
@@ -153,13 +228,14 @@ impl Outbox {
 
     /// Moves every queued frame into `batch`; returns the close reason once one is set
     /// (frames queued before a non-overflow close are still handed out first).
-    pub fn drain(&self, batch: &mut Vec<Payload>) -> Option<CloseReason> {
+    pub fn drain(&self, batch: &mut Vec<Frames>) -> Option<CloseReason> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        batch.extend(state.frames.drain(..));
+        batch.extend(state.entries.drain(..));
+        state.frames = 0;
         state.bytes = 0;
-        if state.frames.capacity() > 64 {
+        if state.entries.capacity() > 64 {
             // Give back what a burst grew, so an idle session stays small.
-            state.frames.shrink_to(16);
+            state.entries.shrink_to(16);
         }
         state.closing
     }
@@ -171,11 +247,7 @@ impl Outbox {
 
     /// Frames queued now.
     pub fn len(&self) -> usize {
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .frames
-            .len()
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).frames
     }
 
     /// Whether nothing is queued.
@@ -228,9 +300,43 @@ mod tests {
         }
         let mut batch = Vec::new();
         assert_eq!(outbox.drain(&mut batch), None);
-        assert_eq!(batch, vec![frame(1), frame(2), frame(3)]);
+        assert_eq!(
+            batch,
+            vec![
+                Frames::One(frame(1)),
+                Frames::One(frame(2)),
+                Frames::One(frame(3))
+            ]
+        );
         // Room again after the drain.
         assert_eq!(outbox.push(frame(1)), Pushed::Queued);
+    }
+
+    #[test]
+    fn a_batch_is_one_entry_but_counts_every_frame() {
+        let outbox = Outbox::new(QueueLimits {
+            max_frames: 3,
+            max_bytes: 1 << 20,
+        });
+        let batch = Arc::new(FrameBatch::new(vec![frame(1), frame(2)]));
+        assert_eq!(
+            outbox.push_frames(Frames::Many(Arc::clone(&batch))),
+            Pushed::Queued
+        );
+        assert_eq!(outbox.len(), 2);
+        assert_eq!(outbox.push(frame(3)), Pushed::Queued);
+        assert_eq!(
+            outbox.push(frame(4)),
+            Pushed::Overflow,
+            "2 + 1 + 1 > 3 frames"
+        );
+        let outbox = Outbox::new(QueueLimits::default());
+        outbox.push_frames(Frames::Many(Arc::clone(&batch)));
+        let mut drained = Vec::new();
+        outbox.drain(&mut drained);
+        assert_eq!(drained.len(), 1);
+        assert_eq!(drained[0].as_slice(), batch.frames());
+        assert_eq!(drained[0].bytes(), batch.bytes());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use concord_protocol::{ClientFrame, CloseCode, Op, UserId};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::time::Instant;
 
-use crate::{CloseReason, Hub, Payload, QueueLimits, RateWindow, SessionEntry};
+use crate::{CloseReason, Frames, Hub, Payload, QueueLimits, RateWindow, SessionEntry};
 
 /// Limits and timings of one session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,13 +202,17 @@ async fn handle_text(entry: &SessionEntry, handler: &dyn SessionHandler, text: &
     }
 }
 
-async fn write_batch<S>(socket: &mut S, batch: &mut Vec<Payload>, limit: Duration) -> bool
+async fn write_batch<S>(socket: &mut S, batch: &mut Vec<Frames>, limit: Duration) -> bool
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
     let write = async {
-        for frame in batch.drain(..) {
-            socket.feed(Message::Text(frame.into_inner())).await?;
+        for entry in batch.drain(..) {
+            for frame in entry.as_slice() {
+                socket
+                    .feed(Message::Text(frame.clone().into_inner()))
+                    .await?;
+            }
         }
         socket.flush().await
     };

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use concord_protocol::{
-    ChannelId, ChannelOverride, ChannelType, OverrideId, Role, RoleId, Server, ServerId,
-    Timestamp, UserId,
+    ChannelId, ChannelOverride, ChannelType, OverrideId, Role, RoleId, Server, ServerId, Timestamp,
+    UserId,
 };
 use concord_server::{
     Config, build_state,
@@ -110,18 +110,26 @@ async fn ready_world() -> (concord_server::AppState, UserId) {
         }
     }
     let dir = std::env::temp_dir().join(format!("concord-bench-{}", uuid::Uuid::new_v4()));
-    let config = Config { data_dir: dir, jwt_secret: Some("x".repeat(32)), ..Config::default() };
+    let config = Config {
+        data_dir: dir,
+        jwt_secret: Some("x".repeat(32)),
+        ..Config::default()
+    };
     let state = build_state(config, store).await.unwrap();
     (state, me.id)
 }
 
 fn ready(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let (state, me) = runtime.block_on(ready_world());
     let mut group = c.benchmark_group("ready");
     group.sample_size(30);
     group.bench_function("build READY, user in 50 servers", |b| {
-        b.to_async(&runtime).iter(|| async { build_ready(&state, me).await.unwrap() })
+        b.to_async(&runtime)
+            .iter(|| async { build_ready(&state, me).await.unwrap() })
     });
     group.finish();
 }
@@ -131,8 +139,15 @@ fn ready(c: &mut Criterion) {
 fn audience_world() -> (Directory, ChannelId, ServerId) {
     let directory = Directory::new();
     let (server, channel) = (ServerId::new(), ChannelId::new());
-    directory.apply(&DirectoryChange::ServerCreated { server, owner: UserId::new() });
-    directory.apply(&DirectoryChange::ChannelCreated { channel, server, kind: ChannelType::Text });
+    directory.apply(&DirectoryChange::ServerCreated {
+        server,
+        owner: UserId::new(),
+    });
+    directory.apply(&DirectoryChange::ChannelCreated {
+        channel,
+        server,
+        kind: ChannelType::Text,
+    });
     let roles: Vec<RoleId> = (0..10).map(|_| RoleId::new()).collect();
     for (i, role) in roles.iter().enumerate() {
         directory.apply(&DirectoryChange::RoleUpserted {
@@ -145,7 +160,11 @@ fn audience_world() -> (Directory, ChannelId, ServerId) {
     for i in 0..10_000 {
         let user = UserId::new();
         directory.apply(&DirectoryChange::MemberAdded { server, user });
-        directory.apply(&DirectoryChange::MemberRoleAdded { server, user, role: roles[i % 10] });
+        directory.apply(&DirectoryChange::MemberRoleAdded {
+            server,
+            user,
+            role: roles[i % 10],
+        });
         if i % 100 == 0 {
             directory.apply(&DirectoryChange::OverrideUpserted(ChannelOverride {
                 id: OverrideId::new(),
@@ -190,7 +209,9 @@ fn audience(c: &mut Criterion) {
     group.bench_function("viewers of a channel, 10k members, cached", |b| {
         b.iter(|| directory.viewers(channel))
     });
-    group.bench_function("members of a server, 10k", |b| b.iter(|| directory.members(server)));
+    group.bench_function("members of a server, 10k", |b| {
+        b.iter(|| directory.members(server))
+    });
     group.finish();
 }
 

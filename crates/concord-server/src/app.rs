@@ -90,9 +90,11 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
         .await?;
     let directory = Arc::new(Directory::from_snapshot(snapshot));
     let hub = Arc::new(Hub::new());
+    let tick = Duration::from_millis(config.limits.presence_batch_ms);
     let bus = Arc::new(LocalBus::new(Fanout::new(
         Arc::clone(&directory),
         Arc::clone(&hub),
+        tick,
     )));
     let grace = Duration::from_secs(config.limits.presence_grace_secs);
     Ok(AppState {

@@ -6,9 +6,13 @@
 //! sessions. [`LocalBus`] is the single-node bus (delivery happens inside `publish`);
 //! a networked bus (NATS) implements the same trait.
 
-use std::sync::Arc;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
-use concord_gateway::{Hub, Payload};
+use concord_gateway::{FrameBatch, Hub, Payload};
 use concord_protocol::{ChannelId, Dispatch, Event, ServerId, UserId};
 use serde::Serialize;
 
@@ -64,12 +68,34 @@ pub trait Bus: Send + Sync + 'static {
 pub struct Fanout {
     directory: Arc<Directory>,
     hub: Arc<Hub>,
+    presence: Arc<PresenceTicks>,
+}
+
+/// Presence announcements waiting for the next tick.
+///
+/// When a big community comes online, every connect announces itself to every
+/// co-member: N² frames. Delivered one by one that is N² queue pushes, wake-ups and
+/// socket writes. Collected for a short tick instead, each recipient gets all of a
+/// tick's announcements as one shared queue entry and one write.
+#[derive(Debug)]
+struct PresenceTicks {
+    tick: Duration,
+    pending: Mutex<Vec<(UserId, Payload)>>,
 }
 
 impl Fanout {
-    /// A node's receiver over its directory and hub.
-    pub fn new(directory: Arc<Directory>, hub: Arc<Hub>) -> Self {
-        Self { directory, hub }
+    /// A node's receiver over its directory and hub; presence announcements are
+    /// coalesced over `presence_tick` (zero delivers each at once).
+    pub fn new(directory: Arc<Directory>, hub: Arc<Hub>, presence_tick: Duration) -> Self {
+        let presence = Arc::new(PresenceTicks {
+            tick: presence_tick,
+            pending: Mutex::default(),
+        });
+        Self {
+            directory,
+            hub,
+            presence,
+        }
     }
 
     /// Applies or delivers one message on this node.
@@ -79,6 +105,12 @@ impl Fanout {
             BusMessage::CloseSessions { user } => {
                 self.hub
                     .close_user(*user, concord_gateway::CloseReason::Revoked);
+            }
+            BusMessage::Dispatch {
+                audience: Audience::CoMembers(user),
+                payload,
+            } => {
+                self.announce(*user, payload.clone());
             }
             BusMessage::Dispatch { audience, payload } => {
                 match audience {
@@ -101,6 +133,91 @@ impl Fanout {
                         .hub
                         .send_to_users(self.directory.co_members(*user), payload),
                 };
+            }
+        }
+    }
+
+    fn announce(&self, subject: UserId, payload: Payload) {
+        // Outside a runtime (nothing could run the tick) or with ticks off: at once.
+        let runtime = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if !self.presence.tick.is_zero() => runtime,
+            _ => {
+                self.hub
+                    .send_to_users(self.directory.co_members(subject), &payload);
+                return;
+            }
+        };
+        let first = {
+            let mut pending = self
+                .presence
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            pending.push((subject, payload));
+            pending.len() == 1
+        };
+        if first {
+            let node = self.clone();
+            runtime.spawn(async move {
+                tokio::time::sleep(node.presence.tick).await;
+                node.flush_presence();
+            });
+        }
+    }
+
+    /// Delivers every pending announcement: per server of one-server subjects, one
+    /// batch shared by all members (each subject gets the batch without its own
+    /// frames); subjects in several servers one by one, deduplicated. A subject's
+    /// frames keep their order; frames of different subjects need not.
+    fn flush_presence(&self) {
+        let pending = std::mem::take(
+            &mut *self
+                .presence
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        let mut by_server: HashMap<ServerId, Vec<(UserId, Payload)>> = HashMap::new();
+        let mut order = Vec::new();
+        for (subject, payload) in pending {
+            match self.directory.servers_of(subject).as_slice() {
+                [] => {}
+                [server] => {
+                    let group = by_server.entry(*server).or_default();
+                    if group.is_empty() {
+                        order.push(*server);
+                    }
+                    group.push((subject, payload));
+                }
+                _ => {
+                    self.hub
+                        .send_to_users(self.directory.co_members(subject), &payload);
+                }
+            }
+        }
+        for server in order {
+            let Some(group) = by_server.remove(&server) else {
+                continue;
+            };
+            let subjects: HashSet<UserId> = group.iter().map(|(s, _)| *s).collect();
+            let everyone = Arc::new(FrameBatch::new(
+                group.iter().map(|(_, p)| p.clone()).collect(),
+            ));
+            let members = self.directory.members(server);
+            self.hub.send_batch_to_users(
+                members.iter().copied().filter(|m| !subjects.contains(m)),
+                &everyone,
+            );
+            for subject in members.into_iter().filter(|m| subjects.contains(m)) {
+                let others: Vec<Payload> = group
+                    .iter()
+                    .filter(|(s, _)| *s != subject)
+                    .map(|(_, p)| p.clone())
+                    .collect();
+                if !others.is_empty() {
+                    self.hub
+                        .send_batch_to_users([subject], &Arc::new(FrameBatch::new(others)));
+                }
             }
         }
     }
@@ -159,5 +276,103 @@ impl Events {
     /// Publishes a directory change.
     pub fn change(&self, change: DirectoryChange) {
         self.bus.publish(BusMessage::Directory(change));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use concord_gateway::{Frames, QueueLimits};
+
+    use super::*;
+
+    fn texts(hub_entry: &concord_gateway::SessionEntry) -> Vec<String> {
+        let mut drained = Vec::new();
+        hub_entry.outbox.drain(&mut drained);
+        drained
+            .iter()
+            .flat_map(Frames::as_slice)
+            .map(|p| p.as_str().to_string())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tick_of_presence_reaches_each_co_member_once_and_never_its_subject() {
+        let (directory, hub) = (Arc::new(Directory::new()), Arc::new(Hub::new()));
+        let fanout = Fanout::new(
+            Arc::clone(&directory),
+            Arc::clone(&hub),
+            Duration::from_millis(20),
+        );
+        let (server, other) = (ServerId::new(), ServerId::new());
+        let (a, b, c, d) = (UserId::new(), UserId::new(), UserId::new(), UserId::new());
+        directory.apply(&DirectoryChange::ServerCreated { server, owner: a });
+        directory.apply(&DirectoryChange::MemberAdded { server, user: b });
+        directory.apply(&DirectoryChange::MemberAdded { server, user: c });
+        // d shares only another server with c.
+        directory.apply(&DirectoryChange::ServerCreated {
+            server: other,
+            owner: d,
+        });
+        directory.apply(&DirectoryChange::MemberAdded {
+            server: other,
+            user: c,
+        });
+        let sessions: Vec<_> = [a, b, c, d]
+            .iter()
+            .map(|u| hub.register(*u, QueueLimits::default()))
+            .collect();
+        let say = |who: UserId, text: &'static str| {
+            fanout.receive(&BusMessage::Dispatch {
+                audience: Audience::CoMembers(who),
+                payload: Payload::from_static(text),
+            });
+        };
+        say(a, "a-online");
+        say(b, "b-online");
+        say(c, "c-online");
+        assert!(
+            sessions.iter().all(|s| s.outbox.is_empty()),
+            "held until the tick"
+        );
+        // Virtual time: sleeping past the tick lets the flush task run.
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        // Order is kept per subject, not across subjects.
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v
+        };
+        let (ta, tb, tc, td) = (
+            sorted(texts(&sessions[0])),
+            sorted(texts(&sessions[1])),
+            sorted(texts(&sessions[2])),
+            sorted(texts(&sessions[3])),
+        );
+        assert_eq!(ta, ["b-online", "c-online"]);
+        assert_eq!(tb, ["a-online", "c-online"]);
+        assert_eq!(tc, ["a-online", "b-online"]);
+        assert_eq!(
+            td,
+            ["c-online"],
+            "c is in two servers: delivered one by one"
+        );
+    }
+
+    #[test]
+    fn without_a_runtime_presence_goes_out_at_once() {
+        let (directory, hub) = (Arc::new(Directory::new()), Arc::new(Hub::new()));
+        let fanout = Fanout::new(
+            Arc::clone(&directory),
+            Arc::clone(&hub),
+            Duration::from_millis(20),
+        );
+        let (server, a, b) = (ServerId::new(), UserId::new(), UserId::new());
+        directory.apply(&DirectoryChange::ServerCreated { server, owner: a });
+        directory.apply(&DirectoryChange::MemberAdded { server, user: b });
+        let session = hub.register(b, QueueLimits::default());
+        fanout.receive(&BusMessage::Dispatch {
+            audience: Audience::CoMembers(a),
+            payload: Payload::from_static("a-online"),
+        });
+        assert_eq!(texts(&session), ["a-online"]);
     }
 }

@@ -83,6 +83,9 @@ pub struct Limits {
     pub queue_max_bytes: usize,
     /// Seconds a user stays "online" after their last session drops uncleanly.
     pub presence_grace_secs: u64,
+    /// Presence announcements are delivered in ticks of this many milliseconds, each
+    /// recipient getting a tick's announcements in one write (0: one by one).
+    pub presence_batch_ms: u64,
 }
 
 impl Default for Limits {
@@ -106,6 +109,7 @@ impl Default for Limits {
             queue_max_frames: 4096,
             queue_max_bytes: 4 * 1024 * 1024,
             presence_grace_secs: 15,
+            presence_batch_ms: 20,
         }
     }
 }

@@ -566,13 +566,23 @@ impl Directory {
     /// Every user sharing at least one server with `user`, excluding `user`.
     pub fn co_members(&self, user: UserId) -> Vec<UserId> {
         let state = self.read();
+        let Some(servers) = state.user_servers.get(&user) else {
+            return Vec::new();
+        };
+        let mut members = servers
+            .iter()
+            .filter_map(|server| state.servers.get(server));
+        // One shared server (the common case, and the one a 10k-member community
+        // hits on every connect): its member list is already a set, skip the hashing.
+        if servers.len() == 1 {
+            return members
+                .next()
+                .map(|s| s.members.keys().copied().filter(|u| *u != user).collect())
+                .unwrap_or_default();
+        }
         let mut out = HashSet::new();
-        if let Some(servers) = state.user_servers.get(&user) {
-            for server in servers {
-                if let Some(s) = state.servers.get(server) {
-                    out.extend(s.members.keys().copied());
-                }
-            }
+        for s in members {
+            out.extend(s.members.keys().copied());
         }
         out.remove(&user);
         out.into_iter().collect()

@@ -30,7 +30,9 @@ async fn credentials_never_reach_the_logs() {
     tracing_subscriber::fmt()
         // Everything at TRACE except the test's own client side, which logs the
         // request line it sends (the server never sees those log lines).
-        .with_env_filter("trace,tungstenite::handshake::client=off,reqwest=off,hyper_util::client=off")
+        .with_env_filter(
+            "trace,tungstenite::handshake::client=off,reqwest=off,hyper_util::client=off",
+        )
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .init();
@@ -46,14 +48,26 @@ async fn credentials_never_reach_the_logs() {
     let _ = server.connect_raw(&format!("token={}x", alice.token)).await;
     server.api().bot(&bot_token).get("/users/@me").await;
     alice.api.get("/users/@me").await;
-    alice.api.post("/auth/refresh", &json!({"refresh_token": alice.refresh})).await;
+    alice
+        .api
+        .post("/auth/refresh", &json!({"refresh_token": alice.refresh}))
+        .await;
     server.shutdown().await;
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("/ws"), "the capture works: requests are logged");
+    assert!(
+        logs.contains("/ws"),
+        "the capture works: requests are logged"
+    );
     for secret in [&alice.token, &alice.refresh, &bot_token] {
-        let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(secret.as_str())).collect();
-        assert!(leaks.is_empty(), "a credential leaked into the logs: {leaks:#?}");
+        let leaks: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains(secret.as_str()))
+            .collect();
+        assert!(
+            leaks.is_empty(),
+            "a credential leaked into the logs: {leaks:#?}"
+        );
     }
     // Not even the signature part of a JWT.
     let signature = alice.token.rsplit('.').next().unwrap();
