@@ -79,11 +79,12 @@ async fn ready_world() -> (concord_server::AppState, UserId) {
                 })
                 .await
                 .unwrap();
-            if c < 2 {
+            // The first two channels carry a role override each.
+            if let Some(&role) = roles.get(c).filter(|_| c < 2) {
                 let ov = ChannelOverride {
                     id: OverrideId::new(),
                     channel_id: channel.id,
-                    role_id: Some(roles[c]),
+                    role_id: Some(role),
                     user_id: None,
                     allow: 0,
                     deny: Permissions::SEND_MESSAGES.0,
