@@ -38,7 +38,9 @@ fn envelope(c: &mut Criterion) {
     let mut group = c.benchmark_group("envelope");
     group.throughput(Throughput::Elements(1));
     group.bench_function("encode MESSAGE_CREATE", |b| {
-        b.iter(|| serde_json::to_vec(&Dispatch::new(Event::MessageCreate, black_box(&msg))).unwrap())
+        b.iter(|| {
+            serde_json::to_vec(&Dispatch::new(Event::MessageCreate, black_box(&msg))).unwrap()
+        })
     });
     group.bench_function("decode MESSAGE_CREATE (client side)", |b| {
         b.iter(|| serde_json::from_str::<ServerFrame>(black_box(&encoded)).unwrap())

@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Run the server (SQLite in the data directory, no setup needed).
     Serve(ServeArgs),
+    /// Load-test a server speaking the Together REST API and v1 gateway.
+    Bench(concord_bench::BenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -38,7 +40,16 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Bench(args) => bench(args),
     }
+}
+
+fn bench(args: concord_bench::BenchArgs) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(concord_bench::run(args))
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

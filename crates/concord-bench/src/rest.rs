@@ -1,0 +1,393 @@
+//! The REST side: a client that spreads its requests over source addresses (per-IP
+//! rate limits), and the world every scenario runs in.
+
+use std::{
+    net::IpAddr,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, anyhow, bail};
+use concord_protocol::{
+    ChannelType, CreateBot, CreateChannel, CreateMessage, CreateServer, RefreshRequest,
+    RegisterRequest,
+};
+use futures_util::{StreamExt, stream};
+use reqwest::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::report::Progress;
+
+/// Credentials sent with a request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Auth<'a> {
+    None,
+    Bearer(&'a str),
+    Bot(&'a str),
+}
+
+/// A status and a JSON body (`Value::Null` when the body is not JSON).
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Value,
+}
+
+impl Reply {
+    fn expect(self, want: StatusCode, what: &str) -> anyhow::Result<Value> {
+        if self.status == want {
+            Ok(self.body)
+        } else {
+            Err(anyhow!("{what}: HTTP {} {}", self.status, self.body))
+        }
+    }
+}
+
+/// REST client over one or more source addresses.
+pub(crate) struct Rest {
+    base: String,
+    clients: Vec<reqwest::Client>,
+    next: AtomicUsize,
+}
+
+impl Rest {
+    pub(crate) fn new(base: &str, sources: &[IpAddr]) -> anyhow::Result<Self> {
+        let build = |source: Option<IpAddr>| {
+            reqwest::Client::builder()
+                .local_address(source)
+                .pool_max_idle_per_host(64)
+                .build()
+                .context("building the HTTP client")
+        };
+        let clients = if sources.is_empty() {
+            vec![build(None)?]
+        } else {
+            sources
+                .iter()
+                .map(|&s| build(Some(s)))
+                .collect::<anyhow::Result<_>>()?
+        };
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            clients,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<&impl Serialize>,
+        limit: Duration,
+    ) -> anyhow::Result<Reply> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+        let mut request = self.clients[i]
+            .request(method, format!("{}{path}", self.base))
+            .timeout(limit.max(Duration::from_millis(1)));
+        request = match auth {
+            Auth::None => request,
+            Auth::Bearer(token) => request.header("authorization", format!("Bearer {token}")),
+            Auth::Bot(token) => request.header("authorization", format!("Bot {token}")),
+        };
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok(Reply { status, body })
+    }
+}
+
+/// A member connection's credentials.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Member {
+    /// Static bot token (`/ws?bot_token=`).
+    pub(crate) token: String,
+    /// The bot's user id (how presence and typing events name it).
+    pub(crate) user_id: String,
+}
+
+/// The owner's tokens; the access token lives 15 minutes, so it is refreshed on 401.
+struct OwnerTokens {
+    access: String,
+    refresh: String,
+}
+
+/// One public server with one text channel, its owner, and N bot members.
+pub(crate) struct World {
+    pub(crate) server_id: String,
+    pub(crate) channel_id: String,
+    pub(crate) members: Vec<Member>,
+    owner: RwLock<OwnerTokens>,
+}
+
+fn text(body: &Value, key: &str) -> anyhow::Result<String> {
+    body[key]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("response has no string {key:?}: {body}"))
+}
+
+fn remaining(deadline: Instant) -> anyhow::Result<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+        .context("setup ran past --setup-timeout")
+}
+
+impl World {
+    /// Registers an owner, creates the server and channel, then creates and joins
+    /// `members` bots, `concurrency` at a time.
+    pub(crate) async fn create(
+        rest: &Rest,
+        run_id: &str,
+        members: usize,
+        concurrency: usize,
+        deadline: Instant,
+        progress: bool,
+    ) -> anyhow::Result<Arc<Self>> {
+        let register = RegisterRequest {
+            username: format!("bench_{run_id}"),
+            email: None,
+            password: format!("bench-{run_id}-password"),
+            invite_code: None,
+        };
+        let auth = rest
+            .call(
+                Method::POST,
+                "/auth/register",
+                Auth::None,
+                Some(&register),
+                remaining(deadline)?,
+            )
+            .await?
+            .expect(StatusCode::CREATED, "register the owner")?;
+        let access = text(&auth, "access_token")?;
+        let refresh = text(&auth, "refresh_token")?;
+        let server = rest
+            .call(
+                Method::POST,
+                "/servers",
+                Auth::Bearer(&access),
+                Some(&CreateServer {
+                    name: format!("bench {run_id}"),
+                    icon_url: None,
+                    is_public: Some(true),
+                    require_invite: Some(false),
+                    template_id: None,
+                }),
+                remaining(deadline)?,
+            )
+            .await?
+            .expect(StatusCode::CREATED, "create the server")?;
+        let server_id = text(&server, "id")?;
+        let channel = rest
+            .call(
+                Method::POST,
+                &format!("/servers/{server_id}/channels"),
+                Auth::Bearer(&access),
+                Some(&CreateChannel {
+                    name: "bench".into(),
+                    kind: ChannelType::Text,
+                    topic: None,
+                    category: None,
+                }),
+                remaining(deadline)?,
+            )
+            .await?
+            .expect(StatusCode::CREATED, "create the channel")?;
+        let channel_id = text(&channel, "id")?;
+
+        let created = Arc::new(AtomicUsize::new(0));
+        let display = Progress::start(progress, "setup", {
+            let created = created.clone();
+            move || {
+                format!(
+                    "bots created and joined {}/{members}",
+                    created.load(Ordering::Relaxed)
+                )
+            }
+        });
+        let results: Vec<anyhow::Result<Member>> = stream::iter(0..members)
+            .map(|i| {
+                let (access, server_id, created) = (&access, &server_id, &created);
+                async move {
+                    let member = add_bot(rest, access, server_id, run_id, i, deadline).await?;
+                    created.fetch_add(1, Ordering::Relaxed);
+                    Ok(member)
+                }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        display.stop();
+        let members = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Arc::new(Self {
+            server_id,
+            channel_id,
+            members,
+            owner: RwLock::new(OwnerTokens { access, refresh }),
+        }))
+    }
+
+    fn access(&self) -> String {
+        self.owner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .access
+            .clone()
+    }
+
+    /// Posts `content` in the channel as the owner; true when the server accepted it.
+    /// An expired access token is refreshed once.
+    pub(crate) async fn post(
+        &self,
+        rest: &Rest,
+        content: String,
+        limit: Duration,
+    ) -> anyhow::Result<bool> {
+        let path = format!("/channels/{}/messages", self.channel_id);
+        let body = CreateMessage {
+            content,
+            reply_to: None,
+        };
+        let token = self.access();
+        let reply = rest
+            .call(
+                Method::POST,
+                &path,
+                Auth::Bearer(&token),
+                Some(&body),
+                limit,
+            )
+            .await?;
+        if reply.status != StatusCode::UNAUTHORIZED {
+            return Ok(reply.status.is_success());
+        }
+        self.refresh(rest, &token, limit).await?;
+        let token = self.access();
+        let reply = rest
+            .call(
+                Method::POST,
+                &path,
+                Auth::Bearer(&token),
+                Some(&body),
+                limit,
+            )
+            .await?;
+        Ok(reply.status.is_success())
+    }
+
+    async fn refresh(&self, rest: &Rest, stale: &str, limit: Duration) -> anyhow::Result<()> {
+        let refresh_token = {
+            let tokens = self.owner.read().unwrap_or_else(|e| e.into_inner());
+            if tokens.access != stale {
+                // Another POST refreshed already.
+                return Ok(());
+            }
+            tokens.refresh.clone()
+        };
+        let auth = rest
+            .call(
+                Method::POST,
+                "/auth/refresh",
+                Auth::None,
+                Some(&RefreshRequest { refresh_token }),
+                limit,
+            )
+            .await?
+            .expect(StatusCode::OK, "refresh the owner's token")?;
+        let mut tokens = self.owner.write().unwrap_or_else(|e| e.into_inner());
+        if tokens.access == stale {
+            tokens.access = text(&auth, "access_token")?;
+            tokens.refresh = text(&auth, "refresh_token")?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates bot `i` and joins it to the server. Bot usernames carry a random suffix, so
+/// a rare collision (or a transient error) is retried a few times.
+async fn add_bot(
+    rest: &Rest,
+    access: &str,
+    server_id: &str,
+    run_id: &str,
+    i: usize,
+    deadline: Instant,
+) -> anyhow::Result<Member> {
+    let mut last_error = None;
+    for _ in 0..4 {
+        let reply = rest
+            .call(
+                Method::POST,
+                "/bots",
+                Auth::Bearer(access),
+                Some(&CreateBot {
+                    name: format!("bench {run_id} {i}"),
+                    description: None,
+                }),
+                remaining(deadline)?,
+            )
+            .await;
+        let body = match reply {
+            Ok(r) if r.status == StatusCode::CREATED => r.body,
+            Ok(r) => {
+                last_error = Some(anyhow!("create bot {i}: HTTP {} {}", r.status, r.body));
+                backoff_a_little(&r).await;
+                continue;
+            }
+            Err(e) => {
+                last_error = Some(e);
+                continue;
+            }
+        };
+        let token = text(&body, "token")?;
+        let user_id = body["bot"]["user_id"]
+            .as_str()
+            .map(str::to_string)
+            .with_context(|| format!("bot without user_id: {body}"))?;
+        join(rest, server_id, &token, deadline).await?;
+        return Ok(Member { token, user_id });
+    }
+    Err(last_error.unwrap_or_else(|| anyhow!("create bot {i} failed")))
+}
+
+async fn join(rest: &Rest, server_id: &str, token: &str, deadline: Instant) -> anyhow::Result<()> {
+    let path = format!("/servers/{server_id}/join");
+    for _ in 0..4 {
+        let reply = rest
+            .call(
+                Method::POST,
+                &path,
+                Auth::Bot(token),
+                None::<&()>,
+                remaining(deadline)?,
+            )
+            .await?;
+        // 409: an earlier try went through but its answer was lost.
+        if reply.status == StatusCode::CREATED || reply.status == StatusCode::CONFLICT {
+            return Ok(());
+        }
+        if reply.status != StatusCode::TOO_MANY_REQUESTS && !reply.status.is_server_error() {
+            bail!("join: HTTP {} {}", reply.status, reply.body);
+        }
+        backoff_a_little(&reply).await;
+    }
+    bail!("join: gave up after repeated 429/5xx")
+}
+
+/// A short pause after a 429 or 5xx during setup.
+async fn backoff_a_little(reply: &Reply) {
+    if reply.status == StatusCode::TOO_MANY_REQUESTS || reply.status.is_server_error() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

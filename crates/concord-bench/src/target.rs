@@ -1,0 +1,220 @@
+//! Where the server is and how one gateway socket is opened to it, from a chosen
+//! loopback source address so that N is not capped by one address's ports.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::{
+    WebSocketStream, client_async_with_config,
+    tungstenite::{Message, protocol::WebSocketConfig},
+};
+
+use futures_util::StreamExt;
+
+/// A client gateway socket.
+pub(crate) type Ws = WebSocketStream<TcpStream>;
+
+/// Everything needed to open gateway sockets; shipped to worker processes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Target {
+    /// Resolved server address of the gateway.
+    pub(crate) addr: SocketAddr,
+    /// `ws://host:port/path` without a query.
+    pub(crate) ws_url: String,
+    /// Source addresses to bind, round-robin by connection index; empty = any.
+    pub(crate) sources: Vec<IpAddr>,
+}
+
+impl Target {
+    /// Resolves `--url` / `--ws-url` and picks source addresses.
+    pub(crate) async fn resolve(
+        url: &str,
+        ws_url: Option<&str>,
+        sources: u8,
+        first_source: u8,
+    ) -> anyhow::Result<Self> {
+        let ws_url = match ws_url {
+            Some(ws) => ws.trim_end_matches('/').to_string(),
+            None => {
+                let base = reqwest::Url::parse(url).with_context(|| format!("--url {url}"))?;
+                let scheme = match base.scheme() {
+                    "http" => "ws",
+                    "https" => bail!("TLS is not supported by the bench; use an http:// URL"),
+                    other => bail!("--url has scheme {other}, expected http"),
+                };
+                let host = base.host_str().context("--url has no host")?;
+                let port = base.port_or_known_default().unwrap_or(80);
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.to_string()
+                };
+                format!("{scheme}://{host}:{port}/ws")
+            }
+        };
+        let parsed =
+            reqwest::Url::parse(&ws_url).with_context(|| format!("gateway URL {ws_url}"))?;
+        if parsed.scheme() != "ws" {
+            bail!("gateway URL {ws_url} must start with ws://");
+        }
+        let host = parsed.host_str().context("gateway URL has no host")?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        let addr = tokio::net::lookup_host((host, port))
+            .await
+            .with_context(|| format!("resolving {host}:{port}"))?
+            .min_by_key(|a| !a.is_ipv4())
+            .with_context(|| format!("{host} has no address"))?;
+        Ok(Self {
+            addr,
+            ws_url,
+            sources: source_addresses(addr.ip(), sources, first_source),
+        })
+    }
+
+    /// The source address of connection `global` (its index across all processes).
+    pub(crate) fn source_for(&self, global: usize) -> Option<IpAddr> {
+        (!self.sources.is_empty()).then(|| self.sources[global % self.sources.len()])
+    }
+
+    /// Opens a gateway socket with `query` and reads its first frame, which must be
+    /// READY. The whole attempt is bounded by `limit`.
+    pub(crate) async fn open(
+        &self,
+        global: usize,
+        query: &str,
+        limit: Duration,
+    ) -> Result<Ws, AttemptError> {
+        match tokio::time::timeout(limit, self.open_unbounded(global, query)).await {
+            Ok(result) => result,
+            Err(_) => Err(AttemptError::Timeout),
+        }
+    }
+
+    async fn open_unbounded(&self, global: usize, query: &str) -> Result<Ws, AttemptError> {
+        let socket = if self.addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .map_err(AttemptError::Io)?;
+        if let Some(source) = self.source_for(global) {
+            socket
+                .bind(SocketAddr::new(source, 0))
+                .map_err(AttemptError::Io)?;
+        }
+        let stream = socket.connect(self.addr).await.map_err(AttemptError::Io)?;
+        let _ = stream.set_nodelay(true);
+        let url = format!("{}?{query}", self.ws_url);
+        // Small buffers: the bench may hold tens of thousands of mostly idle sockets.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(0);
+        let (mut ws, _) = client_async_with_config(url, stream, Some(config))
+            .await
+            .map_err(|e| match e {
+                tokio_tungstenite::tungstenite::Error::Http(response) => {
+                    AttemptError::Status(response.status().as_u16())
+                }
+                other => AttemptError::Handshake(other.to_string()),
+            })?;
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    return if crate::content::event_name(&text) == Some("READY") {
+                        Ok(ws)
+                    } else {
+                        Err(AttemptError::NotReady)
+                    };
+                }
+                // Control frames may precede READY; anything else is a protocol error.
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(_)) => return Err(AttemptError::NotReady),
+                Some(Err(_)) | None => return Err(AttemptError::Closed),
+            }
+        }
+    }
+}
+
+/// Why one connection attempt failed.
+#[derive(Debug)]
+pub(crate) enum AttemptError {
+    Io(std::io::Error),
+    Status(u16),
+    Handshake(String),
+    NotReady,
+    Closed,
+    Timeout,
+}
+
+impl std::fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "socket: {e}"),
+            Self::Status(s) => write!(f, "upgrade refused with HTTP {s}"),
+            Self::Handshake(e) => write!(f, "handshake: {e}"),
+            Self::NotReady => f.write_str("first frame was not READY"),
+            Self::Closed => f.write_str("closed before READY"),
+            Self::Timeout => f.write_str("no READY in time"),
+        }
+    }
+}
+
+/// `127.0.0.<first>..` for an IPv4 loopback server; nothing otherwise (a source
+/// address on `lo` cannot reach another host).
+pub(crate) fn source_addresses(server: IpAddr, count: u8, first: u8) -> Vec<IpAddr> {
+    match server {
+        IpAddr::V4(v4) if v4.is_loopback() => (0..count)
+            .map_while(|i| first.checked_add(i))
+            .filter(|&octet| octet != 0 && octet != 255)
+            .map(|octet| IpAddr::V4(Ipv4Addr::new(127, 0, 0, octet)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_only_for_ipv4_loopback() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let s = source_addresses(lo, 3, 2);
+        assert_eq!(
+            s,
+            ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+                .map(|a| a.parse::<IpAddr>().unwrap())
+                .to_vec()
+        );
+        assert_eq!(source_addresses(lo, 10, 250).len(), 5, "stops before .255");
+        assert!(source_addresses("10.0.0.1".parse().unwrap(), 4, 2).is_empty());
+        assert!(source_addresses("::1".parse().unwrap(), 4, 2).is_empty());
+        assert!(source_addresses(lo, 0, 2).is_empty());
+    }
+
+    #[tokio::test]
+    async fn urls_resolve() {
+        let t = Target::resolve("http://127.0.0.1:8091/api/", None, 4, 2)
+            .await
+            .unwrap();
+        assert_eq!(t.ws_url, "ws://127.0.0.1:8091/ws");
+        assert_eq!(t.addr, "127.0.0.1:8091".parse().unwrap());
+        assert_eq!(t.source_for(5), Some("127.0.0.3".parse().unwrap()));
+        let t = Target::resolve("http://x", Some("ws://127.0.0.1:9/gw/"), 0, 2)
+            .await
+            .unwrap();
+        assert_eq!(t.ws_url, "ws://127.0.0.1:9/gw");
+        assert_eq!(t.source_for(1), None);
+        assert!(
+            Target::resolve("https://127.0.0.1", None, 1, 2)
+                .await
+                .is_err()
+        );
+    }
+}

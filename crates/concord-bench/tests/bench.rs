@@ -1,0 +1,159 @@
+//! End to end: the bench against a real Concord, in-process. Only counts are
+//! asserted; the timing figures depend on the machine.
+
+use clap::Parser;
+use concord_bench::{BenchArgs, run_to};
+use concord_server::config::Rate;
+use concord_testkit::TestServer;
+use serde_json::Value;
+
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: BenchArgs,
+}
+
+fn args(url: &str, extra: &[&str]) -> BenchArgs {
+    let mut argv = vec![
+        "bench",
+        "--url",
+        url,
+        "-n",
+        "20",
+        "--messages",
+        "10",
+        "--json",
+        "--sources",
+        "4",
+        "--settle",
+        "1s",
+        "--duration",
+        "60s",
+    ];
+    argv.extend_from_slice(extra);
+    Cli::try_parse_from(argv).expect("bench arguments").args
+}
+
+async fn start() -> TestServer {
+    TestServer::start_with(|c| {
+        let plenty = Rate {
+            per_second: 1_000_000,
+            burst: 1_000_000,
+        };
+        c.limits.per_bot = plenty;
+        c.limits.rest_per_ip = plenty;
+        c.limits.auth_per_ip = plenty;
+    })
+    .await
+}
+
+/// Parses the printed lines, checking they are exactly the returned summaries.
+fn lines(out: &[u8], returned: &[Value]) -> Vec<Value> {
+    let text = std::str::from_utf8(out).expect("utf-8 output");
+    let expected: Vec<String> = returned.iter().map(Value::to_string).collect();
+    assert_eq!(text.lines().collect::<Vec<_>>(), expected);
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("each line is a JSON summary"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_fanout_against_concord() {
+    let server = start().await;
+    let mut out = Vec::new();
+    let returned = run_to(
+        args(
+            &server.url(""),
+            &["--scenario", "idle,fanout", "--probes", "2"],
+        ),
+        &mut out,
+    )
+    .await
+    .expect("bench run");
+    let printed = lines(&out, &returned);
+    assert_eq!(printed.len(), 2);
+
+    let idle = &printed[0];
+    assert_eq!(idle["scenario"], "idle");
+    assert_eq!(idle["connections"], 20);
+    assert_eq!(idle["ready"], 20);
+    assert_eq!(idle["gave_up"], 0);
+    assert_eq!(idle["completed"], true);
+    assert!(idle["connects_per_sec"].as_f64().is_some());
+    assert_eq!(idle["connect_latency_us"]["count"], 20);
+
+    let fanout = &printed[1];
+    assert_eq!(fanout["scenario"], "fanout");
+    assert_eq!(fanout["connections"], 20);
+    assert_eq!(fanout["messages"], 10);
+    assert_eq!(fanout["accepted"], 10);
+    assert_eq!(fanout["deliveries"], 200);
+    assert_eq!(fanout["expected_deliveries"], 200);
+    assert_eq!(fanout["lost"], 0);
+    assert_eq!(fanout["duplicates"], 0);
+    assert_eq!(fanout["latency_us"]["count"], 200, "probes are timed apart");
+    assert_eq!(fanout["fanout_one_ms"]["probes"], 2);
+    assert_eq!(fanout["fanout_one_ms"]["timed"], 2);
+    assert_eq!(fanout["completed"], true);
+    for key in ["deliveries_per_sec", "burst_secs"] {
+        assert!(fanout[key].as_f64().is_some(), "{key}: {fanout}");
+    }
+    for key in ["p50", "p99", "p999", "max"] {
+        assert!(fanout["latency_us"][key].as_u64().is_some(), "{key}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_events_storm_and_churn_against_concord() {
+    let server = start().await;
+    let mut out = Vec::new();
+    let summaries = run_to(
+        args(
+            &server.url(""),
+            &[
+                "--scenario",
+                "presence,typing,storm,churn",
+                "--rate",
+                "200",
+                "--churn-rate",
+                "20",
+                "--backoff-base",
+                "50ms",
+                "--backoff-cap",
+                "200ms",
+            ],
+        ),
+        &mut out,
+    )
+    .await
+    .expect("bench run");
+    assert_eq!(lines(&out, &summaries).len(), 4);
+
+    let presence = &summaries[0];
+    assert_eq!(presence["scenario"], "presence");
+    assert_eq!(presence["sent"], 10);
+    // Each update reaches the 19 co-members, never its sender.
+    assert_eq!(presence["expected_deliveries"], 190);
+    assert_eq!(presence["deliveries"], 190);
+    assert_eq!(presence["lost"], 0);
+    assert_eq!(presence["self_echo"], 0);
+
+    let typing = &summaries[1];
+    assert_eq!(typing["scenario"], "typing");
+    assert_eq!(typing["sent"], 10);
+    assert!(typing["deliveries"].as_u64().unwrap() > 0, "{typing}");
+    assert_eq!(typing["unexpected"], 0);
+
+    let storm = &summaries[2];
+    assert_eq!(storm["scenario"], "storm");
+    assert_eq!(storm["reconnected"], 20);
+    assert_eq!(storm["not_reconnected"], 0);
+    assert_eq!(storm["completed"], true);
+
+    let churn = &summaries[3];
+    assert_eq!(churn["scenario"], "churn");
+    assert_eq!(churn["lost"], 0, "nothing lost while connected: {churn}");
+    assert_eq!(churn["accepted"], 10);
+    server.shutdown().await;
+}
