@@ -216,7 +216,7 @@ mod tests {
         let a2 = hub.register(alice, QueueLimits::default());
         let b1 = hub.register(bob, QueueLimits::default());
         let c1 = hub.register(carol, QueueLimits::default());
-        let payload = Payload::from_static("{}");
+        let payload = Payload::text("{}");
         let delivery = hub.send_to_users([alice, bob], &payload);
         assert_eq!(delivery.queued, 3);
         assert_eq!(
@@ -247,7 +247,7 @@ mod tests {
         let alice = user();
         let a1 = hub.register(alice, QueueLimits::default());
         let a2 = hub.register(alice, QueueLimits::default());
-        hub.send_to_session(a2.id, &Payload::from_static("{}"));
+        hub.send_to_session(a2.id, &Payload::text("{}"));
         assert_eq!((a1.outbox.len(), a2.outbox.len()), (0, 1));
     }
 
@@ -261,7 +261,7 @@ mod tests {
         };
         let a = hub.register(alice, small);
         let b = hub.register(bob, QueueLimits::default());
-        let payload = Payload::from_static("{}");
+        let payload = Payload::text("{}");
         hub.send_to_users([alice, bob], &payload);
         let second = hub.send_to_users([alice, bob], &payload);
         assert_eq!(

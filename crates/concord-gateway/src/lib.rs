@@ -2,10 +2,14 @@
 
 mod hub;
 mod outbox;
+mod payload;
 mod rate;
 mod session;
 
 pub use hub::{Delivery, Hub, SessionEntry, SessionId};
-pub use outbox::{CloseReason, FrameBatch, Frames, Outbox, Payload, Pushed, QueueLimits};
+pub use outbox::{CloseReason, FrameBatch, Frames, Outbox, Pushed, QueueLimits};
+pub use payload::Payload;
 pub use rate::RateWindow;
-pub use session::{Ending, ReadyError, SessionConfig, SessionHandler, run_session, v1_close_code};
+pub use session::{
+    Ending, GatewaySocket, ReadyError, SessionConfig, SessionHandler, run_session, v1_close_code,
+};

@@ -10,46 +10,9 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use axum::extract::ws::Utf8Bytes;
 use tokio::sync::Notify;
 
-/// One serialized server → client frame. Cloning shares the bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Payload(Utf8Bytes);
-
-impl Payload {
-    /// Serializes `value` once; the result can be sent to any number of sessions.
-    ///
-    /// # Errors
-    /// When `value` cannot be serialized (a map with non-string keys, say).
-    pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
-        serde_json::to_string(value).map(|text| Self(Utf8Bytes::from(text)))
-    }
-
-    /// A payload from static text.
-    pub const fn from_static(text: &'static str) -> Self {
-        Self(Utf8Bytes::from_static(text))
-    }
-
-    /// The frame's text.
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
-
-    /// Size in bytes.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether the frame is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub(crate) fn into_inner(self) -> Utf8Bytes {
-        self.0
-    }
-}
+use crate::Payload;
 
 /// Frames sent together and shared by many sessions (coalesced presence, say): one
 /// queue entry and one reference count per recipient, however many frames it holds.
@@ -261,7 +224,7 @@ mod tests {
     use super::*;
 
     fn frame(n: usize) -> Payload {
-        Payload::json(&"x".repeat(n)).unwrap()
+        Payload::text(&"x".repeat(n))
     }
 
     #[test]

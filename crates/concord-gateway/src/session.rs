@@ -1,18 +1,74 @@
 //! One socket's life: READY first, then reading, writing in batches, limits, closing.
 //!
-//! [`run_session`] is generic over the socket (any `Stream` + `Sink` of WebSocket
-//! messages), so it runs on a real axum socket in production and on an in-memory pair
-//! in tests. The chat domain plugs in through [`SessionHandler`].
+//! [`run_session`] is generic over the socket ([`GatewaySocket`]: a `Stream` + `Sink`
+//! of WebSocket messages that can also take pre-encoded frames), so it runs on a real
+//! socket in production and on an in-memory pair in tests. The chat domain plugs in
+//! through [`SessionHandler`].
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, io::IoSlice, sync::Arc, sync::LazyLock, time::Duration};
 
 use async_trait::async_trait;
-use axum::extract::ws::{CloseFrame, Message};
 use concord_protocol::{ClientFrame, CloseCode, Op, UserId};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::time::Instant;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt},
+    time::Instant,
+};
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{
+        self, Message,
+        protocol::{CloseFrame, frame::coding::CloseCode as WsCloseCode},
+    },
+};
 
 use crate::{CloseReason, Frames, Hub, Payload, QueueLimits, RateWindow, SessionEntry};
+
+/// The v1 heartbeat acknowledgement, encoded once.
+static HEARTBEAT_ACK: LazyLock<Payload> =
+    LazyLock::new(|| Payload::text(concord_protocol::HEARTBEAT_ACK));
+
+/// A WebSocket the session can drive: messages in, control frames out through the
+/// codec, and data frames out as pre-encoded bytes.
+pub trait GatewaySocket:
+    Stream<Item = Result<Message, tungstenite::Error>>
+    + Sink<Message, Error = tungstenite::Error>
+    + Unpin
+    + Send
+{
+    /// Writes these complete frames in order, after anything the codec still holds
+    /// (a pong, say), so frames never interleave.
+    fn write_frames<'a>(
+        &'a mut self,
+        batch: &'a [Frames],
+    ) -> impl Future<Output = std::io::Result<()>> + Send + 'a;
+}
+
+impl<T> GatewaySocket for WebSocketStream<T>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    async fn write_frames(&mut self, batch: &[Frames]) -> std::io::Result<()> {
+        SinkExt::flush(self).await.map_err(std::io::Error::other)?;
+        let io = self.get_mut();
+        // One vectored write for the whole batch where the kernel takes it: no copy,
+        // and nothing kept allocated per connection once the batch is out.
+        let mut slices: Vec<IoSlice<'_>> = batch
+            .iter()
+            .flat_map(Frames::as_slice)
+            .map(|p| IoSlice::new(p.frame()))
+            .collect();
+        let mut remaining: &mut [IoSlice<'_>] = &mut slices;
+        while !remaining.is_empty() {
+            let written = io.write_vectored(remaining).await?;
+            if written == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut remaining, written);
+        }
+        io.flush().await
+    }
+}
 
 /// Limits and timings of one session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,15 +137,13 @@ pub fn v1_close_code(reason: CloseReason) -> CloseCode {
 
 /// Drives one authenticated socket until it ends. Registers the session in `hub`
 /// before READY is built and unregisters it at the end.
-pub async fn run_session<S>(
+pub async fn run_session<S: GatewaySocket>(
     mut socket: S,
     hub: Arc<Hub>,
     handler: Arc<dyn SessionHandler>,
     user: UserId,
     config: SessionConfig,
-) where
-    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
-{
+) {
     let entry = hub.register(user, config.queue);
     let ready = match handler.ready(&entry).await {
         Ok(ready) => ready,
@@ -108,7 +162,7 @@ pub async fn run_session<S>(
     };
     let sent = tokio::time::timeout(
         config.write_timeout,
-        socket.send(Message::Text(ready.into_inner())),
+        socket.write_frames(&[Frames::One(ready)]),
     )
     .await;
     if !matches!(sent, Ok(Ok(()))) {
@@ -121,15 +175,12 @@ pub async fn run_session<S>(
     handler.disconnected(&entry, ending, remaining).await;
 }
 
-async fn serve<S>(
+async fn serve<S: GatewaySocket>(
     socket: &mut S,
     entry: &SessionEntry,
     handler: &dyn SessionHandler,
     config: SessionConfig,
-) -> Ending
-where
-    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
-{
+) -> Ending {
     let mut rate = RateWindow::new(config.rate_count, config.rate_window);
     let mut batch = Vec::new();
     let idle = tokio::time::sleep(config.idle_timeout);
@@ -158,13 +209,13 @@ where
                         handle_text(entry, handler, text.as_str()).await;
                     }
                     Some(Ok(Message::Close(frame))) => {
-                        let clean = frame.is_some_and(|f| f.code == 1000);
+                        let clean = frame.is_some_and(|f| f.code == WsCloseCode::Normal);
                         // Answer the close handshake; the peer may already be gone.
                         let _ = tokio::time::timeout(config.write_timeout, socket.flush()).await;
                         return if clean { Ending::ClientClosedCleanly } else { Ending::Other };
                     }
                     // Binary frames are ignored; pings are answered by the codec.
-                    Some(Ok(Message::Binary(_) | Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Binary(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                     Some(Err(err)) => {
                         if is_too_big(&err) {
                             close(socket, CloseCode::TooBig, "message too big", config.write_timeout).await;
@@ -190,9 +241,7 @@ async fn handle_text(entry: &SessionEntry, handler: &dyn SessionHandler, text: &
     match frame.op {
         Op::Heartbeat => {
             // Answer on this session, behind whatever is already queued for it.
-            entry
-                .outbox
-                .push(Payload::from_static(concord_protocol::HEARTBEAT_ACK));
+            entry.outbox.push(HEARTBEAT_ACK.clone());
         }
         Op::PresenceUpdate | Op::TypingStart | Op::VoiceSignal => {
             handler.command(entry, frame.op, frame.d).await;
@@ -202,21 +251,15 @@ async fn handle_text(entry: &SessionEntry, handler: &dyn SessionHandler, text: &
     }
 }
 
-async fn write_batch<S>(socket: &mut S, batch: &mut Vec<Frames>, limit: Duration) -> bool
-where
-    S: Sink<Message, Error = axum::Error> + Unpin,
-{
-    let write = async {
-        for entry in batch.drain(..) {
-            for frame in entry.as_slice() {
-                socket
-                    .feed(Message::Text(frame.clone().into_inner()))
-                    .await?;
-            }
-        }
-        socket.flush().await
-    };
-    let ok = matches!(tokio::time::timeout(limit, write).await, Ok(Ok(())));
+async fn write_batch<S: GatewaySocket>(
+    socket: &mut S,
+    batch: &mut Vec<Frames>,
+    limit: Duration,
+) -> bool {
+    let ok = matches!(
+        tokio::time::timeout(limit, socket.write_frames(batch)).await,
+        Ok(Ok(()))
+    );
     batch.clear();
     if batch.capacity() > 256 {
         batch.shrink_to(16);
@@ -224,25 +267,19 @@ where
     ok
 }
 
-async fn close<S>(socket: &mut S, code: CloseCode, reason: &'static str, limit: Duration)
-where
-    S: Sink<Message, Error = axum::Error> + Unpin,
-{
+async fn close<S: GatewaySocket>(
+    socket: &mut S,
+    code: CloseCode,
+    reason: &'static str,
+    limit: Duration,
+) {
     let frame = CloseFrame {
-        code: code.code(),
+        code: WsCloseCode::from(code.code()),
         reason: reason.into(),
     };
     let _ = tokio::time::timeout(limit, socket.send(Message::Close(Some(frame)))).await;
 }
 
-fn is_too_big(err: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(current) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = current.downcast_ref::<tungstenite::Error>()
-        {
-            return true;
-        }
-        source = current.source();
-    }
-    false
+fn is_too_big(err: &tungstenite::Error) -> bool {
+    matches!(err, tungstenite::Error::Capacity(_))
 }

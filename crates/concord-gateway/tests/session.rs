@@ -9,35 +9,48 @@ use std::{
 };
 
 use async_trait::async_trait;
-use axum::extract::ws::Message;
 use concord_gateway::{
-    CloseReason, Ending, Hub, Payload, QueueLimits, ReadyError, SessionConfig, SessionEntry,
-    SessionHandler, run_session,
+    CloseReason, Ending, Frames, GatewaySocket, Hub, Payload, QueueLimits, ReadyError,
+    SessionConfig, SessionEntry, SessionHandler, run_session,
 };
 use concord_protocol::{Op, UserId};
 use futures_util::{Sink, Stream};
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::{self, Message, protocol::CloseFrame};
 
 /// One end of an in-memory WebSocket: the test plays the client on the other end.
 struct FakeSocket {
-    inbound: mpsc::UnboundedReceiver<Result<Message, axum::Error>>,
+    inbound: mpsc::UnboundedReceiver<Result<Message, tungstenite::Error>>,
     outbound: mpsc::UnboundedSender<Message>,
 }
 
+impl GatewaySocket for FakeSocket {
+    async fn write_frames(&mut self, batch: &[Frames]) -> std::io::Result<()> {
+        for frame in batch.iter().flat_map(Frames::as_slice) {
+            self.outbound
+                .send(Message::text(frame.as_str()))
+                .map_err(std::io::Error::other)?;
+        }
+        Ok(())
+    }
+}
+
 impl Stream for FakeSocket {
-    type Item = Result<Message, axum::Error>;
+    type Item = Result<Message, tungstenite::Error>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.inbound.poll_recv(cx)
     }
 }
 
 impl Sink<Message> for FakeSocket {
-    type Error = axum::Error;
+    type Error = tungstenite::Error;
     fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
-        self.outbound.send(item).map_err(axum::Error::new)
+        self.outbound
+            .send(item)
+            .map_err(|_| tungstenite::Error::ConnectionClosed)
     }
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
@@ -61,9 +74,7 @@ impl SessionHandler for Recorder {
         if let Some((hub, payload)) = self.during_ready.lock().unwrap().take() {
             hub.send_to_user(session.user_id, &payload);
         }
-        Ok(Payload::from_static(
-            r#"{"op":"DISPATCH","t":"READY","d":{}}"#,
-        ))
+        Ok(Payload::text(r#"{"op":"DISPATCH","t":"READY","d":{}}"#))
     }
     async fn connected(&self, _: &SessionEntry) {}
     async fn command(&self, _: &SessionEntry, op: Op, _: Option<serde_json::Value>) {
@@ -75,7 +86,7 @@ impl SessionHandler for Recorder {
 }
 
 struct Client {
-    to_server: mpsc::UnboundedSender<Result<Message, axum::Error>>,
+    to_server: mpsc::UnboundedSender<Result<Message, tungstenite::Error>>,
     from_server: mpsc::UnboundedReceiver<Message>,
 }
 
@@ -100,7 +111,7 @@ impl Client {
 
     async fn recv_close_code(&mut self) -> u16 {
         match self.recv().await {
-            Message::Close(Some(frame)) => frame.code,
+            Message::Close(Some(frame)) => u16::from(frame.code),
             other => panic!("expected close, got {other:?}"),
         }
     }
@@ -133,7 +144,7 @@ const ACK: &str = r#"{"op":"HEARTBEAT_ACK"}"#;
 async fn events_published_while_ready_is_built_come_right_after_it() {
     let hub = Arc::new(Hub::new());
     let handler = Arc::new(Recorder::default());
-    let early = Payload::from_static(r#"{"op":"DISPATCH","t":"MESSAGE_CREATE","d":{}}"#);
+    let early = Payload::text(r#"{"op":"DISPATCH","t":"MESSAGE_CREATE","d":{}}"#);
     *handler.during_ready.lock().unwrap() = Some((Arc::clone(&hub), early.clone()));
     let (mut client, _, _) = start(&hub, handler, SessionConfig::default());
     assert!(client.recv_text().await.contains("READY"));
@@ -244,7 +255,7 @@ async fn overflow_closes_with_1008_and_revocation_too() {
     let (mut client, user, task) = start(&hub, Arc::new(Recorder::default()), config);
     client.recv_text().await;
     // Three frames queued before the writer runs: the third overflows.
-    let frame = Payload::from_static(r#"{"op":"DISPATCH","t":"X","d":{}}"#);
+    let frame = Payload::text(r#"{"op":"DISPATCH","t":"X","d":{}}"#);
     for _ in 0..3 {
         hub.send_to_user(user, &frame);
     }
@@ -287,8 +298,8 @@ async fn a_clean_client_close_is_reported_as_such() {
     let handler = Arc::new(Recorder::default());
     let (mut client, _, task) = start(&hub, Arc::clone(&handler), SessionConfig::default());
     client.recv_text().await;
-    let frame = axum::extract::ws::CloseFrame {
-        code: 1000,
+    let frame = CloseFrame {
+        code: 1000.into(),
         reason: "".into(),
     };
     client

@@ -324,7 +324,7 @@ mod tests {
         let say = |who: UserId, text: &'static str| {
             fanout.receive(&BusMessage::Dispatch {
                 audience: Audience::CoMembers(who),
-                payload: Payload::from_static(text),
+                payload: Payload::text(text),
             });
         };
         say(a, "a-online");
@@ -371,7 +371,7 @@ mod tests {
         let session = hub.register(b, QueueLimits::default());
         fanout.receive(&BusMessage::Dispatch {
             audience: Audience::CoMembers(a),
-            payload: Payload::from_static("a-online"),
+            payload: Payload::text("a-online"),
         });
         assert_eq!(texts(&session), ["a-online"]);
     }

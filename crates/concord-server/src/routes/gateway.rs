@@ -6,8 +6,9 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use async_trait::async_trait;
 use axum::{
     Router,
-    extract::{RawQuery, State, WebSocketUpgrade},
-    http::StatusCode,
+    body::Body,
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -21,7 +22,12 @@ use concord_protocol::{
     VoiceSignal, limits, typing_timestamp,
 };
 use concord_store::Presence as Chosen;
+use hyper_util::rt::TokioIo;
 use serde_json::Value;
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::protocol::{Role, WebSocketConfig},
+};
 
 use crate::{
     auth::{Principal, authenticate_bot, authenticate_jwt},
@@ -63,12 +69,57 @@ fn unauthorized() -> Response {
     (StatusCode::UNAUTHORIZED, "Unauthorized").into_response()
 }
 
-async fn upgrade(
-    State(state): State<AppState>,
-    ws: WebSocketUpgrade,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let params = parse_params(query.as_deref());
+/// The client's `Sec-WebSocket-Key`, once the request is a valid WebSocket upgrade
+/// (RFC 6455 §4.2.1). Checked before authentication, as the reference's framework does.
+fn handshake_key(headers: &HeaderMap) -> Result<&HeaderValue, &'static str> {
+    let refuse = |why: &'static str| why;
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(token))
+            })
+    };
+    if !has_token(header::CONNECTION, "upgrade") {
+        return Err(refuse("Connection header did not include 'upgrade'"));
+    }
+    if !has_token(header::UPGRADE, "websocket") {
+        return Err(refuse("`Upgrade` header did not include 'websocket'"));
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return Err(refuse(
+            "`Sec-WebSocket-Version` header did not include '13'",
+        ));
+    }
+    headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or_else(|| refuse("`Sec-WebSocket-Key` header missing"))
+}
+
+/// The codec's settings: 16 KiB inbound limit enforced while reading (close 1009), a
+/// small read buffer (most inbound frames are heartbeats), and control frames written
+/// at once. Outbound data frames bypass the codec (see `GatewaySocket`).
+fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(limits::MAX_GATEWAY_MESSAGE))
+        .max_frame_size(Some(limits::MAX_GATEWAY_MESSAGE))
+}
+
+async fn upgrade(State(state): State<AppState>, request: Request) -> Response {
+    let key = match handshake_key(request.headers()) {
+        Ok(key) => tungstenite::handshake::derive_accept_key(key.as_bytes()),
+        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
+    };
+    let params = parse_params(request.uri().query());
     match params.version.as_deref() {
         None | Some("1") => {}
         Some(_) => {
@@ -113,12 +164,25 @@ async fn upgrade(
     });
     let hub = Arc::clone(&state.hub);
     let user = principal.id();
-    ws.read_buffer_size(1024)
-        .write_buffer_size(64 * 1024)
-        .max_write_buffer_size(8 * 1024 * 1024)
-        .max_message_size(limits::MAX_GATEWAY_MESSAGE)
-        .max_frame_size(limits::MAX_GATEWAY_MESSAGE)
-        .on_upgrade(move |socket| run_session(socket, hub, handler, user, config))
+    let on_upgrade = hyper::upgrade::on(request);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let io = TokioIo::new(upgraded);
+                let socket =
+                    WebSocketStream::from_raw_socket(io, Role::Server, Some(socket_config())).await;
+                run_session(socket, hub, handler, user, config).await;
+            }
+            Err(err) => tracing::debug!(error = %err, "upgrade did not complete"),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, key)
+        .body(Body::empty())
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// The chat domain's side of one session.
