@@ -72,7 +72,6 @@ fn unauthorized() -> Response {
 /// The client's `Sec-WebSocket-Key`, once the request is a valid WebSocket upgrade
 /// (RFC 6455 §4.2.1). Checked before authentication, as the reference's framework does.
 fn handshake_key(headers: &HeaderMap) -> Result<&HeaderValue, &'static str> {
-    let refuse = |why: &'static str| why;
     let has_token = |name: header::HeaderName, token: &str| {
         headers
             .get_all(name)
@@ -84,23 +83,21 @@ fn handshake_key(headers: &HeaderMap) -> Result<&HeaderValue, &'static str> {
             })
     };
     if !has_token(header::CONNECTION, "upgrade") {
-        return Err(refuse("Connection header did not include 'upgrade'"));
+        return Err("Connection header did not include 'upgrade'");
     }
     if !has_token(header::UPGRADE, "websocket") {
-        return Err(refuse("`Upgrade` header did not include 'websocket'"));
+        return Err("`Upgrade` header did not include 'websocket'");
     }
     if headers
         .get(header::SEC_WEBSOCKET_VERSION)
         .map(HeaderValue::as_bytes)
         != Some(b"13")
     {
-        return Err(refuse(
-            "`Sec-WebSocket-Version` header did not include '13'",
-        ));
+        return Err("`Sec-WebSocket-Version` header did not include '13'");
     }
     headers
         .get(header::SEC_WEBSOCKET_KEY)
-        .ok_or_else(|| refuse("`Sec-WebSocket-Key` header missing"))
+        .ok_or("`Sec-WebSocket-Key` header missing")
 }
 
 /// The codec's settings: 16 KiB inbound limit enforced while reading (close 1009), a
