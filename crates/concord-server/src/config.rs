@@ -86,6 +86,9 @@ pub struct Limits {
     /// Presence announcements are delivered in ticks of this many milliseconds, each
     /// recipient getting a tick's announcements in one write (0: one by one).
     pub presence_batch_ms: u64,
+    /// Least milliseconds between two socket writes of a busy session: frames that
+    /// arrive meanwhile share one write (an idle session writes at once).
+    pub write_linger_ms: u64,
 }
 
 impl Default for Limits {
@@ -110,6 +113,7 @@ impl Default for Limits {
             queue_max_bytes: 4 * 1024 * 1024,
             presence_grace_secs: 15,
             presence_batch_ms: 20,
+            write_linger_ms: 2,
         }
     }
 }

@@ -444,6 +444,14 @@ async fn voice_signals_failing_any_check_are_dropped() {
     alice_gw
         .send(&json!({"op": "VOICE_SIGNAL", "d": {"to_user_id": bob.id, "type": "offer"}}))
         .await;
+    // Frames of one session are handled in order: once this heartbeat is answered, the
+    // offer above was judged while the two were in different channels.
+    alice_gw.send(&json!({"op": "HEARTBEAT"})).await;
+    loop {
+        if alice_gw.next_frame().await["op"] == "HEARTBEAT_ACK" {
+            break;
+        }
+    }
     join_voice(&bob, &other_voice).await;
     join_voice(&alice, &other_voice).await;
     alice_gw
