@@ -5,37 +5,18 @@ use concord_testkit::{Closed, TestServer, TestUser};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{self, Message};
 
+/// A public server "hall" of `owner` with a text channel "general": (server, channel).
+async fn public_server(owner: &TestUser) -> (String, String) {
+    let server = owner.create_server("hall").await;
+    let channel = owner.create_channel(&server, "general", "text").await;
+    (server, channel)
+}
+
 fn upgrade_status(err: tungstenite::Error) -> u16 {
     match err {
         tungstenite::Error::Http(response) => response.status().as_u16(),
         other => panic!("expected an HTTP refusal, got {other:?}"),
     }
-}
-
-async fn public_server(owner: &TestUser) -> (String, String) {
-    let res = owner
-        .api
-        .post("/servers", &json!({"name": "hall", "is_public": true}))
-        .await;
-    assert_eq!(res.status, 201, "{}", res.body);
-    let server = res.body["id"].as_str().unwrap().to_string();
-    let res = owner
-        .api
-        .post(
-            &format!("/servers/{server}/channels"),
-            &json!({"name": "general", "type": "text"}),
-        )
-        .await;
-    assert_eq!(res.status, 201, "{}", res.body);
-    (server, res.body["id"].as_str().unwrap().to_string())
-}
-
-async fn join(user: &TestUser, server: &str) {
-    let res = user
-        .api
-        .post_empty(&format!("/servers/{server}/join"))
-        .await;
-    assert_eq!(res.status, 201, "{}", res.body);
 }
 
 #[tokio::test]
@@ -152,7 +133,7 @@ async fn ready_counts_unread_messages_and_mentions_after_an_ack() {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let (server_id, channel) = public_server(&alice).await;
-    join(&bob, &server_id).await;
+    bob.join(&server_id).await;
     assert_eq!(
         bob.api
             .post_empty(&format!("/channels/{channel}/ack"))
@@ -161,14 +142,7 @@ async fn ready_counts_unread_messages_and_mentions_after_an_ack() {
         204
     );
     for content in ["hello", "hey @bob", "@everyone look"] {
-        let res = alice
-            .api
-            .post(
-                &format!("/channels/{channel}/messages"),
-                &json!({"content": content}),
-            )
-            .await;
-        assert_eq!(res.status, 201);
+        alice.post(&channel, content).await;
     }
     // Bob's own messages never count as unread.
     bob.api

@@ -3,75 +3,8 @@
 //! "must not" is checked with a positive control: a later event the excluded client
 //! does receive arrives first, and per-session delivery is in order.
 
-use concord_protocol::{ChannelId, ChannelOverride, OverrideId, UserId};
-use concord_server::directory::DirectoryChange;
 use concord_testkit::{Gateway, TestServer, TestUser};
 use serde_json::{Value, json};
-
-async fn create_server(owner: &TestUser, name: &str) -> String {
-    let res = owner
-        .api
-        .post("/servers", &json!({"name": name, "is_public": true}))
-        .await;
-    assert_eq!(res.status, 201, "{}", res.body);
-    res.body["id"].as_str().unwrap().to_string()
-}
-
-async fn channel(owner: &TestUser, server: &str, name: &str, kind: &str) -> String {
-    let res = owner
-        .api
-        .post(
-            &format!("/servers/{server}/channels"),
-            &json!({"name": name, "type": kind}),
-        )
-        .await;
-    assert_eq!(res.status, 201, "{}", res.body);
-    res.body["id"].as_str().unwrap().to_string()
-}
-
-async fn join(user: &TestUser, server: &str) {
-    let res = user
-        .api
-        .post_empty(&format!("/servers/{server}/join"))
-        .await;
-    assert_eq!(res.status, 201, "{}", res.body);
-}
-
-async fn post(user: &TestUser, channel: &str, content: &str) {
-    let res = user
-        .api
-        .post(
-            &format!("/channels/{channel}/messages"),
-            &json!({"content": content}),
-        )
-        .await;
-    assert_eq!(res.status, 201, "{}", res.body);
-}
-
-async fn join_voice(user: &TestUser, channel: &str) {
-    let res = user
-        .api
-        .post_empty(&format!("/channels/{channel}/voice"))
-        .await;
-    assert_eq!(res.status, 201, "{}", res.body);
-}
-
-/// Denies `bits` to `user` on `channel` through a user override.
-async fn deny(server: &TestServer, channel: &str, user: &TestUser, bits: i64) {
-    let ov = ChannelOverride {
-        id: OverrideId::new(),
-        channel_id: channel.parse::<ChannelId>().unwrap(),
-        role_id: None,
-        user_id: Some(user.id.parse::<UserId>().unwrap()),
-        allow: 0,
-        deny: bits,
-    };
-    let stored = server.state.store.put_override(&ov).await.unwrap();
-    server
-        .state
-        .events
-        .change(DirectoryChange::OverrideUpserted(stored));
-}
 
 fn presence(status: &str, custom: Value, activity: Value) -> Value {
     json!({"op": "PRESENCE_UPDATE", "t": null, "d": {"status": status, "custom_status": custom, "activity": activity}})
@@ -94,8 +27,8 @@ async fn connecting_announces_online_to_co_members_only() {
         server.user("bob").await,
         server.user("carol").await,
     );
-    let hall = create_server(&alice, "hall").await;
-    join(&bob, &hall).await;
+    let hall = alice.create_server("hall").await;
+    bob.join(&hall).await;
     // Carol only shares a DM with alice.
     let dm = alice
         .api
@@ -139,16 +72,16 @@ async fn connecting_announces_online_to_co_members_only() {
 async fn a_second_session_opening_or_closing_changes_nothing_and_the_last_one_goes_offline() {
     let server = TestServer::start().await;
     let (alice, bob) = (server.user("alice").await, server.user("bob").await);
-    let hall = create_server(&alice, "hall").await;
-    let general = channel(&alice, &hall, "general", "text").await;
-    join(&bob, &hall).await;
+    let hall = alice.create_server("hall").await;
+    let general = alice.create_channel(&hall, "general", "text").await;
+    bob.join(&hall).await;
     let (mut bob_gw, _) = server.connect(&bob.ws_query()).await;
     let (first, _) = server.connect(&alice.ws_query()).await;
     assert_eq!(next_presence(&mut bob_gw).await["status"], "online");
     let (mut second, _) = server.connect(&alice.ws_query()).await;
     first.close(1000).await;
     // The remaining tab still gets events and bob saw no presence change.
-    post(&bob, &general, "still here?").await;
+    bob.post(&general, "still here?").await;
     assert_eq!(second.next_frame().await["t"], "MESSAGE_CREATE");
     assert_eq!(bob_gw.next_frame().await["t"], "MESSAGE_CREATE");
     second.close(1000).await;
@@ -159,8 +92,8 @@ async fn a_second_session_opening_or_closing_changes_nothing_and_the_last_one_go
 async fn chosen_status_and_texts_survive_reconnects() {
     let server = TestServer::start().await;
     let (alice, bob) = (server.user("alice").await, server.user("bob").await);
-    let hall = create_server(&alice, "hall").await;
-    join(&bob, &hall).await;
+    let hall = alice.create_server("hall").await;
+    bob.join(&hall).await;
     let (mut bob_gw, _) = server.connect(&bob.ws_query()).await;
     let (mut alice_gw, _) = server.connect(&alice.ws_query()).await;
     next_presence(&mut bob_gw).await;
@@ -186,8 +119,8 @@ async fn chosen_status_and_texts_survive_reconnects() {
 async fn presence_op_validation_follows_the_reference() {
     let server = TestServer::start().await;
     let (alice, bob) = (server.user("alice").await, server.user("bob").await);
-    let hall = create_server(&alice, "hall").await;
-    join(&bob, &hall).await;
+    let hall = alice.create_server("hall").await;
+    bob.join(&hall).await;
     let (mut bob_gw, _) = server.connect(&bob.ws_query()).await;
     let (mut alice_gw, _) = server.connect(&alice.ws_query()).await;
     next_presence(&mut bob_gw).await;
@@ -214,9 +147,9 @@ async fn presence_op_validation_follows_the_reference() {
 async fn invisible_looks_offline_to_peers() {
     let server = TestServer::start().await;
     let (alice, bob) = (server.user("alice").await, server.user("bob").await);
-    let hall = create_server(&alice, "hall").await;
-    let general = channel(&alice, &hall, "general", "text").await;
-    join(&bob, &hall).await;
+    let hall = alice.create_server("hall").await;
+    let general = alice.create_channel(&hall, "general", "text").await;
+    bob.join(&hall).await;
     let (mut bob_gw, _) = server.connect(&bob.ws_query()).await;
     let (mut alice_gw, _) = server.connect(&alice.ws_query()).await;
     next_presence(&mut bob_gw).await;
@@ -236,7 +169,7 @@ async fn invisible_looks_offline_to_peers() {
     assert_eq!(alice_row["status"], "offline");
     // Leaving while invisible announces nothing; the next thing bob sees is a message.
     alice_gw.close(1000).await;
-    post(&alice, &general, "boo").await;
+    alice.post(&general, "boo").await;
     assert_eq!(bob_gw.next_frame().await["t"], "MESSAGE_CREATE");
 }
 
@@ -244,16 +177,16 @@ async fn invisible_looks_offline_to_peers() {
 async fn within_the_grace_period_a_reconnect_does_not_flash_offline() {
     let server = TestServer::start_with(|c| c.limits.presence_grace_secs = 3600).await;
     let (alice, bob) = (server.user("alice").await, server.user("bob").await);
-    let hall = create_server(&alice, "hall").await;
-    let general = channel(&alice, &hall, "general", "text").await;
-    join(&bob, &hall).await;
+    let hall = alice.create_server("hall").await;
+    let general = alice.create_channel(&hall, "general", "text").await;
+    bob.join(&hall).await;
     let (mut bob_gw, _) = server.connect(&bob.ws_query()).await;
     let (alice_gw, _) = server.connect(&alice.ws_query()).await;
     next_presence(&mut bob_gw).await;
     // An unclean end (no close frame): offline waits for the grace period.
     drop(alice_gw);
     let (_again, _) = server.connect(&alice.ws_query()).await;
-    post(&alice, &general, "back").await;
+    alice.post(&general, "back").await;
     assert_eq!(
         bob_gw.next_frame().await["t"],
         "MESSAGE_CREATE",
@@ -275,8 +208,8 @@ async fn within_the_grace_period_a_reconnect_does_not_flash_offline() {
 async fn a_clean_close_skips_the_grace_period() {
     let server = TestServer::start_with(|c| c.limits.presence_grace_secs = 3600).await;
     let (alice, bob) = (server.user("alice").await, server.user("bob").await);
-    let hall = create_server(&alice, "hall").await;
-    join(&bob, &hall).await;
+    let hall = alice.create_server("hall").await;
+    bob.join(&hall).await;
     let (mut bob_gw, _) = server.connect(&bob.ws_query()).await;
     let (alice_gw, _) = server.connect(&alice.ws_query()).await;
     next_presence(&mut bob_gw).await;
@@ -295,13 +228,13 @@ async fn typing_goes_to_viewers_of_the_channel_only() {
         server.user("carol").await,
         server.user("dave").await,
     );
-    let hall = create_server(&alice, "hall").await;
-    let general = channel(&alice, &hall, "general", "text").await;
-    let other = create_server(&dave, "elsewhere").await;
-    let other_channel = channel(&dave, &other, "x", "text").await;
-    join(&bob, &hall).await;
-    join(&carol, &hall).await;
-    deny(&server, &general, &carol, 1).await; // VIEW_CHANNEL
+    let hall = alice.create_server("hall").await;
+    let general = alice.create_channel(&hall, "general", "text").await;
+    let other = dave.create_server("elsewhere").await;
+    let other_channel = dave.create_channel(&other, "x", "text").await;
+    bob.join(&hall).await;
+    carol.join(&hall).await;
+    server.deny(&general, &carol, 1).await; // VIEW_CHANNEL
     let (mut bob_gw, _) = server.connect(&bob.ws_query()).await;
     let (mut carol_gw, _) = server.connect(&carol.ws_query()).await;
     let (mut dave_gw, _) = server.connect(&dave.ws_query()).await;
@@ -324,13 +257,13 @@ async fn typing_goes_to_viewers_of_the_channel_only() {
         alice.id.as_str()
     );
     // Carol cannot view the channel, dave is not a member: controls follow.
-    let hidden_to_carol = channel(&alice, &hall, "lobby", "text").await;
-    post(&alice, &hidden_to_carol, "carol can see this").await;
+    let hidden_to_carol = alice.create_channel(&hall, "lobby", "text").await;
+    alice.post(&hidden_to_carol, "carol can see this").await;
     assert_eq!(
         carol_gw.next_event("MESSAGE_CREATE").await["channel_id"],
         hidden_to_carol.as_str()
     );
-    post(&dave, &other_channel, "dave's own").await;
+    dave.post(&other_channel, "dave's own").await;
     assert_eq!(
         dave_gw.next_event("MESSAGE_CREATE").await["channel_id"],
         other_channel.as_str()
@@ -345,10 +278,10 @@ async fn typing_is_dropped_without_send_permission_outside_membership_or_in_dms(
         server.user("bob").await,
         server.user("eve").await,
     );
-    let hall = create_server(&alice, "hall").await;
-    let general = channel(&alice, &hall, "general", "text").await;
-    join(&bob, &hall).await;
-    deny(&server, &general, &bob, 2).await; // SEND_MESSAGES
+    let hall = alice.create_server("hall").await;
+    let general = alice.create_channel(&hall, "general", "text").await;
+    bob.join(&hall).await;
+    server.deny(&general, &bob, 2).await; // SEND_MESSAGES
     let dm = alice
         .api
         .post("/dm-channels", &json!({"user_id": bob.id}))
@@ -388,12 +321,12 @@ async fn typing_is_dropped_without_send_permission_outside_membership_or_in_dms(
 
 async fn voice_pair(server: &TestServer) -> (TestUser, TestUser, String, String, String) {
     let (alice, bob) = (server.user("alice").await, server.user("bob").await);
-    let hall = create_server(&alice, "hall").await;
-    let voice = channel(&alice, &hall, "talk", "voice").await;
-    let other_voice = channel(&alice, &hall, "quiet", "voice").await;
-    join(&bob, &hall).await;
-    join_voice(&alice, &voice).await;
-    join_voice(&bob, &voice).await;
+    let hall = alice.create_server("hall").await;
+    let voice = alice.create_channel(&hall, "talk", "voice").await;
+    let other_voice = alice.create_channel(&hall, "quiet", "voice").await;
+    bob.join(&hall).await;
+    alice.join_voice(&voice).await;
+    bob.join_voice(&voice).await;
     (alice, bob, hall, voice, other_voice)
 }
 
@@ -440,7 +373,7 @@ async fn voice_signals_failing_any_check_are_dropped() {
         .send(&json!({"op": "VOICE_SIGNAL", "d": {"to_user_id": bob.id, "type": "offer"}}))
         .await;
     // Bob moves to another channel: signals across channels are dropped too.
-    join_voice(&bob, &other_voice).await;
+    bob.join_voice(&other_voice).await;
     alice_gw
         .send(&json!({"op": "VOICE_SIGNAL", "d": {"to_user_id": bob.id, "type": "offer"}}))
         .await;
@@ -452,8 +385,8 @@ async fn voice_signals_failing_any_check_are_dropped() {
             break;
         }
     }
-    join_voice(&bob, &other_voice).await;
-    join_voice(&alice, &other_voice).await;
+    bob.join_voice(&other_voice).await;
+    alice.join_voice(&other_voice).await;
     alice_gw
         .send(&json!({"op": "VOICE_SIGNAL", "d": {"to_user_id": bob.id, "type": "answer", "stream_type": "go_live"}}))
         .await;

@@ -4,7 +4,7 @@
 
 use concord_protocol::UserId;
 use concord_server::config::Rate;
-use concord_testkit::{Closed, Response, TestServer, TestUser};
+use concord_testkit::{Closed, TestServer, TestUser, assert_exact_error, sorted_keys};
 use serde_json::{Value, json};
 
 const BOT_KEYS: [&str; 7] = [
@@ -17,27 +17,10 @@ const BOT_KEYS: [&str; 7] = [
     "user_id",
 ];
 
-fn keys(value: &Value) -> Vec<String> {
-    let mut keys: Vec<String> = value.as_object().expect("object").keys().cloned().collect();
-    keys.sort();
-    keys
-}
-
-#[track_caller]
-fn assert_error(res: &Response, status: u16) {
-    assert_eq!(res.status, status, "{}", res.text);
-    assert_eq!(keys(&res.body), ["error"], "{}", res.text);
-    assert!(
-        !res.body["error"].as_str().expect("error text").is_empty(),
-        "{}",
-        res.text
-    );
-}
-
 #[track_caller]
 fn assert_bot_created(body: &Value) -> (Value, String) {
-    assert_eq!(keys(body), ["bot", "token"], "{body}");
-    assert_eq!(keys(&body["bot"]), BOT_KEYS, "{body}");
+    assert_eq!(sorted_keys(body), ["bot", "token"], "{body}");
+    assert_eq!(sorted_keys(&body["bot"]), BOT_KEYS, "{body}");
     let token = body["token"].as_str().unwrap().to_string();
     assert_eq!(token.len(), 64);
     assert!(
@@ -111,34 +94,34 @@ async fn create_bot_errors_in_order() {
     let alice = server.user("alice").await;
     let (_, token) = create_bot(&alice, "Helper").await;
 
-    assert_error(
+    assert_exact_error(
         &alice
             .api
             .post("/bots", &json!({"description": "no name"}))
             .await,
         422,
     );
-    assert_error(&alice.api.post("/bots", &json!({"name": 5})).await, 422);
-    assert_error(
+    assert_exact_error(&alice.api.post("/bots", &json!({"name": 5})).await, 422);
+    assert_exact_error(
         &alice
             .api
             .raw("POST", "/bots", None, r#"{"name":"x"}"#)
             .await,
         415,
     );
-    assert_error(
+    assert_exact_error(
         &alice
             .api
             .raw("POST", "/bots", Some("application/json"), "{")
             .await,
         400,
     );
-    assert_error(
+    assert_exact_error(
         &server.api().post("/bots", &json!({"name": "x"})).await,
         401,
     );
     // The body shape is checked before the caller's kind.
-    assert_error(
+    assert_exact_error(
         &server
             .api()
             .bot(&token)
@@ -146,7 +129,7 @@ async fn create_bot_errors_in_order() {
             .await,
         422,
     );
-    assert_error(
+    assert_exact_error(
         &server
             .api()
             .bot(&token)
@@ -156,17 +139,17 @@ async fn create_bot_errors_in_order() {
     );
 
     for name in [String::new(), "   ".to_string(), "n".repeat(65)] {
-        assert_error(&alice.api.post("/bots", &json!({"name": name})).await, 400);
+        assert_exact_error(&alice.api.post("/bots", &json!({"name": name})).await, 400);
     }
     let long = "d".repeat(513);
-    assert_error(
+    assert_exact_error(
         &alice
             .api
             .post("/bots", &json!({"name": "ok", "description": long}))
             .await,
         400,
     );
-    assert_error(&alice.api.post("/bots", &json!({"name": "!!!"})).await, 400);
+    assert_exact_error(&alice.api.post("/bots", &json!({"name": "!!!"})).await, 400);
     // Description is checked before the alphanumeric rule.
     let res = alice
         .api
@@ -208,14 +191,14 @@ async fn list_and_get_show_only_the_callers_bots() {
 
     let res = alice.api.get("/bots").await;
     assert_eq!(res.status, 200, "{}", res.text);
-    assert_eq!(keys(&res.body), ["bots"]);
+    assert_eq!(sorted_keys(&res.body), ["bots"]);
     let bots = res.body["bots"].as_array().unwrap();
     assert_eq!(bots.len(), 2, "oldest first, revoked included");
     assert_eq!(bots[0]["id"], first["id"]);
     assert!(bots[0]["revoked_at"].as_str().is_some());
     assert_eq!(bots[1], second);
     for bot in bots {
-        assert_eq!(keys(bot), BOT_KEYS);
+        assert_eq!(sorted_keys(bot), BOT_KEYS);
     }
     let res = bob.api.get("/bots").await;
     assert_eq!(res.body, json!({"bots": [bobs]}));
@@ -229,29 +212,29 @@ async fn list_and_get_show_only_the_callers_bots() {
     assert_eq!(res.status, 200, "revoked bots can still be read");
     assert_eq!(res.body["id"], first["id"]);
 
-    assert_error(
+    assert_exact_error(
         &bob.api.get(&format!("/bots/{}", bot_id(&second))).await,
         404,
     );
-    assert_error(
+    assert_exact_error(
         &alice
             .api
             .get(&format!("/bots/{}", uuid::Uuid::new_v4()))
             .await,
         404,
     );
-    assert_error(&alice.api.get("/bots/not-a-uuid").await, 400);
-    assert_error(&server.api().get("/bots").await, 401);
+    assert_exact_error(&alice.api.get("/bots/not-a-uuid").await, 400);
+    assert_exact_error(&server.api().get("/bots").await, 401);
 
     let (_, live_token) = create_bot(&alice, "Live").await;
     let as_bot = server.api().bot(&live_token);
-    assert_error(&as_bot.get("/bots").await, 403);
-    assert_error(
+    assert_exact_error(&as_bot.get("/bots").await, 403);
+    assert_exact_error(
         &as_bot.get(&format!("/bots/{}", bot_id(&second))).await,
         403,
     );
     // A revoked bot's token is not even authenticated.
-    assert_error(&server.api().bot(&first_token).get("/bots").await, 401);
+    assert_exact_error(&server.api().bot(&first_token).get("/bots").await, 401);
 }
 
 #[tokio::test]
@@ -267,7 +250,7 @@ async fn patch_bot_renames_and_redescribes() {
         .patch(&path, &json!({"name": "  Renamed ", "description": "new"}))
         .await;
     assert_eq!(res.status, 200, "{}", res.text);
-    assert_eq!(keys(&res.body), BOT_KEYS);
+    assert_eq!(sorted_keys(&res.body), BOT_KEYS);
     assert_eq!(res.body["name"], "Renamed");
     assert_eq!(res.body["description"], "new");
     assert_eq!(res.body["id"], bot["id"]);
@@ -290,18 +273,18 @@ async fn patch_bot_renames_and_redescribes() {
         json!({"name": "---"}),
         json!({"description": "d".repeat(513)}),
     ] {
-        assert_error(&alice.api.patch(&path, &body).await, 400);
+        assert_exact_error(&alice.api.patch(&path, &body).await, 400);
     }
-    assert_error(&alice.api.patch(&path, &json!({"name": 1})).await, 422);
-    assert_error(&bob.api.patch(&path, &json!({"name": "Mine"})).await, 404);
-    assert_error(
+    assert_exact_error(&alice.api.patch(&path, &json!({"name": 1})).await, 422);
+    assert_exact_error(&bob.api.patch(&path, &json!({"name": "Mine"})).await, 404);
+    assert_exact_error(
         &alice
             .api
             .patch(&format!("/bots/{}", uuid::Uuid::new_v4()), &json!({}))
             .await,
         404,
     );
-    assert_error(
+    assert_exact_error(
         &server
             .api()
             .bot(&token)
@@ -311,9 +294,9 @@ async fn patch_bot_renames_and_redescribes() {
     );
 
     assert_eq!(alice.api.delete(&path).await.status, 204);
-    assert_error(&alice.api.patch(&path, &json!({"name": "Late"})).await, 400);
+    assert_exact_error(&alice.api.patch(&path, &json!({"name": "Late"})).await, 400);
     // Not found comes before revoked.
-    assert_error(&bob.api.patch(&path, &json!({"name": "Late"})).await, 404);
+    assert_exact_error(&bob.api.patch(&path, &json!({"name": "Late"})).await, 404);
 }
 
 #[tokio::test]
@@ -330,9 +313,9 @@ async fn revoking_kills_the_token_and_is_not_repeatable() {
         .unwrap()
         .to_string();
 
-    assert_error(&as_bot.delete(&path).await, 403);
-    assert_error(&bob.api.delete(&path).await, 404);
-    assert_error(
+    assert_exact_error(&as_bot.delete(&path).await, 403);
+    assert_exact_error(&bob.api.delete(&path).await, 404);
+    assert_exact_error(
         &alice
             .api
             .delete(&format!("/bots/{}", uuid::Uuid::new_v4()))
@@ -343,9 +326,9 @@ async fn revoking_kills_the_token_and_is_not_repeatable() {
     let res = alice.api.delete(&path).await;
     assert_eq!(res.status, 204, "{}", res.text);
     assert!(res.text.is_empty());
-    assert_error(&as_bot.get("/users/@me").await, 401);
-    assert_error(&server.api().bearer(&jwt).get("/users/@me").await, 401);
-    assert_error(&alice.api.delete(&path).await, 404);
+    assert_exact_error(&as_bot.get("/users/@me").await, 401);
+    assert_exact_error(&server.api().bearer(&jwt).get("/users/@me").await, 401);
+    assert_exact_error(&alice.api.delete(&path).await, 404);
     // The bot user stays.
     let user_id: UserId = bot["user_id"].as_str().unwrap().parse().unwrap();
     assert!(server.state.store.user(user_id).await.unwrap().is_some());
@@ -359,9 +342,9 @@ async fn regenerating_replaces_the_token() {
     let (bot, old) = create_bot(&alice, "Helper").await;
     let path = format!("/bots/{}/token/regenerate", bot_id(&bot));
 
-    assert_error(&server.api().bot(&old).post_empty(&path).await, 403);
-    assert_error(&bob.api.post_empty(&path).await, 404);
-    assert_error(
+    assert_exact_error(&server.api().bot(&old).post_empty(&path).await, 403);
+    assert_exact_error(&bob.api.post_empty(&path).await, 404);
+    assert_exact_error(
         &alice
             .api
             .post_empty(&format!("/bots/{}/token/regenerate", uuid::Uuid::new_v4()))
@@ -374,7 +357,7 @@ async fn regenerating_replaces_the_token() {
     let (same, new) = assert_bot_created(&res.body);
     assert_eq!(same, bot);
     assert_ne!(new, old);
-    assert_error(&server.api().bot(&old).get("/users/@me").await, 401);
+    assert_exact_error(&server.api().bot(&old).get("/users/@me").await, 401);
     assert_eq!(server.api().bot(&new).get("/users/@me").await.status, 200);
 
     assert_eq!(
@@ -385,8 +368,8 @@ async fn regenerating_replaces_the_token() {
             .status,
         204
     );
-    assert_error(&alice.api.post_empty(&path).await, 400);
-    assert_error(&server.api().bot(&new).get("/users/@me").await, 401);
+    assert_exact_error(&alice.api.post_empty(&path).await, 400);
+    assert_exact_error(&server.api().bot(&new).get("/users/@me").await, 401);
 }
 
 #[tokio::test]
@@ -397,21 +380,21 @@ async fn connect_trades_a_bot_token_for_a_bot_jwt() {
 
     let res = server.api().bot(&token).post_empty("/bots/connect").await;
     assert_eq!(res.status, 200, "{}", res.text);
-    assert_eq!(keys(&res.body), ["access_token"]);
+    assert_eq!(sorted_keys(&res.body), ["access_token"]);
     let jwt = res.body["access_token"].as_str().unwrap();
     let as_jwt = server.api().bearer(jwt);
     let me = as_jwt.get("/users/@me").await;
     assert_eq!(me.status, 200, "{}", me.text);
     assert_eq!(me.body["id"], bot["user_id"]);
     // The JWT keeps bot identity: bot-only refusals still apply.
-    assert_error(&as_jwt.post("/bots", &json!({"name": "Child"})).await, 403);
-    assert_error(&as_jwt.post_empty("/bots/connect").await, 403);
+    assert_exact_error(&as_jwt.post("/bots", &json!({"name": "Child"})).await, 403);
+    assert_exact_error(&as_jwt.post_empty("/bots/connect").await, 403);
     // And it opens a gateway session as the bot.
     let (_gw, ready) = server.connect(&format!("token={jwt}")).await;
     assert_eq!(ready["user"]["id"], bot["user_id"]);
 
-    assert_error(&alice.api.post_empty("/bots/connect").await, 403);
-    assert_error(
+    assert_exact_error(&alice.api.post_empty("/bots/connect").await, 403);
+    assert_exact_error(
         &server
             .api()
             .bot(&"0".repeat(64))
@@ -419,7 +402,7 @@ async fn connect_trades_a_bot_token_for_a_bot_jwt() {
             .await,
         401,
     );
-    assert_error(&server.api().post_empty("/bots/connect").await, 401);
+    assert_exact_error(&server.api().post_empty("/bots/connect").await, 401);
 }
 
 #[tokio::test]
@@ -474,17 +457,17 @@ async fn per_ip_limit_answers_429_with_retry_headers_but_never_limits_health() {
     .await;
     let api = server.api();
     for _ in 0..3 {
-        assert_error(&api.get("/users/@me").await, 401);
+        assert_exact_error(&api.get("/users/@me").await, 401);
         assert_eq!(api.get("/health").await.status, 200);
     }
     let res = api.get("/users/@me").await;
-    assert_error(&res, 429);
+    assert_exact_error(&res, 429);
     for header in ["retry-after", "x-ratelimit-after"] {
         let secs: u64 = res.headers[header].to_str().unwrap().parse().unwrap();
         assert!(secs >= 1, "{header}: {secs}");
     }
     // The `/api` mirror shares the bucket; health is exempt under both paths.
-    assert_error(&api.get("/api/users/@me").await, 429);
+    assert_exact_error(&api.get("/api/users/@me").await, 429);
     for path in ["/health", "/health/live", "/health/ready", "/api/health"] {
         assert_eq!(api.get(path).await.status, 200, "{path}");
     }
@@ -501,8 +484,8 @@ async fn auth_routes_have_a_stricter_limit_of_their_own() {
     .await;
     let api = server.api();
     let login = json!({"username": "nobody", "password": "password123"});
-    assert_error(&api.post("/auth/login", &login).await, 401);
-    assert_error(
+    assert_exact_error(&api.post("/auth/login", &login).await, 401);
+    assert_exact_error(
         &api.post("/auth/refresh", &json!({"refresh_token": "x.y.z"}))
             .await,
         401,
@@ -513,12 +496,12 @@ async fn auth_routes_have_a_stricter_limit_of_their_own() {
             &json!({"username": "alice", "password": "password123"}),
         )
         .await;
-    assert_error(&res, 429);
+    assert_exact_error(&res, 429);
     assert!(res.headers.contains_key("retry-after"));
     assert!(res.headers.contains_key("x-ratelimit-after"));
     // Other routes are under the (generous) general limit only.
-    assert_error(&api.get("/users/@me").await, 401);
-    assert_error(&api.get("/ice-servers").await, 401);
+    assert_exact_error(&api.get("/users/@me").await, 401);
+    assert_exact_error(&api.get("/ice-servers").await, 401);
 }
 
 #[tokio::test]
@@ -537,7 +520,7 @@ async fn bot_requests_have_a_per_bot_limit_without_retry_after() {
     assert_eq!(as_bot.get("/users/@me").await.status, 200);
     assert_eq!(as_bot.get("/ice-servers").await.status, 200);
     let res = as_bot.get("/users/@me").await;
-    assert_error(&res, 429);
+    assert_exact_error(&res, 429);
     assert!(!res.headers.contains_key("retry-after"));
     assert!(!res.headers.contains_key("x-ratelimit-after"));
     // Per bot, not per caller: another bot and humans are unaffected.

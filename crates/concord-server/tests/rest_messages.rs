@@ -3,12 +3,10 @@
 //! error row, and who receives each event. Every "must not receive" is checked with a
 //! positive control: a later event the excluded session does receive arrives first.
 
-use concord_protocol::{
-    ChannelId, ChannelOverride, MessageId, OverrideId, ServerId, Timestamp, UserId,
-};
+use concord_protocol::{ChannelId, MessageId, ServerId, Timestamp};
 use concord_server::{directory::DirectoryChange, perms::Permissions};
 use concord_store::NewMessage;
-use concord_testkit::{Response, TestServer, TestUser};
+use concord_testkit::{Response, TestServer, TestUser, assert_error, assert_keys, str_of};
 use serde_json::{Value, json};
 
 const MESSAGE_KEYS: &[&str] = &[
@@ -64,102 +62,14 @@ const VOICE_KEYS: &[&str] = &[
     "joined_at",
 ];
 
-/// `value` is an object with exactly these keys.
-fn assert_keys(value: &Value, keys: &[&str]) {
-    let obj = value
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {value}"));
-    let mut got: Vec<&str> = obj.keys().map(String::as_str).collect();
-    let mut want = keys.to_vec();
-    got.sort_unstable();
-    want.sort_unstable();
-    assert_eq!(got, want, "keys of {value}");
-}
-
 fn participant_keys() -> Vec<&'static str> {
     let mut keys = VOICE_KEYS.to_vec();
     keys.push("username");
     keys
 }
 
-/// An error answer: this status and a JSON `error` text.
-#[track_caller]
-fn assert_error(res: &Response, status: u16) {
-    assert_eq!(res.status, status, "{}", res.text);
-    assert!(res.body["error"].is_string(), "error body: {}", res.text);
-}
-
-fn str_of(value: &Value) -> String {
-    value
-        .as_str()
-        .unwrap_or_else(|| panic!("not a string: {value}"))
-        .to_string()
-}
-
 fn unknown_id() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-fn user_id(user: &TestUser) -> UserId {
-    user.id.parse().unwrap()
-}
-
-async fn public_server(owner: &TestUser, name: &str) -> String {
-    let res = owner
-        .api
-        .post("/servers", &json!({"name": name, "is_public": true}))
-        .await;
-    assert_eq!(res.status, 201, "{}", res.body);
-    str_of(&res.body["id"])
-}
-
-async fn channel(owner: &TestUser, server: &str, name: &str, kind: &str) -> String {
-    let res = owner
-        .api
-        .post(
-            &format!("/servers/{server}/channels"),
-            &json!({"name": name, "type": kind}),
-        )
-        .await;
-    assert_eq!(res.status, 201, "{}", res.body);
-    str_of(&res.body["id"])
-}
-
-async fn join(user: &TestUser, server: &str) {
-    let res = user
-        .api
-        .post_empty(&format!("/servers/{server}/join"))
-        .await;
-    assert_eq!(res.status, 201, "{}", res.body);
-}
-
-async fn post(user: &TestUser, channel: &str, content: &str) -> Value {
-    let res = user
-        .api
-        .post(
-            &format!("/channels/{channel}/messages"),
-            &json!({"content": content}),
-        )
-        .await;
-    assert_eq!(res.status, 201, "{}", res.body);
-    res.body
-}
-
-/// Denies `bits` to `user` on `channel` through a user override.
-async fn deny(server: &TestServer, channel: &str, user: &TestUser, bits: i64) {
-    let ov = ChannelOverride {
-        id: OverrideId::new(),
-        channel_id: channel.parse::<ChannelId>().unwrap(),
-        role_id: None,
-        user_id: Some(user_id(user)),
-        allow: 0,
-        deny: bits,
-    };
-    let stored = server.state.store.put_override(&ov).await.unwrap();
-    server
-        .state
-        .events
-        .change(DirectoryChange::OverrideUpserted(stored));
 }
 
 async fn open_dm(from: &TestUser, to: &TestUser) -> Response {
@@ -178,15 +88,17 @@ async fn message_events_reach_exactly_the_channel_viewers() {
     let carol = server.user("carol").await; // no server in common
     let dave = server.user("dave").await; // member of another server only
     let erin = server.user("erin").await; // member denied VIEW on the channel
-    let sid = public_server(&alice, "Guild").await;
-    let other = public_server(&alice, "Other").await;
-    join(&bob, &sid).await;
-    join(&erin, &sid).await;
-    join(&dave, &other).await;
-    let general = channel(&alice, &sid, "general", "text").await;
-    let lobby = channel(&alice, &sid, "lobby", "text").await;
-    let other_general = channel(&alice, &other, "general", "text").await;
-    deny(&server, &general, &erin, Permissions::VIEW_CHANNEL.0).await;
+    let sid = alice.create_server("Guild").await;
+    let other = alice.create_server("Other").await;
+    bob.join(&sid).await;
+    erin.join(&sid).await;
+    dave.join(&other).await;
+    let general = alice.create_channel(&sid, "general", "text").await;
+    let lobby = alice.create_channel(&sid, "lobby", "text").await;
+    let other_general = alice.create_channel(&other, "general", "text").await;
+    server
+        .deny(&general, &erin, Permissions::VIEW_CHANNEL.0)
+        .await;
 
     let (mut alice_1, _) = server.connect(&alice.ws_query()).await;
     let (mut alice_2, _) = server.connect(&alice.ws_query()).await;
@@ -196,7 +108,7 @@ async fn message_events_reach_exactly_the_channel_viewers() {
     let (mut erin_gw, _) = server.connect(&erin.ws_query()).await;
     let mut viewers = [&mut alice_1, &mut alice_2, &mut bob_gw];
 
-    let created = post(&bob, &general, "hello").await;
+    let created = bob.post(&general, "hello").await;
     assert_keys(&created, MESSAGE_KEYS);
     assert_eq!(created["channel_id"], general.as_str());
     assert_eq!(created["author_id"], bob.id.as_str());
@@ -241,9 +153,9 @@ async fn message_events_reach_exactly_the_channel_viewers() {
 
     // Positive controls: the first thing each excluded session gets is a later event
     // meant for it, so none of the three events above reached it.
-    let visible = post(&alice, &lobby, "lobby is visible to erin").await;
+    let visible = alice.post(&lobby, "lobby is visible to erin").await;
     assert_eq!(erin_gw.next_event("MESSAGE_CREATE").await, visible);
-    let theirs = post(&alice, &other_general, "for dave's server").await;
+    let theirs = alice.post(&other_general, "for dave's server").await;
     assert_eq!(dave_gw.next_event("MESSAGE_CREATE").await, theirs);
     assert_eq!(open_dm(&bob, &carol).await.status, 201);
     let dm = carol_gw.next_event("DM_CHANNEL_CREATE").await;
@@ -259,15 +171,19 @@ async fn create_message_errors_in_order() {
     let mute = server.user("mute").await;
     let blind = server.user("blind").await;
     let late = server.user("late").await;
-    let sid = public_server(&alice, "Guild").await;
+    let sid = alice.create_server("Guild").await;
     for user in [&bob, &mute, &blind, &late] {
-        join(user, &sid).await;
+        user.join(&sid).await;
     }
-    let general = channel(&alice, &sid, "general", "text").await;
-    let random = channel(&alice, &sid, "random", "text").await;
-    let voice = channel(&alice, &sid, "talk", "voice").await;
-    deny(&server, &general, &mute, Permissions::SEND_MESSAGES.0).await;
-    deny(&server, &general, &blind, Permissions::VIEW_CHANNEL.0).await;
+    let general = alice.create_channel(&sid, "general", "text").await;
+    let random = alice.create_channel(&sid, "random", "text").await;
+    let voice = alice.create_channel(&sid, "talk", "voice").await;
+    server
+        .deny(&general, &mute, Permissions::SEND_MESSAGES.0)
+        .await;
+    server
+        .deny(&general, &blind, Permissions::VIEW_CHANNEL.0)
+        .await;
     let path = format!("/channels/{general}/messages");
     let unknown = format!("/channels/{}/messages", unknown_id());
 
@@ -296,22 +212,22 @@ async fn create_message_errors_in_order() {
     let now = Timestamp::now();
     let until = now.add_micros(3_600_000_000);
     let server_id: ServerId = sid.parse().unwrap();
-    let owner = user_id(&alice);
+    let owner = alice.user_id();
     server
         .state
         .store
-        .set_timeout(server_id, user_id(&late), until, Some(owner), now)
+        .set_timeout(server_id, late.user_id(), until, Some(owner), now)
         .await
         .unwrap();
     server.state.events.change(DirectoryChange::TimeoutSet {
         server: server_id,
-        user: user_id(&late),
+        user: late.user_id(),
         until: Some(until),
     });
     assert_error(&late.api.post(&path, &json!({"content": "x"})).await, 403);
 
-    let elsewhere = post(&bob, &random, "in random").await;
-    let gone = post(&bob, &general, "soon deleted").await;
+    let elsewhere = bob.post(&random, "in random").await;
+    let gone = bob.post(&general, "soon deleted").await;
     assert_eq!(
         bob.api
             .delete(&format!("/messages/{}", str_of(&gone["id"])))
@@ -323,7 +239,7 @@ async fn create_message_errors_in_order() {
         let body = json!({"content": "reply", "reply_to": target});
         assert_error(&bob.api.post(&path, &body).await, 404);
     }
-    let root = post(&bob, &general, "root").await;
+    let root = bob.post(&general, "root").await;
     let reply = bob
         .api
         .post(&path, &json!({"content": "reply", "reply_to": root["id"]}))
@@ -333,7 +249,7 @@ async fn create_message_errors_in_order() {
 
     // No channel-type check: voice channels take messages.
     assert_eq!(
-        post(&bob, &voice, "in voice").await["channel_id"],
+        bob.post(&voice, "in voice").await["channel_id"],
         voice.as_str()
     );
 }
@@ -344,12 +260,12 @@ async fn mentions_are_parsed_on_create_and_edit() {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let _stranger = server.user("stranger").await;
-    let sid = public_server(&alice, "Guild").await;
-    join(&bob, &sid).await;
-    let general = channel(&alice, &sid, "general", "text").await;
+    let sid = alice.create_server("Guild").await;
+    bob.join(&sid).await;
+    let general = alice.create_channel(&sid, "general", "text").await;
 
     let content = "hey @bob! @alice, @everyone @nobody @stranger @Bob @bob email@bob";
-    let created = post(&bob, &general, content).await;
+    let created = bob.post(&general, content).await;
     assert_eq!(
         created["mention_user_ids"],
         json!([bob.id, alice.id]),
@@ -357,7 +273,7 @@ async fn mentions_are_parsed_on_create_and_edit() {
     );
     assert_eq!(created["mention_everyone"], true);
 
-    let plain = post(&bob, &general, "@everyone's @nobody").await;
+    let plain = bob.post(&general, "@everyone's @nobody").await;
     assert_eq!(
         plain["mention_everyone"], false,
         "`everyone's` keeps its apostrophe-s"
@@ -385,20 +301,20 @@ async fn listing_pages_newest_first_with_a_cursor() {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let carol = server.user("carol").await;
-    let sid = public_server(&alice, "Guild").await;
-    join(&bob, &sid).await;
-    let general = channel(&alice, &sid, "general", "text").await;
-    let random = channel(&alice, &sid, "random", "text").await;
+    let sid = alice.create_server("Guild").await;
+    bob.join(&sid).await;
+    let general = alice.create_channel(&sid, "general", "text").await;
+    let random = alice.create_channel(&sid, "random", "text").await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(str_of(&post(&bob, &general, &format!("m{i}")).await["id"]));
+        ids.push(str_of(&bob.post(&general, &format!("m{i}")).await["id"]));
     }
     let deleted = ids.remove(2);
     assert_eq!(
         bob.api.delete(&format!("/messages/{deleted}")).await.status,
         204
     );
-    let elsewhere = str_of(&post(&bob, &random, "elsewhere").await["id"]);
+    let elsewhere = str_of(&bob.post(&random, "elsewhere").await["id"]);
     let path = format!("/channels/{general}/messages");
     let page = |res: Response| -> Vec<String> {
         assert_eq!(res.status, 200, "{}", res.text);
@@ -460,7 +376,7 @@ async fn listing_pages_newest_first_with_a_cursor() {
         let message = NewMessage {
             id: MessageId::new(),
             channel_id,
-            author_id: user_id(&bob),
+            author_id: bob.user_id(),
             content: format!("bulk {i}"),
             reply_to: None,
             mention_user_ids: Vec::new(),
@@ -486,7 +402,9 @@ async fn listing_pages_newest_first_with_a_cursor() {
         404,
     );
     assert_error(&carol.api.get(&path).await, 404);
-    deny(&server, &general, &bob, Permissions::VIEW_CHANNEL.0).await;
+    server
+        .deny(&general, &bob, Permissions::VIEW_CHANNEL.0)
+        .await;
     assert_error(&bob.api.get(&path).await, 403);
 }
 
@@ -496,11 +414,11 @@ async fn get_one_message_shows_deleted_ones_without_content() {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let carol = server.user("carol").await;
-    let sid = public_server(&alice, "Guild").await;
-    join(&bob, &sid).await;
-    let general = channel(&alice, &sid, "general", "text").await;
-    let random = channel(&alice, &sid, "random", "text").await;
-    let message = post(&bob, &general, "secret words").await;
+    let sid = alice.create_server("Guild").await;
+    bob.join(&sid).await;
+    let general = alice.create_channel(&sid, "general", "text").await;
+    let random = alice.create_channel(&sid, "random", "text").await;
+    let message = bob.post(&general, "secret words").await;
     let id = str_of(&message["id"]);
     let path = format!("/channels/{general}/messages/{id}");
 
@@ -537,7 +455,9 @@ async fn get_one_message_shows_deleted_ones_without_content() {
             .await,
         404,
     );
-    deny(&server, &general, &bob, Permissions::VIEW_CHANNEL.0).await;
+    server
+        .deny(&general, &bob, Permissions::VIEW_CHANNEL.0)
+        .await;
     assert_error(&bob.api.get(&path).await, 403);
 }
 
@@ -547,10 +467,10 @@ async fn edit_message_is_author_only() {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let carol = server.user("carol").await;
-    let sid = public_server(&alice, "Guild").await;
-    join(&bob, &sid).await;
-    let general = channel(&alice, &sid, "general", "text").await;
-    let message = post(&bob, &general, "first").await;
+    let sid = alice.create_server("Guild").await;
+    bob.join(&sid).await;
+    let general = alice.create_channel(&sid, "general", "text").await;
+    let message = bob.post(&general, "first").await;
     let id = str_of(&message["id"]);
     let path = format!("/messages/{id}");
 
@@ -606,12 +526,12 @@ async fn delete_message_is_for_author_or_owner() {
     let bob = server.user("bob").await;
     let erin = server.user("erin").await;
     let carol = server.user("carol").await;
-    let sid = public_server(&alice, "Guild").await;
-    join(&bob, &sid).await;
-    join(&erin, &sid).await;
-    let general = channel(&alice, &sid, "general", "text").await;
-    let by_bob = str_of(&post(&bob, &general, "one").await["id"]);
-    let by_bob_too = str_of(&post(&bob, &general, "two").await["id"]);
+    let sid = alice.create_server("Guild").await;
+    bob.join(&sid).await;
+    erin.join(&sid).await;
+    let general = alice.create_channel(&sid, "general", "text").await;
+    let by_bob = str_of(&bob.post(&general, "one").await["id"]);
+    let by_bob_too = str_of(&bob.post(&general, "two").await["id"]);
 
     assert_error(
         &bob.api.delete(&format!("/messages/{}", unknown_id())).await,
@@ -850,9 +770,9 @@ async fn voice_join_patch_leave_and_their_events() {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let carol = server.user("carol").await;
-    let sid = public_server(&alice, "Guild").await;
-    join(&bob, &sid).await;
-    let voice = channel(&alice, &sid, "talk", "voice").await;
+    let sid = alice.create_server("Guild").await;
+    bob.join(&sid).await;
+    let voice = alice.create_channel(&sid, "talk", "voice").await;
     let (mut alice_gw, _) = server.connect(&alice.ws_query()).await;
     let (mut bob_gw, _) = server.connect(&bob.ws_query()).await;
     let (mut carol_gw, _) = server.connect(&carol.ws_query()).await;
@@ -882,7 +802,7 @@ async fn voice_join_patch_leave_and_their_events() {
         assert_eq!(d, expected);
     }
     assert_eq!(
-        server.state.directory.voice_channel(user_id(&bob)),
+        server.state.directory.voice_channel(bob.user_id()),
         Some(voice.parse().unwrap())
     );
 
@@ -925,7 +845,7 @@ async fn voice_join_patch_leave_and_their_events() {
     for gw in [&mut alice_gw, &mut bob_gw] {
         assert_eq!(gw.next_event("VOICE_STATE_UPDATE").await, leave);
     }
-    assert_eq!(server.state.directory.voice_channel(user_id(&bob)), None);
+    assert_eq!(server.state.directory.voice_channel(bob.user_id()), None);
     assert_eq!(alice.api.get(&path).await.body, json!([]));
     assert_error(&bob.api.delete(&path).await, 404);
     assert_error(
@@ -949,14 +869,18 @@ async fn voice_errors_in_order() {
     let carol = server.user("carol").await;
     let quiet = server.user("quiet").await;
     let blind = server.user("blind").await;
-    let sid = public_server(&alice, "Guild").await;
+    let sid = alice.create_server("Guild").await;
     for user in [&bob, &quiet, &blind] {
-        join(user, &sid).await;
+        user.join(&sid).await;
     }
-    let voice = channel(&alice, &sid, "talk", "voice").await;
-    let text = channel(&alice, &sid, "general", "text").await;
-    deny(&server, &voice, &quiet, Permissions::CONNECT_VOICE.0).await;
-    deny(&server, &voice, &blind, Permissions::VIEW_CHANNEL.0).await;
+    let voice = alice.create_channel(&sid, "talk", "voice").await;
+    let text = alice.create_channel(&sid, "general", "text").await;
+    server
+        .deny(&voice, &quiet, Permissions::CONNECT_VOICE.0)
+        .await;
+    server
+        .deny(&voice, &blind, Permissions::VIEW_CHANNEL.0)
+        .await;
     let path = format!("/channels/{voice}/voice");
     let unknown = format!("/channels/{}/voice", unknown_id());
     let text_path = format!("/channels/{text}/voice");
@@ -1019,27 +943,21 @@ async fn moving_sends_the_leave_to_the_old_channels_audience() {
     let bob = server.user("bob").await; // the one who moves
     let erin = server.user("erin").await; // sees `one` but not `two`
     let frank = server.user("frank").await; // owner of the second server
-    let first = public_server(&alice, "First").await;
-    let second = public_server(&frank, "Second").await;
-    join(&bob, &first).await;
-    join(&erin, &first).await;
-    join(&bob, &second).await;
-    let one = channel(&alice, &first, "one", "voice").await;
-    let two = channel(&alice, &first, "two", "voice").await;
-    let lobby = channel(&alice, &first, "lobby", "text").await;
-    let three = channel(&frank, &second, "three", "voice").await;
-    deny(&server, &two, &erin, Permissions::VIEW_CHANNEL.0).await;
+    let first = alice.create_server("First").await;
+    let second = frank.create_server("Second").await;
+    bob.join(&first).await;
+    erin.join(&first).await;
+    bob.join(&second).await;
+    let one = alice.create_channel(&first, "one", "voice").await;
+    let two = alice.create_channel(&first, "two", "voice").await;
+    let lobby = alice.create_channel(&first, "lobby", "text").await;
+    let three = frank.create_channel(&second, "three", "voice").await;
+    server.deny(&two, &erin, Permissions::VIEW_CHANNEL.0).await;
     let (mut alice_gw, _) = server.connect(&alice.ws_query()).await;
     let (mut erin_gw, _) = server.connect(&erin.ws_query()).await;
     let (mut frank_gw, _) = server.connect(&frank.ws_query()).await;
 
-    assert_eq!(
-        bob.api
-            .post_empty(&format!("/channels/{one}/voice"))
-            .await
-            .status,
-        201
-    );
+    bob.join_voice(&one).await;
     for gw in [&mut alice_gw, &mut erin_gw] {
         assert_eq!(
             gw.next_event("VOICE_STATE_UPDATE").await["channel_id"],
@@ -1050,7 +968,7 @@ async fn moving_sends_the_leave_to_the_old_channels_audience() {
     let mut state = server
         .state
         .store
-        .voice_state(user_id(&bob))
+        .voice_state(bob.user_id())
         .await
         .unwrap()
         .unwrap();
@@ -1079,13 +997,7 @@ async fn moving_sends_the_leave_to_the_old_channels_audience() {
     assert_eq!(erin_leave, leave);
 
     // Another server: the old channel's audience gets the leave, the new one the join.
-    assert_eq!(
-        bob.api
-            .post_empty(&format!("/channels/{three}/voice"))
-            .await
-            .status,
-        201
-    );
+    bob.join_voice(&three).await;
     let leave = alice_gw.next_event("VOICE_STATE_UPDATE").await;
     assert_eq!(leave["channel_id"], Value::Null);
     assert_eq!(leave["username"], "bob");
@@ -1099,7 +1011,7 @@ async fn moving_sends_the_leave_to_the_old_channels_audience() {
 
     // Positive controls: neither the join of `two` nor the leave of `two` reached
     // erin, and alice got nothing from the second server.
-    let control = post(&alice, &lobby, "control").await;
+    let control = alice.post(&lobby, "control").await;
     assert_eq!(erin_gw.next_event("MESSAGE_CREATE").await, control);
     assert_eq!(alice_gw.next_event("MESSAGE_CREATE").await, control);
 }

@@ -1,11 +1,9 @@
 //! Servers, members, channels and read state over real HTTP (`rest.md` §7.3–§7.5):
 //! every success shape and every error row, in the contract's check order.
 
-use concord_protocol::{
-    ChannelId, ChannelOverride, OverrideId, Role, RoleId, ServerId, Timestamp, UserId,
-};
+use concord_protocol::{Role, RoleId, ServerId, Timestamp, UserId};
 use concord_server::{directory::DirectoryChange, perms::Permissions};
-use concord_testkit::{Response, TestServer, TestUser};
+use concord_testkit::{Response, TestServer, TestUser, assert_error, assert_keys, str_of};
 use serde_json::{Value, json};
 
 const SERVER_KEYS: &[&str] = &[
@@ -40,83 +38,6 @@ const CHANNEL_KEYS: &[&str] = &[
     "created_at",
 ];
 
-/// `value` is an object with exactly these keys.
-fn assert_keys(value: &Value, keys: &[&str]) {
-    let obj = value
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {value}"));
-    let mut got: Vec<&str> = obj.keys().map(String::as_str).collect();
-    let mut want = keys.to_vec();
-    got.sort_unstable();
-    want.sort_unstable();
-    assert_eq!(got, want, "keys of {value}");
-}
-
-/// An error answer: this status and a JSON `error` text.
-#[track_caller]
-fn assert_error(res: &Response, status: u16) {
-    assert_eq!(res.status, status, "{}", res.text);
-    assert!(res.body["error"].is_string(), "error body: {}", res.text);
-}
-
-fn str_of(value: &Value) -> String {
-    value
-        .as_str()
-        .unwrap_or_else(|| panic!("not a string: {value}"))
-        .to_string()
-}
-
-async fn create_server(owner: &TestUser, body: Value) -> Value {
-    let res = owner.api.post("/servers", &body).await;
-    assert_eq!(res.status, 201, "{}", res.body);
-    res.body
-}
-
-async fn public_server(owner: &TestUser, name: &str) -> String {
-    str_of(&create_server(owner, json!({"name": name, "is_public": true})).await["id"])
-}
-
-async fn channel(owner: &TestUser, server: &str, name: &str, kind: &str) -> String {
-    let res = owner
-        .api
-        .post(
-            &format!("/servers/{server}/channels"),
-            &json!({"name": name, "type": kind}),
-        )
-        .await;
-    assert_eq!(res.status, 201, "{}", res.body);
-    str_of(&res.body["id"])
-}
-
-async fn join(user: &TestUser, server: &str) {
-    let res = user
-        .api
-        .post_empty(&format!("/servers/{server}/join"))
-        .await;
-    assert_eq!(res.status, 201, "{}", res.body);
-}
-
-fn user_id(user: &TestUser) -> UserId {
-    user.id.parse().unwrap()
-}
-
-/// Denies `bits` to `user` on `channel` through a user override.
-async fn deny(server: &TestServer, channel: &str, user: &TestUser, bits: i64) {
-    let ov = ChannelOverride {
-        id: OverrideId::new(),
-        channel_id: channel.parse::<ChannelId>().unwrap(),
-        role_id: None,
-        user_id: Some(user_id(user)),
-        allow: 0,
-        deny: bits,
-    };
-    let stored = server.state.store.put_override(&ov).await.unwrap();
-    server
-        .state
-        .events
-        .change(DirectoryChange::OverrideUpserted(stored));
-}
-
 /// Gives `user` a role holding `bits` in `server_id`.
 async fn grant_role(server: &TestServer, server_id: &str, user: &TestUser, bits: i64) {
     let sid: ServerId = server_id.parse().unwrap();
@@ -134,7 +55,7 @@ async fn grant_role(server: &TestServer, server_id: &str, user: &TestUser, bits:
         server
             .state
             .store
-            .assign_role(sid, user_id(user), role.id)
+            .assign_role(sid, user.user_id(), role.id)
             .await
             .unwrap()
     );
@@ -149,7 +70,7 @@ async fn grant_role(server: &TestServer, server_id: &str, user: &TestUser, bits:
         .events
         .change(DirectoryChange::MemberRoleAdded {
             server: sid,
-            user: user_id(user),
+            user: user.user_id(),
             role: role.id,
         });
 }
@@ -160,9 +81,7 @@ async fn grant_role(server: &TestServer, server_id: &str, user: &TestUser, bits:
 async fn create_server_returns_the_dto_and_makes_the_creator_sole_member() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
-    let full = create_server(
-        &alice,
-        json!({"name": "Guild", "icon_url": "https://img.example/g.png", "is_public": true, "require_invite": true}),
+    let full = alice.create_server_with(&json!({"name": "Guild", "icon_url": "https://img.example/g.png", "is_public": true, "require_invite": true}),
     )
     .await;
     assert_keys(&full, SERVER_KEYS);
@@ -174,15 +93,15 @@ async fn create_server_returns_the_dto_and_makes_the_creator_sole_member() {
     assert_eq!(full["member_count"], 1);
     assert!(full["created_at"].is_string() && full["updated_at"].is_string());
 
-    let plain = create_server(&alice, json!({"name": "Plain"})).await;
+    let plain = alice.create_server_with(&json!({"name": "Plain"})).await;
     assert_keys(&plain, SERVER_KEYS);
     assert_eq!(plain["icon_url"], Value::Null);
     assert_eq!(plain["is_public"], false);
     assert_eq!(plain["require_invite"], false);
 
     let sid: ServerId = str_of(&full["id"]).parse().unwrap();
-    assert!(server.state.directory.is_member(sid, user_id(&alice)));
-    assert_eq!(server.state.directory.owner(sid), Some(user_id(&alice)));
+    assert!(server.state.directory.is_member(sid, alice.user_id()));
+    assert_eq!(server.state.directory.owner(sid), Some(alice.user_id()));
 
     let members = alice.api.get(&format!("/servers/{sid}/members")).await;
     assert_eq!(members.status, 200);
@@ -296,15 +215,13 @@ async fn browse_lists_public_servers_by_member_count() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
-    let small = public_server(&alice, "Small").await;
-    let private = str_of(&create_server(&alice, json!({"name": "Private"})).await["id"]);
-    let invite_only = create_server(
-        &alice,
-        json!({"name": "Invite", "is_public": true, "require_invite": true}),
-    )
-    .await;
-    let big = public_server(&alice, "Big").await;
-    join(&bob, &big).await;
+    let small = alice.create_server("Small").await;
+    let private = str_of(&alice.create_server_with(&json!({"name": "Private"})).await["id"]);
+    let invite_only = alice
+        .create_server_with(&json!({"name": "Invite", "is_public": true, "require_invite": true}))
+        .await;
+    let big = alice.create_server("Big").await;
+    bob.join(&big).await;
 
     let browse = bob.api.get("/servers/browse").await;
     assert_eq!(browse.status, 200);
@@ -331,7 +248,7 @@ async fn get_server_hides_servers_from_non_members() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
-    let sid = public_server(&alice, "Guild").await;
+    let sid = alice.create_server("Guild").await;
     let got = alice.api.get(&format!("/servers/{sid}")).await;
     assert_eq!(got.status, 200);
     assert_keys(&got.body, SERVER_KEYS);
@@ -342,7 +259,7 @@ async fn get_server_hides_servers_from_non_members() {
     );
     assert_error(&bob.api.get(&format!("/servers/{sid}")).await, 404);
     assert_error(&alice.api.get("/servers/not-a-uuid").await, 400);
-    join(&bob, &sid).await;
+    bob.join(&sid).await;
     assert_eq!(
         bob.api.get(&format!("/servers/{sid}")).await.body["member_count"],
         2
@@ -355,8 +272,8 @@ async fn patch_server_is_owner_only_and_validates_first() {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let carol = server.user("carol").await;
-    let sid = public_server(&alice, "Guild").await;
-    join(&bob, &sid).await;
+    let sid = alice.create_server("Guild").await;
+    bob.join(&sid).await;
     let path = format!("/servers/{sid}");
 
     let res = alice
@@ -419,9 +336,9 @@ async fn delete_server_is_owner_only_and_removes_everything() {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let carol = server.user("carol").await;
-    let sid = public_server(&alice, "Guild").await;
-    join(&bob, &sid).await;
-    let text = channel(&alice, &sid, "general", "text").await;
+    let sid = alice.create_server("Guild").await;
+    bob.join(&sid).await;
+    let text = alice.create_channel(&sid, "general", "text").await;
     let path = format!("/servers/{sid}");
 
     assert_error(
@@ -468,13 +385,11 @@ async fn join_follows_the_contract_order() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
-    let open = public_server(&alice, "Open").await;
-    let private = str_of(&create_server(&alice, json!({"name": "Private"})).await["id"]);
-    let invite = create_server(
-        &alice,
-        json!({"name": "Invite", "is_public": true, "require_invite": true}),
-    )
-    .await;
+    let open = alice.create_server("Open").await;
+    let private = str_of(&alice.create_server_with(&json!({"name": "Private"})).await["id"]);
+    let invite = alice
+        .create_server_with(&json!({"name": "Invite", "is_public": true, "require_invite": true}))
+        .await;
     let invite = str_of(&invite["id"]);
 
     assert_error(
@@ -502,7 +417,7 @@ async fn join_follows_the_contract_order() {
         server
             .state
             .directory
-            .is_member(open.parse().unwrap(), user_id(&bob))
+            .is_member(open.parse().unwrap(), bob.user_id())
     );
 
     assert_error(
@@ -531,12 +446,12 @@ async fn leave_follows_the_contract_and_drops_voice_in_that_server() {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let carol = server.user("carol").await;
-    let sid = public_server(&alice, "Guild").await;
-    let other = public_server(&carol, "Other").await;
-    join(&bob, &sid).await;
-    join(&bob, &other).await;
-    let voice = channel(&alice, &sid, "talk", "voice").await;
-    let other_voice = channel(&carol, &other, "lounge", "voice").await;
+    let sid = alice.create_server("Guild").await;
+    let other = carol.create_server("Other").await;
+    bob.join(&sid).await;
+    bob.join(&other).await;
+    let voice = alice.create_channel(&sid, "talk", "voice").await;
+    let other_voice = carol.create_channel(&other, "lounge", "voice").await;
 
     assert_error(
         &bob.api
@@ -555,18 +470,14 @@ async fn leave_follows_the_contract_and_drops_voice_in_that_server() {
 
     // Leaving a server whose voice channel bob is not in keeps his voice state.
     let (mut alice_gw, _) = server.connect(&alice.ws_query()).await;
-    let res = bob
-        .api
-        .post_empty(&format!("/channels/{other_voice}/voice"))
-        .await;
-    assert_eq!(res.status, 201);
+    bob.join_voice(&other_voice).await;
     let res = bob.api.delete(&format!("/servers/{sid}/leave")).await;
     assert_eq!(res.status, 204, "{}", res.text);
     assert!(
         server
             .state
             .store
-            .voice_state(user_id(&bob))
+            .voice_state(bob.user_id())
             .await
             .unwrap()
             .is_some()
@@ -575,20 +486,14 @@ async fn leave_follows_the_contract_and_drops_voice_in_that_server() {
         !server
             .state
             .directory
-            .is_member(sid.parse().unwrap(), user_id(&bob))
+            .is_member(sid.parse().unwrap(), bob.user_id())
     );
     assert_error(&bob.api.get(&format!("/servers/{sid}")).await, 404);
     assert_error(&bob.api.delete(&format!("/servers/{sid}/leave")).await, 404);
 
     // Leaving the server whose voice channel he is in takes him out of it.
-    join(&bob, &sid).await;
-    assert_eq!(
-        bob.api
-            .post_empty(&format!("/channels/{voice}/voice"))
-            .await
-            .status,
-        201
-    );
+    bob.join(&sid).await;
+    bob.join_voice(&voice).await;
     let joined = alice_gw.next_event("VOICE_STATE_UPDATE").await;
     assert_eq!(joined["channel_id"], voice.as_str());
     let res = bob.api.delete(&format!("/servers/{sid}/leave")).await;
@@ -602,12 +507,12 @@ async fn leave_follows_the_contract_and_drops_voice_in_that_server() {
         server
             .state
             .store
-            .voice_state(user_id(&bob))
+            .voice_state(bob.user_id())
             .await
             .unwrap()
             .is_none()
     );
-    assert_eq!(server.state.directory.voice_channel(user_id(&bob)), None);
+    assert_eq!(server.state.directory.voice_channel(bob.user_id()), None);
 }
 
 #[tokio::test]
@@ -616,8 +521,8 @@ async fn members_are_for_members_only() {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let carol = server.user("carol").await;
-    let sid = public_server(&alice, "Guild").await;
-    join(&bob, &sid).await;
+    let sid = alice.create_server("Guild").await;
+    bob.join(&sid).await;
     let res = bob.api.get(&format!("/servers/{sid}/members")).await;
     assert_eq!(res.status, 200);
     let list = res.body.as_array().unwrap();
@@ -648,7 +553,7 @@ async fn members_are_for_members_only() {
 async fn create_channel_shapes_and_positions() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
-    let sid = public_server(&alice, "Guild").await;
+    let sid = alice.create_server("Guild").await;
     let path = format!("/servers/{sid}/channels");
     let first = alice
         .api
@@ -683,8 +588,8 @@ async fn create_channel_errors_in_order() {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let carol = server.user("carol").await;
-    let sid = public_server(&alice, "Guild").await;
-    join(&bob, &sid).await;
+    let sid = alice.create_server("Guild").await;
+    bob.join(&sid).await;
     let path = format!("/servers/{sid}/channels");
     let unknown = format!("/servers/{}/channels", uuid_string());
 
@@ -753,14 +658,18 @@ async fn channel_list_omits_channels_the_caller_cannot_view() {
     let bob = server.user("bob").await;
     let admin = server.user("admin").await;
     let carol = server.user("carol").await;
-    let sid = public_server(&alice, "Guild").await;
-    join(&bob, &sid).await;
-    join(&admin, &sid).await;
-    let open = channel(&alice, &sid, "open", "text").await;
-    let secret = channel(&alice, &sid, "secret", "voice").await;
-    deny(&server, &secret, &bob, Permissions::VIEW_CHANNEL.0).await;
+    let sid = alice.create_server("Guild").await;
+    bob.join(&sid).await;
+    admin.join(&sid).await;
+    let open = alice.create_channel(&sid, "open", "text").await;
+    let secret = alice.create_channel(&sid, "secret", "voice").await;
+    server
+        .deny(&secret, &bob, Permissions::VIEW_CHANNEL.0)
+        .await;
     grant_role(&server, &sid, &admin, Permissions::ADMINISTRATOR.0).await;
-    deny(&server, &secret, &admin, Permissions::VIEW_CHANNEL.0).await;
+    server
+        .deny(&secret, &admin, Permissions::VIEW_CHANNEL.0)
+        .await;
 
     let path = format!("/servers/{sid}/channels");
     let ids = |res: &Response| -> Vec<String> {
@@ -800,13 +709,15 @@ async fn get_channel_must_be_of_that_server_and_visible() {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let carol = server.user("carol").await;
-    let sid = public_server(&alice, "Guild").await;
-    let other = public_server(&carol, "Other").await;
-    join(&bob, &sid).await;
-    let general = channel(&alice, &sid, "general", "text").await;
-    let hidden = channel(&alice, &sid, "hidden", "text").await;
-    let elsewhere = channel(&carol, &other, "elsewhere", "text").await;
-    deny(&server, &hidden, &bob, Permissions::VIEW_CHANNEL.0).await;
+    let sid = alice.create_server("Guild").await;
+    let other = carol.create_server("Other").await;
+    bob.join(&sid).await;
+    let general = alice.create_channel(&sid, "general", "text").await;
+    let hidden = alice.create_channel(&sid, "hidden", "text").await;
+    let elsewhere = carol.create_channel(&other, "elsewhere", "text").await;
+    server
+        .deny(&hidden, &bob, Permissions::VIEW_CHANNEL.0)
+        .await;
 
     let res = bob
         .api
@@ -867,11 +778,11 @@ async fn patch_channel_is_owner_only() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
-    let sid = public_server(&alice, "Guild").await;
-    let other = public_server(&alice, "Other").await;
-    join(&bob, &sid).await;
-    let general = channel(&alice, &sid, "general", "text").await;
-    let elsewhere = channel(&alice, &other, "elsewhere", "text").await;
+    let sid = alice.create_server("Guild").await;
+    let other = alice.create_server("Other").await;
+    bob.join(&sid).await;
+    let general = alice.create_channel(&sid, "general", "text").await;
+    let elsewhere = alice.create_channel(&other, "elsewhere", "text").await;
     let path = format!("/servers/{sid}/channels/{general}");
 
     let body = json!({"name": "renamed", "topic": "news", "category": "Info", "position": 7, "type": "voice"});
@@ -921,19 +832,13 @@ async fn delete_channel_is_owner_only() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
-    let sid = public_server(&alice, "Guild").await;
-    let other = public_server(&alice, "Other").await;
-    join(&bob, &sid).await;
-    let general = channel(&alice, &sid, "general", "voice").await;
-    let elsewhere = channel(&alice, &other, "elsewhere", "text").await;
+    let sid = alice.create_server("Guild").await;
+    let other = alice.create_server("Other").await;
+    bob.join(&sid).await;
+    let general = alice.create_channel(&sid, "general", "voice").await;
+    let elsewhere = alice.create_channel(&other, "elsewhere", "text").await;
     let path = format!("/servers/{sid}/channels/{general}");
-    assert_eq!(
-        bob.api
-            .post_empty(&format!("/channels/{general}/voice"))
-            .await
-            .status,
-        201
-    );
+    bob.join_voice(&general).await;
 
     assert_error(
         &alice
@@ -960,7 +865,7 @@ async fn delete_channel_is_owner_only() {
             .is_none()
     );
     assert_eq!(
-        server.state.directory.voice_channel(user_id(&bob)),
+        server.state.directory.voice_channel(bob.user_id()),
         None,
         "voice cascades"
     );
@@ -968,7 +873,7 @@ async fn delete_channel_is_owner_only() {
         server
             .state
             .store
-            .voice_state(user_id(&bob))
+            .voice_state(bob.user_id())
             .await
             .unwrap()
             .is_none()
@@ -996,9 +901,9 @@ async fn channel_ack_counts_from_now_on() {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let carol = server.user("carol").await;
-    let sid = public_server(&alice, "Guild").await;
-    join(&bob, &sid).await;
-    let general = channel(&alice, &sid, "general", "text").await;
+    let sid = alice.create_server("Guild").await;
+    bob.join(&sid).await;
+    let general = alice.create_channel(&sid, "general", "text").await;
     let post = |who: &TestUser, text: &str| {
         let api = who.api.clone();
         let path = format!("/channels/{general}/messages");

@@ -2,7 +2,8 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use concord_server::{AppState, Config, config::Rate};
+use concord_protocol::{ChannelId, ChannelOverride, OverrideId, UserId};
+use concord_server::{AppState, Config, config::Rate, directory::DirectoryChange};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
@@ -143,6 +144,26 @@ impl TestServer {
         Ok(Gateway { ws })
     }
 
+    /// Denies `bits` to `user` on `channel` through a user override, written straight
+    /// to the store and announced to the directory (there is no REST route for it).
+    ///
+    /// # Panics
+    /// If `channel` or the user's id is not a valid id, or the store fails.
+    pub async fn deny(&self, channel: &str, user: &TestUser, bits: i64) {
+        let ov = ChannelOverride {
+            id: OverrideId::new(),
+            channel_id: channel.parse::<ChannelId>().unwrap(),
+            role_id: None,
+            user_id: Some(user.user_id()),
+            allow: 0,
+            deny: bits,
+        };
+        let stored = self.state.store.put_override(&ov).await.unwrap();
+        self.state
+            .events
+            .change(DirectoryChange::OverrideUpserted(stored));
+    }
+
     /// Stops the server the way SIGTERM does and waits for it.
     pub async fn shutdown(mut self) {
         self.stop().await;
@@ -208,6 +229,152 @@ impl TestUser {
     pub fn ws_query(&self) -> String {
         format!("token={}", self.token)
     }
+
+    /// The user's id, parsed.
+    ///
+    /// # Panics
+    /// If the id is not a valid user id.
+    pub fn user_id(&self) -> UserId {
+        self.id.parse().unwrap()
+    }
+
+    /// Creates a public server (`POST /servers` with `{"name": name, "is_public": true}`),
+    /// asserts 201 and returns its id.
+    ///
+    /// # Panics
+    /// If the answer is not 201 (the body is in the message) or has no string id.
+    pub async fn create_server(&self, name: &str) -> String {
+        str_of(
+            &self
+                .create_server_with(&json!({"name": name, "is_public": true}))
+                .await["id"],
+        )
+    }
+
+    /// `POST /servers` with exactly this body; asserts 201 and returns the whole
+    /// body (the server DTO). For private or invite-only servers.
+    ///
+    /// # Panics
+    /// If the answer is not 201 (the body is in the message).
+    pub async fn create_server_with(&self, body: &Value) -> Value {
+        let res = self.api.post("/servers", body).await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        res.body
+    }
+
+    /// Creates a channel of type `kind` (`"text"` or `"voice"`) named `name` in
+    /// `server`, asserts 201 and returns its id.
+    ///
+    /// # Panics
+    /// If the answer is not 201 (the body is in the message) or has no string id.
+    pub async fn create_channel(&self, server: &str, name: &str, kind: &str) -> String {
+        let res = self
+            .api
+            .post(
+                &format!("/servers/{server}/channels"),
+                &json!({"name": name, "type": kind}),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        str_of(&res.body["id"])
+    }
+
+    /// Joins `server` (`POST /servers/{server}/join`) and asserts 201.
+    ///
+    /// # Panics
+    /// If the answer is not 201 (the body is in the message).
+    pub async fn join(&self, server: &str) {
+        let res = self
+            .api
+            .post_empty(&format!("/servers/{server}/join"))
+            .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+    }
+
+    /// Posts a message with this content in `channel`, asserts 201 and returns the
+    /// message.
+    ///
+    /// # Panics
+    /// If the answer is not 201 (the body is in the message).
+    pub async fn post(&self, channel: &str, content: &str) -> Value {
+        let res = self
+            .api
+            .post(
+                &format!("/channels/{channel}/messages"),
+                &json!({"content": content}),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        res.body
+    }
+
+    /// Joins the voice channel `channel` (`POST /channels/{channel}/voice`) and
+    /// asserts 201.
+    ///
+    /// # Panics
+    /// If the answer is not 201 (the body is in the message).
+    pub async fn join_voice(&self, channel: &str) {
+        let res = self
+            .api
+            .post_empty(&format!("/channels/{channel}/voice"))
+            .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+    }
+}
+
+/// The string `value` holds, owned.
+///
+/// # Panics
+/// If `value` is not a string.
+pub fn str_of(value: &Value) -> String {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a string: {value}"))
+        .to_string()
+}
+
+/// The keys of the object `value`, sorted.
+///
+/// # Panics
+/// If `value` is not an object.
+pub fn sorted_keys(value: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = value.as_object().expect("object").keys().cloned().collect();
+    keys.sort();
+    keys
+}
+
+/// Asserts that `value` is an object with exactly these keys (in any order).
+#[track_caller]
+pub fn assert_keys(value: &Value, keys: &[&str]) {
+    let obj = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"));
+    let mut got: Vec<&str> = obj.keys().map(String::as_str).collect();
+    let mut want = keys.to_vec();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want, "keys of {value}");
+}
+
+/// Asserts an error answer: this status and a JSON `error` text (other keys allowed).
+/// See [`assert_exact_error`] for the stricter form.
+#[track_caller]
+pub fn assert_error(res: &Response, status: u16) {
+    assert_eq!(res.status, status, "{}", res.text);
+    assert!(res.body["error"].is_string(), "error body: {}", res.text);
+}
+
+/// Asserts an error answer whose body is exactly `{"error": "<non-empty text>"}`,
+/// with this status.
+#[track_caller]
+pub fn assert_exact_error(res: &Response, status: u16) {
+    assert_eq!(res.status, status, "{}", res.text);
+    assert_eq!(sorted_keys(&res.body), ["error"], "{}", res.text);
+    assert!(
+        !res.body["error"].as_str().expect("error text").is_empty(),
+        "{}",
+        res.text
+    );
 }
 
 /// A REST response.
