@@ -58,7 +58,7 @@ where
         }
         // Vectored writes of up to SLICES frames each: no copy, no allocation, and
         // nothing kept per connection once the batch is out.
-        const SLICES: usize = 64;
+        const SLICES: usize = 16;
         let mut slices = [IoSlice::new(&[]); SLICES];
         // A cursor of plain indexes (entry, frame within it) across the awaits.
         let (mut entry, mut frame) = (0, 0);
