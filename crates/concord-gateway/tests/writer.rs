@@ -23,8 +23,9 @@ async fn batches_arrive_whole_and_in_order() {
     let mut batch = Vec::new();
     for round in 0..12 {
         // A shared batch of several frames, then single frames of every size class.
-        let shared: Vec<Payload> =
-            (0..3).map(|i| Payload::text(&format!("shared {round}.{i}"))).collect();
+        let shared: Vec<Payload> = (0..3)
+            .map(|i| Payload::text(&format!("shared {round}.{i}")))
+            .collect();
         expected.extend(shared.iter().map(|p| p.as_str().to_string()));
         batch.push(Frames::Many(Arc::new(FrameBatch::new(shared))));
         let size = sizes[round % sizes.len()];
@@ -32,7 +33,10 @@ async fn batches_arrive_whole_and_in_order() {
         expected.push(single.as_str().to_string());
         batch.push(Frames::One(single));
     }
-    assert!(expected.len() > 40, "more frames than one vectored write takes");
+    assert!(
+        expected.len() > 40,
+        "more frames than one vectored write takes"
+    );
 
     let reader = tokio::spawn(async move {
         let mut got = Vec::new();
@@ -58,7 +62,10 @@ async fn a_single_frame_batch_and_an_empty_batch() {
     let mut server = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
     let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
     server.write_frames(&[]).await.unwrap();
-    server.write_frames(&[Frames::One(Payload::text("only"))]).await.unwrap();
+    server
+        .write_frames(&[Frames::One(Payload::text("only"))])
+        .await
+        .unwrap();
     match client.next().await {
         Some(Ok(Message::Text(text))) => assert_eq!(text.as_str(), "only"),
         other => panic!("unexpected {other:?}"),
