@@ -35,6 +35,8 @@ pub(crate) enum Auth<'a> {
 pub(crate) struct Reply {
     pub(crate) status: StatusCode,
     pub(crate) body: Value,
+    /// The server's `retry-after`, in seconds, on a 429.
+    pub(crate) retry_after: Option<u64>,
 }
 
 impl Reply {
@@ -100,9 +102,18 @@ impl Rest {
         }
         let response = request.send().await?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
         let bytes = response.bytes().await?;
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Ok(Reply { status, body })
+        Ok(Reply {
+            status,
+            body,
+            retry_after,
+        })
     }
 }
 
@@ -385,9 +396,16 @@ async fn join(rest: &Rest, server_id: &str, token: &str, deadline: Instant) -> a
     bail!("join: gave up after repeated 429/5xx")
 }
 
-/// A short pause after a 429 or 5xx during setup.
+/// The pause after a 429 or 5xx during setup when the server names none.
+const SETUP_RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// Waits before retrying a setup request refused with 429 or 5xx: as long as the
+/// server's `retry-after` asks (capped at 5 s, the bench stays bounded), else briefly.
 async fn backoff_a_little(reply: &Reply) {
     if reply.status == StatusCode::TOO_MANY_REQUESTS || reply.status.is_server_error() {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let pause = reply
+            .retry_after
+            .map_or(SETUP_RETRY_PAUSE, |secs| Duration::from_secs(secs.min(5)));
+        tokio::time::sleep(pause).await;
     }
 }
