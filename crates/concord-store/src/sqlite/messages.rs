@@ -12,6 +12,7 @@ use sqlx::{
 
 use super::{IN_CHUNK, dedup, get, id, opt_id, opt_ts, placeholders, read_tx, rows, ts, write_tx};
 use crate::{NewMessage, StoreError, StoreResult};
+use uuid::Uuid;
 
 /// A message row with its live thread reply count, as [`message_row`] reads it
 /// (alias `m`).
@@ -249,20 +250,7 @@ pub(super) async fn ack_channel(
     channel: ChannelId,
     at: Timestamp,
 ) -> StoreResult<()> {
-    let done = sqlx::query(
-        "INSERT INTO read_states (user_id, channel_id, last_read_at) \
-         SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM channels WHERE id = ?2) \
-         ON CONFLICT (user_id, channel_id) DO UPDATE SET last_read_at = excluded.last_read_at",
-    )
-    .bind(user.get())
-    .bind(channel.get())
-    .bind(at.as_micros())
-    .execute(pool)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    mark_read(pool, "channels", user, channel.get(), at).await
 }
 
 pub(super) async fn ack_dm(
@@ -271,13 +259,25 @@ pub(super) async fn ack_dm(
     channel: DmChannelId,
     at: Timestamp,
 ) -> StoreResult<()> {
-    let done = sqlx::query(
+    mark_read(pool, "dm_channels", user, channel.get(), at).await
+}
+
+/// Upserts the user's read mark for a channel that must exist in `table` (server
+/// and DM channels share `read_states`; their ids never collide).
+async fn mark_read(
+    pool: &SqlitePool,
+    table: &'static str,
+    user: UserId,
+    channel: Uuid,
+    at: Timestamp,
+) -> StoreResult<()> {
+    let done = sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO read_states (user_id, channel_id, last_read_at) \
-         SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM dm_channels WHERE id = ?2) \
-         ON CONFLICT (user_id, channel_id) DO UPDATE SET last_read_at = excluded.last_read_at",
-    )
+         SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM {table} WHERE id = ?2) \
+         ON CONFLICT (user_id, channel_id) DO UPDATE SET last_read_at = excluded.last_read_at"
+    )))
     .bind(user.get())
-    .bind(channel.get())
+    .bind(channel)
     .bind(at.as_micros())
     .execute(pool)
     .await?;
