@@ -3,8 +3,8 @@
 //! The Hub knows users and sessions, nothing of chat. The domain resolves an event's
 //! audience to user ids from its in-memory state and hands the Hub one serialized
 //! payload; the Hub queues that same payload (shared bytes) on every session of those
-//! users. No lock is held while frames are queued: recipients are collected under a
-//! read lock, then pushed to.
+//! users, under the Hub's read lock (a push never waits on anything but that one
+//! session's queue).
 
 use std::{
     collections::HashMap,
@@ -106,7 +106,7 @@ impl Hub {
     where
         I: IntoIterator<Item = UserId>,
     {
-        push_all(&self.sessions_of(users), &Frames::One(payload.clone()))
+        self.push_to_users(users, &Frames::One(payload.clone()))
     }
 
     /// Queues a shared batch of frames on every session of every listed user: one
@@ -115,23 +115,30 @@ impl Hub {
     where
         I: IntoIterator<Item = UserId>,
     {
-        push_all(&self.sessions_of(users), &Frames::Many(Arc::clone(batch)))
+        self.push_to_users(users, &Frames::Many(Arc::clone(batch)))
     }
 
-    fn sessions_of<I>(&self, users: I) -> Vec<Arc<SessionEntry>>
+    /// Pushes under the read lock: a push only locks that session's queue and wakes
+    /// its writer (never runs it), so nothing here can wait on the Hub. Collecting
+    /// the targets first would cost an allocation and two reference-count updates per
+    /// recipient, on cache lines the recipients' writers are using.
+    fn push_to_users<I>(&self, users: I, frames: &Frames) -> Delivery
     where
         I: IntoIterator<Item = UserId>,
     {
         let state = self.read();
+        let mut delivery = Delivery::default();
         if state.by_user.is_empty() {
-            return Vec::new();
+            return delivery;
         }
-        users
-            .into_iter()
-            .filter_map(|user| state.by_user.get(&user))
-            .flatten()
-            .map(Arc::clone)
-            .collect()
+        for user in users {
+            if let Some(sessions) = state.by_user.get(&user) {
+                for session in sessions {
+                    delivery.record(session, session.outbox.push_frames(frames.clone()));
+                }
+            }
+        }
+        delivery
     }
 
     /// Queues `payload` on every session of `user`.
@@ -141,8 +148,12 @@ impl Hub {
 
     /// Queues `payload` on one session.
     pub fn send_to_session(&self, id: SessionId, payload: &Payload) -> Delivery {
-        let target = self.read().sessions.get(&id).map(Arc::clone);
-        push_all(target.as_slice(), &Frames::One(payload.clone()))
+        let state = self.read();
+        let mut delivery = Delivery::default();
+        if let Some(session) = state.sessions.get(&id) {
+            delivery.record(session, session.outbox.push(payload.clone()));
+        }
+        delivery
     }
 
     /// Closes every session of `user` (revoked, disabled, deleted).
@@ -185,19 +196,17 @@ impl Hub {
     }
 }
 
-fn push_all(targets: &[Arc<SessionEntry>], frames: &Frames) -> Delivery {
-    let mut delivery = Delivery::default();
-    for session in targets {
-        match session.outbox.push_frames(frames.clone()) {
-            Pushed::Queued => delivery.queued += 1,
+impl Delivery {
+    fn record(&mut self, session: &SessionEntry, pushed: Pushed) {
+        match pushed {
+            Pushed::Queued => self.queued += 1,
             Pushed::Overflow => {
-                delivery.overflowed += 1;
+                self.overflowed += 1;
                 tracing::warn!(session = session.id.0, user = %session.user_id, "outbound queue overflow; closing session");
             }
             Pushed::Closed => {}
         }
     }
-    delivery
 }
 
 #[cfg(test)]

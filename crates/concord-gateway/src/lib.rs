@@ -1,11 +1,15 @@
 #![doc = include_str!("../README.md")]
 
+mod compress;
 mod hub;
 mod outbox;
 mod payload;
 mod rate;
 mod session;
 
+pub use compress::{
+    Compression, CompressionConfig, StreamCompressor, UnknownCompression, ZlibConfig, ZstdConfig,
+};
 pub use hub::{Delivery, Hub, SessionEntry, SessionId};
 pub use outbox::{CloseReason, FrameBatch, Frames, Outbox, Pushed, QueueLimits};
 pub use payload::Payload;

@@ -5,11 +5,20 @@
 //! socket in production and on an in-memory pair in tests. The chat domain plugs in
 //! through [`SessionHandler`].
 
-use std::{future::Future, io::IoSlice, sync::Arc, sync::LazyLock, time::Duration};
+use std::{
+    future::{Future, poll_fn},
+    io::IoSlice,
+    sync::{
+        Arc, LazyLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll, Wake, Waker},
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use concord_protocol::{ClientFrame, CloseCode, Op, UserId};
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt, task::AtomicWaker};
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt},
     time::Instant,
@@ -207,6 +216,7 @@ async fn serve<S: GatewaySocket>(
     config: SessionConfig,
 ) -> Ending {
     let mut rate = RateWindow::new(config.rate_count, config.rate_window);
+    let mut reader = ReadGate::new();
     let mut batch = Vec::new();
     let mut last_write = Instant::now();
     let idle = tokio::time::sleep(config.idle_timeout);
@@ -234,7 +244,7 @@ async fn serve<S: GatewaySocket>(
                     return Ending::Other;
                 }
             }
-            inbound = socket.next() => {
+            inbound = poll_fn(|cx| reader.poll_next(socket, cx)) => {
                 idle.as_mut().reset(Instant::now() + config.idle_timeout);
                 match inbound {
                     Some(Ok(Message::Text(text))) => {
@@ -265,6 +275,64 @@ async fn serve<S: GatewaySocket>(
                 return Ending::Other;
             }
         }
+    }
+}
+
+/// Polls the socket's read side only when the socket asked for it.
+///
+/// `select!` polls every branch each time the task wakes, and most wake-ups of a busy
+/// session are for outbound frames. Re-polling the reader then costs waker
+/// registrations and a readiness check for nothing. The gate polls the reader with a
+/// waker of its own that records that the socket woke the task; until then (after a
+/// `Pending`) the read branch answers `Pending` at once. After a `Ready` the reader is
+/// polled again next time, since the codec may hold further buffered frames.
+struct ReadGate {
+    signal: Arc<ReadSignal>,
+    waker: Waker,
+}
+
+#[derive(Default)]
+struct ReadSignal {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for ReadSignal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl ReadGate {
+    fn new() -> Self {
+        let signal = Arc::new(ReadSignal {
+            woken: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
+        let waker = Waker::from(Arc::clone(&signal));
+        Self { signal, waker }
+    }
+
+    fn poll_next<S: GatewaySocket>(
+        &mut self,
+        socket: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Message, tungstenite::Error>>> {
+        // Register before checking, so a wake-up between the two is not lost.
+        self.signal.task.register(cx.waker());
+        if !self.signal.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let polled = socket.poll_next_unpin(&mut Context::from_waker(&self.waker));
+        if polled.is_ready() {
+            self.signal.woken.store(true, Ordering::Release);
+        }
+        polled
     }
 }
 

@@ -82,6 +82,9 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(FILE_POOL_SIZE)
+            // SQLite runs in-process: a liveness ping before each use tests nothing
+            // and costs a round trip to the connection's thread.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         Self::with_pool(pool).await
@@ -96,6 +99,7 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .min_connections(1)
             .max_connections(1)
+            .test_before_acquire(false)
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_with(options)
