@@ -21,7 +21,7 @@ use concord_protocol::{
     ChannelId, Dispatch, DmChannel, Event, Op, Ready, Server, Status, TypingStart, UserId,
     VoiceSignal, limits, typing_timestamp,
 };
-use concord_store::Presence as Chosen;
+use concord_store::{Presence as Chosen, UserRecord};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio_tungstenite::{
@@ -159,6 +159,7 @@ async fn upgrade(State(state): State<AppState>, request: Request) -> Response {
     let handler: Arc<dyn SessionHandler> = Arc::new(ChatSession {
         state: state.clone(),
         user: principal.user.clone(),
+        fresh: std::sync::Mutex::new(None),
     });
     let hub = Arc::clone(&state.hub);
     let user = principal.id();
@@ -186,23 +187,26 @@ async fn upgrade(State(state): State<AppState>, request: Request) -> Response {
 /// The chat domain's side of one session.
 struct ChatSession {
     state: AppState,
-    user: concord_store::UserRecord,
+    user: UserRecord,
+    /// The record READY was built from, handed to `connected` (then dropped).
+    fresh: std::sync::Mutex<Option<UserRecord>>,
 }
 
 #[async_trait]
 impl SessionHandler for ChatSession {
     async fn ready(&self, session: &SessionEntry) -> Result<Payload, ReadyError> {
-        let ready = build_ready(&self.state, session.user_id).await?;
+        // Re-read: the chosen presence may have changed since the upgrade. The fresh
+        // record also feeds `connected`, which follows once READY is written.
+        let record = live_user(&self.state, session.user_id).await?;
+        let ready = ready_for(&self.state, &record).await?;
+        *self.fresh.lock().unwrap_or_else(|e| e.into_inner()) = Some(record);
         Payload::json(&Dispatch::new(Event::Ready, &ready)).map_err(|e| ReadyError(e.to_string()))
     }
 
-    async fn connected(&self, session: &SessionEntry) {
-        // Re-read: the chosen presence may have changed since the upgrade.
-        let user = match self.state.store.user(session.user_id).await {
-            Ok(Some(user)) => user,
-            _ => self.user.clone(),
-        };
-        self.state.presence.session_started(&self.state, &user);
+    async fn connected(&self, _session: &SessionEntry) {
+        let fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let user = fresh.as_ref().unwrap_or(&self.user);
+        self.state.presence.session_started(&self.state, user);
     }
 
     async fn command(&self, session: &SessionEntry, op: Op, d: Option<Value>) {
@@ -365,14 +369,24 @@ impl ChatSession {
 /// # Errors
 /// When the user is gone or disabled, or any store read fails.
 pub async fn build_ready(state: &AppState, user: UserId) -> Result<Ready, ReadyError> {
-    let fail = |what: &str, err: &dyn std::fmt::Display| ReadyError(format!("{what}: {err}"));
-    let store = &state.store;
-    let record = store
+    ready_for(state, &live_user(state, user).await?).await
+}
+
+async fn live_user(state: &AppState, user: UserId) -> Result<UserRecord, ReadyError> {
+    state
+        .store
         .user(user)
         .await
-        .map_err(|e| fail("user", &e))?
+        .map_err(|e| ReadyError(format!("user: {e}")))?
         .filter(|u| !u.disabled)
-        .ok_or_else(|| ReadyError("user missing or disabled".into()))?;
+        .ok_or_else(|| ReadyError("user missing or disabled".into()))
+}
+
+/// READY for this (live) user record.
+async fn ready_for(state: &AppState, record: &UserRecord) -> Result<Ready, ReadyError> {
+    let fail = |what: &str, err: &dyn std::fmt::Display| ReadyError(format!("{what}: {err}"));
+    let store = &state.store;
+    let user = record.id;
     let servers = store
         .servers_of_user(user)
         .await
@@ -426,7 +440,7 @@ pub async fn build_ready(state: &AppState, user: UserId) -> Result<Ready, ReadyE
             channel_overrides.entry(ov.channel_id).or_default().push(ov);
         }
     }
-    let mut me = views::self_user(state, &record);
+    let mut me = views::self_user(state, record);
     // This session counts: the user is online with their chosen status.
     me.status = record.status;
     Ok(Ready {

@@ -9,7 +9,7 @@ use sqlx::{
 };
 use uuid::Uuid;
 
-use super::{channel_type, dedup, fetch_in, get, id, opt_id, read_tx, rows, ts};
+use super::{channel_type, dedup, fetch_in_snapshot, get, id, opt_id, read_tx, rows, ts};
 use crate::{ChannelPatch, DirectorySnapshot, NewChannel, StoreResult};
 
 /// The columns of a channel row, as [`channel_row`] reads them.
@@ -173,15 +173,13 @@ pub(super) async fn roles_of_servers(
         return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = dedup(servers).into_iter().map(ServerId::get).collect();
-    let mut tx = read_tx(pool).await?;
-    let mut roles = fetch_in(
-        &mut tx,
+    let mut roles = fetch_in_snapshot(
+        pool,
         &format!("SELECT {ROLE_COLS} FROM roles WHERE server_id IN ({{}})"),
         &ids,
         role_row,
     )
     .await?;
-    tx.commit().await?;
     roles.sort_by(|a, b| {
         (
             a.server_id,
@@ -240,9 +238,8 @@ pub(super) async fn overrides_of_servers(
         return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = dedup(servers).into_iter().map(ServerId::get).collect();
-    let mut tx = read_tx(pool).await?;
-    let mut overrides = fetch_in(
-        &mut tx,
+    let mut overrides = fetch_in_snapshot(
+        pool,
         "SELECT o.id, o.channel_id, o.role_id, o.user_id, o.allow, o.deny \
          FROM channel_overrides o JOIN channels c ON c.id = o.channel_id \
          WHERE c.server_id IN ({})",
@@ -250,7 +247,6 @@ pub(super) async fn overrides_of_servers(
         override_row,
     )
     .await?;
-    tx.commit().await?;
     overrides.sort_by_key(|ov| (ov.channel_id, ov.id));
     Ok(overrides)
 }

@@ -216,6 +216,25 @@ fn dedup<T: Copy + Eq + std::hash::Hash>(items: &[T]) -> Vec<T> {
 }
 
 /// Runs `sql` (with one `{}` for a placeholder list) over `ids` in chunks.
+/// [`fetch_in`] as one consistent read: a single statement when the ids fit one
+/// `IN` list (one trip to the database thread), a read transaction over the chunks
+/// otherwise.
+async fn fetch_in_snapshot<T>(
+    pool: &SqlitePool,
+    sql: &str,
+    ids: &[Uuid],
+    f: fn(&SqliteRow) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    if ids.len() <= IN_CHUNK {
+        let mut conn = pool.acquire().await?;
+        return fetch_in(&mut conn, sql, ids, f).await;
+    }
+    let mut tx = read_tx(pool).await?;
+    let found = fetch_in(&mut tx, sql, ids, f).await?;
+    tx.commit().await?;
+    Ok(found)
+}
+
 async fn fetch_in<T>(
     conn: &mut SqliteConnection,
     sql: &str,

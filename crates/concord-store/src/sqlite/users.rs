@@ -7,7 +7,7 @@ use sqlx::{
 };
 use uuid::Uuid;
 
-use super::{dedup, fetch_in, get, id, read_tx, status, ts, write_tx};
+use super::{dedup, fetch_in_snapshot, get, id, status, ts, write_tx};
 use crate::{NewUser, Presence, RefreshSession, StoreResult, UserPatch, UserRecord};
 
 /// The columns of a user row, as [`user_row`] reads them.
@@ -104,15 +104,13 @@ pub(super) async fn users(pool: &SqlitePool, ids: &[UserId]) -> StoreResult<Vec<
         return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = dedup(ids).into_iter().map(UserId::get).collect();
-    let mut tx = read_tx(pool).await?;
-    let users = fetch_in(
-        &mut tx,
+    let users = fetch_in_snapshot(
+        pool,
         &format!("SELECT {USER_COLS} FROM users WHERE id IN ({{}})"),
         &ids,
         user_row,
     )
     .await?;
-    tx.commit().await?;
     Ok(users)
 }
 
