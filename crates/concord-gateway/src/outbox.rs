@@ -193,14 +193,15 @@ impl Outbox {
     /// (frames queued before a non-overflow close are still handed out first).
     pub fn drain(&self, batch: &mut Vec<Frames>) -> Option<CloseReason> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        batch.extend(state.entries.drain(..));
+        // The queue's buffer leaves with its frames: an idle session keeps no capacity
+        // from its last burst, and the buffer is freed outside the lock.
+        let entries = std::mem::take(&mut state.entries);
         state.frames = 0;
         state.bytes = 0;
-        if state.entries.capacity() > 64 {
-            // Give back what a burst grew, so an idle session stays small.
-            state.entries.shrink_to(16);
-        }
-        state.closing
+        let closing = state.closing;
+        drop(state);
+        batch.extend(entries);
+        closing
     }
 
     /// Waits until something was pushed or a close was asked for since the last drain.

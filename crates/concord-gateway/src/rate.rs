@@ -18,7 +18,9 @@ impl RateWindow {
         Self {
             max,
             window,
-            accepted: VecDeque::with_capacity(max.min(64)),
+            // Allocated on the first counted frame: most sessions (bots listening,
+            // idle tabs) send nothing but heartbeats now and then.
+            accepted: VecDeque::new(),
         }
     }
 

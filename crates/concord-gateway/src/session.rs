@@ -217,7 +217,6 @@ async fn serve<S: GatewaySocket>(
 ) -> Ending {
     let mut rate = RateWindow::new(config.rate_count, config.rate_window);
     let mut reader = ReadGate::new();
-    let mut batch = Vec::new();
     let mut last_write = Instant::now();
     let idle = tokio::time::sleep(config.idle_timeout);
     tokio::pin!(idle);
@@ -232,9 +231,13 @@ async fn serve<S: GatewaySocket>(
                 if Instant::now() < next_write {
                     tokio::time::sleep_until(next_write).await;
                 }
+                // A batch of its own per write (one allocation, sized to fit): a
+                // session kept between writes would hold its largest burst's capacity
+                // for as long as the connection lives, idle or not.
+                let mut batch = Vec::new();
                 let closing = entry.outbox.drain(&mut batch);
                 if !batch.is_empty() {
-                    if !write_batch(socket, &mut batch, config.write_timeout).await {
+                    if !write_batch(socket, &batch, config.write_timeout).await {
                         return Ending::Other;
                     }
                     last_write = Instant::now();
@@ -354,20 +357,11 @@ async fn handle_text(entry: &SessionEntry, handler: &dyn SessionHandler, text: &
     }
 }
 
-async fn write_batch<S: GatewaySocket>(
-    socket: &mut S,
-    batch: &mut Vec<Frames>,
-    limit: Duration,
-) -> bool {
-    let ok = matches!(
+async fn write_batch<S: GatewaySocket>(socket: &mut S, batch: &[Frames], limit: Duration) -> bool {
+    matches!(
         tokio::time::timeout(limit, socket.write_frames(batch)).await,
         Ok(Ok(()))
-    );
-    batch.clear();
-    if batch.capacity() > 256 {
-        batch.shrink_to(16);
-    }
-    ok
+    )
 }
 
 async fn close<S: GatewaySocket>(

@@ -158,7 +158,7 @@ async fn upgrade(State(state): State<AppState>, request: Request) -> Response {
     };
     let handler: Arc<dyn SessionHandler> = Arc::new(ChatSession {
         state: state.clone(),
-        user: principal.user.clone(),
+        username: principal.user.username.clone(),
         fresh: std::sync::Mutex::new(None),
     });
     let hub = Arc::clone(&state.hub);
@@ -187,7 +187,8 @@ async fn upgrade(State(state): State<AppState>, request: Request) -> Response {
 /// The chat domain's side of one session.
 struct ChatSession {
     state: AppState,
-    user: UserRecord,
+    /// For TYPING_START (as at the upgrade).
+    username: String,
     /// The record READY was built from, handed to `connected` (then dropped).
     fresh: std::sync::Mutex<Option<UserRecord>>,
 }
@@ -204,9 +205,11 @@ impl SessionHandler for ChatSession {
     }
 
     async fn connected(&self, _session: &SessionEntry) {
+        // READY (always built before this) left the record here.
         let fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let user = fresh.as_ref().unwrap_or(&self.user);
-        self.state.presence.session_started(&self.state, user);
+        if let Some(user) = fresh {
+            self.state.presence.session_started(&self.state, &user);
+        }
     }
 
     async fn command(&self, session: &SessionEntry, op: Op, d: Option<Value>) {
@@ -303,7 +306,7 @@ impl ChatSession {
         }
         let event = TypingStart {
             user_id: session.user_id,
-            username: Some(self.user.username.clone()),
+            username: Some(self.username.clone()),
             channel_id: channel,
             timestamp: typing_timestamp(Utc::now()),
         };

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs `concord bench` against a freshly started release server with the limits the
+# benchmarks in BENCHMARKS.md use, then stops the server.
+#
+#   scripts/bench.sh --scenario idle,fanout,storm -n 1000 --messages 1000 --in-flight 8
+#
+# Environment: PORT (default 8093), BIN (default target/release/concord),
+# EXTRA_LIMITS (more lines for the [limits] table, e.g. "write_linger_ms = 0").
+# Every argument goes to `concord bench`; the JSON summaries are kept in
+# $WORK/bench.json (WORK defaults to a new temporary directory).
+set -euo pipefail
+
+PORT=${PORT:-8093}
+BIN=${BIN:-target/release/concord}
+WORK=${WORK:-$(mktemp -d -t concord-bench.XXXXXX)}
+[ -x "$BIN" ] || { echo "build first: cargo build --release -p concord" >&2; exit 1; }
+
+mkdir -p "$WORK"
+rm -rf "$WORK/data"
+cat > "$WORK/concord.toml" <<TOML
+[limits]
+# The bench creates up to tens of thousands of bots from one address.
+rest_per_ip = { per_second = 100000, burst = 100000 }
+auth_per_ip = { per_second = 100000, burst = 100000 }
+per_bot = { per_second = 100000, burst = 100000 }
+queue_max_frames = 65536
+queue_max_bytes = 67108864
+${EXTRA_LIMITS:-}
+TOML
+
+"$BIN" serve --listen "127.0.0.1:$PORT" --config "$WORK/concord.toml" \
+    --data-dir "$WORK/data" > "$WORK/server.log" 2>&1 &
+SERVER=$!
+trap 'kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true' EXIT
+# The server prints its bound address once it listens.
+for _ in $(seq 100); do
+    grep -q "$PORT" "$WORK/server.log" 2>/dev/null && break
+    sleep 0.1
+done
+
+"$BIN" bench --url "http://127.0.0.1:$PORT" --server-pid "$SERVER" "$@" | tee "$WORK/bench.out"
+grep '^{' "$WORK/bench.out" > "$WORK/bench.json" || true
+echo "JSON summaries: $WORK/bench.json" >&2
