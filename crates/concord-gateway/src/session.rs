@@ -171,49 +171,57 @@ pub fn v1_close_code(reason: CloseReason) -> CloseCode {
 
 /// Drives one authenticated socket until it ends. Registers the session in `hub`
 /// before READY is built and unregisters it at the end.
-pub async fn run_session<S: GatewaySocket>(
+///
+/// This future lives as long as the connection, idle or not, so its size is memory
+/// per connection: it is an `async` block rather than an `async fn` (whose arguments
+/// the compiler keeps twice, as arguments and as locals), and the writes, whose
+/// futures are the largest states, are boxed for the time they run.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep its arguments twice in every session's task"
+)]
+pub fn run_session<S: GatewaySocket>(
     mut socket: S,
     hub: Arc<Hub>,
     handler: Arc<dyn SessionHandler>,
     user: UserId,
     config: SessionConfig,
-) {
-    let entry = hub.register(user, config.queue);
-    let ready = match handler.ready(&entry).await {
-        Ok(ready) => ready,
-        Err(err) => {
-            tracing::error!(session = entry.id.0, %user, error = %err, "closing: READY failed");
-            close(
-                &mut socket,
-                CloseCode::Internal,
-                "ready failed",
-                config.write_timeout,
-            )
-            .await;
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let entry = hub.register(user, config.queue);
+        let ready = match handler.ready(&entry).await {
+            Ok(ready) => ready,
+            Err(err) => {
+                tracing::error!(session = entry.id.0, %user, error = %err, "closing: READY failed");
+                close(
+                    &mut socket,
+                    CloseCode::Internal,
+                    "ready failed",
+                    config.write_timeout,
+                )
+                .await;
+                hub.unregister(entry.id);
+                return;
+            }
+        };
+        let first = [Frames::One(ready)];
+        if !write_batch(&mut socket, &first, config.write_timeout).await {
             hub.unregister(entry.id);
             return;
         }
-    };
-    let sent = tokio::time::timeout(
-        config.write_timeout,
-        socket.write_frames(&[Frames::One(ready)]),
-    )
-    .await;
-    if !matches!(sent, Ok(Ok(()))) {
-        hub.unregister(entry.id);
-        return;
+        drop(first);
+        handler.connected(&entry).await;
+        let ending = serve(&mut socket, &entry, handler.as_ref(), &config).await;
+        let remaining = hub.unregister(entry.id);
+        handler.disconnected(&entry, ending, remaining).await;
     }
-    handler.connected(&entry).await;
-    let ending = serve(&mut socket, &entry, handler.as_ref(), config).await;
-    let remaining = hub.unregister(entry.id);
-    handler.disconnected(&entry, ending, remaining).await;
 }
 
 async fn serve<S: GatewaySocket>(
     socket: &mut S,
     entry: &SessionEntry,
     handler: &dyn SessionHandler,
-    config: SessionConfig,
+    config: &SessionConfig,
 ) -> Ending {
     let mut rate = RateWindow::new(config.rate_count, config.rate_window);
     let mut reader = ReadGate::new();
@@ -357,11 +365,12 @@ async fn handle_text(entry: &SessionEntry, handler: &dyn SessionHandler, text: &
     }
 }
 
+/// Writes `batch` within `limit`. The write's future (slice array, timer) is boxed:
+/// held inline it would be the largest state of every session's task, and so memory
+/// every idle connection pays for.
 async fn write_batch<S: GatewaySocket>(socket: &mut S, batch: &[Frames], limit: Duration) -> bool {
-    matches!(
-        tokio::time::timeout(limit, socket.write_frames(batch)).await,
-        Ok(Ok(()))
-    )
+    let write = Box::pin(tokio::time::timeout(limit, socket.write_frames(batch)));
+    matches!(write.await, Ok(Ok(())))
 }
 
 async fn close<S: GatewaySocket>(

@@ -8,6 +8,7 @@ use axum::{
     http::{HeaderValue, Method, header},
     middleware::{self, Next},
     response::Response,
+    serve::ListenerExt,
 };
 use concord_gateway::{CloseReason, Hub};
 use concord_store::{SqliteStore, Store};
@@ -173,6 +174,7 @@ where
             limiters.prune();
         }
     });
+    let nodelay = state.config.limits.tcp_nodelay;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
@@ -185,6 +187,11 @@ where
         }
         let _ = drained_tx.send(());
     };
+    let listener = listener.tap_io(move |tcp| {
+        if nodelay && let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "could not set TCP_NODELAY");
+        }
+    });
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(signal)
         .await;

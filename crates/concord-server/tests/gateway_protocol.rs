@@ -182,6 +182,22 @@ async fn heartbeat_ack_is_exact_and_goes_to_the_session_that_sent_it() {
 }
 
 #[tokio::test]
+async fn with_tcp_nodelay_rest_and_gateway_work_the_same() {
+    let server = TestServer::start_with(|c| c.limits.tcp_nodelay = true).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let hall = alice.create_server("nodelay").await;
+    let channel = alice.create_channel(&hall, "general", "text").await;
+    bob.join(&hall).await;
+    let (mut gw, _) = server.connect(&bob.ws_query()).await;
+    gw.send(&json!({"op": "HEARTBEAT"})).await;
+    assert_eq!(gw.next_frame().await, json!({"op": "HEARTBEAT_ACK"}));
+    alice.post(&channel, "no delay").await;
+    let event = gw.next_event("MESSAGE_CREATE").await;
+    assert_eq!(event["content"], "no delay");
+}
+
+#[tokio::test]
 async fn malformed_unknown_and_binary_frames_are_ignored_and_the_socket_stays() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;

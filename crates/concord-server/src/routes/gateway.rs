@@ -170,7 +170,10 @@ async fn upgrade(State(state): State<AppState>, request: Request) -> Response {
                 let io = TokioIo::new(upgraded);
                 let socket =
                     WebSocketStream::from_raw_socket(io, Role::Server, Some(socket_config())).await;
-                run_session(socket, hub, handler, user, config).await;
+                // The session is a task of its own, sized to the session alone: this
+                // one ends now, and what it captured is not kept beside it for the
+                // connection's life.
+                tokio::spawn(run_session(socket, hub, handler, user, config));
             }
             Err(err) => tracing::debug!(error = %err, "upgrade did not complete"),
         }
