@@ -4,7 +4,7 @@
 
 #![allow(missing_docs)]
 
-use concord_gateway::{Compression, CompressionConfig, StreamCompressor, ZlibConfig, ZstdConfig};
+use concord_gateway::{Compression, CompressionConfig, StreamCompressor, ZlibConfig};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const WORDS: &[&str] = &[
@@ -99,19 +99,7 @@ fn dispatch(i: u64) -> Vec<u8> {
 
 fn configs() -> Vec<(Compression, &'static str, CompressionConfig)> {
     let default = CompressionConfig::default();
-    let large = CompressionConfig {
-        zlib: ZlibConfig {
-            level: 6,
-            window_bits: 15,
-            mem_level: 8,
-        },
-        zstd: ZstdConfig {
-            level: 3,
-            window_log: None,
-            hash_log: None,
-            chain_log: None,
-        },
-    };
+    let large = CompressionConfig::library_defaults();
     let level_6 = CompressionConfig {
         zlib: ZlibConfig {
             level: 6,
