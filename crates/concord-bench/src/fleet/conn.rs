@@ -1,0 +1,296 @@
+//! One member connection of the fleet: connect, heartbeat, read and account every
+//! frame, follow the fleet's commands (send, reconnect, storm), close cleanly.
+
+use super::*;
+
+/// One member connection's task.
+pub(super) struct Conn {
+    pub(super) shared: Arc<Shared>,
+    pub(super) idx: usize,
+    pub(super) global: usize,
+    pub(super) query: String,
+    pub(super) cmds: mpsc::Receiver<Cmd>,
+    pub(super) stop: watch::Receiver<bool>,
+    pub(super) rng: Rng,
+}
+
+/// The live part of a connection: its socket and this session's log.
+struct Live {
+    ws: Ws,
+    log: SessionLog,
+}
+
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
+impl Conn {
+    pub(super) async fn run(mut self) -> Vec<SessionLog> {
+        let slots = self.shared.slots.len();
+        let mut sessions = Vec::new();
+        let mut union = Bitmap::new(slots);
+        let mut live = self.connect(Mode::Initial).await;
+        if live.is_none() {
+            self.shared.c.gave_up.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut heartbeat =
+            tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        loop {
+            let Some(current) = live.as_mut() else {
+                // No socket: only commands matter.
+                match self.cmds.recv().await {
+                    Some(Cmd::Send(_)) => continue,
+                    Some(Cmd::Reconnect) => live = self.reconnect(Mode::Churn).await,
+                    Some(Cmd::Storm) => live = self.reconnect(Mode::Storm).await,
+                    Some(Cmd::Close) | None => break,
+                }
+                continue;
+            };
+            tokio::select! {
+                cmd = self.cmds.recv() => match cmd {
+                    Some(Cmd::Send(text)) => {
+                        if current.ws.send(Message::text(text)).await.is_err() {
+                            self.end(&mut live, &mut sessions);
+                            self.shared.c.server_closes.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Some(Cmd::Reconnect) => {
+                        self.end(&mut live, &mut sessions);
+                        live = self.reconnect(Mode::Churn).await;
+                    }
+                    Some(Cmd::Storm) => {
+                        self.end(&mut live, &mut sessions);
+                        live = self.reconnect(Mode::Storm).await;
+                    }
+                    Some(Cmd::Close) | None => {
+                        close_cleanly(&mut current.ws).await;
+                        self.end(&mut live, &mut sessions);
+                        break;
+                    }
+                },
+                frame = current.ws.next() => match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        self.on_text(&text, &mut current.log, &mut union);
+                        // Frames usually come in bursts: take the ones already read
+                        // before paying for another trip through the select.
+                        let mut ended = false;
+                        while let Some(more) = current.ws.next().now_or_never() {
+                            match more {
+                                Some(Ok(Message::Text(text))) => {
+                                    self.on_text(&text, &mut current.log, &mut union);
+                                }
+                                Some(Ok(Message::Close(_)) | Err(_)) | None => {
+                                    ended = true;
+                                    break;
+                                }
+                                Some(Ok(_)) => {}
+                            }
+                        }
+                        if ended {
+                            self.shared.c.server_closes.fetch_add(1, Ordering::Relaxed);
+                            self.end(&mut live, &mut sessions);
+                        }
+                    }
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => {
+                        self.shared.c.server_closes.fetch_add(1, Ordering::Relaxed);
+                        self.end(&mut live, &mut sessions);
+                    }
+                    Some(Ok(_)) => {}
+                },
+                _ = heartbeat.tick() => {
+                    let beat = r#"{"op":"HEARTBEAT","t":null,"d":null}"#;
+                    if current.ws.send(Message::text(beat)).await.is_err() {
+                        self.shared.c.server_closes.fetch_add(1, Ordering::Relaxed);
+                        self.end(&mut live, &mut sessions);
+                    }
+                }
+            }
+        }
+        sessions
+    }
+
+    /// Ends the live session (the socket is dropped without a close frame).
+    fn end(&self, live: &mut Option<Live>, sessions: &mut Vec<SessionLog>) {
+        if let Some(ended) = live.take() {
+            self.shared.c.live.fetch_sub(1, Ordering::Relaxed);
+            sessions.push(ended.log);
+        }
+    }
+
+    async fn reconnect(&mut self, mode: Mode) -> Option<Live> {
+        let live = self.connect(mode).await;
+        if live.is_some() && mode == Mode::Churn {
+            self.shared.c.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        live
+    }
+
+    /// Connects, retrying with full-jitter backoff until READY, the deadline or stop.
+    async fn connect(&mut self, mode: Mode) -> Option<Live> {
+        let shared = self.shared.clone();
+        let c = &shared.c;
+        let mut attempt: u32 = 0;
+        loop {
+            if attempt > 0 || mode == Mode::Storm {
+                let delay = shared.backoff.delay(attempt, &mut self.rng);
+                if !self.pause(delay).await {
+                    return None;
+                }
+            }
+            if *self.stop.borrow() || Instant::now() >= shared.deadline {
+                return None;
+            }
+            let permit = if mode == Mode::Initial {
+                tokio::select! {
+                    p = shared.gate.acquire() => p.ok(),
+                    _ = self.stop.wait_for(|s| *s) => return None,
+                    () = tokio::time::sleep_until(shared.deadline.into()) => return None,
+                }
+            } else {
+                None
+            };
+            let started = now_ns();
+            if mode == Mode::Initial {
+                c.first_attempt_ns.fetch_min(started, Ordering::Relaxed);
+            }
+            let limit = shared
+                .ready_timeout
+                .min(shared.deadline.saturating_duration_since(Instant::now()));
+            let result = tokio::select! {
+                r = shared.target.open(self.global, &self.query, limit) => r,
+                _ = self.stop.wait_for(|s| *s) => return None,
+            };
+            drop(permit);
+            match result {
+                Ok(ws) => {
+                    let ready = now_ns();
+                    c.live.fetch_add(1, Ordering::Relaxed);
+                    match mode {
+                        Mode::Initial => {
+                            c.ready_once.fetch_add(1, Ordering::Relaxed);
+                            c.last_ready_ns.fetch_max(ready, Ordering::Relaxed);
+                            let mut hist =
+                                shared.connect_us.lock().unwrap_or_else(|e| e.into_inner());
+                            record(&mut hist, ready.saturating_sub(started) / 1000);
+                        }
+                        Mode::Storm => {
+                            c.storm_ready.fetch_add(1, Ordering::Relaxed);
+                            let since =
+                                ready.saturating_sub(c.storm_drop_ns.load(Ordering::Relaxed));
+                            let mut hist =
+                                shared.storm_us.lock().unwrap_or_else(|e| e.into_inner());
+                            record(&mut hist, since / 1000);
+                        }
+                        Mode::Churn => {}
+                    }
+                    return Some(Live {
+                        ws,
+                        log: SessionLog {
+                            ready_ns: ready,
+                            got: Bitmap::new(shared.slots.len()),
+                        },
+                    });
+                }
+                Err(_) => {
+                    c.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                    if mode == Mode::Storm {
+                        c.storm_failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    attempt = attempt.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    /// Sleeps `delay`; false if stopped or the deadline comes first.
+    async fn pause(&mut self, delay: Duration) -> bool {
+        let deadline = self.shared.deadline;
+        let wake = Instant::now() + delay;
+        if wake >= deadline {
+            return false;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(wake.into()) => true,
+            _ = self.stop.wait_for(|s| *s) => false,
+        }
+    }
+
+    fn on_text(&self, text: &str, log: &mut SessionLog, union: &mut Bitmap) {
+        let shared = &*self.shared;
+        let c = &shared.c;
+        let name = event_name(text);
+        // Only dispatches count as frames: heartbeat acknowledgements arrive all the
+        // time and would keep "wait until quiet" from ever ending.
+        if name.is_none() {
+            return;
+        }
+        c.frames.fetch_add(1, Ordering::Relaxed);
+        c.bytes.fetch_add(text.len() as u64, Ordering::Relaxed);
+        match name {
+            Some("MESSAGE_CREATE") => c.frames_message.fetch_add(1, Ordering::Relaxed),
+            Some("PRESENCE_UPDATE") => c.frames_presence.fetch_add(1, Ordering::Relaxed),
+            Some("TYPING_START") => c.frames_typing.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+        if name != Some(shared.carrier.event()) {
+            return;
+        }
+        let now = now_ns();
+        if shared.carrier == Carrier::Typing {
+            let sent = string_field(text, "user_id")
+                .and_then(|u| shared.typing_index.get(u))
+                .map_or(0, |&i| shared.typing_sent_ns[i].load(Ordering::Relaxed));
+            if sent == 0 {
+                c.unexpected.fetch_add(1, Ordering::Relaxed);
+            } else {
+                c.deliveries.fetch_add(1, Ordering::Relaxed);
+                self.record_latency(now.saturating_sub(sent));
+            }
+            return;
+        }
+        let Some(Stamp { seq, sent_ns }) = shared.marker.find(text) else {
+            return;
+        };
+        let Some(slot) = usize::try_from(seq).ok().and_then(|s| shared.slots.get(s)) else {
+            c.unexpected.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let seq = seq as usize;
+        if shared.carrier == Carrier::Presence
+            && shared.senders[seq].load(Ordering::Relaxed) == self.idx
+        {
+            c.self_echo.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        c.deliveries.fetch_add(1, Ordering::Relaxed);
+        if seq < shared.timed_below {
+            self.record_latency(now.saturating_sub(sent_ns));
+        }
+        log.got.insert(seq);
+        if union.insert(seq) {
+            slot.count.fetch_add(1, Ordering::Relaxed);
+            slot.last_ns.fetch_max(now, Ordering::Relaxed);
+        } else {
+            c.duplicates.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn record_latency(&self, ns: u64) {
+        let shard = &self.shared.latency[self.idx % SHARDS];
+        let mut hist = shard.lock().unwrap_or_else(|e| e.into_inner());
+        record(&mut hist, ns / 1000);
+    }
+}
+
+/// Sends close 1000 and waits (briefly) for the server's answer, so the server sees
+/// a clean end and skips its presence grace period.
+async fn close_cleanly(ws: &mut Ws) {
+    let close = async {
+        let frame = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        };
+        if ws.close(Some(frame)).await.is_ok() {
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
+}
