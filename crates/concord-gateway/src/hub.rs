@@ -89,7 +89,11 @@ impl Hub {
         let user = entry.user_id;
         let remaining = match state.by_user.get_mut(&user) {
             Some(list) => {
-                list.retain(|s| s.id != id);
+                // Pointer comparison: no visit to every other session's entry, which
+                // matters for a user with thousands of sessions (bots, shards).
+                if let Some(at) = list.iter().position(|s| Arc::ptr_eq(s, &entry)) {
+                    list.swap_remove(at);
+                }
                 list.len()
             }
             None => 0,
