@@ -3,8 +3,8 @@
 //! that type; the records here are the ones with more (or less) than the wire shows.
 
 use concord_protocol::{
-    Bot, ChannelId, ChannelOverride, ChannelType, DmChannelId, MemberRoleInfo, MessageId, RoleId,
-    ServerId, Status, Timestamp, UserId,
+    Bot, ChannelId, ChannelOverride, ChannelType, DmChannelId, MemberRoleInfo, MentionCount,
+    MessageId, Role, RoleId, ServerDto, ServerId, Status, Timestamp, UnreadCount, UserId,
 };
 
 /// A user row. `status` is the status the user *chose* (what they show while connected);
@@ -223,6 +223,23 @@ pub struct DmChannelSummary {
     pub recipient: UserRecord,
     /// Newest message.
     pub last_message_at: Option<Timestamp>,
+}
+
+/// What READY needs from the store, read in one snapshot ([`crate::Store::ready_state`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadyState {
+    /// The user's servers, oldest first.
+    pub servers: Vec<ServerDto>,
+    /// The user's DM channels, newest `last_message_at` first.
+    pub dm_channels: Vec<DmChannelSummary>,
+    /// Unread counts (server and DM channels), zeros omitted.
+    pub unread_counts: Vec<UnreadCount>,
+    /// Mention counts (server channels), zeros omitted.
+    pub mention_counts: Vec<MentionCount>,
+    /// Roles of those servers, position DESC within each.
+    pub roles: Vec<Role>,
+    /// Channel overrides of those servers.
+    pub overrides: Vec<ChannelOverride>,
 }
 
 /// A bot with the hash of its current token.

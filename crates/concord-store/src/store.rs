@@ -10,8 +10,8 @@ use concord_protocol::{
 
 use crate::{
     BotRecord, ChannelPatch, DirectorySnapshot, DmChannelRecord, DmChannelSummary, MemberDetail,
-    NewChannel, NewMessage, NewUser, Presence, RefreshSession, ServerPatch, StoreError, UserPatch,
-    UserRecord,
+    NewChannel, NewMessage, NewUser, Presence, ReadyState, RefreshSession, ServerPatch, StoreError,
+    UserPatch, UserRecord,
 };
 
 /// Result of a store call.
@@ -163,6 +163,11 @@ pub trait Store: Send + Sync + 'static {
     /// READY's mention counts: server channels with a read-state row; same window;
     /// messages mentioning the user or everyone; zeros omitted.
     async fn mention_counts(&self, user: UserId) -> StoreResult<Vec<MentionCount>>;
+    /// Everything READY reads for `user`, from one consistent snapshot: the same as
+    /// [`Store::servers_of_user`], [`Store::dm_channels_of_user`],
+    /// [`Store::unread_counts`], [`Store::mention_counts`], and
+    /// [`Store::roles_of_servers`] / [`Store::overrides_of_servers`] of those servers.
+    async fn ready_state(&self, user: UserId) -> StoreResult<ReadyState>;
 
     // ---- messages ----
 

@@ -21,7 +21,7 @@ use concord_protocol::{
     ChannelId, Dispatch, DmChannel, Event, Op, Ready, Server, Status, TypingStart, UserId,
     VoiceSignal, limits, typing_timestamp,
 };
-use concord_store::{Presence as Chosen, UserRecord};
+use concord_store::{Presence as Chosen, ReadyState, UserRecord};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio_tungstenite::{
@@ -390,18 +390,20 @@ async fn live_user(state: &AppState, user: UserId) -> Result<UserRecord, ReadyEr
 
 /// READY for this (live) user record.
 async fn ready_for(state: &AppState, record: &UserRecord) -> Result<Ready, ReadyError> {
-    let fail = |what: &str, err: &dyn std::fmt::Display| ReadyError(format!("{what}: {err}"));
-    let store = &state.store;
     let user = record.id;
-    let servers = store
-        .servers_of_user(user)
+    // One consistent snapshot of everything READY reads from the store.
+    let ReadyState {
+        servers,
+        dm_channels: dms,
+        mut unread_counts,
+        mut mention_counts,
+        roles,
+        overrides,
+    } = state
+        .store
+        .ready_state(user)
         .await
-        .map_err(|e| fail("servers", &e))?;
-    let server_ids: Vec<_> = servers.iter().map(|s| s.server.id).collect();
-    let dms = store
-        .dm_channels_of_user(user)
-        .await
-        .map_err(|e| fail("dm channels", &e))?;
+        .map_err(|e| ReadyError(format!("store: {e}")))?;
     // Counts of server channels the user can no longer view are not theirs to know;
     // ids unknown to the directory are DM channels (the store only counts live ones).
     let may_view = |channel: uuid::Uuid| {
@@ -412,24 +414,8 @@ async fn ready_for(state: &AppState, record: &UserRecord) -> Result<Ready, Ready
                 .channel_permissions(channel, user)
                 .is_some_and(|p| p.contains(Permissions::VIEW_CHANNEL))
     };
-    let mut unread_counts = store
-        .unread_counts(user)
-        .await
-        .map_err(|e| fail("unread", &e))?;
     unread_counts.retain(|c| may_view(c.channel_id));
-    let mut mention_counts = store
-        .mention_counts(user)
-        .await
-        .map_err(|e| fail("mentions", &e))?;
     mention_counts.retain(|c| may_view(c.channel_id.get()));
-    let roles = store
-        .roles_of_servers(&server_ids)
-        .await
-        .map_err(|e| fail("roles", &e))?;
-    let overrides = store
-        .overrides_of_servers(&server_ids)
-        .await
-        .map_err(|e| fail("overrides", &e))?;
 
     let mut server_roles: BTreeMap<_, Vec<_>> = BTreeMap::new();
     for role in roles {

@@ -3,8 +3,8 @@
 use concord_protocol::{Channel, ChannelId, ChannelOverride, ChannelType, OverrideId, ServerId};
 
 use super::{
-    assert_conflict, assert_not_found, at, channel, channel_def, message, message_def, role_def,
-    server, server_ids, user, voice,
+    assert_conflict, assert_not_found, at, channel, channel_def, dm_def, dm_message, message,
+    message_def, role_def, server, server_ids, user, voice,
 };
 use crate::{ChannelPatch, Store};
 
@@ -431,4 +431,80 @@ pub async fn timeouts_and_directory_snapshot(store: &dyn Store) {
         .unwrap();
     let snapshot = store.directory_snapshot(at(150)).await.unwrap();
     assert_eq!(snapshot.timeouts, vec![(s.id, bob.id, at(200))]);
+}
+
+/// `ready_state` is exactly the six READY reads, for a user with servers, roles,
+/// overrides, DMs, unread and mention counts, and all empty for a user with nothing.
+pub async fn ready_state_matches_the_single_reads(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let bob = user(store, "bob").await;
+    let loner = user(store, "loner").await;
+    let mine = server(store, alice.id, at(1)).await;
+    let theirs = server(store, bob.id, at(2)).await;
+    store.add_member(theirs.id, alice.id, at(3)).await.unwrap();
+    store.add_member(mine.id, bob.id, at(3)).await.unwrap();
+    let text = channel(store, mine.id, ChannelType::Text, 1).await;
+    let other = channel(store, theirs.id, ChannelType::Text, 1).await;
+    store
+        .create_role(&role_def(mine.id, "mods", 1))
+        .await
+        .unwrap();
+    store
+        .put_override(&ChannelOverride {
+            id: OverrideId::new(),
+            channel_id: other.id,
+            role_id: None,
+            user_id: Some(alice.id),
+            allow: 1,
+            deny: 0,
+        })
+        .await
+        .unwrap();
+    let (dm, _) = store
+        .open_dm_channel(&dm_def(alice.id, bob.id, at(4)))
+        .await
+        .unwrap();
+    store.ack_channel(alice.id, text.id, at(5)).await.unwrap();
+    store.ack_dm(alice.id, dm.id, at(5)).await.unwrap();
+    let mut mention = message_def(text.id, bob.id, "@everyone", at(6));
+    mention.mention_everyone = true;
+    store.create_message(&mention).await.unwrap();
+    store
+        .create_dm_message(&dm_message(dm.id, bob.id, at(7)))
+        .await
+        .unwrap();
+
+    let state = store.ready_state(alice.id).await.unwrap();
+    let ids = server_ids(&state.servers);
+    assert_eq!(ids, vec![mine.id, theirs.id], "oldest first");
+    assert_eq!(
+        state.servers,
+        store.servers_of_user(alice.id).await.unwrap()
+    );
+    assert_eq!(
+        state.dm_channels,
+        store.dm_channels_of_user(alice.id).await.unwrap()
+    );
+    assert_eq!(
+        state.unread_counts,
+        store.unread_counts(alice.id).await.unwrap()
+    );
+    assert_eq!(state.unread_counts.len(), 2, "the channel and the DM");
+    assert_eq!(
+        state.mention_counts,
+        store.mention_counts(alice.id).await.unwrap()
+    );
+    assert_eq!(state.mention_counts.len(), 1);
+    assert_eq!(state.roles, store.roles_of_servers(&ids).await.unwrap());
+    assert!(state.roles.iter().any(|r| r.name == "mods"));
+    assert_eq!(
+        state.overrides,
+        store.overrides_of_servers(&ids).await.unwrap()
+    );
+    assert_eq!(state.overrides.len(), 1);
+
+    let empty = store.ready_state(loner.id).await.unwrap();
+    assert!(empty.servers.is_empty() && empty.dm_channels.is_empty());
+    assert!(empty.unread_counts.is_empty() && empty.mention_counts.is_empty());
+    assert!(empty.roles.is_empty() && empty.overrides.is_empty());
 }

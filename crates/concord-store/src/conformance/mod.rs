@@ -75,6 +75,7 @@ macro_rules! conformance_tests {
             delete_channel_cascades,
             delete_server_cascades,
             roles_and_assignment,
+            ready_state_matches_the_single_reads,
             put_override_upserts,
             timeouts_and_directory_snapshot,
             unread_counts_window,

@@ -4,12 +4,12 @@ use concord_protocol::{
     Channel, ChannelId, ChannelOverride, Role, RoleId, ServerId, Timestamp, UserId,
 };
 use sqlx::{
-    AssertSqlSafe,
+    AssertSqlSafe, SqliteConnection,
     sqlite::{SqlitePool, SqliteRow},
 };
 use uuid::Uuid;
 
-use super::{channel_type, dedup, fetch_in_snapshot, get, id, opt_id, read_tx, rows, ts};
+use super::{channel_type, dedup, fetch_in, get, id, opt_id, read_tx, rows, ts};
 use crate::{ChannelPatch, DirectorySnapshot, NewChannel, StoreResult};
 
 /// The columns of a channel row, as [`channel_row`] reads them.
@@ -166,15 +166,15 @@ pub(super) async fn assign_role(
 }
 
 pub(super) async fn roles_of_servers(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     servers: &[ServerId],
 ) -> StoreResult<Vec<Role>> {
     if servers.is_empty() {
         return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = dedup(servers).into_iter().map(ServerId::get).collect();
-    let mut roles = fetch_in_snapshot(
-        pool,
+    let mut roles = fetch_in(
+        conn,
         &format!("SELECT {ROLE_COLS} FROM roles WHERE server_id IN ({{}})"),
         &ids,
         role_row,
@@ -231,15 +231,15 @@ pub(super) async fn put_override(
 }
 
 pub(super) async fn overrides_of_servers(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     servers: &[ServerId],
 ) -> StoreResult<Vec<ChannelOverride>> {
     if servers.is_empty() {
         return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = dedup(servers).into_iter().map(ServerId::get).collect();
-    let mut overrides = fetch_in_snapshot(
-        pool,
+    let mut overrides = fetch_in(
+        conn,
         "SELECT o.id, o.channel_id, o.role_id, o.user_id, o.allow, o.deny \
          FROM channel_overrides o JOIN channels c ON c.id = o.channel_id \
          WHERE c.server_id IN ({})",

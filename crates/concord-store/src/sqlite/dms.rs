@@ -2,7 +2,7 @@
 
 use concord_protocol::{DirectMessage, DmChannelId, Timestamp, UserId};
 use sqlx::{
-    AssertSqlSafe,
+    AssertSqlSafe, SqliteConnection,
     sqlite::{SqlitePool, SqliteRow},
 };
 use uuid::Uuid;
@@ -80,7 +80,7 @@ pub(super) async fn dm_channel(
 }
 
 pub(super) async fn dm_channels_of_user(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     user: UserId,
 ) -> StoreResult<Vec<DmChannelSummary>> {
     let found = sqlx::query(AssertSqlSafe(format!(
@@ -95,7 +95,7 @@ pub(super) async fn dm_channels_of_user(
          dc.created_at DESC, dc.id DESC"
     )))
     .bind(user.get())
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     found
         .iter()

@@ -293,7 +293,7 @@ async fn mark_read(
 }
 
 pub(super) async fn unread_counts(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     user: UserId,
 ) -> StoreResult<Vec<UnreadCount>> {
     let found = sqlx::query(
@@ -314,7 +314,7 @@ pub(super) async fn unread_counts(
          ) WHERE n > 0 ORDER BY channel_id",
     )
     .bind(user.get())
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     found
         .iter()
@@ -328,7 +328,7 @@ pub(super) async fn unread_counts(
 }
 
 pub(super) async fn mention_counts(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     user: UserId,
 ) -> StoreResult<Vec<MentionCount>> {
     let found = sqlx::query(
@@ -344,7 +344,7 @@ pub(super) async fn mention_counts(
          ) WHERE n > 0 ORDER BY channel_id",
     )
     .bind(user.get())
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     found
         .iter()

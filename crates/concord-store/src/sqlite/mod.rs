@@ -31,8 +31,8 @@ use uuid::Uuid;
 
 use crate::{
     BotRecord, ChannelPatch, DirectorySnapshot, DmChannelRecord, DmChannelSummary, MemberDetail,
-    NewChannel, NewMessage, NewUser, Presence, RefreshSession, ServerPatch, Store, StoreError,
-    StoreResult, UserPatch, UserRecord,
+    NewChannel, NewMessage, NewUser, Presence, ReadyState, RefreshSession, ServerPatch, Store,
+    StoreError, StoreResult, UserPatch, UserRecord,
 };
 
 mod bots;
@@ -330,7 +330,7 @@ impl Store for SqliteStore {
     }
 
     async fn servers_of_user(&self, user: UserId) -> StoreResult<Vec<ServerDto>> {
-        servers::servers_of_user(&self.pool, user).await
+        servers::servers_of_user(&mut *self.pool.acquire().await?, user).await
     }
 
     async fn public_servers(&self, limit: i64) -> StoreResult<Vec<ServerDto>> {
@@ -416,7 +416,11 @@ impl Store for SqliteStore {
     }
 
     async fn roles_of_servers(&self, servers: &[ServerId]) -> StoreResult<Vec<Role>> {
-        channels::roles_of_servers(&self.pool, servers).await
+        // A snapshot: the ids may span several `IN` lists.
+        let mut tx = read_tx(&self.pool).await?;
+        let roles = channels::roles_of_servers(&mut tx, servers).await?;
+        tx.commit().await?;
+        Ok(roles)
     }
 
     async fn put_override(&self, ov: &ChannelOverride) -> StoreResult<ChannelOverride> {
@@ -427,7 +431,10 @@ impl Store for SqliteStore {
         &self,
         servers: &[ServerId],
     ) -> StoreResult<Vec<ChannelOverride>> {
-        channels::overrides_of_servers(&self.pool, servers).await
+        let mut tx = read_tx(&self.pool).await?;
+        let overrides = channels::overrides_of_servers(&mut tx, servers).await?;
+        tx.commit().await?;
+        Ok(overrides)
     }
 
     async fn set_timeout(
@@ -461,11 +468,30 @@ impl Store for SqliteStore {
     }
 
     async fn unread_counts(&self, user: UserId) -> StoreResult<Vec<UnreadCount>> {
-        messages::unread_counts(&self.pool, user).await
+        messages::unread_counts(&mut *self.pool.acquire().await?, user).await
     }
 
     async fn mention_counts(&self, user: UserId) -> StoreResult<Vec<MentionCount>> {
-        messages::mention_counts(&self.pool, user).await
+        messages::mention_counts(&mut *self.pool.acquire().await?, user).await
+    }
+
+    async fn ready_state(&self, user: UserId) -> StoreResult<ReadyState> {
+        // One connection and one snapshot for all of READY: the counts agree with the
+        // server list, and the pool is visited once instead of six times (sqlx pings
+        // a SQLite connection's thread each time one goes back to the pool).
+        let mut tx = read_tx(&self.pool).await?;
+        let servers = servers::servers_of_user(&mut tx, user).await?;
+        let ids: Vec<ServerId> = servers.iter().map(|s| s.server.id).collect();
+        let state = ReadyState {
+            dm_channels: dms::dm_channels_of_user(&mut tx, user).await?,
+            unread_counts: messages::unread_counts(&mut tx, user).await?,
+            mention_counts: messages::mention_counts(&mut tx, user).await?,
+            roles: channels::roles_of_servers(&mut tx, &ids).await?,
+            overrides: channels::overrides_of_servers(&mut tx, &ids).await?,
+            servers,
+        };
+        tx.commit().await?;
+        Ok(state)
     }
 
     // ---- messages ----
@@ -524,7 +550,7 @@ impl Store for SqliteStore {
     }
 
     async fn dm_channels_of_user(&self, user: UserId) -> StoreResult<Vec<DmChannelSummary>> {
-        dms::dm_channels_of_user(&self.pool, user).await
+        dms::dm_channels_of_user(&mut *self.pool.acquire().await?, user).await
     }
 
     async fn create_dm_message(&self, message: &DirectMessage) -> StoreResult<()> {

@@ -77,7 +77,7 @@ pub(super) async fn server(pool: &SqlitePool, id: ServerId) -> StoreResult<Optio
 }
 
 pub(super) async fn servers_of_user(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     user: UserId,
 ) -> StoreResult<Vec<ServerDto>> {
     let found = sqlx::query(AssertSqlSafe(format!(
@@ -85,7 +85,7 @@ pub(super) async fn servers_of_user(
          ORDER BY s.created_at ASC, s.id ASC"
     )))
     .bind(user.get())
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     rows(&found, server_row)
 }
