@@ -228,6 +228,8 @@ pub struct DmChannelSummary {
 /// What READY needs from the store, read in one snapshot ([`crate::Store::ready_state`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadyState {
+    /// The user.
+    pub user: UserRecord,
     /// The user's servers, oldest first.
     pub servers: Vec<ServerDto>,
     /// The user's DM channels, newest `last_message_at` first.

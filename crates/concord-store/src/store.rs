@@ -164,10 +164,11 @@ pub trait Store: Send + Sync + 'static {
     /// messages mentioning the user or everyone; zeros omitted.
     async fn mention_counts(&self, user: UserId) -> StoreResult<Vec<MentionCount>>;
     /// Everything READY reads for `user`, from one consistent snapshot: the same as
-    /// [`Store::servers_of_user`], [`Store::dm_channels_of_user`],
+    /// [`Store::user`], [`Store::servers_of_user`], [`Store::dm_channels_of_user`],
     /// [`Store::unread_counts`], [`Store::mention_counts`], and
     /// [`Store::roles_of_servers`] / [`Store::overrides_of_servers`] of those servers.
-    async fn ready_state(&self, user: UserId) -> StoreResult<ReadyState>;
+    /// `None` when the user does not exist.
+    async fn ready_state(&self, user: UserId) -> StoreResult<Option<ReadyState>>;
 
     // ---- messages ----
 

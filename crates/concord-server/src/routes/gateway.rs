@@ -199,10 +199,10 @@ struct ChatSession {
 #[async_trait]
 impl SessionHandler for ChatSession {
     async fn ready(&self, session: &SessionEntry) -> Result<Payload, ReadyError> {
-        // Re-read: the chosen presence may have changed since the upgrade. The fresh
-        // record also feeds `connected`, which follows once READY is written.
-        let record = live_user(&self.state, session.user_id).await?;
-        let ready = ready_for(&self.state, &record).await?;
+        // The user is re-read with the rest of READY: the chosen presence may have
+        // changed since the upgrade. The fresh record also feeds `connected`, which
+        // follows once READY is written.
+        let (ready, record) = ready_for(&self.state, session.user_id).await?;
         *self.fresh.lock().unwrap_or_else(|e| e.into_inner()) = Some(record);
         Payload::json(&Dispatch::new(Event::Ready, &ready)).map_err(|e| ReadyError(e.to_string()))
     }
@@ -375,24 +375,14 @@ impl ChatSession {
 /// # Errors
 /// When the user is gone or disabled, or any store read fails.
 pub async fn build_ready(state: &AppState, user: UserId) -> Result<Ready, ReadyError> {
-    ready_for(state, &live_user(state, user).await?).await
+    ready_for(state, user).await.map(|(ready, _)| ready)
 }
 
-async fn live_user(state: &AppState, user: UserId) -> Result<UserRecord, ReadyError> {
-    state
-        .store
-        .user(user)
-        .await
-        .map_err(|e| ReadyError(format!("user: {e}")))?
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| ReadyError("user missing or disabled".into()))
-}
-
-/// READY for this (live) user record.
-async fn ready_for(state: &AppState, record: &UserRecord) -> Result<Ready, ReadyError> {
-    let user = record.id;
+/// READY for `user`, and the user record it was built from.
+async fn ready_for(state: &AppState, user: UserId) -> Result<(Ready, UserRecord), ReadyError> {
     // One consistent snapshot of everything READY reads from the store.
     let ReadyState {
+        user: record,
         servers,
         dm_channels: dms,
         mut unread_counts,
@@ -403,7 +393,9 @@ async fn ready_for(state: &AppState, record: &UserRecord) -> Result<Ready, Ready
         .store
         .ready_state(user)
         .await
-        .map_err(|e| ReadyError(format!("store: {e}")))?;
+        .map_err(|e| ReadyError(format!("store: {e}")))?
+        .filter(|state| !state.user.disabled)
+        .ok_or_else(|| ReadyError("user missing or disabled".into()))?;
     // Counts of server channels the user can no longer view are not theirs to know;
     // ids unknown to the directory are DM channels (the store only counts live ones).
     let may_view = |channel: uuid::Uuid| {
@@ -432,10 +424,10 @@ async fn ready_for(state: &AppState, record: &UserRecord) -> Result<Ready, Ready
             channel_overrides.entry(ov.channel_id).or_default().push(ov);
         }
     }
-    let mut me = views::self_user(state, record);
+    let mut me = views::self_user(state, &record);
     // This session counts: the user is online with their chosen status.
     me.status = record.status;
-    Ok(Ready {
+    let ready = Ready {
         user: me,
         servers: servers
             .into_iter()
@@ -454,7 +446,8 @@ async fn ready_for(state: &AppState, record: &UserRecord) -> Result<Ready, Ready
         mention_counts,
         server_roles,
         channel_overrides,
-    })
+    };
+    Ok((ready, record))
 }
 
 #[cfg(test)]

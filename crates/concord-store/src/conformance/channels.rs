@@ -1,6 +1,8 @@
 //! Conformance cases: channels, roles, permission overrides, timeouts and the directory snapshot.
 
-use concord_protocol::{Channel, ChannelId, ChannelOverride, ChannelType, OverrideId, ServerId};
+use concord_protocol::{
+    Channel, ChannelId, ChannelOverride, ChannelType, OverrideId, ServerId, UserId,
+};
 
 use super::{
     assert_conflict, assert_not_found, at, channel, channel_def, dm_def, dm_message, message,
@@ -474,7 +476,11 @@ pub async fn ready_state_matches_the_single_reads(store: &dyn Store) {
         .await
         .unwrap();
 
-    let state = store.ready_state(alice.id).await.unwrap();
+    let state = store.ready_state(alice.id).await.unwrap().unwrap();
+    assert_eq!(
+        Some(state.user.clone()),
+        store.user(alice.id).await.unwrap()
+    );
     let ids = server_ids(&state.servers);
     assert_eq!(ids, vec![mine.id, theirs.id], "oldest first");
     assert_eq!(
@@ -503,8 +509,10 @@ pub async fn ready_state_matches_the_single_reads(store: &dyn Store) {
     );
     assert_eq!(state.overrides.len(), 1);
 
-    let empty = store.ready_state(loner.id).await.unwrap();
+    let empty = store.ready_state(loner.id).await.unwrap().unwrap();
+    assert_eq!(empty.user.id, loner.id);
     assert!(empty.servers.is_empty() && empty.dm_channels.is_empty());
     assert!(empty.unread_counts.is_empty() && empty.mention_counts.is_empty());
     assert!(empty.roles.is_empty() && empty.overrides.is_empty());
+    assert!(store.ready_state(UserId::new()).await.unwrap().is_none());
 }

@@ -269,7 +269,7 @@ impl Store for SqliteStore {
     }
 
     async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        users::user(&self.pool, id).await
+        users::user(&mut *self.pool.acquire().await?, id).await
     }
 
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
@@ -475,14 +475,19 @@ impl Store for SqliteStore {
         messages::mention_counts(&mut *self.pool.acquire().await?, user).await
     }
 
-    async fn ready_state(&self, user: UserId) -> StoreResult<ReadyState> {
+    async fn ready_state(&self, user: UserId) -> StoreResult<Option<ReadyState>> {
         // One connection and one snapshot for all of READY: the counts agree with the
-        // server list, and the pool is visited once instead of six times (sqlx pings
+        // server list, and the pool is visited once instead of seven times (sqlx pings
         // a SQLite connection's thread each time one goes back to the pool).
         let mut tx = read_tx(&self.pool).await?;
+        let Some(record) = users::user(&mut tx, user).await? else {
+            tx.commit().await?;
+            return Ok(None);
+        };
         let servers = servers::servers_of_user(&mut tx, user).await?;
         let ids: Vec<ServerId> = servers.iter().map(|s| s.server.id).collect();
         let state = ReadyState {
+            user: record,
             dm_channels: dms::dm_channels_of_user(&mut tx, user).await?,
             unread_counts: messages::unread_counts(&mut tx, user).await?,
             mention_counts: messages::mention_counts(&mut tx, user).await?,
@@ -491,7 +496,7 @@ impl Store for SqliteStore {
             servers,
         };
         tx.commit().await?;
-        Ok(state)
+        Ok(Some(state))
     }
 
     // ---- messages ----

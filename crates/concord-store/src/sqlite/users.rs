@@ -76,12 +76,15 @@ pub(super) async fn create_user(pool: &SqlitePool, user: &NewUser) -> StoreResul
     insert_user(&mut conn, user).await
 }
 
-pub(super) async fn user(pool: &SqlitePool, id: UserId) -> StoreResult<Option<UserRecord>> {
+pub(super) async fn user(
+    conn: &mut SqliteConnection,
+    id: UserId,
+) -> StoreResult<Option<UserRecord>> {
     let row = sqlx::query(AssertSqlSafe(format!(
         "SELECT {USER_COLS} FROM users WHERE id = ?"
     )))
     .bind(id.get())
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?;
     row.as_ref().map(user_row).transpose()
 }
