@@ -254,13 +254,15 @@ pub async fn authenticate_jwt(state: &AppState, token: &str) -> Result<Principal
 /// # Errors
 /// 401 for unknown or revoked tokens and missing users.
 pub async fn authenticate_bot(state: &AppState, token: &str) -> Result<Principal, ApiError> {
-    let record = state
+    let (record, user) = state
         .store
-        .bot_by_token_hash(&sha256_hex(token))
+        .bot_and_user_by_token_hash(&sha256_hex(token))
         .await?
-        .filter(|r| r.bot.revoked_at.is_none())
+        .filter(|(r, _)| r.bot.revoked_at.is_none())
         .ok_or_else(|| ApiError::unauthorized("Invalid bot token"))?;
-    let user = live_user(state, record.bot.user_id).await?;
+    if user.disabled {
+        return Err(ApiError::unauthorized("Account unavailable"));
+    }
     Ok(Principal {
         user,
         bot: Some(record.bot.id),

@@ -241,6 +241,13 @@ pub trait Store: Send + Sync + 'static {
     async fn bot_by_user(&self, user: UserId) -> StoreResult<Option<BotRecord>>;
     /// The bot whose current token hashes to `token_hash` (revoked ones included).
     async fn bot_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<BotRecord>>;
+    /// [`Store::bot_by_token_hash`] and the bot's user account together (what a
+    /// `Bot` credential authenticates as): one visit to the database, since every
+    /// request and upgrade with a bot token needs both.
+    async fn bot_and_user_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<(BotRecord, UserRecord)>>;
     /// Bots created by `user`, oldest first, revoked included.
     async fn bots_of_creator(&self, user: UserId) -> StoreResult<Vec<Bot>>;
     /// Renames / re-describes a bot; `None` when missing.

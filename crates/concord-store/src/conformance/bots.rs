@@ -37,6 +37,14 @@ pub async fn bot_lifecycle(store: &dyn Store) {
     assert_eq!(store.bot_by_user(alice.id).await.unwrap(), None);
     assert_eq!(store.bot_by_token_hash("nope").await.unwrap(), None);
     assert_eq!(
+        store.bot_and_user_by_token_hash("t1").await.unwrap(),
+        Some((helper.clone(), account.clone()))
+    );
+    assert_eq!(
+        store.bot_and_user_by_token_hash("nope").await.unwrap(),
+        None
+    );
+    assert_eq!(
         store.bots_of_creator(alice.id).await.unwrap(),
         vec![older.bot.clone(), helper.bot.clone()]
     );
@@ -71,6 +79,7 @@ pub async fn bot_lifecycle(store: &dyn Store) {
 
     assert!(store.set_bot_token(helper.bot.id, "t2").await.unwrap());
     assert_eq!(store.bot_by_token_hash("t1").await.unwrap(), None);
+    assert_eq!(store.bot_and_user_by_token_hash("t1").await.unwrap(), None);
     assert_eq!(
         store
             .bot_by_token_hash("t2")

@@ -2,7 +2,7 @@
 
 use concord_protocol::{Bot, BotId, Timestamp, UserId};
 use sqlx::{
-    AssertSqlSafe,
+    AssertSqlSafe, SqliteConnection,
     sqlite::{SqlitePool, SqliteRow},
 };
 
@@ -74,14 +74,14 @@ pub(super) async fn bot_by_user(pool: &SqlitePool, user: UserId) -> StoreResult<
 }
 
 pub(super) async fn bot_by_token_hash(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     token_hash: &str,
 ) -> StoreResult<Option<BotRecord>> {
     let row = sqlx::query(AssertSqlSafe(format!(
         "SELECT {BOT_COLS} FROM bots WHERE token_hash = ?"
     )))
     .bind(token_hash)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?;
     row.as_ref().map(bot_row).transpose()
 }

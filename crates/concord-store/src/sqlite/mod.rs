@@ -608,7 +608,21 @@ impl Store for SqliteStore {
     }
 
     async fn bot_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<BotRecord>> {
-        bots::bot_by_token_hash(&self.pool, token_hash).await
+        bots::bot_by_token_hash(&mut *self.pool.acquire().await?, token_hash).await
+    }
+
+    async fn bot_and_user_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<(BotRecord, UserRecord)>> {
+        // Two statements on one connection (no transaction: a bot's user row is
+        // never deleted while the bot row stays).
+        let mut conn = self.pool.acquire().await?;
+        let Some(bot) = bots::bot_by_token_hash(&mut conn, token_hash).await? else {
+            return Ok(None);
+        };
+        let user = users::user(&mut conn, bot.bot.user_id).await?;
+        Ok(user.map(|user| (bot, user)))
     }
 
     async fn bots_of_creator(&self, user: UserId) -> StoreResult<Vec<Bot>> {
