@@ -143,8 +143,12 @@ impl Presence {
                 announce(state, user, &entry.chosen, false);
             }
         }
-        let state = state.clone();
-        tokio::spawn(async move { leave_voice(&state, user).await });
+        // Most users are in no voice channel: no task and no store write for them
+        // (a mass disconnect would otherwise queue one write per user).
+        if state.directory.voice_channel(user).is_some() {
+            let state = state.clone();
+            tokio::spawn(async move { leave_voice(&state, user).await });
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, Entry>> {
@@ -183,7 +187,13 @@ fn announce(state: &AppState, user: UserId, chosen: &Chosen, online: bool) {
 }
 
 /// Removes the user's voice state (if any) and tells the channel's audience.
+///
+/// The directory mirrors every voice state (joins and leaves are applied to it as
+/// they are stored), so a user it has in no channel is left alone: nothing to delete.
 pub async fn leave_voice(state: &AppState, user: UserId) {
+    if state.directory.voice_channel(user).is_none() {
+        return;
+    }
     let removed = match state.store.delete_voice_state(user).await {
         Ok(removed) => removed,
         Err(err) => {
