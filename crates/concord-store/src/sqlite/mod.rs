@@ -56,6 +56,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 /// How long a connection waits for the write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A wait for a pooled connection this long is logged as a warning.
+const SLOW_ACQUIRE: Duration = Duration::from_secs(10);
+
 /// Connections of a file-backed pool (one writer at a time; readers run in parallel).
 const FILE_POOL_SIZE: u32 = 4;
 
@@ -85,6 +88,11 @@ impl SqliteStore {
             // SQLite runs in-process: a liveness ping before each use tests nothing
             // and costs a round trip to the connection's thread.
             .test_before_acquire(false)
+            // A reconnect storm queues thousands of READYs for these few connections:
+            // waits of seconds are the expected backpressure there, and sqlx's default
+            // (a warning per acquire slower than 2 s) wrote thousands of lines per
+            // storm. Warn when a wait reaches a third of the 30 s acquire timeout.
+            .acquire_slow_threshold(SLOW_ACQUIRE)
             .connect_with(options)
             .await?;
         Self::with_pool(pool).await
