@@ -192,16 +192,21 @@ impl Outbox {
     /// Moves every queued frame into `batch`; returns the close reason once one is set
     /// (frames queued before a non-overflow close are still handed out first).
     pub fn drain(&self, batch: &mut Vec<Frames>) -> Option<CloseReason> {
+        let (entries, closing) = self.take();
+        batch.extend(entries);
+        closing
+    }
+
+    /// Takes the queue itself, every frame in order, and the close reason as
+    /// [`Outbox::drain`] gives it. The queue's buffer leaves with its frames (the
+    /// writer writes from it and frees it): an idle session keeps no capacity from its
+    /// last burst, and nothing is copied on the way out.
+    pub fn take(&self) -> (VecDeque<Frames>, Option<CloseReason>) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        // The queue's buffer leaves with its frames: an idle session keeps no capacity
-        // from its last burst, and the buffer is freed outside the lock.
         let entries = std::mem::take(&mut state.entries);
         state.frames = 0;
         state.bytes = 0;
-        let closing = state.closing;
-        drop(state);
-        batch.extend(entries);
-        closing
+        (entries, state.closing)
     }
 
     /// Waits until something was pushed or a close was asked for since the last drain.

@@ -239,13 +239,12 @@ async fn serve<S: GatewaySocket>(
                 if Instant::now() < next_write {
                     tokio::time::sleep_until(next_write).await;
                 }
-                // A batch of its own per write (one allocation, sized to fit): a
-                // session kept between writes would hold its largest burst's capacity
-                // for as long as the connection lives, idle or not.
-                let mut batch = Vec::new();
-                let closing = entry.outbox.drain(&mut batch);
+                // The queue's own buffer, written from and then freed: a buffer kept
+                // between writes would hold the largest burst's capacity for as long
+                // as the connection lives, idle or not.
+                let (mut batch, closing) = entry.outbox.take();
                 if !batch.is_empty() {
-                    if !write_batch(socket, &batch, config.write_timeout).await {
+                    if !write_batch(socket, batch.make_contiguous(), config.write_timeout).await {
                         return Ending::Other;
                     }
                     last_write = Instant::now();

@@ -143,12 +143,8 @@ impl Presence {
                 announce(state, user, &entry.chosen, false);
             }
         }
-        // Most users are in no voice channel: no task and no store write for them
-        // (a mass disconnect would otherwise queue one write per user).
-        if state.directory.voice_channel(user).is_some() {
-            let state = state.clone();
-            tokio::spawn(async move { leave_voice(&state, user).await });
-        }
+        let state = state.clone();
+        tokio::spawn(async move { leave_voice(&state, user).await });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, Entry>> {
@@ -189,7 +185,8 @@ fn announce(state: &AppState, user: UserId, chosen: &Chosen, online: bool) {
 /// Removes the user's voice state (if any) and tells the channel's audience.
 ///
 /// The directory mirrors every voice state (joins and leaves are applied to it as
-/// they are stored), so a user it has in no channel is left alone: nothing to delete.
+/// they are stored), so a user it has in no channel is left alone: nothing to delete,
+/// and no store write for each of the many users going offline outside voice.
 pub async fn leave_voice(state: &AppState, user: UserId) {
     if state.directory.voice_channel(user).is_none() {
         return;
