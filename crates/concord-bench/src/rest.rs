@@ -270,31 +270,21 @@ impl World {
             content,
             reply_to: None,
         };
+        let send = |token: String| {
+            let (path, body) = (&path, &body);
+            async move {
+                rest.call(Method::POST, path, Auth::Bearer(&token), Some(body), limit)
+                    .await
+                    .map(|reply| reply.status)
+            }
+        };
         let token = self.access();
-        let reply = rest
-            .call(
-                Method::POST,
-                &path,
-                Auth::Bearer(&token),
-                Some(&body),
-                limit,
-            )
-            .await?;
-        if reply.status != StatusCode::UNAUTHORIZED {
-            return Ok(reply.status.is_success());
+        let status = send(token.clone()).await?;
+        if status != StatusCode::UNAUTHORIZED {
+            return Ok(status.is_success());
         }
         self.refresh(rest, &token, limit).await?;
-        let token = self.access();
-        let reply = rest
-            .call(
-                Method::POST,
-                &path,
-                Auth::Bearer(&token),
-                Some(&body),
-                limit,
-            )
-            .await?;
-        Ok(reply.status.is_success())
+        Ok(send(self.access()).await?.is_success())
     }
 
     async fn refresh(&self, rest: &Rest, stale: &str, limit: Duration) -> anyhow::Result<()> {
