@@ -107,6 +107,12 @@ pub struct BenchArgs {
     /// Concurrent REST calls while creating bots and joining.
     #[arg(long, default_value_t = 32)]
     pub setup_concurrency: usize,
+    /// Public servers to spread the members over (member i joins server i mod K).
+    /// With K = N no member shares a server with another, so `idle` measures connect
+    /// + READY without the v1 presence flood. Only idle and storm run with K > 1: the
+    /// other scenarios count deliveries to the first server's channel.
+    #[arg(long, default_value_t = 1)]
+    pub servers: usize,
     /// Churn: connections dropped and reconnected per second.
     #[arg(long, default_value_t = 10.0)]
     pub churn_rate: f64,
@@ -171,6 +177,23 @@ impl BenchArgs {
         if !(self.churn_rate >= 0.0 && self.churn_rate.is_finite()) {
             return Err("--churn-rate must be a non-negative number".into());
         }
+        if self.servers == 0 || self.servers > self.connections {
+            return Err("--servers must be between 1 and --connections".into());
+        }
+        if self.servers > 1 {
+            let one_server: Vec<&str> = self
+                .scenario
+                .iter()
+                .filter(|s| !matches!(s, Scenario::Idle | Scenario::Storm))
+                .map(|s| s.name())
+                .collect();
+            if !one_server.is_empty() {
+                return Err(format!(
+                    "--servers > 1 supports idle and storm; run {} with --servers 1",
+                    one_server.join(", ")
+                ));
+            }
+        }
         if self.procs > 1 {
             let local_only: Vec<&str> = self
                 .scenario
@@ -232,6 +255,7 @@ mod tests {
         assert_eq!(a.sources, 16);
         assert_eq!(a.first_source, 2);
         assert_eq!(a.procs, 1);
+        assert_eq!(a.servers, 1);
         assert_eq!(a.backoff_base, Duration::from_secs(1));
         assert_eq!(a.backoff_cap, Duration::from_secs(30));
         assert!(!a.json && !a.worker);
@@ -278,6 +302,16 @@ mod tests {
         let a = parse(&["--rate", "-3"]);
         assert!(a.is_err() || a.unwrap().validate().is_err());
         let a = parse(&["--backoff-base", "10s", "--backoff-cap", "1s"]).unwrap();
+        assert!(a.validate().is_err());
+
+        let mut a = parse(&["-n", "10", "--servers", "10", "--scenario", "idle,storm"]).unwrap();
+        assert_eq!(a.validate(), Ok(()));
+        a.scenario.push(Scenario::Fanout);
+        assert!(a.validate().unwrap_err().contains("fanout"));
+        a.scenario.pop();
+        a.servers = 11;
+        assert!(a.validate().is_err());
+        a.servers = 0;
         assert!(a.validate().is_err());
     }
 }

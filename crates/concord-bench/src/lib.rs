@@ -82,6 +82,7 @@ pub async fn run_to(args: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow::Re
         &rest,
         &run_id,
         args.connections,
+        args.servers,
         args.setup_concurrency,
         setup_started + args.setup_timeout,
         progress,
@@ -90,10 +91,11 @@ pub async fn run_to(args: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow::Re
     .context("creating the bench world")?;
     if progress {
         eprintln!(
-            "world ready in {:.1}s: server {} channel {}",
+            "world ready in {:.1}s: server {} channel {} ({} server(s) in all)",
             setup_started.elapsed().as_secs_f64(),
             world.server_id,
-            world.channel_id
+            world.channel_id,
+            args.servers
         );
     }
     let scenarios = args.scenario.clone();

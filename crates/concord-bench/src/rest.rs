@@ -132,7 +132,8 @@ struct OwnerTokens {
     refresh: String,
 }
 
-/// One public server with one text channel, its owner, and N bot members.
+/// One public server with one text channel (and, with `--servers`, more servers), its
+/// owner, and N bot members.
 pub(crate) struct World {
     pub(crate) server_id: String,
     pub(crate) channel_id: String,
@@ -155,12 +156,14 @@ fn remaining(deadline: Instant) -> anyhow::Result<Duration> {
 }
 
 impl World {
-    /// Registers an owner, creates the server and channel, then creates and joins
-    /// `members` bots, `concurrency` at a time.
+    /// Registers an owner, creates the server and channel (and `servers - 1` more
+    /// servers without one), then creates `members` bots, `concurrency` at a time, and
+    /// joins bot i to server i mod `servers`.
     pub(crate) async fn create(
         rest: &Rest,
         run_id: &str,
         members: usize,
+        servers: usize,
         concurrency: usize,
         deadline: Instant,
         progress: bool,
@@ -183,23 +186,7 @@ impl World {
             .expect(StatusCode::CREATED, "register the owner")?;
         let access = text(&auth, "access_token")?;
         let refresh = text(&auth, "refresh_token")?;
-        let server = rest
-            .call(
-                Method::POST,
-                "/servers",
-                Auth::Bearer(&access),
-                Some(&CreateServer {
-                    name: format!("bench {run_id}"),
-                    icon_url: None,
-                    is_public: Some(true),
-                    require_invite: Some(false),
-                    template_id: None,
-                }),
-                remaining(deadline)?,
-            )
-            .await?
-            .expect(StatusCode::CREATED, "create the server")?;
-        let server_id = text(&server, "id")?;
+        let server_id = create_server(rest, &access, &format!("bench {run_id}"), deadline).await?;
         let channel = rest
             .call(
                 Method::POST,
@@ -216,6 +203,19 @@ impl World {
             .await?
             .expect(StatusCode::CREATED, "create the channel")?;
         let channel_id = text(&channel, "id")?;
+        let more: Vec<anyhow::Result<String>> = stream::iter(1..servers)
+            .map(|k| {
+                let access = &access;
+                async move {
+                    create_server(rest, access, &format!("bench {run_id} {k}"), deadline).await
+                }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        let servers: Vec<String> = std::iter::once(Ok(server_id.clone()))
+            .chain(more)
+            .collect::<anyhow::Result<_>>()?;
 
         let created = Arc::new(AtomicUsize::new(0));
         let display = Progress::start(progress, "setup", {
@@ -229,7 +229,8 @@ impl World {
         });
         let results: Vec<anyhow::Result<Member>> = stream::iter(0..members)
             .map(|i| {
-                let (access, server_id, created) = (&access, &server_id, &created);
+                let (access, created) = (&access, &created);
+                let server_id = &servers[i % servers.len()];
                 async move {
                     let member = add_bot(rest, access, server_id, run_id, i, deadline).await?;
                     created.fetch_add(1, Ordering::Relaxed);
@@ -313,6 +314,32 @@ impl World {
         }
         Ok(())
     }
+}
+
+/// Creates a public server anyone may join; its id.
+async fn create_server(
+    rest: &Rest,
+    access: &str,
+    name: &str,
+    deadline: Instant,
+) -> anyhow::Result<String> {
+    let server = rest
+        .call(
+            Method::POST,
+            "/servers",
+            Auth::Bearer(access),
+            Some(&CreateServer {
+                name: name.to_string(),
+                icon_url: None,
+                is_public: Some(true),
+                require_invite: Some(false),
+                template_id: None,
+            }),
+            remaining(deadline)?,
+        )
+        .await?
+        .expect(StatusCode::CREATED, "create a server")?;
+    text(&server, "id")
 }
 
 /// Creates bot `i` and joins it to the server. Bot usernames carry a random suffix, so

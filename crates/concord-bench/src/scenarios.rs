@@ -76,6 +76,7 @@ impl Ctx {
         m.insert("ready".into(), json!(info.ready));
         m.insert("gave_up".into(), json!(info.gave_up));
         m.insert("procs".into(), json!(self.args.procs));
+        m.insert("servers".into(), json!(self.args.servers));
         m.insert(
             "duration_limit_s".into(),
             json!(self.args.duration.as_secs_f64()),

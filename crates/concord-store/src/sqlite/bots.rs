@@ -1,5 +1,7 @@
 //! Bots.
 
+use std::sync::LazyLock;
+
 use concord_protocol::{Bot, BotId, Timestamp, UserId};
 use sqlx::{
     AssertSqlSafe, SqliteConnection,
@@ -13,7 +15,14 @@ use crate::{BotRecord, NewUser, StoreResult};
 const BOT_COLS: &str =
     "id, user_id, name, description, created_by, token_hash, revoked_at, created_at";
 
-fn bot_row(row: &SqliteRow) -> StoreResult<BotRecord> {
+/// The bot whose token hashes to `?1`.
+pub(super) static BOT_BY_TOKEN_HASH: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {BOT_COLS} FROM bots WHERE token_hash = ?1"));
+
+/// The user id of the bot whose token hashes to `?1`, as a scalar subquery.
+pub(super) const USER_OF_TOKEN_HASH: &str = "(SELECT user_id FROM bots WHERE token_hash = ?1)";
+
+pub(super) fn bot_row(row: &SqliteRow) -> StoreResult<BotRecord> {
     Ok(BotRecord {
         bot: Bot {
             id: id(row, "id")?,
@@ -77,12 +86,10 @@ pub(super) async fn bot_by_token_hash(
     conn: &mut SqliteConnection,
     token_hash: &str,
 ) -> StoreResult<Option<BotRecord>> {
-    let row = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {BOT_COLS} FROM bots WHERE token_hash = ?"
-    )))
-    .bind(token_hash)
-    .fetch_optional(conn)
-    .await?;
+    let row = sqlx::query(BOT_BY_TOKEN_HASH.as_str())
+        .bind(token_hash)
+        .fetch_optional(conn)
+        .await?;
     row.as_ref().map(bot_row).transpose()
 }
 

@@ -1,5 +1,7 @@
 //! Channels, roles, permission overrides, timeouts and the directory snapshot.
 
+use std::sync::LazyLock;
+
 use concord_protocol::{
     Channel, ChannelId, ChannelOverride, Role, RoleId, ServerId, Timestamp, UserId,
 };
@@ -21,6 +23,26 @@ const ROLE_COLS: &str = "id, server_id, name, permissions, color, position, crea
 /// The columns of an override row, as [`override_row`] reads them.
 const OVERRIDE_COLS: &str = "id, channel_id, role_id, user_id, allow, deny";
 
+/// Roles of the servers in the `IN` list that replaces `{}`.
+static ROLES_OF: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {ROLE_COLS} FROM roles WHERE server_id IN ({{}})"));
+
+/// Overrides of the channels of the servers in the `IN` list that replaces `{}`.
+const OVERRIDES_OF: &str = "SELECT o.id, o.channel_id, o.role_id, o.user_id, o.allow, o.deny \
+     FROM channel_overrides o JOIN channels c ON c.id = o.channel_id \
+     WHERE c.server_id IN ({})";
+
+/// The servers of user `?1`, as the `IN` list of [`ROLES_OF`] and [`OVERRIDES_OF`].
+const SERVERS_OF_USER: &str = "SELECT server_id FROM server_members WHERE user_id = ?1";
+
+/// Roles of the servers of user `?1`, in no order ([`sort_roles`] orders them).
+pub(super) static ROLES_OF_USER: LazyLock<String> =
+    LazyLock::new(|| ROLES_OF.replacen("{}", SERVERS_OF_USER, 1));
+
+/// Overrides in the servers of user `?1`, in no order ([`sort_overrides`]).
+pub(super) static OVERRIDES_OF_USER: LazyLock<String> =
+    LazyLock::new(|| OVERRIDES_OF.replacen("{}", SERVERS_OF_USER, 1));
+
 fn channel_row(row: &SqliteRow) -> StoreResult<Channel> {
     Ok(Channel {
         id: id(row, "id")?,
@@ -34,7 +56,7 @@ fn channel_row(row: &SqliteRow) -> StoreResult<Channel> {
     })
 }
 
-fn role_row(row: &SqliteRow) -> StoreResult<Role> {
+pub(super) fn role_row(row: &SqliteRow) -> StoreResult<Role> {
     Ok(Role {
         id: id(row, "id")?,
         server_id: id(row, "server_id")?,
@@ -46,7 +68,7 @@ fn role_row(row: &SqliteRow) -> StoreResult<Role> {
     })
 }
 
-fn override_row(row: &SqliteRow) -> StoreResult<ChannelOverride> {
+pub(super) fn override_row(row: &SqliteRow) -> StoreResult<ChannelOverride> {
     Ok(ChannelOverride {
         id: id(row, "id")?,
         channel_id: id(row, "channel_id")?,
@@ -173,28 +195,26 @@ pub(super) async fn roles_of_servers(
         return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = dedup(servers).into_iter().map(ServerId::get).collect();
-    let mut roles = fetch_in(
-        conn,
-        &format!("SELECT {ROLE_COLS} FROM roles WHERE server_id IN ({{}})"),
-        &ids,
-        role_row,
-    )
-    .await?;
-    roles.sort_by(|a, b| {
-        (
-            a.server_id,
-            std::cmp::Reverse(a.position),
-            a.created_at,
-            a.id,
-        )
-            .cmp(&(
-                b.server_id,
-                std::cmp::Reverse(b.position),
-                b.created_at,
-                b.id,
-            ))
-    });
+    let mut roles = fetch_in(conn, &ROLES_OF, &ids, role_row).await?;
+    sort_roles(&mut roles);
     Ok(roles)
+}
+
+/// By server, then position DESC within each.
+pub(super) fn sort_roles(roles: &mut [Role]) {
+    roles.sort_by_key(|r| {
+        (
+            r.server_id,
+            std::cmp::Reverse(r.position),
+            r.created_at,
+            r.id,
+        )
+    });
+}
+
+/// By channel.
+pub(super) fn sort_overrides(overrides: &mut [ChannelOverride]) {
+    overrides.sort_by_key(|ov| (ov.channel_id, ov.id));
 }
 
 pub(super) async fn put_override(
@@ -238,16 +258,8 @@ pub(super) async fn overrides_of_servers(
         return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = dedup(servers).into_iter().map(ServerId::get).collect();
-    let mut overrides = fetch_in(
-        conn,
-        "SELECT o.id, o.channel_id, o.role_id, o.user_id, o.allow, o.deny \
-         FROM channel_overrides o JOIN channels c ON c.id = o.channel_id \
-         WHERE c.server_id IN ({})",
-        &ids,
-        override_row,
-    )
-    .await?;
-    overrides.sort_by_key(|ov| (ov.channel_id, ov.id));
+    let mut overrides = fetch_in(conn, OVERRIDES_OF, &ids, override_row).await?;
+    sort_overrides(&mut overrides);
     Ok(overrides)
 }
 

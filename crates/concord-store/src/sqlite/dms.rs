@@ -1,5 +1,7 @@
 //! Direct-message channels and their messages.
 
+use std::sync::LazyLock;
+
 use concord_protocol::{DirectMessage, DmChannelId, Timestamp, UserId};
 use sqlx::{
     AssertSqlSafe, SqliteConnection,
@@ -79,11 +81,10 @@ pub(super) async fn dm_channel(
     row.as_ref().map(dm_channel_row).transpose()
 }
 
-pub(super) async fn dm_channels_of_user(
-    conn: &mut SqliteConnection,
-    user: UserId,
-) -> StoreResult<Vec<DmChannelSummary>> {
-    let found = sqlx::query(AssertSqlSafe(format!(
+/// The DM channels of user `?1` with their recipients, as [`dm_summary_row`] reads
+/// them: newest message first, channels without one last.
+pub(super) static DMS_OF_USER: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "SELECT dc.id AS dm_id, dc.user_a AS dm_user_a, dc.user_b AS dm_user_b, \
          dc.created_at AS dm_created_at, \
          (SELECT MAX(d.created_at) FROM dm_messages d \
@@ -93,25 +94,31 @@ pub(super) async fn dm_channels_of_user(
          WHERE dc.user_a = ?1 OR dc.user_b = ?1 \
          ORDER BY (last_message_at IS NULL) ASC, last_message_at DESC, \
          dc.created_at DESC, dc.id DESC"
-    )))
-    .bind(user.get())
-    .fetch_all(&mut *conn)
-    .await?;
-    found
-        .iter()
-        .map(|row| {
-            Ok(DmChannelSummary {
-                channel: DmChannelRecord {
-                    id: id(row, "dm_id")?,
-                    user_a: id(row, "dm_user_a")?,
-                    user_b: id(row, "dm_user_b")?,
-                    created_at: ts(row, "dm_created_at")?,
-                },
-                recipient: user_row(row)?,
-                last_message_at: opt_ts(row, "last_message_at")?,
-            })
-        })
-        .collect()
+    )
+});
+
+pub(super) fn dm_summary_row(row: &SqliteRow) -> StoreResult<DmChannelSummary> {
+    Ok(DmChannelSummary {
+        channel: DmChannelRecord {
+            id: id(row, "dm_id")?,
+            user_a: id(row, "dm_user_a")?,
+            user_b: id(row, "dm_user_b")?,
+            created_at: ts(row, "dm_created_at")?,
+        },
+        recipient: user_row(row)?,
+        last_message_at: opt_ts(row, "last_message_at")?,
+    })
+}
+
+pub(super) async fn dm_channels_of_user(
+    conn: &mut SqliteConnection,
+    user: UserId,
+) -> StoreResult<Vec<DmChannelSummary>> {
+    let found = sqlx::query(DMS_OF_USER.as_str())
+        .bind(user.get())
+        .fetch_all(&mut *conn)
+        .await?;
+    rows(&found, dm_summary_row)
 }
 
 pub(super) async fn create_dm_message(

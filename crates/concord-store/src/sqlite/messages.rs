@@ -292,67 +292,69 @@ async fn mark_read(
     Ok(())
 }
 
+/// Unread counts of user `?1` (server and DM channels with a read state), zeros
+/// omitted, by channel.
+pub(super) const UNREAD_COUNTS: &str = "SELECT channel_id, n FROM ( \
+       SELECT rs.channel_id AS channel_id, \
+         (SELECT COUNT(*) FROM messages m WHERE m.channel_id = rs.channel_id \
+            AND m.created_at > rs.last_read_at AND m.deleted = 0 \
+            AND m.author_id IS NOT rs.user_id) AS n \
+       FROM read_states rs JOIN channels c ON c.id = rs.channel_id \
+       WHERE rs.user_id = ?1 \
+       UNION ALL \
+       SELECT rs.channel_id AS channel_id, \
+         (SELECT COUNT(*) FROM dm_messages d WHERE d.channel_id = rs.channel_id \
+            AND d.created_at > rs.last_read_at AND d.deleted = 0 \
+            AND d.author_id IS NOT rs.user_id) AS n \
+       FROM read_states rs JOIN dm_channels dc ON dc.id = rs.channel_id \
+       WHERE rs.user_id = ?1 \
+     ) WHERE n > 0 ORDER BY channel_id";
+
+pub(super) fn unread_row(row: &SqliteRow) -> StoreResult<UnreadCount> {
+    Ok(UnreadCount {
+        channel_id: get(row, "channel_id")?,
+        unread_count: get(row, "n")?,
+    })
+}
+
 pub(super) async fn unread_counts(
     conn: &mut SqliteConnection,
     user: UserId,
 ) -> StoreResult<Vec<UnreadCount>> {
-    let found = sqlx::query(
-        "SELECT channel_id, n FROM ( \
-           SELECT rs.channel_id AS channel_id, \
-             (SELECT COUNT(*) FROM messages m WHERE m.channel_id = rs.channel_id \
-                AND m.created_at > rs.last_read_at AND m.deleted = 0 \
-                AND m.author_id IS NOT rs.user_id) AS n \
-           FROM read_states rs JOIN channels c ON c.id = rs.channel_id \
-           WHERE rs.user_id = ?1 \
-           UNION ALL \
-           SELECT rs.channel_id AS channel_id, \
-             (SELECT COUNT(*) FROM dm_messages d WHERE d.channel_id = rs.channel_id \
-                AND d.created_at > rs.last_read_at AND d.deleted = 0 \
-                AND d.author_id IS NOT rs.user_id) AS n \
-           FROM read_states rs JOIN dm_channels dc ON dc.id = rs.channel_id \
-           WHERE rs.user_id = ?1 \
-         ) WHERE n > 0 ORDER BY channel_id",
-    )
-    .bind(user.get())
-    .fetch_all(&mut *conn)
-    .await?;
-    found
-        .iter()
-        .map(|row| {
-            Ok(UnreadCount {
-                channel_id: get(row, "channel_id")?,
-                unread_count: get(row, "n")?,
-            })
-        })
-        .collect()
+    let found = sqlx::query(UNREAD_COUNTS)
+        .bind(user.get())
+        .fetch_all(&mut *conn)
+        .await?;
+    rows(&found, unread_row)
+}
+
+/// Mention counts of user `?1` in server channels with a read state, zeros omitted,
+/// by channel.
+pub(super) const MENTION_COUNTS: &str = "SELECT channel_id, n FROM ( \
+       SELECT rs.channel_id AS channel_id, \
+         (SELECT COUNT(*) FROM messages m WHERE m.channel_id = rs.channel_id \
+            AND m.created_at > rs.last_read_at AND m.deleted = 0 \
+            AND m.author_id IS NOT rs.user_id \
+            AND (m.mention_everyone = 1 OR EXISTS (SELECT 1 FROM message_mentions mm \
+                 WHERE mm.message_id = m.id AND mm.user_id = rs.user_id))) AS n \
+       FROM read_states rs JOIN channels c ON c.id = rs.channel_id \
+       WHERE rs.user_id = ?1 \
+     ) WHERE n > 0 ORDER BY channel_id";
+
+pub(super) fn mention_row(row: &SqliteRow) -> StoreResult<MentionCount> {
+    Ok(MentionCount {
+        channel_id: id(row, "channel_id")?,
+        count: get(row, "n")?,
+    })
 }
 
 pub(super) async fn mention_counts(
     conn: &mut SqliteConnection,
     user: UserId,
 ) -> StoreResult<Vec<MentionCount>> {
-    let found = sqlx::query(
-        "SELECT channel_id, n FROM ( \
-           SELECT rs.channel_id AS channel_id, \
-             (SELECT COUNT(*) FROM messages m WHERE m.channel_id = rs.channel_id \
-                AND m.created_at > rs.last_read_at AND m.deleted = 0 \
-                AND m.author_id IS NOT rs.user_id \
-                AND (m.mention_everyone = 1 OR EXISTS (SELECT 1 FROM message_mentions mm \
-                     WHERE mm.message_id = m.id AND mm.user_id = rs.user_id))) AS n \
-           FROM read_states rs JOIN channels c ON c.id = rs.channel_id \
-           WHERE rs.user_id = ?1 \
-         ) WHERE n > 0 ORDER BY channel_id",
-    )
-    .bind(user.get())
-    .fetch_all(&mut *conn)
-    .await?;
-    found
-        .iter()
-        .map(|row| {
-            Ok(MentionCount {
-                channel_id: id(row, "channel_id")?,
-                count: get(row, "n")?,
-            })
-        })
-        .collect()
+    let found = sqlx::query(MENTION_COUNTS)
+        .bind(user.get())
+        .fetch_all(&mut *conn)
+        .await?;
+    rows(&found, mention_row)
 }

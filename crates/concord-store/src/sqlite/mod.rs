@@ -11,7 +11,7 @@
 //! statements live in one file per area, where each `Store` method is a free function
 //! of the same name taking the pool.
 
-use std::{borrow::Cow, path::Path, str::FromStr, time::Duration};
+use std::{borrow::Cow, path::Path, str::FromStr, sync::LazyLock, time::Duration};
 
 use async_trait::async_trait;
 use concord_protocol::{
@@ -19,6 +19,7 @@ use concord_protocol::{
     MentionCount, Message, MessageId, Role, RoleId, Server, ServerDto, ServerId, Status, Timestamp,
     UnreadCount, UserId, VoiceParticipant, VoiceState,
 };
+use futures_util::TryStreamExt;
 use sqlx::{
     AssertSqlSafe, Row, Sqlite, SqliteConnection, Transaction,
     migrate::{Migration, MigrationType, Migrator},
@@ -241,6 +242,40 @@ async fn fetch_in_snapshot<T>(
     let found = fetch_in(&mut tx, sql, ids, f).await?;
     tx.commit().await?;
     Ok(found)
+}
+
+/// Runs `sql`, several statements separated by `;` that each take `arg` as `?1`, as
+/// one command on the connection's thread, and returns each statement's rows in order.
+///
+/// sqlx runs a SQLite connection on a thread of its own and each command costs a
+/// round trip to it (two thread wake-ups, which dominate the cost of a small read on
+/// a busy machine). sqlx-sqlite runs every statement of one query string in one
+/// command, yielding a row per row and a result at the end of each statement.
+/// `fetch_many` is deprecated because only SQLite does this; should a later sqlx drop
+/// it, the count check below fails and the conformance suite with it.
+async fn fetch_each<'q, A>(
+    conn: &mut SqliteConnection,
+    sql: &'static str,
+    arg: A,
+    statements: usize,
+) -> StoreResult<Vec<Vec<SqliteRow>>>
+where
+    A: 'q + Send + sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite>,
+{
+    let mut out = Vec::with_capacity(statements);
+    let mut current = Vec::new();
+    #[allow(deprecated, reason = "see above: one command for several statements")]
+    let mut steps = sqlx::query(sql).bind(arg).fetch_many(&mut *conn);
+    while let Some(step) = steps.try_next().await? {
+        match step {
+            sqlx::Either::Right(row) => current.push(row),
+            sqlx::Either::Left(_) => out.push(std::mem::take(&mut current)),
+        }
+    }
+    if out.len() != statements || !current.is_empty() {
+        return Err(StoreError::Corrupt("statement count of a batched read"));
+    }
+    Ok(out)
 }
 
 async fn fetch_in<T>(
@@ -484,27 +519,44 @@ impl Store for SqliteStore {
     }
 
     async fn ready_state(&self, user: UserId) -> StoreResult<Option<ReadyState>> {
-        // One connection and one snapshot for all of READY: the counts agree with the
-        // server list, and the pool is visited once instead of seven times (sqlx pings
-        // a SQLite connection's thread each time one goes back to the pool).
+        // One snapshot for all of READY, so the counts agree with the server list, and
+        // four round trips to the connection's thread (begin, the seven reads as one
+        // command, commit, and sqlx's ping when the connection goes back to the pool)
+        // instead of one per statement.
+        static READY: LazyLock<String> = LazyLock::new(|| {
+            [
+                users::USER_BY_ID.as_str(),
+                &servers::SERVERS_OF_USER,
+                &dms::DMS_OF_USER,
+                messages::UNREAD_COUNTS,
+                messages::MENTION_COUNTS,
+                &channels::ROLES_OF_USER,
+                &channels::OVERRIDES_OF_USER,
+            ]
+            .join(";\n")
+        });
         let mut tx = read_tx(&self.pool).await?;
-        let Some(record) = users::user(&mut tx, user).await? else {
-            tx.commit().await?;
+        let parts = fetch_each(&mut tx, READY.as_str(), user.get(), 7).await?;
+        tx.commit().await?;
+        let [user, servers, dms, unread, mentions, roles, overrides]: [Vec<SqliteRow>; 7] = parts
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("statement count of a batched read"))?;
+        let Some(user) = user.first().map(users::user_row).transpose()? else {
             return Ok(None);
         };
-        let servers = servers::servers_of_user(&mut tx, user).await?;
-        let ids: Vec<ServerId> = servers.iter().map(|s| s.server.id).collect();
-        let state = ReadyState {
-            user: record,
-            dm_channels: dms::dm_channels_of_user(&mut tx, user).await?,
-            unread_counts: messages::unread_counts(&mut tx, user).await?,
-            mention_counts: messages::mention_counts(&mut tx, user).await?,
-            roles: channels::roles_of_servers(&mut tx, &ids).await?,
-            overrides: channels::overrides_of_servers(&mut tx, &ids).await?,
-            servers,
-        };
-        tx.commit().await?;
-        Ok(Some(state))
+        let mut roles = rows(&roles, channels::role_row)?;
+        channels::sort_roles(&mut roles);
+        let mut overrides = rows(&overrides, channels::override_row)?;
+        channels::sort_overrides(&mut overrides);
+        Ok(Some(ReadyState {
+            user,
+            servers: rows(&servers, servers::server_row)?,
+            dm_channels: rows(&dms, dms::dm_summary_row)?,
+            unread_counts: rows(&unread, messages::unread_row)?,
+            mention_counts: rows(&mentions, messages::mention_row)?,
+            roles,
+            overrides,
+        }))
     }
 
     // ---- messages ----
@@ -623,14 +675,21 @@ impl Store for SqliteStore {
         &self,
         token_hash: &str,
     ) -> StoreResult<Option<(BotRecord, UserRecord)>> {
-        // Two statements on one connection (no transaction: a bot's user row is
-        // never deleted while the bot row stays).
+        // Two statements in one command to the connection's thread; no transaction: a
+        // bot's user row is never deleted while the bot row stays.
+        static BOT_AND_USER: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "{};\n{}",
+                bots::BOT_BY_TOKEN_HASH.as_str(),
+                users::USER_BY_ID.replacen("?1", bots::USER_OF_TOKEN_HASH, 1)
+            )
+        });
         let mut conn = self.pool.acquire().await?;
-        let Some(bot) = bots::bot_by_token_hash(&mut conn, token_hash).await? else {
+        let parts = fetch_each(&mut conn, BOT_AND_USER.as_str(), token_hash, 2).await?;
+        let (Some(bot), Some(user)) = (parts[0].first(), parts[1].first()) else {
             return Ok(None);
         };
-        let user = users::user(&mut conn, bot.bot.user_id).await?;
-        Ok(user.map(|user| (bot, user)))
+        Ok(Some((bots::bot_row(bot)?, users::user_row(user)?)))
     }
 
     async fn bots_of_creator(&self, user: UserId) -> StoreResult<Vec<Bot>> {

@@ -1,6 +1,6 @@
 //! Servers and their members.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::LazyLock};
 
 use concord_protocol::{MemberRoleInfo, Server, ServerDto, ServerId, Timestamp, UserId};
 use sqlx::{
@@ -21,7 +21,15 @@ const SERVER_SELECT: &str = "SELECT s.id, s.name, s.owner_id, s.icon_url, s.is_p
     (SELECT COUNT(*) FROM server_members sm WHERE sm.server_id = s.id) AS member_count \
     FROM servers s";
 
-fn server_row(row: &SqliteRow) -> StoreResult<ServerDto> {
+/// The servers of user `?1`, oldest first.
+pub(super) static SERVERS_OF_USER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{SERVER_SELECT} JOIN server_members me ON me.server_id = s.id WHERE me.user_id = ?1 \
+         ORDER BY s.created_at ASC, s.id ASC"
+    )
+});
+
+pub(super) fn server_row(row: &SqliteRow) -> StoreResult<ServerDto> {
     Ok(ServerDto {
         server: Server {
             id: id(row, "id")?,
@@ -80,13 +88,10 @@ pub(super) async fn servers_of_user(
     conn: &mut SqliteConnection,
     user: UserId,
 ) -> StoreResult<Vec<ServerDto>> {
-    let found = sqlx::query(AssertSqlSafe(format!(
-        "{SERVER_SELECT} JOIN server_members me ON me.server_id = s.id WHERE me.user_id = ? \
-         ORDER BY s.created_at ASC, s.id ASC"
-    )))
-    .bind(user.get())
-    .fetch_all(&mut *conn)
-    .await?;
+    let found = sqlx::query(SERVERS_OF_USER.as_str())
+        .bind(user.get())
+        .fetch_all(&mut *conn)
+        .await?;
     rows(&found, server_row)
 }
 

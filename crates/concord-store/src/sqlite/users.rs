@@ -1,5 +1,7 @@
 //! Users and their refresh sessions.
 
+use std::sync::LazyLock;
+
 use concord_protocol::{Status, Timestamp, UserId};
 use sqlx::{
     AssertSqlSafe, SqliteConnection,
@@ -18,6 +20,10 @@ pub(super) const USER_COLS: &str = "id, username, email, password_hash, avatar_u
 pub(super) const USER_COLS_U: &str = "u.id, u.username, u.email, u.password_hash, \
     u.avatar_url, u.bio, u.pronouns, u.status, u.custom_status, u.activity, u.created_at, \
     u.is_admin, u.is_bot, u.disabled";
+
+/// The user `?1`.
+pub(super) static USER_BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {USER_COLS} FROM users WHERE id = ?1"));
 
 pub(super) fn user_row(row: &SqliteRow) -> StoreResult<UserRecord> {
     Ok(UserRecord {
@@ -80,12 +86,10 @@ pub(super) async fn user(
     conn: &mut SqliteConnection,
     id: UserId,
 ) -> StoreResult<Option<UserRecord>> {
-    let row = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {USER_COLS} FROM users WHERE id = ?"
-    )))
-    .bind(id.get())
-    .fetch_optional(conn)
-    .await?;
+    let row = sqlx::query(USER_BY_ID.as_str())
+        .bind(id.get())
+        .fetch_optional(conn)
+        .await?;
     row.as_ref().map(user_row).transpose()
 }
 
