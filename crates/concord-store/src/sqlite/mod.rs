@@ -519,12 +519,13 @@ impl Store for SqliteStore {
     }
 
     async fn ready_state(&self, user: UserId) -> StoreResult<Option<ReadyState>> {
-        // One snapshot for all of READY, so the counts agree with the server list, and
-        // four round trips to the connection's thread (begin, the seven reads as one
-        // command, commit, and sqlx's ping when the connection goes back to the pool)
-        // instead of one per statement.
+        // One snapshot for all of READY, so the counts agree with the server list, read
+        // in two round trips to the connection's thread (the transaction and its seven
+        // reads as one command, then sqlx's ping as the connection goes back to the
+        // pool) instead of one per statement.
         static READY: LazyLock<String> = LazyLock::new(|| {
             [
+                "BEGIN",
                 users::USER_BY_ID.as_str(),
                 &servers::SERVERS_OF_USER,
                 &dms::DMS_OF_USER,
@@ -532,15 +533,30 @@ impl Store for SqliteStore {
                 messages::MENTION_COUNTS,
                 &channels::ROLES_OF_USER,
                 &channels::OVERRIDES_OF_USER,
+                "COMMIT",
             ]
             .join(";\n")
         });
-        let mut tx = read_tx(&self.pool).await?;
-        let parts = fetch_each(&mut tx, READY.as_str(), user.get(), 7).await?;
-        tx.commit().await?;
-        let [user, servers, dms, unread, mentions, roles, overrides]: [Vec<SqliteRow>; 7] = parts
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("statement count of a batched read"))?;
+        // The transaction is sqlx's to track no more, so it must never be left open:
+        // the read runs as a task of its own, which a dropped READY cannot cut short
+        // between BEGIN and COMMIT, and a connection whose read failed part-way is
+        // closed rather than returned to the pool.
+        let pool = self.pool.clone();
+        let read = tokio::spawn(async move {
+            let mut conn = pool.acquire().await?;
+            let parts = fetch_each(&mut conn, READY.as_str(), user.get(), 9).await;
+            if parts.is_err() {
+                conn.close_on_drop();
+            }
+            parts
+        });
+        let parts = read.await.map_err(|e| {
+            StoreError::Database(sqlx::Error::Protocol(format!("READY read: {e}")))
+        })??;
+        let [_, user, servers, dms, unread, mentions, roles, overrides, _]: [Vec<SqliteRow>; 9] =
+            parts
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("statement count of a batched read"))?;
         let Some(user) = user.first().map(users::user_row).transpose()? else {
             return Ok(None);
         };

@@ -307,3 +307,39 @@ async fn file_store_serialises_concurrent_writers() {
     assert_eq!(store.dm_channels_of_user(alice.id).await.unwrap().len(), 1);
     store.close().await;
 }
+
+/// READY's reads run as one command between its own BEGIN and COMMIT. A read that fails
+/// part-way (here: a table gone after BEGIN ran) must not put a connection that is
+/// still inside that transaction back into the pool, where every later write on it
+/// would fail and the open snapshot would keep the WAL from being checkpointed.
+#[tokio::test]
+async fn ready_read_failing_part_way_leaves_no_transaction_open() {
+    let dir = TempDir::new();
+    let store = SqliteStore::open(&dir.0.join("concord.db")).await.unwrap();
+    let alice = new_user("alice");
+    store.create_user(&alice).await.unwrap();
+    assert!(store.ready_state(alice.id).await.unwrap().is_some());
+
+    sqlx::query("DROP TABLE channel_overrides")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    for _ in 0..FILE_POOL_SIZE * 2 {
+        assert!(store.ready_state(alice.id).await.is_err());
+    }
+    // Every connection the pool hands out can still open a write transaction (a
+    // connection left inside the read transaction would refuse BEGIN IMMEDIATE).
+    for i in 0..i64::from(FILE_POOL_SIZE) * 2 {
+        let server = Server {
+            id: ServerId::new(),
+            name: format!("s{i}"),
+            owner_id: alice.id,
+            icon_url: None,
+            is_public: false,
+            require_invite: false,
+            created_at: Timestamp::from_micros(i),
+            updated_at: Timestamp::from_micros(i),
+        };
+        store.create_server(&server).await.unwrap();
+    }
+}
