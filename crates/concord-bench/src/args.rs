@@ -181,37 +181,37 @@ impl BenchArgs {
             return Err("--servers must be between 1 and --connections".into());
         }
         if self.servers > 1 {
-            let one_server: Vec<&str> = self
-                .scenario
-                .iter()
-                .filter(|s| !matches!(s, Scenario::Idle | Scenario::Storm))
-                .map(|s| s.name())
-                .collect();
-            if !one_server.is_empty() {
-                return Err(format!(
-                    "--servers > 1 supports idle and storm; run {} with --servers 1",
-                    one_server.join(", ")
-                ));
-            }
+            self.only(
+                |s| matches!(s, Scenario::Idle | Scenario::Storm),
+                "--servers > 1 supports idle and storm; run {} with --servers 1",
+            )?;
         }
         if self.procs > 1 {
-            let local_only: Vec<&str> = self
-                .scenario
-                .iter()
-                .filter(|s| !matches!(s, Scenario::Idle | Scenario::Fanout | Scenario::Storm))
-                .map(|s| s.name())
-                .collect();
-            if !local_only.is_empty() {
-                return Err(format!(
-                    "--procs > 1 supports idle, fanout and storm; run {} with --procs 1",
-                    local_only.join(", ")
-                ));
-            }
+            self.only(
+                |s| matches!(s, Scenario::Idle | Scenario::Fanout | Scenario::Storm),
+                "--procs > 1 supports idle, fanout and storm; run {} with --procs 1",
+            )?;
         }
         if self.backoff_base.is_zero() || self.backoff_cap < self.backoff_base {
             return Err("need 0 < --backoff-base <= --backoff-cap".into());
         }
         Ok(())
+    }
+
+    /// Fails with `message`, its `{}` replaced by the scenarios asked for that
+    /// `supported` refuses.
+    fn only(&self, supported: fn(&Scenario) -> bool, message: &str) -> Result<(), String> {
+        let refused: Vec<&str> = self
+            .scenario
+            .iter()
+            .filter(|s| !supported(s))
+            .map(|s| s.name())
+            .collect();
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(message.replace("{}", &refused.join(", ")))
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use concord_protocol::{DirectMessage, DmChannelId, Timestamp, UserId};
 use sqlx::{
-    AssertSqlSafe, SqliteConnection,
+    AssertSqlSafe,
     sqlite::{SqlitePool, SqliteRow},
 };
 use uuid::Uuid;
@@ -108,17 +108,6 @@ pub(super) fn dm_summary_row(row: &SqliteRow) -> StoreResult<DmChannelSummary> {
         recipient: user_row(row)?,
         last_message_at: opt_ts(row, "last_message_at")?,
     })
-}
-
-pub(super) async fn dm_channels_of_user(
-    conn: &mut SqliteConnection,
-    user: UserId,
-) -> StoreResult<Vec<DmChannelSummary>> {
-    let found = sqlx::query(DMS_OF_USER.as_str())
-        .bind(user.get())
-        .fetch_all(&mut *conn)
-        .await?;
-    rows(&found, dm_summary_row)
 }
 
 pub(super) async fn create_dm_message(

@@ -317,17 +317,6 @@ pub(super) fn unread_row(row: &SqliteRow) -> StoreResult<UnreadCount> {
     })
 }
 
-pub(super) async fn unread_counts(
-    conn: &mut SqliteConnection,
-    user: UserId,
-) -> StoreResult<Vec<UnreadCount>> {
-    let found = sqlx::query(UNREAD_COUNTS)
-        .bind(user.get())
-        .fetch_all(&mut *conn)
-        .await?;
-    rows(&found, unread_row)
-}
-
 /// Mention counts of user `?1` in server channels with a read state, zeros omitted,
 /// by channel.
 pub(super) const MENTION_COUNTS: &str = "SELECT channel_id, n FROM ( \
@@ -346,15 +335,4 @@ pub(super) fn mention_row(row: &SqliteRow) -> StoreResult<MentionCount> {
         channel_id: id(row, "channel_id")?,
         count: get(row, "n")?,
     })
-}
-
-pub(super) async fn mention_counts(
-    conn: &mut SqliteConnection,
-    user: UserId,
-) -> StoreResult<Vec<MentionCount>> {
-    let found = sqlx::query(MENTION_COUNTS)
-        .bind(user.get())
-        .fetch_all(&mut *conn)
-        .await?;
-    rows(&found, mention_row)
 }

@@ -278,6 +278,17 @@ where
     Ok(out)
 }
 
+/// The rows of `sql`, a read that takes one user as `?1`, each read by `f`.
+async fn of_user<T>(
+    pool: &SqlitePool,
+    sql: &'static str,
+    user: UserId,
+    f: fn(&SqliteRow) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let found = sqlx::query(sql).bind(user.get()).fetch_all(pool).await?;
+    rows(&found, f)
+}
+
 async fn fetch_in<T>(
     conn: &mut SqliteConnection,
     sql: &str,
@@ -373,7 +384,13 @@ impl Store for SqliteStore {
     }
 
     async fn servers_of_user(&self, user: UserId) -> StoreResult<Vec<ServerDto>> {
-        servers::servers_of_user(&mut *self.pool.acquire().await?, user).await
+        of_user(
+            &self.pool,
+            &servers::SERVERS_OF_USER,
+            user,
+            servers::server_row,
+        )
+        .await
     }
 
     async fn public_servers(&self, limit: i64) -> StoreResult<Vec<ServerDto>> {
@@ -511,11 +528,23 @@ impl Store for SqliteStore {
     }
 
     async fn unread_counts(&self, user: UserId) -> StoreResult<Vec<UnreadCount>> {
-        messages::unread_counts(&mut *self.pool.acquire().await?, user).await
+        of_user(
+            &self.pool,
+            messages::UNREAD_COUNTS,
+            user,
+            messages::unread_row,
+        )
+        .await
     }
 
     async fn mention_counts(&self, user: UserId) -> StoreResult<Vec<MentionCount>> {
-        messages::mention_counts(&mut *self.pool.acquire().await?, user).await
+        of_user(
+            &self.pool,
+            messages::MENTION_COUNTS,
+            user,
+            messages::mention_row,
+        )
+        .await
     }
 
     async fn ready_state(&self, user: UserId) -> StoreResult<Option<ReadyState>> {
@@ -631,7 +660,7 @@ impl Store for SqliteStore {
     }
 
     async fn dm_channels_of_user(&self, user: UserId) -> StoreResult<Vec<DmChannelSummary>> {
-        dms::dm_channels_of_user(&mut *self.pool.acquire().await?, user).await
+        of_user(&self.pool, &dms::DMS_OF_USER, user, dms::dm_summary_row).await
     }
 
     async fn create_dm_message(&self, message: &DirectMessage) -> StoreResult<()> {

@@ -84,17 +84,6 @@ pub(super) async fn server(pool: &SqlitePool, id: ServerId) -> StoreResult<Optio
     fetch_server(&mut conn, id).await
 }
 
-pub(super) async fn servers_of_user(
-    conn: &mut SqliteConnection,
-    user: UserId,
-) -> StoreResult<Vec<ServerDto>> {
-    let found = sqlx::query(SERVERS_OF_USER.as_str())
-        .bind(user.get())
-        .fetch_all(&mut *conn)
-        .await?;
-    rows(&found, server_row)
-}
-
 pub(super) async fn public_servers(pool: &SqlitePool, limit: i64) -> StoreResult<Vec<ServerDto>> {
     let found = sqlx::query(AssertSqlSafe(format!(
         "{SERVER_SELECT} WHERE s.is_public = 1 \
