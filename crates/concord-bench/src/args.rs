@@ -109,8 +109,8 @@ pub struct BenchArgs {
     pub setup_concurrency: usize,
     /// Public servers to spread the members over (member i joins server i mod K).
     /// With K = N no member shares a server with another, so `idle` measures connect
-    /// + READY without the v1 presence flood. Only idle and storm run with K > 1: the
-    /// other scenarios count deliveries to the first server's channel.
+    /// and READY without the v1 presence flood. Only idle and storm run with K > 1:
+    /// the other scenarios count deliveries to the first server's channel.
     #[arg(long, default_value_t = 1)]
     pub servers: usize,
     /// Churn: connections dropped and reconnected per second.
