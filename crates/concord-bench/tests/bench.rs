@@ -104,6 +104,33 @@ async fn idle_and_fanout_against_concord() {
     server.shutdown().await;
 }
 
+/// `--servers N`: every member alone in a server of its own, so connecting announces
+/// nothing to anyone (20 members of one server connecting at once get 380).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_spread_over_servers_connect_without_announcements() {
+    let server = start().await;
+    let mut out = Vec::new();
+    let returned = run_to(
+        args(
+            &server.url(""),
+            &["--scenario", "idle,storm", "--servers", "20"],
+        ),
+        &mut out,
+    )
+    .await
+    .expect("bench run");
+    let printed = lines(&out, &returned);
+    assert_eq!(printed.len(), 2);
+    let idle = &printed[0];
+    assert_eq!(idle["servers"], 20);
+    assert_eq!(idle["ready"], 20);
+    assert_eq!(idle["presence_frames"], 0, "{idle}");
+    assert_eq!(idle["completed"], true);
+    assert_eq!(printed[1]["scenario"], "storm");
+    assert_eq!(printed[1]["completed"], true);
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_events_storm_and_churn_against_concord() {
     let server = start().await;
