@@ -8,8 +8,10 @@
 //! transaction, which in WAL mode is one consistent snapshot.
 //!
 //! This file holds the pool, the migrations and the shared decoding helpers; the
-//! statements live in one file per area, where each `Store` method is a free function
-//! of the same name taking the pool.
+//! statements live in one file per area, where most `Store` methods are a free function
+//! of the same name taking the pool. The reads of one user's rows are statements and
+//! row readers there, shared by the single-read methods and by READY, which sends
+//! them to the connection's thread as one command ([`fetch_each`]).
 
 use std::{borrow::Cow, path::Path, str::FromStr, sync::LazyLock, time::Duration};
 
@@ -244,8 +246,8 @@ async fn fetch_in_snapshot<T>(
     Ok(found)
 }
 
-/// Runs `sql`, several statements separated by `;` that each take `arg` as `?1`, as
-/// one command on the connection's thread, and returns each statement's rows in order.
+/// Runs `sql`, `N` statements separated by `;` that each take `arg` as `?1`, as one
+/// command on the connection's thread, and returns each statement's rows in order.
 ///
 /// sqlx runs a SQLite connection on a thread of its own and each command costs a
 /// round trip to it (two thread wake-ups, which dominate the cost of a small read on
@@ -253,16 +255,15 @@ async fn fetch_in_snapshot<T>(
 /// command, yielding a row per row and a result at the end of each statement.
 /// `fetch_many` is deprecated because only SQLite does this; should a later sqlx drop
 /// it, the count check below fails and the conformance suite with it.
-async fn fetch_each<'q, A>(
+async fn fetch_each<'q, A, const N: usize>(
     conn: &mut SqliteConnection,
     sql: &'static str,
     arg: A,
-    statements: usize,
-) -> StoreResult<Vec<Vec<SqliteRow>>>
+) -> StoreResult<[Vec<SqliteRow>; N]>
 where
     A: 'q + Send + sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite>,
 {
-    let mut out = Vec::with_capacity(statements);
+    let mut out = Vec::with_capacity(N);
     let mut current = Vec::new();
     #[allow(deprecated, reason = "see above: one command for several statements")]
     let mut steps = sqlx::query(sql).bind(arg).fetch_many(&mut *conn);
@@ -272,10 +273,11 @@ where
             sqlx::Either::Left(_) => out.push(std::mem::take(&mut current)),
         }
     }
-    if out.len() != statements || !current.is_empty() {
-        return Err(StoreError::Corrupt("statement count of a batched read"));
+    let miscounted = || StoreError::Corrupt("statement count of a batched read");
+    if !current.is_empty() {
+        return Err(miscounted());
     }
-    Ok(out)
+    out.try_into().map_err(|_| miscounted())
 }
 
 /// The rows of `sql`, a read that takes one user as `?1`, each read by `f`.
@@ -573,7 +575,7 @@ impl Store for SqliteStore {
         let pool = self.pool.clone();
         let read = tokio::spawn(async move {
             let mut conn = pool.acquire().await?;
-            let parts = fetch_each(&mut conn, READY.as_str(), user.get(), 9).await;
+            let parts = fetch_each::<_, 9>(&mut conn, READY.as_str(), user.get()).await;
             if parts.is_err() {
                 conn.close_on_drop();
             }
@@ -582,10 +584,7 @@ impl Store for SqliteStore {
         let parts = read.await.map_err(|e| {
             StoreError::Database(sqlx::Error::Protocol(format!("READY read: {e}")))
         })??;
-        let [_, user, servers, dms, unread, mentions, roles, overrides, _]: [Vec<SqliteRow>; 9] =
-            parts
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("statement count of a batched read"))?;
+        let [_, user, servers, dms, unread, mentions, roles, overrides, _] = parts;
         let Some(user) = user.first().map(users::user_row).transpose()? else {
             return Ok(None);
         };
@@ -730,8 +729,8 @@ impl Store for SqliteStore {
             )
         });
         let mut conn = self.pool.acquire().await?;
-        let parts = fetch_each(&mut conn, BOT_AND_USER.as_str(), token_hash, 2).await?;
-        let (Some(bot), Some(user)) = (parts[0].first(), parts[1].first()) else {
+        let [bots, users] = fetch_each(&mut conn, BOT_AND_USER.as_str(), token_hash).await?;
+        let (Some(bot), Some(user)) = (bots.first(), users.first()) else {
             return Ok(None);
         };
         Ok(Some((bots::bot_row(bot)?, users::user_row(user)?)))
