@@ -203,11 +203,26 @@ impl World {
             .await?
             .expect(StatusCode::CREATED, "create the channel")?;
         let channel_id = text(&channel, "id")?;
+        // Counts for the progress line: servers, then bots created and joined.
+        let (made, created) = (Arc::new(AtomicUsize::new(1)), Arc::new(AtomicUsize::new(0)));
+        let display = Progress::start(progress, "setup", {
+            let (made, created) = (made.clone(), created.clone());
+            move || {
+                format!(
+                    "servers {}/{servers}, bots created and joined {}/{members}",
+                    made.load(Ordering::Relaxed),
+                    created.load(Ordering::Relaxed)
+                )
+            }
+        });
         let more: Vec<anyhow::Result<String>> = stream::iter(1..servers)
             .map(|k| {
-                let access = &access;
+                let (access, made) = (&access, &made);
                 async move {
-                    create_server(rest, access, &format!("bench {run_id} {k}"), deadline).await
+                    let id = create_server(rest, access, &format!("bench {run_id} {k}"), deadline)
+                        .await?;
+                    made.fetch_add(1, Ordering::Relaxed);
+                    Ok(id)
                 }
             })
             .buffer_unordered(concurrency)
@@ -216,17 +231,6 @@ impl World {
         let servers: Vec<String> = std::iter::once(Ok(server_id.clone()))
             .chain(more)
             .collect::<anyhow::Result<_>>()?;
-
-        let created = Arc::new(AtomicUsize::new(0));
-        let display = Progress::start(progress, "setup", {
-            let created = created.clone();
-            move || {
-                format!(
-                    "bots created and joined {}/{members}",
-                    created.load(Ordering::Relaxed)
-                )
-            }
-        });
         let results: Vec<anyhow::Result<Member>> = stream::iter(0..members)
             .map(|i| {
                 let (access, created) = (&access, &created);
