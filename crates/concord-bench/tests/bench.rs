@@ -57,20 +57,20 @@ fn lines(out: &[u8], returned: &[Value]) -> Vec<Value> {
         .collect()
 }
 
+/// Runs the bench against `server` with `extra` arguments; the printed summaries,
+/// checked to be exactly those returned.
+async fn bench(server: &TestServer, extra: &[&str]) -> Vec<Value> {
+    let mut out = Vec::new();
+    let returned = run_to(args(&server.url(""), extra), &mut out)
+        .await
+        .expect("bench run");
+    lines(&out, &returned)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_and_fanout_against_concord() {
     let server = start().await;
-    let mut out = Vec::new();
-    let returned = run_to(
-        args(
-            &server.url(""),
-            &["--scenario", "idle,fanout", "--probes", "2"],
-        ),
-        &mut out,
-    )
-    .await
-    .expect("bench run");
-    let printed = lines(&out, &returned);
+    let printed = bench(&server, &["--scenario", "idle,fanout", "--probes", "2"]).await;
     assert_eq!(printed.len(), 2);
 
     let idle = &printed[0];
@@ -109,17 +109,7 @@ async fn idle_and_fanout_against_concord() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_spread_over_servers_connect_without_announcements() {
     let server = start().await;
-    let mut out = Vec::new();
-    let returned = run_to(
-        args(
-            &server.url(""),
-            &["--scenario", "idle,storm", "--servers", "20"],
-        ),
-        &mut out,
-    )
-    .await
-    .expect("bench run");
-    let printed = lines(&out, &returned);
+    let printed = bench(&server, &["--scenario", "idle,storm", "--servers", "20"]).await;
     assert_eq!(printed.len(), 2);
     let idle = &printed[0];
     assert_eq!(idle["servers"], 20);
@@ -134,28 +124,23 @@ async fn members_spread_over_servers_connect_without_announcements() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_events_storm_and_churn_against_concord() {
     let server = start().await;
-    let mut out = Vec::new();
-    let summaries = run_to(
-        args(
-            &server.url(""),
-            &[
-                "--scenario",
-                "presence,typing,storm,churn",
-                "--rate",
-                "200",
-                "--churn-rate",
-                "20",
-                "--backoff-base",
-                "50ms",
-                "--backoff-cap",
-                "200ms",
-            ],
-        ),
-        &mut out,
+    let summaries = bench(
+        &server,
+        &[
+            "--scenario",
+            "presence,typing,storm,churn",
+            "--rate",
+            "200",
+            "--churn-rate",
+            "20",
+            "--backoff-base",
+            "50ms",
+            "--backoff-cap",
+            "200ms",
+        ],
     )
-    .await
-    .expect("bench run");
-    assert_eq!(lines(&out, &summaries).len(), 4);
+    .await;
+    assert_eq!(summaries.len(), 4);
 
     let presence = &summaries[0];
     assert_eq!(presence["scenario"], "presence");
