@@ -260,20 +260,31 @@ pub async fn authenticate_bot(state: &AppState, token: &str) -> Result<Principal
         .await?
         .filter(|(r, _)| r.bot.revoked_at.is_none())
         .ok_or_else(|| ApiError::unauthorized("Invalid bot token"))?;
-    if user.disabled {
-        return Err(ApiError::unauthorized("Account unavailable"));
-    }
     Ok(Principal {
-        user,
+        user: usable(user)?,
         bot: Some(record.bot.id),
     })
 }
 
 async fn live_user(state: &AppState, id: UserId) -> Result<UserRecord, ApiError> {
-    match state.store.user(id).await? {
-        Some(user) if !user.disabled => Ok(user),
-        _ => Err(ApiError::unauthorized("Account unavailable")),
+    state
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(unavailable)
+        .and_then(usable)
+}
+
+/// The user, unless the account is disabled.
+fn usable(user: UserRecord) -> Result<UserRecord, ApiError> {
+    if user.disabled {
+        return Err(unavailable());
     }
+    Ok(user)
+}
+
+fn unavailable() -> ApiError {
+    ApiError::unauthorized("Account unavailable")
 }
 
 #[cfg(test)]
