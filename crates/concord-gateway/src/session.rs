@@ -126,7 +126,7 @@ impl Default for SessionConfig {
             rate_window: Duration::from_millis(concord_protocol::limits::GATEWAY_RATE_WINDOW_MS),
             write_timeout: Duration::from_secs(10),
             queue: QueueLimits::default(),
-            write_linger: Duration::from_millis(2),
+            write_linger: Duration::from_millis(20),
         }
     }
 }

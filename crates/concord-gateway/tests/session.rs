@@ -1,5 +1,6 @@
 //! Session logic on an in-memory socket, with virtual time: READY ordering, heartbeat
-//! replies, the rate-limit window, the idle timeout, overflow and shutdown closes.
+//! replies, the rate-limit window, the idle timeout, overflow and shutdown closes, the
+//! write linger.
 
 use std::{
     pin::Pin,
@@ -15,17 +16,23 @@ use concord_gateway::{
 };
 use concord_protocol::{Op, UserId};
 use futures_util::{Sink, Stream};
-use tokio::sync::mpsc;
+use tokio::{sync::mpsc, time::Instant};
 use tokio_tungstenite::tungstenite::{self, Message, protocol::CloseFrame};
 
 /// One end of an in-memory WebSocket: the test plays the client on the other end.
 struct FakeSocket {
     inbound: mpsc::UnboundedReceiver<Result<Message, tungstenite::Error>>,
     outbound: mpsc::UnboundedSender<Message>,
+    writes: WriteLog,
 }
+
+/// When each batch of data frames was written, and how many frames it held.
+type WriteLog = Arc<Mutex<Vec<(Instant, usize)>>>;
 
 impl GatewaySocket for FakeSocket {
     async fn write_frames(&mut self, batch: &[Frames]) -> std::io::Result<()> {
+        let count = batch.iter().map(Frames::count).sum();
+        self.writes.lock().unwrap().push((Instant::now(), count));
         for frame in batch.iter().flat_map(Frames::as_slice) {
             self.outbound
                 .send(Message::text(frame.as_str()))
@@ -88,6 +95,7 @@ impl SessionHandler for Recorder {
 struct Client {
     to_server: mpsc::UnboundedSender<Result<Message, tungstenite::Error>>,
     from_server: mpsc::UnboundedReceiver<Message>,
+    writes: WriteLog,
 }
 
 impl Client {
@@ -124,13 +132,19 @@ fn start(
 ) -> (Client, UserId, tokio::task::JoinHandle<()>) {
     let (to_server, inbound) = mpsc::unbounded_channel();
     let (outbound, from_server) = mpsc::unbounded_channel();
-    let socket = FakeSocket { inbound, outbound };
+    let writes = WriteLog::default();
+    let socket = FakeSocket {
+        inbound,
+        outbound,
+        writes: Arc::clone(&writes),
+    };
     let user = UserId::new();
     let task = tokio::spawn(run_session(socket, Arc::clone(hub), handler, user, config));
     (
         Client {
             to_server,
             from_server,
+            writes,
         },
         user,
         task,
@@ -311,4 +325,37 @@ async fn a_clean_client_close_is_reported_as_such() {
         *handler.endings.lock().unwrap(),
         vec![(Ending::ClientClosedCleanly, 0)]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_session_waits_out_the_linger_and_an_idle_one_writes_at_once() {
+    let hub = Arc::new(Hub::new());
+    let config = SessionConfig {
+        write_linger: Duration::from_millis(20),
+        ..SessionConfig::default()
+    };
+    let (mut client, user, _) = start(&hub, Arc::new(Recorder::default()), config);
+    client.recv_text().await;
+    let ready_at = client.writes.lock().unwrap()[0].0;
+    let frame = |n: u32| Payload::text(&format!(r#"{{"op":"DISPATCH","t":"X","d":{n}}}"#));
+
+    // READY was just written: what follows within the linger leaves in one write,
+    // once the linger since READY is over.
+    hub.send_to_user(user, &frame(1));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    hub.send_to_user(user, &frame(2));
+    hub.send_to_user(user, &frame(3));
+    for n in 1..=3 {
+        assert_eq!(client.recv_text().await, frame(n).as_str());
+    }
+    let writes = client.writes.lock().unwrap().clone();
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    assert_eq!(writes[1], (ready_at + Duration::from_millis(20), 3));
+
+    // Quiet for longer than the linger: the next frame goes out at once, alone.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let sent_at = Instant::now();
+    hub.send_to_user(user, &frame(4));
+    assert_eq!(client.recv_text().await, frame(4).as_str());
+    assert_eq!(client.writes.lock().unwrap()[2], (sent_at, 1));
 }
