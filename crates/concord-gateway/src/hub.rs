@@ -110,7 +110,7 @@ impl Hub {
     where
         I: IntoIterator<Item = UserId>,
     {
-        self.push_to_users(users, &Frames::One(payload.clone()))
+        self.send_frames_to_users(users, &Frames::One(payload.clone()))
     }
 
     /// Queues a shared batch of frames on every session of every listed user: one
@@ -119,14 +119,17 @@ impl Hub {
     where
         I: IntoIterator<Item = UserId>,
     {
-        self.push_to_users(users, &Frames::Many(Arc::clone(batch)))
+        self.send_frames_to_users(users, &Frames::Many(Arc::clone(batch)))
     }
 
+    /// Queues one entry (a frame, a shared batch, or a shared batch less a run of its
+    /// frames) on every session of every listed user.
+    ///
     /// Pushes under the read lock: a push only locks that session's queue and wakes
     /// its writer (never runs it), so nothing here can wait on the Hub. Collecting
     /// the targets first would cost an allocation and two reference-count updates per
     /// recipient, on cache lines the recipients' writers are using.
-    fn push_to_users<I>(&self, users: I, frames: &Frames) -> Delivery
+    pub fn send_frames_to_users<I>(&self, users: I, frames: &Frames) -> Delivery
     where
         I: IntoIterator<Item = UserId>,
     {

@@ -7,6 +7,7 @@
 
 use std::{
     collections::VecDeque,
+    ops::Range,
     sync::{Arc, Mutex},
 };
 
@@ -50,14 +51,45 @@ pub enum Frames {
     One(Payload),
     /// Several frames shared with other sessions.
     Many(Arc<FrameBatch>),
+    /// A shared batch without one run of its frames (`skip_from..skip_to`): the
+    /// recipient's own announcements, which everyone else gets. One entry and one
+    /// reference count per recipient, so a tick with S announcing users in one server
+    /// costs O(S), not a batch of S - 1 frames built for each of them.
+    Except {
+        /// The shared batch.
+        batch: Arc<FrameBatch>,
+        /// First frame left out.
+        skip_from: u32,
+        /// One past the last frame left out.
+        skip_to: u32,
+    },
 }
 
 impl Frames {
+    /// `batch` without its frames in `skip` (clamped to the batch).
+    pub fn except(batch: &Arc<FrameBatch>, skip: Range<usize>) -> Self {
+        let len = batch.frames.len();
+        let to = skip.end.min(len);
+        let from = skip.start.min(to);
+        // Batches are a tick's announcements: far below u32::MAX frames.
+        let narrow = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Self::Except {
+            batch: Arc::clone(batch),
+            skip_from: narrow(from),
+            skip_to: narrow(to),
+        }
+    }
+
     /// How many frames.
     pub fn count(&self) -> usize {
         match self {
             Self::One(_) => 1,
             Self::Many(batch) => batch.frames.len(),
+            Self::Except {
+                batch,
+                skip_from,
+                skip_to,
+            } => batch.frames.len() - (*skip_to - *skip_from) as usize,
         }
     }
 
@@ -66,15 +98,56 @@ impl Frames {
         match self {
             Self::One(frame) => frame.len(),
             Self::Many(batch) => batch.bytes,
+            Self::Except {
+                batch,
+                skip_from,
+                skip_to,
+            } => {
+                let skipped: usize = batch.frames[*skip_from as usize..*skip_to as usize]
+                    .iter()
+                    .map(Payload::len)
+                    .sum();
+                batch.bytes - skipped
+            }
+        }
+    }
+
+    /// The `index`th frame, in order.
+    pub fn get(&self, index: usize) -> Option<&Payload> {
+        match self {
+            Self::One(frame) => (index == 0).then_some(frame),
+            Self::Many(batch) => batch.frames.get(index),
+            Self::Except {
+                batch,
+                skip_from,
+                skip_to,
+            } => {
+                let (from, to) = (*skip_from as usize, *skip_to as usize);
+                let at = if index < from {
+                    index
+                } else {
+                    index + (to - from)
+                };
+                batch.frames.get(at)
+            }
         }
     }
 
     /// The frames, in order.
-    pub fn as_slice(&self) -> &[Payload] {
-        match self {
-            Self::One(frame) => std::slice::from_ref(frame),
-            Self::Many(batch) => &batch.frames,
-        }
+    pub fn iter(&self) -> impl Iterator<Item = &Payload> {
+        let (head, tail): (&[Payload], &[Payload]) = match self {
+            Self::One(frame) => (std::slice::from_ref(frame), &[]),
+            Self::Many(batch) => (&batch.frames, &[]),
+            Self::Except {
+                batch,
+                skip_from,
+                skip_to,
+            } => (
+                &batch.frames[..*skip_from as usize],
+                &batch.frames[*skip_to as usize..],
+            ),
+        };
+        head.iter().chain(tail)
     }
 }
 
@@ -304,8 +377,33 @@ mod tests {
         let mut drained = Vec::new();
         outbox.drain(&mut drained);
         assert_eq!(drained.len(), 1);
-        assert_eq!(drained[0].as_slice(), batch.frames());
+        assert!(drained[0].iter().eq(batch.frames()));
         assert_eq!(drained[0].bytes(), batch.bytes());
+    }
+
+    #[test]
+    fn a_batch_without_one_run_of_its_frames() {
+        let batch = Arc::new(FrameBatch::new((1..=5).map(frame).collect()));
+        let except = Frames::except(&batch, 1..3);
+        let expected = [frame(1), frame(4), frame(5)];
+        assert_eq!(except.count(), 3);
+        let bytes: usize = expected.iter().map(Payload::len).sum();
+        assert_eq!(except.bytes(), bytes);
+        assert!(except.iter().eq(&expected));
+        let by_index: Vec<_> = (0..).map_while(|i| except.get(i)).cloned().collect();
+        assert_eq!(by_index, expected);
+        // The bounds count what is left.
+        let outbox = Outbox::new(QueueLimits {
+            max_frames: 3,
+            max_bytes: bytes,
+        });
+        assert_eq!(outbox.push_frames(except), Pushed::Queued);
+        assert_eq!(outbox.len(), 3);
+        // Ranges reaching past the batch are clamped; an empty one leaves all.
+        assert_eq!(Frames::except(&batch, 4..9).count(), 4);
+        assert_eq!(Frames::except(&batch, 2..2).count(), 5);
+        assert_eq!(Frames::except(&batch, 0..5).count(), 0);
+        assert!(Frames::except(&batch, 0..5).get(0).is_none());
     }
 
     #[test]

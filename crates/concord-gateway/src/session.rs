@@ -74,9 +74,8 @@ where
         loop {
             let mut filled = 0;
             while filled < SLICES && entry < batch.len() {
-                let frames = batch[entry].as_slice();
-                if frame < frames.len() {
-                    slices[filled] = IoSlice::new(frames[frame].frame());
+                if let Some(payload) = batch[entry].get(frame) {
+                    slices[filled] = IoSlice::new(payload.frame());
                     filled += 1;
                     frame += 1;
                 } else {

@@ -33,7 +33,7 @@ impl GatewaySocket for FakeSocket {
     async fn write_frames(&mut self, batch: &[Frames]) -> std::io::Result<()> {
         let count = batch.iter().map(Frames::count).sum();
         self.writes.lock().unwrap().push((Instant::now(), count));
-        for frame in batch.iter().flat_map(Frames::as_slice) {
+        for frame in batch.iter().flat_map(Frames::iter) {
             self.outbound
                 .send(Message::text(frame.as_str()))
                 .map_err(std::io::Error::other)?;

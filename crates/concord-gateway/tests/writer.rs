@@ -1,7 +1,8 @@
 //! The real writer: pre-encoded frames written with vectored writes over an in-memory
 //! duplex, read back by a real WebSocket client. Batches larger than one vectored
-//! write, mixes of single frames and shared batches, and frame sizes across the
-//! 7/16/64-bit length encodings all arrive whole and in order.
+//! write, mixes of single frames, shared batches and shared batches less a run of
+//! their frames, and frame sizes across the 7/16/64-bit length encodings all arrive
+//! whole and in order.
 
 use std::sync::Arc;
 
@@ -27,7 +28,12 @@ async fn batches_arrive_whole_and_in_order() {
             .map(|i| Payload::text(&format!("shared {round}.{i}")))
             .collect();
         expected.extend(shared.iter().map(|p| p.as_str().to_string()));
-        batch.push(Frames::Many(Arc::new(FrameBatch::new(shared))));
+        let shared = Arc::new(FrameBatch::new(shared));
+        batch.push(Frames::Many(Arc::clone(&shared)));
+        // The same batch without its middle frame.
+        let except = Frames::except(&shared, 1..2);
+        expected.extend(except.iter().map(|p| p.as_str().to_string()));
+        batch.push(except);
         let size = sizes[round % sizes.len()];
         let single = Payload::text(&"x".repeat(size));
         expected.push(single.as_str().to_string());
@@ -38,9 +44,10 @@ async fn batches_arrive_whole_and_in_order() {
         "more frames than one vectored write takes"
     );
 
+    let total = expected.len();
     let reader = tokio::spawn(async move {
         let mut got = Vec::new();
-        while got.len() < 48 {
+        while got.len() < total {
             match client.next().await {
                 Some(Ok(Message::Text(text))) => got.push(text.to_string()),
                 other => panic!("unexpected {other:?}"),

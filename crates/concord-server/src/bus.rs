@@ -7,12 +7,13 @@
 //! a networked bus (NATS) implements the same trait.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
+    ops::Range,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use concord_gateway::{FrameBatch, Hub, Payload};
+use concord_gateway::{FrameBatch, Frames, Hub, Payload};
 use concord_protocol::{ChannelId, Dispatch, Event, ServerId, UserId};
 use serde::Serialize;
 
@@ -196,27 +197,31 @@ impl Fanout {
             }
         }
         for server in order {
-            let Some(group) = by_server.remove(&server) else {
+            let Some(mut group) = by_server.remove(&server) else {
                 continue;
             };
-            let subjects: HashSet<UserId> = group.iter().map(|(s, _)| *s).collect();
+            // Each subject's frames side by side (a stable sort keeps their order), so
+            // that a subject gets the shared batch less one run of it.
+            group.sort_by_key(|(subject, _)| *subject);
+            let mut runs: HashMap<UserId, Range<usize>> = HashMap::new();
+            for (at, (subject, _)) in group.iter().enumerate() {
+                runs.entry(*subject).or_insert(at..at).end = at + 1;
+            }
             let everyone = Arc::new(FrameBatch::new(
-                group.iter().map(|(_, p)| p.clone()).collect(),
+                group.into_iter().map(|(_, payload)| payload).collect(),
             ));
             let members = self.directory.members(server);
             self.hub.send_batch_to_users(
-                members.iter().copied().filter(|m| !subjects.contains(m)),
+                members.iter().copied().filter(|m| !runs.contains_key(m)),
                 &everyone,
             );
-            for subject in members.into_iter().filter(|m| subjects.contains(m)) {
-                let others: Vec<Payload> = group
-                    .iter()
-                    .filter(|(s, _)| *s != subject)
-                    .map(|(_, p)| p.clone())
-                    .collect();
-                if !others.is_empty() {
+            for (subject, run) in members
+                .into_iter()
+                .filter_map(|m| runs.remove(&m).map(|run| (m, run)))
+            {
+                if run.len() < everyone.frames().len() {
                     self.hub
-                        .send_batch_to_users([subject], &Arc::new(FrameBatch::new(others)));
+                        .send_frames_to_users([subject], &Frames::except(&everyone, run));
                 }
             }
         }
@@ -281,7 +286,7 @@ impl Events {
 
 #[cfg(test)]
 mod tests {
-    use concord_gateway::{Frames, QueueLimits};
+    use concord_gateway::QueueLimits;
 
     use super::*;
 
@@ -290,7 +295,7 @@ mod tests {
         hub_entry.outbox.drain(&mut drained);
         drained
             .iter()
-            .flat_map(Frames::as_slice)
+            .flat_map(Frames::iter)
             .map(|p| p.as_str().to_string())
             .collect()
     }
@@ -330,6 +335,8 @@ mod tests {
         say(a, "a-online");
         say(b, "b-online");
         say(c, "c-online");
+        // A subject's second announcement in the tick, not next to its first.
+        say(a, "a-idle");
         assert!(
             sessions.iter().all(|s| s.outbox.is_empty()),
             "held until the tick"
@@ -337,19 +344,24 @@ mod tests {
         // Virtual time: sleeping past the tick lets the flush task run.
         tokio::time::sleep(Duration::from_millis(25)).await;
         // Order is kept per subject, not across subjects.
+        let (ta, tb, tc, td) = (
+            texts(&sessions[0]),
+            texts(&sessions[1]),
+            texts(&sessions[2]),
+            texts(&sessions[3]),
+        );
+        let of_a = |v: &[String]| -> Vec<String> {
+            v.iter().filter(|t| t.starts_with("a-")).cloned().collect()
+        };
+        assert_eq!(of_a(&tb), ["a-online", "a-idle"]);
+        assert_eq!(of_a(&tc), ["a-online", "a-idle"]);
         let sorted = |mut v: Vec<String>| {
             v.sort();
             v
         };
-        let (ta, tb, tc, td) = (
-            sorted(texts(&sessions[0])),
-            sorted(texts(&sessions[1])),
-            sorted(texts(&sessions[2])),
-            sorted(texts(&sessions[3])),
-        );
-        assert_eq!(ta, ["b-online", "c-online"]);
-        assert_eq!(tb, ["a-online", "c-online"]);
-        assert_eq!(tc, ["a-online", "b-online"]);
+        assert_eq!(sorted(ta), ["b-online", "c-online"]);
+        assert_eq!(sorted(tb), ["a-idle", "a-online", "c-online"]);
+        assert_eq!(sorted(tc), ["a-idle", "a-online", "b-online"]);
         assert_eq!(
             td,
             ["c-online"],
