@@ -11,7 +11,7 @@ pub use compress::{
     Compression, CompressionConfig, StreamCompressor, UnknownCompression, ZlibConfig, ZstdConfig,
 };
 pub use hub::{Delivery, Hub, SessionEntry, SessionId};
-pub use outbox::{CloseReason, FrameBatch, Frames, Outbox, Pushed, QueueLimits};
+pub use outbox::{BatchExcept, CloseReason, FrameBatch, Frames, Outbox, Pushed, QueueLimits};
 pub use payload::Payload;
 pub use rate::RateWindow;
 pub use session::{

@@ -51,33 +51,49 @@ pub enum Frames {
     One(Payload),
     /// Several frames shared with other sessions.
     Many(Arc<FrameBatch>),
-    /// A shared batch without one run of its frames (`skip_from..skip_to`): the
-    /// recipient's own announcements, which everyone else gets. One entry and one
-    /// reference count per recipient, so a tick with S announcing users in one server
-    /// costs O(S), not a batch of S - 1 frames built for each of them.
-    Except {
-        /// The shared batch.
-        batch: Arc<FrameBatch>,
-        /// First frame left out.
-        skip_from: u32,
-        /// One past the last frame left out.
-        skip_to: u32,
-    },
+    /// A shared batch less one run of its frames: the recipient's own announcements,
+    /// which everyone else gets. Built by [`Frames::except`].
+    Except(BatchExcept),
+}
+
+/// A shared batch without one run of its frames. One queue entry and one reference
+/// count per recipient, so a presence tick with S announcing users in one server costs
+/// O(S), not a batch of S - 1 frames built for each of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchExcept {
+    batch: Arc<FrameBatch>,
+    // The run left out, `skip_from..skip_to`, within the batch (checked when built).
+    skip_from: u32,
+    skip_to: u32,
+}
+
+impl BatchExcept {
+    fn skipped(&self) -> &[Payload] {
+        &self.batch.frames[self.skip_from as usize..self.skip_to as usize]
+    }
+
+    /// The frames before the run, and after it.
+    fn parts(&self) -> (&[Payload], &[Payload]) {
+        (
+            &self.batch.frames[..self.skip_from as usize],
+            &self.batch.frames[self.skip_to as usize..],
+        )
+    }
 }
 
 impl Frames {
     /// `batch` without its frames in `skip` (clamped to the batch).
     pub fn except(batch: &Arc<FrameBatch>, skip: Range<usize>) -> Self {
-        let len = batch.frames.len();
+        // A tick's announcements: far fewer than u32::MAX frames.
+        let len = batch.frames.len().min(u32::MAX as usize);
         let to = skip.end.min(len);
         let from = skip.start.min(to);
-        // Batches are a tick's announcements: far below u32::MAX frames.
         let narrow = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        Self::Except {
+        Self::Except(BatchExcept {
             batch: Arc::clone(batch),
             skip_from: narrow(from),
             skip_to: narrow(to),
-        }
+        })
     }
 
     /// How many frames.
@@ -85,11 +101,7 @@ impl Frames {
         match self {
             Self::One(_) => 1,
             Self::Many(batch) => batch.frames.len(),
-            Self::Except {
-                batch,
-                skip_from,
-                skip_to,
-            } => batch.frames.len() - (*skip_to - *skip_from) as usize,
+            Self::Except(except) => except.batch.frames.len() - except.skipped().len(),
         }
     }
 
@@ -98,16 +110,9 @@ impl Frames {
         match self {
             Self::One(frame) => frame.len(),
             Self::Many(batch) => batch.bytes,
-            Self::Except {
-                batch,
-                skip_from,
-                skip_to,
-            } => {
-                let skipped: usize = batch.frames[*skip_from as usize..*skip_to as usize]
-                    .iter()
-                    .map(Payload::len)
-                    .sum();
-                batch.bytes - skipped
+            Self::Except(except) => {
+                let skipped: usize = except.skipped().iter().map(Payload::len).sum();
+                except.batch.bytes - skipped
             }
         }
     }
@@ -117,18 +122,12 @@ impl Frames {
         match self {
             Self::One(frame) => (index == 0).then_some(frame),
             Self::Many(batch) => batch.frames.get(index),
-            Self::Except {
-                batch,
-                skip_from,
-                skip_to,
-            } => {
-                let (from, to) = (*skip_from as usize, *skip_to as usize);
-                let at = if index < from {
-                    index
-                } else {
-                    index + (to - from)
-                };
-                batch.frames.get(at)
+            Self::Except(except) => {
+                let (head, tail) = except.parts();
+                match index.checked_sub(head.len()) {
+                    None => head.get(index),
+                    Some(rest) => tail.get(rest),
+                }
             }
         }
     }
@@ -138,14 +137,7 @@ impl Frames {
         let (head, tail): (&[Payload], &[Payload]) = match self {
             Self::One(frame) => (std::slice::from_ref(frame), &[]),
             Self::Many(batch) => (&batch.frames, &[]),
-            Self::Except {
-                batch,
-                skip_from,
-                skip_to,
-            } => (
-                &batch.frames[..*skip_from as usize],
-                &batch.frames[*skip_to as usize..],
-            ),
+            Self::Except(except) => except.parts(),
         };
         head.iter().chain(tail)
     }
