@@ -135,7 +135,13 @@ async fn user(store: &dyn Store, name: &str) -> UserRecord {
         .expect("create user")
 }
 
-fn server_def(owner: UserId, name: &str, created_at: Timestamp, is_public: bool) -> Server {
+/// A server owned by `owner` (not stored).
+pub(crate) fn server_def(
+    owner: UserId,
+    name: &str,
+    created_at: Timestamp,
+    is_public: bool,
+) -> Server {
     Server {
         id: ServerId::new(),
         name: name.to_owned(),

@@ -3,9 +3,10 @@
 
 use std::path::PathBuf;
 
-use concord_protocol::{ChannelType, ServerId};
+use concord_protocol::ChannelType;
 
 use super::*;
+use crate::conformance::server_def;
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -55,16 +56,7 @@ async fn file_store_persists_and_reopens() {
     let dir = TempDir::new();
     let path = dir.0.join("nested-name.db");
     let alice = new_user("alice");
-    let server = Server {
-        id: ServerId::new(),
-        name: "home".to_owned(),
-        owner_id: alice.id,
-        icon_url: None,
-        is_public: true,
-        require_invite: false,
-        created_at: Timestamp::from_micros(2_000),
-        updated_at: Timestamp::from_micros(2_000),
-    };
+    let server = server_def(alice.id, "home", Timestamp::from_micros(2_000), true);
     let channel_id = ChannelId::new();
     let message_id = MessageId::new();
     {
@@ -158,16 +150,7 @@ async fn assigning_a_role_needs_membership_and_the_same_server() {
     store.create_user(&bob).await.unwrap();
     let mut servers = Vec::new();
     for _ in 0..2 {
-        let server = Server {
-            id: ServerId::new(),
-            name: "s".to_owned(),
-            owner_id: alice.id,
-            icon_url: None,
-            is_public: false,
-            require_invite: false,
-            created_at: Timestamp::from_micros(1),
-            updated_at: Timestamp::from_micros(1),
-        };
+        let server = server_def(alice.id, "s", Timestamp::from_micros(1), false);
         store.create_server(&server).await.unwrap();
         servers.push(server.id);
     }
@@ -227,16 +210,7 @@ async fn file_store_serialises_concurrent_writers() {
     let bob = new_user("bob");
     store.create_user(&alice).await.unwrap();
     store.create_user(&bob).await.unwrap();
-    let server = Server {
-        id: ServerId::new(),
-        name: "s".to_owned(),
-        owner_id: alice.id,
-        icon_url: None,
-        is_public: false,
-        require_invite: false,
-        created_at: Timestamp::from_micros(1),
-        updated_at: Timestamp::from_micros(1),
-    };
+    let server = server_def(alice.id, "s", Timestamp::from_micros(1), false);
     store.create_server(&server).await.unwrap();
 
     let mut tasks = Vec::new();
@@ -330,16 +304,7 @@ async fn ready_read_failing_part_way_leaves_no_transaction_open() {
     // Every connection the pool hands out can still open a write transaction (a
     // connection left inside the read transaction would refuse BEGIN IMMEDIATE).
     for i in 0..i64::from(FILE_POOL_SIZE) * 2 {
-        let server = Server {
-            id: ServerId::new(),
-            name: format!("s{i}"),
-            owner_id: alice.id,
-            icon_url: None,
-            is_public: false,
-            require_invite: false,
-            created_at: Timestamp::from_micros(i),
-            updated_at: Timestamp::from_micros(i),
-        };
+        let server = server_def(alice.id, &format!("s{i}"), Timestamp::from_micros(i), false);
         store.create_server(&server).await.unwrap();
     }
 }
