@@ -33,15 +33,15 @@ const OVERRIDES_OF: &str = "SELECT o.id, o.channel_id, o.role_id, o.user_id, o.a
      WHERE c.server_id IN ({})";
 
 /// The servers of user `?1`, as the `IN` list of [`ROLES_OF`] and [`OVERRIDES_OF`].
-const SERVERS_OF_USER: &str = "SELECT server_id FROM server_members WHERE user_id = ?1";
+const SERVER_IDS_OF_USER: &str = "SELECT server_id FROM server_members WHERE user_id = ?1";
 
 /// Roles of the servers of user `?1`, in no order ([`sort_roles`] orders them).
 pub(super) static ROLES_OF_USER: LazyLock<String> =
-    LazyLock::new(|| ROLES_OF.replacen("{}", SERVERS_OF_USER, 1));
+    LazyLock::new(|| ROLES_OF.replacen("{}", SERVER_IDS_OF_USER, 1));
 
 /// Overrides in the servers of user `?1`, in no order ([`sort_overrides`]).
 pub(super) static OVERRIDES_OF_USER: LazyLock<String> =
-    LazyLock::new(|| OVERRIDES_OF.replacen("{}", SERVERS_OF_USER, 1));
+    LazyLock::new(|| OVERRIDES_OF.replacen("{}", SERVER_IDS_OF_USER, 1));
 
 fn channel_row(row: &SqliteRow) -> StoreResult<Channel> {
     Ok(Channel {
