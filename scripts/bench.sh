@@ -5,7 +5,10 @@
 #   scripts/bench.sh --scenario idle,fanout,storm -n 1000 --messages 1000 --in-flight 8
 #
 # Environment: PORT (default 8093), BIN (default target/release/concord),
-# EXTRA_LIMITS (more lines for the [limits] table, e.g. "write_linger_ms = 0").
+# EXTRA_LIMITS (more lines for the [limits] table, e.g. "write_linger_ms = 0"),
+# SERVER_CPUS / CLIENT_CPUS (CPU lists for `taskset -c`, e.g. "0,1" and "2-15": the
+# server on two cores of a larger machine, the load client on the others, so that
+# the server's figures are not shared with the client's).
 # Every argument goes to `concord bench`; the JSON summaries are kept in
 # $WORK/bench.json (WORK defaults to a new temporary directory).
 set -euo pipefail
@@ -28,7 +31,12 @@ queue_max_bytes = 67108864
 ${EXTRA_LIMITS:-}
 TOML
 
-"$BIN" serve --listen "127.0.0.1:$PORT" --config "$WORK/concord.toml" \
+# taskset execs the program, so $! below is the server's own pid.
+SERVER_PIN=() CLIENT_PIN=()
+[ -n "${SERVER_CPUS:-}" ] && SERVER_PIN=(taskset -c "$SERVER_CPUS")
+[ -n "${CLIENT_CPUS:-}" ] && CLIENT_PIN=(taskset -c "$CLIENT_CPUS")
+
+"${SERVER_PIN[@]}" "$BIN" serve --listen "127.0.0.1:$PORT" --config "$WORK/concord.toml" \
     --data-dir "$WORK/data" > "$WORK/server.log" 2>&1 &
 SERVER=$!
 trap 'kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true' EXIT
@@ -38,6 +46,6 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
-"$BIN" bench --url "http://127.0.0.1:$PORT" --server-pid "$SERVER" "$@" | tee "$WORK/bench.out"
+"${CLIENT_PIN[@]}" "$BIN" bench --url "http://127.0.0.1:$PORT" --server-pid "$SERVER" "$@" | tee "$WORK/bench.out"
 grep '^{' "$WORK/bench.out" > "$WORK/bench.json" || true
 echo "JSON summaries: $WORK/bench.json" >&2

@@ -12,7 +12,7 @@ use axum::{
 };
 use concord_gateway::{CloseReason, Hub};
 use concord_store::{SqliteStore, Store};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
@@ -154,6 +154,23 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
             ])
             .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
     )
+}
+
+/// Binds a listening socket on `addr` with room for `backlog` connections not yet
+/// accepted (`SO_REUSEADDR` set, as `TcpListener::bind` does). Call it inside the
+/// runtime: the socket is registered with its reactor.
+///
+/// # Errors
+/// The address cannot be bound (in use, not local, not permitted).
+pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// Serves `listener` until `shutdown` resolves, then closes every session with 1001

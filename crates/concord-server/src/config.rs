@@ -157,6 +157,12 @@ impl Default for PasswordCost {
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// Length of the listening socket's queue of connections not yet accepted (the
+    /// kernel caps it at `net.core.somaxconn`). A reconnect storm sends thousands of
+    /// SYNs at once; past the queue's length the kernel drops them, and each dropped
+    /// client waits out a 1 s, then 3 s retransmission. The usual default of 128
+    /// overflowed with 512 connects in flight (BENCHMARKS.md).
+    pub listen_backlog: u32,
     /// Where the database and generated secrets live.
     pub data_dir: PathBuf,
     /// Database URL; default: `sqlite://<data_dir>/concord.db`.
@@ -182,6 +188,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("listen", &self.listen)
+            .field("listen_backlog", &self.listen_backlog)
             .field("data_dir", &self.data_dir)
             .field(
                 "database_url",
@@ -205,6 +212,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen_backlog: 4096,
             data_dir: PathBuf::from("./concord-data"),
             database_url: None,
             registration: RegistrationMode::Open,

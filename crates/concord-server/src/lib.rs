@@ -16,6 +16,6 @@ pub mod secrets;
 pub mod state;
 pub mod views;
 
-pub use app::{ServeError, build_state, open_store, router, serve};
+pub use app::{ServeError, bind, build_state, open_store, router, serve};
 pub use config::Config;
 pub use state::AppState;

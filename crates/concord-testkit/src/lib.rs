@@ -66,9 +66,7 @@ impl TestServer {
         let store = concord_server::open_store(&config)
             .await
             .expect("open store");
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .expect("bind");
+        let listener = concord_server::bind(config.listen, config.listen_backlog).expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let state = concord_server::build_state(config, store)
             .await

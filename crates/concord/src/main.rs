@@ -73,8 +73,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let store = concord_server::open_store(&config)
         .await
         .context("opening the database")?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
+    let listener = concord_server::bind(config.listen, config.listen_backlog)
         .with_context(|| format!("binding {}", config.listen))?;
     let bound = listener.local_addr()?;
     let state = concord_server::build_state(config, store)
