@@ -225,6 +225,7 @@ pub async fn remove_member_drops_roles(store: &dyn Store) {
         members.iter().map(|m| m.user.id).collect::<Vec<_>>(),
         vec![alice.id]
     );
+    assert_eq!(store.server(s.id).await.unwrap().unwrap().member_count, 1);
     let snapshot = store.directory_snapshot(at(0)).await.unwrap();
     assert!(snapshot.member_roles.is_empty());
     assert!(!snapshot.members.contains(&(s.id, bob.id)));

@@ -50,11 +50,18 @@ mod voice;
 mod tests;
 
 /// The SQLite migrations, embedded in the binary (applied in version order).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "member count",
+        include_str!("../../migrations/sqlite/0002_member_count.sql"),
+    ),
+];
 
 /// How long a connection waits for the write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -140,8 +147,13 @@ async fn read_tx(pool: &SqlitePool) -> StoreResult<Transaction<'static, Sqlite>>
 }
 
 fn migrator() -> Migrator {
+    migrator_of(MIGRATIONS)
+}
+
+/// A migrator of `migrations` alone (tests build databases of earlier versions).
+fn migrator_of(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(
-        MIGRATIONS
+        migrations
             .iter()
             .map(|&(version, description, sql)| {
                 Migration::new(

@@ -15,11 +15,10 @@ use super::{
 };
 use crate::{MemberDetail, ServerPatch, StoreResult};
 
-/// A server row with its live member count, as [`server_row`] reads it (alias `s`).
+/// A server row with its member count (kept by triggers on `server_members`), as
+/// [`server_row`] reads it (alias `s`).
 const SERVER_SELECT: &str = "SELECT s.id, s.name, s.owner_id, s.icon_url, s.is_public, \
-    s.require_invite, s.created_at, s.updated_at, \
-    (SELECT COUNT(*) FROM server_members sm WHERE sm.server_id = s.id) AS member_count \
-    FROM servers s";
+    s.require_invite, s.created_at, s.updated_at, s.member_count FROM servers s";
 
 /// The servers of user `?1`, oldest first.
 pub(super) static SERVERS_OF_USER: LazyLock<String> = LazyLock::new(|| {
@@ -87,7 +86,7 @@ pub(super) async fn server(pool: &SqlitePool, id: ServerId) -> StoreResult<Optio
 pub(super) async fn public_servers(pool: &SqlitePool, limit: i64) -> StoreResult<Vec<ServerDto>> {
     let found = sqlx::query(AssertSqlSafe(format!(
         "{SERVER_SELECT} WHERE s.is_public = 1 \
-         ORDER BY member_count DESC, s.created_at DESC, s.id DESC LIMIT ?"
+         ORDER BY s.member_count DESC, s.created_at DESC, s.id DESC LIMIT ?"
     )))
     .bind(limit.max(0))
     .fetch_all(pool)

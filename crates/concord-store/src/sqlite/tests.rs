@@ -118,6 +118,57 @@ async fn file_store_persists_and_reopens() {
     }
 }
 
+/// Member counts were counted on every read before the second migration; a database
+/// of the first schema gets its counts filled in, and the triggers keep them from then on.
+#[tokio::test]
+async fn upgrading_a_first_schema_database_fills_in_member_counts() {
+    let dir = TempDir::new();
+    let path = dir.0.join("first-schema.db");
+    let alice = new_user("alice");
+    let bob = new_user("bob");
+    let big = server_def(alice.id, "big", Timestamp::from_micros(2_000), true);
+    let small = server_def(alice.id, "small", Timestamp::from_micros(3_000), true);
+    {
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        migrator_of(&MIGRATIONS[..1]).run(&pool).await.unwrap();
+        // Writes only: the first schema has no member_count column to read.
+        let old = SqliteStore { pool };
+        old.create_user(&alice).await.unwrap();
+        old.create_user(&bob).await.unwrap();
+        old.create_server(&big).await.unwrap();
+        old.create_server(&small).await.unwrap();
+        old.add_member(big.id, bob.id, Timestamp::from_micros(4_000))
+            .await
+            .unwrap();
+        old.close().await;
+    }
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let count = async |id| store.server(id).await.unwrap().unwrap().member_count;
+    assert_eq!((count(big.id).await, count(small.id).await), (2, 1));
+    store
+        .add_member(small.id, bob.id, Timestamp::from_micros(5_000))
+        .await
+        .unwrap();
+    assert!(store.remove_member(big.id, bob.id).await.unwrap());
+    assert_eq!((count(big.id).await, count(small.id).await), (1, 2));
+    let public = store.public_servers(10).await.unwrap();
+    assert_eq!(
+        public.iter().map(|s| s.server.id).collect::<Vec<_>>(),
+        vec![small.id, big.id],
+        "largest first"
+    );
+    store.close().await;
+}
+
 #[tokio::test]
 async fn sqlite_conflicts_name_the_columns() {
     let store = SqliteStore::in_memory().await.unwrap();
