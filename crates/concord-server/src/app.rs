@@ -173,6 +173,25 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     socket.listen(backlog)
 }
 
+/// How often idle rate-limit buckets are forgotten and the allocator's free memory is
+/// handed back to the OS.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
+
+/// Hands the allocator's free memory back to the OS, on a blocking thread (the walk of
+/// a large heap takes milliseconds). Without it a reconnect storm's peak, almost all of
+/// it freed once the storm is over, stays resident for the life of the process.
+async fn release_free_memory() {
+    let started = std::time::Instant::now();
+    match tokio::task::spawn_blocking(concord_sys::release_free_memory).await {
+        Ok(released) => tracing::debug!(
+            released,
+            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "free memory handed back to the OS"
+        ),
+        Err(err) => tracing::warn!(error = %err, "handing free memory back failed"),
+    }
+}
+
 /// Serves `listener` until `shutdown` resolves, then closes every session with 1001
 /// and waits (bounded) for them to go.
 ///
@@ -184,11 +203,12 @@ where
 {
     let hub = Arc::clone(&state.hub);
     let limiters = Arc::clone(&state.limiters);
-    let pruner = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let housekeeping = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
         loop {
             tick.tick().await;
             limiters.prune();
+            release_free_memory().await;
         }
     });
     let nodelay = state.config.limits.tcp_nodelay;
@@ -212,7 +232,7 @@ where
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(signal)
         .await;
-    pruner.abort();
+    housekeeping.abort();
     let _ = drained_rx.await;
     result.map_err(ServeError::Io)
 }
