@@ -173,25 +173,6 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     socket.listen(backlog)
 }
 
-/// How often idle rate-limit buckets are forgotten and the allocator's free memory is
-/// handed back to the OS.
-const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
-
-/// Hands the allocator's free memory back to the OS, on a blocking thread (the walk of
-/// a large heap takes milliseconds). Without it a reconnect storm's peak, almost all of
-/// it freed once the storm is over, stays resident for the life of the process.
-async fn release_free_memory() {
-    let started = std::time::Instant::now();
-    match tokio::task::spawn_blocking(concord_sys::release_free_memory).await {
-        Ok(released) => tracing::debug!(
-            released,
-            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            "free memory handed back to the OS"
-        ),
-        Err(err) => tracing::warn!(error = %err, "handing free memory back failed"),
-    }
-}
-
 /// Serves `listener` until `shutdown` resolves, then closes every session with 1001
 /// and waits (bounded) for them to go.
 ///
@@ -202,15 +183,7 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let hub = Arc::clone(&state.hub);
-    let limiters = Arc::clone(&state.limiters);
-    let housekeeping = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
-        loop {
-            tick.tick().await;
-            limiters.prune();
-            release_free_memory().await;
-        }
-    });
+    let housekeeping = crate::housekeeping::spawn(Arc::clone(&state.limiters));
     let nodelay = state.config.limits.tcp_nodelay;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();

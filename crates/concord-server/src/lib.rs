@@ -8,6 +8,7 @@ pub mod config;
 pub mod directory;
 pub mod error;
 pub mod extract;
+mod housekeeping;
 pub mod limiter;
 pub mod perms;
 pub mod presence;

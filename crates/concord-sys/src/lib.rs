@@ -20,6 +20,22 @@ pub fn release_free_memory() -> bool {
     imp::release_free_memory()
 }
 
+/// This process's resident memory in bytes (`VmRSS` in `/proc/self/status`), where
+/// the system reports it.
+#[must_use]
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmRSS:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod imp {
     #[allow(unsafe_code)]

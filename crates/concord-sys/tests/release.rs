@@ -1,19 +1,9 @@
 //! Freed memory held by the allocator goes back to the OS. This file is its own test
 //! process with one test, so no other thread allocates meanwhile.
 
-/// Resident set size of this process in bytes, from `/proc/self/statm`.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn resident_bytes() -> usize {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
-    let pages: usize = statm
-        .split_whitespace()
-        .nth(1)
-        .expect("resident field")
-        .parse()
-        .expect("a number of pages");
-    // Every Linux target glibc runs on here has 4 KiB pages or larger; counting with 4 KiB
-    // understates larger pages, which only makes the check below stricter.
-    pages * 4096
+fn resident_bytes() -> u64 {
+    concord_sys::resident_bytes().expect("/proc/self/statm is readable")
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
