@@ -1,4 +1,5 @@
-//! The one place Concord calls into the C library, behind a safe function.
+//! The one place Concord calls into the C library, behind a safe function, with the
+//! reading of the process's resident size that decides when to call it.
 //!
 //! glibc's allocator keeps memory that was freed inside its arenas instead of handing
 //! it back to the kernel (only the top of the main heap is trimmed on `free`). A server
