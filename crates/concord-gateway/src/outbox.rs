@@ -219,12 +219,14 @@ impl Outbox {
 
     /// Queues a frame or a shared batch (bounds count every frame of a batch).
     pub fn push_frames(&self, entry: Frames) -> Pushed {
+        // Sized before taking the lock: a batch less a run sums the run's lengths.
+        let (count, bytes) = (entry.count(), entry.bytes());
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.closing.is_some() {
             return Pushed::Closed;
         }
-        if state.frames + entry.count() > self.limits.max_frames
-            || state.bytes + entry.bytes() > self.limits.max_bytes
+        if state.frames + count > self.limits.max_frames
+            || state.bytes + bytes > self.limits.max_bytes
         {
             state.closing = Some(CloseReason::Overflow);
             // Nothing queued will be written now; free it at once.
@@ -236,8 +238,8 @@ impl Outbox {
             return Pushed::Overflow;
         }
         let was_empty = state.entries.is_empty();
-        state.frames += entry.count();
-        state.bytes += entry.bytes();
+        state.frames += count;
+        state.bytes += bytes;
         state.entries.push_back(entry);
         drop(state);
         if was_empty {
