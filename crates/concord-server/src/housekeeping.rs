@@ -56,6 +56,9 @@ impl ReleasePolicy {
 pub(crate) fn spawn(limiters: Arc<Limiters>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
+        // "Stopped growing" compares readings a minute apart: missed ticks are not
+        // made up in a burst.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut policy = ReleasePolicy::default();
         loop {
             tick.tick().await;
