@@ -2,6 +2,7 @@
 
 mod compress;
 mod hub;
+mod linger;
 mod outbox;
 mod payload;
 mod rate;
@@ -11,7 +12,9 @@ pub use compress::{
     Compression, CompressionConfig, StreamCompressor, UnknownCompression, ZlibConfig, ZstdConfig,
 };
 pub use hub::{Delivery, Hub, SessionEntry, SessionId};
-pub use outbox::{BatchExcept, CloseReason, FrameBatch, Frames, Outbox, Pushed, QueueLimits};
+pub use outbox::{
+    BatchExcept, CloseReason, FrameBatch, Frames, Outbox, Pushed, QueueLimits, Taken,
+};
 pub use payload::Payload;
 pub use rate::RateWindow;
 pub use session::{

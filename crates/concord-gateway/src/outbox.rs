@@ -11,7 +11,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use tokio::sync::Notify;
+use tokio::{sync::Notify, time::Instant};
 
 use crate::Payload;
 
@@ -192,6 +192,20 @@ struct State {
     frames: usize,
     bytes: usize,
     closing: Option<CloseReason>,
+    /// When the oldest queued entry was pushed (the queue's last empty → non-empty).
+    since: Option<Instant>,
+}
+
+/// What [`Outbox::take`] hands the writer.
+#[derive(Debug)]
+pub struct Taken {
+    /// Every queued entry, in order, in the queue's own buffer.
+    pub entries: VecDeque<Frames>,
+    /// The close reason, once one is set.
+    pub closing: Option<CloseReason>,
+    /// When the oldest of `entries` was pushed (`None` when there are none): how long
+    /// the queue waited for its writer.
+    pub since: Option<Instant>,
 }
 
 /// The bounded queue between producers and one session's writer.
@@ -233,11 +247,17 @@ impl Outbox {
             state.entries = VecDeque::new();
             state.frames = 0;
             state.bytes = 0;
+            state.since = None;
             drop(state);
             self.wake.notify_one();
             return Pushed::Overflow;
         }
         let was_empty = state.entries.is_empty();
+        if was_empty {
+            // Read once per write, not per frame: only the push that finds the queue
+            // empty reads the clock.
+            state.since = Some(Instant::now());
+        }
         state.frames += count;
         state.bytes += bytes;
         state.entries.push_back(entry);
@@ -259,21 +279,25 @@ impl Outbox {
     /// Moves every queued frame into `batch`; returns the close reason once one is set
     /// (frames queued before a non-overflow close are still handed out first).
     pub fn drain(&self, batch: &mut Vec<Frames>) -> Option<CloseReason> {
-        let (entries, closing) = self.take();
-        batch.extend(entries);
-        closing
+        let taken = self.take();
+        batch.extend(taken.entries);
+        taken.closing
     }
 
-    /// Takes the queue itself, every frame in order, and the close reason as
-    /// [`Outbox::drain`] gives it. The queue's buffer leaves with its frames (the
-    /// writer writes from it and frees it): an idle session keeps no capacity from its
-    /// last burst, and nothing is copied on the way out.
-    pub fn take(&self) -> (VecDeque<Frames>, Option<CloseReason>) {
+    /// Takes the queue itself, every frame in order, the close reason as
+    /// [`Outbox::drain`] gives it, and when the oldest entry was pushed. The queue's
+    /// buffer leaves with its frames (the writer writes from it and frees it): an idle
+    /// session keeps no capacity from its last burst, and nothing is copied on the way
+    /// out.
+    pub fn take(&self) -> Taken {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let entries = std::mem::take(&mut state.entries);
         state.frames = 0;
         state.bytes = 0;
-        (entries, state.closing)
+        Taken {
+            entries: std::mem::take(&mut state.entries),
+            closing: state.closing,
+            since: state.since.take(),
+        }
     }
 
     /// Waits until something was pushed or a close was asked for since the last drain.
@@ -406,6 +430,32 @@ mod tests {
         outbox.close(CloseReason::Shutdown);
         outbox.close(CloseReason::Revoked);
         assert_eq!(outbox.drain(&mut Vec::new()), Some(CloseReason::Shutdown));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn take_tells_when_the_oldest_entry_was_pushed() {
+        use std::time::Duration;
+        let outbox = Outbox::new(QueueLimits::default());
+        assert_eq!(outbox.take().since, None);
+        let first = Instant::now();
+        outbox.push(frame(1));
+        tokio::time::advance(Duration::from_millis(30)).await;
+        outbox.push(frame(2));
+        let taken = outbox.take();
+        assert_eq!(taken.entries.len(), 2);
+        assert_eq!(taken.since, Some(first), "the first push, not the last");
+        assert_eq!(outbox.take().since, None);
+        // The next push after a take starts the clock again.
+        outbox.push(frame(3));
+        assert_eq!(outbox.take().since, Some(first + Duration::from_millis(30)));
+        // An overflow frees the queue, and its clock with it.
+        let small = Outbox::new(QueueLimits {
+            max_frames: 1,
+            max_bytes: 1 << 20,
+        });
+        small.push(frame(1));
+        small.push(frame(1));
+        assert_eq!(small.take().since, None);
     }
 
     #[test]

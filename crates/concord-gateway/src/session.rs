@@ -31,7 +31,9 @@ use tokio_tungstenite::{
     },
 };
 
-use crate::{CloseReason, Frames, Hub, Payload, QueueLimits, RateWindow, SessionEntry};
+use crate::{
+    CloseReason, Frames, Hub, Payload, QueueLimits, RateWindow, SessionEntry, linger::Linger,
+};
 
 /// The v1 heartbeat acknowledgement, encoded once.
 static HEARTBEAT_ACK: LazyLock<Payload> =
@@ -111,10 +113,14 @@ pub struct SessionConfig {
     pub write_timeout: Duration,
     /// Outbound queue bounds.
     pub queue: QueueLimits,
-    /// Least time between two writes of a busy session. A frame for a session that
-    /// has not written for this long goes out at once; under a steady stream, frames
-    /// gather for up to this long and leave in one write.
+    /// Least time between two writes of a busy session while the server keeps up. A
+    /// frame for a session that has not written for this long goes out at once; under
+    /// a steady stream, frames gather for up to this long and leave in one write.
     pub write_linger: Duration,
+    /// The most a session's linger grows to while its frames wait long for its task
+    /// (a saturated server; see `linger.rs`). At or below `write_linger`, the linger is
+    /// fixed.
+    pub write_linger_max: Duration,
 }
 
 impl Default for SessionConfig {
@@ -126,6 +132,7 @@ impl Default for SessionConfig {
             write_timeout: Duration::from_secs(10),
             queue: QueueLimits::default(),
             write_linger: Duration::from_millis(20),
+            write_linger_max: Duration::from_millis(250),
         }
     }
 }
@@ -225,6 +232,7 @@ async fn serve<S: GatewaySocket>(
     let mut rate = RateWindow::new(config.rate_count, config.rate_window);
     let mut reader = ReadGate::new();
     let mut last_write = Instant::now();
+    let mut linger = Linger::new(config.write_linger, config.write_linger_max);
     let idle = tokio::time::sleep(config.idle_timeout);
     tokio::pin!(idle);
     loop {
@@ -232,23 +240,28 @@ async fn serve<S: GatewaySocket>(
         // still read its client's frames (heartbeats reset the idle clock).
         tokio::select! {
             () = entry.outbox.ready() => {
-                // One write costs about as much as a delivery: a busy session waits
-                // out the linger so that what arrives meanwhile shares the write.
-                let next_write = last_write + config.write_linger;
-                if Instant::now() < next_write {
+                // One write costs several deliveries: a busy session waits out the
+                // linger so that what arrives meanwhile shares the write.
+                let woke = Instant::now();
+                let next_write = last_write + linger.get();
+                if woke < next_write {
                     tokio::time::sleep_until(next_write).await;
                 }
                 // The queue's own buffer, written from and then freed: a buffer kept
                 // between writes would hold the largest burst's capacity for as long
                 // as the connection lives, idle or not.
-                let (mut batch, closing) = entry.outbox.take();
-                if !batch.is_empty() {
-                    if !write_batch(socket, batch.make_contiguous(), config.write_timeout).await {
+                let mut taken = entry.outbox.take();
+                if let Some(since) = taken.since {
+                    linger.observe(taken.entries.len(), woke.saturating_duration_since(since));
+                }
+                if !taken.entries.is_empty() {
+                    let batch = taken.entries.make_contiguous();
+                    if !write_batch(socket, batch, config.write_timeout).await {
                         return Ending::Other;
                     }
                     last_write = Instant::now();
                 }
-                if let Some(reason) = closing {
+                if let Some(reason) = taken.closing {
                     close(socket, v1_close_code(reason), "", config.write_timeout).await;
                     return Ending::Other;
                 }

@@ -1,6 +1,6 @@
 //! Session logic on an in-memory socket, with virtual time: READY ordering, heartbeat
 //! replies, the rate-limit window, the idle timeout, overflow and shutdown closes, the
-//! write linger.
+//! write linger and how it adapts.
 
 use std::{
     pin::Pin,
@@ -358,4 +358,48 @@ async fn a_busy_session_waits_out_the_linger_and_an_idle_one_writes_at_once() {
     hub.send_to_user(user, &frame(4));
     assert_eq!(client.recv_text().await, frame(4).as_str());
     assert_eq!(client.writes.lock().unwrap()[2], (sent_at, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn frames_that_waited_for_the_session_raise_its_linger_until_a_write_gathers_nothing() {
+    let hub = Arc::new(Hub::new());
+    let config = SessionConfig {
+        write_linger: Duration::from_millis(20),
+        write_linger_max: Duration::from_millis(250),
+        ..SessionConfig::default()
+    };
+    let (mut client, user, _) = start(&hub, Arc::new(Recorder::default()), config);
+    client.recv_text().await;
+    let frame = |n: u32| Payload::text(&format!(r#"{{"op":"DISPATCH","t":"X","d":{n}}}"#));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Two pushes, and the session's task runs only 50 ms later (a saturated server):
+    // it writes both at once (its last write is long past) and its linger rises one
+    // step, 20 → 40 ms (towards 4 × 50 ms).
+    let pushed_at = Instant::now();
+    hub.send_to_user(user, &frame(1));
+    hub.send_to_user(user, &frame(2));
+    tokio::time::advance(Duration::from_millis(50)).await;
+    for n in 1..=2 {
+        assert_eq!(client.recv_text().await, frame(n).as_str());
+    }
+    let late = pushed_at + Duration::from_millis(50);
+    assert_eq!(client.writes.lock().unwrap()[1], (late, 2));
+
+    // The next frame waits out the raised linger, 40 ms from that write.
+    hub.send_to_user(user, &frame(3));
+    assert_eq!(client.recv_text().await, frame(3).as_str());
+    let lingered = late + Duration::from_millis(40);
+    assert_eq!(client.writes.lock().unwrap()[2], (lingered, 1));
+
+    // That write gathered one push: lingering only delayed it, so the linger is back
+    // at 20 ms.
+    hub.send_to_user(user, &frame(4));
+    assert_eq!(client.recv_text().await, frame(4).as_str());
+    let writes = client.writes.lock().unwrap().clone();
+    assert_eq!(
+        writes[3],
+        (lingered + Duration::from_millis(20), 1),
+        "{writes:?}"
+    );
 }

@@ -96,6 +96,12 @@ pub struct Limits {
     /// members and 8 posts in flight, 20 ms measured 1.4 µs of server CPU per
     /// delivery against 2.7 µs at 2 ms (BENCHMARKS.md).
     pub write_linger_ms: u64,
+    /// The most milliseconds a busy session's linger grows to while the server is
+    /// saturated: when a session's frames pile up and wait long for its task, its
+    /// linger rises to twice that wait, within this, and falls back as the server
+    /// catches up. At N=10k members this took fan-out from 2.5 to 0.9 µs of server
+    /// CPU per delivery (BENCHMARKS.md). At or below `write_linger_ms`: a fixed linger.
+    pub write_linger_max_ms: u64,
     /// Set `TCP_NODELAY` on accepted sockets. Off by default: with Nagle on, the
     /// kernel also merges a busy socket's writes while earlier data is unacknowledged,
     /// which measured about a third less server CPU per delivery in fan-out
@@ -126,6 +132,7 @@ impl Default for Limits {
             presence_grace_secs: 15,
             presence_batch_ms: 250,
             write_linger_ms: 20,
+            write_linger_max_ms: 250,
             tcp_nodelay: false,
         }
     }

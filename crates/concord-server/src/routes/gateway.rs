@@ -155,6 +155,7 @@ async fn upgrade(State(state): State<AppState>, request: Request) -> Response {
             max_bytes: limits.queue_max_bytes,
         },
         write_linger: Duration::from_millis(limits.write_linger_ms),
+        write_linger_max: Duration::from_millis(limits.write_linger_max_ms),
     };
     let handler: Arc<dyn SessionHandler> = Arc::new(ChatSession {
         state: state.clone(),
