@@ -384,6 +384,9 @@ async fn write_batch<S: GatewaySocket>(socket: &mut S, batch: &[Frames], limit: 
     matches!(write.await, Ok(Ok(())))
 }
 
+/// Sends a close frame within `limit`. Boxed like [`write_batch`]: the send's future
+/// (a close frame, the sink's state, a timer) would otherwise be reserved in every
+/// session's task, once per place a session can close, for a frame sent once.
 async fn close<S: GatewaySocket>(
     socket: &mut S,
     code: CloseCode,
@@ -394,7 +397,11 @@ async fn close<S: GatewaySocket>(
         code: WsCloseCode::from(code.code()),
         reason: reason.into(),
     };
-    let _ = tokio::time::timeout(limit, socket.send(Message::Close(Some(frame)))).await;
+    let send = Box::pin(tokio::time::timeout(
+        limit,
+        socket.send(Message::Close(Some(frame))),
+    ));
+    let _ = send.await;
 }
 
 fn is_too_big(err: &tungstenite::Error) -> bool {
