@@ -7,6 +7,7 @@ mod outbox;
 mod payload;
 mod rate;
 mod session;
+mod socket;
 
 pub use compress::{
     Compression, CompressionConfig, StreamCompressor, UnknownCompression, ZlibConfig, ZstdConfig,
@@ -20,3 +21,4 @@ pub use rate::RateWindow;
 pub use session::{
     Ending, GatewaySocket, ReadyError, SessionConfig, SessionHandler, run_session, v1_close_code,
 };
+pub use socket::WsSocket;

@@ -7,7 +7,6 @@
 
 use std::{
     future::{Future, poll_fn},
-    io::IoSlice,
     sync::{
         Arc, LazyLock,
         atomic::{AtomicBool, Ordering},
@@ -19,16 +18,10 @@ use std::{
 use async_trait::async_trait;
 use concord_protocol::{ClientFrame, CloseCode, Op, UserId};
 use futures_util::{Sink, SinkExt, Stream, StreamExt, task::AtomicWaker};
-use tokio::{
-    io::{AsyncRead, AsyncWrite, AsyncWriteExt},
-    time::Instant,
-};
-use tokio_tungstenite::{
-    WebSocketStream,
-    tungstenite::{
-        self, Message,
-        protocol::{CloseFrame, frame::coding::CloseCode as WsCloseCode},
-    },
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{
+    self, Message,
+    protocol::{CloseFrame, frame::coding::CloseCode as WsCloseCode},
 };
 
 use crate::{
@@ -53,51 +46,6 @@ pub trait GatewaySocket:
         &'a mut self,
         batch: &'a [Frames],
     ) -> impl Future<Output = std::io::Result<()>> + Send + 'a;
-}
-
-impl<T> GatewaySocket for WebSocketStream<T>
-where
-    T: AsyncRead + AsyncWrite + Unpin + Send,
-{
-    async fn write_frames(&mut self, batch: &[Frames]) -> std::io::Result<()> {
-        SinkExt::flush(self).await.map_err(std::io::Error::other)?;
-        let io = self.get_mut();
-        if let [Frames::One(frame)] = batch {
-            // The common fan-out case: one frame, no slice list to build.
-            io.write_all(frame.frame()).await?;
-            return io.flush().await;
-        }
-        // Vectored writes of up to SLICES frames each: no copy, no allocation, and
-        // nothing kept per connection once the batch is out.
-        const SLICES: usize = 16;
-        let mut slices = [IoSlice::new(&[]); SLICES];
-        // A cursor of plain indexes (entry, frame within it) across the awaits.
-        let (mut entry, mut frame) = (0, 0);
-        loop {
-            let mut filled = 0;
-            while filled < SLICES && entry < batch.len() {
-                if let Some(payload) = batch[entry].get(frame) {
-                    slices[filled] = IoSlice::new(payload.frame());
-                    filled += 1;
-                    frame += 1;
-                } else {
-                    (entry, frame) = (entry + 1, 0);
-                }
-            }
-            if filled == 0 {
-                break;
-            }
-            let mut remaining: &mut [IoSlice<'_>] = &mut slices[..filled];
-            while !remaining.is_empty() {
-                let written = io.write_vectored(remaining).await?;
-                if written == 0 {
-                    return Err(std::io::ErrorKind::WriteZero.into());
-                }
-                IoSlice::advance_slices(&mut remaining, written);
-            }
-        }
-        io.flush().await
-    }
 }
 
 /// Limits and timings of one session.

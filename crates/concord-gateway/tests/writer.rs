@@ -2,12 +2,13 @@
 //! duplex, read back by a real WebSocket client. Batches larger than one vectored
 //! write, mixes of single frames, shared batches and shared batches less a run of
 //! their frames, and frame sizes across the 7/16/64-bit length encodings all arrive
-//! whole and in order.
+//! whole and in order; what the codec holds (a ping's pong, a close) goes out before
+//! them.
 
 use std::sync::Arc;
 
-use concord_gateway::{FrameBatch, Frames, GatewaySocket, Payload};
-use futures_util::StreamExt;
+use concord_gateway::{FrameBatch, Frames, GatewaySocket, Payload, WsSocket};
+use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{Message, protocol::Role},
@@ -16,7 +17,8 @@ use tokio_tungstenite::{
 #[tokio::test]
 async fn batches_arrive_whole_and_in_order() {
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    let mut server = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+    let mut server =
+        WsSocket::new(WebSocketStream::from_raw_socket(server_io, Role::Server, None).await);
     let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
 
     let sizes = [1usize, 125, 126, 300, 65_535, 65_536, 70_000];
@@ -66,7 +68,8 @@ async fn batches_arrive_whole_and_in_order() {
 #[tokio::test]
 async fn a_single_frame_batch_and_an_empty_batch() {
     let (server_io, client_io) = tokio::io::duplex(4096);
-    let mut server = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+    let mut server =
+        WsSocket::new(WebSocketStream::from_raw_socket(server_io, Role::Server, None).await);
     let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
     server.write_frames(&[]).await.unwrap();
     server
@@ -77,4 +80,62 @@ async fn a_single_frame_batch_and_an_empty_batch() {
         Some(Ok(Message::Text(text))) => assert_eq!(text.as_str(), "only"),
         other => panic!("unexpected {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn what_the_codec_holds_goes_out_before_the_frames() {
+    let (server_io, client_io) = tokio::io::duplex(1 << 16);
+    let mut server =
+        WsSocket::new(WebSocketStream::from_raw_socket(server_io, Role::Server, None).await);
+    let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+    // A clean codec: frames go straight out.
+    server
+        .write_frames(&[Frames::One(Payload::text("first"))])
+        .await
+        .unwrap();
+    // The client pings; reading it queues the pong inside the codec, unsent.
+    client
+        .send(Message::Ping(b"p1".to_vec().into()))
+        .await
+        .unwrap();
+    match server.next().await {
+        Some(Ok(Message::Ping(data))) => assert_eq!(&data[..], b"p1"),
+        other => panic!("unexpected {other:?}"),
+    }
+    let batch = [
+        Frames::One(Payload::text("second")),
+        Frames::One(Payload::text("third")),
+    ];
+    server.write_frames(&batch).await.unwrap();
+    // Again, with a single frame (the short path).
+    client
+        .send(Message::Ping(b"p2".to_vec().into()))
+        .await
+        .unwrap();
+    assert!(matches!(server.next().await, Some(Ok(Message::Ping(_)))));
+    server
+        .write_frames(&[Frames::One(Payload::text("fourth"))])
+        .await
+        .unwrap();
+    // A close sent through the codec, then nothing more is read.
+    server.send(Message::Close(None)).await.unwrap();
+
+    let mut got = Vec::new();
+    while let Some(message) = client.next().await {
+        match message.unwrap() {
+            Message::Text(text) => got.push(text.to_string()),
+            Message::Pong(data) => got.push(format!("pong {}", String::from_utf8_lossy(&data))),
+            Message::Close(_) => {
+                got.push("close".to_string());
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        got,
+        [
+            "first", "pong p1", "second", "third", "pong p2", "fourth", "close"
+        ]
+    );
 }

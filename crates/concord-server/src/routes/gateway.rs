@@ -15,7 +15,7 @@ use axum::{
 use chrono::Utc;
 use concord_gateway::{
     Ending, Payload, QueueLimits, ReadyError, SessionConfig, SessionEntry, SessionHandler,
-    run_session,
+    WsSocket, run_session,
 };
 use concord_protocol::{
     ChannelId, Dispatch, DmChannel, Event, Op, Ready, Server, Status, TypingStart, UserId,
@@ -169,8 +169,9 @@ async fn upgrade(State(state): State<AppState>, request: Request) -> Response {
         match on_upgrade.await {
             Ok(upgraded) => {
                 let io = TokioIo::new(upgraded);
-                let socket =
-                    WebSocketStream::from_raw_socket(io, Role::Server, Some(socket_config())).await;
+                let socket = WsSocket::new(
+                    WebSocketStream::from_raw_socket(io, Role::Server, Some(socket_config())).await,
+                );
                 // The session is a task of its own, sized to the session alone: this
                 // one ends now, and what it captured is not kept beside it for the
                 // connection's life.
