@@ -40,11 +40,20 @@ SERVER_PIN=() CLIENT_PIN=()
     --data-dir "$WORK/data" > "$WORK/server.log" 2>&1 &
 SERVER=$!
 trap 'kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true' EXIT
-# The server prints its bound address once it listens.
+# The server prints its bound address, alone on a line, once it listens. Anything
+# else (a server still running on the port, say) must stop the run: the bench would
+# otherwise measure whatever answers there.
+listening() { grep -qx "127.0.0.1:$PORT" "$WORK/server.log" 2>/dev/null; }
 for _ in $(seq 100); do
-    grep -q "$PORT" "$WORK/server.log" 2>/dev/null && break
+    listening && break
+    kill -0 "$SERVER" 2>/dev/null || break
     sleep 0.1
 done
+if ! listening || ! kill -0 "$SERVER" 2>/dev/null; then
+    echo "the server did not start on port $PORT:" >&2
+    cat "$WORK/server.log" >&2
+    exit 1
+fi
 
 "${CLIENT_PIN[@]}" "$BIN" bench --url "http://127.0.0.1:$PORT" --server-pid "$SERVER" "$@" | tee "$WORK/bench.out"
 grep '^{' "$WORK/bench.out" > "$WORK/bench.json" || true
