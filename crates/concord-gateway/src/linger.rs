@@ -11,14 +11,18 @@
 //!
 //! - **Nothing piled up** (the write takes a single push): lingering only delayed it.
 //!   Back to the floor at once.
-//! - **Frames piled up and waited long for the task** (`waited`, from the push that
-//!   found the queue empty to the task running): the server is behind. The linger
-//!   rises, doubling per write, to `GAIN` times that wait, within the ceiling: only a
-//!   linger longer than the wait gathers more than the wait already does, and every
-//!   write it saves is CPU given back to the pass over the run queue.
-//! - **Frames piled up but the task came round quickly**: the server keeps up. The
-//!   linger falls a quarter of the way towards that target per write, so it settles
-//!   where it keeps the server just caught up instead of swinging between the bounds.
+//! - **Frames piled up (three pushes or more) and waited long for the task**
+//!   (`waited`, from the push that found the queue empty to the task running): the
+//!   server is behind. The linger rises, doubling per write, to `GAIN` times that
+//!   wait, within the ceiling: only a linger longer than the wait gathers more than
+//!   the wait already does, and every write it saves is CPU given back to the pass
+//!   over the run queue.
+//! - **Frames piled up but the task came round quickly, or only two pushes**: the
+//!   server keeps up (two pushes are what a session late in the order of each burst
+//!   gathers on a server that keeps up; lingering there would only add the linger to
+//!   its latency). The linger falls a quarter of the way towards its target per write,
+//!   so it settles where it keeps the server just caught up instead of swinging
+//!   between the bounds.
 //!
 //! An idle session writes at once whatever its linger (the linger counts from its last
 //! write), so only sessions receiving more than one frame per linger ever wait.
@@ -27,6 +31,9 @@ use std::time::Duration;
 
 /// How many times the wait the linger rises to.
 const GAIN: u64 = 4;
+
+/// Pushes gathered in one write that show frames piling up.
+const PILED_UP: usize = 3;
 
 /// The first step up from a zero linger, in microseconds.
 const STEP_US: u32 = 5_000;
@@ -69,10 +76,18 @@ impl Linger {
             self.now = self.floor;
             return;
         }
-        let waited = u64::from(micros(waited));
-        let target = u32::try_from(waited * GAIN)
-            .unwrap_or(u32::MAX)
-            .clamp(self.floor, self.ceiling);
+        // Two pushes are what a server that keeps up gives a session that is merely
+        // late in the order of a burst (the previous message and this one, or a
+        // message and a heartbeat's reply): they pull the linger down, not up. Three
+        // or more mean frames arrive faster than the session's writes go out.
+        let target = if entries >= PILED_UP {
+            let waited = u64::from(micros(waited));
+            u32::try_from(waited * GAIN)
+                .unwrap_or(u32::MAX)
+                .clamp(self.floor, self.ceiling)
+        } else {
+            self.floor
+        };
         if target >= self.now {
             // Doubling steps: a saturated server gets there within a few writes, and
             // one late write (a heartbeat's reply beside a message, say) moves it
@@ -128,8 +143,21 @@ mod tests {
             linger.get()
         );
         // A wait in between pulls it up again, towards that wait's target only.
-        linger.observe(2, 10 * MS);
+        linger.observe(3, 10 * MS);
         assert_eq!(linger.get(), 40 * MS);
+    }
+
+    #[test]
+    fn two_pushes_pull_it_down_however_long_they_waited() {
+        let mut linger = Linger::new(20 * MS, 250 * MS);
+        linger.observe(2, 200 * MS);
+        assert_eq!(linger.get(), 20 * MS, "never up");
+        for _ in 0..3 {
+            linger.observe(4, 200 * MS);
+        }
+        assert_eq!(linger.get(), 160 * MS);
+        linger.observe(2, 200 * MS);
+        assert_eq!(linger.get(), 125 * MS, "a quarter of the way to the floor");
     }
 
     #[test]
@@ -147,7 +175,7 @@ mod tests {
     fn from_a_zero_floor_the_first_step_is_five_milliseconds() {
         let mut linger = Linger::new(Duration::ZERO, 100 * MS);
         for expected in [5, 10, 20, 40, 80, 100] {
-            linger.observe(2, 50 * MS);
+            linger.observe(3, 50 * MS);
             assert_eq!(linger.get(), expected * MS);
         }
     }

@@ -361,7 +361,7 @@ async fn a_busy_session_waits_out_the_linger_and_an_idle_one_writes_at_once() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn frames_that_waited_for_the_session_raise_its_linger_until_a_write_gathers_nothing() {
+async fn frames_piled_up_for_the_session_raise_its_linger_until_a_write_gathers_nothing() {
     let hub = Arc::new(Hub::new());
     let config = SessionConfig {
         write_linger: Duration::from_millis(20),
@@ -373,33 +373,53 @@ async fn frames_that_waited_for_the_session_raise_its_linger_until_a_write_gathe
     let frame = |n: u32| Payload::text(&format!(r#"{{"op":"DISPATCH","t":"X","d":{n}}}"#));
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    // Two pushes, and the session's task runs only 50 ms later (a saturated server):
-    // it writes both at once (its last write is long past) and its linger rises one
-    // step, 20 → 40 ms (towards 4 × 50 ms).
+    // Three pushes, and the session's task runs only 50 ms later (a saturated
+    // server): it writes them at once (its last write is long past) and its linger
+    // rises one step, 20 → 40 ms (towards 4 × 50 ms).
     let pushed_at = Instant::now();
-    hub.send_to_user(user, &frame(1));
-    hub.send_to_user(user, &frame(2));
+    for n in 1..=3 {
+        hub.send_to_user(user, &frame(n));
+    }
     tokio::time::advance(Duration::from_millis(50)).await;
-    for n in 1..=2 {
+    for n in 1..=3 {
         assert_eq!(client.recv_text().await, frame(n).as_str());
     }
     let late = pushed_at + Duration::from_millis(50);
-    assert_eq!(client.writes.lock().unwrap()[1], (late, 2));
+    assert_eq!(client.writes.lock().unwrap()[1], (late, 3));
 
     // The next frame waits out the raised linger, 40 ms from that write.
-    hub.send_to_user(user, &frame(3));
-    assert_eq!(client.recv_text().await, frame(3).as_str());
+    hub.send_to_user(user, &frame(4));
+    assert_eq!(client.recv_text().await, frame(4).as_str());
     let lingered = late + Duration::from_millis(40);
     assert_eq!(client.writes.lock().unwrap()[2], (lingered, 1));
 
     // That write gathered one push: lingering only delayed it, so the linger is back
     // at 20 ms.
-    hub.send_to_user(user, &frame(4));
-    assert_eq!(client.recv_text().await, frame(4).as_str());
-    let writes = client.writes.lock().unwrap().clone();
+    hub.send_to_user(user, &frame(5));
+    assert_eq!(client.recv_text().await, frame(5).as_str());
     assert_eq!(
-        writes[3],
-        (lingered + Duration::from_millis(20), 1),
+        client.writes.lock().unwrap()[3],
+        (lingered + Duration::from_millis(20), 1)
+    );
+
+    // Two pushes that waited as long do not raise it: after a write of both, the next
+    // frame waits 20 ms, not 40.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pushed_at = Instant::now();
+    hub.send_to_user(user, &frame(6));
+    hub.send_to_user(user, &frame(7));
+    tokio::time::advance(Duration::from_millis(50)).await;
+    for n in 6..=7 {
+        assert_eq!(client.recv_text().await, frame(n).as_str());
+    }
+    let late = pushed_at + Duration::from_millis(50);
+    hub.send_to_user(user, &frame(8));
+    assert_eq!(client.recv_text().await, frame(8).as_str());
+    let writes = client.writes.lock().unwrap().clone();
+    assert_eq!(writes[4], (late, 2), "{writes:?}");
+    assert_eq!(
+        writes[5],
+        (late + Duration::from_millis(20), 1),
         "{writes:?}"
     );
 }
