@@ -9,17 +9,23 @@ use std::sync::Arc;
 
 use concord_gateway::{FrameBatch, Frames, GatewaySocket, Payload, WsSocket};
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::DuplexStream;
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{Message, protocol::Role},
 };
 
+/// The server's socket and a real client over an in-memory duplex of `capacity` bytes.
+async fn pair(capacity: usize) -> (WsSocket<DuplexStream>, WebSocketStream<DuplexStream>) {
+    let (server_io, client_io) = tokio::io::duplex(capacity);
+    let server = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+    let client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+    (WsSocket::new(server), client)
+}
+
 #[tokio::test]
 async fn batches_arrive_whole_and_in_order() {
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    let mut server =
-        WsSocket::new(WebSocketStream::from_raw_socket(server_io, Role::Server, None).await);
-    let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+    let (mut server, mut client) = pair(1 << 20).await;
 
     let sizes = [1usize, 125, 126, 300, 65_535, 65_536, 70_000];
     let mut expected = Vec::new();
@@ -67,10 +73,7 @@ async fn batches_arrive_whole_and_in_order() {
 
 #[tokio::test]
 async fn a_single_frame_batch_and_an_empty_batch() {
-    let (server_io, client_io) = tokio::io::duplex(4096);
-    let mut server =
-        WsSocket::new(WebSocketStream::from_raw_socket(server_io, Role::Server, None).await);
-    let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+    let (mut server, mut client) = pair(4096).await;
     server.write_frames(&[]).await.unwrap();
     server
         .write_frames(&[Frames::One(Payload::text("only"))])
@@ -84,10 +87,7 @@ async fn a_single_frame_batch_and_an_empty_batch() {
 
 #[tokio::test]
 async fn what_the_codec_holds_goes_out_before_the_frames() {
-    let (server_io, client_io) = tokio::io::duplex(1 << 16);
-    let mut server =
-        WsSocket::new(WebSocketStream::from_raw_socket(server_io, Role::Server, None).await);
-    let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+    let (mut server, mut client) = pair(1 << 16).await;
     // A clean codec: frames go straight out.
     server
         .write_frames(&[Frames::One(Payload::text("first"))])
