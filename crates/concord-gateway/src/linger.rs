@@ -12,8 +12,9 @@
 //! - **Nothing piled up** (the write takes a single push): lingering only delayed it.
 //!   Back to the floor at once.
 //! - **Frames piled up (three pushes or more) and waited long for the task**
-//!   (`waited`, from the push that found the queue empty to the task running): the
-//!   server is behind. The linger rises, doubling per write, to `GAIN` times that
+//!   (`waited`, from the push that found the queue empty to the task running; the
+//!   queue notes that time only for a session whose previous write held two or more
+//!   pushes, so an idle session's push costs no clock read): the server is behind. The linger rises, doubling per write, to `GAIN` times that
 //!   wait, within the ceiling: only a linger longer than the wait gathers more than
 //!   the wait already does, and every write it saves is CPU given back to the pass
 //!   over the run queue.
@@ -70,7 +71,7 @@ impl Linger {
     }
 
     /// Adapts to one write: `entries` pushes gathered in it, the oldest of which
-    /// waited `waited` for the session's task.
+    /// waited `waited` for the session's task (zero when unknown).
     pub(crate) fn observe(&mut self, entries: usize, waited: Duration) {
         if entries < 2 {
             self.now = self.floor;

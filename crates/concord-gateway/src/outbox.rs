@@ -192,7 +192,11 @@ struct State {
     frames: usize,
     bytes: usize,
     closing: Option<CloseReason>,
-    /// When the oldest queued entry was pushed (the queue's last empty → non-empty).
+    /// The last take held two or more entries (a busy session): the next push that
+    /// finds the queue empty notes the time. An idle session's pushes (one frame per
+    /// write, the usual fan-out to many sessions) read no clock.
+    stamping: bool,
+    /// When the oldest queued entry was pushed, if the queue was stamping.
     since: Option<Instant>,
 }
 
@@ -203,8 +207,9 @@ pub struct Taken {
     pub entries: VecDeque<Frames>,
     /// The close reason, once one is set.
     pub closing: Option<CloseReason>,
-    /// When the oldest of `entries` was pushed (`None` when there are none): how long
-    /// the queue waited for its writer.
+    /// When the oldest of `entries` was pushed: how long the queue waited for its
+    /// writer. Known only for a busy session, one whose previous take held two or more
+    /// entries (an idle session's pushes read no clock); `None` otherwise.
     pub since: Option<Instant>,
 }
 
@@ -253,9 +258,8 @@ impl Outbox {
             return Pushed::Overflow;
         }
         let was_empty = state.entries.is_empty();
-        if was_empty {
-            // Read once per write, not per frame: only the push that finds the queue
-            // empty reads the clock.
+        if was_empty && state.stamping {
+            // At most once per write, and only for a busy session.
             state.since = Some(Instant::now());
         }
         state.frames += count;
@@ -285,7 +289,8 @@ impl Outbox {
     }
 
     /// Takes the queue itself, every frame in order, the close reason as
-    /// [`Outbox::drain`] gives it, and when the oldest entry was pushed. The queue's
+    /// [`Outbox::drain`] gives it, and when the oldest entry was pushed (see
+    /// [`Taken::since`]). The queue's
     /// buffer leaves with its frames (the writer writes from it and frees it): an idle
     /// session keeps no capacity from its last burst, and nothing is copied on the way
     /// out.
@@ -293,8 +298,10 @@ impl Outbox {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.frames = 0;
         state.bytes = 0;
+        let entries = std::mem::take(&mut state.entries);
+        state.stamping = entries.len() >= 2;
         Taken {
-            entries: std::mem::take(&mut state.entries),
+            entries,
             closing: state.closing,
             since: state.since.take(),
         }
@@ -433,28 +440,46 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn take_tells_when_the_oldest_entry_was_pushed() {
+    async fn a_busy_queue_tells_when_its_oldest_entry_was_pushed() {
         use std::time::Duration;
+        let ms = Duration::from_millis;
         let outbox = Outbox::new(QueueLimits::default());
-        assert_eq!(outbox.take().since, None);
-        let first = Instant::now();
+        // Not busy yet: no clock read.
         outbox.push(frame(1));
-        tokio::time::advance(Duration::from_millis(30)).await;
         outbox.push(frame(2));
         let taken = outbox.take();
-        assert_eq!(taken.entries.len(), 2);
-        assert_eq!(taken.since, Some(first), "the first push, not the last");
-        assert_eq!(outbox.take().since, None);
-        // The next push after a take starts the clock again.
+        assert_eq!((taken.entries.len(), taken.since), (2, None));
+        // That take held two entries: the next batch is stamped with its first push.
+        let start = Instant::now();
         outbox.push(frame(3));
-        assert_eq!(outbox.take().since, Some(first + Duration::from_millis(30)));
-        // An overflow frees the queue, and its clock with it.
+        tokio::time::advance(ms(30)).await;
+        outbox.push(frame(4));
+        assert_eq!(
+            outbox.take().since,
+            Some(start),
+            "the first push, not the last"
+        );
+        assert_eq!(outbox.take().since, None, "nothing queued");
+        // A take of nothing or of one entry makes the queue idle again: no stamp after
+        // it.
+        outbox.push(frame(5));
+        outbox.push(frame(6));
+        outbox.take();
+        outbox.push(frame(7));
+        assert_eq!(outbox.take().since, Some(start + ms(30)));
+        outbox.push(frame(8));
+        assert_eq!(outbox.take().since, None);
+        // An overflow frees the queue, and its stamp with it.
         let small = Outbox::new(QueueLimits {
-            max_frames: 1,
+            max_frames: 2,
             max_bytes: 1 << 20,
         });
         small.push(frame(1));
         small.push(frame(1));
+        small.take();
+        for _ in 0..3 {
+            small.push(frame(1));
+        }
         assert_eq!(small.take().since, None);
     }
 

@@ -199,8 +199,12 @@ async fn serve<S: GatewaySocket>(
                 // between writes would hold the largest burst's capacity for as long
                 // as the connection lives, idle or not.
                 let mut taken = entry.outbox.take();
-                if let Some(since) = taken.since {
-                    linger.observe(taken.entries.len(), woke.saturating_duration_since(since));
+                if !taken.entries.is_empty() {
+                    // Unknown (not busy before this write) counts as no wait.
+                    let waited = taken
+                        .since
+                        .map_or(Duration::ZERO, |since| woke.saturating_duration_since(since));
+                    linger.observe(taken.entries.len(), waited);
                 }
                 if !taken.entries.is_empty() {
                     let batch = taken.entries.make_contiguous();

@@ -373,52 +373,62 @@ async fn frames_piled_up_for_the_session_raise_its_linger_until_a_write_gathers_
     let frame = |n: u32| Payload::text(&format!(r#"{{"op":"DISPATCH","t":"X","d":{n}}}"#));
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    // Three pushes, and the session's task runs only 50 ms later (a saturated
-    // server): it writes them at once (its last write is long past) and its linger
-    // rises one step, 20 → 40 ms (towards 4 × 50 ms).
-    let pushed_at = Instant::now();
-    for n in 1..=3 {
-        hub.send_to_user(user, &frame(n));
+    // Three pushes at a time, and each time the session's task runs only 50 ms
+    // later (a saturated server). The first such write tells the queue the session
+    // is busy; the second one, stamped, raises the linger one step, 20 → 40 ms
+    // (towards 4 × 50 ms).
+    let mut late = Instant::now();
+    for round in 0..2 {
+        for n in 1..=3 {
+            hub.send_to_user(user, &frame(round * 3 + n));
+        }
+        tokio::time::advance(Duration::from_millis(50)).await;
+        for n in 1..=3 {
+            assert_eq!(client.recv_text().await, frame(round * 3 + n).as_str());
+        }
+        late += Duration::from_millis(50);
     }
-    tokio::time::advance(Duration::from_millis(50)).await;
-    for n in 1..=3 {
-        assert_eq!(client.recv_text().await, frame(n).as_str());
-    }
-    let late = pushed_at + Duration::from_millis(50);
-    assert_eq!(client.writes.lock().unwrap()[1], (late, 3));
+    let writes = client.writes.lock().unwrap().clone();
+    assert_eq!(
+        writes[1..],
+        [(late - Duration::from_millis(50), 3), (late, 3)]
+    );
 
     // The next frame waits out the raised linger, 40 ms from that write.
-    hub.send_to_user(user, &frame(4));
-    assert_eq!(client.recv_text().await, frame(4).as_str());
+    hub.send_to_user(user, &frame(7));
+    assert_eq!(client.recv_text().await, frame(7).as_str());
     let lingered = late + Duration::from_millis(40);
-    assert_eq!(client.writes.lock().unwrap()[2], (lingered, 1));
+    assert_eq!(client.writes.lock().unwrap()[3], (lingered, 1));
 
     // That write gathered one push: lingering only delayed it, so the linger is back
     // at 20 ms.
-    hub.send_to_user(user, &frame(5));
-    assert_eq!(client.recv_text().await, frame(5).as_str());
+    hub.send_to_user(user, &frame(8));
+    assert_eq!(client.recv_text().await, frame(8).as_str());
     assert_eq!(
-        client.writes.lock().unwrap()[3],
+        client.writes.lock().unwrap()[4],
         (lingered + Duration::from_millis(20), 1)
     );
 
-    // Two pushes that waited as long do not raise it: after a write of both, the next
-    // frame waits 20 ms, not 40.
+    // Two stamped pushes that waited as long do not raise it: after a write of both,
+    // the next frame waits 20 ms, not 40.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let pushed_at = Instant::now();
-    hub.send_to_user(user, &frame(6));
-    hub.send_to_user(user, &frame(7));
-    tokio::time::advance(Duration::from_millis(50)).await;
-    for n in 6..=7 {
-        assert_eq!(client.recv_text().await, frame(n).as_str());
+    let mut late = Instant::now();
+    for batch in [&[9, 10, 11][..], &[12, 13]] {
+        for &n in batch {
+            hub.send_to_user(user, &frame(n));
+        }
+        tokio::time::advance(Duration::from_millis(50)).await;
+        for &n in batch {
+            assert_eq!(client.recv_text().await, frame(n).as_str());
+        }
+        late += Duration::from_millis(50);
     }
-    let late = pushed_at + Duration::from_millis(50);
-    hub.send_to_user(user, &frame(8));
-    assert_eq!(client.recv_text().await, frame(8).as_str());
+    hub.send_to_user(user, &frame(14));
+    assert_eq!(client.recv_text().await, frame(14).as_str());
     let writes = client.writes.lock().unwrap().clone();
-    assert_eq!(writes[4], (late, 2), "{writes:?}");
+    assert_eq!(writes[6], (late, 2), "{writes:?}");
     assert_eq!(
-        writes[5],
+        writes[7],
         (late + Duration::from_millis(20), 1),
         "{writes:?}"
     );
