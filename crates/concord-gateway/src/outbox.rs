@@ -290,10 +290,9 @@ impl Outbox {
 
     /// Takes the queue itself, every frame in order, the close reason as
     /// [`Outbox::drain`] gives it, and when the oldest entry was pushed (see
-    /// [`Taken::since`]). The queue's
-    /// buffer leaves with its frames (the writer writes from it and frees it): an idle
-    /// session keeps no capacity from its last burst, and nothing is copied on the way
-    /// out.
+    /// [`Taken::since`]). The queue's buffer leaves with its frames (the writer writes
+    /// from it and frees it): an idle session keeps no capacity from its last burst,
+    /// and nothing is copied on the way out.
     pub fn take(&self) -> Taken {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.frames = 0;
