@@ -3,6 +3,8 @@
 
 use std::sync::OnceLock;
 
+use concord_sys::status_kib;
+
 /// One reading of a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct ProcSample {
@@ -47,14 +49,6 @@ pub(crate) fn cpu_ticks(stat: &str) -> Option<u64> {
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
     Some(utime + stime)
-}
-
-/// A `Name:   1234 kB` line of `/proc/<pid>/status`.
-pub(crate) fn status_kib(status: &str, name: &str) -> Option<u64> {
-    status.lines().find_map(|line| {
-        let rest = line.strip_prefix(name)?.strip_prefix(':')?;
-        rest.split_whitespace().next()?.parse().ok()
-    })
 }
 
 /// The soft limit on open files from `/proc/self/limits` text.

@@ -1,5 +1,6 @@
 //! The one place Concord calls into the C library, behind a safe function, with the
-//! reading of the process's resident size that decides when to call it.
+//! reading of a process's resident size (`/proc`) that decides when to call it and
+//! that the bench reports.
 //!
 //! glibc's allocator keeps memory that was freed inside its arenas instead of handing
 //! it back to the kernel (only the top of the main heap is trimmed on `free`). A server
@@ -26,15 +27,17 @@ pub fn release_free_memory() -> bool {
 #[must_use]
 pub fn resident_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line
-        .trim_start_matches("VmRSS:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
+    Some(status_kib(&status, "VmRSS")? * 1024)
+}
+
+/// The value of a `Name:   1234 kB` line of a `/proc/<pid>/status` text, in KiB
+/// (`name` is matched whole: `Vm` finds nothing).
+#[must_use]
+pub fn status_kib(status: &str, name: &str) -> Option<u64> {
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

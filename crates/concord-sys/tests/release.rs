@@ -3,7 +3,7 @@
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn resident_bytes() -> u64 {
-    concord_sys::resident_bytes().expect("/proc/self/statm is readable")
+    concord_sys::resident_bytes().expect("/proc/self/status is readable")
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
