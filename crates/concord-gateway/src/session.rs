@@ -205,8 +205,6 @@ async fn serve<S: GatewaySocket>(
                         .since
                         .map_or(Duration::ZERO, |since| woke.saturating_duration_since(since));
                     linger.observe(taken.entries.len(), waited);
-                }
-                if !taken.entries.is_empty() {
                     let batch = taken.entries.make_contiguous();
                     if !write_batch(socket, batch, config.write_timeout).await {
                         return Ending::Other;
