@@ -19,8 +19,8 @@ use crate::{Frames, GatewaySocket};
 /// A WebSocket stream that knows whether its codec may hold output.
 ///
 /// Pre-encoded frames bypass the codec, so before writing them anything the codec
-/// holds (the pong it queued for a ping, a close reply, a frame a full socket sent
-/// back) must go first, or the two would interleave on the wire. Flushing the codec
+/// holds (the pong it queued for a ping, a close reply, a frame left in its buffer
+/// when the socket was full) must go first, or the two would interleave on the wire. Flushing the codec
 /// before every write costs a pass through its layers and a waker registration on
 /// every write of every session, while the codec almost never holds anything: it
 /// gets output only from a read (ping, close) or a send through the `Sink`. So the
