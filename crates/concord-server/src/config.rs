@@ -100,8 +100,10 @@ pub struct Limits {
     /// saturated: when a session's frames pile up and wait long for its task, its
     /// linger rises to four times that wait, within this, and falls back as the server
     /// catches up. At N=10k members with 8 posts in flight this took fan-out from
-    /// 2.5 to 1.2–1.3 µs of server CPU per delivery on the 2-core box, with lower
-    /// latency too (BENCHMARKS.md). At or below `write_linger_ms`: a fixed linger.
+    /// 2.5 to 1.2–1.3 µs of server CPU per delivery on the 2-core box, and from 2.0 to
+    /// 1.0–1.4 µs on two cores of a larger machine (BENCHMARKS.md). The price: when a
+    /// saturated spell ends, a session's next message may wait out its raised linger
+    /// once. At or below `write_linger_ms`: a fixed linger.
     pub write_linger_max_ms: u64,
     /// Set `TCP_NODELAY` on accepted sockets. Off by default: with Nagle on, the
     /// kernel also merges a busy socket's writes while earlier data is unacknowledged,
