@@ -31,7 +31,7 @@
 //! within its raised linger of its last write waits out that linger (the ceiling at
 //! most), once; the write of that lone push brings the linger back to the floor.
 //! Letting a lone push wait only the floor was measured (BENCHMARKS.md): on a saturated
-//! server a session whose task comes round early holds a lone push too, and the extra
+//! server a session whose task comes round early finds a lone push too, and the extra
 //! writes cost ~10 % more CPU per delivery there.
 
 use std::time::Duration;
