@@ -14,10 +14,10 @@
 //! - **Frames piled up (three pushes or more) and waited long for the task**
 //!   (`waited`, from the push that found the queue empty to the task running; the
 //!   queue notes that time only for a session whose previous write held two or more
-//!   pushes, so an idle session's push costs no clock read): the server is behind. The linger rises, doubling per write, to `GAIN` times that
-//!   wait, within the ceiling: only a linger longer than the wait gathers more than
-//!   the wait already does, and every write it saves is CPU given back to the pass
-//!   over the run queue.
+//!   pushes, so an idle session's push costs no clock read): the server is behind.
+//!   The linger rises, doubling per write, to `GAIN` times that wait, within the
+//!   ceiling: only a linger longer than the wait gathers more than the wait already
+//!   does, and every write it saves is CPU given back to the pass over the run queue.
 //! - **Frames piled up but the task came round quickly, or only two pushes**: the
 //!   server keeps up (two pushes are what a session late in the order of each burst
 //!   gathers on a server that keeps up; lingering there would only add the linger to

@@ -20,11 +20,11 @@ use crate::{Frames, GatewaySocket};
 ///
 /// Pre-encoded frames bypass the codec, so before writing them anything the codec
 /// holds (the pong it queued for a ping, a close reply, a frame left in its buffer
-/// when the socket was full) must go first, or the two would interleave on the wire. Flushing the codec
-/// before every write costs a pass through its layers and a waker registration on
-/// every write of every session, while the codec almost never holds anything: it
-/// gets output only from a read (ping, close) or a send through the `Sink`. So the
-/// flush happens only after one of those, until one succeeds.
+/// when the socket was full) must go first, or the two would interleave on the wire.
+/// Flushing the codec before every write costs a pass through its layers and a waker
+/// registration on every write of every session, while the codec almost never holds
+/// anything: it gets output only from a read (ping, close) or a send through the
+/// `Sink`. So the flush happens only after one of those, until one succeeds.
 #[derive(Debug)]
 pub struct WsSocket<T> {
     inner: WebSocketStream<T>,
