@@ -10,11 +10,11 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, RwLock,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
-use concord_protocol::UserId;
+use concord_protocol::{Intents, UserId};
 
 use crate::{CloseReason, FrameBatch, Frames, Outbox, Payload, Pushed, QueueLimits};
 
@@ -31,6 +31,38 @@ pub struct SessionEntry {
     pub user_id: UserId,
     /// Its outbound queue.
     pub outbox: Outbox,
+    /// Protocol v2 (sequenced, may receive v2-only events).
+    pub v2: bool,
+    /// The event groups it receives (every group for v1).
+    pub intents: Intents,
+    /// A socket serves it now. A v2 session whose socket dropped stays registered,
+    /// detached, for the resume window: events keep queuing for it, but it does not
+    /// count as the user being connected.
+    attached: AtomicBool,
+}
+
+impl SessionEntry {
+    /// Whether a socket serves the session now.
+    pub fn is_attached(&self) -> bool {
+        self.attached.load(Ordering::Acquire)
+    }
+}
+
+/// What kind of session [`Hub::register_session`] registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionKind {
+    /// Protocol v2.
+    pub v2: bool,
+    /// The event groups it receives.
+    pub intents: Intents,
+}
+
+impl SessionKind {
+    /// A v1 session: every event a v1 client may see.
+    pub const V1: Self = Self {
+        v2: false,
+        intents: Intents::ALL,
+    };
 }
 
 #[derive(Debug, Default)]
@@ -64,11 +96,24 @@ impl Hub {
     /// Registers a new session for `user`; from now on it receives the user's events
     /// (queued until its writer starts, which happens after READY).
     pub fn register(&self, user_id: UserId, limits: QueueLimits) -> Arc<SessionEntry> {
+        self.register_session(user_id, limits, SessionKind::V1)
+    }
+
+    /// Registers a new, attached session of `kind` for `user`.
+    pub fn register_session(
+        &self,
+        user_id: UserId,
+        limits: QueueLimits,
+        kind: SessionKind,
+    ) -> Arc<SessionEntry> {
         let id = SessionId(self.next_id.fetch_add(1, Ordering::Relaxed) + 1);
         let entry = Arc::new(SessionEntry {
             id,
             user_id,
             outbox: Outbox::new(limits),
+            v2: kind.v2,
+            intents: kind.intents,
+            attached: AtomicBool::new(true),
         });
         let mut state = self.write();
         state.sessions.insert(id, Arc::clone(&entry));
@@ -80,28 +125,48 @@ impl Hub {
         entry
     }
 
-    /// Removes a session; returns how many sessions its user still has on this node.
+    /// Removes a session; returns how many attached sessions its user still has on
+    /// this node.
     pub fn unregister(&self, id: SessionId) -> usize {
         let mut state = self.write();
         let Some(entry) = state.sessions.remove(&id) else {
             return 0;
         };
         let user = entry.user_id;
-        let remaining = match state.by_user.get_mut(&user) {
+        match state.by_user.get_mut(&user) {
             Some(list) => {
                 // Pointer comparison: no visit to every other session's entry, which
                 // matters for a user with thousands of sessions (bots, shards).
                 if let Some(at) = list.iter().position(|s| Arc::ptr_eq(s, &entry)) {
                     list.swap_remove(at);
                 }
-                list.len()
+                if list.is_empty() {
+                    state.by_user.remove(&user);
+                    0
+                } else {
+                    attached_in(list)
+                }
             }
             None => 0,
-        };
-        if remaining == 0 {
-            state.by_user.remove(&user);
         }
-        remaining
+    }
+
+    /// Marks a session as served by no socket (a v2 session waiting to be resumed); it
+    /// stays registered and keeps queuing events. Returns how many attached sessions
+    /// its user still has on this node.
+    pub fn detach(&self, entry: &SessionEntry) -> usize {
+        let state = self.write();
+        entry.attached.store(false, Ordering::Release);
+        state
+            .by_user
+            .get(&entry.user_id)
+            .map_or(0, |l| attached_in(l))
+    }
+
+    /// Marks a detached session as served by a socket again (resumed).
+    pub fn attach(&self, entry: &SessionEntry) {
+        let _state = self.write();
+        entry.attached.store(true, Ordering::Release);
     }
 
     /// Queues `payload` on every session of every listed user. Users listed twice get
@@ -141,7 +206,11 @@ impl Hub {
         for user in users {
             if let Some(sessions) = state.by_user.get(&user) {
                 for session in sessions {
-                    delivery.record(session, session.outbox.push_frames(frames.clone()));
+                    // Filtered before anything is queued: a v1 session never sees a
+                    // v2 event, and a v2 session nothing outside its intents.
+                    if frames.wanted_by(session.v2, session.intents) {
+                        delivery.record(session, session.outbox.push_frames(frames.clone()));
+                    }
                 }
             }
         }
@@ -184,14 +253,17 @@ impl Hub {
         self.read().sessions.len()
     }
 
-    /// Live sessions of `user` on this node.
+    /// Attached sessions of `user` on this node.
     pub fn user_session_count(&self, user: UserId) -> usize {
-        self.read().by_user.get(&user).map_or(0, Vec::len)
+        self.read().by_user.get(&user).map_or(0, |l| attached_in(l))
     }
 
-    /// Whether `user` has a live session on this node.
+    /// Whether `user` has an attached session on this node.
     pub fn is_connected(&self, user: UserId) -> bool {
-        self.read().by_user.contains_key(&user)
+        self.read()
+            .by_user
+            .get(&user)
+            .is_some_and(|l| l.iter().any(|s| s.is_attached()))
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -201,6 +273,10 @@ impl Hub {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+fn attached_in(sessions: &[Arc<SessionEntry>]) -> usize {
+    sessions.iter().filter(|s| s.is_attached()).count()
 }
 
 impl Delivery {
@@ -255,6 +331,57 @@ mod tests {
         assert!(!hub.is_connected(alice));
         assert_eq!(hub.unregister(a2.id), 0, "unregistering twice is harmless");
         assert_eq!(hub.session_count(), 0);
+    }
+
+    #[test]
+    fn detached_sessions_keep_queuing_but_do_not_count_as_connected() {
+        let hub = Hub::new();
+        let alice = user();
+        let v2 = SessionKind {
+            v2: true,
+            intents: Intents::ALL,
+        };
+        let a1 = hub.register_session(alice, QueueLimits::default(), v2);
+        let a2 = hub.register(alice, QueueLimits::default());
+        assert_eq!(hub.detach(&a1), 1);
+        assert_eq!(hub.user_session_count(alice), 1);
+        hub.send_to_user(alice, &Payload::text("{}"));
+        assert_eq!(a1.outbox.len(), 1, "a detached session still queues");
+        assert_eq!(hub.unregister(a2.id), 0);
+        assert!(!hub.is_connected(alice));
+        hub.attach(&a1);
+        assert!(hub.is_connected(alice));
+    }
+
+    #[test]
+    fn v2_events_and_intents_are_filtered_per_session() {
+        use concord_protocol::Event;
+        let hub = Hub::new();
+        let alice = user();
+        let v1 = hub.register(alice, QueueLimits::default());
+        let typing_only = hub.register_session(
+            alice,
+            QueueLimits::default(),
+            SessionKind {
+                v2: true,
+                intents: Intents::TYPING,
+            },
+        );
+        let all = hub.register_session(
+            alice,
+            QueueLimits::default(),
+            SessionKind {
+                v2: true,
+                intents: Intents::ALL,
+            },
+        );
+        let d = serde_json::json!({});
+        hub.send_to_user(alice, &Payload::dispatch(Event::ChannelCreate, &d).unwrap());
+        hub.send_to_user(alice, &Payload::dispatch(Event::TypingStart, &d).unwrap());
+        hub.send_to_user(alice, &Payload::dispatch(Event::MessageCreate, &d).unwrap());
+        assert_eq!(v1.outbox.len(), 2, "typing and message, not the v2 event");
+        assert_eq!(typing_only.outbox.len(), 1);
+        assert_eq!(all.outbox.len(), 3);
     }
 
     #[test]

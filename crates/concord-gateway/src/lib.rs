@@ -1,24 +1,31 @@
 #![doc = include_str!("../README.md")]
 
 mod compress;
+mod gateway;
 mod hub;
 mod linger;
 mod outbox;
 mod payload;
 mod rate;
+mod replay;
+mod resume;
 mod session;
 mod socket;
+mod wire;
 
 pub use compress::{
     Compression, CompressionConfig, StreamCompressor, UnknownCompression, ZlibConfig, ZstdConfig,
 };
-pub use hub::{Delivery, Hub, SessionEntry, SessionId};
+pub use gateway::{AuthFailure, Authenticator, Credential, Gateway, GatewayConfig, Principal};
+pub use hub::{Delivery, Hub, SessionEntry, SessionId, SessionKind};
 pub use outbox::{
     BatchExcept, CloseReason, FrameBatch, Frames, Outbox, Pushed, QueueLimits, Taken,
 };
 pub use payload::Payload;
 pub use rate::RateWindow;
+pub use replay::{ReplayBudget, ReplayLimits};
 pub use session::{
-    Ending, GatewaySocket, ReadyError, SessionConfig, SessionHandler, run_session, v1_close_code,
+    CommandError, Ending, GatewaySocket, ReadyError, SessionConfig, SessionHandler, run_session,
+    v1_close_code, v2_close_code,
 };
 pub use socket::WsSocket;

@@ -132,6 +132,25 @@ impl Frames {
         }
     }
 
+    /// Whether a session of this protocol version with these intents receives this
+    /// entry. A batch is judged by its first frame: batches hold frames of one kind
+    /// (a tick of presence).
+    #[inline]
+    pub fn wanted_by(&self, v2: bool, intents: concord_protocol::Intents) -> bool {
+        match self {
+            Self::One(frame) => frame.wanted_by(v2, intents),
+            Self::Many(batch) => batch
+                .frames
+                .first()
+                .is_none_or(|f| f.wanted_by(v2, intents)),
+            Self::Except(except) => except
+                .batch
+                .frames
+                .first()
+                .is_none_or(|f| f.wanted_by(v2, intents)),
+        }
+    }
+
     /// The frames, in order.
     pub fn iter(&self) -> impl Iterator<Item = &Payload> {
         let (head, tail): (&[Payload], &[Payload]) = match self {
@@ -155,6 +174,8 @@ pub enum CloseReason {
     Shutdown,
     /// Something failed inside the server.
     Internal,
+    /// The token expired mid-session (v2 only; v1 sessions outlive their JWT).
+    Expired,
 }
 
 /// Bounds of one outbox.
@@ -304,6 +325,17 @@ impl Outbox {
             closing: state.closing,
             since: state.since.take(),
         }
+    }
+
+    /// Wakes the writer without queuing anything (it then checks why, say for a
+    /// RESUME elsewhere that takes the session over).
+    pub fn poke(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The close reason, once one is set.
+    pub fn closing(&self) -> Option<CloseReason> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).closing
     }
 
     /// Waits until something was pushed or a close was asked for since the last drain.

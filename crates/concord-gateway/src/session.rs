@@ -16,7 +16,9 @@ use std::{
 };
 
 use async_trait::async_trait;
-use concord_protocol::{ClientFrame, CloseCode, Op, UserId};
+use concord_protocol::{
+    ClientMessage, CloseCode, Command, ErrorCode, GatewayError, Op, OpFrame, UserId,
+};
 use futures_util::{Sink, SinkExt, Stream, StreamExt, task::AtomicWaker};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{
@@ -25,12 +27,18 @@ use tokio_tungstenite::tungstenite::{
 };
 
 use crate::{
-    CloseReason, Frames, Hub, Payload, QueueLimits, RateWindow, SessionEntry, linger::Linger,
+    CloseReason, Frames, Hub, Payload, QueueLimits, RateWindow, SessionEntry, StreamCompressor,
+    linger::Linger,
+    resume::Slot,
+    wire::{Encoded, V2Stream},
 };
 
-/// The v1 heartbeat acknowledgement, encoded once.
+/// The heartbeat acknowledgement (the same in v1 and v2), encoded once.
 static HEARTBEAT_ACK: LazyLock<Payload> =
     LazyLock::new(|| Payload::text(concord_protocol::HEARTBEAT_ACK));
+
+/// `RECONNECT`, encoded once.
+static RECONNECT: LazyLock<Payload> = LazyLock::new(|| Payload::text(r#"{"op":"RECONNECT"}"#));
 
 /// A WebSocket the session can drive: messages in, control frames out through the
 /// codec, and data frames out as pre-encoded bytes.
@@ -45,6 +53,13 @@ pub trait GatewaySocket:
     fn write_frames<'a>(
         &'a mut self,
         batch: &'a [Frames],
+    ) -> impl Future<Output = std::io::Result<()>> + Send + 'a;
+
+    /// Writes these bytes, which together are whole frames, in order, after anything
+    /// the codec still holds (a v2 session's own envelopes and compressed frames).
+    fn write_chunks<'a>(
+        &'a mut self,
+        chunks: &'a [&'a [u8]],
     ) -> impl Future<Output = std::io::Result<()>> + Send + 'a;
 }
 
@@ -90,6 +105,27 @@ impl Default for SessionConfig {
 #[error("READY could not be built: {0}")]
 pub struct ReadyError(pub String);
 
+/// Why the chat domain refused a command; a v2 session answers it with ERROR, a v1
+/// session drops the frame silently.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct CommandError {
+    /// The ERROR code.
+    pub code: ErrorCode,
+    /// For people.
+    pub message: String,
+}
+
+impl CommandError {
+    /// A refusal with this code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
 /// How a session ended, as the domain needs to know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -107,23 +143,42 @@ pub trait SessionHandler: Send + Sync + 'static {
     async fn ready(&self, session: &SessionEntry) -> Result<Payload, ReadyError>;
     /// READY was sent: announce the user (presence).
     async fn connected(&self, session: &SessionEntry);
-    /// A client command other than HEARTBEAT (which the engine answers itself).
-    async fn command(&self, session: &SessionEntry, op: Op, d: Option<serde_json::Value>);
-    /// The session is gone and unregistered; `remaining` sessions of the user are left
-    /// on this node.
+    /// A v2 session whose socket had dropped was resumed on a new one (and has been
+    /// sent what it missed): announce the user again if the grace period ran out.
+    async fn resumed(&self, session: &SessionEntry) {
+        self.connected(session).await;
+    }
+    /// A client command, parsed and checked for shape (HEARTBEAT, IDENTIFY and RESUME
+    /// the engine handles itself).
+    ///
+    /// # Errors
+    /// Why the command was refused: v2 answers with ERROR, v1 drops it.
+    async fn command(&self, session: &SessionEntry, command: Command) -> Result<(), CommandError>;
+    /// The session's socket is gone; `remaining` attached sessions of the user are left
+    /// on this node. A v2 session may stay registered, detached, for its resume window.
     async fn disconnected(&self, session: &SessionEntry, ending: Ending, remaining: usize);
 }
 
 /// Maps a server-side close to its v1 code (`gateway.md` §6).
 pub fn v1_close_code(reason: CloseReason) -> CloseCode {
     match reason {
-        CloseReason::Overflow | CloseReason::Revoked => CloseCode::Policy,
+        CloseReason::Overflow | CloseReason::Revoked | CloseReason::Expired => CloseCode::Policy,
         CloseReason::Shutdown => CloseCode::GoingAway,
         CloseReason::Internal => CloseCode::Internal,
     }
 }
 
-/// Drives one authenticated socket until it ends. Registers the session in `hub`
+/// Maps a server-side close to its v2 code (`extensions.md`).
+pub fn v2_close_code(reason: CloseReason) -> CloseCode {
+    match reason {
+        CloseReason::Overflow => CloseCode::SlowConsumer,
+        CloseReason::Revoked | CloseReason::Expired => CloseCode::SessionExpired,
+        CloseReason::Shutdown => CloseCode::GoingAway,
+        CloseReason::Internal => CloseCode::Internal,
+    }
+}
+
+/// Drives one authenticated v1 socket until it ends. Registers the session in `hub`
 /// before READY is built and unregisters it at the end.
 ///
 /// This future lives as long as the connection, idle or not, so its size is memory
@@ -165,29 +220,118 @@ pub fn run_session<S: GatewaySocket>(
         }
         drop(first);
         handler.connected(&entry).await;
-        let ending = serve(&mut socket, &entry, handler.as_ref(), &config).await;
+        let exit = serve(
+            &mut socket,
+            &entry,
+            handler.as_ref(),
+            &config,
+            &mut Wire::V1,
+        )
+        .await;
         let remaining = hub.unregister(entry.id);
-        handler.disconnected(&entry, ending, remaining).await;
+        handler.disconnected(&entry, exit.ending, remaining).await;
     }
 }
 
-async fn serve<S: GatewaySocket>(
+/// What differs between protocol versions once a session is attached to a socket.
+pub(crate) enum Wire {
+    /// Shared frames as they are; bad input dropped silently.
+    V1,
+    /// Numbered, replayable, maybe compressed; bad input answered.
+    V2(Box<V2Conn>),
+}
+
+/// A v2 session on its current socket.
+pub(crate) struct V2Conn {
+    /// The session's numbering and replay buffer (moves with the session on RESUME).
+    pub(crate) stream: V2Stream,
+    /// This connection's compression stream.
+    pub(crate) compressor: Option<StreamCompressor>,
+    /// Close 4006 when no HEARTBEAT came for this long.
+    pub(crate) heartbeat_timeout: Duration,
+    pub(crate) last_heartbeat: Instant,
+    /// When the token expires (close 4009).
+    pub(crate) expires: Option<Instant>,
+    pub(crate) flood: Flood,
+    /// Where the session is found for RESUME, and this socket's claim on it.
+    pub(crate) slot: Arc<Slot>,
+    pub(crate) owner: u64,
+}
+
+/// Over the rate limit in three consecutive one-second windows closes with 4008.
+#[derive(Debug, Default)]
+pub(crate) struct Flood {
+    started: Option<Instant>,
+    /// The last window (1-based second since the first excess) with an excess frame.
+    window: u64,
+    streak: u8,
+}
+
+impl Flood {
+    /// Notes an excess frame; true when the client has now been over the limit in
+    /// three consecutive windows.
+    fn excess(&mut self, now: Instant) -> bool {
+        let started = *self.started.get_or_insert(now);
+        let window = now.saturating_duration_since(started).as_secs() + 1;
+        if window != self.window {
+            self.streak = if window == self.window + 1 {
+                self.streak.saturating_add(1)
+            } else {
+                1
+            };
+            self.window = window;
+        }
+        self.streak >= 3
+    }
+}
+
+/// How [`serve`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Exit {
+    pub(crate) ending: Ending,
+    /// A v2 client may RESUME the session.
+    pub(crate) resumable: bool,
+    /// A RESUME on another socket took the session over.
+    pub(crate) superseded: bool,
+}
+
+impl Exit {
+    pub(crate) const LOST: Self = Self {
+        ending: Ending::Other,
+        resumable: true,
+        superseded: false,
+    };
+    pub(crate) const FINAL: Self = Self {
+        ending: Ending::Other,
+        resumable: false,
+        superseded: false,
+    };
+}
+
+/// Serves an attached session until its socket ends, it is closed, or (v2) a RESUME
+/// elsewhere takes it over.
+pub(crate) async fn serve<S: GatewaySocket>(
     socket: &mut S,
     entry: &SessionEntry,
     handler: &dyn SessionHandler,
     config: &SessionConfig,
-) -> Ending {
+    wire: &mut Wire,
+) -> Exit {
     let mut rate = RateWindow::new(config.rate_count, config.rate_window);
     let mut reader = ReadGate::new();
     let mut last_write = Instant::now();
+    let mut last_inbound = last_write;
     let mut linger = Linger::new(config.write_linger, config.write_linger_max);
-    let idle = tokio::time::sleep(config.idle_timeout);
-    tokio::pin!(idle);
+    let deadline = tokio::time::sleep_until(next_deadline(config, wire, last_inbound));
+    tokio::pin!(deadline);
     loop {
         // Unbiased on purpose: a session with a steady stream of outbound events must
         // still read its client's frames (heartbeats reset the idle clock).
         tokio::select! {
             () = entry.outbox.ready() => {
+                if let Wire::V2(conn) = wire && conn.slot.evicting(conn.owner) {
+                    return Exit { superseded: true, ..Exit::LOST };
+                }
                 // One write costs several deliveries: a busy session waits out the
                 // linger so that what arrives meanwhile shares the write.
                 let woke = Instant::now();
@@ -206,48 +350,195 @@ async fn serve<S: GatewaySocket>(
                         .map_or(Duration::ZERO, |since| woke.saturating_duration_since(since));
                     linger.observe(taken.entries.len(), waited);
                     let batch = taken.entries.make_contiguous();
-                    if !write_batch(socket, batch, config.write_timeout).await {
-                        return Ending::Other;
+                    let written = match wire {
+                        Wire::V1 => write_batch(socket, batch, config.write_timeout).await,
+                        Wire::V2(conn) => {
+                            Box::pin(write_v2(socket, conn, batch, config.write_timeout)).await
+                        }
+                    };
+                    if !written {
+                        return Exit::LOST;
                     }
                     last_write = Instant::now();
                 }
                 if let Some(reason) = taken.closing {
-                    close(socket, v1_close_code(reason), "", config.write_timeout).await;
-                    return Ending::Other;
+                    return close_for(socket, wire, reason, config.write_timeout).await;
                 }
             }
             inbound = poll_fn(|cx| reader.poll_next(socket, cx)) => {
-                idle.as_mut().reset(Instant::now() + config.idle_timeout);
+                last_inbound = Instant::now();
                 match inbound {
                     Some(Ok(Message::Text(text))) => {
-                        if !rate.allow(Instant::now()) {
-                            continue;
+                        let verdict = match wire {
+                            Wire::V1 => {
+                                on_text_v1(entry, handler, &mut rate, text.as_str()).await;
+                                None
+                            }
+                            Wire::V2(conn) => {
+                                on_text_v2(entry, handler, conn, &mut rate, text.as_str()).await
+                            }
+                        };
+                        if let Some((code, reason, exit)) = verdict {
+                            close(socket, code, reason, config.write_timeout).await;
+                            return exit;
                         }
-                        handle_text(entry, handler, text.as_str()).await;
                     }
                     Some(Ok(Message::Close(frame))) => {
                         let clean = frame.is_some_and(|f| f.code == WsCloseCode::Normal);
                         // Answer the close handshake; the peer may already be gone.
                         let _ = tokio::time::timeout(config.write_timeout, socket.flush()).await;
-                        return if clean { Ending::ClientClosedCleanly } else { Ending::Other };
+                        return if clean {
+                            Exit { ending: Ending::ClientClosedCleanly, ..Exit::FINAL }
+                        } else {
+                            Exit::LOST
+                        };
                     }
-                    // Binary frames are ignored; pings are answered by the codec.
-                    Some(Ok(Message::Binary(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                    Some(Ok(Message::Binary(_))) => {
+                        // v1 ignores binary frames; v2 says why nothing happened.
+                        if let Wire::V2(_) = wire {
+                            refuse(entry, ErrorCode::BinaryNotAccepted, "send JSON text frames", None);
+                        }
+                    }
+                    // Pings are answered by the codec.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                     Some(Err(err)) => {
                         if is_too_big(&err) {
                             close(socket, CloseCode::TooBig, "message too big", config.write_timeout).await;
                         }
-                        return Ending::Other;
+                        return Exit::LOST;
                     }
-                    None => return Ending::Other,
+                    None => return Exit::LOST,
                 }
+                deadline.as_mut().reset(next_deadline(config, wire, last_inbound));
             }
-            () = &mut idle => {
-                close(socket, CloseCode::Normal, "idle timeout", config.write_timeout).await;
-                return Ending::Other;
+            () = &mut deadline => {
+                let now = Instant::now();
+                if let Wire::V2(conn) = wire {
+                    if conn.expires.is_some_and(|at| at <= now) {
+                        close(socket, CloseCode::SessionExpired, "token expired", config.write_timeout).await;
+                        return Exit::LOST;
+                    }
+                    if conn.last_heartbeat + conn.heartbeat_timeout <= now {
+                        close(socket, CloseCode::HeartbeatTimeout, "no heartbeat", config.write_timeout).await;
+                        return Exit::LOST;
+                    }
+                }
+                if last_inbound + config.idle_timeout <= now {
+                    close(socket, CloseCode::Normal, "idle timeout", config.write_timeout).await;
+                    return Exit::LOST;
+                }
+                deadline.as_mut().reset(next_deadline(config, wire, last_inbound));
             }
         }
     }
+}
+
+/// The first of the idle timeout and (v2) the heartbeat deadline and token expiry.
+fn next_deadline(config: &SessionConfig, wire: &Wire, last_inbound: Instant) -> Instant {
+    let idle = last_inbound + config.idle_timeout;
+    match wire {
+        Wire::V1 => idle,
+        Wire::V2(conn) => {
+            let beat = idle.min(conn.last_heartbeat + conn.heartbeat_timeout);
+            conn.expires.map_or(beat, |at| beat.min(at))
+        }
+    }
+}
+
+/// Closes for a server-side reason: v1 and v2 codes; v2 is told to RECONNECT first
+/// when the server shuts down.
+async fn close_for<S: GatewaySocket>(
+    socket: &mut S,
+    wire: &mut Wire,
+    reason: CloseReason,
+    limit: Duration,
+) -> Exit {
+    match wire {
+        Wire::V1 => {
+            close(socket, v1_close_code(reason), "", limit).await;
+            Exit::FINAL
+        }
+        Wire::V2(conn) => {
+            if reason == CloseReason::Shutdown {
+                let reconnect = [Frames::One(RECONNECT.clone())];
+                Box::pin(write_v2(socket, conn, &reconnect, limit)).await;
+            }
+            close(socket, v2_close_code(reason), "", limit).await;
+            // An overflow dropped what was queued, and an internal error left the
+            // session in no known state: neither can be resumed without a gap.
+            let resumable = !matches!(reason, CloseReason::Overflow | CloseReason::Internal);
+            Exit {
+                resumable,
+                ..Exit::LOST
+            }
+        }
+    }
+}
+
+/// Numbers, keeps and writes a v2 batch (compressed if the connection asked).
+async fn write_v2<S: GatewaySocket>(
+    socket: &mut S,
+    conn: &mut V2Conn,
+    batch: &[Frames],
+    limit: Duration,
+) -> bool {
+    let mut encoded = Encoded::default();
+    if let Err(err) = conn.stream.encode(
+        batch,
+        conn.compressor.as_mut(),
+        Instant::now(),
+        &mut encoded,
+    ) {
+        tracing::error!(error = %err, "compression failed; closing");
+        return false;
+    }
+    write_encoded(socket, &encoded, limit).await
+}
+
+/// Writes encoded v2 bytes within `limit`.
+pub(crate) async fn write_encoded<S: GatewaySocket>(
+    socket: &mut S,
+    encoded: &Encoded<'_>,
+    limit: Duration,
+) -> bool {
+    if encoded.is_empty() {
+        return true;
+    }
+    let chunks = encoded.chunks();
+    matches!(
+        tokio::time::timeout(limit, socket.write_chunks(&chunks)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Queues an ERROR for the session.
+pub(crate) fn refuse(
+    entry: &SessionEntry,
+    code: ErrorCode,
+    message: impl Into<String>,
+    retry_after: Option<u64>,
+) {
+    entry.outbox.push(error_frame(code, message, retry_after));
+}
+
+/// An ERROR frame.
+pub(crate) fn error_frame(
+    code: ErrorCode,
+    message: impl Into<String>,
+    retry_after: Option<u64>,
+) -> Payload {
+    let error = GatewayError {
+        code,
+        message: message.into(),
+        retry_after,
+    };
+    Payload::json(&OpFrame {
+        op: Op::Error,
+        d: &error,
+    })
+    .unwrap_or_else(|_| {
+        Payload::text(r#"{"op":"ERROR","d":{"code":"INVALID_PAYLOAD","message":""}}"#)
+    })
 }
 
 /// Polls the socket's read side only when the socket asked for it.
@@ -308,22 +599,86 @@ impl ReadGate {
     }
 }
 
-async fn handle_text(entry: &SessionEntry, handler: &dyn SessionHandler, text: &str) {
-    // Malformed JSON, unknown ops and bad fields are dropped silently in v1.
-    let Ok(frame) = serde_json::from_str::<ClientFrame>(text) else {
+async fn on_text_v1(
+    entry: &SessionEntry,
+    handler: &dyn SessionHandler,
+    rate: &mut RateWindow,
+    text: &str,
+) {
+    // Every text frame counts, heartbeats included; over the limit it is dropped
+    // unread (`gateway.md` §5).
+    if !rate.allow(Instant::now()) {
         return;
-    };
-    match frame.op {
-        Op::Heartbeat => {
+    }
+    // Malformed JSON, unknown ops and bad fields are dropped silently in v1.
+    match ClientMessage::parse(text) {
+        Ok(ClientMessage::Heartbeat) => {
             // Answer on this session, behind whatever is already queued for it.
             entry.outbox.push(HEARTBEAT_ACK.clone());
         }
-        Op::PresenceUpdate | Op::TypingStart | Op::VoiceSignal => {
-            handler.command(entry, frame.op, frame.d).await;
+        Ok(ClientMessage::Command(command)) => {
+            let _ = handler.command(entry, command).await;
         }
-        // Server-to-client ops sent by a client are ignored.
+        // v2 ops and server-to-client ops sent by a v1 client are ignored.
         _ => {}
     }
+}
+
+/// A v2 text frame: answered when refused. Returns the close to make, if any.
+async fn on_text_v2(
+    entry: &SessionEntry,
+    handler: &dyn SessionHandler,
+    conn: &mut V2Conn,
+    rate: &mut RateWindow,
+    text: &str,
+) -> Option<(CloseCode, &'static str, Exit)> {
+    let now = Instant::now();
+    let parsed = ClientMessage::parse(text);
+    if let Ok(ClientMessage::Heartbeat) = parsed {
+        // Exempt from the rate limit: a flooding client must not lose its session to
+        // its own heartbeats being refused.
+        conn.last_heartbeat = now;
+        entry.outbox.push(HEARTBEAT_ACK.clone());
+        return None;
+    }
+    if !rate.allow(now) {
+        if conn.flood.excess(now) {
+            return Some((CloseCode::RateLimited, "rate limited", Exit::LOST));
+        }
+        let retry_after = rate.retry_after(now).as_millis().max(1) as u64;
+        refuse(
+            entry,
+            ErrorCode::RateLimited,
+            "too many frames; slow down",
+            Some(retry_after),
+        );
+        return None;
+    }
+    match parsed {
+        Ok(ClientMessage::Heartbeat) => {}
+        Ok(ClientMessage::Command(command)) => {
+            if let Err(err) = handler.command(entry, command).await {
+                refuse(entry, err.code, err.message, None);
+            }
+        }
+        Ok(ClientMessage::Identify(_) | ClientMessage::Resume(_)) => {
+            return Some((
+                CloseCode::AlreadyAuthenticated,
+                "already identified",
+                Exit::FINAL,
+            ));
+        }
+        Ok(ClientMessage::ServerOp(op)) => {
+            refuse(
+                entry,
+                ErrorCode::UnknownOp,
+                format!("{} is not sent by clients", op.as_str()),
+                None,
+            );
+        }
+        Err(err) => refuse(entry, err.code(), err.to_string(), None),
+    }
+    None
 }
 
 /// Writes `batch` within `limit`. The write's future (slice array, timer) is boxed:
@@ -337,7 +692,7 @@ async fn write_batch<S: GatewaySocket>(socket: &mut S, batch: &[Frames], limit: 
 /// Sends a close frame within `limit`. Boxed like [`write_batch`]: the send's future
 /// (a close frame, the sink's state, a timer) would otherwise be reserved in every
 /// session's task, once per place a session can close, for a frame sent once.
-async fn close<S: GatewaySocket>(
+pub(crate) async fn close<S: GatewaySocket>(
     socket: &mut S,
     code: CloseCode,
     reason: &'static str,

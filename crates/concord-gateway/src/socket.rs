@@ -133,4 +133,28 @@ where
         }
         io.flush().await
     }
+
+    async fn write_chunks(&mut self, chunks: &[&[u8]]) -> std::io::Result<()> {
+        if self.codec_dirty {
+            SinkExt::flush(self).await.map_err(std::io::Error::other)?;
+        }
+        let io = self.inner.get_mut();
+        // As above: vectored writes of up to SLICES chunks, nothing kept.
+        const SLICES: usize = 16;
+        for group in chunks.chunks(SLICES) {
+            let mut slices = [IoSlice::new(&[]); SLICES];
+            for (slot, chunk) in slices.iter_mut().zip(group) {
+                *slot = IoSlice::new(chunk);
+            }
+            let mut remaining: &mut [IoSlice<'_>] = &mut slices[..group.len()];
+            while !remaining.is_empty() {
+                let written = io.write_vectored(remaining).await?;
+                if written == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                IoSlice::advance_slices(&mut remaining, written);
+            }
+        }
+        io.flush().await
+    }
 }

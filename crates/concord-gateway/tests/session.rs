@@ -11,10 +11,10 @@ use std::{
 
 use async_trait::async_trait;
 use concord_gateway::{
-    CloseReason, Ending, Frames, GatewaySocket, Hub, Payload, QueueLimits, ReadyError,
-    SessionConfig, SessionEntry, SessionHandler, run_session,
+    CloseReason, CommandError, Ending, Frames, GatewaySocket, Hub, Payload, QueueLimits,
+    ReadyError, SessionConfig, SessionEntry, SessionHandler, run_session,
 };
-use concord_protocol::{Op, UserId};
+use concord_protocol::{Command, UserId};
 use futures_util::{Sink, Stream};
 use tokio::{sync::mpsc, time::Instant};
 use tokio_tungstenite::tungstenite::{self, Message, protocol::CloseFrame};
@@ -38,6 +38,33 @@ impl GatewaySocket for FakeSocket {
                 .send(Message::text(frame.as_str()))
                 .map_err(std::io::Error::other)?;
         }
+        Ok(())
+    }
+
+    async fn write_chunks(&mut self, chunks: &[&[u8]]) -> std::io::Result<()> {
+        use tungstenite::protocol::frame::{
+            FrameHeader,
+            coding::{Data, OpCode},
+        };
+        let bytes = chunks.concat();
+        let mut cursor = std::io::Cursor::new(&bytes[..]);
+        let mut count = 0;
+        while (cursor.position() as usize) < bytes.len() {
+            let (header, len) = FrameHeader::parse(&mut cursor)
+                .map_err(std::io::Error::other)?
+                .expect("a whole frame");
+            let start = cursor.position() as usize;
+            let body = bytes[start..start + len as usize].to_vec();
+            cursor.set_position((start + len as usize) as u64);
+            let message = if header.opcode == OpCode::Data(Data::Text) {
+                Message::text(String::from_utf8(body).expect("utf-8"))
+            } else {
+                Message::binary(body)
+            };
+            self.outbound.send(message).map_err(std::io::Error::other)?;
+            count += 1;
+        }
+        self.writes.lock().unwrap().push((Instant::now(), count));
         Ok(())
     }
 }
@@ -69,7 +96,7 @@ impl Sink<Message> for FakeSocket {
 
 #[derive(Default)]
 struct Recorder {
-    commands: Mutex<Vec<Op>>,
+    commands: Mutex<Vec<Command>>,
     endings: Mutex<Vec<(Ending, usize)>>,
     /// Published to the user while READY is being built (as a concurrent REST call would).
     during_ready: Mutex<Option<(Arc<Hub>, Payload)>>,
@@ -84,8 +111,9 @@ impl SessionHandler for Recorder {
         Ok(Payload::text(r#"{"op":"DISPATCH","t":"READY","d":{}}"#))
     }
     async fn connected(&self, _: &SessionEntry) {}
-    async fn command(&self, _: &SessionEntry, op: Op, _: Option<serde_json::Value>) {
-        self.commands.lock().unwrap().push(op);
+    async fn command(&self, _: &SessionEntry, command: Command) -> Result<(), CommandError> {
+        self.commands.lock().unwrap().push(command);
+        Ok(())
     }
     async fn disconnected(&self, _: &SessionEntry, ending: Ending, remaining: usize) {
         self.endings.lock().unwrap().push((ending, remaining));
@@ -230,7 +258,11 @@ async fn malformed_unknown_and_server_ops_are_ignored() {
         ACK,
         "nothing answered the ignored frames"
     );
-    assert_eq!(*handler.commands.lock().unwrap(), vec![Op::PresenceUpdate]);
+    let commands = handler.commands.lock().unwrap();
+    assert!(
+        matches!(commands.as_slice(), [Command::PresenceUpdate(p)] if p.status == concord_protocol::Status::Away),
+        "{commands:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -23,6 +23,23 @@ pub enum CloseCode {
     TooBig,
     /// 1011: READY could not be built, internal error.
     Internal,
+    /// 4003 (v2): no IDENTIFY or RESUME within 10 s of the upgrade.
+    IdentifyTimeout,
+    /// 4004 (v2): IDENTIFY or RESUME with an invalid or expired token. Do not retry
+    /// with the same token.
+    AuthenticationFailed,
+    /// 4005 (v2): a second IDENTIFY (or RESUME) on an identified session. Do not
+    /// retry as is.
+    AlreadyAuthenticated,
+    /// 4006 (v2): no heartbeat within 1.5 heartbeat intervals. Resumable.
+    HeartbeatTimeout,
+    /// 4008 (v2): still over the rate limit for three consecutive seconds. Resumable.
+    RateLimited,
+    /// 4009 (v2): the token expired or was revoked mid-session; reconnect with a fresh
+    /// one.
+    SessionExpired,
+    /// 4013 (v2): the send queue overflowed: the client reads too slowly.
+    SlowConsumer,
 }
 
 impl CloseCode {
@@ -34,6 +51,41 @@ impl CloseCode {
             Self::Policy => 1008,
             Self::TooBig => 1009,
             Self::Internal => 1011,
+            Self::IdentifyTimeout => 4003,
+            Self::AuthenticationFailed => 4004,
+            Self::AlreadyAuthenticated => 4005,
+            Self::HeartbeatTimeout => 4006,
+            Self::RateLimited => 4008,
+            Self::SessionExpired => 4009,
+            Self::SlowConsumer => 4013,
         }
+    }
+
+    /// The code named by `code`, if Concord sends it.
+    pub const fn from_code(code: u16) -> Option<Self> {
+        Some(match code {
+            1000 => Self::Normal,
+            1001 => Self::GoingAway,
+            1008 => Self::Policy,
+            1009 => Self::TooBig,
+            1011 => Self::Internal,
+            4003 => Self::IdentifyTimeout,
+            4004 => Self::AuthenticationFailed,
+            4005 => Self::AlreadyAuthenticated,
+            4006 => Self::HeartbeatTimeout,
+            4008 => Self::RateLimited,
+            4009 => Self::SessionExpired,
+            4013 => Self::SlowConsumer,
+            _ => return None,
+        })
+    }
+
+    /// Whether a client should reconnect after this close (`extensions.md`): every
+    /// code but 4004 and 4005, which mean "do not retry as is".
+    pub const fn may_reconnect(self) -> bool {
+        !matches!(
+            self,
+            Self::AuthenticationFailed | Self::AlreadyAuthenticated
+        )
     }
 }

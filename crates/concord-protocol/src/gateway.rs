@@ -2,7 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Opcodes of protocol v1. Clients' unknown ops make a frame unparseable (ignored).
+use crate::Intents;
+
+/// Opcodes of protocols v1 and v2. Clients' unknown ops make a frame unparseable
+/// (ignored in v1, answered with ERROR in v2). A v1 session acts on the v1 client ops
+/// only; the v2 ops (`HELLO` … `ERROR`) sent to a v1 session are ignored like any other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[non_exhaustive]
@@ -19,6 +23,57 @@ pub enum Op {
     TypingStart,
     /// Client → server WebRTC signal to relay.
     VoiceSignal,
+    /// v2, server → client, first frame: heartbeat interval and session id.
+    Hello,
+    /// v2, client → server: authenticate after the upgrade.
+    Identify,
+    /// v2, client → server: take over a dropped session and get what it missed.
+    Resume,
+    /// v2, server → client: the RESUME cannot be honoured; IDENTIFY afresh.
+    InvalidSession,
+    /// v2, server → client: reconnect and RESUME now (the node is draining).
+    Reconnect,
+    /// v2, server → client: a frame was refused, and why.
+    Error,
+}
+
+impl Op {
+    /// The op spelled `name` (exact, upper snake case).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "DISPATCH" => Self::Dispatch,
+            "HEARTBEAT" => Self::Heartbeat,
+            "HEARTBEAT_ACK" => Self::HeartbeatAck,
+            "PRESENCE_UPDATE" => Self::PresenceUpdate,
+            "TYPING_START" => Self::TypingStart,
+            "VOICE_SIGNAL" => Self::VoiceSignal,
+            "HELLO" => Self::Hello,
+            "IDENTIFY" => Self::Identify,
+            "RESUME" => Self::Resume,
+            "INVALID_SESSION" => Self::InvalidSession,
+            "RECONNECT" => Self::Reconnect,
+            "ERROR" => Self::Error,
+            _ => return None,
+        })
+    }
+
+    /// The wire spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Dispatch => "DISPATCH",
+            Self::Heartbeat => "HEARTBEAT",
+            Self::HeartbeatAck => "HEARTBEAT_ACK",
+            Self::PresenceUpdate => "PRESENCE_UPDATE",
+            Self::TypingStart => "TYPING_START",
+            Self::VoiceSignal => "VOICE_SIGNAL",
+            Self::Hello => "HELLO",
+            Self::Identify => "IDENTIFY",
+            Self::Resume => "RESUME",
+            Self::InvalidSession => "INVALID_SESSION",
+            Self::Reconnect => "RECONNECT",
+            Self::Error => "ERROR",
+        }
+    }
 }
 
 /// One frame as a client sends it. `t` is ignored by the server, `d` may be absent.
@@ -99,6 +154,24 @@ pub enum Event {
     DmChannelCreate,
     /// A direct message was sent.
     DmMessageCreate,
+    /// v2: a RESUME replayed what the session missed.
+    Resumed,
+    /// v2: a server's settings changed.
+    ServerUpdate,
+    /// v2: a server was deleted.
+    ServerDelete,
+    /// v2: a channel appeared (created, or the session may now view it).
+    ChannelCreate,
+    /// v2: a channel changed.
+    ChannelUpdate,
+    /// v2: a channel went away (deleted, or the session may no longer view it).
+    ChannelDelete,
+    /// v2: a user joined a server.
+    MemberJoin,
+    /// v2: a user left a server.
+    MemberLeave,
+    /// v2: the user's own profile changed.
+    UserUpdate,
 }
 
 impl Event {
@@ -116,6 +189,85 @@ impl Event {
             Self::VoiceSignal => "VOICE_SIGNAL",
             Self::DmChannelCreate => "DM_CHANNEL_CREATE",
             Self::DmMessageCreate => "DM_MESSAGE_CREATE",
+            Self::Resumed => "RESUMED",
+            Self::ServerUpdate => "SERVER_UPDATE",
+            Self::ServerDelete => "SERVER_DELETE",
+            Self::ChannelCreate => "CHANNEL_CREATE",
+            Self::ChannelUpdate => "CHANNEL_UPDATE",
+            Self::ChannelDelete => "CHANNEL_DELETE",
+            Self::MemberJoin => "MEMBER_JOIN",
+            Self::MemberLeave => "MEMBER_LEAVE",
+            Self::UserUpdate => "USER_UPDATE",
         }
+    }
+
+    /// Every event, in declaration order.
+    pub const ALL: [Self; 20] = [
+        Self::Ready,
+        Self::MessageCreate,
+        Self::MessageUpdate,
+        Self::MessageDelete,
+        Self::ThreadMessageCreate,
+        Self::PresenceUpdate,
+        Self::TypingStart,
+        Self::VoiceStateUpdate,
+        Self::VoiceSignal,
+        Self::DmChannelCreate,
+        Self::DmMessageCreate,
+        Self::Resumed,
+        Self::ServerUpdate,
+        Self::ServerDelete,
+        Self::ChannelCreate,
+        Self::ChannelUpdate,
+        Self::ChannelDelete,
+        Self::MemberJoin,
+        Self::MemberLeave,
+        Self::UserUpdate,
+    ];
+
+    /// The event named `name`, if this crate knows it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+
+    /// Whether only v2 sessions receive it (`extensions.md`, "Events v2 adds"): a v1
+    /// client must see no event name it does not expect.
+    pub const fn v2_only(self) -> bool {
+        matches!(
+            self,
+            Self::Resumed
+                | Self::ServerUpdate
+                | Self::ServerDelete
+                | Self::ChannelCreate
+                | Self::ChannelUpdate
+                | Self::ChannelDelete
+                | Self::MemberJoin
+                | Self::MemberLeave
+                | Self::UserUpdate
+        )
+    }
+
+    /// The intent a v2 session must name in IDENTIFY to receive this event; `None`
+    /// for the session's own frames (READY, RESUMED), which every session gets.
+    pub const fn intent(self) -> Option<Intents> {
+        Some(match self {
+            Self::Ready | Self::Resumed => return None,
+            Self::MessageCreate
+            | Self::MessageUpdate
+            | Self::MessageDelete
+            | Self::ThreadMessageCreate
+            | Self::DmChannelCreate
+            | Self::DmMessageCreate => Intents::MESSAGES,
+            Self::PresenceUpdate => Intents::PRESENCE,
+            Self::TypingStart => Intents::TYPING,
+            Self::VoiceStateUpdate | Self::VoiceSignal => Intents::VOICE,
+            Self::MemberJoin | Self::MemberLeave => Intents::MEMBERS,
+            Self::ServerUpdate
+            | Self::ServerDelete
+            | Self::ChannelCreate
+            | Self::ChannelUpdate
+            | Self::ChannelDelete
+            | Self::UserUpdate => Intents::SERVERS,
+        })
     }
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod bot;
+mod command;
 mod dm;
 mod error;
 mod events;
@@ -12,9 +13,11 @@ mod message;
 mod server;
 mod time;
 mod user;
+mod v2;
 mod voice;
 
 pub use bot::*;
+pub use command::*;
 pub use dm::*;
 pub use error::*;
 pub use events::*;
@@ -25,4 +28,5 @@ pub use message::*;
 pub use server::*;
 pub use time::*;
 pub use user::*;
+pub use v2::*;
 pub use voice::*;

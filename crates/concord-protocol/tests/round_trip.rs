@@ -134,7 +134,7 @@ fn client_frames_parse_like_the_reference() {
         serde_json::from_str(r#"{"op":"TYPING_START","d":{"channel_id":"x"}}"#).unwrap();
     assert_eq!(frame.op, Op::TypingStart);
     assert!(
-        serde_json::from_str::<ClientFrame>(r#"{"op":"IDENTIFY"}"#).is_err(),
+        serde_json::from_str::<ClientFrame>(r#"{"op":"SUBSCRIBE"}"#).is_err(),
         "unknown op"
     );
     assert!(

@@ -113,7 +113,8 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
 
 /// The HTTP application: every route, under `/` and `/api`.
 pub fn router(state: AppState) -> Router {
-    let limited = routes::limited().layer(middleware::from_fn_with_state(
+    let gateway = routes::gateway::endpoint(&state);
+    let limited = routes::limited(gateway).layer(middleware::from_fn_with_state(
         state.clone(),
         limit_requests,
     ));

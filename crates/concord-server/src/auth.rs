@@ -182,6 +182,9 @@ pub struct Principal {
     pub user: UserRecord,
     /// Set when the caller is a bot (by `Bot` token or a bot's JWT).
     pub bot: Option<BotId>,
+    /// When the credential expires (Unix seconds): a JWT's `exp`; `None` for bot
+    /// tokens, which live until revoked.
+    pub expires_at: Option<i64>,
 }
 
 impl Principal {
@@ -246,7 +249,11 @@ pub async fn authenticate_jwt(state: &AppState, token: &str) -> Result<Principal
     } else {
         None
     };
-    Ok(Principal { user, bot })
+    Ok(Principal {
+        user,
+        bot,
+        expires_at: Some(claims.exp),
+    })
 }
 
 /// Validates a static bot token.
@@ -263,6 +270,7 @@ pub async fn authenticate_bot(state: &AppState, token: &str) -> Result<Principal
     Ok(Principal {
         user: usable(user)?,
         bot: Some(record.bot.id),
+        expires_at: None,
     })
 }
 

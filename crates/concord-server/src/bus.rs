@@ -14,7 +14,7 @@ use std::{
 };
 
 use concord_gateway::{FrameBatch, Frames, Hub, Payload};
-use concord_protocol::{ChannelId, Dispatch, Event, ServerId, UserId};
+use concord_protocol::{ChannelId, Event, ServerId, UserId};
 use serde::Serialize;
 
 use crate::{
@@ -267,7 +267,7 @@ impl Events {
 
     /// Publishes event `t` with payload `d` to `audience` (one serialization).
     pub fn dispatch<T: Serialize + ?Sized>(&self, audience: Audience, t: Event, d: &T) {
-        match Payload::json(&Dispatch::new(t, d)) {
+        match Payload::dispatch(t, d) {
             Ok(payload) => self.bus.publish(BusMessage::Dispatch { audience, payload }),
             Err(err) => tracing::error!(event = t.as_str(), error = %err, "event not serializable"),
         }

@@ -105,6 +105,22 @@ pub struct Limits {
     /// saturated spell ends, a session's next message may wait out its raised linger
     /// once. At or below `write_linger_ms`: a fixed linger.
     pub write_linger_max_ms: u64,
+    /// Protocol v2: the heartbeat interval announced in HELLO, milliseconds; a session
+    /// that sends no HEARTBEAT for 1.5 intervals is closed with 4006.
+    pub heartbeat_interval_ms: u64,
+    /// Protocol v2: seconds after the upgrade within which IDENTIFY or RESUME must
+    /// come (4003).
+    pub identify_timeout_secs: u64,
+    /// Protocol v2: most events a session keeps for RESUME.
+    pub replay_max_events: usize,
+    /// Protocol v2: most bytes a session keeps for RESUME.
+    pub replay_max_bytes: usize,
+    /// Protocol v2: seconds a dropped session can be resumed, and the oldest event
+    /// its replay buffer keeps.
+    pub resume_window_secs: u64,
+    /// Protocol v2: bytes all replay buffers of the node may hold together; past it,
+    /// a session gives up its own oldest events first.
+    pub replay_budget_bytes: usize,
     /// Set `TCP_NODELAY` on accepted sockets. Off by default: with Nagle on, the
     /// kernel also merges a busy socket's writes while earlier data is unacknowledged,
     /// which measured about a third less server CPU per delivery in fan-out
@@ -136,6 +152,12 @@ impl Default for Limits {
             presence_batch_ms: 250,
             write_linger_ms: 20,
             write_linger_max_ms: 250,
+            heartbeat_interval_ms: 30_000,
+            identify_timeout_secs: 10,
+            replay_max_events: 1_000,
+            replay_max_bytes: 1024 * 1024,
+            resume_window_secs: 120,
+            replay_budget_bytes: 256 * 1024 * 1024,
             tcp_nodelay: false,
         }
     }

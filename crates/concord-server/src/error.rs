@@ -73,6 +73,11 @@ impl ApiError {
         self.status
     }
 
+    /// Seconds until a refused request may be retried (429).
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+
     /// The message.
     pub fn message(&self) -> &str {
         &self.message

@@ -1,201 +1,156 @@
-//! `GET /ws`: authentication before the upgrade, then the chat side of a session
-//! (READY, presence, typing, voice signals) plugged into the gateway engine.
+//! `GET /ws`: the chat domain's side of the gateway. The engine (`concord-gateway`)
+//! owns the upgrade, the protocol versions and the handshake; this module checks
+//! credentials for it ([`ChatAuth`]) and plays the domain's part of each session
+//! (READY, presence, typing, voice signals).
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use async_trait::async_trait;
 use axum::{
     Router,
     body::Body,
     extract::{Request, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    response::Response,
     routing::get,
 };
 use chrono::Utc;
 use concord_gateway::{
-    Ending, Payload, QueueLimits, ReadyError, SessionConfig, SessionEntry, SessionHandler,
-    WsSocket, run_session,
+    AuthFailure, Authenticator, CommandError, CompressionConfig, Credential, Ending, Gateway,
+    GatewayConfig, Payload, Principal, QueueLimits, ReadyError, ReplayLimits, SessionConfig,
+    SessionEntry, SessionHandler,
 };
 use concord_protocol::{
-    ChannelId, Dispatch, DmChannel, Event, Op, Ready, Server, Status, TypingStart, UserId,
-    VoiceSignal, limits, typing_timestamp,
+    ChannelId, Command, DmChannel, ErrorCode, Event, PresenceCommand, Ready, Server, TypingStart,
+    UserId, VoiceSignal, VoiceSignalCommand, typing_timestamp,
 };
 use concord_store::{Presence as Chosen, ReadyState, UserRecord};
-use hyper_util::rt::TokioIo;
-use serde_json::Value;
-use tokio_tungstenite::{
-    WebSocketStream,
-    tungstenite::protocol::{Role, WebSocketConfig},
-};
 
 use crate::{
-    auth::{Principal, authenticate_bot, authenticate_jwt},
+    auth::{authenticate_bot, authenticate_jwt},
     bus::Audience,
+    config::Limits,
     perms::Permissions,
     state::AppState,
     views,
 };
 
-/// The gateway route.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/ws", get(upgrade))
+/// The gateway route over this node's endpoint.
+pub fn routes(gateway: Arc<Gateway>) -> Router<AppState> {
+    Router::new().route("/ws", get(upgrade)).with_state(gateway)
 }
 
-#[derive(Debug, Default)]
-struct Params {
-    token: Option<String>,
-    bot_token: Option<String>,
-    version: Option<String>,
-}
-
-fn parse_params(raw: Option<&str>) -> Params {
-    let mut params = Params::default();
-    let Some(raw) = raw else { return params };
-    // The first occurrence of a key wins.
-    for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
-        let slot = match key.as_ref() {
-            "token" => &mut params.token,
-            "bot_token" => &mut params.bot_token,
-            "v" => &mut params.version,
-            _ => continue,
-        };
-        slot.get_or_insert_with(|| value.into_owned());
-    }
-    params
-}
-
-fn unauthorized() -> Response {
-    (StatusCode::UNAUTHORIZED, "Unauthorized").into_response()
-}
-
-/// The client's `Sec-WebSocket-Key`, once the request is a valid WebSocket upgrade
-/// (RFC 6455 §4.2.1). Checked before authentication, as the reference's framework does.
-fn handshake_key(headers: &HeaderMap) -> Result<&HeaderValue, &'static str> {
-    let has_token = |name: header::HeaderName, token: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| {
-                v.split(',')
-                    .any(|part| part.trim().eq_ignore_ascii_case(token))
-            })
-    };
-    if !has_token(header::CONNECTION, "upgrade") {
-        return Err("Connection header did not include 'upgrade'");
-    }
-    if !has_token(header::UPGRADE, "websocket") {
-        return Err("`Upgrade` header did not include 'websocket'");
-    }
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .map(HeaderValue::as_bytes)
-        != Some(b"13")
-    {
-        return Err("`Sec-WebSocket-Version` header did not include '13'");
-    }
-    headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .ok_or("`Sec-WebSocket-Key` header missing")
-}
-
-/// The codec's settings: 16 KiB inbound limit enforced while reading (close 1009), a
-/// small read buffer (most inbound frames are heartbeats), and control frames written
-/// at once. Outbound data frames bypass the codec (see `GatewaySocket`).
-fn socket_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(1024)
-        .write_buffer_size(0)
-        .max_message_size(Some(limits::MAX_GATEWAY_MESSAGE))
-        .max_frame_size(Some(limits::MAX_GATEWAY_MESSAGE))
-}
-
-async fn upgrade(State(state): State<AppState>, request: Request) -> Response {
-    let key = match handshake_key(request.headers()) {
-        Ok(key) => tungstenite::handshake::derive_accept_key(key.as_bytes()),
-        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
-    };
-    let params = parse_params(request.uri().query());
-    match params.version.as_deref() {
-        None | Some("1") => {}
-        Some(_) => {
-            return (StatusCode::BAD_REQUEST, "Unsupported protocol version").into_response();
-        }
-    }
-    // A `token`, if present, is the only credential considered.
-    let principal: Principal = if let Some(token) = params.token.as_deref() {
-        match authenticate_jwt(&state, token).await {
-            Ok(p) => p,
-            Err(_) => return unauthorized(),
-        }
-    } else if let Some(token) = params.bot_token.as_deref() {
-        match authenticate_bot(&state, token).await {
-            Ok(p) => {
-                if let Err(err) = state.limiters.check_bot(p.id()) {
-                    return err.into_response();
-                }
-                p
-            }
-            Err(err) if err.status() == StatusCode::UNAUTHORIZED => return unauthorized(),
-            Err(err) => return err.into_response(),
-        }
-    } else {
-        return unauthorized();
-    };
-
-    let limits = &state.config.limits;
-    let config = SessionConfig {
-        idle_timeout: Duration::from_secs(limits.gateway_idle_secs),
-        rate_count: limits.gateway_frames_per_sec,
-        rate_window: Duration::from_secs(1),
-        write_timeout: Duration::from_secs(10),
-        queue: QueueLimits {
-            max_frames: limits.queue_max_frames,
-            max_bytes: limits.queue_max_bytes,
-        },
-        write_linger: Duration::from_millis(limits.write_linger_ms),
-        write_linger_max: Duration::from_millis(limits.write_linger_max_ms),
-    };
-    let handler: Arc<dyn SessionHandler> = Arc::new(ChatSession {
+/// This node's gateway endpoint over `state`'s Hub, with the configured limits.
+pub fn endpoint(state: &AppState) -> Arc<Gateway> {
+    let auth = Arc::new(ChatAuth {
         state: state.clone(),
-        username: principal.user.username.clone(),
-        fresh: std::sync::Mutex::new(None),
     });
-    let hub = Arc::clone(&state.hub);
-    let user = principal.id();
-    let on_upgrade = hyper::upgrade::on(request);
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let io = TokioIo::new(upgraded);
-                let socket = WsSocket::new(
-                    WebSocketStream::from_raw_socket(io, Role::Server, Some(socket_config())).await,
-                );
-                // The session is a task of its own, sized to the session alone: this
-                // one ends now, and what it captured is not kept beside it for the
-                // connection's life.
-                tokio::spawn(run_session(socket, hub, handler, user, config));
+    Gateway::new(
+        Arc::clone(&state.hub),
+        auth,
+        gateway_config(&state.config.limits),
+    )
+}
+
+/// The engine's settings from the configuration's limits.
+pub fn gateway_config(limits: &Limits) -> GatewayConfig {
+    GatewayConfig {
+        session: SessionConfig {
+            idle_timeout: Duration::from_secs(limits.gateway_idle_secs),
+            rate_count: limits.gateway_frames_per_sec,
+            rate_window: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(10),
+            queue: QueueLimits {
+                max_frames: limits.queue_max_frames,
+                max_bytes: limits.queue_max_bytes,
+            },
+            write_linger: Duration::from_millis(limits.write_linger_ms),
+            write_linger_max: Duration::from_millis(limits.write_linger_max_ms),
+        },
+        heartbeat_interval: Duration::from_millis(limits.heartbeat_interval_ms),
+        identify_timeout: Duration::from_secs(limits.identify_timeout_secs),
+        replay: ReplayLimits {
+            max_events: limits.replay_max_events,
+            max_bytes: limits.replay_max_bytes,
+            max_age: Duration::from_secs(limits.resume_window_secs),
+        },
+        replay_budget_bytes: limits.replay_budget_bytes,
+        resume_window: Duration::from_secs(limits.resume_window_secs),
+        compression: CompressionConfig::default(),
+        max_message: concord_protocol::limits::MAX_GATEWAY_MESSAGE,
+    }
+}
+
+async fn upgrade(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    gateway.accept(request).await.map(Body::from)
+}
+
+/// Credentials of the gateway: access JWTs and bot tokens, checked as the REST API
+/// checks them (disabled users and revoked bots refused), and the per-bot limiter
+/// applied to bot tokens (`gateway.md` D9).
+struct ChatAuth {
+    state: AppState,
+}
+
+#[async_trait]
+impl Authenticator for ChatAuth {
+    async fn authenticate(&self, credential: Credential<'_>) -> Result<Principal, AuthFailure> {
+        let state = &self.state;
+        let (principal, expires_at) = match credential {
+            Credential::Token(token) => {
+                let principal = authenticate_jwt(state, token)
+                    .await
+                    .map_err(|_| AuthFailure::Invalid)?;
+                let exp = principal
+                    .expires_at
+                    .and_then(|secs| u64::try_from(secs).ok())
+                    .map(|secs| UNIX_EPOCH + Duration::from_secs(secs));
+                (principal, exp)
             }
-            Err(err) => tracing::debug!(error = %err, "upgrade did not complete"),
-        }
-    });
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONNECTION, "upgrade")
-        .header(header::UPGRADE, "websocket")
-        .header(header::SEC_WEBSOCKET_ACCEPT, key)
-        .body(Body::empty())
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+            Credential::BotToken(token) => {
+                let principal = match authenticate_bot(state, token).await {
+                    Ok(p) => p,
+                    Err(err) if err.status() == axum::http::StatusCode::UNAUTHORIZED => {
+                        return Err(AuthFailure::Invalid);
+                    }
+                    Err(_) => return Err(AuthFailure::Internal),
+                };
+                if let Err(err) = state.limiters.check_bot(principal.id()) {
+                    return Err(AuthFailure::Refused {
+                        status: err.status().as_u16(),
+                        body: serde_json::json!({"error": err.message()}).to_string(),
+                        retry_after_secs: err.retry_after(),
+                    });
+                }
+                (principal, None::<SystemTime>)
+            }
+        };
+        Ok(Principal {
+            user_id: principal.id(),
+            expires_at,
+            handler: Arc::new(ChatSession {
+                state: state.clone(),
+                username: principal.user.username.clone(),
+                fresh: std::sync::Mutex::new(None),
+            }),
+        })
+    }
 }
 
 /// The chat domain's side of one session.
 struct ChatSession {
     state: AppState,
-    /// For TYPING_START (as at the upgrade).
+    /// For TYPING_START (as at authentication).
     username: String,
     /// The record READY was built from, handed to `connected` (then dropped).
     fresh: std::sync::Mutex<Option<UserRecord>>,
+}
+
+fn forbidden(message: &str) -> CommandError {
+    CommandError::new(ErrorCode::Forbidden, message)
 }
 
 #[async_trait]
@@ -206,7 +161,7 @@ impl SessionHandler for ChatSession {
         // follows once READY is written.
         let (ready, record) = ready_for(&self.state, session.user_id).await?;
         *self.fresh.lock().unwrap_or_else(|e| e.into_inner()) = Some(record);
-        Payload::json(&Dispatch::new(Event::Ready, &ready)).map_err(|e| ReadyError(e.to_string()))
+        Payload::dispatch(Event::Ready, &ready).map_err(|e| ReadyError(e.to_string()))
     }
 
     async fn connected(&self, _session: &SessionEntry) {
@@ -217,12 +172,25 @@ impl SessionHandler for ChatSession {
         }
     }
 
-    async fn command(&self, session: &SessionEntry, op: Op, d: Option<Value>) {
-        match op {
-            Op::PresenceUpdate => self.presence_update(session, d).await,
-            Op::TypingStart => self.typing_start(session, d),
-            Op::VoiceSignal => self.voice_signal(session, d),
-            _ => {}
+    async fn resumed(&self, session: &SessionEntry) {
+        // Back within the grace period, this announces nothing; after it, online again.
+        match self.state.store.user(session.user_id).await {
+            Ok(Some(user)) if !user.disabled => {
+                self.state.presence.session_started(&self.state, &user);
+            }
+            Ok(_) => self
+                .state
+                .hub
+                .close_user(session.user_id, concord_gateway::CloseReason::Revoked),
+            Err(err) => tracing::error!(error = %err, "presence after RESUME not announced"),
+        }
+    }
+
+    async fn command(&self, session: &SessionEntry, command: Command) -> Result<(), CommandError> {
+        match command {
+            Command::PresenceUpdate(presence) => self.presence_update(session, presence).await,
+            Command::TypingStart(typing) => self.typing_start(session, typing.channel_id),
+            Command::VoiceSignal(signal) => self.voice_signal(session, signal),
         }
     }
 
@@ -234,34 +202,17 @@ impl SessionHandler for ChatSession {
 }
 
 impl ChatSession {
-    /// `gateway.md` §4: `d` required; a string `status` must be one of the four (else
-    /// the frame is dropped); missing or non-string means online; `custom_status` and
-    /// `activity` are taken if strings, else cleared; over 128 chars drops the frame.
-    async fn presence_update(&self, session: &SessionEntry, d: Option<Value>) {
-        let Some(Value::Object(d)) = d else { return };
-        let status = match d.get("status") {
-            Some(Value::String(s)) => match Status::parse(s) {
-                Some(status) => status,
-                None => return,
-            },
-            _ => Status::Online,
-        };
-        let text = |key: &str| match d.get(key) {
-            Some(Value::String(s)) => Some(s.clone()),
-            _ => None,
-        };
-        let (custom_status, activity) = (text("custom_status"), text("activity"));
-        let too_long = |t: &Option<String>| {
-            t.as_ref()
-                .is_some_and(|s| s.chars().count() > limits::MAX_PRESENCE_TEXT_CHARS)
-        };
-        if too_long(&custom_status) || too_long(&activity) {
-            return;
-        }
+    /// `gateway.md` §4 (the shape was checked when the frame was parsed): stored, then
+    /// announced, so stored and announced never diverge.
+    async fn presence_update(
+        &self,
+        session: &SessionEntry,
+        presence: PresenceCommand,
+    ) -> Result<(), CommandError> {
         let chosen = Chosen {
-            status,
-            custom_status,
-            activity,
+            status: presence.status,
+            custom_status: presence.custom_status,
+            activity: presence.activity,
         };
         if let Err(err) = self
             .state
@@ -269,37 +220,31 @@ impl ChatSession {
             .set_presence(session.user_id, &chosen)
             .await
         {
-            // Validate and store before broadcasting: stored and announced never diverge.
             tracing::error!(error = %err, "presence not stored; not broadcast");
-            return;
+            return Err(CommandError::new(
+                ErrorCode::InvalidPayload,
+                "presence could not be stored",
+            ));
         }
         self.state
             .presence
             .chosen_changed(&self.state, session.user_id, chosen);
+        Ok(())
     }
 
     /// `gateway.md` §4: a server channel the sender may view and write in, not timed out.
-    fn typing_start(&self, session: &SessionEntry, d: Option<Value>) {
-        let Some(channel) = d
-            .as_ref()
-            .and_then(|d| d.get("channel_id"))
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<ChannelId>().ok())
-        else {
-            return;
-        };
+    fn typing_start(&self, session: &SessionEntry, channel: ChannelId) -> Result<(), CommandError> {
         let state = &self.state;
-        let Some(facts) = state.directory.channel(channel) else {
-            return;
-        };
-        let Some(perms) = state
+        let facts = state
+            .directory
+            .channel(channel)
+            .ok_or_else(|| CommandError::new(ErrorCode::NotFound, "no such server channel"))?;
+        let perms = state
             .directory
             .channel_permissions(channel, session.user_id)
-        else {
-            return;
-        };
+            .ok_or_else(|| forbidden("not a member of that channel's server"))?;
         if !perms.contains(Permissions::VIEW_CHANNEL.union(Permissions::SEND_MESSAGES)) {
-            return;
+            return Err(forbidden("missing VIEW_CHANNEL or SEND_MESSAGES"));
         }
         let now = concord_protocol::Timestamp::now();
         if state
@@ -307,7 +252,7 @@ impl ChatSession {
             .timed_out_until(facts.server, session.user_id, now)
             .is_some()
         {
-            return;
+            return Err(forbidden("timed out"));
         }
         let event = TypingStart {
             user_id: session.user_id,
@@ -318,56 +263,42 @@ impl ChatSession {
         state
             .events
             .dispatch(Audience::Channel(channel), Event::TypingStart, &event);
+        Ok(())
     }
 
-    /// `gateway.md` §9, checked in order against in-memory voice state.
-    fn voice_signal(&self, session: &SessionEntry, d: Option<Value>) {
-        let Some(Value::Object(d)) = d else { return };
-        let Some(target) = d
-            .get("to_user_id")
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<UserId>().ok())
-        else {
-            return;
-        };
-        let kind = match d.get("type").and_then(Value::as_str) {
-            Some(k @ ("offer" | "answer" | "candidate")) => k.to_string(),
-            _ => return,
-        };
-        let optional_text = |key: &str| -> Result<Option<String>, ()> {
-            match d.get(key) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(()),
-            }
-        };
-        let (Ok(sdp), Ok(candidate), Ok(stream_type)) = (
-            optional_text("sdp"),
-            optional_text("candidate"),
-            optional_text("stream_type"),
-        ) else {
-            return;
-        };
+    /// `gateway.md` §9: sender and target in the same voice channel (in-memory voice
+    /// state), the sender not signalling itself (D21).
+    fn voice_signal(
+        &self,
+        session: &SessionEntry,
+        signal: VoiceSignalCommand,
+    ) -> Result<(), CommandError> {
+        if signal.to_user_id == session.user_id {
+            return Err(forbidden("cannot signal yourself"));
+        }
         let directory = &self.state.directory;
         let (Some(mine), Some(theirs)) = (
             directory.voice_channel(session.user_id),
-            directory.voice_channel(target),
+            directory.voice_channel(signal.to_user_id),
         ) else {
-            return;
+            return Err(forbidden("both users must be in a voice channel"));
         };
         if mine != theirs {
-            return;
+            return Err(forbidden("not in the same voice channel"));
         }
-        let signal = VoiceSignal {
+        let relayed = VoiceSignal {
             from_user_id: session.user_id,
-            kind,
-            sdp,
-            candidate,
-            stream_type,
+            kind: signal.kind,
+            sdp: signal.sdp,
+            candidate: signal.candidate,
+            stream_type: signal.stream_type,
         };
-        self.state
-            .events
-            .dispatch(Audience::Users(vec![target]), Event::VoiceSignal, &signal);
+        self.state.events.dispatch(
+            Audience::Users(vec![signal.to_user_id]),
+            Event::VoiceSignal,
+            &relayed,
+        );
+        Ok(())
     }
 }
 
@@ -450,18 +381,4 @@ async fn ready_for(state: &AppState, user: UserId) -> Result<(Ready, UserRecord)
         channel_overrides,
     };
     Ok((ready, record))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_parsing_decodes_and_keeps_first() {
-        let p = parse_params(Some("token=a%2Bb&v=1&token=second&bot_token=x+y"));
-        assert_eq!(p.token.as_deref(), Some("a+b"));
-        assert_eq!(p.bot_token.as_deref(), Some("x y"));
-        assert_eq!(p.version.as_deref(), Some("1"));
-        assert!(parse_params(None).token.is_none());
-    }
 }

@@ -16,8 +16,9 @@ pub mod servers;
 pub mod users;
 pub mod voice;
 
-/// Routes under the per-IP rate limit (everything but health).
-pub fn limited() -> Router<AppState> {
+/// Routes under the per-IP rate limit (everything but health), the gateway served by
+/// `gateway`.
+pub fn limited(gateway: std::sync::Arc<concord_gateway::Gateway>) -> Router<AppState> {
     Router::new()
         .merge(auth::routes())
         .merge(users::routes())
@@ -28,7 +29,7 @@ pub fn limited() -> Router<AppState> {
         .merge(voice::routes())
         .merge(ice::routes())
         .merge(bots::routes())
-        .merge(gateway::routes())
+        .merge(gateway::routes(gateway))
 }
 
 /// Health routes: no auth, never rate-limited.

@@ -1,0 +1,831 @@
+//! The gateway endpoint: the HTTP upgrade, the protocol version and compression
+//! chosen in the query, authentication through the domain's [`Authenticator`], and the
+//! v2 handshake (HELLO, IDENTIFY, RESUME) before a session is served.
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use async_trait::async_trait;
+use concord_protocol::{
+    ClientMessage, CloseCode, Event, Hello, Identify, Intents, InvalidSession, Op, OpFrame, Resume,
+    Resumed, UserId,
+};
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use tokio::time::Instant;
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{
+        self, Message,
+        protocol::{Role, WebSocketConfig},
+    },
+};
+
+use crate::{
+    Compression, CompressionConfig, Frames, GatewaySocket, Hub, Payload, ReplayBudget,
+    ReplayLimits, SessionConfig, SessionHandler, StreamCompressor, WsSocket,
+    hub::SessionKind,
+    replay::Replay,
+    resume::{Sessions, Slot},
+    session::{self, Exit, Flood, V2Conn, Wire},
+    wire::{Encoded, V2Stream, encode_plain},
+};
+
+/// A credential a client presents, in the URL or in IDENTIFY/RESUME.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential<'a> {
+    /// An access JWT (`token`).
+    Token(&'a str),
+    /// A bot token (`bot_token`).
+    BotToken(&'a str),
+}
+
+/// Who a credential belongs to, and the chat domain's handler for their session.
+pub struct Principal {
+    /// The user.
+    pub user_id: UserId,
+    /// When the credential stops being valid (a v2 session closes with 4009 then);
+    /// `None` for credentials that do not expire (bot tokens).
+    pub expires_at: Option<SystemTime>,
+    /// The domain's side of the session this credential opens.
+    pub handler: Arc<dyn SessionHandler>,
+}
+
+impl std::fmt::Debug for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Principal")
+            .field("user_id", &self.user_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a credential was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// Invalid, expired, revoked, or of a disabled user: 401 before the upgrade,
+    /// close 4004 after it.
+    Invalid,
+    /// Refused for another reason (a rate limit, say): this status and JSON body
+    /// before the upgrade; close 4008 after it for 429, 1011 otherwise.
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// JSON error body.
+        body: String,
+        /// Seconds for a `Retry-After` header.
+        retry_after_secs: Option<u64>,
+    },
+    /// The check itself failed (database): 500, or close 1011.
+    Internal,
+}
+
+/// The chat domain's check of credentials.
+#[async_trait]
+pub trait Authenticator: Send + Sync + 'static {
+    /// Checks a credential and opens the domain's side of a session for it.
+    ///
+    /// # Errors
+    /// See [`AuthFailure`].
+    async fn authenticate(&self, credential: Credential<'_>) -> Result<Principal, AuthFailure>;
+}
+
+/// Settings of the gateway endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// Limits and timings of every session.
+    pub session: SessionConfig,
+    /// v2: the interval announced in HELLO; no heartbeat for 1.5 of them closes 4006.
+    pub heartbeat_interval: Duration,
+    /// v2: IDENTIFY or RESUME must come this soon after the upgrade (4003).
+    pub identify_timeout: Duration,
+    /// v2: per-session replay buffer bounds.
+    pub replay: ReplayLimits,
+    /// v2: bytes all replay buffers of the node may hold together.
+    pub replay_budget_bytes: usize,
+    /// v2: how long a session whose socket dropped waits to be resumed.
+    pub resume_window: Duration,
+    /// v2: stream compression settings.
+    pub compression: CompressionConfig,
+    /// Largest inbound message (the codec refuses more while reading: 1009).
+    pub max_message: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            session: SessionConfig::default(),
+            heartbeat_interval: Duration::from_secs(30),
+            identify_timeout: Duration::from_secs(10),
+            replay: ReplayLimits::default(),
+            replay_budget_bytes: 256 * 1024 * 1024,
+            resume_window: Duration::from_secs(120),
+            compression: CompressionConfig::default(),
+            max_message: concord_protocol::limits::MAX_GATEWAY_MESSAGE,
+        }
+    }
+}
+
+/// The gateway endpoint of one node.
+pub struct Gateway {
+    hub: Arc<Hub>,
+    auth: Arc<dyn Authenticator>,
+    config: GatewayConfig,
+    sessions: Arc<Sessions>,
+    budget: Arc<ReplayBudget>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The query of a gateway URL.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Query {
+    token: Option<String>,
+    bot_token: Option<String>,
+    version: Option<String>,
+    compress: Option<String>,
+}
+
+fn parse_query(raw: Option<&str>) -> Query {
+    let mut query = Query::default();
+    let Some(raw) = raw else { return query };
+    // The first occurrence of a key wins.
+    for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
+        let slot = match key.as_ref() {
+            "token" => &mut query.token,
+            "bot_token" => &mut query.bot_token,
+            "v" => &mut query.version,
+            "compress" => &mut query.compress,
+            _ => continue,
+        };
+        slot.get_or_insert_with(|| value.into_owned());
+    }
+    query
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<String> {
+    let mut response = Response::new(text.to_owned());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn refusal(failure: AuthFailure) -> Response<String> {
+    match failure {
+        AuthFailure::Invalid => plain(StatusCode::UNAUTHORIZED, "Unauthorized"),
+        AuthFailure::Refused {
+            status,
+            body,
+            retry_after_secs,
+        } => {
+            let mut response = Response::new(body);
+            *response.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            if let Some(secs) = retry_after_secs {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            response
+        }
+        AuthFailure::Internal => plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+    }
+}
+
+/// The client's `Sec-WebSocket-Key`, once the request is a valid WebSocket upgrade
+/// (RFC 6455 §4.2.1). Checked before authentication, as the reference's framework does.
+fn handshake_key(headers: &HeaderMap) -> Result<&HeaderValue, &'static str> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(token))
+            })
+    };
+    if !has_token(header::CONNECTION, "upgrade") {
+        return Err("Connection header did not include 'upgrade'");
+    }
+    if !has_token(header::UPGRADE, "websocket") {
+        return Err("`Upgrade` header did not include 'websocket'");
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return Err("`Sec-WebSocket-Version` header did not include '13'");
+    }
+    headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or("`Sec-WebSocket-Key` header missing")
+}
+
+/// What the URL asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    V1,
+    V2(Option<Compression>),
+}
+
+impl Gateway {
+    /// The endpoint over `hub`, checking credentials with `auth`.
+    pub fn new(hub: Arc<Hub>, auth: Arc<dyn Authenticator>, config: GatewayConfig) -> Arc<Self> {
+        Arc::new(Self {
+            hub,
+            auth,
+            budget: Arc::new(ReplayBudget::new(config.replay_budget_bytes)),
+            config,
+            sessions: Arc::default(),
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.config
+    }
+
+    /// v2 sessions this node holds (served or waiting to be resumed).
+    pub fn v2_sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Bytes held by all replay buffers.
+    pub fn replay_bytes(&self) -> usize {
+        self.budget.used()
+    }
+
+    /// The codec's settings: the inbound limit enforced while reading (close 1009), a
+    /// small read buffer (most inbound frames are heartbeats), and control frames
+    /// written at once. Outbound data frames bypass the codec (see `GatewaySocket`).
+    fn socket_config(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .read_buffer_size(1024)
+            .write_buffer_size(0)
+            .max_message_size(Some(self.config.max_message))
+            .max_frame_size(Some(self.config.max_message))
+    }
+
+    /// Answers a `GET /ws`: refuses a bad request before the upgrade (400 for a bad
+    /// handshake, version or compression; 401 for bad credentials), otherwise switches
+    /// protocols and serves the socket in a task of its own.
+    pub async fn accept<B: Send + 'static>(
+        self: &Arc<Self>,
+        request: Request<B>,
+    ) -> Response<String> {
+        let key = match handshake_key(request.headers()) {
+            Ok(key) => tungstenite::handshake::derive_accept_key(key.as_bytes()),
+            Err(why) => return plain(StatusCode::BAD_REQUEST, why),
+        };
+        let query = parse_query(request.uri().query());
+        let version = match (query.version.as_deref(), query.compress.as_deref()) {
+            (None | Some("1"), None) => Version::V1,
+            (None | Some("1"), Some(_)) => {
+                return plain(StatusCode::BAD_REQUEST, "compress needs protocol v=2");
+            }
+            (Some("2"), None) => Version::V2(None),
+            (Some("2"), Some(name)) => match Compression::from_query(name) {
+                Some(codec) => Version::V2(Some(codec)),
+                None => {
+                    return plain(
+                        StatusCode::BAD_REQUEST,
+                        "Unsupported compress value (zlib-stream or zstd-stream)",
+                    );
+                }
+            },
+            (Some(_), _) => return plain(StatusCode::BAD_REQUEST, "Unsupported protocol version"),
+        };
+        // A `token`, if present, is the only credential considered.
+        let credential = match (&query.token, &query.bot_token) {
+            (Some(token), _) => Some(Credential::Token(token)),
+            (None, Some(token)) => Some(Credential::BotToken(token)),
+            (None, None) => None,
+        };
+        let principal = match credential {
+            Some(credential) => match self.auth.authenticate(credential).await {
+                Ok(principal) => Some(principal),
+                Err(failure) => return refusal(failure),
+            },
+            // v2 may authenticate after the upgrade, with IDENTIFY.
+            None if version != Version::V1 => None,
+            None => return refusal(AuthFailure::Invalid),
+        };
+        let compressor = match version {
+            Version::V2(Some(codec)) => match StreamCompressor::new(codec, self.config.compression)
+            {
+                Ok(compressor) => Some(compressor),
+                Err(err) => {
+                    tracing::error!(error = %err, "compression context");
+                    return plain(StatusCode::SERVICE_UNAVAILABLE, "compression unavailable");
+                }
+            },
+            _ => None,
+        };
+        let on_upgrade = hyper::upgrade::on(request);
+        let gateway = Arc::clone(self);
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let io = TokioIo::new(upgraded);
+                    let stream = WebSocketStream::from_raw_socket(
+                        io,
+                        Role::Server,
+                        Some(gateway.socket_config()),
+                    )
+                    .await;
+                    let socket = WsSocket::new(stream);
+                    // The session is a task of its own, sized to the session alone:
+                    // this one ends now, and what it captured is not kept beside it
+                    // for the connection's life.
+                    match (version, principal) {
+                        (Version::V1, Some(principal)) => {
+                            tokio::spawn(session::run_session(
+                                socket,
+                                Arc::clone(&gateway.hub),
+                                principal.handler,
+                                principal.user_id,
+                                gateway.config.session,
+                            ));
+                        }
+                        (Version::V1, None) => {}
+                        (Version::V2(_), principal) => {
+                            tokio::spawn(gateway.run_v2(socket, compressor, principal));
+                        }
+                    }
+                }
+                Err(err) => tracing::debug!(error = %err, "upgrade did not complete"),
+            }
+        });
+        let mut response = Response::new(String::new());
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        if let Ok(accept) = HeaderValue::from_str(&key) {
+            headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
+        response
+    }
+
+    /// A v2 connection: HELLO, then READY at once (token in the URL) or after
+    /// IDENTIFY, or the missed events after RESUME; then the session.
+    async fn run_v2<S: GatewaySocket>(
+        self: Arc<Self>,
+        mut socket: S,
+        mut compressor: Option<StreamCompressor>,
+        principal: Option<Principal>,
+    ) {
+        let limit = self.config.session.write_timeout;
+        let session_id = uuid::Uuid::new_v4().simple().to_string();
+        let hello = Hello {
+            heartbeat_interval: self.config.heartbeat_interval.as_millis() as u64,
+            session_id: session_id.clone(),
+        };
+        if !send_op(&mut socket, compressor.as_mut(), Op::Hello, &hello, limit).await {
+            return;
+        }
+        if let Some(principal) = principal {
+            self.identified(socket, compressor, session_id, principal, Intents::ALL)
+                .await;
+            return;
+        }
+        let mut deadline = Instant::now() + self.config.identify_timeout;
+        loop {
+            let inbound = match tokio::time::timeout_at(deadline, socket.next()).await {
+                Ok(inbound) => inbound,
+                Err(_) => {
+                    session::close(
+                        &mut socket,
+                        CloseCode::IdentifyTimeout,
+                        "identify timeout",
+                        limit,
+                    )
+                    .await;
+                    return;
+                }
+            };
+            let text = match inbound {
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(Message::Close(_))) | None => return,
+                Some(Err(err)) => {
+                    if matches!(err, tungstenite::Error::Capacity(_)) {
+                        session::close(&mut socket, CloseCode::TooBig, "message too big", limit)
+                            .await;
+                    }
+                    return;
+                }
+                Some(Ok(_)) => continue,
+            };
+            // Before IDENTIFY only heartbeats are answered; anything else is ignored.
+            match ClientMessage::parse(text.as_str()) {
+                Ok(ClientMessage::Heartbeat) => {
+                    let ack = Payload::text(concord_protocol::HEARTBEAT_ACK);
+                    if !send_plain(&mut socket, compressor.as_mut(), &ack, limit).await {
+                        return;
+                    }
+                }
+                Ok(ClientMessage::Identify(identify)) => {
+                    let Identify {
+                        token,
+                        bot_token,
+                        intents,
+                    } = identify;
+                    let Some(principal) = self
+                        .authenticate_or_close(&mut socket, token.as_deref(), bot_token.as_deref())
+                        .await
+                    else {
+                        return;
+                    };
+                    self.identified(
+                        socket,
+                        compressor,
+                        session_id,
+                        principal,
+                        intents.unwrap_or(Intents::ALL),
+                    )
+                    .await;
+                    return;
+                }
+                Ok(ClientMessage::Resume(resume)) => {
+                    let Some(principal) = self
+                        .authenticate_or_close(
+                            &mut socket,
+                            resume.token.as_deref(),
+                            resume.bot_token.as_deref(),
+                        )
+                        .await
+                    else {
+                        return;
+                    };
+                    match self.take_over(&resume, principal.user_id).await {
+                        Some((slot, owner, stream, replay)) => {
+                            self.resumed(
+                                socket, compressor, slot, owner, stream, replay, principal,
+                            )
+                            .await;
+                            return;
+                        }
+                        None => {
+                            let invalid = InvalidSession { resumable: false };
+                            if !send_op(
+                                &mut socket,
+                                compressor.as_mut(),
+                                Op::InvalidSession,
+                                &invalid,
+                                limit,
+                            )
+                            .await
+                            {
+                                return;
+                            }
+                            // The client may IDENTIFY on this socket: a fresh deadline.
+                            deadline = Instant::now() + self.config.identify_timeout;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Authenticates IDENTIFY's or RESUME's credential, or closes the socket.
+    async fn authenticate_or_close<S: GatewaySocket>(
+        &self,
+        socket: &mut S,
+        token: Option<&str>,
+        bot_token: Option<&str>,
+    ) -> Option<Principal> {
+        let limit = self.config.session.write_timeout;
+        let credential = match (token, bot_token) {
+            (Some(token), _) => Credential::Token(token),
+            (None, Some(token)) => Credential::BotToken(token),
+            (None, None) => {
+                session::close(
+                    socket,
+                    CloseCode::AuthenticationFailed,
+                    "no credential",
+                    limit,
+                )
+                .await;
+                return None;
+            }
+        };
+        let (code, reason) = match self.auth.authenticate(credential).await {
+            Ok(principal) => return Some(principal),
+            Err(AuthFailure::Invalid) => (CloseCode::AuthenticationFailed, "authentication failed"),
+            Err(AuthFailure::Refused { status: 429, .. }) => {
+                (CloseCode::RateLimited, "rate limited")
+            }
+            Err(_) => (CloseCode::Internal, "authentication unavailable"),
+        };
+        session::close(socket, code, reason, limit).await;
+        None
+    }
+
+    /// Starts a fresh v2 session: registered before READY is built (events queue
+    /// behind it), READY numbered 1, then served.
+    async fn identified<S: GatewaySocket>(
+        self: Arc<Self>,
+        mut socket: S,
+        compressor: Option<StreamCompressor>,
+        session_id: String,
+        principal: Principal,
+        intents: Intents,
+    ) {
+        let limit = self.config.session.write_timeout;
+        let entry = self.hub.register_session(
+            principal.user_id,
+            self.config.session.queue,
+            SessionKind { v2: true, intents },
+        );
+        let (slot, owner) = self.sessions.insert(
+            session_id,
+            Arc::clone(&entry),
+            Arc::clone(&principal.handler),
+        );
+        let ready = match principal.handler.ready(&entry).await {
+            Ok(ready) => ready,
+            Err(err) => {
+                tracing::error!(session = entry.id.0, user = %entry.user_id, error = %err, "closing: READY failed");
+                session::close(&mut socket, CloseCode::Internal, "ready failed", limit).await;
+                self.sessions.remove(&slot, &self.hub);
+                return;
+            }
+        };
+        let mut conn = Box::new(V2Conn {
+            stream: V2Stream {
+                seq: 0,
+                replay: Replay::new(self.config.replay, Arc::clone(&self.budget)),
+            },
+            compressor,
+            heartbeat_timeout: self.config.heartbeat_interval * 3 / 2,
+            last_heartbeat: Instant::now(),
+            expires: expiry(principal.expires_at),
+            flood: Flood::default(),
+            slot,
+            owner,
+        });
+        let mut encoded = Encoded::default();
+        let first = [Frames::One(ready)];
+        let written = conn
+            .stream
+            .encode(
+                &first,
+                conn.compressor.as_mut(),
+                Instant::now(),
+                &mut encoded,
+            )
+            .is_ok()
+            && session::write_encoded(&mut socket, &encoded, limit).await;
+        drop(encoded);
+        principal.handler.connected(&entry).await;
+        let (conn, exit) = if written {
+            self.serve_v2(&mut socket, conn).await
+        } else {
+            (conn, Exit::LOST)
+        };
+        self.finish(conn, exit).await;
+    }
+
+    /// Finds the session a RESUME names, takes it from its current socket if it has
+    /// one, and checks that `seq` is inside its window. `None`: INVALID_SESSION.
+    async fn take_over(
+        &self,
+        resume: &Resume,
+        user: UserId,
+    ) -> Option<(Arc<Slot>, u64, V2Stream, Vec<(u64, Payload)>)> {
+        let slot = self
+            .sessions
+            .get(&resume.session_id)
+            .filter(|slot| slot.entry.user_id == user)?;
+        // Long enough for the owner to finish a write it is blocked in.
+        let wait = self.config.session.write_timeout + Duration::from_secs(1);
+        let (owner, mut stream) = slot.take_over(wait).await.ok()?;
+        stream.replay.expire(Instant::now());
+        let replay = match slot.entry.outbox.closing() {
+            // A queue that overflowed (or was closed) while detached lost events.
+            Some(_) => None,
+            None => stream.replay.after(resume.seq, stream.seq),
+        };
+        match replay {
+            Some(replay) => Some((slot, owner, stream, replay)),
+            None => {
+                drop(stream);
+                self.remove(&slot).await;
+                None
+            }
+        }
+    }
+
+    /// Serves a resumed session: what it missed (replayed, then what queued while it
+    /// was detached), RESUMED, then live events.
+    #[allow(clippy::too_many_arguments, reason = "the pieces of one take-over")]
+    async fn resumed<S: GatewaySocket>(
+        self: Arc<Self>,
+        mut socket: S,
+        compressor: Option<StreamCompressor>,
+        slot: Arc<Slot>,
+        owner: u64,
+        stream: V2Stream,
+        replay: Vec<(u64, Payload)>,
+        principal: Principal,
+    ) {
+        let limit = self.config.session.write_timeout;
+        let entry = Arc::clone(&slot.entry);
+        let was_detached = !entry.is_attached();
+        self.hub.attach(&entry);
+        let mut conn = Box::new(V2Conn {
+            stream,
+            compressor,
+            heartbeat_timeout: self.config.heartbeat_interval * 3 / 2,
+            last_heartbeat: Instant::now(),
+            expires: expiry(principal.expires_at),
+            flood: Flood::default(),
+            slot,
+            owner,
+        });
+        let taken = entry.outbox.take();
+        let mut missed: Vec<Frames> = taken.entries.into();
+        let queued = missed
+            .iter()
+            .flat_map(Frames::iter)
+            .filter(|p| p.dispatch_rest().is_some())
+            .count();
+        let resumed = Resumed {
+            replayed: (replay.len() + queued) as u64,
+        };
+        if let Ok(frame) = Payload::dispatch(Event::Resumed, &resumed) {
+            missed.push(Frames::One(frame));
+        }
+        let mut encoded = Encoded::default();
+        let encoded_ok = V2Stream::encode_replayed(&replay, conn.compressor.as_mut(), &mut encoded)
+            .is_ok()
+            && conn
+                .stream
+                .encode(
+                    &missed,
+                    conn.compressor.as_mut(),
+                    Instant::now(),
+                    &mut encoded,
+                )
+                .is_ok();
+        let written = encoded_ok && session::write_encoded(&mut socket, &encoded, limit).await;
+        drop(encoded);
+        drop(missed);
+        drop(replay);
+        if was_detached {
+            conn.slot.handler.resumed(&entry).await;
+        }
+        let (conn, exit) = if written {
+            self.serve_v2(&mut socket, conn).await
+        } else {
+            (conn, Exit::LOST)
+        };
+        self.finish(conn, exit).await;
+    }
+
+    async fn serve_v2<S: GatewaySocket>(
+        &self,
+        socket: &mut S,
+        conn: Box<V2Conn>,
+    ) -> (Box<V2Conn>, Exit) {
+        let slot = Arc::clone(&conn.slot);
+        let mut wire = Wire::V2(conn);
+        let exit = session::serve(
+            socket,
+            &slot.entry,
+            slot.handler.as_ref(),
+            &self.config.session,
+            &mut wire,
+        )
+        .await;
+        match wire {
+            Wire::V2(conn) => (conn, exit),
+            Wire::V1 => unreachable!("a v2 session stays v2"),
+        }
+    }
+
+    /// After a v2 socket: hand the session to the RESUME that took it, keep it for a
+    /// RESUME (detached, for the resume window), or end it.
+    async fn finish(&self, conn: Box<V2Conn>, exit: Exit) {
+        let V2Conn {
+            stream,
+            slot,
+            owner,
+            ..
+        } = *conn;
+        let entry = Arc::clone(&slot.entry);
+        if exit.superseded {
+            // The RESUME that asked continues the session; if it gives up, the expiry
+            // ends it.
+            if let Some(parking) = slot.park(owner, stream) {
+                self.sessions.expire_after(
+                    Arc::clone(&slot),
+                    parking,
+                    self.config.resume_window,
+                    Arc::clone(&self.hub),
+                );
+            }
+            return;
+        }
+        if exit.resumable {
+            let remaining = self.hub.detach(&entry);
+            if let Some(parking) = slot.park(owner, stream) {
+                self.sessions.expire_after(
+                    Arc::clone(&slot),
+                    parking,
+                    self.config.resume_window,
+                    Arc::clone(&self.hub),
+                );
+            }
+            slot.handler
+                .disconnected(&entry, exit.ending, remaining)
+                .await;
+        } else {
+            drop(stream);
+            let remaining = self.sessions.remove(&slot, &self.hub);
+            slot.handler
+                .disconnected(&entry, exit.ending, remaining)
+                .await;
+        }
+    }
+
+    /// Ends a session that a failed RESUME took from its socket.
+    async fn remove(&self, slot: &Arc<Slot>) {
+        let was_attached = slot.entry.is_attached();
+        let remaining = self.sessions.remove(slot, &self.hub);
+        if was_attached {
+            slot.handler
+                .disconnected(&slot.entry, crate::Ending::Other, remaining)
+                .await;
+        }
+    }
+}
+
+/// When a credential expiring at `at` stops being valid, on the runtime's clock.
+fn expiry(at: Option<SystemTime>) -> Option<Instant> {
+    let at = at?;
+    let left = at
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Some(Instant::now() + left)
+}
+
+/// Sends `{"op": op, "d": d}` before or outside a session.
+async fn send_op<S: GatewaySocket, T: serde::Serialize>(
+    socket: &mut S,
+    compressor: Option<&mut StreamCompressor>,
+    op: Op,
+    d: &T,
+    limit: Duration,
+) -> bool {
+    match Payload::json(&OpFrame { op, d }) {
+        Ok(frame) => send_plain(socket, compressor, &frame, limit).await,
+        Err(_) => false,
+    }
+}
+
+async fn send_plain<S: GatewaySocket>(
+    socket: &mut S,
+    compressor: Option<&mut StreamCompressor>,
+    frame: &Payload,
+    limit: Duration,
+) -> bool {
+    let mut encoded = Encoded::default();
+    encode_plain(frame, compressor, &mut encoded).is_ok()
+        && session::write_encoded(socket, &encoded, limit).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parsing_decodes_and_keeps_first() {
+        let q = parse_query(Some(
+            "token=a%2Bb&v=2&token=second&bot_token=x+y&compress=zlib-stream",
+        ));
+        assert_eq!(q.token.as_deref(), Some("a+b"));
+        assert_eq!(q.bot_token.as_deref(), Some("x y"));
+        assert_eq!(q.version.as_deref(), Some("2"));
+        assert_eq!(q.compress.as_deref(), Some("zlib-stream"));
+        assert_eq!(parse_query(None), Query::default());
+    }
+}

@@ -1,0 +1,234 @@
+//! A v2 session's replay buffer: the dispatches it was sent, kept for a RESUME.
+//!
+//! Bounded three ways per session (events, bytes, age) and once for the node: every
+//! buffer draws its bytes from one shared [`ReplayBudget`], and a session whose push
+//! finds the budget spent gives up its own oldest entries first. The entries are the
+//! shared payloads the fan-out queued, so a buffer costs a reference count and a
+//! sequence number per event, not a copy; bytes are counted as if unshared, which
+//! over-counts and so keeps the bound safe.
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::time::Instant;
+
+use crate::Payload;
+
+/// Per-session bounds of the replay buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayLimits {
+    /// Most events kept.
+    pub max_events: usize,
+    /// Most bytes kept.
+    pub max_bytes: usize,
+    /// Oldest event kept.
+    pub max_age: Duration,
+}
+
+impl Default for ReplayLimits {
+    fn default() -> Self {
+        Self {
+            max_events: 1_000,
+            max_bytes: 1024 * 1024,
+            max_age: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The bytes every replay buffer of a node may hold together.
+#[derive(Debug)]
+pub struct ReplayBudget {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl ReplayBudget {
+    /// A budget of `max` bytes.
+    pub fn new(max: usize) -> Self {
+        Self {
+            used: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Bytes held now by all buffers.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug)]
+struct Kept {
+    seq: u64,
+    at: Instant,
+    payload: Payload,
+}
+
+/// One session's replay buffer.
+#[derive(Debug)]
+pub(crate) struct Replay {
+    entries: VecDeque<Kept>,
+    bytes: usize,
+    limits: ReplayLimits,
+    budget: Arc<ReplayBudget>,
+}
+
+impl Replay {
+    pub(crate) fn new(limits: ReplayLimits, budget: Arc<ReplayBudget>) -> Self {
+        Self {
+            entries: VecDeque::new(),
+            bytes: 0,
+            limits,
+            budget,
+        }
+    }
+
+    /// Keeps a dispatch sent as `seq`, evicting what the bounds no longer allow.
+    pub(crate) fn push(&mut self, seq: u64, payload: Payload, now: Instant) {
+        let len = payload.len();
+        self.entries.push_back(Kept {
+            seq,
+            at: now,
+            payload,
+        });
+        self.bytes += len;
+        let used = self.budget.used.fetch_add(len, Ordering::Relaxed) + len;
+        let mut over_budget = used.saturating_sub(self.budget.max);
+        while let Some(oldest) = self.entries.front() {
+            let too_many = self.entries.len() > self.limits.max_events;
+            let too_big = self.bytes > self.limits.max_bytes;
+            let too_old = now.saturating_duration_since(oldest.at) > self.limits.max_age;
+            if !(too_many || too_big || too_old || over_budget > 0) {
+                break;
+            }
+            let freed = self.pop_front();
+            over_budget = over_budget.saturating_sub(freed);
+        }
+    }
+
+    fn pop_front(&mut self) -> usize {
+        let Some(kept) = self.entries.pop_front() else {
+            return 0;
+        };
+        let len = kept.payload.len();
+        self.bytes -= len;
+        self.budget.used.fetch_sub(len, Ordering::Relaxed);
+        len
+    }
+
+    /// Drops what is older than the age bound.
+    pub(crate) fn expire(&mut self, now: Instant) {
+        while self
+            .entries
+            .front()
+            .is_some_and(|k| now.saturating_duration_since(k.at) > self.limits.max_age)
+        {
+            self.pop_front();
+        }
+    }
+
+    /// Every kept event after `seq`, in order, when the buffer still holds all of
+    /// them: `seq` is at most `last_sent`, and the event after it is kept (or none
+    /// was sent after it). `None` otherwise.
+    pub(crate) fn after(&self, seq: u64, last_sent: u64) -> Option<Vec<(u64, Payload)>> {
+        if seq > last_sent {
+            return None;
+        }
+        if seq == last_sent {
+            return Some(Vec::new());
+        }
+        let first = self.entries.front()?.seq;
+        if first > seq + 1 {
+            return None;
+        }
+        Some(
+            self.entries
+                .iter()
+                .filter(|k| k.seq > seq)
+                .map(|k| (k.seq, k.payload.clone()))
+                .collect(),
+        )
+    }
+
+    /// Events kept.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+impl Drop for Replay {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: usize) -> Payload {
+        Payload::text(&"x".repeat(n))
+    }
+
+    fn replay(limits: ReplayLimits, budget: usize) -> (Replay, Arc<ReplayBudget>) {
+        let budget = Arc::new(ReplayBudget::new(budget));
+        (Replay::new(limits, Arc::clone(&budget)), budget)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bounded_by_count_bytes_and_age() {
+        let limits = ReplayLimits {
+            max_events: 3,
+            max_bytes: 1 << 20,
+            max_age: Duration::from_secs(10),
+        };
+        let (mut r, _) = replay(limits, usize::MAX);
+        for seq in 1..=5 {
+            r.push(seq, frame(1), Instant::now());
+        }
+        assert_eq!(r.len(), 3);
+        assert!(r.after(1, 5).is_none(), "2 fell out");
+        let seqs: Vec<u64> = r.after(2, 5).unwrap().iter().map(|e| e.0).collect();
+        assert_eq!(seqs, [3, 4, 5]);
+        assert_eq!(r.after(5, 5).unwrap().len(), 0);
+        assert!(r.after(6, 5).is_none(), "a seq never sent");
+        tokio::time::advance(Duration::from_secs(11)).await;
+        r.push(6, frame(1), Instant::now());
+        assert_eq!(r.len(), 1, "older than 10 s");
+        let limits = ReplayLimits {
+            max_events: 100,
+            max_bytes: 30,
+            max_age: Duration::from_secs(10),
+        };
+        let (mut r, _) = replay(limits, usize::MAX);
+        for seq in 1..=3 {
+            r.push(seq, frame(10), Instant::now()); // 12 bytes each on the wire
+        }
+        assert_eq!(r.len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_node_budget_is_shared_and_released() {
+        let limits = ReplayLimits::default();
+        let budget = Arc::new(ReplayBudget::new(30));
+        let mut a = Replay::new(limits, Arc::clone(&budget));
+        let mut b = Replay::new(limits, Arc::clone(&budget));
+        a.push(1, frame(10), Instant::now());
+        a.push(2, frame(10), Instant::now());
+        assert_eq!(budget.used(), 24);
+        b.push(1, frame(10), Instant::now());
+        assert_eq!(b.len(), 0, "b gives up its own entry: the budget is spent");
+        assert_eq!(budget.used(), 24);
+        drop(a);
+        assert_eq!(budget.used(), 0);
+        b.push(2, frame(10), Instant::now());
+        assert_eq!(budget.used(), 12);
+    }
+}
