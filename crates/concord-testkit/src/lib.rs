@@ -139,7 +139,39 @@ impl TestServer {
     pub async fn connect_raw(&self, query: &str) -> Result<Gateway, tungstenite::Error> {
         let url = format!("ws://{}/ws?{query}", self.addr);
         let (ws, _) = tokio_tungstenite::connect_async(url).await?;
-        Ok(Gateway { ws })
+        let inflate = Inflate::for_query(query);
+        Ok(Gateway { ws, inflate })
+    }
+
+    /// Opens a protocol v2 connection with `?v=2&{query}` (`query` may name a
+    /// `compress`), reads HELLO, IDENTIFYs with `user`'s token and `intents` (none:
+    /// every group), and reads READY. Returns the connection, HELLO's `d` and the
+    /// READY frame (with its `s`).
+    ///
+    /// # Panics
+    /// If any step fails.
+    pub async fn identify_v2(
+        &self,
+        user: &TestUser,
+        query: &str,
+        intents: Option<&[&str]>,
+    ) -> (Gateway, Value, Value) {
+        let query = if query.is_empty() {
+            "v=2".to_string()
+        } else {
+            format!("v=2&{query}")
+        };
+        let mut gateway = self.connect_raw(&query).await.expect("gateway upgrade");
+        let hello = gateway.next_frame().await;
+        assert_eq!(hello["op"], "HELLO", "first frame: {hello}");
+        let mut d = json!({"token": user.token});
+        if let Some(intents) = intents {
+            d["intents"] = json!(intents);
+        }
+        gateway.send(&json!({"op": "IDENTIFY", "d": d})).await;
+        let ready = gateway.next_frame().await;
+        assert_eq!(ready["t"], "READY", "after IDENTIFY: {ready}");
+        (gateway, hello["d"].clone(), ready)
     }
 
     /// Denies `bits` to `user` on `channel` through a user override, written straight
@@ -496,6 +528,79 @@ impl Api {
 #[derive(Debug)]
 pub struct Gateway {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    inflate: Inflate,
+}
+
+/// The client's side of `compress`: an independent decoder for the server's stream
+/// (flate2's inflate, zstd's own streaming decoder), fed every binary frame in order.
+enum Inflate {
+    None,
+    Zlib(Box<flate2::Decompress>),
+    Zstd(zstd_safe::DCtx<'static>),
+}
+
+impl std::fmt::Debug for Inflate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::None => "None",
+            Self::Zlib(_) => "Zlib",
+            Self::Zstd(_) => "Zstd",
+        })
+    }
+}
+
+impl Inflate {
+    fn for_query(query: &str) -> Self {
+        if query.contains("compress=zlib-stream") {
+            Self::Zlib(Box::new(flate2::Decompress::new(true)))
+        } else if query.contains("compress=zstd-stream") {
+            Self::Zstd(zstd_safe::DCtx::create())
+        } else {
+            Self::None
+        }
+    }
+
+    /// Decodes one binary frame: exactly one message.
+    fn message(&mut self, frame: &[u8]) -> String {
+        let mut out = Vec::with_capacity(frame.len() * 8 + 64);
+        match self {
+            Self::None => panic!("a binary frame on an uncompressed connection"),
+            Self::Zlib(inflate) => {
+                assert!(
+                    frame.ends_with(&[0, 0, 0xff, 0xff]),
+                    "every zlib message ends in a sync flush"
+                );
+                let mut input = frame;
+                loop {
+                    out.reserve(4096);
+                    let before_in = inflate.total_in();
+                    inflate
+                        .decompress_vec(input, &mut out, flate2::FlushDecompress::Sync)
+                        .expect("inflate");
+                    let used = (inflate.total_in() - before_in) as usize;
+                    input = &input[used..];
+                    if input.is_empty() && out.len() < out.capacity() {
+                        break;
+                    }
+                }
+            }
+            Self::Zstd(dctx) => {
+                let mut input = zstd_safe::InBuffer::around(frame);
+                loop {
+                    let mut chunk = vec![0u8; 64 * 1024];
+                    let mut output = zstd_safe::OutBuffer::around(&mut chunk[..]);
+                    dctx.decompress_stream(&mut output, &mut input)
+                        .expect("zstd decode");
+                    let written = output.pos();
+                    out.extend_from_slice(&chunk[..written]);
+                    if input.pos() == frame.len() && written < chunk.len() {
+                        break;
+                    }
+                }
+            }
+        }
+        String::from_utf8(out).expect("UTF-8 message")
+    }
 }
 
 /// What ended a connection, as the client saw it.
@@ -535,7 +640,17 @@ impl Gateway {
                 .expect("connection ended")
                 .expect("read error");
             match message {
-                Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
+                Message::Text(text) => {
+                    assert!(
+                        matches!(self.inflate, Inflate::None),
+                        "a text frame on a compressed connection: {text}"
+                    );
+                    return serde_json::from_str(&text).expect("JSON frame");
+                }
+                Message::Binary(bytes) => {
+                    let text = self.inflate.message(&bytes);
+                    return serde_json::from_str(&text).expect("JSON message");
+                }
                 Message::Ping(_) | Message::Pong(_) => {}
                 other => panic!("unexpected frame {other:?}"),
             }
@@ -582,6 +697,16 @@ impl Gateway {
                 Some(Err(_)) | None => return Closed::Abrupt,
             }
         }
+    }
+
+    /// Drops the TCP connection without a close frame (a lost network).
+    pub fn drop_abruptly(self) {
+        drop(self);
+    }
+
+    /// The next frame, or `None` if nothing arrives within `wait`.
+    pub async fn frame_within(&mut self, wait: Duration) -> Option<Value> {
+        tokio::time::timeout(wait, self.next_frame()).await.ok()
     }
 
     /// Closes with `code`.
