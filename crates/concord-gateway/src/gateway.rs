@@ -9,8 +9,8 @@ use std::{
 
 use async_trait::async_trait;
 use concord_protocol::{
-    ClientMessage, CloseCode, Event, Hello, Identify, Intents, InvalidSession, Op, OpFrame, Resume,
-    Resumed, UserId,
+    ClientMessage, CloseCode, Event, Hello, Identify, Intents, InvalidSession, Op, OpFrame,
+    ParseError, Resume, Resumed, UserId,
 };
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
@@ -366,7 +366,7 @@ impl Gateway {
                         }
                         (Version::V1, None) => {}
                         (Version::V2(_), principal) => {
-                            tokio::spawn(gateway.run_v2(socket, compressor, principal));
+                            tokio::spawn(gateway.serve_v2_socket(socket, compressor, principal));
                         }
                     }
                 }
@@ -384,8 +384,19 @@ impl Gateway {
         response
     }
 
-    /// A v2 connection: HELLO, then READY at once (token in the URL) or after
-    /// IDENTIFY, or the missed events after RESUME; then the session.
+    /// Serves an upgraded protocol-v2 socket until it ends: HELLO, then READY at once
+    /// (with `principal`, from a token in the URL) or after IDENTIFY, or the missed
+    /// events after RESUME; then the session. [`Gateway::accept`] calls it; tests call
+    /// it with an in-memory socket.
+    pub async fn serve_v2_socket<S: GatewaySocket>(
+        self: Arc<Self>,
+        socket: S,
+        compressor: Option<StreamCompressor>,
+        principal: Option<Principal>,
+    ) {
+        self.run_v2(socket, compressor, principal).await;
+    }
+
     async fn run_v2<S: GatewaySocket>(
         self: Arc<Self>,
         mut socket: S,
@@ -498,6 +509,19 @@ impl Gateway {
                             // The client may IDENTIFY on this socket: a fresh deadline.
                             deadline = Instant::now() + self.config.identify_timeout;
                         }
+                    }
+                }
+                Err(
+                    err @ ParseError::InvalidPayload {
+                        op: "IDENTIFY" | "RESUME",
+                        ..
+                    },
+                ) => {
+                    // Not acted on, but a client that got the shape wrong is told why
+                    // rather than left to run into the deadline.
+                    let error = session::error_frame(err.code(), err.to_string(), None);
+                    if !send_plain(&mut socket, compressor.as_mut(), &error, limit).await {
+                        return;
                     }
                 }
                 _ => {}
