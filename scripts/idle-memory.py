@@ -8,6 +8,11 @@ before and after and prints the difference per connection.
 
     concord serve --listen 127.0.0.1:8099 --config high-limits.toml &
     scripts/idle-memory.py --url http://127.0.0.1:8099 --pid $! --count 5000
+
+`--query v=2` measures protocol v2 sessions (HELLO, then READY: the session keeps a
+replay buffer holding READY), `--query "v=2&compress=zlib-stream"` (or zstd-stream,
+which needs the Python `zstandard` package) compressed ones, each connection's frames
+decoded with Python's own zlib / zstandard to check that READY arrived.
 """
 import argparse, asyncio, base64, json, os, time, urllib.request
 
@@ -27,24 +32,45 @@ def register(url, name):
         return json.load(res)["access_token"]
 
 
-async def open_conn(host, port, token, source):
-    reader, writer = await asyncio.open_connection(host, port, local_addr=(source, 0))
-    key = base64.b64encode(os.urandom(16)).decode()
-    writer.write((f"GET /ws?token={token} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
-                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-    await writer.drain()
-    head = await reader.readuntil(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 101"), head[:40]
-    # First frame: READY (text, unmasked, length in 7/16/64 bits).
+def decoder(query):
+    if "compress=zlib-stream" in query:
+        import zlib
+        return zlib.decompressobj().decompress
+    if "compress=zstd-stream" in query:
+        import zstandard
+        return zstandard.ZstdDecompressor().decompressobj().decompress
+    return None
+
+
+async def read_frame(reader):
+    """One unmasked frame: (opcode, payload)."""
     b0, b1 = await reader.readexactly(2)
     n = b1 & 0x7F
     if n == 126:
         n = int.from_bytes(await reader.readexactly(2), "big")
     elif n == 127:
         n = int.from_bytes(await reader.readexactly(8), "big")
-    payload = await reader.readexactly(n)
-    assert b'"READY"' in payload
-    return reader, writer
+    return b0 & 0x0F, await reader.readexactly(n)
+
+
+async def open_conn(host, port, token, source, query):
+    reader, writer = await asyncio.open_connection(host, port, local_addr=(source, 0))
+    key = base64.b64encode(os.urandom(16)).decode()
+    extra = f"&{query}" if query else ""
+    writer.write((f"GET /ws?token={token}{extra} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head[:40]
+    # v1: READY first. v2: HELLO, then READY. Compressed: binary frames of one stream.
+    decode = decoder(query)
+    for _ in range(2):
+        opcode, payload = await read_frame(reader)
+        message = decode(payload) if decode else payload
+        if b'"READY"' in message:
+            return reader, writer
+        assert b'"HELLO"' in message, message[:60]
+    raise AssertionError("no READY")
 
 
 async def main():
@@ -53,6 +79,7 @@ async def main():
     ap.add_argument("--pid", type=int, required=True)
     ap.add_argument("--count", type=int, default=5000)
     ap.add_argument("--parallel", type=int, default=200)
+    ap.add_argument("--query", default="", help='extra gateway query, e.g. "v=2&compress=zlib-stream"')
     args = ap.parse_args()
     host, port = args.url.split("//")[1].split(":")
     token = register(args.url, f"idle{int(time.time())}")
@@ -62,14 +89,14 @@ async def main():
 
     async def one(i):
         async with sem:
-            conns.append(await open_conn(host, int(port), token, f"127.0.0.{2 + i % 200}"))
+            conns.append(await open_conn(host, int(port), token, f"127.0.0.{2 + i % 200}", args.query))
 
     started = time.time()
     await asyncio.gather(*(one(i) for i in range(args.count)))
     elapsed = time.time() - started
     await asyncio.sleep(2)
     after = rss_kib(args.pid)
-    print(json.dumps({"connections": len(conns), "connect_ready_per_sec": round(len(conns) / elapsed),
+    print(json.dumps({"query": args.query, "connections": len(conns), "connect_ready_per_sec": round(len(conns) / elapsed),
                       "rss_before_kib": before, "rss_after_kib": after,
                       "kib_per_connection": round((after - before) / len(conns), 2)}))
     for _, w in conns:

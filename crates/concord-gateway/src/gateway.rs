@@ -91,6 +91,38 @@ pub trait Authenticator: Send + Sync + 'static {
     /// # Errors
     /// See [`AuthFailure`].
     async fn authenticate(&self, credential: Credential<'_>) -> Result<Principal, AuthFailure>;
+
+    /// The domain's side of a session of `user` saved before a restart, or `None` if
+    /// the user may no longer have one (deleted, disabled). The RESUME that takes the
+    /// session checks its credential as usual.
+    async fn restore(&self, user: UserId) -> Option<Arc<dyn SessionHandler>> {
+        let _ = user;
+        None
+    }
+}
+
+/// A v2 session saved at shutdown, to be resumed after the restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedSession {
+    /// The id its client resumes.
+    pub id: String,
+    /// Whose.
+    pub user_id: UserId,
+    /// How much of its resume window is left.
+    pub expires_in: Duration,
+    /// Numbering, replay buffer and queued events, as JSON (see [`Gateway::restore`]).
+    pub state: String,
+}
+
+/// What a saved session holds.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SavedState {
+    intents: u8,
+    seq: u64,
+    /// Sent events kept for replay: (s, v1 frame JSON).
+    replay: Vec<(u64, String)>,
+    /// Events queued but never sent (v1 frame JSON), numbered after `seq` on RESUME.
+    queued: Vec<String>,
 }
 
 /// Settings of the gateway endpoint.
@@ -270,6 +302,105 @@ impl Gateway {
     /// Bytes held by all replay buffers.
     pub fn replay_bytes(&self) -> usize {
         self.budget.used()
+    }
+
+    /// Whether every v2 session is parked or gone: none is being served or handed
+    /// over. A shutdown waits for this before [`Gateway::save`].
+    pub fn settled(&self) -> bool {
+        self.sessions.settled()
+    }
+
+    /// Takes every parked v2 session that can still be resumed, serialized, for a
+    /// graceful shutdown to store; they leave this node.
+    pub fn save(&self) -> Vec<SavedSession> {
+        let mut saved = Vec::new();
+        for slot in self.sessions.all() {
+            let Some((stream, parked_at)) = slot.take_parked() else {
+                continue;
+            };
+            let entry = &slot.entry;
+            let taken = entry.outbox.take();
+            if taken.closing == Some(crate::CloseReason::Overflow) {
+                continue;
+            }
+            let left = self
+                .config
+                .resume_window
+                .saturating_sub(parked_at.elapsed());
+            if left.is_zero() {
+                continue;
+            }
+            let state = SavedState {
+                intents: entry.intents.bits(),
+                seq: stream.seq,
+                replay: stream
+                    .replay
+                    .entries()
+                    .map(|(seq, payload)| (seq, payload.as_str().to_owned()))
+                    .collect(),
+                queued: taken
+                    .entries
+                    .iter()
+                    .flat_map(Frames::iter)
+                    .filter(|p| p.dispatch_rest().is_some())
+                    .map(|p| p.as_str().to_owned())
+                    .collect(),
+            };
+            match serde_json::to_string(&state) {
+                Ok(state) => saved.push(SavedSession {
+                    id: slot.id.clone(),
+                    user_id: entry.user_id,
+                    expires_in: left,
+                    state,
+                }),
+                Err(err) => tracing::error!(error = %err, "session not saved"),
+            }
+        }
+        saved
+    }
+
+    /// Parks sessions saved by a previous run of this node (or another), each waiting
+    /// the rest of its window for a RESUME; events published from now on queue for
+    /// them. Returns how many were restored.
+    pub async fn restore(&self, saved: Vec<SavedSession>) -> usize {
+        let mut restored = 0;
+        for session in saved {
+            let Ok(state) = serde_json::from_str::<SavedState>(&session.state) else {
+                tracing::warn!(session = %session.id, "saved session unreadable; dropped");
+                continue;
+            };
+            let Some(handler) = self.auth.restore(session.user_id).await else {
+                continue;
+            };
+            let entry = self.hub.register_detached(
+                session.user_id,
+                self.config.session.queue,
+                Intents::from_bits(state.intents),
+            );
+            let mut replay = Replay::new(self.config.replay, Arc::clone(&self.budget));
+            let now = Instant::now();
+            for (seq, text) in &state.replay {
+                if let Some(payload) = Payload::dispatch_from_json(text) {
+                    replay.push(*seq, payload, now);
+                }
+            }
+            for text in &state.queued {
+                if let Some(payload) = Payload::dispatch_from_json(text) {
+                    entry.outbox.push(payload);
+                }
+            }
+            let stream = V2Stream {
+                seq: state.seq,
+                replay,
+            };
+            let (slot, parking) = self
+                .sessions
+                .insert_parked(session.id, entry, handler, stream);
+            self.sessions
+                .expire_after(slot, parking, session.expires_in, Arc::clone(&self.hub));
+            restored += 1;
+        }
+        restored
     }
 
     /// The codec's settings: the inbound limit enforced while reading (close 1009), a

@@ -248,7 +248,29 @@ impl Hub {
         }
     }
 
-    /// Live sessions on this node.
+    /// Sessions served by a socket now (v1, and v2 not waiting for a RESUME).
+    pub fn attached_count(&self) -> usize {
+        self.read()
+            .sessions
+            .values()
+            .filter(|s| s.is_attached())
+            .count()
+    }
+
+    /// Registers a detached v2 session (restored after a restart, waiting for its
+    /// RESUME).
+    pub fn register_detached(
+        &self,
+        user_id: UserId,
+        limits: QueueLimits,
+        intents: Intents,
+    ) -> Arc<SessionEntry> {
+        let entry = self.register_session(user_id, limits, SessionKind { v2: true, intents });
+        entry.attached.store(false, Ordering::Release);
+        entry
+    }
+
+    /// Sessions registered on this node (attached or waiting for a RESUME).
     pub fn session_count(&self) -> usize {
         self.read().sessions.len()
     }

@@ -16,7 +16,9 @@ mod wire;
 pub use compress::{
     Compression, CompressionConfig, StreamCompressor, UnknownCompression, ZlibConfig, ZstdConfig,
 };
-pub use gateway::{AuthFailure, Authenticator, Credential, Gateway, GatewayConfig, Principal};
+pub use gateway::{
+    AuthFailure, Authenticator, Credential, Gateway, GatewayConfig, Principal, SavedSession,
+};
 pub use hub::{Delivery, Hub, SessionEntry, SessionId, SessionKind};
 pub use outbox::{
     BatchExcept, CloseReason, FrameBatch, Frames, Outbox, Pushed, QueueLimits, Taken,

@@ -93,6 +93,17 @@ impl Payload {
         Ok(payload)
     }
 
+    /// A dispatch from its v1 JSON text (as [`Payload::as_str`] gave it), for a
+    /// session restored after a restart; `None` unless the text is a dispatch.
+    pub(crate) fn dispatch_from_json(text: &str) -> Option<Self> {
+        if !text.as_bytes().starts_with(DISPATCH_PREFIX) {
+            return None;
+        }
+        let mut payload = Self::text(text);
+        payload.meta.dispatch = true;
+        Some(payload)
+    }
+
     /// A frame carrying `text`.
     pub fn text(text: &str) -> Self {
         let mut buffer = Vec::with_capacity(MAX_HEADER + text.len());

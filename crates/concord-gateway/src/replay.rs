@@ -156,6 +156,11 @@ impl Replay {
         )
     }
 
+    /// Every kept event, oldest first.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (u64, &Payload)> {
+        self.entries.iter().map(|k| (k.seq, &k.payload))
+    }
+
     /// Events kept.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

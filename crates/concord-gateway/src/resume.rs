@@ -41,6 +41,8 @@ struct SlotState {
     parkings: u64,
     /// Removed from the registry: nobody may take it any more.
     gone: bool,
+    /// When it was last parked.
+    parked_at: Option<tokio::time::Instant>,
 }
 
 /// Why a session could not be taken over.
@@ -69,6 +71,7 @@ impl Slot {
         }
         state.owner = 0;
         state.stream = Some(stream);
+        state.parked_at = Some(tokio::time::Instant::now());
         state.parkings += 1;
         let parking = state.parkings;
         drop(state);
@@ -107,6 +110,27 @@ impl Slot {
         }
     }
 
+    /// Takes the parked state for good (a shutdown saving it), with when it was parked.
+    pub(crate) fn take_parked(&self) -> Option<(V2Stream, tokio::time::Instant)> {
+        let mut state = self.lock();
+        if state.gone || state.owner != 0 {
+            return None;
+        }
+        let stream = state.stream.take()?;
+        state.gone = true;
+        Some((
+            stream,
+            state.parked_at.unwrap_or_else(tokio::time::Instant::now),
+        ))
+    }
+
+    /// Whether no socket is in the middle of handing the session over: parked, gone, or
+    /// not owned.
+    fn settled(&self) -> bool {
+        let state = self.lock();
+        state.gone || state.owner == 0
+    }
+
     /// Whether the parking numbered `parking` still holds (nobody took the session).
     fn still_parked(&self, parking: u64) -> bool {
         let state = self.lock();
@@ -123,6 +147,41 @@ pub(crate) struct Sessions {
 impl Sessions {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Slot>>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a session restored from a save, parked with `stream`; returns the slot and
+    /// its parking.
+    pub(crate) fn insert_parked(
+        &self,
+        id: String,
+        entry: Arc<SessionEntry>,
+        handler: Arc<dyn SessionHandler>,
+        stream: V2Stream,
+    ) -> (Arc<Slot>, u64) {
+        let slot = Arc::new(Slot {
+            id: id.clone(),
+            entry,
+            handler,
+            state: Mutex::new(SlotState {
+                stream: Some(stream),
+                parkings: 1,
+                parked_at: Some(tokio::time::Instant::now()),
+                ..SlotState::default()
+            }),
+            parked: Notify::new(),
+        });
+        self.lock().insert(id, Arc::clone(&slot));
+        (slot, 1)
+    }
+
+    /// Every session.
+    pub(crate) fn all(&self) -> Vec<Arc<Slot>> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// Whether every session is parked, gone or owned by no socket (none in a hand-over).
+    pub(crate) fn settled(&self) -> bool {
+        self.lock().values().all(|slot| slot.settled())
     }
 
     /// Adds a session owned by the socket that identified it; returns the slot and

@@ -10,7 +10,7 @@ use axum::{
     response::Response,
     serve::ListenerExt,
 };
-use concord_gateway::{CloseReason, Hub};
+use concord_gateway::{CloseReason, Gateway, Hub, SavedSession};
 use concord_store::{SqliteStore, Store};
 use tokio::net::{TcpListener, TcpSocket};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -114,6 +114,11 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
 /// The HTTP application: every route, under `/` and `/api`.
 pub fn router(state: AppState) -> Router {
     let gateway = routes::gateway::endpoint(&state);
+    router_with(state, gateway)
+}
+
+/// [`router`] over a gateway endpoint built by the caller.
+pub fn router_with(state: AppState, gateway: Arc<Gateway>) -> Router {
     let limited = routes::limited(gateway).layer(middleware::from_fn_with_state(
         state.clone(),
         limit_requests,
@@ -184,17 +189,66 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let hub = Arc::clone(&state.hub);
+    let store = Arc::clone(&state.store);
     let housekeeping = crate::housekeeping::spawn(Arc::clone(&state.limiters));
     let nodelay = state.config.limits.tcp_nodelay;
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let gateway = routes::gateway::endpoint(&state);
+    // v2 sessions saved by the last graceful shutdown wait for their RESUME again.
+    match store
+        .take_gateway_sessions(concord_protocol::Timestamp::now())
+        .await
+    {
+        Ok(saved) => {
+            let saved = saved.into_iter().map(|s| SavedSession {
+                id: s.id,
+                user_id: s.user_id,
+                expires_in: s
+                    .expires_at
+                    .as_micros()
+                    .checked_sub(concord_protocol::Timestamp::now().as_micros())
+                    .and_then(|us| u64::try_from(us).ok())
+                    .map_or(Duration::ZERO, Duration::from_micros),
+                state: s.state,
+            });
+            let restored = gateway.restore(saved.collect()).await;
+            if restored > 0 {
+                tracing::info!(restored, "gateway sessions restored for RESUME");
+            }
+        }
+        Err(err) => tracing::error!(error = %err, "saved gateway sessions not read"),
+    }
+    let draining = Arc::clone(&gateway);
+    let app = router_with(state, gateway).into_make_service_with_connect_info::<SocketAddr>();
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: closing gateway sessions");
         hub.close_all(CloseReason::Shutdown);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while hub.session_count() > 0 && tokio::time::Instant::now() < deadline {
+        while (hub.attached_count() > 0 || !draining.settled())
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // What live v2 sessions need to RESUME after the restart.
+        let saved: Vec<_> = draining
+            .save()
+            .into_iter()
+            .map(|s| concord_store::SavedSession {
+                id: s.id,
+                user_id: s.user_id,
+                expires_at: concord_protocol::Timestamp::from_micros(
+                    concord_protocol::Timestamp::now().as_micros()
+                        + i64::try_from(s.expires_in.as_micros()).unwrap_or(i64::MAX / 2),
+                ),
+                state: s.state,
+            })
+            .collect();
+        if !saved.is_empty() {
+            match store.save_gateway_sessions(&saved).await {
+                Ok(()) => tracing::info!(saved = saved.len(), "gateway sessions saved for RESUME"),
+                Err(err) => tracing::error!(error = %err, "gateway sessions not saved"),
+            }
         }
         let _ = drained_tx.send(());
     };

@@ -289,3 +289,41 @@ async fn a_v1_client_sees_exactly_the_v1_frames() {
         "v2 ops are ignored on v1, without an answer"
     );
 }
+
+#[tokio::test]
+async fn a_session_resumes_across_a_graceful_restart_without_losing_an_event() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let hall = alice.create_server("hall").await;
+    let general = alice.create_channel(&hall, "general", "text").await;
+    let (mut old, hello, _) = server.identify_v2(&alice, "", Some(&["messages"])).await;
+    for n in 0..3 {
+        alice.post(&general, &format!("before {n}")).await;
+    }
+    let server = server.restart().await;
+    // The old socket is told to reconnect, then closed 1001.
+    while old.next_frame().await["op"] != "RECONNECT" {}
+    assert_eq!(old.closed().await, Closed::Code(1001));
+    // Say the client read nothing after READY: every message must come back.
+    let mut gateway = server.connect_raw("v=2").await.unwrap();
+    assert_eq!(gateway.next_frame().await["op"], "HELLO");
+    gateway
+        .send(&json!({"op": "RESUME", "d": {"token": alice.token, "session_id": hello["session_id"], "seq": 1}}))
+        .await;
+    for n in 0..3 {
+        let frame = gateway.next_frame().await;
+        assert_eq!(frame["s"], n + 2, "{frame}");
+        assert_eq!(frame["d"]["content"], format!("before {n}"));
+    }
+    let resumed = gateway.next_frame().await;
+    assert_eq!(
+        (&resumed["t"], &resumed["s"]),
+        (&json!("RESUMED"), &json!(5))
+    );
+    alice.post(&general, "after").await;
+    let frame = gateway.next_non_presence().await;
+    assert_eq!(
+        (&frame["s"], &frame["d"]["content"]),
+        (&json!(6), &json!("after"))
+    );
+}

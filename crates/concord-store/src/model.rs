@@ -91,6 +91,19 @@ pub struct Presence {
     pub activity: Option<String>,
 }
 
+/// A protocol v2 session saved for a RESUME after a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedSession {
+    /// The session id clients resume.
+    pub id: String,
+    /// Whose session.
+    pub user_id: UserId,
+    /// After this it cannot be resumed.
+    pub expires_at: Timestamp,
+    /// The gateway's serialization of the session (opaque to the store).
+    pub state: String,
+}
+
 /// One refresh-token session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshSession {

@@ -10,8 +10,8 @@ use concord_protocol::{
 
 use crate::{
     BotRecord, ChannelPatch, DirectorySnapshot, DmChannelRecord, DmChannelSummary, MemberDetail,
-    NewChannel, NewMessage, NewUser, Presence, ReadyState, RefreshSession, ServerPatch, StoreError,
-    UserPatch, UserRecord,
+    NewChannel, NewMessage, NewUser, Presence, ReadyState, RefreshSession, SavedSession,
+    ServerPatch, StoreError, UserPatch, UserRecord,
 };
 
 /// Result of a store call.
@@ -230,6 +230,15 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_voice_state(&self, user: UserId) -> StoreResult<Option<VoiceState>>;
     /// Removes every voice state (at start: nobody is connected).
     async fn clear_voice_states(&self) -> StoreResult<()>;
+
+    // ---- gateway sessions ----
+
+    /// Saves protocol v2 sessions at a graceful shutdown, replacing any saved under
+    /// the same id. Sessions of users that no longer exist are skipped.
+    async fn save_gateway_sessions(&self, sessions: &[SavedSession]) -> StoreResult<()>;
+    /// Takes the saved sessions at start: returns those not expired as of `now` and
+    /// deletes every saved session, expired or not (each is resumed at most once).
+    async fn take_gateway_sessions(&self, now: Timestamp) -> StoreResult<Vec<SavedSession>>;
 
     // ---- bots ----
 

@@ -63,6 +63,25 @@ impl TestServer {
         let dir = std::env::temp_dir().join(format!("concord-test-{}", uuid::Uuid::new_v4()));
         let mut config = test_config(dir.clone());
         adjust(&mut config);
+        Self::start_config(config).await
+    }
+
+    /// Stops the server the way SIGTERM does, then starts a new one on the same data
+    /// directory (database and secrets), configuration and address.
+    ///
+    /// # Panics
+    /// If the server cannot start again.
+    pub async fn restart(mut self) -> Self {
+        self.stop().await;
+        let mut config = (*self.state.config).clone();
+        config.listen = self.addr;
+        // The old server's directory now belongs to the new one.
+        self.dir = PathBuf::new();
+        Self::start_config(config).await
+    }
+
+    async fn start_config(config: Config) -> Self {
+        let dir = config.data_dir.clone();
         let store = concord_server::open_store(&config)
             .await
             .expect("open store");
@@ -214,7 +233,9 @@ impl Drop for TestServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

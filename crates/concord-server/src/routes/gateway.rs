@@ -130,7 +130,10 @@ impl Authenticator for ChatAuth {
         };
         Ok(Principal {
             user_id: principal.id(),
-            expires_at,
+            // The token checks allow a minute of clock skew past `exp`; the session
+            // gets the same minute, or a token accepted just after `exp` would be
+            // closed with 4009 right after READY.
+            expires_at: expires_at.map(|at| at + TOKEN_LEEWAY),
             handler: Arc::new(ChatSession {
                 state: state.clone(),
                 username: principal.user.username.clone(),
@@ -138,7 +141,21 @@ impl Authenticator for ChatAuth {
             }),
         })
     }
+
+    async fn restore(&self, user: UserId) -> Option<Arc<dyn SessionHandler>> {
+        match self.state.store.user(user).await {
+            Ok(Some(record)) if !record.disabled => Some(Arc::new(ChatSession {
+                state: self.state.clone(),
+                username: record.username,
+                fresh: std::sync::Mutex::new(None),
+            })),
+            _ => None,
+        }
+    }
 }
+
+/// The clock skew the JWT checks allow past `exp` (`auth.rs`).
+const TOKEN_LEEWAY: Duration = Duration::from_secs(60);
 
 /// The chat domain's side of one session.
 struct ChatSession {

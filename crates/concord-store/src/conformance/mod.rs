@@ -27,6 +27,7 @@ mod channels;
 mod dms;
 mod messages;
 mod servers;
+mod sessions;
 mod users;
 mod voice;
 
@@ -35,6 +36,7 @@ pub use channels::*;
 pub use dms::*;
 pub use messages::*;
 pub use servers::*;
+pub use sessions::*;
 pub use users::*;
 pub use voice::*;
 
@@ -91,6 +93,7 @@ macro_rules! conformance_tests {
             dm_channels_of_user_order,
             dm_messages_order_and_cursor,
             voice_state_upsert_and_delete,
+            gateway_sessions_are_taken_once,
             bot_lifecycle,
             create_bot_is_atomic,
         );

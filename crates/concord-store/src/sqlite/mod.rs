@@ -34,8 +34,8 @@ use uuid::Uuid;
 
 use crate::{
     BotRecord, ChannelPatch, DirectorySnapshot, DmChannelRecord, DmChannelSummary, MemberDetail,
-    NewChannel, NewMessage, NewUser, Presence, ReadyState, RefreshSession, ServerPatch, Store,
-    StoreError, StoreResult, UserPatch, UserRecord,
+    NewChannel, NewMessage, NewUser, Presence, ReadyState, RefreshSession, SavedSession,
+    ServerPatch, Store, StoreError, StoreResult, UserPatch, UserRecord,
 };
 
 mod bots;
@@ -43,6 +43,7 @@ mod channels;
 mod dms;
 mod messages;
 mod servers;
+mod sessions;
 mod users;
 mod voice;
 
@@ -60,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "member count",
         include_str!("../../migrations/sqlite/0002_member_count.sql"),
+    ),
+    (
+        3,
+        "gateway sessions",
+        include_str!("../../migrations/sqlite/0003_gateway_sessions.sql"),
     ),
 ];
 
@@ -703,6 +709,14 @@ impl Store for SqliteStore {
 
     async fn delete_voice_state(&self, user: UserId) -> StoreResult<Option<VoiceState>> {
         voice::delete_voice_state(&self.pool, user).await
+    }
+
+    async fn save_gateway_sessions(&self, sessions: &[SavedSession]) -> StoreResult<()> {
+        sessions::save(&self.pool, sessions).await
+    }
+
+    async fn take_gateway_sessions(&self, now: Timestamp) -> StoreResult<Vec<SavedSession>> {
+        sessions::take(&self.pool, now).await
     }
 
     async fn clear_voice_states(&self) -> StoreResult<()> {
