@@ -7,12 +7,15 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use concord_protocol::{Channel, ChannelId, CreateChannel, ServerId, Timestamp, UpdateChannel};
+use concord_protocol::{
+    Channel, ChannelDelete, ChannelId, CreateChannel, Event, ServerId, Timestamp, UpdateChannel,
+};
 use concord_store::{ChannelPatch, NewChannel};
 
 use crate::{
     access,
     auth::Principal,
+    bus::Audience,
     directory::DirectoryChange,
     error::{ApiError, ApiResult},
     extract::{Json, Path},
@@ -94,6 +97,12 @@ async fn create(
         server,
         kind: channel.kind,
     });
+    // After the directory knows the channel: its viewers are resolved from it.
+    state.events.dispatch(
+        Audience::Channel(channel.id),
+        Event::ChannelCreate,
+        &channel,
+    );
     Ok((StatusCode::CREATED, axum::Json(channel)).into_response())
 }
 
@@ -157,6 +166,9 @@ async fn update(
         .update_channel(channel, &patch)
         .await?
         .ok_or_else(access::channel_not_found)?;
+    state
+        .events
+        .dispatch(Audience::Channel(channel), Event::ChannelUpdate, &updated);
     Ok(axum::Json(updated))
 }
 
@@ -171,9 +183,19 @@ async fn remove(
         return Err(access::channel_not_found());
     }
     // Messages, overrides and voice states went with the row; v1 announces nothing.
+    // v2 tells those who could view it, as they were before the directory forgets it.
+    let viewers = state.directory.viewers(channel).to_vec();
     state
         .events
         .change(DirectoryChange::ChannelDeleted { channel });
+    state.events.dispatch(
+        Audience::Users(viewers),
+        Event::ChannelDelete,
+        &ChannelDelete {
+            id: channel,
+            server_id: server,
+        },
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 

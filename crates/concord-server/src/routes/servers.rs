@@ -8,13 +8,15 @@ use axum::{
     routing::{delete, get, post},
 };
 use concord_protocol::{
-    CreateServer, Member, MessageBody, Server, ServerDto, ServerId, Timestamp, UpdateServer,
+    CreateServer, Event, Member, MemberChange, MessageBody, Server, ServerDelete, ServerDto,
+    ServerId, Timestamp, UpdateServer,
 };
 use concord_store::ServerPatch;
 
 use crate::{
     access,
     auth::Principal,
+    bus::Audience,
     directory::DirectoryChange,
     error::{ApiError, ApiResult},
     extract::{Json, Path},
@@ -162,6 +164,9 @@ async fn update(
         .update_server(id, &patch, Timestamp::now())
         .await?
         .ok_or_else(access::server_not_found)?;
+    state
+        .events
+        .dispatch(Audience::Server(id), Event::ServerUpdate, &server);
     Ok(axum::Json(server))
 }
 
@@ -175,9 +180,16 @@ async fn remove(
         return Err(access::server_not_found());
     }
     // Channels, voice states and memberships went with the rows; v1 announces nothing.
+    // v2 tells every member, as they were before the directory forgets the server.
+    let members = state.directory.members(id);
     state
         .events
         .change(DirectoryChange::ServerDeleted { server: id });
+    state.events.dispatch(
+        Audience::Users(members),
+        Event::ServerDelete,
+        &ServerDelete { id, server_id: id },
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -218,6 +230,14 @@ async fn join(
     state
         .events
         .change(DirectoryChange::MemberAdded { server: id, user });
+    // After the directory knows the member, so that the joiner's sessions get it too.
+    let joined = MemberChange {
+        server_id: id,
+        user: views::public_profile(&state, &principal.user),
+    };
+    state
+        .events
+        .dispatch(Audience::Server(id), Event::MemberJoin, &joined);
     let body = MessageBody {
         message: format!("Joined {}", server.server.name),
     };
@@ -248,9 +268,18 @@ async fn leave(
     if in_this_server {
         presence::leave_voice(&state, user).await;
     }
+    // The members as they were, leaver included, so that all of them learn it.
+    let members = state.directory.members(id);
     state
         .events
         .change(DirectoryChange::MemberRemoved { server: id, user });
+    let left = MemberChange {
+        server_id: id,
+        user: views::public_profile(&state, &principal.user),
+    };
+    state
+        .events
+        .dispatch(Audience::Users(members), Event::MemberLeave, &left);
     Ok(StatusCode::NO_CONTENT)
 }
 

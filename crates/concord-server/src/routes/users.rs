@@ -1,11 +1,12 @@
 //! Routes: the caller's own profile and other users' public profiles (`rest.md` §7.2).
 
 use axum::{Router, extract::State, routing::get};
-use concord_protocol::{PublicProfile, Status, UpdateMe, User, UserId, limits};
+use concord_protocol::{Event, PublicProfile, Status, UpdateMe, User, UserId, limits};
 use concord_store::UserPatch;
 
 use crate::{
     auth::Principal,
+    bus::Audience,
     error::{ApiError, ApiResult},
     extract::{Json, Path},
     presence,
@@ -44,7 +45,12 @@ async fn update_me(
     if before != after {
         state.presence.chosen_changed(&state, updated.id, after);
     }
-    Ok(axum::Json(views::self_user(&state, &updated)))
+    // v2: every own session learns the new profile (the same body as the answer).
+    let me = views::self_user(&state, &updated);
+    state
+        .events
+        .dispatch(Audience::Users(vec![updated.id]), Event::UserUpdate, &me);
+    Ok(axum::Json(me))
 }
 
 async fn profile(
