@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
 
 /// A named workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
@@ -35,7 +36,31 @@ impl Scenario {
     }
 }
 
-/// Load-test a server speaking the Together REST API and v1 gateway.
+/// The gateway protocol version the members speak.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+pub enum Protocol {
+    /// v1, the Together protocol: READY is the first frame.
+    #[default]
+    #[value(name = "1")]
+    V1,
+    /// Concord's v2 (`?v=2`): HELLO (with the heartbeat interval) first, then READY;
+    /// every dispatch carries `s`.
+    #[value(name = "2")]
+    V2,
+}
+
+impl Protocol {
+    /// The version number, as in `?v=` and in reports.
+    pub fn number(self) -> u8 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+        }
+    }
+}
+
+/// Load-test a server speaking the Together REST API and v1 gateway (or, with
+/// `--protocol 2`, Concord's gateway v2).
 ///
 /// The bench creates its own world (an owner, one public server with one text channel,
 /// N bots as members), then runs each scenario in turn and prints one JSON summary per
@@ -48,6 +73,10 @@ pub struct BenchArgs {
     /// Gateway URL, when it is not `ws://<host of --url>/ws`.
     #[arg(long)]
     pub ws_url: Option<String>,
+    /// Gateway protocol: `1` (the Together protocol, what the reference speaks) or
+    /// `2` (Concord's v2: `?v=2`, HELLO before READY, heartbeats required).
+    #[arg(long, value_enum, default_value = "1")]
+    pub protocol: Protocol,
     /// Scenarios to run, in order (comma-separated).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "idle")]
     pub scenario: Vec<Scenario>,
@@ -259,7 +288,19 @@ mod tests {
         assert_eq!(a.backoff_base, Duration::from_secs(1));
         assert_eq!(a.backoff_cap, Duration::from_secs(30));
         assert!(!a.json && !a.worker);
+        assert_eq!(a.protocol, Protocol::V1);
         assert_eq!(a.validate(), Ok(()));
+    }
+
+    #[test]
+    fn protocol_versions() {
+        assert_eq!(parse(&["--protocol", "1"]).unwrap().protocol, Protocol::V1);
+        let a = parse(&["--protocol", "2"]).unwrap();
+        assert_eq!(a.protocol, Protocol::V2);
+        assert_eq!(a.protocol.number(), 2);
+        assert_eq!(Protocol::V1.number(), 1);
+        assert!(parse(&["--protocol", "3"]).is_err());
+        assert!(parse(&["--protocol", "v2"]).is_err());
     }
 
     #[test]

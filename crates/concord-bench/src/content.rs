@@ -68,21 +68,58 @@ fn leading_number(text: &str) -> Option<(u64, &str)> {
 }
 
 /// The event name of a dispatch frame (`"t":"NAME"`), found by scanning rather than
-/// parsing. Both servers write `op` and `t` before `d`, so the first `"t":"` is the
-/// envelope's.
+/// parsing; it runs for every frame received, so it neither allocates nor parses.
+///
+/// Both servers write `op` first and `t` before `d`. Concord's frames are matched
+/// at fixed offsets: v1 `{"op":"DISPATCH","t":"NAME",…` and v2
+/// `{"op":"DISPATCH","s":N,"t":"NAME",…`. Anything else falls back to the first
+/// `"t":"` in the frame, the envelope's whenever `t` comes before `d`. A raw `"`
+/// inside JSON is always a string delimiter (quotes in values are escaped), so the
+/// match is a real `t` key, never text in a value.
 pub(crate) fn event_name(frame: &str) -> Option<&str> {
+    const V1: &str = r#"{"op":"DISPATCH","t":""#;
+    const V2: &str = r#"{"op":"DISPATCH","s":"#;
     const KEY: &str = "\"t\":\"";
-    let start = frame.find(KEY)? + KEY.len();
-    let len = frame[start..].find('"')?;
-    Some(&frame[start..start + len])
+    let rest = if let Some(rest) = frame.strip_prefix(V1) {
+        rest
+    } else if let Some(rest) = frame.strip_prefix(V2).and_then(after_seq) {
+        rest
+    } else {
+        let start = frame.find(KEY)? + KEY.len();
+        &frame[start..]
+    };
+    let len = rest.find('"')?;
+    Some(&rest[..len])
 }
 
-/// The value of the first `"key":"<value>"` string field in `frame`.
+/// After a v2 dispatch's `"s":`: the text after `N,"t":"`, if that is what follows.
+fn after_seq(text: &str) -> Option<&str> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
+    }
+    text[digits..].strip_prefix(r#","t":""#)
+}
+
+/// The value of the first `"key":"<value>"` string field in `frame` (`key` holds no
+/// quotes). Allocation-free: it runs for every typing frame received.
 pub(crate) fn string_field<'a>(frame: &'a str, key: &str) -> Option<&'a str> {
-    let needle = format!("\"{key}\":\"");
-    let start = frame.find(&needle)? + needle.len();
-    let len = frame[start..].find('"')?;
-    Some(&frame[start..start + len])
+    if key.is_empty() {
+        return None;
+    }
+    let mut from = 0;
+    while let Some(at) = frame[from..].find(key) {
+        let start = from + at;
+        let end = start + key.len();
+        if frame[..start].ends_with('"')
+            && let Some(value) = frame[end..].strip_prefix(r#"":""#)
+        {
+            let len = value.find('"')?;
+            return Some(&value[..len]);
+        }
+        from = end;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -152,5 +189,83 @@ mod tests {
         assert_eq!(string_field(frame, "channel_id"), Some("c-1"));
         assert_eq!(string_field(frame, "missing"), None);
         assert_eq!(event_name(r#"{"op":"HEARTBEAT_ACK"}"#), None);
+        assert_eq!(
+            string_field(r#"{"user_id":5,"user_id":"u"}"#, "user_id"),
+            Some("u")
+        );
+        assert_eq!(
+            string_field(r#"{"xuser_id":"a","user_id":"b"}"#, "user_id"),
+            Some("b")
+        );
+        assert_eq!(string_field(r#"{"user_id":"a"}"#, ""), None);
+        assert_eq!(string_field(r#"{"user_id":"unterminated"#, "user_id"), None);
+    }
+
+    #[test]
+    fn v2_dispatches_carry_a_sequence_number() {
+        let marker = Marker::new("run2");
+        let content = marker.encode(
+            Stamp {
+                seq: 8,
+                sent_ns: 1_790_000_000_000_000_001,
+            },
+            60,
+        );
+        let frame = format!(
+            r#"{{"op":"DISPATCH","s":5,"t":"MESSAGE_CREATE","d":{{"id":"x","content":"{content}"}}}}"#
+        );
+        assert_eq!(event_name(&frame), Some("MESSAGE_CREATE"));
+        assert_eq!(
+            marker.find(&frame),
+            Some(Stamp {
+                seq: 8,
+                sent_ns: 1_790_000_000_000_000_001
+            })
+        );
+        let typing = r#"{"op":"DISPATCH","s":18446744073709551615,"t":"TYPING_START","d":{"user_id":"u-2","channel_id":"c-1"}}"#;
+        assert_eq!(event_name(typing), Some("TYPING_START"));
+        assert_eq!(string_field(typing, "user_id"), Some("u-2"));
+        assert_eq!(
+            event_name(r#"{"op":"DISPATCH","s":1,"t":"READY","d":{"user":{}}}"#),
+            Some("READY")
+        );
+        let presence = r#"{"op":"DISPATCH","s":12,"t":"PRESENCE_UPDATE","d":{"user_id":"u","custom_status":"bench:run2:3:4:"}}"#;
+        assert_eq!(event_name(presence), Some("PRESENCE_UPDATE"));
+        assert_eq!(marker.find(presence), Some(Stamp { seq: 3, sent_ns: 4 }));
+    }
+
+    #[test]
+    fn v2_ops_without_an_event_name() {
+        for frame in [
+            r#"{"op":"HELLO","d":{"heartbeat_interval":30000,"session_id":"abc"}}"#,
+            r#"{"op":"ERROR","d":{"code":"RATE_LIMITED","message":"say \"t\":\"x\"","retry_after":50}}"#,
+            r#"{"op":"INVALID_SESSION","d":{"resumable":false}}"#,
+            r#"{"op":"RECONNECT"}"#,
+            r#"{"op":"HEARTBEAT_ACK"}"#,
+        ] {
+            assert_eq!(event_name(frame), None, "{frame}");
+        }
+    }
+
+    #[test]
+    fn other_key_orders_fall_back_to_a_scan() {
+        assert_eq!(
+            event_name(r#"{"t":"MESSAGE_CREATE","op":"DISPATCH","d":{}}"#),
+            Some("MESSAGE_CREATE")
+        );
+        assert_eq!(
+            event_name(r#"{"op":"DISPATCH","s":3,"d":null,"t":"RESUMED"}"#),
+            Some("RESUMED")
+        );
+        assert_eq!(
+            event_name(r#"{"op":"DISPATCH","s":,"t":"X"}"#),
+            Some("X"),
+            "a malformed s is scanned past"
+        );
+        assert_eq!(event_name(r#"{"op":"DISPATCH","t":"unterminated"#), None);
+        assert_eq!(
+            event_name(r#"{"op":"DISPATCH","s":2,"t":"unterminated"#),
+            None
+        );
     }
 }

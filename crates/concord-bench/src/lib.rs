@@ -22,7 +22,7 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 use target::Target;
 
-pub use args::{BenchArgs, Scenario, parse_duration};
+pub use args::{BenchArgs, Protocol, Scenario, parse_duration};
 
 /// Runs the bench as `args` says and prints one JSON line per scenario on stdout
 /// (plus a table and a progress line on stderr unless `--json`).
@@ -64,15 +64,17 @@ pub async fn run_to(args: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow::Re
         args.ws_url.as_deref(),
         args.sources,
         args.first_source,
+        args.protocol,
     )
     .await?;
     let rest = Arc::new(rest::Rest::new(&args.url, &target.sources)?);
     let run_id = backoff::Rng::from_entropy(u64::from(std::process::id())).id(8);
     if progress {
         eprintln!(
-            "bench run {run_id}: {} connections against {} ({} source addresses, {} process(es))",
+            "bench run {run_id}: {} connections against {} (protocol v{}, {} source addresses, {} process(es))",
             args.connections,
             target.ws_url,
+            args.protocol.number(),
             target.sources.len().max(1),
             args.procs
         );

@@ -415,6 +415,7 @@ mod tests {
                 addr: "127.0.0.1:1".parse().unwrap(),
                 ws_url: "ws://127.0.0.1:1/ws".into(),
                 sources: vec![],
+                protocol: crate::args::Protocol::V2,
             },
             carrier: Carrier::Message,
             slots: 3,
@@ -449,6 +450,15 @@ mod tests {
             .collect();
         assert_eq!(globals, (0..10).collect::<Vec<_>>());
         assert_eq!(split(plan(2), 5).len(), 2, "no empty workers");
+        // The protocol travels to the workers with the target.
+        let line = serde_json::to_string(&WorkerCmd::Start {
+            plan: Box::new(parts[1].clone()),
+        })
+        .unwrap();
+        let WorkerCmd::Start { plan: back } = serde_json::from_str(&line).unwrap() else {
+            panic!("start round-trips");
+        };
+        assert_eq!(back.target.protocol, crate::args::Protocol::V2);
     }
 
     #[test]

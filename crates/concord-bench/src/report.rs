@@ -81,16 +81,21 @@ impl Drop for Progress {
     }
 }
 
-/// A summary as aligned `key  value` lines, nested objects flattened with dots.
+/// A summary as aligned `key  value` lines, nested objects flattened with dots,
+/// under a title that names the scenario and the gateway protocol it measured (so
+/// v1 and v2 runs side by side are told apart at a glance).
 pub(crate) fn table(summary: &Value) -> String {
     let mut rows = Vec::new();
     flatten("", summary, &mut rows);
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out = String::new();
     let title = summary["scenario"].as_str().unwrap_or("summary");
-    out.push_str(&format!("== {title} ==\n"));
+    match summary["protocol"].as_u64() {
+        Some(v) => out.push_str(&format!("== {title} (protocol v{v}) ==\n")),
+        None => out.push_str(&format!("== {title} ==\n")),
+    }
     for (key, value) in rows {
-        if key == "scenario" {
+        if key == "scenario" || key == "protocol" {
             continue;
         }
         out.push_str(&format!("  {key:<width$}  {value}\n"));
@@ -159,6 +164,10 @@ mod tests {
         assert!(t.contains("completed           true"), "{t}");
         assert!(t.contains("server_rss_kib      null"), "{t}");
         assert!(!t.contains("  scenario"));
+
+        let t = table(&json!({"scenario": "fanout", "protocol": 2, "lost": 0}));
+        assert!(t.starts_with("== fanout (protocol v2) ==\n"), "{t}");
+        assert!(!t.contains("  protocol"), "{t}");
     }
 
     #[test]

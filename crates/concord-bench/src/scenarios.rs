@@ -72,6 +72,7 @@ impl Ctx {
         m.insert("scenario".into(), json!(scenario.name()));
         m.insert("run_id".into(), json!(self.run_id));
         m.insert("url".into(), json!(self.args.url));
+        m.insert("protocol".into(), json!(self.args.protocol.number()));
         m.insert("connections".into(), json!(self.args.connections));
         m.insert("ready".into(), json!(info.ready));
         m.insert("gave_up".into(), json!(info.gave_up));
@@ -189,6 +190,7 @@ async fn idle(ctx: &Ctx) -> anyhow::Result<Value> {
     m.insert("frames".into(), json!(collected.frames));
     m.insert("presence_frames".into(), json!(collected.frames_presence));
     m.insert("server_closes".into(), json!(collected.server_closes));
+    m.insert("gateway_errors".into(), json!(collected.gateway_errors));
     server_fields(&mut m, before, settled, None);
     if let (Some(b), Some(r), Some(s)) = (before, at_ready, settled) {
         let ready = info.ready.max(1) as f64;
@@ -421,6 +423,7 @@ async fn fanout(ctx: &Ctx, churn: bool) -> anyhow::Result<Value> {
     m.insert("duplicates".into(), json!(collected.duplicates));
     m.insert("unexpected".into(), json!(collected.unexpected));
     m.insert("server_closes".into(), json!(collected.server_closes));
+    m.insert("gateway_errors".into(), json!(collected.gateway_errors));
     m.insert("burst_secs".into(), json!(window_ns as f64 / 1e9));
     m.insert(
         "deliveries_per_sec".into(),
@@ -528,6 +531,8 @@ async fn storm(ctx: &Ctx) -> anyhow::Result<Value> {
     );
     m.insert("wall_secs".into(), json!(wall.as_secs_f64()));
     m.insert("failed_attempts".into(), json!(collected.storm_failed));
+    m.insert("server_closes".into(), json!(collected.server_closes));
+    m.insert("gateway_errors".into(), json!(collected.gateway_errors));
     m.insert(
         "reready_latency_us".into(),
         latency_json(&collected.storm_us),
@@ -642,6 +647,8 @@ async fn client_events(ctx: &Ctx, carrier: Carrier) -> anyhow::Result<Value> {
         );
     }
     m.insert("unexpected".into(), json!(collected.unexpected));
+    m.insert("server_closes".into(), json!(collected.server_closes));
+    m.insert("gateway_errors".into(), json!(collected.gateway_errors));
     m.insert(
         "deliveries_per_sec".into(),
         json!(collected.deliveries as f64 / window.as_secs_f64().max(1e-9)),

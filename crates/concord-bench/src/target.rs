@@ -16,6 +16,8 @@ use tokio_tungstenite::{
 
 use futures_util::StreamExt;
 
+use crate::{args::Protocol, content::event_name};
+
 /// A client gateway socket.
 pub(crate) type Ws = WebSocketStream<TcpStream>;
 
@@ -28,6 +30,15 @@ pub(crate) struct Target {
     pub(crate) ws_url: String,
     /// Source addresses to bind, round-robin by connection index; empty = any.
     pub(crate) sources: Vec<IpAddr>,
+    /// The gateway protocol version spoken.
+    pub(crate) protocol: Protocol,
+}
+
+/// A gateway socket past READY.
+pub(crate) struct Opened {
+    pub(crate) ws: Ws,
+    /// v2: the heartbeat interval HELLO announced (a positive one).
+    pub(crate) heartbeat: Option<Duration>,
 }
 
 impl Target {
@@ -37,6 +48,7 @@ impl Target {
         ws_url: Option<&str>,
         sources: u8,
         first_source: u8,
+        protocol: Protocol,
     ) -> anyhow::Result<Self> {
         let ws_url = match ws_url {
             Some(ws) => ws.trim_end_matches('/').to_string(),
@@ -74,7 +86,17 @@ impl Target {
             addr,
             ws_url,
             sources: source_addresses(addr.ip(), sources, first_source),
+            protocol,
         })
+    }
+
+    /// The gateway query of a bot: its token in the URL, so that READY comes at once
+    /// (after HELLO in v2) without an IDENTIFY.
+    pub(crate) fn query(&self, bot_token: &str) -> String {
+        match self.protocol {
+            Protocol::V1 => format!("bot_token={bot_token}"),
+            Protocol::V2 => format!("v=2&bot_token={bot_token}"),
+        }
     }
 
     /// The source address of connection `global` (its index across all processes).
@@ -82,21 +104,21 @@ impl Target {
         (!self.sources.is_empty()).then(|| self.sources[global % self.sources.len()])
     }
 
-    /// Opens a gateway socket with `query` and reads its first frame, which must be
-    /// READY. The whole attempt is bounded by `limit`.
+    /// Opens a gateway socket with `query` and reads up to READY: the first frame in
+    /// v1, the second (after HELLO) in v2. The whole attempt is bounded by `limit`.
     pub(crate) async fn open(
         &self,
         global: usize,
         query: &str,
         limit: Duration,
-    ) -> Result<Ws, AttemptError> {
+    ) -> Result<Opened, AttemptError> {
         match tokio::time::timeout(limit, self.open_unbounded(global, query)).await {
             Ok(result) => result,
             Err(_) => Err(AttemptError::Timeout),
         }
     }
 
-    async fn open_unbounded(&self, global: usize, query: &str) -> Result<Ws, AttemptError> {
+    async fn open_unbounded(&self, global: usize, query: &str) -> Result<Opened, AttemptError> {
         let socket = if self.addr.is_ipv4() {
             TcpSocket::new_v4()
         } else {
@@ -123,14 +145,19 @@ impl Target {
                 }
                 other => AttemptError::Handshake(other.to_string()),
             })?;
+        let mut hello = None;
         loop {
             match ws.next().await {
                 Some(Ok(Message::Text(text))) => {
-                    return if crate::content::event_name(&text) == Some("READY") {
-                        Ok(ws)
-                    } else {
-                        Err(AttemptError::NotReady)
-                    };
+                    match before_ready(self.protocol, hello.is_some(), &text)? {
+                        Step::Ready => {
+                            return Ok(Opened {
+                                ws,
+                                heartbeat: hello.flatten(),
+                            });
+                        }
+                        Step::Hello(interval) => hello = Some(interval),
+                    }
                 }
                 // Control frames may precede READY; anything else is a protocol error.
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
@@ -141,6 +168,54 @@ impl Target {
     }
 }
 
+/// What a text frame received before READY was.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// READY: the connection is up.
+    Ready,
+    /// v2's HELLO, with its heartbeat interval if it gave a positive one.
+    Hello(Option<Duration>),
+}
+
+/// `HELLO` as far as the bench reads it. Parsed once per connection, so a real parse
+/// (any key order) rather than a scan.
+#[derive(Deserialize)]
+struct HelloFrame {
+    op: String,
+    #[serde(default)]
+    d: Option<HelloData>,
+}
+
+#[derive(Deserialize)]
+struct HelloData {
+    #[serde(default)]
+    heartbeat_interval: Option<u64>,
+}
+
+/// Judges a text frame received before READY: v1 wants READY first; v2 wants one
+/// HELLO, then READY.
+fn before_ready(protocol: Protocol, hello_seen: bool, text: &str) -> Result<Step, AttemptError> {
+    if event_name(text) == Some("READY") {
+        return match protocol {
+            Protocol::V2 if !hello_seen => Err(AttemptError::NoHello),
+            _ => Ok(Step::Ready),
+        };
+    }
+    if protocol == Protocol::V2
+        && !hello_seen
+        && let Ok(hello) = serde_json::from_str::<HelloFrame>(text)
+        && hello.op == "HELLO"
+    {
+        let interval = hello
+            .d
+            .and_then(|d| d.heartbeat_interval)
+            .filter(|&ms| ms > 0)
+            .map(Duration::from_millis);
+        return Ok(Step::Hello(interval));
+    }
+    Err(AttemptError::NotReady)
+}
+
 /// Why one connection attempt failed.
 #[derive(Debug)]
 pub(crate) enum AttemptError {
@@ -148,6 +223,8 @@ pub(crate) enum AttemptError {
     Status(u16),
     Handshake(String),
     NotReady,
+    /// `--protocol 2`, and READY came without HELLO: the server does not speak v2.
+    NoHello,
     Closed,
     Timeout,
 }
@@ -158,7 +235,8 @@ impl std::fmt::Display for AttemptError {
             Self::Io(e) => write!(f, "socket: {e}"),
             Self::Status(s) => write!(f, "upgrade refused with HTTP {s}"),
             Self::Handshake(e) => write!(f, "handshake: {e}"),
-            Self::NotReady => f.write_str("first frame was not READY"),
+            Self::NotReady => f.write_str("first frame was not READY (v2: HELLO, then READY)"),
+            Self::NoHello => f.write_str("READY without HELLO: the server does not speak v2"),
             Self::Closed => f.write_str("closed before READY"),
             Self::Timeout => f.write_str("no READY in time"),
         }
@@ -200,21 +278,100 @@ mod tests {
 
     #[tokio::test]
     async fn urls_resolve() {
-        let t = Target::resolve("http://127.0.0.1:8091/api/", None, 4, 2)
+        let t = Target::resolve("http://127.0.0.1:8091/api/", None, 4, 2, Protocol::V1)
             .await
             .unwrap();
         assert_eq!(t.ws_url, "ws://127.0.0.1:8091/ws");
+        assert_eq!(t.query("b.t"), "bot_token=b.t");
         assert_eq!(t.addr, "127.0.0.1:8091".parse().unwrap());
         assert_eq!(t.source_for(5), Some("127.0.0.3".parse().unwrap()));
-        let t = Target::resolve("http://x", Some("ws://127.0.0.1:9/gw/"), 0, 2)
+        let t = Target::resolve("http://x", Some("ws://127.0.0.1:9/gw/"), 0, 2, Protocol::V2)
             .await
             .unwrap();
         assert_eq!(t.ws_url, "ws://127.0.0.1:9/gw");
+        assert_eq!(t.query("b.t"), "v=2&bot_token=b.t");
         assert_eq!(t.source_for(1), None);
         assert!(
-            Target::resolve("https://127.0.0.1", None, 1, 2)
+            Target::resolve("https://127.0.0.1", None, 1, 2, Protocol::V1)
                 .await
                 .is_err()
         );
+    }
+
+    const READY_V1: &str = r#"{"op":"DISPATCH","t":"READY","d":{"user":{"id":"u"}}}"#;
+    const READY_V2: &str = r#"{"op":"DISPATCH","s":1,"t":"READY","d":{"user":{"id":"u"}}}"#;
+    const HELLO: &str = r#"{"op":"HELLO","d":{"heartbeat_interval":30000,"session_id":"s1"}}"#;
+
+    #[test]
+    fn v1_wants_ready_first() {
+        assert_eq!(
+            before_ready(Protocol::V1, false, READY_V1).unwrap(),
+            Step::Ready
+        );
+        assert!(matches!(
+            before_ready(Protocol::V1, false, HELLO),
+            Err(AttemptError::NotReady)
+        ));
+        assert!(matches!(
+            before_ready(
+                Protocol::V1,
+                false,
+                r#"{"op":"DISPATCH","t":"MESSAGE_CREATE","d":{}}"#
+            ),
+            Err(AttemptError::NotReady)
+        ));
+    }
+
+    #[test]
+    fn v2_wants_one_hello_then_ready() {
+        assert_eq!(
+            before_ready(Protocol::V2, false, HELLO).unwrap(),
+            Step::Hello(Some(Duration::from_secs(30)))
+        );
+        assert_eq!(
+            before_ready(Protocol::V2, true, READY_V2).unwrap(),
+            Step::Ready
+        );
+        assert!(matches!(
+            before_ready(Protocol::V2, false, READY_V2),
+            Err(AttemptError::NoHello)
+        ));
+        assert!(matches!(
+            before_ready(Protocol::V2, false, READY_V1),
+            Err(AttemptError::NoHello)
+        ));
+        assert!(
+            matches!(
+                before_ready(Protocol::V2, true, HELLO),
+                Err(AttemptError::NotReady)
+            ),
+            "a second HELLO"
+        );
+        assert!(matches!(
+            before_ready(
+                Protocol::V2,
+                false,
+                r#"{"op":"INVALID_SESSION","d":{"resumable":false}}"#
+            ),
+            Err(AttemptError::NotReady)
+        ));
+        assert!(matches!(
+            before_ready(Protocol::V2, false, "not json"),
+            Err(AttemptError::NotReady)
+        ));
+    }
+
+    #[test]
+    fn hello_intervals() {
+        let hello = |d: &str| {
+            before_ready(Protocol::V2, false, &format!(r#"{{"op":"HELLO","d":{d}}}"#)).unwrap()
+        };
+        assert_eq!(
+            hello(r#"{"session_id":"s","heartbeat_interval":1500}"#),
+            Step::Hello(Some(Duration::from_millis(1500)))
+        );
+        assert_eq!(hello(r#"{"session_id":"s"}"#), Step::Hello(None));
+        assert_eq!(hello(r#"{"heartbeat_interval":0}"#), Step::Hello(None));
+        assert_eq!(hello("null"), Step::Hello(None));
     }
 }

@@ -35,6 +35,12 @@ fn args(url: &str, extra: &[&str]) -> BenchArgs {
 }
 
 async fn start() -> TestServer {
+    start_with_heartbeat(None).await
+}
+
+/// A server without REST limits; `heartbeat_ms` sets the v2 heartbeat interval
+/// (HELLO announces it; 1.5 of them without a HEARTBEAT close with 4006).
+async fn start_with_heartbeat(heartbeat_ms: Option<u64>) -> TestServer {
     TestServer::start_with(|c| {
         let plenty = Rate {
             per_second: 1_000_000,
@@ -43,6 +49,9 @@ async fn start() -> TestServer {
         c.limits.per_bot = plenty;
         c.limits.rest_per_ip = plenty;
         c.limits.auth_per_ip = plenty;
+        if let Some(ms) = heartbeat_ms {
+            c.limits.heartbeat_interval_ms = ms;
+        }
     })
     .await
 }
@@ -81,6 +90,7 @@ async fn idle_and_fanout_against_concord() {
     assert_eq!(idle["completed"], true);
     assert!(idle["connects_per_sec"].as_f64().is_some());
     assert_eq!(idle["connect_latency_us"]["count"], 20);
+    assert_eq!(idle["protocol"], 1, "v1 unless asked");
 
     let fanout = &printed[1];
     assert_eq!(fanout["scenario"], "fanout");
@@ -101,6 +111,68 @@ async fn idle_and_fanout_against_concord() {
     for key in ["p50", "p99", "p999", "max"] {
         assert!(fanout["latency_us"][key].as_u64().is_some(), "{key}");
     }
+    server.shutdown().await;
+}
+
+/// `--protocol 2`: HELLO before READY, `s` in every dispatch. The server announces a
+/// 400 ms heartbeat interval, so a member that kept to the 30 s default (or missed a
+/// beat after reconnecting) would be closed with 4006 within 0.6 s: every scenario
+/// here outlasts that several times, and must neither lose a message nor be closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_and_churn_over_protocol_v2() {
+    let server = start_with_heartbeat(Some(400)).await;
+    let printed = bench(
+        &server,
+        &[
+            "--protocol",
+            "2",
+            "--scenario",
+            "idle,fanout,churn",
+            "--probes",
+            "2",
+            "--rate",
+            "10",
+            "--churn-rate",
+            "10",
+            "--backoff-base",
+            "50ms",
+            "--backoff-cap",
+            "200ms",
+        ],
+    )
+    .await;
+    assert_eq!(printed.len(), 3);
+    for summary in &printed {
+        assert_eq!(summary["protocol"], 2, "{summary}");
+        assert_eq!(summary["ready"], 20, "{summary}");
+        assert_eq!(summary["gave_up"], 0, "{summary}");
+        assert_eq!(summary["server_closes"], 0, "no 4006: {summary}");
+        assert_eq!(summary["gateway_errors"], 0, "{summary}");
+        assert_eq!(summary["completed"], true, "{summary}");
+    }
+    assert_eq!(
+        printed[0]["failed_attempts"], 0,
+        "HELLO then READY is accepted"
+    );
+
+    let fanout = &printed[1];
+    assert_eq!(fanout["scenario"], "fanout");
+    assert_eq!(fanout["accepted"], 10);
+    assert_eq!(fanout["deliveries"], 200);
+    assert_eq!(fanout["expected_deliveries"], 200);
+    assert_eq!(fanout["lost"], 0, "{fanout}");
+    assert_eq!(fanout["duplicates"], 0);
+    assert_eq!(fanout["unexpected"], 0);
+    assert_eq!(fanout["latency_us"]["count"], 200);
+    assert_eq!(fanout["fanout_one_ms"]["timed"], 2);
+    // Paced at 10/s, the burst alone outlasts the 0.6 s heartbeat timeout.
+    assert!(fanout["burst_secs"].as_f64().unwrap() > 0.6, "{fanout}");
+
+    let churn = &printed[2];
+    assert_eq!(churn["scenario"], "churn");
+    assert_eq!(churn["accepted"], 10);
+    assert_eq!(churn["lost"], 0, "nothing lost while connected: {churn}");
+    assert!(churn["reconnects"].as_u64().unwrap() > 0, "{churn}");
     server.shutdown().await;
 }
 

@@ -1,7 +1,10 @@
 //! One member connection of the fleet: connect, heartbeat, read and account every
 //! frame, follow the fleet's commands (send, reconnect, storm), close cleanly.
 
+use tokio::time::{Interval, MissedTickBehavior};
+
 use super::*;
+use crate::{args::Protocol, target::Opened};
 
 /// One member connection's task.
 pub(super) struct Conn {
@@ -18,8 +21,12 @@ pub(super) struct Conn {
 struct Live {
     ws: Ws,
     log: SessionLog,
+    /// How often this session beats: every 30 s, or HELLO's interval if shorter.
+    heartbeat: Duration,
 }
 
+/// The heartbeat period: v1 servers drop a socket idle for minutes, and v2's default
+/// interval is 30 s (closed with 4006 after 1.5 intervals without a HEARTBEAT).
 const HEARTBEAT: Duration = Duration::from_secs(30);
 
 impl Conn {
@@ -31,8 +38,9 @@ impl Conn {
         if live.is_none() {
             self.shared.c.gave_up.fetch_add(1, Ordering::Relaxed);
         }
-        let mut heartbeat =
-            tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        // One timer per session, started at its READY: a session that was just
+        // (re)connected must not wait for the phase of an earlier one.
+        let mut heartbeat = self.beats(live.as_ref());
         loop {
             let Some(current) = live.as_mut() else {
                 // No socket: only commands matter.
@@ -42,6 +50,7 @@ impl Conn {
                     Some(Cmd::Storm) => live = self.reconnect(Mode::Storm).await,
                     Some(Cmd::Close) | None => break,
                 }
+                heartbeat = self.beats(live.as_ref());
                 continue;
             };
             tokio::select! {
@@ -55,10 +64,12 @@ impl Conn {
                     Some(Cmd::Reconnect) => {
                         self.end(&mut live, &mut sessions);
                         live = self.reconnect(Mode::Churn).await;
+                        heartbeat = self.beats(live.as_ref());
                     }
                     Some(Cmd::Storm) => {
                         self.end(&mut live, &mut sessions);
                         live = self.reconnect(Mode::Storm).await;
+                        heartbeat = self.beats(live.as_ref());
                     }
                     Some(Cmd::Close) | None => {
                         close_cleanly(&mut current.ws).await;
@@ -105,6 +116,26 @@ impl Conn {
             }
         }
         sessions
+    }
+
+    /// The heartbeat timer of a session that just became READY. It beats every
+    /// `live.heartbeat`; the first beat comes one period after READY in v1 and, as
+    /// v2 asks, after a random part of one in v2 (so sessions that connected together
+    /// do not beat together). Either way it comes within the period, well inside
+    /// v2's 1.5 periods. A beat the task was too busy to send goes out as soon as it
+    /// can, and the next one a period after it, never several at once.
+    fn beats(&mut self, live: Option<&Live>) -> Interval {
+        let period = live.map_or(HEARTBEAT, |l| l.heartbeat);
+        let first = match self.shared.target.protocol {
+            Protocol::V1 => period,
+            Protocol::V2 => {
+                let nanos = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
+                Duration::from_nanos(self.rng.below_inclusive(nanos).max(1))
+            }
+        };
+        let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + first, period);
+        timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        timer
     }
 
     /// Ends the live session (the socket is dropped without a close frame).
@@ -160,7 +191,7 @@ impl Conn {
             };
             drop(permit);
             match result {
-                Ok(ws) => {
+                Ok(Opened { ws, heartbeat }) => {
                     let ready = now_ns();
                     c.live.fetch_add(1, Ordering::Relaxed);
                     match mode {
@@ -187,6 +218,7 @@ impl Conn {
                             ready_ns: ready,
                             got: Bitmap::new(shared.slots.len()),
                         },
+                        heartbeat: heartbeat.map_or(HEARTBEAT, |h| h.min(HEARTBEAT)),
                     });
                 }
                 Err(_) => {
@@ -220,6 +252,9 @@ impl Conn {
         // Only dispatches count as frames: heartbeat acknowledgements arrive all the
         // time and would keep "wait until quiet" from ever ending.
         if name.is_none() {
+            if text.starts_with(r#"{"op":"ERROR""#) {
+                c.gateway_errors.fetch_add(1, Ordering::Relaxed);
+            }
             return;
         }
         c.frames.fetch_add(1, Ordering::Relaxed);

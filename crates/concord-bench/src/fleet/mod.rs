@@ -168,6 +168,8 @@ pub(crate) struct Collected {
     pub(crate) frames_typing: u64,
     pub(crate) failed_attempts: u64,
     pub(crate) server_closes: u64,
+    /// v2 `ERROR` frames received (v1 drops refused input silently).
+    pub(crate) gateway_errors: u64,
     pub(crate) reconnects: u64,
     pub(crate) slot_counts: Vec<u64>,
     pub(crate) slot_last_ns: Vec<u64>,
@@ -195,6 +197,7 @@ impl Collected {
         self.frames_typing += o.frames_typing;
         self.failed_attempts += o.failed_attempts;
         self.server_closes += o.server_closes;
+        self.gateway_errors += o.gateway_errors;
         self.reconnects += o.reconnects;
         merge_slots(&mut self.slot_counts, &o.slot_counts, |a, b| a + b);
         merge_slots(&mut self.slot_last_ns, &o.slot_last_ns, u64::max);
@@ -255,6 +258,7 @@ struct Counters {
     frames_presence: AtomicU64,
     frames_typing: AtomicU64,
     server_closes: AtomicU64,
+    gateway_errors: AtomicU64,
     reconnects: AtomicU64,
     storm_ready: AtomicUsize,
     storm_failed: AtomicU64,
@@ -360,7 +364,7 @@ impl LocalFleet {
                 shared: shared.clone(),
                 idx,
                 global,
-                query: format!("bot_token={}", member.token),
+                query: shared.target.query(&member.token),
                 cmds: rx,
                 stop: stop.subscribe(),
                 rng: Rng::from_entropy(global as u64),
@@ -560,6 +564,7 @@ impl LocalFleet {
             frames_typing: c.frames_typing.load(Ordering::Relaxed),
             failed_attempts: c.failed_attempts.load(Ordering::Relaxed),
             server_closes: c.server_closes.load(Ordering::Relaxed),
+            gateway_errors: c.gateway_errors.load(Ordering::Relaxed),
             reconnects: c.reconnects.load(Ordering::Relaxed),
             slot_counts: shared
                 .slots
