@@ -741,15 +741,11 @@ impl Gateway {
         let first = [Frames::One(ready)];
         let written = conn
             .stream
-            .encode(
-                &first,
-                conn.compressor.as_mut(),
-                Instant::now(),
-                &mut encoded,
-            )
+            .encode(&first, conn.compressor.as_mut(), &mut encoded)
             .is_ok()
             && session::write_encoded(&mut socket, &encoded, limit).await;
         drop(encoded);
+        conn.stream.keep(first, Instant::now());
         principal.handler.connected(&entry).await;
         let (conn, exit) = if written {
             self.serve_v2(&mut socket, conn).await
@@ -834,16 +830,11 @@ impl Gateway {
             .is_ok()
             && conn
                 .stream
-                .encode(
-                    &missed,
-                    conn.compressor.as_mut(),
-                    Instant::now(),
-                    &mut encoded,
-                )
+                .encode(&missed, conn.compressor.as_mut(), &mut encoded)
                 .is_ok();
         let written = encoded_ok && session::write_encoded(&mut socket, &encoded, limit).await;
         drop(encoded);
-        drop(missed);
+        conn.stream.keep(missed, Instant::now());
         drop(replay);
         if was_detached {
             conn.slot.handler.resumed(&entry).await;

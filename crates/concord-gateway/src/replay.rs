@@ -75,6 +75,10 @@ struct Kept {
 pub(crate) struct Replay {
     entries: VecDeque<Kept>,
     bytes: usize,
+    /// Of `bytes`, how many the node's budget has been told of: pushes and evictions
+    /// are settled with it once per write, not once per event (every session touching
+    /// one shared counter per delivery measured as a cost of its own).
+    settled: usize,
     limits: ReplayLimits,
     budget: Arc<ReplayBudget>,
 }
@@ -84,31 +88,49 @@ impl Replay {
         Self {
             entries: VecDeque::new(),
             bytes: 0,
+            settled: 0,
             limits,
             budget,
         }
     }
 
-    /// Keeps a dispatch sent as `seq`, evicting what the bounds no longer allow.
+    /// Keeps a dispatch sent as `seq`, evicting what the session's bounds no longer
+    /// allow. The node's budget is settled by [`Replay::settle`].
     pub(crate) fn push(&mut self, seq: u64, payload: Payload, now: Instant) {
-        let len = payload.len();
+        self.bytes += payload.len();
         self.entries.push_back(Kept {
             seq,
             at: now,
             payload,
         });
-        self.bytes += len;
-        let used = self.budget.used.fetch_add(len, Ordering::Relaxed) + len;
-        let mut over_budget = used.saturating_sub(self.budget.max);
         while let Some(oldest) = self.entries.front() {
             let too_many = self.entries.len() > self.limits.max_events;
             let too_big = self.bytes > self.limits.max_bytes;
             let too_old = now.saturating_duration_since(oldest.at) > self.limits.max_age;
-            if !(too_many || too_big || too_old || over_budget > 0) {
+            if !(too_many || too_big || too_old) {
                 break;
             }
-            let freed = self.pop_front();
-            over_budget = over_budget.saturating_sub(freed);
+            self.pop_front();
+        }
+    }
+
+    /// Tells the node's budget what changed since the last settling; when the budget
+    /// is spent, this session gives up its own oldest events until it fits.
+    pub(crate) fn settle(&mut self) {
+        if self.bytes > self.settled {
+            let added = self.bytes - self.settled;
+            let used = self.budget.used.fetch_add(added, Ordering::Relaxed) + added;
+            self.settled = self.bytes;
+            let mut over = used.saturating_sub(self.budget.max);
+            while over > 0 && !self.entries.is_empty() {
+                over = over.saturating_sub(self.pop_front());
+            }
+        }
+        if self.settled > self.bytes {
+            self.budget
+                .used
+                .fetch_sub(self.settled - self.bytes, Ordering::Relaxed);
+            self.settled = self.bytes;
         }
     }
 
@@ -118,7 +140,6 @@ impl Replay {
         };
         let len = kept.payload.len();
         self.bytes -= len;
-        self.budget.used.fetch_sub(len, Ordering::Relaxed);
         len
     }
 
@@ -131,6 +152,7 @@ impl Replay {
         {
             self.pop_front();
         }
+        self.settle();
     }
 
     /// Every kept event after `seq`, in order, when the buffer still holds all of
@@ -170,7 +192,7 @@ impl Replay {
 
 impl Drop for Replay {
     fn drop(&mut self) {
-        self.budget.used.fetch_sub(self.bytes, Ordering::Relaxed);
+        self.budget.used.fetch_sub(self.settled, Ordering::Relaxed);
     }
 }
 
@@ -227,13 +249,16 @@ mod tests {
         let mut b = Replay::new(limits, Arc::clone(&budget));
         a.push(1, frame(10), Instant::now());
         a.push(2, frame(10), Instant::now());
+        a.settle();
         assert_eq!(budget.used(), 24);
         b.push(1, frame(10), Instant::now());
+        b.settle();
         assert_eq!(b.len(), 0, "b gives up its own entry: the budget is spent");
         assert_eq!(budget.used(), 24);
         drop(a);
         assert_eq!(budget.used(), 0);
         b.push(2, frame(10), Instant::now());
+        b.settle();
         assert_eq!(budget.used(), 12);
     }
 }

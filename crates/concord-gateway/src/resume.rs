@@ -10,7 +10,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -26,14 +29,15 @@ pub(crate) struct Slot {
     state: Mutex<SlotState>,
     /// Signalled when the state is parked.
     parked: Notify,
+    /// The claim of the owner asked to let go (0: none). Read by the owner at every
+    /// wake-up, so an atomic rather than the state's lock.
+    evict: AtomicU64,
 }
 
 #[derive(Default)]
 struct SlotState {
     /// The socket that serves the session (a claim number), or 0.
     owner: u64,
-    /// The owner asked to let go.
-    evict: u64,
     next_claim: u64,
     /// The state, while no socket owns it.
     stream: Option<V2Stream>,
@@ -59,7 +63,7 @@ impl Slot {
 
     /// Whether the socket holding claim `owner` has been asked to let go.
     pub(crate) fn evicting(&self, owner: u64) -> bool {
-        self.lock().evict == owner
+        self.evict.load(Ordering::Acquire) == owner
     }
 
     /// Parks the state of the socket holding claim `owner`; returns the parking's
@@ -98,8 +102,8 @@ impl Slot {
                     state.owner = state.next_claim;
                     return Ok((state.owner, stream));
                 }
-                if state.owner != 0 && state.evict != state.owner {
-                    state.evict = state.owner;
+                if state.owner != 0 && self.evict.load(Ordering::Acquire) != state.owner {
+                    self.evict.store(state.owner, Ordering::Release);
                     // Wake the owner: it checks for eviction each time it wakes.
                     self.entry.outbox.poke();
                 }
@@ -169,6 +173,7 @@ impl Sessions {
                 ..SlotState::default()
             }),
             parked: Notify::new(),
+            evict: AtomicU64::new(0),
         });
         self.lock().insert(id, Arc::clone(&slot));
         (slot, 1)
@@ -202,6 +207,7 @@ impl Sessions {
                 ..SlotState::default()
             }),
             parked: Notify::new(),
+            evict: AtomicU64::new(0),
         });
         self.lock().insert(id, Arc::clone(&slot));
         (slot, 1)

@@ -353,7 +353,11 @@ pub(crate) async fn serve<S: GatewaySocket>(
                     let written = match wire {
                         Wire::V1 => write_batch(socket, batch, config.write_timeout).await,
                         Wire::V2(conn) => {
-                            Box::pin(write_v2(socket, conn, batch, config.write_timeout)).await
+                            let written =
+                                Box::pin(write_v2(socket, conn, batch, config.write_timeout)).await;
+                            // Numbered either way: a RESUME replays what did not arrive.
+                            conn.stream.keep(std::mem::take(&mut taken.entries), woke);
+                            written
                         }
                     };
                     if !written {
@@ -475,7 +479,8 @@ async fn close_for<S: GatewaySocket>(
     }
 }
 
-/// Numbers, keeps and writes a v2 batch (compressed if the connection asked).
+/// Numbers and writes a v2 batch (compressed if the connection asked); the caller
+/// then keeps it for replay ([`V2Stream::keep`]), written or not.
 async fn write_v2<S: GatewaySocket>(
     socket: &mut S,
     conn: &mut V2Conn,
@@ -483,12 +488,10 @@ async fn write_v2<S: GatewaySocket>(
     limit: Duration,
 ) -> bool {
     let mut encoded = Encoded::default();
-    if let Err(err) = conn.stream.encode(
-        batch,
-        conn.compressor.as_mut(),
-        Instant::now(),
-        &mut encoded,
-    ) {
+    if let Err(err) = conn
+        .stream
+        .encode(batch, conn.compressor.as_mut(), &mut encoded)
+    {
         tracing::error!(error = %err, "compression failed; closing");
         return false;
     }
@@ -498,15 +501,14 @@ async fn write_v2<S: GatewaySocket>(
 /// Writes encoded v2 bytes within `limit`.
 pub(crate) async fn write_encoded<S: GatewaySocket>(
     socket: &mut S,
-    encoded: &Encoded<'_>,
+    encoded: &Encoded,
     limit: Duration,
 ) -> bool {
     if encoded.is_empty() {
         return true;
     }
-    let chunks = encoded.chunks();
     matches!(
-        tokio::time::timeout(limit, socket.write_chunks(&chunks)).await,
+        tokio::time::timeout(limit, socket.write_chunks(&[encoded.bytes()])).await,
         Ok(Ok(()))
     )
 }
