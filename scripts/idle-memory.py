@@ -79,6 +79,10 @@ async def main():
     ap.add_argument("--pid", type=int, required=True)
     ap.add_argument("--count", type=int, default=5000)
     ap.add_argument("--parallel", type=int, default=200)
+    ap.add_argument("--settle", type=float, default=2,
+                    help="seconds to wait after the last READY before reading RSS (v2: under 45, "
+                         "the heartbeat deadline; 35 shows compressed connections after their "
+                         "idle release at 30 s)")
     ap.add_argument("--query", default="", help='extra gateway query, e.g. "v=2&compress=zlib-stream"')
     args = ap.parse_args()
     host, port = args.url.split("//")[1].split(":")
@@ -94,7 +98,7 @@ async def main():
     started = time.time()
     await asyncio.gather(*(one(i) for i in range(args.count)))
     elapsed = time.time() - started
-    await asyncio.sleep(2)
+    await asyncio.sleep(args.settle)
     after = rss_kib(args.pid)
     print(json.dumps({"query": args.query, "connections": len(conns), "connect_ready_per_sec": round(len(conns) / elapsed),
                       "rss_before_kib": before, "rss_after_kib": after,

@@ -184,6 +184,7 @@ impl Default for ZstdConfig {
 pub struct StreamCompressor {
     codec: Codec,
     broken: bool,
+    config: CompressionConfig,
 }
 
 enum Codec {
@@ -192,6 +193,10 @@ enum Codec {
         config: ZlibConfig,
     },
     Zstd(CCtx<'static>),
+    /// The context was released while the connection was idle
+    /// ([`StreamCompressor::release`]); the next message starts a fresh one that
+    /// continues the same stream for the client's decoder.
+    Released(Compression),
 }
 
 impl fmt::Debug for StreamCompressor {
@@ -207,6 +212,10 @@ impl fmt::Debug for StreamCompressor {
 /// writes when the stream is already aligned.
 const EMPTY_STORED_BLOCK: [u8; 5] = [0x00, 0x00, 0x00, 0xff, 0xff];
 
+/// A zstd block header: last block, raw, size 0. It ends an open frame whose content
+/// checksum is off.
+const ZSTD_LAST_EMPTY_BLOCK: [u8; 3] = [0x01, 0x00, 0x00];
+
 /// zlib-rs's hash head: 64Ki 16-bit positions, whatever the window and `memLevel`.
 const ZLIB_RS_HEAD_BYTES: usize = 65_536 * 2;
 /// zlib-rs's deflate state (trees, heap, counters) outside the sized buffers,
@@ -221,6 +230,20 @@ impl StreamCompressor {
     /// [`io::ErrorKind::InvalidInput`] if a setting of `config` for this codec is out
     /// of range; [`io::ErrorKind::OutOfMemory`] if zstd cannot allocate its context.
     pub fn new(compression: Compression, config: CompressionConfig) -> io::Result<Self> {
+        Ok(Self {
+            codec: Self::context(compression, config, false)?,
+            broken: false,
+            config,
+        })
+    }
+
+    /// A fresh context. `raw`: deflate without the zlib header, continuing a stream
+    /// whose header an earlier context wrote.
+    fn context(
+        compression: Compression,
+        config: CompressionConfig,
+        raw: bool,
+    ) -> io::Result<Codec> {
         let codec = match compression {
             Compression::Zlib => {
                 let config = config.zlib;
@@ -234,9 +257,10 @@ impl StreamCompressor {
                     "zlib mem_level must be 1..=9",
                 )?;
                 // Checked above: zlib-rs asserts on an invalid configuration.
+                let window_bits = i32::from(config.window_bits);
                 let deflate = Deflate::new_with_config(DeflateConfig {
                     level: i32::from(config.level),
-                    window_bits: i32::from(config.window_bits),
+                    window_bits: if raw { -window_bits } else { window_bits },
                     mem_level: i32::from(config.mem_level),
                     ..DeflateConfig::default()
                 });
@@ -244,10 +268,24 @@ impl StreamCompressor {
             }
             Compression::Zstd => Codec::Zstd(zstd_context(config.zstd)?),
         };
-        Ok(Self {
-            codec,
-            broken: false,
-        })
+        Ok(codec)
+    }
+
+    /// Frees the context of an idle connection: its whole per-connection cost. The
+    /// stream stays valid for the client's one decoder: every message so far ended
+    /// flushed on a byte boundary, so the next message is compressed by a fresh
+    /// context that continues it (zlib: raw deflate blocks, no second header; zstd:
+    /// the open frame's end, then a new frame). What is lost is the history: the
+    /// first message after a release compresses like the first of a connection.
+    pub fn release(&mut self) {
+        if !self.is_released() {
+            self.codec = Codec::Released(self.compression());
+        }
+    }
+
+    /// Whether the context is released (see [`StreamCompressor::release`]).
+    pub fn is_released(&self) -> bool {
+        matches!(self.codec, Codec::Released(_))
     }
 
     /// The codec of this stream.
@@ -255,6 +293,7 @@ impl StreamCompressor {
         match self.codec {
             Codec::Zlib { .. } => Compression::Zlib,
             Codec::Zstd(_) => Compression::Zstd,
+            Codec::Released(compression) => compression,
         }
     }
 
@@ -273,9 +312,21 @@ impl StreamCompressor {
                 "compression stream is broken by an earlier error",
             ));
         }
+        if let Codec::Released(compression) = self.codec {
+            self.codec = Self::context(compression, self.config, true).inspect_err(|_| {
+                self.broken = true;
+            })?;
+            if compression == Compression::Zstd {
+                // The released context's frame is still open in the client's decoder:
+                // end it with an empty last block (raw, size 0; no checksum is on),
+                // and the new context's frame follows.
+                out.extend_from_slice(&ZSTD_LAST_EMPTY_BLOCK);
+            }
+        }
         let result = match &mut self.codec {
             Codec::Zlib { deflate, .. } => deflate_sync(deflate, message, out),
             Codec::Zstd(cctx) => zstd_flush(cctx, message, out),
+            Codec::Released(_) => unreachable!("a context was just created"),
         };
         self.broken = result.is_err();
         result
@@ -298,6 +349,7 @@ impl StreamCompressor {
                 ZLIB_RS_STATE_BYTES + 4 * window + ZLIB_RS_HEAD_BYTES + 7 * lit_bufsize
             }
             Codec::Zstd(cctx) => cctx.sizeof(),
+            Codec::Released(_) => 0,
         }
     }
 }
@@ -652,6 +704,34 @@ mod tests {
             },
             &messages,
         );
+    }
+
+    #[test]
+    fn a_released_context_frees_its_memory_and_the_stream_goes_on_for_one_decoder() {
+        let messages = messages();
+        for compression in [Compression::Zlib, Compression::Zstd] {
+            let mut stream =
+                StreamCompressor::new(compression, CompressionConfig::default()).expect("context");
+            let mut inflate = Decompress::new(true);
+            let mut dctx = DCtx::try_create().unwrap();
+            let mut decode = |chunk: &[u8]| match compression {
+                Compression::Zlib => inflate_chunk(&mut inflate, chunk),
+                Compression::Zstd => zstd_decode_chunk(&mut dctx, chunk).0,
+            };
+            for (i, message) in messages.iter().take(12).enumerate() {
+                // Released after every third message, twice in a row once.
+                if i % 3 == 2 || i == 9 {
+                    stream.release();
+                    assert!(stream.is_released());
+                    assert_eq!(stream.context_bytes(), 0, "{compression}");
+                    stream.release();
+                }
+                let mut chunk = Vec::new();
+                stream.compress(message, &mut chunk).unwrap();
+                assert!(!stream.is_released());
+                assert_eq!(&decode(&chunk), message, "{compression}, message {i}");
+            }
+        }
     }
 
     #[test]

@@ -142,6 +142,9 @@ pub struct GatewayConfig {
     pub resume_window: Duration,
     /// v2: stream compression settings.
     pub compression: CompressionConfig,
+    /// v2: a compressed connection that was sent nothing for this long frees its
+    /// compression context (the next message starts a fresh one, without history).
+    pub compression_idle: Duration,
     /// Largest inbound message (the codec refuses more while reading: 1009).
     pub max_message: usize,
 }
@@ -156,6 +159,7 @@ impl Default for GatewayConfig {
             replay_budget_bytes: 256 * 1024 * 1024,
             resume_window: Duration::from_secs(120),
             compression: CompressionConfig::default(),
+            compression_idle: Duration::from_secs(30),
             max_message: concord_protocol::limits::MAX_GATEWAY_MESSAGE,
         }
     }
@@ -724,19 +728,11 @@ impl Gateway {
                 return;
             }
         };
-        let mut conn = Box::new(V2Conn {
-            stream: V2Stream {
-                seq: 0,
-                replay: Replay::new(self.config.replay, Arc::clone(&self.budget)),
-            },
-            compressor,
-            heartbeat_timeout: self.config.heartbeat_interval * 3 / 2,
-            last_heartbeat: Instant::now(),
-            expires: expiry(principal.expires_at),
-            flood: Flood::default(),
-            slot,
-            owner,
-        });
+        let stream = V2Stream {
+            seq: 0,
+            replay: Replay::new(self.config.replay, Arc::clone(&self.budget)),
+        };
+        let mut conn = self.connection(stream, compressor, slot, owner, &principal);
         let mut encoded = Encoded::default();
         let first = [Frames::One(ready)];
         let written = conn
@@ -802,16 +798,7 @@ impl Gateway {
         let entry = Arc::clone(&slot.entry);
         let was_detached = !entry.is_attached();
         self.hub.attach(&entry);
-        let mut conn = Box::new(V2Conn {
-            stream,
-            compressor,
-            heartbeat_timeout: self.config.heartbeat_interval * 3 / 2,
-            last_heartbeat: Instant::now(),
-            expires: expiry(principal.expires_at),
-            flood: Flood::default(),
-            slot,
-            owner,
-        });
+        let mut conn = self.connection(stream, compressor, slot, owner, &principal);
         let taken = entry.outbox.take();
         let mut missed: Vec<Frames> = taken.entries.into();
         let queued = missed
@@ -845,6 +832,28 @@ impl Gateway {
             (conn, Exit::LOST)
         };
         self.finish(conn, exit).await;
+    }
+
+    /// A v2 session's state on a new socket, its heartbeat deadline starting now.
+    fn connection(
+        &self,
+        stream: V2Stream,
+        compressor: Option<StreamCompressor>,
+        slot: Arc<Slot>,
+        owner: u64,
+        principal: &Principal,
+    ) -> Box<V2Conn> {
+        Box::new(V2Conn {
+            stream,
+            compressor,
+            compression_idle: self.config.compression_idle,
+            heartbeat_timeout: self.config.heartbeat_interval * 3 / 2,
+            last_heartbeat: Instant::now(),
+            expires: expiry(principal.expires_at),
+            flood: Flood::default(),
+            slot,
+            owner,
+        })
     }
 
     async fn serve_v2<S: GatewaySocket>(

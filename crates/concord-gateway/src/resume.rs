@@ -162,21 +162,13 @@ impl Sessions {
         handler: Arc<dyn SessionHandler>,
         stream: V2Stream,
     ) -> (Arc<Slot>, u64) {
-        let slot = Arc::new(Slot {
-            id: id.clone(),
-            entry,
-            handler,
-            state: Mutex::new(SlotState {
-                stream: Some(stream),
-                parkings: 1,
-                parked_at: Some(tokio::time::Instant::now()),
-                ..SlotState::default()
-            }),
-            parked: Notify::new(),
-            evict: AtomicU64::new(0),
-        });
-        self.lock().insert(id, Arc::clone(&slot));
-        (slot, 1)
+        let state = SlotState {
+            stream: Some(stream),
+            parkings: 1,
+            parked_at: Some(tokio::time::Instant::now()),
+            ..SlotState::default()
+        };
+        (self.add(id, entry, handler, state), 1)
     }
 
     /// Every session.
@@ -197,20 +189,31 @@ impl Sessions {
         entry: Arc<SessionEntry>,
         handler: Arc<dyn SessionHandler>,
     ) -> (Arc<Slot>, u64) {
+        let state = SlotState {
+            owner: 1,
+            next_claim: 1,
+            ..SlotState::default()
+        };
+        (self.add(id, entry, handler, state), 1)
+    }
+
+    fn add(
+        &self,
+        id: String,
+        entry: Arc<SessionEntry>,
+        handler: Arc<dyn SessionHandler>,
+        state: SlotState,
+    ) -> Arc<Slot> {
         let slot = Arc::new(Slot {
             id: id.clone(),
             entry,
             handler,
-            state: Mutex::new(SlotState {
-                owner: 1,
-                next_claim: 1,
-                ..SlotState::default()
-            }),
+            state: Mutex::new(state),
             parked: Notify::new(),
             evict: AtomicU64::new(0),
         });
         self.lock().insert(id, Arc::clone(&slot));
-        (slot, 1)
+        slot
     }
 
     /// The session `id`, if this node has it.

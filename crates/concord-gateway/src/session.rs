@@ -247,6 +247,8 @@ pub(crate) struct V2Conn {
     pub(crate) stream: V2Stream,
     /// This connection's compression stream.
     pub(crate) compressor: Option<StreamCompressor>,
+    /// Release the compression context after this long without a write.
+    pub(crate) compression_idle: Duration,
     /// Close 4006 when no HEARTBEAT came for this long.
     pub(crate) heartbeat_timeout: Duration,
     pub(crate) last_heartbeat: Instant,
@@ -322,7 +324,7 @@ pub(crate) async fn serve<S: GatewaySocket>(
     let mut last_write = Instant::now();
     let mut last_inbound = last_write;
     let mut linger = Linger::new(config.write_linger, config.write_linger_max);
-    let deadline = tokio::time::sleep_until(next_deadline(config, wire, last_inbound));
+    let deadline = tokio::time::sleep_until(next_deadline(config, wire, last_inbound, last_write));
     tokio::pin!(deadline);
     loop {
         // Unbiased on purpose: a session with a steady stream of outbound events must
@@ -364,6 +366,10 @@ pub(crate) async fn serve<S: GatewaySocket>(
                         return Exit::LOST;
                     }
                     last_write = Instant::now();
+                    if let Wire::V2(conn) = wire && conn.compressor.is_some() {
+                        // Arms the release of the compression context when idle.
+                        deadline.as_mut().reset(next_deadline(config, wire, last_inbound, last_write));
+                    }
                 }
                 if let Some(reason) = taken.closing {
                     return close_for(socket, wire, reason, config.write_timeout).await;
@@ -413,11 +419,19 @@ pub(crate) async fn serve<S: GatewaySocket>(
                     }
                     None => return Exit::LOST,
                 }
-                deadline.as_mut().reset(next_deadline(config, wire, last_inbound));
+                deadline.as_mut().reset(next_deadline(config, wire, last_inbound, last_write));
             }
             () = &mut deadline => {
                 let now = Instant::now();
                 if let Wire::V2(conn) = wire {
+                    if let Some(compressor) = conn.compressor.as_mut()
+                        && !compressor.is_released()
+                        && last_write + conn.compression_idle <= now
+                    {
+                        // An idle connection keeps no compression context (the
+                        // largest part of a compressed connection's memory).
+                        compressor.release();
+                    }
                     if conn.expires.is_some_and(|at| at <= now) {
                         close(socket, CloseCode::SessionExpired, "token expired", config.write_timeout).await;
                         return Exit::LOST;
@@ -431,20 +445,32 @@ pub(crate) async fn serve<S: GatewaySocket>(
                     close(socket, CloseCode::Normal, "idle timeout", config.write_timeout).await;
                     return Exit::LOST;
                 }
-                deadline.as_mut().reset(next_deadline(config, wire, last_inbound));
+                deadline.as_mut().reset(next_deadline(config, wire, last_inbound, last_write));
             }
         }
     }
 }
 
-/// The first of the idle timeout and (v2) the heartbeat deadline and token expiry.
-fn next_deadline(config: &SessionConfig, wire: &Wire, last_inbound: Instant) -> Instant {
+/// The first of the idle timeout and (v2) the heartbeat deadline, the token expiry
+/// and the release of an idle compression context.
+fn next_deadline(
+    config: &SessionConfig,
+    wire: &Wire,
+    last_inbound: Instant,
+    last_write: Instant,
+) -> Instant {
     let idle = last_inbound + config.idle_timeout;
     match wire {
         Wire::V1 => idle,
         Wire::V2(conn) => {
-            let beat = idle.min(conn.last_heartbeat + conn.heartbeat_timeout);
-            conn.expires.map_or(beat, |at| beat.min(at))
+            let mut at = idle.min(conn.last_heartbeat + conn.heartbeat_timeout);
+            if let Some(expires) = conn.expires {
+                at = at.min(expires);
+            }
+            if conn.compressor.as_ref().is_some_and(|c| !c.is_released()) {
+                at = at.min(last_write + conn.compression_idle);
+            }
+            at
         }
     }
 }

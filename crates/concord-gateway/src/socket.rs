@@ -122,14 +122,7 @@ where
             if filled == 0 {
                 break;
             }
-            let mut remaining: &mut [IoSlice<'_>] = &mut slices[..filled];
-            while !remaining.is_empty() {
-                let written = io.write_vectored(remaining).await?;
-                if written == 0 {
-                    return Err(std::io::ErrorKind::WriteZero.into());
-                }
-                IoSlice::advance_slices(&mut remaining, written);
-            }
+            write_all_vectored(io, &mut slices[..filled]).await?;
         }
         io.flush().await
     }
@@ -146,15 +139,23 @@ where
             for (slot, chunk) in slices.iter_mut().zip(group) {
                 *slot = IoSlice::new(chunk);
             }
-            let mut remaining: &mut [IoSlice<'_>] = &mut slices[..group.len()];
-            while !remaining.is_empty() {
-                let written = io.write_vectored(remaining).await?;
-                if written == 0 {
-                    return Err(std::io::ErrorKind::WriteZero.into());
-                }
-                IoSlice::advance_slices(&mut remaining, written);
-            }
+            write_all_vectored(io, &mut slices[..group.len()]).await?;
         }
         io.flush().await
     }
+}
+
+/// Writes every byte of `slices`, in as few vectored writes as the transport takes.
+async fn write_all_vectored<T: AsyncWrite + Unpin>(
+    io: &mut T,
+    mut remaining: &mut [IoSlice<'_>],
+) -> std::io::Result<()> {
+    while !remaining.is_empty() {
+        let written = io.write_vectored(remaining).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut remaining, written);
+    }
+    Ok(())
 }

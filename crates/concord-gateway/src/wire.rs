@@ -293,7 +293,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn compressed_frames_decode_with_flate2() {
         use std::io::Write;
-        let mut s = stream();
+        let s = stream();
         let mut zlib = StreamCompressor::new(
             crate::Compression::Zlib,
             crate::CompressionConfig::default(),

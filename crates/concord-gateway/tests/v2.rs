@@ -533,19 +533,40 @@ async fn compressed_connections_send_binary_frames_from_hello_on() {
     let zlib = StreamCompressor::new(Compression::Zlib, CompressionConfig::default()).unwrap();
     tokio::spawn(Arc::clone(&t.gateway).serve_v2_socket(socket, Some(zlib), None));
     let mut inflate = flate2::write::ZlibDecoder::new(Vec::new());
-    let mut next = async |client: &mut Client| -> Value {
+    // Each message and the size of its frame on the wire.
+    let mut next = async |client: &mut Client| -> (Value, usize) {
         let Message::Binary(bytes) = client.recv().await else {
             panic!("expected a binary frame")
         };
         assert!(bytes.ends_with(&[0, 0, 0xff, 0xff]));
         inflate.write_all(&bytes).unwrap();
         inflate.flush().unwrap();
-        serde_json::from_slice(&std::mem::take(inflate.get_mut())).unwrap()
+        let message = serde_json::from_slice(&std::mem::take(inflate.get_mut())).unwrap();
+        (message, bytes.len())
     };
-    assert_eq!(next(&mut client).await["op"], "HELLO");
+    assert_eq!(next(&mut client).await.0["op"], "HELLO");
     client.send(json!({"op": "IDENTIFY", "d": {"token": "alice"}}));
-    assert_eq!(next(&mut client).await["s"], 1);
-    t.publish(t.alice, 5);
-    let frame = next(&mut client).await;
+    assert_eq!(next(&mut client).await.0["s"], 1);
+    let long = "a long message body that a warm stream sends as a back-reference";
+    let event = Payload::dispatch(Event::MessageCreate, &json!({"n": 5, "text": long})).unwrap();
+    t.hub.send_to_user(t.alice, &event);
+    let (frame, first) = next(&mut client).await;
     assert_eq!((&frame["s"], &frame["d"]["n"]), (&json!(2), &json!(5)));
+    t.hub.send_to_user(t.alice, &event);
+    let (frame, warm) = next(&mut client).await;
+    assert_eq!(frame["s"], 3);
+    // 30 s without a message: the context is released; the stream goes on for the
+    // same decoder, without its history.
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    t.hub.send_to_user(t.alice, &event);
+    let (frame, after_release) = next(&mut client).await;
+    assert_eq!(
+        (&frame["s"], &frame["d"]["text"]),
+        (&json!(4), &json!(long))
+    );
+    assert!(warm * 2 < first, "warm {warm} B, first {first} B");
+    assert!(
+        after_release * 2 > first,
+        "no history after the release: {after_release} B"
+    );
 }

@@ -80,6 +80,7 @@ pub fn gateway_config(limits: &Limits) -> GatewayConfig {
         replay_budget_bytes: limits.replay_budget_bytes,
         resume_window: Duration::from_secs(limits.resume_window_secs),
         compression: CompressionConfig::default(),
+        compression_idle: Duration::from_secs(limits.compression_idle_secs),
         max_message: concord_protocol::limits::MAX_GATEWAY_MESSAGE,
     }
 }
