@@ -73,6 +73,20 @@ async def open_conn(host, port, token, source, query):
     raise AssertionError("no READY")
 
 
+def masked_text(text):
+    """A client text frame (clients must mask), payload under 126 bytes."""
+    data, mask = text.encode(), os.urandom(4)
+    return bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+async def heartbeats(conns, every=20):
+    beat = masked_text('{"op":"HEARTBEAT","d":null}')
+    while True:
+        await asyncio.sleep(every)
+        for _, writer in conns:
+            writer.write(beat)
+
+
 async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", required=True)
@@ -80,9 +94,10 @@ async def main():
     ap.add_argument("--count", type=int, default=5000)
     ap.add_argument("--parallel", type=int, default=200)
     ap.add_argument("--settle", type=float, default=2,
-                    help="seconds to wait after the last READY before reading RSS (v2: under 45, "
-                         "the heartbeat deadline; 35 shows compressed connections after their "
-                         "idle release at 30 s)")
+                    help="seconds to wait after the last READY before reading RSS; v2 "
+                         "connections heartbeat every 20 s meanwhile. 130 shows compressed "
+                         "connections after their idle release (30 s) and the server's "
+                         "once-a-minute return of free memory to the OS")
     ap.add_argument("--query", default="", help='extra gateway query, e.g. "v=2&compress=zlib-stream"')
     args = ap.parse_args()
     host, port = args.url.split("//")[1].split(":")
@@ -98,7 +113,10 @@ async def main():
     started = time.time()
     await asyncio.gather(*(one(i) for i in range(args.count)))
     elapsed = time.time() - started
+    beating = asyncio.create_task(heartbeats(conns)) if "v=2" in args.query else None
     await asyncio.sleep(args.settle)
+    if beating:
+        beating.cancel()
     after = rss_kib(args.pid)
     print(json.dumps({"query": args.query, "connections": len(conns), "connect_ready_per_sec": round(len(conns) / elapsed),
                       "rss_before_kib": before, "rss_after_kib": after,

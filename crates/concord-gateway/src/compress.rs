@@ -196,7 +196,11 @@ enum Codec {
     /// The context was released while the connection was idle
     /// ([`StreamCompressor::release`]); the next message starts a fresh one that
     /// continues the same stream for the client's decoder.
-    Released(Compression),
+    Released {
+        compression: Compression,
+        /// zstd: the released context's frame is still open in the client's decoder.
+        frame_open: bool,
+    },
 }
 
 impl fmt::Debug for StreamCompressor {
@@ -215,6 +219,29 @@ const EMPTY_STORED_BLOCK: [u8; 5] = [0x00, 0x00, 0x00, 0xff, 0xff];
 /// A zstd block header: last block, raw, size 0. It ends an open frame whose content
 /// checksum is off.
 const ZSTD_LAST_EMPTY_BLOCK: [u8; 3] = [0x01, 0x00, 0x00];
+
+/// A whole zstd frame holding `message` in raw blocks: no context needed. The window
+/// descriptor names the smallest window (from 1 KiB) that holds a block, so a decoder
+/// allocates no more than the message needs.
+fn zstd_raw_frame(message: &[u8], out: &mut Vec<u8>) {
+    const MAX_BLOCK: usize = 128 * 1024;
+    out.extend_from_slice(&[0x28, 0xb5, 0x2f, 0xfd]); // magic number
+    out.push(0x00); // no content size, not single-segment, no checksum, no dictionary
+    let largest = message.len().clamp(1, MAX_BLOCK);
+    let window_log = (usize::BITS - (largest - 1).leading_zeros()).max(10);
+    out.push(((window_log - 10) as u8) << 3); // window descriptor: exponent, mantissa 0
+    let mut blocks = message.chunks(MAX_BLOCK).peekable();
+    if blocks.peek().is_none() {
+        out.extend_from_slice(&ZSTD_LAST_EMPTY_BLOCK);
+    }
+    while let Some(block) = blocks.next() {
+        let last = u32::from(blocks.peek().is_none());
+        // Last_Block, Block_Type 0 (raw), Block_Size: 3 bytes, little-endian.
+        let header = last | ((block.len() as u32) << 3);
+        out.extend_from_slice(&header.to_le_bytes()[..3]);
+        out.extend_from_slice(block);
+    }
+}
 
 /// zlib-rs's hash head: 64Ki 16-bit positions, whatever the window and `memLevel`.
 const ZLIB_RS_HEAD_BYTES: usize = 65_536 * 2;
@@ -279,13 +306,54 @@ impl StreamCompressor {
     /// first message after a release compresses like the first of a connection.
     pub fn release(&mut self) {
         if !self.is_released() {
-            self.codec = Codec::Released(self.compression());
+            self.codec = Codec::Released {
+                compression: self.compression(),
+                frame_open: true,
+            };
         }
     }
 
     /// Whether the context is released (see [`StreamCompressor::release`]).
     pub fn is_released(&self) -> bool {
-        matches!(self.codec, Codec::Released(_))
+        matches!(self.codec, Codec::Released { .. })
+    }
+
+    /// Like [`StreamCompressor::compress`], but a released context stays released:
+    /// the message goes into the stream stored, not compressed (zlib: a stored deflate
+    /// block and the usual sync-flush end; zstd: a frame of raw blocks). For the small
+    /// frames an idle connection still gets (HEARTBEAT_ACK), which would otherwise
+    /// bring the whole context back every heartbeat.
+    ///
+    /// # Errors
+    /// As [`StreamCompressor::compress`].
+    pub fn compress_small(&mut self, message: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+        let Codec::Released {
+            compression,
+            frame_open,
+        } = &mut self.codec
+        else {
+            return self.compress(message, out);
+        };
+        match compression {
+            Compression::Zlib => {
+                // After a sync flush the stream is on a byte boundary between blocks.
+                for block in message.chunks(usize::from(u16::MAX)) {
+                    let len = block.len() as u16;
+                    out.push(0x00); // BFINAL 0, BTYPE 00 (stored), padding
+                    out.extend_from_slice(&len.to_le_bytes());
+                    out.extend_from_slice(&(!len).to_le_bytes());
+                    out.extend_from_slice(block);
+                }
+                out.extend_from_slice(&EMPTY_STORED_BLOCK);
+            }
+            Compression::Zstd => {
+                if std::mem::take(frame_open) {
+                    out.extend_from_slice(&ZSTD_LAST_EMPTY_BLOCK);
+                }
+                zstd_raw_frame(message, out);
+            }
+        }
+        Ok(())
     }
 
     /// The codec of this stream.
@@ -293,7 +361,7 @@ impl StreamCompressor {
         match self.codec {
             Codec::Zlib { .. } => Compression::Zlib,
             Codec::Zstd(_) => Compression::Zstd,
-            Codec::Released(compression) => compression,
+            Codec::Released { compression, .. } => compression,
         }
     }
 
@@ -312,11 +380,15 @@ impl StreamCompressor {
                 "compression stream is broken by an earlier error",
             ));
         }
-        if let Codec::Released(compression) = self.codec {
+        if let Codec::Released {
+            compression,
+            frame_open,
+        } = self.codec
+        {
             self.codec = Self::context(compression, self.config, true).inspect_err(|_| {
                 self.broken = true;
             })?;
-            if compression == Compression::Zstd {
+            if frame_open && compression == Compression::Zstd {
                 // The released context's frame is still open in the client's decoder:
                 // end it with an empty last block (raw, size 0; no checksum is on),
                 // and the new context's frame follows.
@@ -326,7 +398,7 @@ impl StreamCompressor {
         let result = match &mut self.codec {
             Codec::Zlib { deflate, .. } => deflate_sync(deflate, message, out),
             Codec::Zstd(cctx) => zstd_flush(cctx, message, out),
-            Codec::Released(_) => unreachable!("a context was just created"),
+            Codec::Released { .. } => unreachable!("a context was just created"),
         };
         self.broken = result.is_err();
         result
@@ -349,7 +421,7 @@ impl StreamCompressor {
                 ZLIB_RS_STATE_BYTES + 4 * window + ZLIB_RS_HEAD_BYTES + 7 * lit_bufsize
             }
             Codec::Zstd(cctx) => cctx.sizeof(),
-            Codec::Released(_) => 0,
+            Codec::Released { .. } => 0,
         }
     }
 }
@@ -725,6 +797,15 @@ mod tests {
                     assert!(stream.is_released());
                     assert_eq!(stream.context_bytes(), 0, "{compression}");
                     stream.release();
+                }
+                if stream.is_released() {
+                    // Small frames while released stay stored; the context stays free.
+                    for small in [&b"{\"op\":\"HEARTBEAT_ACK\"}"[..], b""] {
+                        let mut chunk = Vec::new();
+                        stream.compress_small(small, &mut chunk).unwrap();
+                        assert!(stream.is_released());
+                        assert_eq!(decode(&chunk), small, "{compression}, stored");
+                    }
                 }
                 let mut chunk = Vec::new();
                 stream.compress(message, &mut chunk).unwrap();

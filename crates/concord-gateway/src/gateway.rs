@@ -847,6 +847,7 @@ impl Gateway {
             stream,
             compressor,
             compression_idle: self.config.compression_idle,
+            compressed_at: Instant::now(),
             heartbeat_timeout: self.config.heartbeat_interval * 3 / 2,
             last_heartbeat: Instant::now(),
             expires: expiry(principal.expires_at),

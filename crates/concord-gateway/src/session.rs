@@ -247,8 +247,10 @@ pub(crate) struct V2Conn {
     pub(crate) stream: V2Stream,
     /// This connection's compression stream.
     pub(crate) compressor: Option<StreamCompressor>,
-    /// Release the compression context after this long without a write.
+    /// Release the compression context after this long without an event.
     pub(crate) compression_idle: Duration,
+    /// When an event last went through the compression context.
+    pub(crate) compressed_at: Instant,
     /// Close 4006 when no HEARTBEAT came for this long.
     pub(crate) heartbeat_timeout: Duration,
     pub(crate) last_heartbeat: Instant,
@@ -324,7 +326,7 @@ pub(crate) async fn serve<S: GatewaySocket>(
     let mut last_write = Instant::now();
     let mut last_inbound = last_write;
     let mut linger = Linger::new(config.write_linger, config.write_linger_max);
-    let deadline = tokio::time::sleep_until(next_deadline(config, wire, last_inbound, last_write));
+    let deadline = tokio::time::sleep_until(next_deadline(config, wire, last_inbound));
     tokio::pin!(deadline);
     loop {
         // Unbiased on purpose: a session with a steady stream of outbound events must
@@ -368,7 +370,7 @@ pub(crate) async fn serve<S: GatewaySocket>(
                     last_write = Instant::now();
                     if let Wire::V2(conn) = wire && conn.compressor.is_some() {
                         // Arms the release of the compression context when idle.
-                        deadline.as_mut().reset(next_deadline(config, wire, last_inbound, last_write));
+                        deadline.as_mut().reset(next_deadline(config, wire, last_inbound));
                     }
                 }
                 if let Some(reason) = taken.closing {
@@ -419,14 +421,14 @@ pub(crate) async fn serve<S: GatewaySocket>(
                     }
                     None => return Exit::LOST,
                 }
-                deadline.as_mut().reset(next_deadline(config, wire, last_inbound, last_write));
+                deadline.as_mut().reset(next_deadline(config, wire, last_inbound));
             }
             () = &mut deadline => {
                 let now = Instant::now();
                 if let Wire::V2(conn) = wire {
                     if let Some(compressor) = conn.compressor.as_mut()
                         && !compressor.is_released()
-                        && last_write + conn.compression_idle <= now
+                        && conn.compressed_at + conn.compression_idle <= now
                     {
                         // An idle connection keeps no compression context (the
                         // largest part of a compressed connection's memory).
@@ -445,7 +447,7 @@ pub(crate) async fn serve<S: GatewaySocket>(
                     close(socket, CloseCode::Normal, "idle timeout", config.write_timeout).await;
                     return Exit::LOST;
                 }
-                deadline.as_mut().reset(next_deadline(config, wire, last_inbound, last_write));
+                deadline.as_mut().reset(next_deadline(config, wire, last_inbound));
             }
         }
     }
@@ -453,12 +455,7 @@ pub(crate) async fn serve<S: GatewaySocket>(
 
 /// The first of the idle timeout and (v2) the heartbeat deadline, the token expiry
 /// and the release of an idle compression context.
-fn next_deadline(
-    config: &SessionConfig,
-    wire: &Wire,
-    last_inbound: Instant,
-    last_write: Instant,
-) -> Instant {
+fn next_deadline(config: &SessionConfig, wire: &Wire, last_inbound: Instant) -> Instant {
     let idle = last_inbound + config.idle_timeout;
     match wire {
         Wire::V1 => idle,
@@ -468,7 +465,7 @@ fn next_deadline(
                 at = at.min(expires);
             }
             if conn.compressor.as_ref().is_some_and(|c| !c.is_released()) {
-                at = at.min(last_write + conn.compression_idle);
+                at = at.min(conn.compressed_at + conn.compression_idle);
             }
             at
         }
@@ -514,12 +511,19 @@ async fn write_v2<S: GatewaySocket>(
     limit: Duration,
 ) -> bool {
     let mut encoded = Encoded::default();
-    if let Err(err) = conn
+    match conn
         .stream
         .encode(batch, conn.compressor.as_mut(), &mut encoded)
     {
-        tracing::error!(error = %err, "compression failed; closing");
-        return false;
+        Ok(events) => {
+            if events > 0 && conn.compressor.is_some() {
+                conn.compressed_at = Instant::now();
+            }
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "compression failed; closing");
+            return false;
+        }
     }
     write_encoded(socket, &encoded, limit).await
 }

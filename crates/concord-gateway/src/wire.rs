@@ -49,11 +49,14 @@ impl Encoded {
     }
 
     /// One frame: text uncompressed, or compressed into the stream as binary.
+    /// `small`: a frame an idle connection also gets (not an event), which does not
+    /// bring a released compression context back.
     fn message(
         &mut self,
         compressor: Option<&mut StreamCompressor>,
         head: &[u8],
         rest: &[u8],
+        small: bool,
     ) -> io::Result<()> {
         match compressor {
             None => {
@@ -67,7 +70,11 @@ impl Encoded {
                 self.message.extend_from_slice(head);
                 self.message.extend_from_slice(rest);
                 self.compressed.clear();
-                compressor.compress(&self.message, &mut self.compressed)?;
+                if small {
+                    compressor.compress_small(&self.message, &mut self.compressed)?;
+                } else {
+                    compressor.compress(&self.message, &mut self.compressed)?;
+                }
                 if self.compressed.is_empty() {
                     // zstd may have nothing to send for an empty message.
                     return Ok(());
@@ -120,12 +127,13 @@ impl V2Stream {
     /// Encodes queued entries: each dispatch with the next number (from the last one
     /// sent), other frames (HELLO, HEARTBEAT_ACK, ERROR, …) as they are. Numbers are
     /// taken, and the dispatches kept for replay, by [`V2Stream::keep`] once written.
+    /// Returns how many dispatches it numbered.
     pub(crate) fn encode(
         &self,
         entries: &[Frames],
         mut compressor: Option<&mut StreamCompressor>,
         out: &mut Encoded,
-    ) -> io::Result<()> {
+    ) -> io::Result<u64> {
         let mut head = Vec::with_capacity(40);
         let mut seq = self.seq;
         if compressor.is_none() {
@@ -140,12 +148,12 @@ impl V2Stream {
                 Some(rest) => {
                     seq += 1;
                     dispatch_head(&mut head, seq);
-                    out.message(compressor.as_deref_mut(), &head, rest)?;
+                    out.message(compressor.as_deref_mut(), &head, rest, false)?;
                 }
                 None => encode_plain(payload, compressor.as_deref_mut(), out)?,
             }
         }
-        Ok(())
+        Ok(seq - self.seq)
     }
 
     /// Takes the numbers [`V2Stream::encode`] gave these entries and keeps their
@@ -183,7 +191,7 @@ impl V2Stream {
         for (seq, payload) in events {
             if let Some(rest) = payload.dispatch_rest() {
                 dispatch_head(&mut head, *seq);
-                out.message(compressor.as_deref_mut(), &head, rest)?;
+                out.message(compressor.as_deref_mut(), &head, rest, false)?;
             }
         }
         Ok(())
@@ -201,7 +209,7 @@ pub(crate) fn encode_plain(
             out.buf.extend_from_slice(payload.frame());
             Ok(())
         }
-        Some(compressor) => out.message(Some(compressor), payload.json_bytes(), &[]),
+        Some(compressor) => out.message(Some(compressor), payload.json_bytes(), &[], true),
     }
 }
 

@@ -555,9 +555,15 @@ async fn compressed_connections_send_binary_frames_from_hello_on() {
     t.hub.send_to_user(t.alice, &event);
     let (frame, warm) = next(&mut client).await;
     assert_eq!(frame["s"], 3);
-    // 30 s without a message: the context is released; the stream goes on for the
-    // same decoder, without its history.
-    tokio::time::sleep(Duration::from_secs(31)).await;
+    // 30 s without an event (heartbeats do not count): the context is released; the
+    // stream goes on for the same decoder, without its history. An ACK while released
+    // goes out stored, without bringing the context back.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    client.text(HEARTBEAT);
+    assert_eq!(next(&mut client).await.0, json!({"op": "HEARTBEAT_ACK"}));
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    client.text(HEARTBEAT);
+    assert_eq!(next(&mut client).await.0, json!({"op": "HEARTBEAT_ACK"}));
     t.hub.send_to_user(t.alice, &event);
     let (frame, after_release) = next(&mut client).await;
     assert_eq!(
