@@ -495,6 +495,15 @@ impl Directory {
 
     // ---- audiences ----
 
+    /// Every channel of `server`.
+    pub fn channels_of(&self, server: ServerId) -> Vec<ChannelId> {
+        self.read()
+            .servers
+            .get(&server)
+            .map(|s| s.channels.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Every member of `server`.
     pub fn members(&self, server: ServerId) -> Vec<UserId> {
         self.read()

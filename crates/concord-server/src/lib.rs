@@ -16,6 +16,7 @@ pub mod routes;
 pub mod secrets;
 pub mod state;
 pub mod views;
+pub mod visibility;
 
 pub use app::{ServeError, bind, build_state, open_store, router, serve};
 pub use config::Config;

@@ -513,3 +513,62 @@ async fn a_messages_only_session_gets_messages_but_no_lifecycle_events() {
     assert_ne!(d["id"], news.as_str());
     assert_eq!(d["name"], "more");
 }
+
+// ---- visibility ----
+
+#[tokio::test]
+async fn losing_view_channel_sends_channel_delete_and_regaining_it_channel_create() {
+    let server = TestServer::start().await;
+    let (alice, bob, carol) = (
+        server.user("alice").await,
+        server.user("bob").await,
+        server.user("carol").await,
+    );
+    let (hall, general) = hall(&alice, &[&bob, &carol]).await;
+    let secret = alice.create_channel(&hall, "secret", "text").await;
+    let mut bob_gw = v2(&server, &bob).await;
+    let mut carol_gw = v2(&server, &carol).await;
+    let (mut bob_v1, _) = server.connect(&bob.ws_query()).await;
+    server.deny(&secret, &bob, VIEW_CHANNEL).await;
+    let d = next_v2(&mut bob_gw, "CHANNEL_DELETE").await;
+    assert_eq!(d, json!({"id": secret, "server_id": hall}));
+    // Nobody else lost anything, and v1 is told nothing: the next frame each gets is
+    // the message.
+    alice.post(&general, "after the deny").await;
+    let m = next_v2(&mut carol_gw, "MESSAGE_CREATE").await;
+    assert_eq!(m["content"], "after the deny");
+    assert_eq!(bob_v1.next_non_presence().await["t"], "MESSAGE_CREATE");
+    assert_eq!(
+        next_v2(&mut bob_gw, "MESSAGE_CREATE").await["content"],
+        "after the deny"
+    );
+    // The override goes: bob may view the channel again.
+    let channel: concord_protocol::ChannelId = secret.parse().unwrap();
+    let overrides = server
+        .state
+        .store
+        .overrides_of_servers(&[hall.parse().unwrap()])
+        .await
+        .unwrap();
+    let ov = overrides
+        .iter()
+        .find(|o| o.channel_id == channel)
+        .expect("the override");
+    let mut allowed = ov.clone();
+    allowed.deny = 0;
+    let stored = server.state.store.put_override(&allowed).await.unwrap();
+    concord_server::visibility::publish_permission_change(
+        &server.state,
+        concord_server::directory::DirectoryChange::OverrideUpserted(stored),
+    )
+    .await;
+    let created = next_v2(&mut bob_gw, "CHANNEL_CREATE").await;
+    assert_eq!(created["id"], json!(secret));
+    assert_eq!(created["name"], "secret");
+    alice.post(&general, "after the allow").await;
+    assert_eq!(
+        next_v2(&mut carol_gw, "MESSAGE_CREATE").await["content"],
+        "after the allow",
+        "carol got no CHANNEL_CREATE: she never lost the channel"
+    );
+}

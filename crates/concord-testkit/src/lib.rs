@@ -194,7 +194,8 @@ impl TestServer {
     }
 
     /// Denies `bits` to `user` on `channel` through a user override, written straight
-    /// to the store and announced to the directory (there is no REST route for it).
+    /// to the store and published as the permissions routes will (there is no REST
+    /// route for it yet): v2 sessions that lose VIEW_CHANNEL get CHANNEL_DELETE.
     ///
     /// # Panics
     /// If `channel` or the user's id is not a valid id, or the store fails.
@@ -208,9 +209,11 @@ impl TestServer {
             deny: bits,
         };
         let stored = self.state.store.put_override(&ov).await.unwrap();
-        self.state
-            .events
-            .change(DirectoryChange::OverrideUpserted(stored));
+        concord_server::visibility::publish_permission_change(
+            &self.state,
+            DirectoryChange::OverrideUpserted(stored),
+        )
+        .await;
     }
 
     /// Stops the server the way SIGTERM does and waits for it.
