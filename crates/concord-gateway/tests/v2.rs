@@ -196,10 +196,10 @@ async fn before_identify_only_heartbeats_count_and_silence_closes_4003() {
     let error = client.json().await;
     assert_eq!(error["d"]["code"], "INVALID_PAYLOAD", "{error}");
     // Heartbeats do not hold the deadline off.
-    tokio::time::sleep(Duration::from_secs(9)).await;
+    tokio::time::advance(Duration::from_secs(9)).await;
     client.text(HEARTBEAT);
     assert_eq!(client.recv_text().await, r#"{"op":"HEARTBEAT_ACK"}"#);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::advance(Duration::from_secs(1)).await;
     assert_eq!(client.recv_close_code().await, 4003);
 }
 
@@ -233,16 +233,16 @@ async fn a_second_identify_closes_4005() {
 async fn no_heartbeat_for_one_and_a_half_intervals_closes_4006() {
     let t = setup(GatewayConfig::default());
     let (mut client, _) = t.identify("alice").await;
-    tokio::time::sleep(Duration::from_secs(40)).await;
+    tokio::time::advance(Duration::from_secs(40)).await;
     client.text(HEARTBEAT);
     assert_eq!(client.recv_text().await, r#"{"op":"HEARTBEAT_ACK"}"#);
     // Other frames do not count as heartbeats.
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    tokio::time::advance(Duration::from_secs(30)).await;
     client.send(json!({"op": "PRESENCE_UPDATE", "d": {"status": "away"}}));
-    tokio::time::sleep(Duration::from_secs(14)).await;
+    tokio::time::advance(Duration::from_secs(14)).await;
     client.text(HEARTBEAT);
     assert_eq!(client.recv_text().await, r#"{"op":"HEARTBEAT_ACK"}"#);
-    tokio::time::sleep(Duration::from_millis(44_999)).await;
+    tokio::time::advance(Duration::from_millis(44_999)).await;
     tokio::task::yield_now().await;
     assert!(client.from_server.try_recv().is_err(), "still open");
     assert_eq!(client.recv_close_code().await, 4006);
@@ -323,14 +323,14 @@ async fn over_the_rate_limit_each_frame_is_refused_and_three_seconds_of_it_close
     }
     assert_eq!(client.recv_text().await, r#"{"op":"HEARTBEAT_ACK"}"#);
     // Over the limit in this window and the next: still open. In a third: 4008.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::advance(Duration::from_secs(1)).await;
     for _ in 0..21 {
         client.text(&presence);
     }
     assert_eq!(client.json().await["d"]["code"], "RATE_LIMITED");
     client.text(HEARTBEAT);
     assert_eq!(client.recv_text().await, r#"{"op":"HEARTBEAT_ACK"}"#);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::advance(Duration::from_secs(1)).await;
     for _ in 0..21 {
         client.text(&presence);
     }
@@ -342,11 +342,11 @@ async fn an_expired_token_closes_4009_and_a_resume_with_a_fresh_one_continues() 
     let t = setup(GatewayConfig::default());
     let (mut client, session) = t.identify("short").await;
     for _ in 0..2 {
-        tokio::time::sleep(Duration::from_secs(20)).await;
+        tokio::time::advance(Duration::from_secs(20)).await;
         client.text(HEARTBEAT);
         assert_eq!(client.recv_text().await, r#"{"op":"HEARTBEAT_ACK"}"#);
     }
-    tokio::time::sleep(Duration::from_secs(19)).await;
+    tokio::time::advance(Duration::from_secs(19)).await;
     tokio::task::yield_now().await;
     assert!(client.from_server.try_recv().is_err(), "still open at 59 s");
     assert_eq!(client.recv_close_code().await, 4009);
@@ -486,7 +486,11 @@ async fn a_session_nobody_resumes_is_dropped_after_the_window() {
     drop(client);
     tokio::task::yield_now().await;
     assert_eq!(t.hub.session_count(), 1);
-    tokio::time::sleep(Duration::from_secs(121)).await;
+    tokio::time::advance(Duration::from_secs(121)).await;
+    // The expiry timer fired; let its task run.
+    for _ in 0..3 {
+        tokio::task::yield_now().await;
+    }
     assert_eq!(t.hub.session_count(), 0);
     assert_eq!(t.gateway.v2_sessions(), 0);
     assert_eq!(
@@ -558,10 +562,10 @@ async fn compressed_connections_send_binary_frames_from_hello_on() {
     // 30 s without an event (heartbeats do not count): the context is released; the
     // stream goes on for the same decoder, without its history. An ACK while released
     // goes out stored, without bringing the context back.
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    tokio::time::advance(Duration::from_secs(20)).await;
     client.text(HEARTBEAT);
     assert_eq!(next(&mut client).await.0, json!({"op": "HEARTBEAT_ACK"}));
-    tokio::time::sleep(Duration::from_secs(11)).await;
+    tokio::time::advance(Duration::from_secs(11)).await;
     client.text(HEARTBEAT);
     assert_eq!(next(&mut client).await.0, json!({"op": "HEARTBEAT_ACK"}));
     t.hub.send_to_user(t.alice, &event);

@@ -241,10 +241,16 @@ async fn a_resume_inside_the_grace_period_announces_nothing_and_a_clean_close_go
         .send(&json!({"op": "RESUME", "d": {"token": alice.token, "session_id": hello["session_id"], "seq": ready["s"]}}))
         .await;
     assert_eq!(gateway.next_non_presence().await["t"], "RESUMED");
+    // Positive control instead of a timed wait: the next presence the watcher gets
+    // is the status alice sets now, not an offline or a second online.
+    gateway
+        .send(&json!({"op": "PRESENCE_UPDATE", "d": {"status": "dnd"}}))
+        .await;
+    let next = watcher.next_frame().await;
     assert_eq!(
-        watcher.frame_within(Duration::from_millis(300)).await,
-        None,
-        "no offline, no second online"
+        (&next["t"], &next["d"]["user_id"], &next["d"]["status"]),
+        (&json!("PRESENCE_UPDATE"), &json!(alice.id), &json!("dnd")),
+        "no offline, no second online: {next}"
     );
     gateway.close(1000).await;
     let offline: Value = watcher.next_event("PRESENCE_UPDATE").await;

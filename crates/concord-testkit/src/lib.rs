@@ -728,11 +728,6 @@ impl Gateway {
         drop(self);
     }
 
-    /// The next frame, or `None` if nothing arrives within `wait`.
-    pub async fn frame_within(&mut self, wait: Duration) -> Option<Value> {
-        tokio::time::timeout(wait, self.next_frame()).await.ok()
-    }
-
     /// Closes with `code`.
     pub async fn close(mut self, code: u16) {
         let frame = tungstenite::protocol::CloseFrame {
