@@ -888,9 +888,9 @@ impl Gateway {
             ..
         } = *conn;
         let entry = Arc::clone(&slot.entry);
-        if exit.superseded {
-            // The RESUME that asked continues the session; if it gives up, the expiry
-            // ends it.
+        // Parked for the RESUME that took it (superseded) or one to come; if none
+        // takes it within the window, the expiry ends it.
+        let park = |stream| {
             if let Some(parking) = slot.park(owner, stream) {
                 self.sessions.expire_after(
                     Arc::clone(&slot),
@@ -899,18 +899,14 @@ impl Gateway {
                     Arc::clone(&self.hub),
                 );
             }
+        };
+        if exit.superseded {
+            park(stream);
             return;
         }
         if exit.resumable {
             let remaining = self.hub.detach(&entry);
-            if let Some(parking) = slot.park(owner, stream) {
-                self.sessions.expire_after(
-                    Arc::clone(&slot),
-                    parking,
-                    self.config.resume_window,
-                    Arc::clone(&self.hub),
-                );
-            }
+            park(stream);
             slot.handler
                 .disconnected(&entry, exit.ending, remaining)
                 .await;

@@ -155,8 +155,8 @@ impl Hub {
     /// stays registered and keeps queuing events. Returns how many attached sessions
     /// its user still has on this node.
     pub fn detach(&self, entry: &SessionEntry) -> usize {
-        let state = self.write();
         entry.attached.store(false, Ordering::Release);
+        let state = self.read();
         state
             .by_user
             .get(&entry.user_id)
@@ -165,7 +165,6 @@ impl Hub {
 
     /// Marks a detached session as served by a socket again (resumed).
     pub fn attach(&self, entry: &SessionEntry) {
-        let _state = self.write();
         entry.attached.store(true, Ordering::Release);
     }
 
