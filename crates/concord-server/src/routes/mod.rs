@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod health;
 pub mod ice;
 pub mod messages;
+pub mod metrics;
 pub mod servers;
 pub mod users;
 pub mod voice;
@@ -29,6 +30,7 @@ pub fn limited(gateway: std::sync::Arc<concord_gateway::Gateway>) -> Router<AppS
         .merge(voice::routes())
         .merge(ice::routes())
         .merge(bots::routes())
+        .merge(metrics::routes())
         .merge(gateway::routes(gateway))
 }
 
