@@ -26,7 +26,7 @@ use tokio_tungstenite::{
 
 use crate::{
     Compression, CompressionConfig, Frames, GatewaySocket, Hub, Payload, ReplayBudget,
-    ReplayLimits, SessionConfig, SessionHandler, StreamCompressor, WsSocket,
+    ReplayLimits, SessionConfig, SessionHandler, SocketStats, StreamCompressor, WsSocket,
     hub::SessionKind,
     replay::Replay,
     resume::{Sessions, Slot},
@@ -172,6 +172,7 @@ pub struct Gateway {
     config: GatewayConfig,
     sessions: Arc<Sessions>,
     budget: Arc<ReplayBudget>,
+    stats: Arc<SocketStats>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -290,7 +291,13 @@ impl Gateway {
             budget: Arc::new(ReplayBudget::new(config.replay_budget_bytes)),
             config,
             sessions: Arc::default(),
+            stats: Arc::default(),
         })
+    }
+
+    /// Upgrades and open sockets by protocol version.
+    pub fn socket_stats(&self) -> &SocketStats {
+        &self.stats
     }
 
     /// The settings.
@@ -485,7 +492,8 @@ impl Gateway {
                         Some(gateway.socket_config()),
                     )
                     .await;
-                    let socket = WsSocket::new(stream);
+                    let open = gateway.stats.opened(version != Version::V1);
+                    let socket = WsSocket::new(stream).counted(open);
                     // The session is a task of its own, sized to the session alone:
                     // this one ends now, and what it captured is not kept beside it
                     // for the connection's life.

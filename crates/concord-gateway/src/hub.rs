@@ -85,6 +85,19 @@ pub struct Delivery {
     pub queued: usize,
     /// Sessions that overflowed and are now closing.
     pub overflowed: usize,
+    /// Sessions that were already closing: the payload was dropped for them.
+    pub dropped: usize,
+}
+
+/// How many sessions a hub holds, by kind.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Census {
+    /// Protocol v1 sessions (always served by a socket).
+    pub v1: usize,
+    /// Protocol v2 sessions served by a socket.
+    pub v2_attached: usize,
+    /// Protocol v2 sessions waiting for a RESUME.
+    pub v2_detached: usize,
 }
 
 impl Hub {
@@ -269,6 +282,20 @@ impl Hub {
         entry
     }
 
+    /// This node's sessions by protocol and state: one pass over them, for metrics.
+    pub fn census(&self) -> Census {
+        let state = self.read();
+        let mut census = Census::default();
+        for session in state.sessions.values() {
+            match (session.v2, session.is_attached()) {
+                (false, _) => census.v1 += 1,
+                (true, true) => census.v2_attached += 1,
+                (true, false) => census.v2_detached += 1,
+            }
+        }
+        census
+    }
+
     /// Sessions registered on this node (attached or waiting for a RESUME).
     pub fn session_count(&self) -> usize {
         self.read().sessions.len()
@@ -308,7 +335,7 @@ impl Delivery {
                 self.overflowed += 1;
                 tracing::warn!(session = session.id.0, user = %session.user_id, "outbound queue overflow; closing session");
             }
-            Pushed::Closed => {}
+            Pushed::Closed => self.dropped += 1,
         }
     }
 }
@@ -432,11 +459,47 @@ mod tests {
             second,
             Delivery {
                 queued: 1,
-                overflowed: 1
+                overflowed: 1,
+                dropped: 0,
+            }
+        );
+        // Alice's session is closing now: what comes next is dropped for it.
+        let third = hub.send_to_users([alice, bob], &payload);
+        assert_eq!(
+            third,
+            Delivery {
+                queued: 1,
+                overflowed: 0,
+                dropped: 1,
             }
         );
         assert_eq!(a.outbox.drain(&mut Vec::new()), Some(CloseReason::Overflow));
         assert_eq!(b.outbox.drain(&mut Vec::new()), None);
+    }
+
+    #[test]
+    fn census_counts_sessions_by_protocol_and_state() {
+        let hub = Hub::new();
+        let (alice, bob) = (user(), user());
+        hub.register(alice, QueueLimits::default());
+        let v2 = SessionKind {
+            v2: true,
+            intents: Intents::ALL,
+        };
+        let served = hub.register_session(bob, QueueLimits::default(), v2);
+        let waiting = hub.register_session(bob, QueueLimits::default(), v2);
+        hub.detach(&waiting);
+        hub.register_detached(alice, QueueLimits::default(), Intents::ALL);
+        assert_eq!(
+            hub.census(),
+            Census {
+                v1: 1,
+                v2_attached: 1,
+                v2_detached: 2,
+            }
+        );
+        hub.unregister(served.id);
+        assert_eq!(hub.census().v2_attached, 0);
     }
 
     #[test]

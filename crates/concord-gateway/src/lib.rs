@@ -11,6 +11,7 @@ mod replay;
 mod resume;
 mod session;
 mod socket;
+mod stats;
 mod wire;
 
 pub use compress::{
@@ -19,7 +20,7 @@ pub use compress::{
 pub use gateway::{
     AuthFailure, Authenticator, Credential, Gateway, GatewayConfig, Principal, SavedSession,
 };
-pub use hub::{Delivery, Hub, SessionEntry, SessionId, SessionKind};
+pub use hub::{Census, Delivery, Hub, SessionEntry, SessionId, SessionKind};
 pub use outbox::{
     BatchExcept, CloseReason, FrameBatch, Frames, Outbox, Pushed, QueueLimits, Taken,
 };
@@ -31,3 +32,4 @@ pub use session::{
     v1_close_code, v2_close_code,
 };
 pub use socket::WsSocket;
+pub use stats::{OpenSocket, SocketCounts, SocketStats};

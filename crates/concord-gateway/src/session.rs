@@ -27,7 +27,8 @@ use tokio_tungstenite::tungstenite::{
 };
 
 use crate::{
-    CloseReason, Frames, Hub, Payload, QueueLimits, RateWindow, SessionEntry, StreamCompressor,
+    CloseReason, Frames, Hub, Payload, QueueLimits, RateWindow, SessionEntry, SessionId,
+    StreamCompressor,
     linger::Linger,
     resume::Slot,
     wire::{Encoded, V2Stream},
@@ -358,7 +359,7 @@ pub(crate) async fn serve<S: GatewaySocket>(
                         Wire::V1 => write_batch(socket, batch, config.write_timeout).await,
                         Wire::V2(conn) => {
                             let written =
-                                Box::pin(write_v2(socket, conn, batch, config.write_timeout)).await;
+                                Box::pin(write_v2(socket, entry.id, conn, batch, config.write_timeout)).await;
                             // Numbered either way: a RESUME replays what did not arrive.
                             conn.stream.keep(std::mem::take(&mut taken.entries), woke);
                             written
@@ -374,7 +375,7 @@ pub(crate) async fn serve<S: GatewaySocket>(
                     }
                 }
                 if let Some(reason) = taken.closing {
-                    return close_for(socket, wire, reason, config.write_timeout).await;
+                    return close_for(socket, entry.id, wire, reason, config.write_timeout).await;
                 }
             }
             inbound = poll_fn(|cx| reader.poll_next(socket, cx)) => {
@@ -476,6 +477,7 @@ fn next_deadline(config: &SessionConfig, wire: &Wire, last_inbound: Instant) -> 
 /// when the server shuts down.
 async fn close_for<S: GatewaySocket>(
     socket: &mut S,
+    session: SessionId,
     wire: &mut Wire,
     reason: CloseReason,
     limit: Duration,
@@ -488,7 +490,7 @@ async fn close_for<S: GatewaySocket>(
         Wire::V2(conn) => {
             if reason == CloseReason::Shutdown {
                 let reconnect = [Frames::One(RECONNECT.clone())];
-                Box::pin(write_v2(socket, conn, &reconnect, limit)).await;
+                Box::pin(write_v2(socket, session, conn, &reconnect, limit)).await;
             }
             close(socket, v2_close_code(reason), "", limit).await;
             // An overflow dropped what was queued, and an internal error left the
@@ -506,6 +508,7 @@ async fn close_for<S: GatewaySocket>(
 /// then keeps it for replay ([`V2Stream::keep`]), written or not.
 async fn write_v2<S: GatewaySocket>(
     socket: &mut S,
+    session: SessionId,
     conn: &mut V2Conn,
     batch: &[Frames],
     limit: Duration,
@@ -521,7 +524,7 @@ async fn write_v2<S: GatewaySocket>(
             }
         }
         Err(err) => {
-            tracing::error!(error = %err, "compression failed; closing");
+            tracing::error!(session = session.0, error = %err, "compression failed; closing");
             return false;
         }
     }

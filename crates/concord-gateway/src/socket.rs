@@ -14,7 +14,7 @@ use tokio_tungstenite::{
     tungstenite::{self, Message},
 };
 
-use crate::{Frames, GatewaySocket};
+use crate::{Frames, GatewaySocket, OpenSocket};
 
 /// A WebSocket stream that knows whether its codec may hold output.
 ///
@@ -30,6 +30,8 @@ pub struct WsSocket<T> {
     inner: WebSocketStream<T>,
     /// A read or a send happened since the codec was last flushed.
     codec_dirty: bool,
+    /// Its place among the node's open sockets, given back when it drops.
+    _open: Option<OpenSocket>,
 }
 
 impl<T> WsSocket<T> {
@@ -39,7 +41,14 @@ impl<T> WsSocket<T> {
             inner,
             // Whatever the handshake left is flushed by the first write.
             codec_dirty: true,
+            _open: None,
         }
+    }
+
+    /// Counts the socket as open in its gateway's [`crate::SocketStats`] while it lives.
+    pub(crate) fn counted(mut self, open: OpenSocket) -> Self {
+        self._open = Some(open);
+        self
     }
 }
 

@@ -6,6 +6,7 @@ use crate::{DirectMessageId, DmChannelId, Timestamp, User, UserId};
 
 /// A DM channel from one participant's point of view.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DmChannel {
     /// Id.
     pub id: DmChannelId,
@@ -14,21 +15,25 @@ pub struct DmChannel {
     /// Creation time.
     pub created_at: Timestamp,
     /// Newest non-deleted message.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub last_message_at: Option<Timestamp>,
 }
 
 /// A direct message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DirectMessage {
     /// Id.
     pub id: DirectMessageId,
     /// Channel.
     pub channel_id: DmChannelId,
     /// Author.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub author_id: Option<UserId>,
     /// Text.
     pub content: String,
     /// Always null: DMs cannot be edited.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub edited_at: Option<Timestamp>,
     /// Creation time.
     pub created_at: Timestamp,
@@ -36,6 +41,7 @@ pub struct DirectMessage {
 
 /// `POST /dm-channels`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OpenDm {
     /// The other participant.
     pub user_id: UserId,
@@ -43,7 +49,9 @@ pub struct OpenDm {
 
 /// `POST /dm-channels/{id}/messages`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendDm {
     /// 1–4000 chars.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4000))]
     pub content: String,
 }

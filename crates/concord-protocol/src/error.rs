@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Every REST error answers with this body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// Human-readable reason; clients display it, never match on it.
     pub error: String,

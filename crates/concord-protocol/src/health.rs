@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// `ok` or `degraded`.
     pub status: String,
@@ -12,6 +13,7 @@ pub struct Health {
     /// Version.
     pub version: String,
     /// Seconds since start.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub uptime_secs: Option<i64>,
     /// Database probe.
     pub database: DatabaseHealth,
@@ -21,6 +23,7 @@ pub struct Health {
 
 /// Database part of [`Health`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DatabaseHealth {
     /// `ok`, `unavailable` or `timeout`.
     pub status: String,
@@ -30,6 +33,7 @@ pub struct DatabaseHealth {
 
 /// Connection counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Connections {
     /// Live gateway sessions.
     pub websocket: i64,
@@ -37,6 +41,7 @@ pub struct Connections {
 
 /// `GET /health/ready`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Readiness {
     /// Ready to serve.
     pub ready: bool,
@@ -46,6 +51,7 @@ pub struct Readiness {
 
 /// Checks of [`Readiness`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReadinessChecks {
     /// Database check.
     pub database: Check,
@@ -53,16 +59,19 @@ pub struct ReadinessChecks {
 
 /// One readiness check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Check {
     /// Passed.
     pub ok: bool,
     /// Why not (omitted when ok).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub error: Option<String>,
 }
 
 /// `GET /health/live`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Liveness {
     /// Always true.
     pub alive: bool,

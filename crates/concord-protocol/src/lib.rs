@@ -11,6 +11,8 @@ mod id;
 mod lifecycle;
 pub mod limits;
 mod message;
+#[cfg(feature = "openapi")]
+mod openapi;
 mod server;
 mod time;
 mod user;

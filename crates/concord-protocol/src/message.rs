@@ -6,26 +6,31 @@ use crate::{ChannelId, EventId, MessageId, PollId, PollOptionId, Timestamp, User
 
 /// A message in a server channel: always these 17 keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     /// Id.
     pub id: MessageId,
     /// Channel.
     pub channel_id: ChannelId,
     /// Author (null once the account is deleted).
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub author_id: Option<UserId>,
     /// Text (empty for deleted messages when read one by one).
     pub content: String,
     /// The message this one replies to.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub reply_to: Option<MessageId>,
     /// Members mentioned by `@name`.
     pub mention_user_ids: Vec<UserId>,
     /// `@everyone` present.
     pub mention_everyone: bool,
     /// Thread root, on thread replies.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub thread_id: Option<MessageId>,
     /// Number of live thread replies.
     pub thread_reply_count: i64,
     /// Last edit.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub edited_at: Option<Timestamp>,
     /// Soft-deleted.
     pub deleted: bool,
@@ -34,17 +39,22 @@ pub struct Message {
     /// Pinned.
     pub pinned: bool,
     /// Who pinned it.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub pinned_by: Option<UserId>,
     /// When it was pinned.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub pinned_at: Option<Timestamp>,
     /// Attached poll.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub poll: Option<Poll>,
     /// Attached scheduled event.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub event: Option<ServerEvent>,
 }
 
 /// A poll.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Poll {
     /// Id.
     pub id: PollId,
@@ -55,11 +65,13 @@ pub struct Poll {
     /// Votes cast.
     pub total_votes: i64,
     /// The requesting user's choice.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub user_vote: Option<PollOptionId>,
 }
 
 /// One poll option.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PollOption {
     /// Id.
     pub id: PollOptionId,
@@ -71,16 +83,19 @@ pub struct PollOption {
 
 /// A scheduled event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServerEvent {
     /// Id.
     pub id: EventId,
     /// Name.
     pub name: String,
     /// Description.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub description: Option<String>,
     /// Start time.
     pub starts_at: Timestamp,
     /// Creator.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub created_by: Option<UserId>,
     /// Creation time.
     pub created_at: Timestamp,
@@ -88,8 +103,10 @@ pub struct ServerEvent {
 
 /// `POST /channels/{id}/messages`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateMessage {
     /// 1–4000 chars.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4000))]
     pub content: String,
     /// Message replied to.
     #[serde(default)]
@@ -98,13 +115,17 @@ pub struct CreateMessage {
 
 /// `PATCH /messages/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EditMessage {
     /// 1–4000 chars.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4000))]
     pub content: String,
 }
 
 /// `?before=&limit=` of message listings. `limit` is clamped to 1..=100.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct MessageQuery {
     /// Cursor: strictly older than this message.
     #[serde(default)]

@@ -6,6 +6,7 @@ use crate::{ChannelId, OverrideId, RoleId, ServerId, Status, Timestamp, UserId};
 
 /// A server as READY lists it (no `member_count`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Server {
     /// Id.
     pub id: ServerId,
@@ -14,6 +15,7 @@ pub struct Server {
     /// Owner.
     pub owner_id: UserId,
     /// Icon URL.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub icon_url: Option<String>,
     /// Listed in browse and joinable without an invite (unless `require_invite`).
     pub is_public: bool,
@@ -27,6 +29,7 @@ pub struct Server {
 
 /// A server as REST returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServerDto {
     /// The server.
     #[serde(flatten)]
@@ -37,11 +40,14 @@ pub struct ServerDto {
 
 /// `POST /servers`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateServer {
     /// 1–100 chars.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub name: String,
     /// http(s) URL.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^https?://[^/\\s]\\S*$"))]
     pub icon_url: Option<String>,
     /// Default false.
     #[serde(default)]
@@ -56,12 +62,15 @@ pub struct CreateServer {
 
 /// `PATCH /servers/{id}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateServer {
     /// 1–100 chars.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub name: Option<String>,
     /// http(s) URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^https?://[^/\\s]\\S*$"))]
     pub icon_url: Option<String>,
     /// Public flag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,6 +82,7 @@ pub struct UpdateServer {
 
 /// `POST /servers/{id}/join` and similar answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageBody {
     /// Human-readable confirmation.
     pub message: String,
@@ -80,12 +90,14 @@ pub struct MessageBody {
 
 /// A role as a member listing shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemberRoleInfo {
     /// Role id.
     pub id: RoleId,
     /// Name.
     pub name: String,
     /// Colour.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub color: Option<String>,
     /// Position (higher ranks higher).
     pub position: i64,
@@ -93,18 +105,22 @@ pub struct MemberRoleInfo {
 
 /// A server member.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {
     /// The user.
     pub user_id: UserId,
     /// Their name.
     pub username: String,
     /// Avatar.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub avatar_url: Option<String>,
     /// Effective presence.
     pub status: Status,
     /// Custom status.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub custom_status: Option<String>,
     /// Always null (no endpoint sets it).
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub nickname: Option<String>,
     /// Join time.
     pub joined_at: Timestamp,
@@ -114,6 +130,7 @@ pub struct Member {
 
 /// Channel kind; immutable after creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ChannelType {
     /// Text channel.
@@ -134,6 +151,7 @@ impl ChannelType {
 
 /// A server channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Channel {
     /// Id.
     pub id: ChannelId,
@@ -147,8 +165,10 @@ pub struct Channel {
     /// Sort position.
     pub position: i64,
     /// Free-text group label.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub category: Option<String>,
     /// Topic.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub topic: Option<String>,
     /// Creation time.
     pub created_at: Timestamp,
@@ -156,34 +176,43 @@ pub struct Channel {
 
 /// `POST /servers/{id}/channels`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateChannel {
     /// 1–100 chars.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub name: String,
     /// Text or voice.
     #[serde(rename = "type")]
     pub kind: ChannelType,
     /// ≤ 1024 chars.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     pub topic: Option<String>,
     /// ≤ 100 chars.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 100))]
     pub category: Option<String>,
 }
 
 /// `PATCH /servers/{id}/channels/{channel_id}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateChannel {
     /// 1–100 chars.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub name: Option<String>,
     /// ≤ 1024 chars.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     pub topic: Option<String>,
     /// ≤ 100 chars.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 100))]
     pub category: Option<String>,
     /// ≥ 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub position: Option<i64>,
 }
 

@@ -6,10 +6,12 @@ use crate::{ChannelId, Timestamp, UserId};
 
 /// A user's voice state; `channel_id`/`joined_at` null and all flags false means "left".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VoiceState {
     /// The user.
     pub user_id: UserId,
     /// Voice channel, null when left.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub channel_id: Option<ChannelId>,
     /// Self-muted.
     pub self_mute: bool,
@@ -24,6 +26,7 @@ pub struct VoiceState {
     /// Server-deafened (no setter; always false).
     pub server_deaf: bool,
     /// Join time, null when left.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub joined_at: Option<Timestamp>,
 }
 
@@ -46,6 +49,7 @@ impl VoiceState {
 
 /// A voice state with the user's name (REST list, `VOICE_STATE_UPDATE`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VoiceParticipant {
     /// The state.
     #[serde(flatten)]
@@ -56,6 +60,7 @@ pub struct VoiceParticipant {
 
 /// `PATCH /channels/{id}/voice` (strict: unknown keys are refused).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateVoice {
     /// Self-mute.
@@ -74,19 +79,23 @@ pub struct UpdateVoice {
 
 /// One ICE server; `username`/`credential` are omitted (not null) when absent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IceServer {
     /// One URL.
     pub urls: String,
     /// TURN user name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub username: Option<String>,
     /// TURN credential.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub credential: Option<String>,
 }
 
 /// `GET /ice-servers`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IceServers {
     /// The servers (camelCase key on the wire).
     #[serde(rename = "iceServers")]

@@ -4,7 +4,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    extract::Request,
+    extract::{MatchedPath, Request, State},
     http::{HeaderValue, Method, header},
     middleware::{self, Next},
     response::Response,
@@ -14,6 +14,7 @@ use concord_gateway::{CloseReason, Gateway, Hub, SavedSession};
 use concord_store::{SqliteStore, Store};
 use tokio::net::{TcpListener, TcpSocket};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument;
 
 use crate::{
     auth::TokenKeys,
@@ -22,6 +23,8 @@ use crate::{
     directory::Directory,
     error::not_found_fallback,
     limiter::{Limiters, limit_requests},
+    metered_store::MeteredStore,
+    metrics::Metrics,
     presence::Presence,
     routes, secrets,
     state::AppState,
@@ -48,6 +51,9 @@ pub enum ServeError {
     /// The JWT secret is too short.
     #[error("jwt_secret must be at least 32 characters")]
     WeakSecret,
+    /// The metrics token is too short.
+    #[error("metrics.token must be at least 32 characters")]
+    WeakMetricsToken,
     /// Serving failed.
     #[error("serving")]
     Io(#[from] std::io::Error),
@@ -84,25 +90,32 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
             source,
         })?,
     };
+    if config.metrics.token.as_ref().is_some_and(|t| t.len() < 32) {
+        return Err(ServeError::WeakMetricsToken);
+    }
+    let hub = Arc::new(Hub::new());
+    let metrics = Arc::new(Metrics::new(Arc::clone(&hub)));
+    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store, Arc::clone(&metrics)));
     // Nobody is connected to a node that is starting: stale voice states go.
     store.clear_voice_states().await?;
     let snapshot = store
         .directory_snapshot(concord_protocol::Timestamp::now())
         .await?;
     let directory = Arc::new(Directory::from_snapshot(snapshot));
-    let hub = Arc::new(Hub::new());
     let tick = Duration::from_millis(config.limits.presence_batch_ms);
     let bus = Arc::new(LocalBus::new(Fanout::new(
         Arc::clone(&directory),
         Arc::clone(&hub),
         tick,
+        Arc::clone(&metrics),
     )));
     let grace = Duration::from_secs(config.limits.presence_grace_secs);
     Ok(AppState {
         store,
         directory,
         hub,
-        events: Events::new(bus),
+        events: Events::new(bus, Arc::clone(&metrics)),
+        metrics,
         presence: Arc::new(Presence::new(grace)),
         limiters: Arc::new(Limiters::new(&config.limits)),
         keys: Arc::new(TokenKeys::new(secret.as_bytes())),
@@ -119,6 +132,7 @@ pub fn router(state: AppState) -> Router {
 
 /// [`router`] over a gateway endpoint built by the caller.
 pub fn router_with(state: AppState, gateway: Arc<Gateway>) -> Router {
+    state.metrics.watch_gateway(&gateway);
     let limited = routes::limited(gateway).layer(middleware::from_fn_with_state(
         state.clone(),
         limit_requests,
@@ -134,7 +148,10 @@ pub fn router_with(state: AppState, gateway: Arc<Gateway>) -> Router {
         None => router,
     };
     router
-        .layer(middleware::from_fn(log_requests))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe_requests,
+        ))
         .with_state(state)
 }
 
@@ -295,19 +312,88 @@ async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
-/// One log line per request: method, path (never the query string, which may carry
-/// tokens), status, duration.
-async fn log_requests(request: Request, next: Next) -> Response {
-    let method = request.method().clone();
+/// Per REST request: a request id (the client's `X-Request-Id` when it is a sane
+/// token, else a new one) on a span around the handler, so that every log line the
+/// request causes carries it, echoed in the response; then one log line (method,
+/// path without the query string, which may carry tokens; status; duration) and the
+/// request's metrics, labelled by route pattern.
+async fn observe_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = method_label(request.method());
     let path = request.uri().path().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    // The API is served under `/` and `/api`: one route, one label.
+    let route = route
+        .strip_prefix("/api")
+        .filter(|r| r.starts_with('/'))
+        .unwrap_or(route)
+        .to_owned();
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_request_id(v))
+        .map_or_else(|| uuid::Uuid::now_v7().simple().to_string(), str::to_owned);
+    let span = tracing::info_span!("request", id = %id, method, route = %route);
     let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    tracing::info!(
-        %method,
-        path,
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "request"
-    );
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    state.metrics.request(method, &route, status, took);
+    span.in_scope(|| {
+        tracing::info!(
+            method,
+            path,
+            status,
+            micros = took.as_micros() as u64,
+            "request"
+        );
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
     response
+}
+
+/// The request id header, read and echoed.
+const REQUEST_ID: &str = "x-request-id";
+
+/// Whether a client's request id is safe to log and echo: 1 to 64 characters of
+/// letters, digits, `-`, `_` and `.`.
+fn is_request_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// The method as a label from a closed set (a client's invented method is `OTHER`).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_request_ids_are_taken_only_when_sane() {
+        for good in ["abc", "0f8c-12_34.5", &"a".repeat(64)] {
+            assert!(is_request_id(good), "{good}");
+        }
+        for bad in ["", "a b", "x\ny", "ü", "<script>", &"a".repeat(65)] {
+            assert!(!is_request_id(bad), "{bad:?}");
+        }
+    }
 }

@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::{
     directory::{Directory, DirectoryChange},
+    metrics::Metrics,
     perms::Permissions,
 };
 
@@ -48,6 +49,8 @@ pub enum BusMessage {
     Dispatch {
         /// Recipients.
         audience: Audience,
+        /// Which event the frame is (for metrics; the frame names it too).
+        event: Event,
         /// The frame, serialized once.
         payload: Payload,
     },
@@ -70,6 +73,7 @@ pub struct Fanout {
     directory: Arc<Directory>,
     hub: Arc<Hub>,
     presence: Arc<PresenceTicks>,
+    metrics: Arc<Metrics>,
 }
 
 /// Presence announcements waiting for the next tick.
@@ -81,13 +85,27 @@ pub struct Fanout {
 #[derive(Debug)]
 struct PresenceTicks {
     tick: Duration,
-    pending: Mutex<Vec<(UserId, Payload)>>,
+    pending: Mutex<Vec<Announcement>>,
+}
+
+/// One presence announcement waiting for its tick.
+#[derive(Debug)]
+struct Announcement {
+    subject: UserId,
+    event: Event,
+    payload: Payload,
 }
 
 impl Fanout {
     /// A node's receiver over its directory and hub; presence announcements are
-    /// coalesced over `presence_tick` (zero delivers each at once).
-    pub fn new(directory: Arc<Directory>, hub: Arc<Hub>, presence_tick: Duration) -> Self {
+    /// coalesced over `presence_tick` (zero delivers each at once). Deliveries are
+    /// counted in `metrics`.
+    pub fn new(
+        directory: Arc<Directory>,
+        hub: Arc<Hub>,
+        presence_tick: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let presence = Arc::new(PresenceTicks {
             tick: presence_tick,
             pending: Mutex::default(),
@@ -96,6 +114,7 @@ impl Fanout {
             directory,
             hub,
             presence,
+            metrics,
         }
     }
 
@@ -109,12 +128,21 @@ impl Fanout {
             }
             BusMessage::Dispatch {
                 audience: Audience::CoMembers(user),
+                event,
                 payload,
             } => {
-                self.announce(*user, payload.clone());
+                self.announce(Announcement {
+                    subject: *user,
+                    event: *event,
+                    payload: payload.clone(),
+                });
             }
-            BusMessage::Dispatch { audience, payload } => {
-                match audience {
+            BusMessage::Dispatch {
+                audience,
+                event,
+                payload,
+            } => {
+                let delivery = match audience {
                     Audience::Server(server) => self
                         .hub
                         .send_to_users(self.directory.members(*server), payload),
@@ -134,17 +162,21 @@ impl Fanout {
                         .hub
                         .send_to_users(self.directory.co_members(*user), payload),
                 };
+                self.metrics.delivered(*event, delivery);
             }
         }
     }
 
-    fn announce(&self, subject: UserId, payload: Payload) {
+    fn announce(&self, announcement: Announcement) {
         // Outside a runtime (nothing could run the tick) or with ticks off: at once.
         let runtime = match tokio::runtime::Handle::try_current() {
             Ok(runtime) if !self.presence.tick.is_zero() => runtime,
             _ => {
-                self.hub
-                    .send_to_users(self.directory.co_members(subject), &payload);
+                let delivery = self.hub.send_to_users(
+                    self.directory.co_members(announcement.subject),
+                    &announcement.payload,
+                );
+                self.metrics.delivered(announcement.event, delivery);
                 return;
             }
         };
@@ -154,7 +186,7 @@ impl Fanout {
                 .pending
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            pending.push((subject, payload));
+            pending.push(announcement);
             pending.len() == 1
         };
         if first {
@@ -178,21 +210,25 @@ impl Fanout {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
         );
-        let mut by_server: HashMap<ServerId, Vec<(UserId, Payload)>> = HashMap::new();
+        self.metrics.presence_batch(pending.len());
+        let mut by_server: HashMap<ServerId, Vec<Announcement>> = HashMap::new();
         let mut order = Vec::new();
-        for (subject, payload) in pending {
-            match self.directory.servers_of(subject).as_slice() {
+        for announcement in pending {
+            match self.directory.servers_of(announcement.subject).as_slice() {
                 [] => {}
                 [server] => {
                     let group = by_server.entry(*server).or_default();
                     if group.is_empty() {
                         order.push(*server);
                     }
-                    group.push((subject, payload));
+                    group.push(announcement);
                 }
                 _ => {
-                    self.hub
-                        .send_to_users(self.directory.co_members(subject), &payload);
+                    let delivery = self.hub.send_to_users(
+                        self.directory.co_members(announcement.subject),
+                        &announcement.payload,
+                    );
+                    self.metrics.delivered(announcement.event, delivery);
                 }
             }
         }
@@ -202,30 +238,57 @@ impl Fanout {
             };
             // Each subject's frames side by side (a stable sort keeps their order), so
             // that a subject gets the shared batch less one run of it.
-            group.sort_by_key(|(subject, _)| *subject);
+            group.sort_by_key(|a| a.subject);
             let mut runs: HashMap<UserId, Range<usize>> = HashMap::new();
-            for (at, (subject, _)) in group.iter().enumerate() {
-                runs.entry(*subject).or_insert(at..at).end = at + 1;
+            for (at, a) in group.iter().enumerate() {
+                runs.entry(a.subject).or_insert(at..at).end = at + 1;
             }
+            let events: Vec<Event> = group.iter().map(|a| a.event).collect();
             let everyone = Arc::new(FrameBatch::new(
-                group.into_iter().map(|(_, payload)| payload).collect(),
+                group.into_iter().map(|a| a.payload).collect(),
             ));
             let members = self.directory.members(server);
-            self.hub.send_batch_to_users(
+            let delivery = self.hub.send_batch_to_users(
                 members.iter().copied().filter(|m| !runs.contains_key(m)),
                 &everyone,
             );
+            let all = tally(&events);
+            self.metrics.sessions_lost(delivery);
+            for &(event, frames) in &all {
+                self.metrics
+                    .frames_delivered(event, delivery.queued * frames);
+            }
             for (subject, run) in members
                 .into_iter()
                 .filter_map(|m| runs.remove(&m).map(|run| (m, run)))
             {
                 if run.len() < everyone.frames().len() {
-                    self.hub
+                    let own = tally(&events[run.clone()]);
+                    let delivery = self
+                        .hub
                         .send_frames_to_users([subject], &Frames::except(&everyone, run));
+                    self.metrics.sessions_lost(delivery);
+                    for &(event, frames) in &all {
+                        let mine = own.iter().find(|(e, _)| *e == event).map_or(0, |o| o.1);
+                        self.metrics
+                            .frames_delivered(event, delivery.queued * (frames - mine));
+                    }
                 }
             }
         }
     }
+}
+
+/// How many of `events` are of each event (a tick's are almost always all one).
+fn tally(events: &[Event]) -> Vec<(Event, usize)> {
+    let mut counts: Vec<(Event, usize)> = Vec::with_capacity(1);
+    for &event in events {
+        match counts.iter_mut().find(|(e, _)| *e == event) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((event, 1)),
+        }
+    }
+    counts
 }
 
 /// The in-process bus of a single node.
@@ -251,6 +314,7 @@ impl Bus for LocalBus {
 #[derive(Clone)]
 pub struct Events {
     bus: Arc<dyn Bus>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Events {
@@ -260,15 +324,22 @@ impl std::fmt::Debug for Events {
 }
 
 impl Events {
-    /// Publishing through `bus`.
-    pub fn new(bus: Arc<dyn Bus>) -> Self {
-        Self { bus }
+    /// Publishing through `bus`, counted in `metrics`.
+    pub fn new(bus: Arc<dyn Bus>, metrics: Arc<Metrics>) -> Self {
+        Self { bus, metrics }
     }
 
     /// Publishes event `t` with payload `d` to `audience` (one serialization).
     pub fn dispatch<T: Serialize + ?Sized>(&self, audience: Audience, t: Event, d: &T) {
         match Payload::dispatch(t, d) {
-            Ok(payload) => self.bus.publish(BusMessage::Dispatch { audience, payload }),
+            Ok(payload) => {
+                self.metrics.published(t);
+                self.bus.publish(BusMessage::Dispatch {
+                    audience,
+                    event: t,
+                    payload,
+                });
+            }
             Err(err) => tracing::error!(event = t.as_str(), error = %err, "event not serializable"),
         }
     }
@@ -303,10 +374,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_tick_of_presence_reaches_each_co_member_once_and_never_its_subject() {
         let (directory, hub) = (Arc::new(Directory::new()), Arc::new(Hub::new()));
+        let metrics = Arc::new(Metrics::new(Arc::clone(&hub)));
         let fanout = Fanout::new(
             Arc::clone(&directory),
             Arc::clone(&hub),
             Duration::from_millis(20),
+            Arc::clone(&metrics),
         );
         let (server, other) = (ServerId::new(), ServerId::new());
         let (a, b, c, d) = (UserId::new(), UserId::new(), UserId::new(), UserId::new());
@@ -329,6 +402,7 @@ mod tests {
         let say = |who: UserId, text: &'static str| {
             fanout.receive(&BusMessage::Dispatch {
                 audience: Audience::CoMembers(who),
+                event: Event::PresenceUpdate,
                 payload: Payload::text(text),
             });
         };
@@ -367,15 +441,21 @@ mod tests {
             ["c-online"],
             "c is in two servers: delivered one by one"
         );
+        // Every frame queued is counted once, batched or not.
+        let counted = "concord_event_deliveries_total{event=\"PRESENCE_UPDATE\"} 9";
+        let text = metrics.render();
+        assert!(text.lines().any(|l| l == counted), "{text}");
     }
 
     #[test]
     fn without_a_runtime_presence_goes_out_at_once() {
         let (directory, hub) = (Arc::new(Directory::new()), Arc::new(Hub::new()));
+        let metrics = Arc::new(Metrics::new(Arc::clone(&hub)));
         let fanout = Fanout::new(
             Arc::clone(&directory),
             Arc::clone(&hub),
             Duration::from_millis(20),
+            Arc::clone(&metrics),
         );
         let (server, a, b) = (ServerId::new(), UserId::new(), UserId::new());
         directory.apply(&DirectoryChange::ServerCreated { server, owner: a });
@@ -383,6 +463,7 @@ mod tests {
         let session = hub.register(b, QueueLimits::default());
         fanout.receive(&BusMessage::Dispatch {
             audience: Audience::CoMembers(a),
+            event: Event::PresenceUpdate,
             payload: Payload::text("a-online"),
         });
         assert_eq!(texts(&session), ["a-online"]);

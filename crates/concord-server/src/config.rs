@@ -51,6 +51,68 @@ impl std::fmt::Debug for IceConfig {
     }
 }
 
+/// Who may read `GET /metrics`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Client addresses (CIDR blocks; a bare address is one host) allowed without a
+    /// token. The client address is the one the rate limits use: the peer, or behind a
+    /// trusted proxy the forwarded one. Default: loopback only.
+    #[serde(deserialize_with = "networks")]
+    pub allow: Vec<ipnet::IpNet>,
+    /// A bearer token that opens `/metrics` from any address (`Authorization: Bearer
+    /// …`, as Prometheus' `authorization` scrape setting sends it); at least 32
+    /// characters. None: addresses only.
+    pub token: Option<String>,
+}
+
+/// CIDR blocks, or bare addresses (one host each).
+fn networks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|text| {
+            text.parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("{text:?} is not an address or CIDR block"))
+                })
+        })
+        .collect()
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            allow: vec![
+                ipnet::IpNet::new_assert(IpAddr::from([127, 0, 0, 0]), 8),
+                ipnet::IpNet::new_assert(IpAddr::from(std::net::Ipv6Addr::LOCALHOST), 128),
+            ],
+            token: None,
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// Whether `ip` may read without a token.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        // An IPv4 client seen on an IPv6 socket (`::ffff:a.b.c.d`) is that IPv4 client.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.allow.iter().any(|net| net.contains(&ip))
+    }
+}
+
+impl std::fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field("allow", &self.allow)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 /// A token bucket: `per_second` refill, `burst` capacity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -219,6 +281,8 @@ pub struct Config {
     /// Origins allowed to call the API from a browser on another origin: empty means
     /// same-origin only (no CORS headers), `["*"]` any origin.
     pub cors_origins: Vec<String>,
+    /// Access to `GET /metrics`.
+    pub metrics: MetricsConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -241,6 +305,7 @@ impl std::fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("password", &self.password)
             .field("cors_origins", &self.cors_origins)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -259,6 +324,7 @@ impl Default for Config {
             limits: Limits::default(),
             password: PasswordCost::default(),
             cors_origins: Vec::new(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -365,6 +431,9 @@ impl Config {
         if let Some(v) = env("CONCORD_JWT_SECRET") {
             self.jwt_secret = Some(v);
         }
+        if let Some(v) = env("CONCORD_METRICS_TOKEN") {
+            self.metrics.token = Some(v);
+        }
         if let Some(v) = env("CONCORD_TURN_URL") {
             self.ice.turn_url = Some(v);
         }
@@ -434,5 +503,30 @@ mod tests {
         assert!(!text.contains("super-secret-value"));
         assert!(!text.contains("hunter2"));
         assert!(text.contains("postgres://concord:<redacted>@db/concord"));
+        let config = Config {
+            metrics: MetricsConfig {
+                token: Some("metrics-token-value-0123456789abcdef".into()),
+                ..MetricsConfig::default()
+            },
+            ..Config::default()
+        };
+        assert!(!format!("{config:?}").contains("metrics-token-value"));
+    }
+
+    #[test]
+    fn metrics_are_for_loopback_by_default() {
+        let metrics = MetricsConfig::default();
+        for ip in ["127.0.0.1", "127.9.8.7", "::1", "::ffff:127.0.0.1"] {
+            assert!(metrics.allows(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["10.0.0.1", "192.168.1.2", "2001:db8::1", "::ffff:10.0.0.1"] {
+            assert!(!metrics.allows(ip.parse().unwrap()), "{ip}");
+        }
+        let text = "[metrics]\nallow = [\"10.1.0.0/16\", \"192.0.2.7\"]\n";
+        let config: Config = toml::from_str(text).unwrap();
+        assert!(config.metrics.allows("10.1.200.3".parse().unwrap()));
+        assert!(config.metrics.allows("192.0.2.7".parse().unwrap()));
+        assert!(!config.metrics.allows("127.0.0.1".parse().unwrap()));
+        assert!(toml::from_str::<Config>("[metrics]\nallow = [\"10.1.0.0/33\"]\n").is_err());
     }
 }

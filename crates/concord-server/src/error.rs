@@ -121,7 +121,15 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Unknown routes: 404 with the JSON body.
-pub async fn not_found_fallback() -> ApiError {
-    ApiError::not_found("Not found")
+/// Set, to `1`, on the answers of [`not_found_fallback`] only: a 404 that carries it
+/// means "no such route", one without it came from a handler ("no such server", …).
+pub const UNROUTED: &str = "x-concord-unrouted";
+
+/// Unknown routes: 404 with the JSON body and the [`UNROUTED`] header.
+pub async fn not_found_fallback() -> Response {
+    let mut response = ApiError::not_found("Not found").into_response();
+    response
+        .headers_mut()
+        .insert(UNROUTED, HeaderValue::from_static("1"));
+    response
 }

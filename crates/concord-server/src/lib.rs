@@ -10,6 +10,8 @@ pub mod error;
 pub mod extract;
 mod housekeeping;
 pub mod limiter;
+pub mod metered_store;
+pub mod metrics;
 pub mod perms;
 pub mod presence;
 pub mod routes;

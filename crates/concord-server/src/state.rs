@@ -7,7 +7,7 @@ use concord_store::Store;
 
 use crate::{
     auth::TokenKeys, bus::Events, config::Config, directory::Directory, limiter::Limiters,
-    presence::Presence,
+    metrics::Metrics, presence::Presence,
 };
 
 /// Everything a handler may need.
@@ -29,6 +29,8 @@ pub struct AppState {
     pub keys: Arc<TokenKeys>,
     /// Rate limiters.
     pub limiters: Arc<Limiters>,
+    /// What `GET /metrics` reports.
+    pub metrics: Arc<Metrics>,
     /// Start time, for uptime.
     pub started: Instant,
 }

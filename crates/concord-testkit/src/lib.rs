@@ -482,6 +482,12 @@ impl Api {
         self.send(self.request(reqwest::Method::GET, path)).await
     }
 
+    /// GET with one extra header.
+    pub async fn get_with_header(&self, path: &str, name: &str, value: &str) -> Response {
+        self.send(self.request(reqwest::Method::GET, path).header(name, value))
+            .await
+    }
+
     /// POST with a JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> Response {
         self.send(self.request(reqwest::Method::POST, path).json(body))

@@ -3,11 +3,13 @@
 //! These are the only write routes that take no credentials, so they sit behind the
 //! stricter auth rate limit (see `limiter.rs`).
 
-use axum::{Router, extract::State, http::StatusCode, routing::post};
+use axum::{extract::State, http::StatusCode};
 use concord_protocol::{
-    AuthResponse, LoginRequest, RefreshRequest, RegisterRequest, Status, Timestamp, UserId, limits,
+    AuthResponse, ErrorBody, LoginRequest, RefreshRequest, RegisterRequest, Status, Timestamp,
+    UserId, limits,
 };
 use concord_store::{NewUser, RefreshSession, UserRecord};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     auth::{self, TokenType},
@@ -26,13 +28,30 @@ const SESSIONS_KEPT: usize = 10;
 const BAD_CREDENTIALS: &str = "Invalid username or password";
 
 /// The auth routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/auth/register", post(register))
-        .route("/auth/login", post(login))
-        .route("/auth/refresh", post(refresh))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "auth",
+    description = "Creates an account and opens a session. The first account to register \
+                   administers the instance. Also limited by the stricter auth rate limit.",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered; both tokens and the account.", body = AuthResponse),
+        (status = 400, description = "A field breaks a rule (username 2-32 word characters, \
+                                      password 8-128 characters, email shape), or an invite \
+                                      code is missing or invalid in invite-only mode.", body = ErrorBody),
+        (status = 403, description = "Registration is closed.", body = ErrorBody),
+        (status = 409, description = "The username or email is taken.", body = ErrorBody),
+        (status = 500, description = "Hashing or the database failed.", body = ErrorBody),
+    ),
+)]
 async fn register(
     State(state): State<AppState>,
     Json(body): Json<RegisterRequest>,
@@ -98,6 +117,21 @@ async fn register(
     Ok((StatusCode::CREATED, axum::Json(response)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    description = "Opens a session with a username and password (bots cannot log in). \
+                   Also limited by the stricter auth rate limit.",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in; both tokens and the account.", body = AuthResponse),
+        (status = 400, description = "A field is empty or longer than 128 characters.", body = ErrorBody),
+        (status = 401, description = "Unknown username or wrong password (one answer for both).", body = ErrorBody),
+        (status = 403, description = "The account is disabled.", body = ErrorBody),
+        (status = 500, description = "The database failed.", body = ErrorBody),
+    ),
+)]
 async fn login(
     State(state): State<AppState>,
     Json(body): Json<LoginRequest>,
@@ -126,6 +160,21 @@ async fn login(
     Ok(axum::Json(response))
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    tag = "auth",
+    description = "Trades a refresh token for a new pair; the old refresh token stops \
+                   working (rotation). Also limited by the stricter auth rate limit.",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "Rotated; both tokens and the account.", body = AuthResponse),
+        (status = 400, description = "The token is empty or longer than 2048 characters.", body = ErrorBody),
+        (status = 401, description = "The refresh token is invalid, expired, already used or revoked.", body = ErrorBody),
+        (status = 403, description = "The account is disabled.", body = ErrorBody),
+        (status = 500, description = "The database failed.", body = ErrorBody),
+    ),
+)]
 async fn refresh(
     State(state): State<AppState>,
     Json(body): Json<RefreshRequest>,

@@ -5,15 +5,15 @@
 //! sessions (`gateway.md` D8): a leaked token must stop working everywhere at once.
 
 use axum::{
-    Router,
     extract::State,
     http::{HeaderMap, StatusCode, header},
-    routing::{get, post},
 };
 use concord_protocol::{
-    Bot, BotConnect, BotCreated, BotId, BotList, CreateBot, Status, Timestamp, UpdateBot, UserId,
+    Bot, BotConnect, BotCreated, BotId, BotList, CreateBot, ErrorBody, Status, Timestamp,
+    UpdateBot, UserId,
 };
 use concord_store::{BotRecord, NewUser};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     auth::{self, Principal, TokenType},
@@ -23,14 +23,28 @@ use crate::{
 };
 
 /// The bots routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/bots", post(create).get(list))
-        .route("/bots/connect", post(connect))
-        .route("/bots/{id}", get(fetch).patch(update).delete(revoke))
-        .route("/bots/{id}/token/regenerate", post(regenerate))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(connect))
+        .routes(routes!(fetch, update, revoke))
+        .routes(routes!(regenerate))
 }
 
+#[utoipa::path(
+    post,
+    path = "/bots",
+    tag = "bots",
+    description = "Creates a bot and its user account; the token is shown this once.",
+    security(("bearer" = []), ("bot_token" = [])),
+    request_body = CreateBot,
+    responses(
+        (status = 201, description = "The bot with its token.", body = BotCreated),
+        (status = 400, description = "The name is not 1-64 characters with a letter or digit, \
+                                      or the description is over 512 characters.", body = ErrorBody),
+        (status = 403, description = "Bots cannot manage bots.", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -79,6 +93,17 @@ async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/bots",
+    tag = "bots",
+    description = "The bots the caller created, revoked ones included, oldest first.",
+    security(("bearer" = []), ("bot_token" = [])),
+    responses(
+        (status = 200, description = "The caller's bots.", body = BotList),
+        (status = 403, description = "Bots cannot manage bots.", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -88,6 +113,19 @@ async fn list(
     Ok(axum::Json(BotList { bots }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/bots/{id}",
+    tag = "bots",
+    description = "One of the caller's bots.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("id" = BotId, Path, description = "The bot.")),
+    responses(
+        (status = 200, description = "The bot.", body = Bot),
+        (status = 403, description = "Bots cannot manage bots.", body = ErrorBody),
+        (status = 404, description = "No such bot, or it is not the caller's.", body = ErrorBody),
+    ),
+)]
 async fn fetch(
     State(state): State<AppState>,
     principal: Principal,
@@ -98,6 +136,23 @@ async fn fetch(
     Ok(axum::Json(record.bot))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/bots/{id}",
+    tag = "bots",
+    description = "Renames or redescribes one of the caller's bots.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("id" = BotId, Path, description = "The bot.")),
+    request_body = UpdateBot,
+    responses(
+        (status = 200, description = "The updated bot.", body = Bot),
+        (status = 400, description = "The bot is revoked, the name is not 1-64 characters with \
+                                      a letter or digit, or the description is over 512 \
+                                      characters.", body = ErrorBody),
+        (status = 403, description = "Bots cannot manage bots.", body = ErrorBody),
+        (status = 404, description = "No such bot, or it is not the caller's.", body = ErrorBody),
+    ),
+)]
 async fn update(
     State(state): State<AppState>,
     principal: Principal,
@@ -125,6 +180,19 @@ async fn update(
     Ok(axum::Json(bot))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/bots/{id}",
+    tag = "bots",
+    description = "Revokes a bot: its token stops working and its gateway sessions close.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("id" = BotId, Path, description = "The bot.")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 403, description = "Bots cannot manage bots.", body = ErrorBody),
+        (status = 404, description = "No such bot, not the caller's, or already revoked.", body = ErrorBody),
+    ),
+)]
 async fn revoke(
     State(state): State<AppState>,
     principal: Principal,
@@ -141,6 +209,21 @@ async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/bots/{id}/token/regenerate",
+    tag = "bots",
+    description = "Replaces a bot's token; the old one stops working and the bot's gateway \
+                   sessions close.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("id" = BotId, Path, description = "The bot.")),
+    responses(
+        (status = 200, description = "The bot with its new token.", body = BotCreated),
+        (status = 400, description = "The bot is revoked.", body = ErrorBody),
+        (status = 403, description = "Bots cannot manage bots.", body = ErrorBody),
+        (status = 404, description = "No such bot, or it is not the caller's.", body = ErrorBody),
+    ),
+)]
 async fn regenerate(
     State(state): State<AppState>,
     principal: Principal,
@@ -169,6 +252,18 @@ async fn regenerate(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/bots/connect",
+    tag = "bots",
+    description = "Trades a bot's static token for a 15-minute access JWT of the bot user.",
+    security(("bot_token" = [])),
+    responses(
+        (status = 200, description = "The bot's access token.", body = BotConnect),
+        (status = 403, description = "The caller is not a bot, or authenticated with a JWT \
+                                      rather than the bot token.", body = ErrorBody),
+    ),
+)]
 async fn connect(
     State(state): State<AppState>,
     principal: Principal,

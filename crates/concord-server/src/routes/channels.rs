@@ -1,16 +1,16 @@
 //! Routes: channels of a server (`rest.md` §7.4) and channel read state (§7.5).
 
 use axum::{
-    Router,
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use concord_protocol::{
-    Channel, ChannelDelete, ChannelId, CreateChannel, Event, ServerId, Timestamp, UpdateChannel,
+    Channel, ChannelDelete, ChannelId, CreateChannel, ErrorBody, Event, ServerId, Timestamp,
+    UpdateChannel,
 };
 use concord_store::{ChannelPatch, NewChannel};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     access,
@@ -30,14 +30,11 @@ const MAX_TOPIC_CHARS: usize = 1024;
 const MAX_CATEGORY_CHARS: usize = 100;
 
 /// The channels routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/servers/{id}/channels", post(create).get(list))
-        .route(
-            "/servers/{id}/channels/{channel_id}",
-            get(get_one).patch(update).delete(remove),
-        )
-        .route("/channels/{channel_id}/ack", post(ack))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get_one, update, remove))
+        .routes(routes!(ack))
 }
 
 /// The text rules shared by create and update; `None` fields are not checked.
@@ -68,6 +65,22 @@ fn channel_of(state: &AppState, server: ServerId, channel: ChannelId) -> ApiResu
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/servers/{id}/channels",
+    tag = "channels",
+    description = "Creates a channel (owner only); its viewers are told.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("id" = ServerId, Path, description = "The server.")),
+    request_body = CreateChannel,
+    responses(
+        (status = 201, description = "The new channel.", body = Channel),
+        (status = 400, description = "The name is not 1-100 characters, the topic is over \
+                                      1024 or the category over 100.", body = ErrorBody),
+        (status = 403, description = "The caller is not the owner.", body = ErrorBody),
+        (status = 404, description = "No such server.", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -106,6 +119,18 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(channel)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/servers/{id}/channels",
+    tag = "channels",
+    description = "The channels of a server that the caller may view.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("id" = ServerId, Path, description = "The server.")),
+    responses(
+        (status = 200, description = "The channels.", body = Vec<Channel>),
+        (status = 404, description = "No such server, or the caller is not a member.", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -119,6 +144,22 @@ async fn list(
     Ok(axum::Json(channels))
 }
 
+#[utoipa::path(
+    get,
+    path = "/servers/{id}/channels/{channel_id}",
+    tag = "channels",
+    description = "One channel the caller may view.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(
+        ("id" = ServerId, Path, description = "The server."),
+        ("channel_id" = ChannelId, Path, description = "The channel, of that server."),
+    ),
+    responses(
+        (status = 200, description = "The channel.", body = Channel),
+        (status = 404, description = "No such server or channel, the caller is not a member, \
+                                      or may not view the channel.", body = ErrorBody),
+    ),
+)]
 async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
@@ -139,6 +180,25 @@ async fn get_one(
     Ok(axum::Json(found))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/servers/{id}/channels/{channel_id}",
+    tag = "channels",
+    description = "Changes a channel (owner only); absent fields stay as they are.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(
+        ("id" = ServerId, Path, description = "The server."),
+        ("channel_id" = ChannelId, Path, description = "The channel, of that server."),
+    ),
+    request_body = UpdateChannel,
+    responses(
+        (status = 200, description = "The updated channel.", body = Channel),
+        (status = 400, description = "The name is not 1-100 characters, the topic is over \
+                                      1024, the category over 100, or the position negative.", body = ErrorBody),
+        (status = 403, description = "The caller is not the owner.", body = ErrorBody),
+        (status = 404, description = "No such server or channel.", body = ErrorBody),
+    ),
+)]
 async fn update(
     State(state): State<AppState>,
     principal: Principal,
@@ -172,6 +232,22 @@ async fn update(
     Ok(axum::Json(updated))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/servers/{id}/channels/{channel_id}",
+    tag = "channels",
+    description = "Deletes a channel with its messages (owner only).",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(
+        ("id" = ServerId, Path, description = "The server."),
+        ("channel_id" = ChannelId, Path, description = "The channel, of that server."),
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 403, description = "The caller is not the owner.", body = ErrorBody),
+        (status = 404, description = "No such server or channel.", body = ErrorBody),
+    ),
+)]
 async fn remove(
     State(state): State<AppState>,
     principal: Principal,
@@ -199,6 +275,18 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/channels/{channel_id}/ack",
+    tag = "channels",
+    description = "Marks the channel read up to now for the caller.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("channel_id" = ChannelId, Path, description = "The channel.")),
+    responses(
+        (status = 204, description = "Marked read."),
+        (status = 404, description = "No such channel, or the caller is not a member of its server.", body = ErrorBody),
+    ),
+)]
 async fn ack(
     State(state): State<AppState>,
     principal: Principal,

@@ -1,17 +1,16 @@
 //! Routes: direct messages (`rest.md` §7.11) and DM read state (§7.5).
 
 use axum::{
-    Router,
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use concord_protocol::{
-    DirectMessage, DirectMessageId, DmChannel, DmChannelId, Event, MessageQuery, OpenDm, SendDm,
-    Timestamp,
+    DirectMessage, DirectMessageId, DmChannel, DmChannelId, ErrorBody, Event, MessageQuery, OpenDm,
+    SendDm, Timestamp,
 };
 use concord_store::{DmChannelRecord, UserRecord};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     access,
@@ -25,11 +24,11 @@ use crate::{
 };
 
 /// The DM routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/dm-channels", get(list).post(open))
-        .route("/dm-channels/{id}/messages", get(messages).post(send))
-        .route("/dm-channels/{id}/ack", post(ack))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, open))
+        .routes(routes!(messages, send))
+        .routes(routes!(ack))
 }
 
 /// The channel as `recipient`'s counterpart sees it.
@@ -47,6 +46,16 @@ fn view(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/dm-channels",
+    tag = "dms",
+    description = "The caller's DM channels, each with the other participant as recipient.",
+    security(("bearer" = []), ("bot_token" = [])),
+    responses(
+        (status = 200, description = "The DM channels.", body = Vec<DmChannel>),
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -59,6 +68,20 @@ async fn list(
     Ok(axum::Json(channels))
 }
 
+#[utoipa::path(
+    post,
+    path = "/dm-channels",
+    tag = "dms",
+    description = "Opens the DM channel with a user, or returns the one already open.",
+    security(("bearer" = []), ("bot_token" = [])),
+    request_body = OpenDm,
+    responses(
+        (status = 200, description = "The channel was already open.", body = DmChannel),
+        (status = 201, description = "Opened; both participants are told.", body = DmChannel),
+        (status = 400, description = "The caller named themselves.", body = ErrorBody),
+        (status = 404, description = "No such user.", body = ErrorBody),
+    ),
+)]
 async fn open(
     State(state): State<AppState>,
     principal: Principal,
@@ -106,6 +129,21 @@ async fn open(
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/dm-channels/{id}/messages",
+    tag = "dms",
+    description = "A page of a DM channel's messages, newest first.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(
+        ("id" = DmChannelId, Path, description = "The DM channel."),
+        MessageQuery,
+    ),
+    responses(
+        (status = 200, description = "The page.", body = Vec<DirectMessage>),
+        (status = 404, description = "No such DM channel, or the caller does not take part in it.", body = ErrorBody),
+    ),
+)]
 async fn messages(
     State(state): State<AppState>,
     principal: Principal,
@@ -120,6 +158,20 @@ async fn messages(
     Ok(axum::Json(found))
 }
 
+#[utoipa::path(
+    post,
+    path = "/dm-channels/{id}/messages",
+    tag = "dms",
+    description = "Sends a direct message; both participants are told.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("id" = DmChannelId, Path, description = "The DM channel.")),
+    request_body = SendDm,
+    responses(
+        (status = 201, description = "The new message.", body = DirectMessage),
+        (status = 400, description = "The content is not 1-4000 characters.", body = ErrorBody),
+        (status = 404, description = "No such DM channel, or the caller does not take part in it.", body = ErrorBody),
+    ),
+)]
 async fn send(
     State(state): State<AppState>,
     principal: Principal,
@@ -145,6 +197,18 @@ async fn send(
     Ok((StatusCode::CREATED, axum::Json(message)).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/dm-channels/{id}/ack",
+    tag = "dms",
+    description = "Marks the DM channel read up to now for the caller.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("id" = DmChannelId, Path, description = "The DM channel.")),
+    responses(
+        (status = 204, description = "Marked read."),
+        (status = 404, description = "No such DM channel, or the caller does not take part in it.", body = ErrorBody),
+    ),
+)]
 async fn ack(
     State(state): State<AppState>,
     principal: Principal,

@@ -1,6 +1,6 @@
 //! `GET /ws`: the chat domain's side of the gateway. The engine (`concord-gateway`)
 //! owns the upgrade, the protocol versions and the handshake; this module checks
-//! credentials for it ([`ChatAuth`]) and plays the domain's part of each session
+//! credentials for it (`ChatAuth`) and plays the domain's part of each session
 //! (READY, presence, typing, voice signals).
 
 use std::{
@@ -11,11 +11,9 @@ use std::{
 
 use async_trait::async_trait;
 use axum::{
-    Router,
     body::Body,
     extract::{Request, State},
     response::Response,
-    routing::get,
 };
 use chrono::Utc;
 use concord_gateway::{
@@ -29,6 +27,8 @@ use concord_protocol::{
 };
 use concord_store::{Presence as Chosen, ReadyState, UserRecord};
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{
     auth::{authenticate_bot, authenticate_jwt},
     bus::Audience,
@@ -38,9 +38,9 @@ use crate::{
     views,
 };
 
-/// The gateway route over this node's endpoint.
-pub fn routes(gateway: Arc<Gateway>) -> Router<AppState> {
-    Router::new().route("/ws", get(upgrade)).with_state(gateway)
+/// The gateway route; its state is this node's endpoint.
+pub fn routes() -> OpenApiRouter<Arc<Gateway>> {
+    OpenApiRouter::new().routes(routes!(upgrade))
 }
 
 /// This node's gateway endpoint over `state`'s Hub, with the configured limits.
@@ -85,6 +85,33 @@ pub fn gateway_config(limits: &Limits) -> GatewayConfig {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "gateway",
+    description = "Upgrades to the WebSocket gateway (RFC 6455: `Connection: Upgrade`, \
+                   `Upgrade: websocket`, `Sec-WebSocket-Version: 13`, `Sec-WebSocket-Key`). \
+                   Protocol v1 (the default) authenticates with `token` or `bot_token` in \
+                   the query; v2 (`v=2`) may instead IDENTIFY after the upgrade, and may \
+                   compress. The frames, events, heartbeats, RESUME and close codes are \
+                   described in docs/protocol-v2.md.",
+    params(
+        ("v" = Option<String>, Query, description = "Protocol version: `1` (default) or `2`."),
+        ("compress" = Option<String>, Query, description = "v2 only: `zlib-stream` or `zstd-stream`."),
+        ("token" = Option<String>, Query, description = "An access JWT; when present, the only credential considered."),
+        ("bot_token" = Option<String>, Query, description = "A bot's static token."),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the connection is now the \
+                                      gateway's WebSocket (see docs/protocol-v2.md)."),
+        (status = 400, description = "Not a valid WebSocket upgrade, or an unsupported `v` or \
+                                      `compress`.", content_type = "text/plain", body = String),
+        (status = 401, description = "v1 without a credential, or a credential that is \
+                                      invalid, expired or revoked.", content_type = "text/plain", body = String),
+        (status = 500, description = "The credential could not be checked.", content_type = "text/plain", body = String),
+        (status = 503, description = "No compression context could be had.", content_type = "text/plain", body = String),
+    ),
+)]
 async fn upgrade(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     gateway.accept(request).await.map(Body::from)
 }
@@ -182,7 +209,8 @@ impl SessionHandler for ChatSession {
         Payload::dispatch(Event::Ready, &ready).map_err(|e| ReadyError(e.to_string()))
     }
 
-    async fn connected(&self, _session: &SessionEntry) {
+    async fn connected(&self, session: &SessionEntry) {
+        tracing::debug!(session = session.id.0, user = %session.user_id, v2 = session.v2, "gateway session started");
         // READY (always built before this) left the record here.
         let fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(user) = fresh {
@@ -191,6 +219,7 @@ impl SessionHandler for ChatSession {
     }
 
     async fn resumed(&self, session: &SessionEntry) {
+        tracing::debug!(session = session.id.0, user = %session.user_id, "gateway session resumed");
         // Back within the grace period, this announces nothing; after it, online again.
         match self.state.store.user(session.user_id).await {
             Ok(Some(user)) if !user.disabled => {
@@ -200,7 +229,9 @@ impl SessionHandler for ChatSession {
                 .state
                 .hub
                 .close_user(session.user_id, concord_gateway::CloseReason::Revoked),
-            Err(err) => tracing::error!(error = %err, "presence after RESUME not announced"),
+            Err(err) => {
+                tracing::error!(session = session.id.0, error = %err, "presence after RESUME not announced");
+            }
         }
     }
 
@@ -213,6 +244,7 @@ impl SessionHandler for ChatSession {
     }
 
     async fn disconnected(&self, session: &SessionEntry, ending: Ending, remaining: usize) {
+        tracing::debug!(session = session.id.0, user = %session.user_id, ?ending, "gateway session ended");
         self.state
             .presence
             .session_ended(&self.state, session.user_id, ending, remaining);
@@ -238,7 +270,7 @@ impl ChatSession {
             .set_presence(session.user_id, &chosen)
             .await
         {
-            tracing::error!(error = %err, "presence not stored; not broadcast");
+            tracing::error!(session = session.id.0, error = %err, "presence not stored; not broadcast");
             return Err(CommandError::new(
                 ErrorCode::InvalidPayload,
                 "presence could not be stored",

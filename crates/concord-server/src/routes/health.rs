@@ -2,19 +2,20 @@
 
 use std::time::Duration;
 
-use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use concord_protocol::{
     Check, Connections, DatabaseHealth, Health, Liveness, Readiness, ReadinessChecks,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::state::AppState;
 
 /// The health routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(live))
+        .routes(routes!(ready))
 }
 
 enum Probe {
@@ -32,6 +33,18 @@ async fn probe(state: &AppState) -> Probe {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    description = "Service status with a database probe (at most 5 s) and the number of \
+                   live gateway sessions.",
+    responses(
+        (status = 200, description = "Healthy.", body = Health),
+        (status = 503, description = "The database probe failed or timed out (`status` is \
+                                      `degraded`).", body = Health),
+    ),
+)]
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let (code, status, db_status, latency) = match probe(&state).await {
         Probe::Ok(ms) => (StatusCode::OK, "ok", "ok", ms),
@@ -59,10 +72,29 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
     (code, Json(body))
 }
 
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "health",
+    description = "Liveness: the process answers.",
+    responses(
+        (status = 200, description = "Alive.", body = Liveness),
+    ),
+)]
 async fn live() -> Json<Liveness> {
     Json(Liveness { alive: true })
 }
 
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "health",
+    description = "Readiness: the database answers a probe (at most 5 s).",
+    responses(
+        (status = 200, description = "Ready.", body = Readiness),
+        (status = 503, description = "Not ready; `checks.database.error` says why.", body = Readiness),
+    ),
+)]
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let check = match probe(&state).await {
         Probe::Ok(_) => Check {

@@ -4,11 +4,12 @@
 //! `use-auth-secret`: the user name carries its own expiry, the password is an HMAC of
 //! it under the shared secret, so the TURN server needs no call back to us.
 
-use axum::{Router, extract::State, routing::get};
+use axum::extract::State;
 use base64::Engine;
 use concord_protocol::{IceServer, IceServers, Timestamp};
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{auth::Principal, state::AppState};
 
@@ -21,10 +22,21 @@ const STUN_SERVERS: [&str; 2] = [
 ];
 
 /// The ice routes.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/ice-servers", get(ice_servers))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(ice_servers))
 }
 
+#[utoipa::path(
+    get,
+    path = "/ice-servers",
+    tag = "ice",
+    description = "STUN servers, and the configured TURN server with short-lived \
+                   credentials (TURN REST API convention).",
+    security(("bearer" = []), ("bot_token" = [])),
+    responses(
+        (status = 200, description = "The ICE servers.", body = IceServers),
+    ),
+)]
 async fn ice_servers(
     State(state): State<AppState>,
     principal: Principal,

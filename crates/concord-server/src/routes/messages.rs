@@ -2,17 +2,16 @@
 //! rules that thread replies share.
 
 use axum::{
-    Router,
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{get, patch},
 };
 use concord_protocol::{
-    ChannelId, CreateMessage, EditMessage, Event, Message, MessageDelete, MessageId, MessageQuery,
-    ServerId, Timestamp, UserId, limits,
+    ChannelId, CreateMessage, EditMessage, ErrorBody, Event, Message, MessageDelete, MessageId,
+    MessageQuery, ServerId, Timestamp, UserId, limits,
 };
 use concord_store::NewMessage;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     access,
@@ -25,11 +24,11 @@ use crate::{
 };
 
 /// The messages routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/channels/{channel_id}/messages", get(list).post(create))
-        .route("/channels/{channel_id}/messages/{message_id}", get(get_one))
-        .route("/messages/{message_id}", patch(edit).delete(remove))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one))
+        .routes(routes!(edit, remove))
 }
 
 /// Message text is 1–4000 chars (server channels and DMs alike).
@@ -95,6 +94,22 @@ fn message_not_found() -> ApiError {
     ApiError::not_found("Message not found")
 }
 
+#[utoipa::path(
+    get,
+    path = "/channels/{channel_id}/messages",
+    tag = "messages",
+    description = "A page of a channel's messages, newest first.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(
+        ("channel_id" = ChannelId, Path, description = "The channel."),
+        MessageQuery,
+    ),
+    responses(
+        (status = 200, description = "The page.", body = Vec<Message>),
+        (status = 403, description = "The caller may not view the channel.", body = ErrorBody),
+        (status = 404, description = "No such channel, or the caller is not a member of its server.", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -112,6 +127,25 @@ async fn list(
     Ok(axum::Json(messages))
 }
 
+#[utoipa::path(
+    post,
+    path = "/channels/{channel_id}/messages",
+    tag = "messages",
+    description = "Posts a message; `@name` and `@everyone` mentions are resolved against \
+                   the server's members.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("channel_id" = ChannelId, Path, description = "The channel.")),
+    request_body = CreateMessage,
+    responses(
+        (status = 201, description = "The new message.", body = Message),
+        (status = 400, description = "The content is not 1-4000 characters.", body = ErrorBody),
+        (status = 403, description = "The caller may not view or send in the channel, or is \
+                                      timed out in the server.", body = ErrorBody),
+        (status = 404, description = "No such channel, the caller is not a member of its \
+                                      server, or the replied-to message is not a live message \
+                                      of this channel.", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -168,6 +202,23 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(message)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/channels/{channel_id}/messages/{message_id}",
+    tag = "messages",
+    description = "One message; a deleted one keeps its place with empty content.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(
+        ("channel_id" = ChannelId, Path, description = "The channel."),
+        ("message_id" = MessageId, Path, description = "The message, of that channel."),
+    ),
+    responses(
+        (status = 200, description = "The message.", body = Message),
+        (status = 403, description = "The caller may not view the channel.", body = ErrorBody),
+        (status = 404, description = "No such channel or message, or the caller is not a \
+                                      member of the channel's server.", body = ErrorBody),
+    ),
+)]
 async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
@@ -206,6 +257,22 @@ async fn live_message_for_member(
     Ok((message, facts.server))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/messages/{message_id}",
+    tag = "messages",
+    description = "Edits a message (author only); mentions are resolved again.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("message_id" = MessageId, Path, description = "The message.")),
+    request_body = EditMessage,
+    responses(
+        (status = 200, description = "The edited message.", body = Message),
+        (status = 400, description = "The content is not 1-4000 characters.", body = ErrorBody),
+        (status = 403, description = "The caller is not the author.", body = ErrorBody),
+        (status = 404, description = "No such live message, or the caller is not a member of \
+                                      its server.", body = ErrorBody),
+    ),
+)]
 async fn edit(
     State(state): State<AppState>,
     principal: Principal,
@@ -232,6 +299,20 @@ async fn edit(
     Ok(axum::Json(edited))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/messages/{message_id}",
+    tag = "messages",
+    description = "Deletes a message (its author or the server owner).",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("message_id" = MessageId, Path, description = "The message.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 403, description = "The caller is neither the author nor the server owner.", body = ErrorBody),
+        (status = 404, description = "No such live message, or the caller is not a member of \
+                                      its server.", body = ErrorBody),
+    ),
+)]
 async fn remove(
     State(state): State<AppState>,
     principal: Principal,

@@ -1,6 +1,15 @@
 //! HTTP routes, one module per resource group (`rest.md` §7).
+//!
+//! Every route is registered through utoipa-axum's [`OpenApiRouter`] with `routes!`,
+//! from the handler's `#[utoipa::path]`: what is routed and what `/openapi.json`
+//! documents are the same by construction (see [`openapi`]). A route added with a bare
+//! `Router::route` would be served undocumented; `tests/openapi.rs` refuses that.
+
+use std::sync::Arc;
 
 use axum::Router;
+use concord_gateway::Gateway;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
@@ -13,14 +22,32 @@ pub mod health;
 pub mod ice;
 pub mod messages;
 pub mod metrics;
+pub mod openapi;
 pub mod servers;
 pub mod users;
 pub mod voice;
 
 /// Routes under the per-IP rate limit (everything but health), the gateway served by
 /// `gateway`.
-pub fn limited(gateway: std::sync::Arc<concord_gateway::Gateway>) -> Router<AppState> {
-    Router::new()
+pub fn limited(gateway: Arc<Gateway>) -> Router<AppState> {
+    openapi::prepare();
+    let gateway: Router<AppState> = gateway_api().with_state(gateway).into();
+    Router::from(limited_api()).merge(gateway)
+}
+
+/// Health routes: no auth, never rate-limited.
+pub fn health() -> Router<AppState> {
+    health_api().into()
+}
+
+/// The routes of [`health`], with their documentation.
+fn health_api() -> OpenApiRouter<AppState> {
+    health::routes()
+}
+
+/// The routes of [`limited`] but the gateway's, with their documentation.
+fn limited_api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(auth::routes())
         .merge(users::routes())
         .merge(servers::routes())
@@ -31,10 +58,10 @@ pub fn limited(gateway: std::sync::Arc<concord_gateway::Gateway>) -> Router<AppS
         .merge(ice::routes())
         .merge(bots::routes())
         .merge(metrics::routes())
-        .merge(gateway::routes(gateway))
+        .merge(openapi::routes())
 }
 
-/// Health routes: no auth, never rate-limited.
-pub fn health() -> Router<AppState> {
-    health::routes()
+/// The gateway's upgrade route (rate-limited too), over the endpoint given as its state.
+fn gateway_api() -> OpenApiRouter<Arc<Gateway>> {
+    gateway::routes()
 }

@@ -1,17 +1,16 @@
 //! Routes: servers and their members (`rest.md` §7.3).
 
 use axum::{
-    Router,
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{delete, get, post},
 };
 use concord_protocol::{
-    CreateServer, Event, Member, MemberChange, MessageBody, Server, ServerDelete, ServerDto,
-    ServerId, Timestamp, UpdateServer,
+    CreateServer, ErrorBody, Event, Member, MemberChange, MessageBody, Server, ServerDelete,
+    ServerDto, ServerId, Timestamp, UpdateServer,
 };
 use concord_store::ServerPatch;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     access,
@@ -31,14 +30,14 @@ const MAX_NAME_CHARS: usize = 100;
 const BROWSE_LIMIT: i64 = 50;
 
 /// The servers routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/servers", post(create).get(list_mine))
-        .route("/servers/browse", get(browse))
-        .route("/servers/{id}", get(get_one).patch(update).delete(remove))
-        .route("/servers/{id}/join", post(join))
-        .route("/servers/{id}/leave", delete(leave))
-        .route("/servers/{id}/members", get(members))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list_mine))
+        .routes(routes!(browse))
+        .routes(routes!(get_one, update, remove))
+        .routes(routes!(join))
+        .routes(routes!(leave))
+        .routes(routes!(members))
 }
 
 fn check_name(name: &str) -> ApiResult<()> {
@@ -74,6 +73,20 @@ fn check_icon_url(url: &str) -> ApiResult<()> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/servers",
+    tag = "servers",
+    description = "Creates a server owned by the caller, who becomes its first member.",
+    security(("bearer" = []), ("bot_token" = [])),
+    request_body = CreateServer,
+    responses(
+        (status = 201, description = "The new server.", body = ServerDto),
+        (status = 400, description = "The name is not 1-100 characters, the icon URL is not an \
+                                      http(s) URL, or a template id is given (no template \
+                                      exists).", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -110,6 +123,16 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(dto)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/servers",
+    tag = "servers",
+    description = "The servers the caller is a member of.",
+    security(("bearer" = []), ("bot_token" = [])),
+    responses(
+        (status = 200, description = "The caller's servers.", body = Vec<ServerDto>),
+    ),
+)]
 async fn list_mine(
     State(state): State<AppState>,
     principal: Principal,
@@ -119,6 +142,16 @@ async fn list_mine(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/servers/browse",
+    tag = "servers",
+    description = "Public servers (at most 50).",
+    security(("bearer" = []), ("bot_token" = [])),
+    responses(
+        (status = 200, description = "Public servers.", body = Vec<ServerDto>),
+    ),
+)]
 async fn browse(
     State(state): State<AppState>,
     _principal: Principal,
@@ -126,6 +159,18 @@ async fn browse(
     Ok(axum::Json(state.store.public_servers(BROWSE_LIMIT).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/servers/{id}",
+    tag = "servers",
+    description = "One server the caller is a member of.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("id" = ServerId, Path, description = "The server.")),
+    responses(
+        (status = 200, description = "The server.", body = ServerDto),
+        (status = 404, description = "No such server, or the caller is not a member.", body = ErrorBody),
+    ),
+)]
 async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
@@ -140,6 +185,22 @@ async fn get_one(
     Ok(axum::Json(server))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/servers/{id}",
+    tag = "servers",
+    description = "Changes a server (owner only); absent fields stay as they are.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("id" = ServerId, Path, description = "The server.")),
+    request_body = UpdateServer,
+    responses(
+        (status = 200, description = "The updated server.", body = ServerDto),
+        (status = 400, description = "The name is not 1-100 characters, or the icon URL is \
+                                      not an http(s) URL.", body = ErrorBody),
+        (status = 403, description = "The caller is not the owner.", body = ErrorBody),
+        (status = 404, description = "No such server.", body = ErrorBody),
+    ),
+)]
 async fn update(
     State(state): State<AppState>,
     principal: Principal,
@@ -170,6 +231,19 @@ async fn update(
     Ok(axum::Json(server))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/servers/{id}",
+    tag = "servers",
+    description = "Deletes a server with its channels and messages (owner only).",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("id" = ServerId, Path, description = "The server.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 403, description = "The caller is not the owner.", body = ErrorBody),
+        (status = 404, description = "No such server.", body = ErrorBody),
+    ),
+)]
 async fn remove(
     State(state): State<AppState>,
     principal: Principal,
@@ -193,6 +267,20 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/servers/{id}/join",
+    tag = "servers",
+    description = "Joins a public server that needs no invite.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("id" = ServerId, Path, description = "The server.")),
+    responses(
+        (status = 201, description = "Joined.", body = MessageBody),
+        (status = 403, description = "The server requires an invite, or the caller is banned.", body = ErrorBody),
+        (status = 404, description = "No such server, or it is private.", body = ErrorBody),
+        (status = 409, description = "Already a member.", body = ErrorBody),
+    ),
+)]
 async fn join(
     State(state): State<AppState>,
     principal: Principal,
@@ -244,6 +332,19 @@ async fn join(
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/servers/{id}/leave",
+    tag = "servers",
+    description = "Leaves a server (and its voice channel, if the caller is in one).",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("id" = ServerId, Path, description = "The server.")),
+    responses(
+        (status = 204, description = "Left."),
+        (status = 400, description = "The owner cannot leave their server.", body = ErrorBody),
+        (status = 404, description = "No such server, or the caller is not a member.", body = ErrorBody),
+    ),
+)]
 async fn leave(
     State(state): State<AppState>,
     principal: Principal,
@@ -283,6 +384,18 @@ async fn leave(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/servers/{id}/members",
+    tag = "servers",
+    description = "The members of a server the caller belongs to.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("id" = ServerId, Path, description = "The server.")),
+    responses(
+        (status = 200, description = "The members.", body = Vec<Member>),
+        (status = 404, description = "No such server, or the caller is not a member.", body = ErrorBody),
+    ),
+)]
 async fn members(
     State(state): State<AppState>,
     principal: Principal,

@@ -1,8 +1,9 @@
 //! Routes: the caller's own profile and other users' public profiles (`rest.md` §7.2).
 
-use axum::{Router, extract::State, routing::get};
-use concord_protocol::{Event, PublicProfile, Status, UpdateMe, User, UserId, limits};
+use axum::extract::State;
+use concord_protocol::{ErrorBody, Event, PublicProfile, Status, UpdateMe, User, UserId, limits};
 use concord_store::UserPatch;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     auth::Principal,
@@ -15,18 +16,45 @@ use crate::{
 };
 
 /// The users routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/users/@me", get(me).patch(update_me))
-        .route("/users/{user_id}", get(profile))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(me, update_me))
+        .routes(routes!(profile))
 }
 
+#[utoipa::path(
+    get,
+    path = "/users/@me",
+    tag = "users",
+    description = "The caller's own account.",
+    security(("bearer" = []), ("bot_token" = [])),
+    responses(
+        (status = 200, description = "The caller's account.", body = User),
+    ),
+)]
 async fn me(State(state): State<AppState>, principal: Principal) -> axum::Json<User> {
     // The extractor has just read the row (and refused gone or disabled users), so
     // there is nothing newer to fetch.
     axum::Json(views::self_user(&state, &principal.user))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/users/@me",
+    tag = "users",
+    description = "Changes the caller's profile and chosen status; absent and null fields \
+                   stay as they are. Online peers and the caller's own sessions are told.",
+    security(("bearer" = []), ("bot_token" = [])),
+    request_body = UpdateMe,
+    responses(
+        (status = 200, description = "The updated account.", body = User),
+        (status = 400, description = "A field breaks a rule (avatar URL not http(s) or over \
+                                      2048 characters, bio over 500, pronouns over 40, custom \
+                                      status or activity over 128, status not one of online, \
+                                      away, dnd, offline).", body = ErrorBody),
+        (status = 404, description = "The account was deleted meanwhile.", body = ErrorBody),
+    ),
+)]
 async fn update_me(
     State(state): State<AppState>,
     principal: Principal,
@@ -53,6 +81,18 @@ async fn update_me(
     Ok(axum::Json(me))
 }
 
+#[utoipa::path(
+    get,
+    path = "/users/{user_id}",
+    tag = "users",
+    description = "Another user's public profile.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("user_id" = UserId, Path, description = "The user.")),
+    responses(
+        (status = 200, description = "The public profile.", body = PublicProfile),
+        (status = 404, description = "No such user, or the account is disabled.", body = ErrorBody),
+    ),
+)]
 async fn profile(
     State(state): State<AppState>,
     _principal: Principal,

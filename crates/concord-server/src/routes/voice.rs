@@ -6,15 +6,14 @@
 //! the channel left.
 
 use axum::{
-    Router,
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::get,
 };
 use concord_protocol::{
-    ChannelId, Event, Timestamp, UpdateVoice, UserId, VoiceParticipant, VoiceState,
+    ChannelId, ErrorBody, Event, Timestamp, UpdateVoice, UserId, VoiceParticipant, VoiceState,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     access,
@@ -28,11 +27,8 @@ use crate::{
 };
 
 /// The voice routes.
-pub fn routes() -> Router<AppState> {
-    Router::new().route(
-        "/channels/{channel_id}/voice",
-        get(participants).post(join).patch(update).delete(leave),
-    )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(participants, join, update, leave))
 }
 
 /// Sends `VOICE_STATE_UPDATE` with `voice` to the viewers of `channel`.
@@ -58,6 +54,20 @@ async fn state_in(state: &AppState, user: UserId, channel: ChannelId) -> ApiResu
         .ok_or_else(|| ApiError::not_found("You are not in this voice channel"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/channels/{channel_id}/voice",
+    tag = "voice",
+    description = "Who is in a voice channel.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("channel_id" = ChannelId, Path, description = "The voice channel.")),
+    responses(
+        (status = 200, description = "The participants.", body = Vec<VoiceParticipant>),
+        (status = 400, description = "Not a voice channel.", body = ErrorBody),
+        (status = 403, description = "The caller may not view the channel.", body = ErrorBody),
+        (status = 404, description = "No such channel, or the caller is not a member of its server.", body = ErrorBody),
+    ),
+)]
 async fn participants(
     State(state): State<AppState>,
     principal: Principal,
@@ -71,6 +81,20 @@ async fn participants(
     Ok(axum::Json(state.store.voice_participants(channel).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/channels/{channel_id}/voice",
+    tag = "voice",
+    description = "Joins a voice channel, leaving any other one; the self flags reset.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("channel_id" = ChannelId, Path, description = "The voice channel.")),
+    responses(
+        (status = 201, description = "The caller's new voice state.", body = VoiceState),
+        (status = 400, description = "Not a voice channel.", body = ErrorBody),
+        (status = 403, description = "The caller may not view or connect to the channel.", body = ErrorBody),
+        (status = 404, description = "No such channel, or the caller is not a member of its server.", body = ErrorBody),
+    ),
+)]
 async fn join(
     State(state): State<AppState>,
     principal: Principal,
@@ -112,6 +136,21 @@ async fn join(
     Ok((StatusCode::CREATED, axum::Json(joined)).into_response())
 }
 
+#[utoipa::path(
+    patch,
+    path = "/channels/{channel_id}/voice",
+    tag = "voice",
+    description = "Changes the caller's self flags in the voice channel they are in.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("channel_id" = ChannelId, Path, description = "The voice channel.")),
+    request_body = UpdateVoice,
+    responses(
+        (status = 200, description = "The caller's voice state.", body = VoiceState),
+        (status = 400, description = "No flag given, or not a voice channel.", body = ErrorBody),
+        (status = 404, description = "No such channel, the caller is not a member of its \
+                                      server, or is not in this voice channel.", body = ErrorBody),
+    ),
+)]
 async fn update(
     State(state): State<AppState>,
     principal: Principal,
@@ -140,6 +179,20 @@ async fn update(
     Ok(axum::Json(voice))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/channels/{channel_id}/voice",
+    tag = "voice",
+    description = "Leaves the voice channel.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("channel_id" = ChannelId, Path, description = "The voice channel.")),
+    responses(
+        (status = 204, description = "Left."),
+        (status = 400, description = "Not a voice channel.", body = ErrorBody),
+        (status = 404, description = "No such channel, the caller is not a member of its \
+                                      server, or is not in this voice channel.", body = ErrorBody),
+    ),
+)]
 async fn leave(
     State(state): State<AppState>,
     principal: Principal,

@@ -1,0 +1,108 @@
+//! What a node's gateway counts for its operator: upgrades and open sockets by
+//! protocol version. Plain atomics, read when metrics are scraped; nothing here is on
+//! the delivery path.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicI64, AtomicU64, Ordering},
+};
+
+/// Protocol versions the counters are kept for, in index order: v1, v2.
+const VERSIONS: usize = 2;
+
+/// Counters of one gateway endpoint.
+#[derive(Debug, Default)]
+pub struct SocketStats {
+    upgrades: [AtomicU64; VERSIONS],
+    open: [AtomicI64; VERSIONS],
+}
+
+/// A snapshot of [`SocketStats`] for one protocol version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketCounts {
+    /// Upgrades completed since start.
+    pub upgrades: u64,
+    /// WebSocket connections open now (identified or not yet).
+    pub open: u64,
+}
+
+impl SocketStats {
+    /// Counts an upgraded socket of protocol `v2` or v1; it counts as open until the
+    /// returned guard drops.
+    pub(crate) fn opened(self: &Arc<Self>, v2: bool) -> OpenSocket {
+        let at = usize::from(v2);
+        self.upgrades[at].fetch_add(1, Ordering::Relaxed);
+        self.open[at].fetch_add(1, Ordering::Relaxed);
+        OpenSocket {
+            stats: Arc::clone(self),
+            v2,
+        }
+    }
+
+    /// The counts of protocol v1 (`false`) or v2 (`true`).
+    pub fn counts(&self, v2: bool) -> SocketCounts {
+        let at = usize::from(v2);
+        SocketCounts {
+            upgrades: self.upgrades[at].load(Ordering::Relaxed),
+            open: u64::try_from(self.open[at].load(Ordering::Relaxed)).unwrap_or(0),
+        }
+    }
+}
+
+/// An open socket's place in [`SocketStats`]; dropping it closes the place.
+#[derive(Debug)]
+pub struct OpenSocket {
+    stats: Arc<SocketStats>,
+    v2: bool,
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.stats.open[usize::from(self.v2)].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_is_open_until_its_guard_drops() {
+        let stats = Arc::new(SocketStats::default());
+        let a = stats.opened(true);
+        let b = stats.opened(true);
+        let c = stats.opened(false);
+        assert_eq!(
+            stats.counts(true),
+            SocketCounts {
+                upgrades: 2,
+                open: 2
+            }
+        );
+        assert_eq!(
+            stats.counts(false),
+            SocketCounts {
+                upgrades: 1,
+                open: 1
+            }
+        );
+        drop(a);
+        drop(c);
+        assert_eq!(
+            stats.counts(true),
+            SocketCounts {
+                upgrades: 2,
+                open: 1
+            }
+        );
+        assert_eq!(
+            stats.counts(false),
+            SocketCounts {
+                upgrades: 1,
+                open: 0
+            }
+        );
+        drop(b);
+        assert_eq!(stats.counts(true).open, 0);
+    }
+}

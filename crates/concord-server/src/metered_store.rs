@@ -1,0 +1,127 @@
+//! A [`Store`] that times every operation into the node's [`Metrics`].
+//!
+//! One store method is one transaction, so the time of a call is the latency of one
+//! database round of work, labelled by the method's name. The decorator forwards each
+//! method as it is; `metered!` writes the forwarding from the trait's signatures.
+
+use std::{sync::Arc, time::Instant};
+
+use async_trait::async_trait;
+use concord_protocol::{
+    Bot, BotId, Channel, ChannelId, ChannelOverride, DirectMessage, DmChannelId, MentionCount,
+    Message, MessageId, Role, RoleId, Server, ServerDto, ServerId, Timestamp, UnreadCount, UserId,
+    VoiceParticipant, VoiceState,
+};
+use concord_store::{
+    BotRecord, ChannelPatch, DirectorySnapshot, DmChannelRecord, DmChannelSummary, MemberDetail,
+    NewChannel, NewMessage, NewUser, Presence, ReadyState, RefreshSession, SavedSession,
+    ServerPatch, Store, StoreResult, UserPatch, UserRecord,
+};
+
+use crate::metrics::Metrics;
+
+/// `inner`, timed.
+pub struct MeteredStore {
+    inner: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for MeteredStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeteredStore").finish_non_exhaustive()
+    }
+}
+
+impl MeteredStore {
+    /// Times every call to `inner` into `metrics`.
+    pub fn new(inner: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+}
+
+/// Implements [`Store`] for [`MeteredStore`] from the listed signatures: each method
+/// calls the inner store's and records its duration and whether it failed.
+macro_rules! metered {
+    ($(fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty;)*) => {
+        #[async_trait]
+        impl Store for MeteredStore {
+            $(
+                async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    let started = Instant::now();
+                    let result = self.inner.$name($($arg),*).await;
+                    self.metrics
+                        .operation(stringify!($name), started.elapsed(), result.is_err());
+                    result
+                }
+            )*
+        }
+    };
+}
+
+metered! {
+    fn ping(&self) -> StoreResult<()>;
+    fn create_user(&self, user: &NewUser) -> StoreResult<UserRecord>;
+    fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
+    fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    fn users(&self, ids: &[UserId]) -> StoreResult<Vec<UserRecord>>;
+    fn update_user(&self, id: UserId, patch: &UserPatch) -> StoreResult<Option<UserRecord>>;
+    fn set_presence(&self, id: UserId, presence: &Presence) -> StoreResult<()>;
+    fn create_refresh_session(&self, session: &RefreshSession, now: Timestamp, keep: usize) -> StoreResult<()>;
+    fn refresh_session_by_hash(&self, token_hash: &str) -> StoreResult<Option<RefreshSession>>;
+    fn rotate_refresh_session(&self, id: uuid::Uuid, old_hash: &str, new_hash: &str) -> StoreResult<bool>;
+    fn delete_refresh_sessions(&self, user: UserId) -> StoreResult<()>;
+    fn create_server(&self, server: &Server) -> StoreResult<()>;
+    fn server(&self, id: ServerId) -> StoreResult<Option<ServerDto>>;
+    fn servers_of_user(&self, user: UserId) -> StoreResult<Vec<ServerDto>>;
+    fn public_servers(&self, limit: i64) -> StoreResult<Vec<ServerDto>>;
+    fn update_server(&self, id: ServerId, patch: &ServerPatch, updated_at: Timestamp) -> StoreResult<Option<ServerDto>>;
+    fn delete_server(&self, id: ServerId) -> StoreResult<bool>;
+    fn add_member(&self, server: ServerId, user: UserId, joined_at: Timestamp) -> StoreResult<()>;
+    fn remove_member(&self, server: ServerId, user: UserId) -> StoreResult<bool>;
+    fn members(&self, server: ServerId) -> StoreResult<Vec<MemberDetail>>;
+    fn is_banned(&self, server: ServerId, user: UserId) -> StoreResult<bool>;
+    fn member_ids_by_usernames(&self, server: ServerId, names: &[String]) -> StoreResult<Vec<UserId>>;
+    fn create_channel(&self, channel: &NewChannel) -> StoreResult<Channel>;
+    fn channel(&self, id: ChannelId) -> StoreResult<Option<Channel>>;
+    fn channels(&self, server: ServerId) -> StoreResult<Vec<Channel>>;
+    fn update_channel(&self, id: ChannelId, patch: &ChannelPatch) -> StoreResult<Option<Channel>>;
+    fn delete_channel(&self, id: ChannelId) -> StoreResult<bool>;
+    fn create_role(&self, role: &Role) -> StoreResult<()>;
+    fn assign_role(&self, server: ServerId, user: UserId, role: RoleId) -> StoreResult<bool>;
+    fn roles_of_servers(&self, servers: &[ServerId]) -> StoreResult<Vec<Role>>;
+    fn put_override(&self, ov: &ChannelOverride) -> StoreResult<ChannelOverride>;
+    fn overrides_of_servers(&self, servers: &[ServerId]) -> StoreResult<Vec<ChannelOverride>>;
+    fn set_timeout(&self, server: ServerId, user: UserId, expires_at: Timestamp, created_by: Option<UserId>, created_at: Timestamp) -> StoreResult<()>;
+    fn directory_snapshot(&self, now: Timestamp) -> StoreResult<DirectorySnapshot>;
+    fn ack_channel(&self, user: UserId, channel: ChannelId, at: Timestamp) -> StoreResult<()>;
+    fn ack_dm(&self, user: UserId, channel: DmChannelId, at: Timestamp) -> StoreResult<()>;
+    fn unread_counts(&self, user: UserId) -> StoreResult<Vec<UnreadCount>>;
+    fn mention_counts(&self, user: UserId) -> StoreResult<Vec<MentionCount>>;
+    fn ready_state(&self, user: UserId) -> StoreResult<Option<ReadyState>>;
+    fn create_message(&self, message: &NewMessage) -> StoreResult<Message>;
+    fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
+    fn messages(&self, channel: ChannelId, before: Option<MessageId>, limit: i64) -> StoreResult<Vec<Message>>;
+    fn edit_message(&self, id: MessageId, content: &str, mention_user_ids: &[UserId], mention_everyone: bool, edited_at: Timestamp) -> StoreResult<Option<Message>>;
+    fn delete_message(&self, id: MessageId) -> StoreResult<bool>;
+    fn open_dm_channel(&self, channel: &DmChannelRecord) -> StoreResult<(DmChannelRecord, bool)>;
+    fn dm_channel(&self, id: DmChannelId) -> StoreResult<Option<DmChannelRecord>>;
+    fn dm_channels_of_user(&self, user: UserId) -> StoreResult<Vec<DmChannelSummary>>;
+    fn create_dm_message(&self, message: &DirectMessage) -> StoreResult<()>;
+    fn dm_messages(&self, channel: DmChannelId, before: Option<uuid::Uuid>, limit: i64) -> StoreResult<Vec<DirectMessage>>;
+    fn voice_state(&self, user: UserId) -> StoreResult<Option<VoiceState>>;
+    fn voice_participants(&self, channel: ChannelId) -> StoreResult<Vec<VoiceParticipant>>;
+    fn put_voice_state(&self, state: &VoiceState) -> StoreResult<()>;
+    fn delete_voice_state(&self, user: UserId) -> StoreResult<Option<VoiceState>>;
+    fn clear_voice_states(&self) -> StoreResult<()>;
+    fn save_gateway_sessions(&self, sessions: &[SavedSession]) -> StoreResult<()>;
+    fn take_gateway_sessions(&self, now: Timestamp) -> StoreResult<Vec<SavedSession>>;
+    fn create_bot(&self, user: &NewUser, bot: &BotRecord) -> StoreResult<()>;
+    fn bot(&self, id: BotId) -> StoreResult<Option<BotRecord>>;
+    fn bot_by_user(&self, user: UserId) -> StoreResult<Option<BotRecord>>;
+    fn bot_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<BotRecord>>;
+    fn bot_and_user_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<(BotRecord, UserRecord)>>;
+    fn bots_of_creator(&self, user: UserId) -> StoreResult<Vec<Bot>>;
+    fn update_bot(&self, id: BotId, name: Option<&str>, description: Option<&str>) -> StoreResult<Option<Bot>>;
+    fn revoke_bot(&self, id: BotId, at: Timestamp) -> StoreResult<bool>;
+    fn set_bot_token(&self, id: BotId, token_hash: &str) -> StoreResult<bool>;
+}

@@ -1,0 +1,427 @@
+//! The node's metrics, served by `GET /metrics` in the Prometheus text format.
+//!
+//! Counting stays off the delivery path: a fan-out adds its whole outcome to one
+//! counter per event name (one atomic add per event, not per recipient), and the
+//! counters are resolved once at start, so nothing is looked up by label while
+//! events flow. What the node holds (sockets, sessions, replay bytes, memory) is read
+//! when the metrics are scraped, not tracked as it changes.
+
+use std::{
+    fmt,
+    sync::{Arc, Mutex, Weak},
+    time::{Duration, SystemTime},
+};
+
+use concord_gateway::{Delivery, Gateway, Hub};
+use concord_protocol::Event;
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
+    metrics::{
+        counter::{ConstCounter, Counter},
+        family::Family,
+        gauge::ConstGauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+/// `Content-Type` of what [`Metrics::render`] writes.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Labels of a REST request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: &'static str,
+    /// The route's pattern (`/servers/{id}`), never the raw path: a bounded set.
+    route: String,
+    status: u16,
+}
+
+/// Labels of a REST request's latency.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: &'static str,
+    route: String,
+}
+
+/// Labels of a database operation.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: &'static str,
+}
+
+/// A histogram with fixed buckets, for [`Family::new_with_constructor`].
+type Buckets = fn() -> Histogram;
+
+/// Every metric of one node.
+pub struct Metrics {
+    registry: Registry,
+    published: Box<[Counter]>,
+    deliveries: Box<[Counter]>,
+    outbox_dropped: Counter,
+    slow_consumers: Counter,
+    presence_batch: Histogram,
+    http_requests: Family<HttpLabels, Counter>,
+    http_latency: Family<RouteLabels, Histogram, Buckets>,
+    db_latency: Family<OperationLabels, Histogram, Buckets>,
+    db_errors: Family<OperationLabels, Counter>,
+    node: Arc<NodeCollector>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+/// One counter per event, indexed by the event's declaration order.
+fn per_event(family: &Family<[(&'static str, &'static str); 1], Counter>) -> Box<[Counter]> {
+    Event::ALL
+        .iter()
+        .map(|event| family.get_or_create_owned(&[("event", event.as_str())]))
+        .collect()
+}
+
+/// The index of `event` in [`Event::ALL`] (declaration order; tested below).
+fn slot(event: Event) -> usize {
+    event as usize
+}
+
+impl Metrics {
+    /// The metrics of a node whose sessions `hub` holds.
+    pub fn new(hub: Arc<Hub>) -> Self {
+        let mut registry = Registry::default();
+
+        let published = Family::default();
+        registry.register(
+            "concord_events_published",
+            "Events published by this node, by event name",
+            published.clone(),
+        );
+        let deliveries = Family::default();
+        registry.register(
+            "concord_event_deliveries",
+            "Frames queued on sessions of this node, by event name",
+            deliveries.clone(),
+        );
+        let outbox_dropped = Counter::default();
+        registry.register(
+            "concord_outbox_dropped",
+            "Frames dropped because their session was already closing",
+            outbox_dropped.clone(),
+        );
+        let slow_consumers = Counter::default();
+        registry.register(
+            "concord_slow_consumer_closes",
+            "Sessions closed because their outbound queue overflowed",
+            slow_consumers.clone(),
+        );
+        let presence_batch = Histogram::new(exponential_buckets(1.0, 2.0, 13));
+        registry.register(
+            "concord_presence_batch_frames",
+            "Presence announcements delivered per presence tick",
+            presence_batch.clone(),
+        );
+        let http_requests = Family::default();
+        registry.register(
+            "concord_http_requests",
+            "REST requests answered, by method, route pattern and status",
+            http_requests.clone(),
+        );
+        let http_latency: Family<RouteLabels, Histogram, Buckets> =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_25, 2.0, 16)));
+        registry.register(
+            "concord_http_request_duration_seconds",
+            "Time to answer a REST request, by method and route pattern",
+            http_latency.clone(),
+        );
+        let db_latency: Family<OperationLabels, Histogram, Buckets> =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_05, 2.0, 18)));
+        registry.register(
+            "concord_db_operation_duration_seconds",
+            "Time of one store operation (one transaction), by operation",
+            db_latency.clone(),
+        );
+        let db_errors = Family::default();
+        registry.register(
+            "concord_db_operation_errors",
+            "Store operations that failed, by operation",
+            db_errors.clone(),
+        );
+        let node = Arc::new(NodeCollector {
+            hub,
+            gateway: Mutex::new(Weak::new()),
+            started: SystemTime::now(),
+        });
+        registry.register_collector(Box::new(Arc::clone(&node)));
+
+        Self {
+            published: per_event(&published),
+            deliveries: per_event(&deliveries),
+            registry,
+            outbox_dropped,
+            slow_consumers,
+            presence_batch,
+            http_requests,
+            http_latency,
+            db_latency,
+            db_errors,
+            node,
+        }
+    }
+
+    /// Reports the sockets and sessions of `gateway` from now on.
+    pub fn watch_gateway(&self, gateway: &Arc<Gateway>) {
+        *self.node.gateway.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(gateway);
+    }
+
+    /// Counts one event published by this node.
+    pub fn published(&self, event: Event) {
+        self.published[slot(event)].inc();
+    }
+
+    /// Counts the outcome of one fan-out of `event` (one frame per session queued).
+    pub fn delivered(&self, event: Event, delivery: Delivery) {
+        self.frames_delivered(event, delivery.queued);
+        self.sessions_lost(delivery);
+    }
+
+    /// Counts `frames` frames of `event` queued on sessions.
+    pub fn frames_delivered(&self, event: Event, frames: usize) {
+        if frames > 0 {
+            self.deliveries[slot(event)].inc_by(frames as u64);
+        }
+    }
+
+    /// Counts the sessions a fan-out found closing or closed.
+    pub fn sessions_lost(&self, delivery: Delivery) {
+        if delivery.dropped > 0 {
+            self.outbox_dropped.inc_by(delivery.dropped as u64);
+        }
+        if delivery.overflowed > 0 {
+            self.slow_consumers.inc_by(delivery.overflowed as u64);
+        }
+    }
+
+    /// Records how many announcements one presence tick delivered.
+    pub fn presence_batch(&self, frames: usize) {
+        self.presence_batch.observe(frames as f64);
+    }
+
+    /// Records one answered REST request.
+    pub fn request(&self, method: &'static str, route: &str, status: u16, took: Duration) {
+        let route = route.to_owned();
+        self.http_latency
+            .get_or_create(&RouteLabels {
+                method,
+                route: route.clone(),
+            })
+            .observe(took.as_secs_f64());
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                method,
+                route,
+                status,
+            })
+            .inc();
+    }
+
+    /// Records one store operation.
+    pub fn operation(&self, operation: &'static str, took: Duration, failed: bool) {
+        let labels = OperationLabels { operation };
+        self.db_latency
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+        if failed {
+            self.db_errors.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Everything, in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut text = String::with_capacity(16 * 1024);
+        if let Err(err) =
+            prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)
+        {
+            tracing::error!(error = %err, "metrics not encoded");
+        }
+        text
+    }
+}
+
+/// What the node holds, read at each scrape.
+#[derive(Debug)]
+struct NodeCollector {
+    hub: Arc<Hub>,
+    /// Weak: the gateway's sessions reach the state that holds these metrics.
+    gateway: Mutex<Weak<Gateway>>,
+    started: SystemTime,
+}
+
+fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    values: &[(&[(&str, &str)], i64)],
+) -> fmt::Result {
+    let mut metric = encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Gauge,
+    )?;
+    for (labels, value) in values {
+        ConstGauge::new(*value).encode(metric.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+fn clamp(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
+impl Collector for NodeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let census = self.hub.census();
+        gauge(
+            &mut encoder,
+            "concord_gateway_sessions",
+            "Gateway sessions on this node, by protocol and state (attached: served by a socket; detached: waiting for a RESUME)",
+            &[
+                (
+                    &[("protocol", "1"), ("state", "attached")],
+                    clamp(census.v1),
+                ),
+                (
+                    &[("protocol", "2"), ("state", "attached")],
+                    clamp(census.v2_attached),
+                ),
+                (
+                    &[("protocol", "2"), ("state", "detached")],
+                    clamp(census.v2_detached),
+                ),
+            ],
+        )?;
+        let gateway = self
+            .gateway
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .upgrade();
+        if let Some(gateway) = gateway {
+            let stats = gateway.socket_stats();
+            let (v1, v2) = (stats.counts(false), stats.counts(true));
+            gauge(
+                &mut encoder,
+                "concord_gateway_sockets",
+                "Open WebSocket connections, identified or not yet, by protocol",
+                &[
+                    (&[("protocol", "1")], clamp(v1.open)),
+                    (&[("protocol", "2")], clamp(v2.open)),
+                ],
+            )?;
+            let mut upgrades = encoder.encode_descriptor(
+                "concord_gateway_upgrades",
+                "WebSocket upgrades completed, by protocol",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (version, counts) in [("1", v1), ("2", v2)] {
+                ConstCounter::new(counts.upgrades)
+                    .encode(upgrades.encode_family(&[("protocol", version)])?)?;
+            }
+            gauge(
+                &mut encoder,
+                "concord_gateway_replay_bytes",
+                "Bytes held by the replay buffers of v2 sessions",
+                &[(&[], clamp(gateway.replay_bytes()))],
+            )?;
+        }
+        if let Some(bytes) = concord_sys::resident_bytes() {
+            gauge(
+                &mut encoder,
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                &[(&[], clamp(bytes))],
+            )?;
+        }
+        if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
+            gauge(
+                &mut encoder,
+                "process_open_fds",
+                "Open file descriptors",
+                &[(&[], clamp(entries.count()))],
+            )?;
+        }
+        let started = self
+            .started
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        gauge(
+            &mut encoder,
+            "process_start_time_seconds",
+            "Start time of the process since the Unix epoch, in seconds",
+            &[(&[], clamp(started.as_secs()))],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_event_has_its_own_counter() {
+        for (at, event) in Event::ALL.into_iter().enumerate() {
+            assert_eq!(slot(event), at, "{event:?}");
+        }
+        let metrics = Metrics::new(Arc::new(Hub::new()));
+        metrics.published(Event::MessageCreate);
+        metrics.delivered(
+            Event::MessageCreate,
+            Delivery {
+                queued: 3,
+                overflowed: 1,
+                dropped: 2,
+            },
+        );
+        metrics.frames_delivered(Event::PresenceUpdate, 10);
+        let text = metrics.render();
+        for line in [
+            "concord_events_published_total{event=\"MESSAGE_CREATE\"} 1",
+            "concord_events_published_total{event=\"TYPING_START\"} 0",
+            "concord_event_deliveries_total{event=\"MESSAGE_CREATE\"} 3",
+            "concord_event_deliveries_total{event=\"PRESENCE_UPDATE\"} 10",
+            "concord_outbox_dropped_total 2",
+            "concord_slow_consumer_closes_total 1",
+            "concord_gateway_sessions{protocol=\"1\",state=\"attached\"} 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn requests_and_operations_are_labelled_by_pattern() {
+        let metrics = Metrics::new(Arc::new(Hub::new()));
+        metrics.request("GET", "/servers/{id}", 200, Duration::from_millis(3));
+        metrics.request("GET", "/servers/{id}", 200, Duration::from_millis(5));
+        metrics.operation("create_message", Duration::from_micros(700), false);
+        metrics.operation("create_message", Duration::from_micros(900), true);
+        let text = metrics.render();
+        for line in [
+            "concord_http_requests_total{method=\"GET\",route=\"/servers/{id}\",status=\"200\"} 2",
+            "concord_http_request_duration_seconds_count{method=\"GET\",route=\"/servers/{id}\"} 2",
+            "concord_db_operation_duration_seconds_count{operation=\"create_message\"} 2",
+            "concord_db_operation_errors_total{operation=\"create_message\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from:\n{text}"
+            );
+        }
+    }
+}
