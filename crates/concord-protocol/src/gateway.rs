@@ -154,6 +154,52 @@ pub enum Event {
     DmChannelCreate,
     /// A direct message was sent.
     DmMessageCreate,
+    /// A reaction was added.
+    ReactionAdd,
+    /// A reaction was removed.
+    ReactionRemove,
+    /// A poll got a vote (each recipient sees its own `user_vote`).
+    PollVote,
+    /// A message was pinned.
+    MessagePin,
+    /// A message was unpinned.
+    MessageUnpin,
+    /// A member was kicked.
+    MemberKick,
+    /// A user was banned.
+    MemberBan,
+    /// A ban was lifted.
+    MemberUnban,
+    /// A member was timed out.
+    MemberTimeout,
+    /// A timeout was lifted.
+    MemberTimeoutRemove,
+    /// A custom emoji was uploaded.
+    CustomEmojiCreate,
+    /// A custom emoji was deleted.
+    CustomEmojiDelete,
+    /// Someone went live in a voice channel.
+    GoLiveStart,
+    /// A Go Live session ended.
+    GoLiveStop,
+    /// A role was created.
+    RoleCreate,
+    /// A role changed.
+    RoleUpdate,
+    /// A role was deleted.
+    RoleDelete,
+    /// A member was given a role.
+    MemberRoleAdd,
+    /// A member lost a role.
+    MemberRoleRemove,
+    /// An invite was created (to members holding CREATE_INVITES).
+    InviteCreate,
+    /// An invite was deleted (to members holding CREATE_INVITES).
+    InviteDelete,
+    /// A channel override was created or changed.
+    ChannelOverrideUpdate,
+    /// A channel override was deleted.
+    ChannelOverrideDelete,
     /// v2: a RESUME replayed what the session missed.
     Resumed,
     /// v2: a server's settings changed.
@@ -189,6 +235,29 @@ impl Event {
             Self::VoiceSignal => "VOICE_SIGNAL",
             Self::DmChannelCreate => "DM_CHANNEL_CREATE",
             Self::DmMessageCreate => "DM_MESSAGE_CREATE",
+            Self::ReactionAdd => "REACTION_ADD",
+            Self::ReactionRemove => "REACTION_REMOVE",
+            Self::PollVote => "POLL_VOTE",
+            Self::MessagePin => "MESSAGE_PIN",
+            Self::MessageUnpin => "MESSAGE_UNPIN",
+            Self::MemberKick => "MEMBER_KICK",
+            Self::MemberBan => "MEMBER_BAN",
+            Self::MemberUnban => "MEMBER_UNBAN",
+            Self::MemberTimeout => "MEMBER_TIMEOUT",
+            Self::MemberTimeoutRemove => "MEMBER_TIMEOUT_REMOVE",
+            Self::CustomEmojiCreate => "CUSTOM_EMOJI_CREATE",
+            Self::CustomEmojiDelete => "CUSTOM_EMOJI_DELETE",
+            Self::GoLiveStart => "GO_LIVE_START",
+            Self::GoLiveStop => "GO_LIVE_STOP",
+            Self::RoleCreate => "ROLE_CREATE",
+            Self::RoleUpdate => "ROLE_UPDATE",
+            Self::RoleDelete => "ROLE_DELETE",
+            Self::MemberRoleAdd => "MEMBER_ROLE_ADD",
+            Self::MemberRoleRemove => "MEMBER_ROLE_REMOVE",
+            Self::InviteCreate => "INVITE_CREATE",
+            Self::InviteDelete => "INVITE_DELETE",
+            Self::ChannelOverrideUpdate => "CHANNEL_OVERRIDE_UPDATE",
+            Self::ChannelOverrideDelete => "CHANNEL_OVERRIDE_DELETE",
             Self::Resumed => "RESUMED",
             Self::ServerUpdate => "SERVER_UPDATE",
             Self::ServerDelete => "SERVER_DELETE",
@@ -202,7 +271,7 @@ impl Event {
     }
 
     /// Every event, in declaration order.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 43] = [
         Self::Ready,
         Self::MessageCreate,
         Self::MessageUpdate,
@@ -214,6 +283,29 @@ impl Event {
         Self::VoiceSignal,
         Self::DmChannelCreate,
         Self::DmMessageCreate,
+        Self::ReactionAdd,
+        Self::ReactionRemove,
+        Self::PollVote,
+        Self::MessagePin,
+        Self::MessageUnpin,
+        Self::MemberKick,
+        Self::MemberBan,
+        Self::MemberUnban,
+        Self::MemberTimeout,
+        Self::MemberTimeoutRemove,
+        Self::CustomEmojiCreate,
+        Self::CustomEmojiDelete,
+        Self::GoLiveStart,
+        Self::GoLiveStop,
+        Self::RoleCreate,
+        Self::RoleUpdate,
+        Self::RoleDelete,
+        Self::MemberRoleAdd,
+        Self::MemberRoleRemove,
+        Self::InviteCreate,
+        Self::InviteDelete,
+        Self::ChannelOverrideUpdate,
+        Self::ChannelOverrideDelete,
         Self::Resumed,
         Self::ServerUpdate,
         Self::ServerDelete,
@@ -257,17 +349,40 @@ impl Event {
             | Self::MessageDelete
             | Self::ThreadMessageCreate
             | Self::DmChannelCreate
-            | Self::DmMessageCreate => Intents::MESSAGES,
+            | Self::DmMessageCreate
+            | Self::PollVote
+            | Self::MessagePin
+            | Self::MessageUnpin => Intents::MESSAGES,
+            Self::ReactionAdd | Self::ReactionRemove => Intents::REACTIONS,
             Self::PresenceUpdate => Intents::PRESENCE,
             Self::TypingStart => Intents::TYPING,
-            Self::VoiceStateUpdate | Self::VoiceSignal => Intents::VOICE,
-            Self::MemberJoin | Self::MemberLeave => Intents::MEMBERS,
+            Self::VoiceStateUpdate | Self::VoiceSignal | Self::GoLiveStart | Self::GoLiveStop => {
+                Intents::VOICE
+            }
+            Self::MemberJoin
+            | Self::MemberLeave
+            | Self::MemberKick
+            | Self::MemberBan
+            | Self::MemberUnban
+            | Self::MemberTimeout
+            | Self::MemberTimeoutRemove
+            | Self::MemberRoleAdd
+            | Self::MemberRoleRemove => Intents::MEMBERS,
             Self::ServerUpdate
             | Self::ServerDelete
             | Self::ChannelCreate
             | Self::ChannelUpdate
             | Self::ChannelDelete
-            | Self::UserUpdate => Intents::SERVERS,
+            | Self::UserUpdate
+            | Self::RoleCreate
+            | Self::RoleUpdate
+            | Self::RoleDelete
+            | Self::ChannelOverrideUpdate
+            | Self::ChannelOverrideDelete
+            | Self::CustomEmojiCreate
+            | Self::CustomEmojiDelete
+            | Self::InviteCreate
+            | Self::InviteDelete => Intents::SERVERS,
         })
     }
 }
