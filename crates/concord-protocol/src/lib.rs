@@ -18,6 +18,8 @@ mod time;
 mod user;
 mod v2;
 mod voice;
+// Roles, role assignments and channel overrides (issue 12, permissions).
+mod role;
 
 pub use bot::*;
 pub use command::*;
@@ -34,3 +36,5 @@ pub use time::*;
 pub use user::*;
 pub use v2::*;
 pub use voice::*;
+// Roles, role assignments and channel overrides (issue 12, permissions).
+pub use role::*;

@@ -218,6 +218,7 @@ pub struct UpdateChannel {
 
 /// A role.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Role {
     /// Id.
     pub id: RoleId,
@@ -228,6 +229,7 @@ pub struct Role {
     /// Permission bits (`rest.md` §5.1).
     pub permissions: i64,
     /// Colour.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub color: Option<String>,
     /// Position.
     pub position: i64,
@@ -237,14 +239,17 @@ pub struct Role {
 
 /// A channel permission override for one role or one user.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChannelOverride {
     /// Id.
     pub id: OverrideId,
     /// Channel.
     pub channel_id: ChannelId,
     /// Role target (exactly one of role/user is set).
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub role_id: Option<RoleId>,
     /// User target.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub user_id: Option<UserId>,
     /// Bits allowed.
     pub allow: i64,

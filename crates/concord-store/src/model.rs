@@ -284,3 +284,19 @@ pub struct DirectorySnapshot {
     /// Live timeouts: `(server, user, expires_at)`.
     pub timeouts: Vec<(ServerId, UserId, Timestamp)>,
 }
+
+// ---- roles (issue 12, permissions) ----
+
+/// `PATCH /servers/{id}/roles/{role_id}` after validation; `None` leaves a field as it
+/// is (the API has no way to clear the colour).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RolePatch {
+    /// Name.
+    pub name: Option<String>,
+    /// Permission bits.
+    pub permissions: Option<i64>,
+    /// Colour.
+    pub color: Option<String>,
+    /// Position.
+    pub position: Option<i64>,
+}

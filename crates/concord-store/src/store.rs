@@ -270,4 +270,42 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_bot(&self, id: BotId, at: Timestamp) -> StoreResult<bool>;
     /// Replaces the token hash; false when missing.
     async fn set_bot_token(&self, id: BotId, token_hash: &str) -> StoreResult<bool>;
+
+    // ---- roles, role assignments and channel overrides (issue 12, permissions) ----
+
+    /// One role.
+    async fn role(&self, id: RoleId) -> StoreResult<Option<Role>>;
+    /// Applies a patch. `None` when the role does not exist; otherwise the role as it
+    /// is now and whether the patch changed anything (decided in the same
+    /// transaction, so that of two identical concurrent patches only one reports a
+    /// change).
+    async fn update_role(
+        &self,
+        id: RoleId,
+        patch: &crate::RolePatch,
+    ) -> StoreResult<Option<(Role, bool)>>;
+    /// Deletes a role with its assignments and the overrides that target it; false
+    /// when missing.
+    async fn delete_role(&self, id: RoleId) -> StoreResult<bool>;
+    /// Removes a role from a member; false when it was not assigned.
+    async fn unassign_role(
+        &self,
+        server: ServerId,
+        user: UserId,
+        role: RoleId,
+    ) -> StoreResult<bool>;
+    /// Overrides of one channel: role overrides first, then user overrides, each in
+    /// creation order.
+    async fn overrides_of_channel(&self, channel: ChannelId) -> StoreResult<Vec<ChannelOverride>>;
+    /// [`Store::put_override`], also saying whether anything changed: false when an
+    /// override for the same target already had these very bits (then the stored
+    /// row is returned untouched).
+    async fn set_override(&self, ov: &ChannelOverride) -> StoreResult<(ChannelOverride, bool)>;
+    /// Deletes the override `id` of `channel`; false when the channel has no such
+    /// override.
+    async fn delete_override(
+        &self,
+        channel: ChannelId,
+        id: concord_protocol::OverrideId,
+    ) -> StoreResult<bool>;
 }

@@ -30,6 +30,8 @@ mod servers;
 mod sessions;
 mod users;
 mod voice;
+// Roles, role assignments and channel overrides (issue 12, permissions).
+mod roles;
 
 pub use bots::*;
 pub use channels::*;
@@ -39,6 +41,8 @@ pub use servers::*;
 pub use sessions::*;
 pub use users::*;
 pub use voice::*;
+// Roles, role assignments and channel overrides (issue 12, permissions).
+pub use roles::*;
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is evaluated inside
 /// each (async) test and must yield a fresh, empty store (a value of a type that
@@ -96,6 +100,13 @@ macro_rules! conformance_tests {
             gateway_sessions_are_taken_once,
             bot_lifecycle,
             create_bot_is_atomic,
+            // Roles, role assignments and channel overrides (issue 12, permissions).
+            role_lookup_and_update,
+            delete_role_cascades,
+            unassign_role_once,
+            overrides_of_channel_order,
+            set_override_reports_changes,
+            delete_override_of_channel,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

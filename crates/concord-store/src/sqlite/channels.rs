@@ -18,10 +18,10 @@ use crate::{ChannelPatch, DirectorySnapshot, NewChannel, StoreResult};
 const CHANNEL_COLS: &str = "id, server_id, name, type, position, category, topic, created_at";
 
 /// The columns of a role row, as [`role_row`] reads them.
-const ROLE_COLS: &str = "id, server_id, name, permissions, color, position, created_at";
+pub(super) const ROLE_COLS: &str = "id, server_id, name, permissions, color, position, created_at";
 
 /// The columns of an override row, as [`override_row`] reads them.
-const OVERRIDE_COLS: &str = "id, channel_id, role_id, user_id, allow, deny";
+pub(super) const OVERRIDE_COLS: &str = "id, channel_id, role_id, user_id, allow, deny";
 
 /// Roles of the servers in the `IN` list that replaces `{}`.
 static ROLES_OF: LazyLock<String> =
@@ -217,10 +217,13 @@ pub(super) fn sort_overrides(overrides: &mut [ChannelOverride]) {
     overrides.sort_by_key(|ov| (ov.channel_id, ov.id));
 }
 
-pub(super) async fn put_override(
-    pool: &SqlitePool,
+pub(super) async fn put_override<'c, E>(
+    conn: E,
     ov: &ChannelOverride,
-) -> StoreResult<ChannelOverride> {
+) -> StoreResult<ChannelOverride>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
     let sql = match (ov.role_id, ov.user_id) {
         (Some(_), None) => format!(
             "INSERT INTO channel_overrides (id, channel_id, role_id, user_id, allow, deny) \
@@ -245,7 +248,7 @@ pub(super) async fn put_override(
         .bind(ov.user_id.map(UserId::get))
         .bind(ov.allow)
         .bind(ov.deny)
-        .fetch_one(pool)
+        .fetch_one(conn)
         .await?;
     override_row(&row)
 }

@@ -46,6 +46,8 @@ mod servers;
 mod sessions;
 mod users;
 mod voice;
+// Roles, role assignments and channel overrides (issue 12, permissions).
+mod roles;
 
 #[cfg(test)]
 mod tests;
@@ -781,5 +783,48 @@ impl Store for SqliteStore {
 
     async fn set_bot_token(&self, id: BotId, token_hash: &str) -> StoreResult<bool> {
         bots::set_bot_token(&self.pool, id, token_hash).await
+    }
+
+    // ---- roles, role assignments and channel overrides (issue 12, permissions) ----
+
+    async fn role(&self, id: RoleId) -> StoreResult<Option<Role>> {
+        roles::role(&self.pool, id).await
+    }
+
+    async fn update_role(
+        &self,
+        id: RoleId,
+        patch: &crate::RolePatch,
+    ) -> StoreResult<Option<(Role, bool)>> {
+        roles::update_role(&self.pool, id, patch).await
+    }
+
+    async fn delete_role(&self, id: RoleId) -> StoreResult<bool> {
+        roles::delete_role(&self.pool, id).await
+    }
+
+    async fn unassign_role(
+        &self,
+        server: ServerId,
+        user: UserId,
+        role: RoleId,
+    ) -> StoreResult<bool> {
+        roles::unassign_role(&self.pool, server, user, role).await
+    }
+
+    async fn overrides_of_channel(&self, channel: ChannelId) -> StoreResult<Vec<ChannelOverride>> {
+        roles::overrides_of_channel(&self.pool, channel).await
+    }
+
+    async fn set_override(&self, ov: &ChannelOverride) -> StoreResult<(ChannelOverride, bool)> {
+        roles::set_override(&self.pool, ov).await
+    }
+
+    async fn delete_override(
+        &self,
+        channel: ChannelId,
+        id: concord_protocol::OverrideId,
+    ) -> StoreResult<bool> {
+        roles::delete_override(&self.pool, channel, id).await
     }
 }

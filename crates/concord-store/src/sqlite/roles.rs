@@ -1,0 +1,146 @@
+//! Roles, role assignments and channel overrides as the permissions routes change them
+//! (creation, the server-wide reads and the plain upsert live in `channels.rs`).
+
+use concord_protocol::{ChannelId, ChannelOverride, OverrideId, Role, RoleId, ServerId, UserId};
+use sqlx::{AssertSqlSafe, SqliteConnection, sqlite::SqlitePool};
+
+use super::{
+    channels::{OVERRIDE_COLS, ROLE_COLS, override_row, put_override, role_row},
+    rows, write_tx,
+};
+use crate::{RolePatch, StoreResult};
+
+async fn role_in(conn: &mut SqliteConnection, id: RoleId) -> StoreResult<Option<Role>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {ROLE_COLS} FROM roles WHERE id = ?"
+    )))
+    .bind(id.get())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(role_row).transpose()
+}
+
+pub(super) async fn role(pool: &SqlitePool, id: RoleId) -> StoreResult<Option<Role>> {
+    role_in(&mut *pool.acquire().await?, id).await
+}
+
+pub(super) async fn update_role(
+    pool: &SqlitePool,
+    id: RoleId,
+    patch: &RolePatch,
+) -> StoreResult<Option<(Role, bool)>> {
+    let mut tx = write_tx(pool).await?;
+    let Some(current) = role_in(&mut tx, id).await? else {
+        return Ok(None);
+    };
+    let wanted = Role {
+        name: patch.name.clone().unwrap_or_else(|| current.name.clone()),
+        permissions: patch.permissions.unwrap_or(current.permissions),
+        color: patch.color.clone().or_else(|| current.color.clone()),
+        position: patch.position.unwrap_or(current.position),
+        ..current.clone()
+    };
+    if wanted == current {
+        tx.commit().await?;
+        return Ok(Some((current, false)));
+    }
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "UPDATE roles SET name = ?, permissions = ?, color = ?, position = ? \
+         WHERE id = ? RETURNING {ROLE_COLS}"
+    )))
+    .bind(&wanted.name)
+    .bind(wanted.permissions)
+    .bind(&wanted.color)
+    .bind(wanted.position)
+    .bind(id.get())
+    .fetch_one(&mut *tx)
+    .await?;
+    let updated = role_row(&row)?;
+    tx.commit().await?;
+    Ok(Some((updated, true)))
+}
+
+pub(super) async fn delete_role(pool: &SqlitePool, id: RoleId) -> StoreResult<bool> {
+    // Assignments and overrides of the role go by their foreign keys' cascades.
+    let done = sqlx::query("DELETE FROM roles WHERE id = ?")
+        .bind(id.get())
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn unassign_role(
+    pool: &SqlitePool,
+    server: ServerId,
+    user: UserId,
+    role: RoleId,
+) -> StoreResult<bool> {
+    let done =
+        sqlx::query("DELETE FROM member_roles WHERE server_id = ? AND user_id = ? AND role_id = ?")
+            .bind(server.get())
+            .bind(user.get())
+            .bind(role.get())
+            .execute(pool)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn overrides_of_channel(
+    pool: &SqlitePool,
+    channel: ChannelId,
+) -> StoreResult<Vec<ChannelOverride>> {
+    // Ids are time-ordered and an upsert keeps the first one: id order is creation order.
+    let found = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {OVERRIDE_COLS} FROM channel_overrides WHERE channel_id = ? \
+         ORDER BY role_id IS NULL, id"
+    )))
+    .bind(channel.get())
+    .fetch_all(pool)
+    .await?;
+    rows(&found, override_row)
+}
+
+pub(super) async fn set_override(
+    pool: &SqlitePool,
+    ov: &ChannelOverride,
+) -> StoreResult<(ChannelOverride, bool)> {
+    let mut tx = write_tx(pool).await?;
+    let existing = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {OVERRIDE_COLS} FROM channel_overrides WHERE channel_id = ?1 \
+         AND ((?2 IS NOT NULL AND role_id = ?2) OR (?3 IS NOT NULL AND user_id = ?3))"
+    )))
+    .bind(ov.channel_id.get())
+    .bind(ov.role_id.map(RoleId::get))
+    .bind(ov.user_id.map(UserId::get))
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(row) = existing {
+        let existing = override_row(&row)?;
+        // Same target (one of the two is set, as the CHECK constraint demands) and
+        // the same bits: nothing to write.
+        if existing.role_id == ov.role_id
+            && existing.user_id == ov.user_id
+            && existing.allow == ov.allow
+            && existing.deny == ov.deny
+        {
+            tx.commit().await?;
+            return Ok((existing, false));
+        }
+    }
+    let stored = put_override(&mut *tx, ov).await?;
+    tx.commit().await?;
+    Ok((stored, true))
+}
+
+pub(super) async fn delete_override(
+    pool: &SqlitePool,
+    channel: ChannelId,
+    id: OverrideId,
+) -> StoreResult<bool> {
+    let done = sqlx::query("DELETE FROM channel_overrides WHERE id = ? AND channel_id = ?")
+        .bind(id.get())
+        .bind(channel.get())
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
