@@ -320,10 +320,15 @@ impl Directory {
                 permissions,
                 position,
             } => {
-                if let Some(s) = state.servers.get_mut(server) {
-                    s.roles.insert(*role, (*permissions, *position));
+                let before = state
+                    .servers
+                    .get_mut(server)
+                    .and_then(|s| s.roles.insert(*role, (*permissions, *position)));
+                // A move (same bits) changes ranks, not what anyone may see.
+                match before {
+                    Some((bits, _)) if bits == *permissions => None,
+                    _ => Some(*server),
                 }
-                Some(*server)
             }
             DirectoryChange::RoleDeleted { role, server } => {
                 if let Some(s) = state.servers.get_mut(server) {
@@ -347,7 +352,11 @@ impl Directory {
                 {
                     m.roles.push(*role);
                 }
-                Some(*server)
+                // Only this member's permissions moved: patch the cached viewer sets
+                // rather than drop them (a 10k-member server would recompute every
+                // channel's set on its next event).
+                self.repatch_viewers(&state, *server, *user);
+                None
             }
             DirectoryChange::MemberRoleRemoved { server, user, role } => {
                 if let Some(m) = state
@@ -357,7 +366,8 @@ impl Directory {
                 {
                     m.roles.retain(|r| r != role);
                 }
-                Some(*server)
+                self.repatch_viewers(&state, *server, *user);
+                None
             }
             DirectoryChange::OverrideUpserted(ov) => {
                 upsert_override(&mut state, ov);
@@ -595,6 +605,32 @@ impl Directory {
         }
         out.remove(&user);
         out.into_iter().collect()
+    }
+
+    /// Brings the cached viewer sets of `server`'s channels up to date for `user` alone,
+    /// after a change that moved nobody else's permissions; callers hold the state write
+    /// lock (lock order: state, then cache). A set that does not change stays shared.
+    fn repatch_viewers(&self, state: &State, server: ServerId, user: UserId) {
+        let Some(s) = state.servers.get(&server) else {
+            return;
+        };
+        let mut cache = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
+        for channel in &s.channels {
+            let Some(cached) = cache.get(channel) else {
+                continue;
+            };
+            let sees = channel_permissions_in(state, *channel, user)
+                .is_some_and(|p| p.contains(Permissions::VIEW_CHANNEL));
+            if cached.contains(&user) == sees {
+                continue;
+            }
+            let patched: Arc<[UserId]> = if sees {
+                cached.iter().copied().chain([user]).collect()
+            } else {
+                cached.iter().copied().filter(|u| *u != user).collect()
+            };
+            cache.insert(*channel, patched);
+        }
     }
 
     /// Drops cached viewers; callers hold the state write lock (lock order: state, then

@@ -124,4 +124,12 @@ metered! {
     fn update_bot(&self, id: BotId, name: Option<&str>, description: Option<&str>) -> StoreResult<Option<Bot>>;
     fn revoke_bot(&self, id: BotId, at: Timestamp) -> StoreResult<bool>;
     fn set_bot_token(&self, id: BotId, token_hash: &str) -> StoreResult<bool>;
+    // Roles, role assignments and channel overrides (issue 12, permissions).
+    fn role(&self, id: RoleId) -> StoreResult<Option<Role>>;
+    fn update_role(&self, id: RoleId, patch: &concord_store::RolePatch) -> StoreResult<Option<(Role, bool)>>;
+    fn delete_role(&self, id: RoleId) -> StoreResult<bool>;
+    fn unassign_role(&self, server: ServerId, user: UserId, role: RoleId) -> StoreResult<bool>;
+    fn overrides_of_channel(&self, channel: ChannelId) -> StoreResult<Vec<ChannelOverride>>;
+    fn set_override(&self, ov: &ChannelOverride) -> StoreResult<(ChannelOverride, bool)>;
+    fn delete_override(&self, channel: ChannelId, id: concord_protocol::OverrideId) -> StoreResult<bool>;
 }

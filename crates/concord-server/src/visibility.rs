@@ -4,9 +4,9 @@
 
 use std::collections::HashSet;
 
-use concord_protocol::{ChannelDelete, ChannelId, Event, UserId};
+use concord_protocol::{ChannelDelete, ChannelId, Event, ServerId, UserId};
 
-use crate::{bus::Audience, directory::DirectoryChange, state::AppState};
+use crate::{access, bus::Audience, directory::DirectoryChange, state::AppState};
 
 /// Publishes a change of roles, role assignments or overrides, then tells each user
 /// who gained or lost VIEW_CHANNEL on a channel of it. Every handler that changes who
@@ -16,13 +16,17 @@ use crate::{bus::Audience, directory::DirectoryChange, state::AppState};
 /// The viewers before and after come from the directory, which applies the change as
 /// it is published: no store read but the Channel bodies of channels someone gained.
 pub async fn publish_permission_change(state: &AppState, change: DirectoryChange) {
+    if let DirectoryChange::MemberRoleAdded { server, user, .. }
+    | DirectoryChange::MemberRoleRemoved { server, user, .. } = &change
+    {
+        let (server, user) = (*server, *user);
+        return publish_member_role_change(state, change, server, user).await;
+    }
     let channels = match &change {
         DirectoryChange::OverrideUpserted(ov) => vec![ov.channel_id],
         DirectoryChange::OverrideDeleted { channel, .. } => vec![*channel],
         DirectoryChange::RoleUpserted { server, .. }
-        | DirectoryChange::RoleDeleted { server, .. }
-        | DirectoryChange::MemberRoleAdded { server, .. }
-        | DirectoryChange::MemberRoleRemoved { server, .. } => state.directory.channels_of(*server),
+        | DirectoryChange::RoleDeleted { server, .. } => state.directory.channels_of(*server),
         _ => Vec::new(),
     };
     let before: Vec<_> = channels
@@ -47,6 +51,37 @@ pub async fn publish_permission_change(state: &AppState, change: DirectoryChange
         }
         if !gained.is_empty() {
             announce_channel(state, channel, gained).await;
+        }
+    }
+}
+
+/// A role given to or taken from one member changes only that member's view: compare
+/// their own permission on each channel of the server, not every member's.
+async fn publish_member_role_change(
+    state: &AppState,
+    change: DirectoryChange,
+    server: ServerId,
+    user: UserId,
+) {
+    let channels = state.directory.channels_of(server);
+    let before: Vec<bool> = channels
+        .iter()
+        .map(|&channel| access::can_view(state, channel, user))
+        .collect();
+    state.events.change(change);
+    for (channel, was) in channels.into_iter().zip(before) {
+        match (was, access::can_view(state, channel, user)) {
+            (true, false) => {
+                let gone = ChannelDelete {
+                    id: channel,
+                    server_id: server,
+                };
+                state
+                    .events
+                    .dispatch(Audience::Users(vec![user]), Event::ChannelDelete, &gone);
+            }
+            (false, true) => announce_channel(state, channel, vec![user]).await,
+            _ => {}
         }
     }
 }

@@ -26,6 +26,9 @@ pub mod openapi;
 pub mod servers;
 pub mod users;
 pub mod voice;
+// Roles, member roles and channel overrides (issue 12, permissions).
+pub mod overrides;
+pub mod roles;
 
 /// Routes under the per-IP rate limit (everything but health), the gateway served by
 /// `gateway`.
@@ -59,6 +62,9 @@ fn limited_api() -> OpenApiRouter<AppState> {
         .merge(bots::routes())
         .merge(metrics::routes())
         .merge(openapi::routes())
+        // Roles, member roles and channel overrides (issue 12, permissions).
+        .merge(roles::routes())
+        .merge(overrides::routes())
 }
 
 /// The gateway's upgrade route (rate-limited too), over the endpoint given as its state.
