@@ -802,6 +802,81 @@ mod tests {
     }
 
     #[test]
+    fn a_role_given_or_taken_patches_cached_viewers_and_a_move_keeps_them() {
+        let (dir, server, channel, owner, member) = setup();
+        let (hidden, other) = (ChannelId::new(), ChannelId::new());
+        for c in [hidden, other] {
+            dir.apply(&DirectoryChange::ChannelCreated {
+                channel: c,
+                server,
+                kind: ChannelType::Text,
+            });
+        }
+        let role = RoleId::new();
+        dir.apply(&DirectoryChange::RoleUpserted {
+            role,
+            server,
+            permissions: 0,
+            position: 1,
+        });
+        dir.apply(&DirectoryChange::OverrideUpserted(ChannelOverride {
+            id: OverrideId::new(),
+            channel_id: hidden,
+            role_id: Some(role),
+            user_id: None,
+            allow: 0,
+            deny: Permissions::VIEW_CHANNEL.0,
+        }));
+        let cached: Vec<Arc<[UserId]>> = [channel, hidden, other]
+            .iter()
+            .map(|c| dir.viewers(*c))
+            .collect();
+        assert!(cached.iter().all(|v| v.len() == 2));
+
+        dir.apply(&DirectoryChange::MemberRoleAdded {
+            server,
+            user: member,
+            role,
+        });
+        assert_eq!(dir.viewers(hidden).to_vec(), vec![owner], "patched");
+        for (c, before) in [(channel, &cached[0]), (other, &cached[2])] {
+            assert!(
+                Arc::ptr_eq(&dir.viewers(c), before),
+                "untouched sets stay shared"
+            );
+        }
+        let patched = dir.viewers(hidden);
+        // A move changes ranks only.
+        dir.apply(&DirectoryChange::RoleUpserted {
+            role,
+            server,
+            permissions: 0,
+            position: 9,
+        });
+        assert!(Arc::ptr_eq(&dir.viewers(hidden), &patched));
+        assert_eq!(dir.highest_position(server, member), 9);
+
+        dir.apply(&DirectoryChange::MemberRoleRemoved {
+            server,
+            user: member,
+            role,
+        });
+        assert_eq!(
+            sorted(dir.viewers(hidden).to_vec()),
+            sorted(vec![owner, member])
+        );
+        // New bits drop the sets; they are computed again, the same.
+        dir.apply(&DirectoryChange::RoleUpserted {
+            role,
+            server,
+            permissions: Permissions::KICK_MEMBERS.0,
+            position: 9,
+        });
+        assert!(!Arc::ptr_eq(&dir.viewers(channel), &cached[0]));
+        assert_eq!(dir.viewers(channel).len(), 2);
+    }
+
+    #[test]
     fn voice_and_timeouts() {
         let (dir, server, channel, _, member) = setup();
         dir.apply(&DirectoryChange::VoiceJoined {

@@ -194,8 +194,10 @@ impl TestServer {
     }
 
     /// Denies `bits` to `user` on `channel` through a user override, written straight
-    /// to the store and published as the permissions routes will (there is no REST
-    /// route for it yet): v2 sessions that lose VIEW_CHANNEL get CHANNEL_DELETE.
+    /// to the store and published as a permission change only: v2 sessions that lose
+    /// VIEW_CHANNEL get CHANNEL_DELETE, but unlike `PUT /channels/{id}/overrides` no
+    /// CHANNEL_OVERRIDE_UPDATE goes out, so a test that sets up visibility this way sees
+    /// no extra frame.
     ///
     /// # Panics
     /// If `channel` or the user's id is not a valid id, or the store fails.
