@@ -171,7 +171,8 @@ pub struct ChannelFacts {
 pub struct Directory {
     state: RwLock<State>,
     /// Channel → members who may view it; dropped for a server whenever anything that
-    /// feeds permissions in it changes.
+    /// feeds permissions in it changes, except a role given to or taken from one member,
+    /// which patches the sets for that member.
     viewers: Mutex<HashMap<ChannelId, Arc<[UserId]>>>,
 }
 
