@@ -18,6 +18,8 @@ mod time;
 mod user;
 mod v2;
 mod voice;
+// Threads, reactions, pins, polls and scheduled events (issue 12 content).
+mod content;
 
 pub use bot::*;
 pub use command::*;
@@ -34,3 +36,5 @@ pub use time::*;
 pub use user::*;
 pub use v2::*;
 pub use voice::*;
+// Threads, reactions, pins, polls and scheduled events (issue 12 content).
+pub use content::*;

@@ -26,6 +26,12 @@ pub mod openapi;
 pub mod servers;
 pub mod users;
 pub mod voice;
+// Threads, reactions, pins, polls, scheduled events (issue 12).
+pub mod pins;
+pub mod polls;
+pub mod reactions;
+pub mod server_events;
+pub mod threads;
 
 /// Routes under the per-IP rate limit (everything but health), the gateway served by
 /// `gateway`.
@@ -59,6 +65,12 @@ fn limited_api() -> OpenApiRouter<AppState> {
         .merge(bots::routes())
         .merge(metrics::routes())
         .merge(openapi::routes())
+        // Threads, reactions, pins, polls, scheduled events (issue 12).
+        .merge(threads::routes())
+        .merge(reactions::routes())
+        .merge(pins::routes())
+        .merge(polls::routes())
+        .merge(server_events::routes())
 }
 
 /// The gateway's upgrade route (rate-limited too), over the endpoint given as its state.
