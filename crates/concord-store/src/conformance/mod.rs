@@ -30,6 +30,8 @@ mod servers;
 mod sessions;
 mod users;
 mod voice;
+// Threads, reactions, pins, polls, scheduled events (issue 12).
+mod content;
 
 pub use bots::*;
 pub use channels::*;
@@ -39,6 +41,8 @@ pub use servers::*;
 pub use sessions::*;
 pub use users::*;
 pub use voice::*;
+// Threads, reactions, pins, polls, scheduled events (issue 12).
+pub use content::*;
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is evaluated inside
 /// each (async) test and must yield a fresh, empty store (a value of a type that
@@ -96,6 +100,16 @@ macro_rules! conformance_tests {
             gateway_sessions_are_taken_once,
             bot_lifecycle,
             create_bot_is_atomic,
+            // Threads, reactions, pins, polls, scheduled events (issue 12).
+            thread_replies_page_forward,
+            reactions_add_once_and_count,
+            pins_change_once_and_list,
+            create_poll_and_read_it_back,
+            votes_replace_and_count,
+            refused_votes_change_nothing,
+            content_creation_is_atomic,
+            server_events_create_and_list_upcoming,
+            content_goes_with_its_channel_and_server,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
