@@ -560,6 +560,57 @@ mod tests {
     }
 
     #[test]
+    fn dispatch_each_gives_listed_recipients_their_own_frame_and_no_one_else_any() {
+        let (directory, hub) = (Arc::new(Directory::new()), Arc::new(Hub::new()));
+        let metrics = Arc::new(Metrics::new(Arc::clone(&hub)));
+        let fanout = Fanout::new(
+            Arc::clone(&directory),
+            Arc::clone(&hub),
+            Duration::ZERO,
+            Arc::clone(&metrics),
+        );
+        let server = ServerId::new();
+        let (a, b, c, outsider) = (UserId::new(), UserId::new(), UserId::new(), UserId::new());
+        directory.apply(&DirectoryChange::ServerCreated { server, owner: a });
+        directory.apply(&DirectoryChange::MemberAdded { server, user: b });
+        directory.apply(&DirectoryChange::MemberAdded { server, user: c });
+        let sessions: Vec<_> = [a, b, b, c, outsider]
+            .iter()
+            .map(|u| hub.register(*u, QueueLimits::default()))
+            .collect();
+        fanout.receive(&BusMessage::DispatchEach {
+            audience: Audience::Server(server),
+            event: Event::PollVote,
+            default: Payload::text("default"),
+            variants: vec![
+                Variant {
+                    users: vec![b],
+                    payload: Payload::text("b's"),
+                },
+                // Listed, but not in the audience: gets nothing.
+                Variant {
+                    users: vec![outsider],
+                    payload: Payload::text("outsider's"),
+                },
+            ],
+        });
+        let got: Vec<Vec<String>> = sessions.iter().map(|s| texts(s)).collect();
+        assert_eq!(
+            got,
+            [
+                vec!["default"],
+                vec!["b's"],
+                vec!["b's"],
+                vec!["default"],
+                vec![]
+            ]
+        );
+        let counted = "concord_event_deliveries_total{event=\"POLL_VOTE\"} 4";
+        let text = metrics.render();
+        assert!(text.lines().any(|l| l == counted), "{text}");
+    }
+
+    #[test]
     fn without_a_runtime_presence_goes_out_at_once() {
         let (directory, hub) = (Arc::new(Directory::new()), Arc::new(Hub::new()));
         let metrics = Arc::new(Metrics::new(Arc::clone(&hub)));
