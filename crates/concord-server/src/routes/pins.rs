@@ -26,8 +26,8 @@ use crate::{
 /// The pin routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(pin, unpin))
-        .routes(routes!(pinned))
+        .routes(routes!(pin_message, unpin_message))
+        .routes(routes!(list_pinned))
 }
 
 /// The caller may manage the messages of `channel`: a member with the server-level
@@ -62,7 +62,7 @@ fn message_manager(state: &AppState, channel: ChannelId, user: UserId) -> ApiRes
                                       is not a member of the channel's server.", body = ErrorBody),
     ),
 )]
-async fn pin(
+async fn pin_message(
     State(state): State<AppState>,
     principal: Principal,
     Path((channel, message)): Path<(ChannelId, MessageId)>,
@@ -106,7 +106,7 @@ async fn pin(
                                       not pinned.", body = ErrorBody),
     ),
 )]
-async fn unpin(
+async fn unpin_message(
     State(state): State<AppState>,
     principal: Principal,
     Path((channel, message)): Path<(ChannelId, MessageId)>,
@@ -144,7 +144,7 @@ async fn unpin(
                                       server.", body = ErrorBody),
     ),
 )]
-async fn pinned(
+async fn list_pinned(
     State(state): State<AppState>,
     principal: Principal,
     Path(channel): Path<ChannelId>,

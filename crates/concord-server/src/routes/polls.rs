@@ -39,9 +39,9 @@ const OPTION_COUNT: std::ops::RangeInclusive<usize> = 2..=10;
 /// The poll routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create))
-        .routes(routes!(get_one))
-        .routes(routes!(vote))
+        .routes(routes!(create_poll))
+        .routes(routes!(get_poll))
+        .routes(routes!(cast_vote))
 }
 
 /// The options, trimmed, after the contract's checks in its order: their count, then
@@ -95,7 +95,7 @@ fn poll_not_found() -> ApiError {
                                       server.", body = ErrorBody),
     ),
 )]
-async fn create(
+async fn create_poll(
     State(state): State<AppState>,
     principal: Principal,
     Path(channel): Path<ChannelId>,
@@ -167,7 +167,7 @@ async fn viewable_poll(
                                       server.", body = ErrorBody),
     ),
 )]
-async fn get_one(
+async fn get_poll(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<PollId>,
@@ -202,7 +202,7 @@ async fn get_one(
                                       server.", body = ErrorBody),
     ),
 )]
-async fn vote(
+async fn cast_vote(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<PollId>,

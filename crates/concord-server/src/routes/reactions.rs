@@ -28,8 +28,8 @@ const MAX_EMOJI_BYTES: usize = 64;
 /// The reaction routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(add, remove))
-        .routes(routes!(list))
+        .routes(routes!(add_reaction, remove_reaction))
+        .routes(routes!(list_reactions))
 }
 
 /// An emoji is 1–64 bytes.
@@ -62,7 +62,7 @@ fn check_emoji(emoji: &str) -> ApiResult<()> {
                                       is not a member of the channel's server.", body = ErrorBody),
     ),
 )]
-async fn add(
+async fn add_reaction(
     State(state): State<AppState>,
     principal: Principal,
     Path((channel, message, emoji)): Path<(ChannelId, MessageId, String)>,
@@ -114,7 +114,7 @@ async fn add(
                                       channel's server.", body = ErrorBody),
     ),
 )]
-async fn remove(
+async fn remove_reaction(
     State(state): State<AppState>,
     principal: Principal,
     Path((channel, message, emoji)): Path<(ChannelId, MessageId, String)>,
@@ -156,7 +156,7 @@ async fn remove(
                                       is not a member of the channel's server.", body = ErrorBody),
     ),
 )]
-async fn list(
+async fn list_reactions(
     State(state): State<AppState>,
     principal: Principal,
     Path((channel, message)): Path<(ChannelId, MessageId)>,

@@ -36,8 +36,8 @@ const LIST_LIMIT: i64 = 50;
 /// The scheduled-event routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create))
-        .routes(routes!(upcoming))
+        .routes(routes!(create_event))
+        .routes(routes!(list_upcoming_events))
 }
 
 /// The announcing message's content.
@@ -87,7 +87,7 @@ fn validate(body: &CreateServerEvent) -> ApiResult<String> {
                                       server.", body = ErrorBody),
     ),
 )]
-async fn create(
+async fn create_event(
     State(state): State<AppState>,
     principal: Principal,
     Path(channel): Path<ChannelId>,
@@ -138,7 +138,7 @@ async fn create(
         (status = 404, description = "No such server, or the caller is not a member.", body = ErrorBody),
     ),
 )]
-async fn upcoming(
+async fn list_upcoming_events(
     State(state): State<AppState>,
     principal: Principal,
     Path(server): Path<ServerId>,

@@ -28,7 +28,7 @@ use crate::{
 
 /// The thread routes.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list, reply))
+    OpenApiRouter::new().routes(routes!(list_thread, reply_in_thread))
 }
 
 fn root_not_found() -> ApiError {
@@ -73,7 +73,7 @@ pub(crate) async fn live_message_in(
                                       channel.", body = ErrorBody),
     ),
 )]
-async fn list(
+async fn list_thread(
     State(state): State<AppState>,
     principal: Principal,
     Path((channel, root)): Path<(ChannelId, MessageId)>,
@@ -114,7 +114,7 @@ async fn list(
                                       channel.", body = ErrorBody),
     ),
 )]
-async fn reply(
+async fn reply_in_thread(
     State(state): State<AppState>,
     principal: Principal,
     Path((channel, root)): Path<(ChannelId, MessageId)>,
