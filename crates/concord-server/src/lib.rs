@@ -20,7 +20,7 @@ pub mod state;
 pub mod views;
 pub mod visibility;
 // Threads, reactions, pins, polls, scheduled events (issue 12).
-pub mod polls;
+pub mod poll_views;
 
 pub use app::{ServeError, bind, build_state, open_store, router, serve};
 pub use config::Config;

@@ -20,7 +20,7 @@ use crate::{
     error::{ApiError, ApiResult},
     extract::{Json, Path, Query},
     perms::Permissions,
-    polls,
+    poll_views,
     state::AppState,
 };
 
@@ -125,7 +125,7 @@ async fn list(
         .store
         .messages(channel, before, query.clamped_limit())
         .await?;
-    polls::fill_user_votes(&state, user, &mut messages).await?;
+    poll_views::fill_user_votes(&state, user, &mut messages).await?;
     Ok(axum::Json(messages))
 }
 
@@ -240,7 +240,7 @@ async fn get_one(
         // Concord (R4): a deleted message keeps its place but not its text.
         message.content.clear();
     }
-    polls::fill_user_vote(&state, user, &mut message).await?;
+    poll_views::fill_user_vote(&state, user, &mut message).await?;
     Ok(axum::Json(message))
 }
 
@@ -295,8 +295,8 @@ async fn edit(
         .await?
         .ok_or_else(message_not_found)?;
     // Each viewer gets the message with their own vote, should it carry a poll.
-    polls::dispatch_message(&state, Event::MessageUpdate, &edited).await;
-    polls::fill_user_vote(&state, user, &mut edited).await?;
+    poll_views::dispatch_message(&state, Event::MessageUpdate, &edited).await;
+    poll_views::fill_user_vote(&state, user, &mut edited).await?;
     Ok(axum::Json(edited))
 }
 

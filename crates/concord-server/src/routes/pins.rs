@@ -18,7 +18,7 @@ use crate::{
     error::{ApiError, ApiResult},
     extract::Path,
     perms::Permissions,
-    polls,
+    poll_views,
     routes::threads::live_message_in,
     state::AppState,
 };
@@ -152,6 +152,6 @@ async fn list_pinned(
     let user = principal.id();
     access::channel_viewer(&state, channel, user)?;
     let mut messages = state.store.pinned_messages(channel).await?;
-    polls::fill_user_votes(&state, user, &mut messages).await?;
+    poll_views::fill_user_votes(&state, user, &mut messages).await?;
     Ok(axum::Json(messages))
 }

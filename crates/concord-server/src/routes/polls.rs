@@ -12,7 +12,7 @@ use axum::{
 };
 use concord_protocol::{
     CastVote, ChannelId, CreatePoll, ErrorBody, Event, Message, MessageId, Poll, PollId,
-    PollOptionId, PollVote, Timestamp,
+    PollOptionId, PollVote, Timestamp, UserId,
 };
 use concord_store::{NewMessage, NewPoll, PollRecord};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -23,7 +23,8 @@ use crate::{
     bus::Audience,
     error::{ApiError, ApiResult},
     extract::{Json, Path},
-    polls,
+    perms::Permissions,
+    poll_views,
     state::AppState,
 };
 
@@ -136,21 +137,21 @@ async fn create_poll(
     Ok((StatusCode::CREATED, axum::Json(message)).into_response())
 }
 
-/// The poll, with the caller a member of its server who may VIEW its channel.
-async fn viewable_poll(
-    state: &AppState,
-    id: PollId,
-    user: concord_protocol::UserId,
-) -> ApiResult<PollRecord> {
-    let record = state.store.poll(id).await?.ok_or_else(poll_not_found)?;
+/// The poll `id` with where it lives.
+///
+/// # Errors
+/// 404 when there is no such poll; store failures.
+async fn poll_record(state: &AppState, id: PollId) -> ApiResult<PollRecord> {
+    state.store.poll(id).await?.ok_or_else(poll_not_found)
+}
+
+/// The caller belongs to the poll's server and may VIEW its channel.
+///
+/// # Errors
+/// 404 when not a member (as for a missing poll); 403 without VIEW_CHANNEL.
+fn poll_viewer(state: &AppState, record: &PollRecord, user: UserId) -> ApiResult<()> {
     access::member_channel(state, record.channel_id, user).map_err(|_| poll_not_found())?;
-    access::require_channel_permission(
-        state,
-        record.channel_id,
-        user,
-        crate::perms::Permissions::VIEW_CHANNEL,
-    )?;
-    Ok(record)
+    access::require_channel_permission(state, record.channel_id, user, Permissions::VIEW_CHANNEL)
 }
 
 #[utoipa::path(
@@ -173,7 +174,8 @@ async fn get_poll(
     Path(id): Path<PollId>,
 ) -> ApiResult<axum::Json<Poll>> {
     let user = principal.id();
-    let record = viewable_poll(&state, id, user).await?;
+    let record = poll_record(&state, id).await?;
+    poll_viewer(&state, &record, user)?;
     let mut poll = record.poll;
     poll.user_vote = state
         .store
@@ -209,13 +211,13 @@ async fn cast_vote(
     Json(body): Json<CastVote>,
 ) -> ApiResult<axum::Json<Poll>> {
     let user = principal.id();
-    let record = state.store.poll(id).await?.ok_or_else(poll_not_found)?;
+    let record = poll_record(&state, id).await?;
     // The reference checks the option before membership.
     if !record.poll.options.iter().any(|o| o.id == body.option_id) {
         return Err(ApiError::bad_request("Option is not part of this poll"));
     }
+    poll_viewer(&state, &record, user)?;
     let channel = record.channel_id;
-    viewable_poll(&state, id, user).await?;
     let outcome = state
         .store
         .cast_vote(id, user, body.option_id, Timestamp::now())
@@ -226,7 +228,7 @@ async fn cast_vote(
         })?;
     let updated = outcome.poll.poll;
     if outcome.changed {
-        polls::dispatch_by_vote(
+        poll_views::dispatch_by_vote(
             &state,
             Audience::Channel(channel),
             Event::PollVote,
@@ -241,7 +243,7 @@ async fn cast_vote(
             },
         );
     }
-    Ok(axum::Json(polls::as_seen_by(
+    Ok(axum::Json(poll_views::as_seen_by(
         &updated,
         user,
         &outcome.ballots,

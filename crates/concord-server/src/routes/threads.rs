@@ -21,7 +21,7 @@ use crate::{
     bus::Audience,
     error::{ApiError, ApiResult},
     extract::{Json, Path, Query},
-    polls,
+    poll_views,
     routes::messages::{check_content, resolve_mentions},
     state::AppState,
 };
@@ -87,7 +87,7 @@ async fn list_thread(
         .store
         .thread_replies(root, after, query.clamped_limit())
         .await?;
-    polls::fill_user_votes(&state, user, &mut replies).await?;
+    poll_views::fill_user_votes(&state, user, &mut replies).await?;
     Ok(axum::Json(replies))
 }
 
