@@ -20,6 +20,8 @@ mod v2;
 mod voice;
 // Roles, role assignments and channel overrides (issue 12, permissions).
 mod role;
+// Threads, reactions, pins, polls and scheduled events (issue 12 content).
+mod content;
 
 pub use bot::*;
 pub use command::*;
@@ -38,3 +40,5 @@ pub use v2::*;
 pub use voice::*;
 // Roles, role assignments and channel overrides (issue 12, permissions).
 pub use role::*;
+// Threads, reactions, pins, polls and scheduled events (issue 12 content).
+pub use content::*;

@@ -128,3 +128,59 @@ pub async fn dm_participant(
         _ => Err(ApiError::not_found("DM channel not found")),
     }
 }
+
+// ---- content: threads, reactions, pins, polls, scheduled events (issue 12) ----
+
+/// The channel exists, the caller belongs to its server and may VIEW it.
+///
+/// # Errors
+/// 404 when the channel does not exist; 404 when the caller is not a member; 403
+/// without VIEW_CHANNEL.
+pub fn channel_viewer(
+    state: &AppState,
+    channel: ChannelId,
+    user: UserId,
+) -> ApiResult<ChannelFacts> {
+    let facts = member_channel(state, channel, user)?;
+    require_channel_permission(state, channel, user, Permissions::VIEW_CHANNEL)?;
+    Ok(facts)
+}
+
+/// The caller may post in the channel, as for a message (`rest.md` §7.6): a member
+/// who may VIEW the channel and SEND_MESSAGES in it and is not timed out at `now`.
+///
+/// # Errors
+/// 404 when the channel does not exist; 404 when the caller is not a member; 403
+/// without VIEW_CHANNEL and SEND_MESSAGES; 403 while timed out.
+pub fn channel_poster(
+    state: &AppState,
+    channel: ChannelId,
+    user: UserId,
+    now: concord_protocol::Timestamp,
+) -> ApiResult<ChannelFacts> {
+    let facts = member_channel(state, channel, user)?;
+    require_channel_permission(
+        state,
+        channel,
+        user,
+        Permissions::VIEW_CHANNEL.union(Permissions::SEND_MESSAGES),
+    )?;
+    not_timed_out(state, facts.server, user, now)?;
+    Ok(facts)
+}
+
+/// The caller is not timed out in `server` at `now`.
+///
+/// # Errors
+/// 403 while timed out.
+pub fn not_timed_out(
+    state: &AppState,
+    server: ServerId,
+    user: UserId,
+    now: concord_protocol::Timestamp,
+) -> ApiResult<()> {
+    match state.directory.timed_out_until(server, user, now) {
+        Some(_) => Err(ApiError::forbidden("You are timed out in this server")),
+        None => Ok(()),
+    }
+}

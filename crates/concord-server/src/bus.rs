@@ -59,6 +59,30 @@ pub enum BusMessage {
         /// The user.
         user: UserId,
     },
+    /// Deliver an event whose payload depends on the recipient (a poll shows each
+    /// viewer their own vote): the audience is resolved as for
+    /// [`BusMessage::Dispatch`], then each recipient listed in a variant gets that
+    /// variant's frame and everyone else the default. Listing a user never adds them
+    /// to the audience.
+    DispatchEach {
+        /// Recipients.
+        audience: Audience,
+        /// Which event the frames are.
+        event: Event,
+        /// The frame of recipients not listed in any variant.
+        default: Payload,
+        /// Frames for particular users; a user is listed in at most one.
+        variants: Vec<Variant>,
+    },
+}
+
+/// One recipient-specific frame of a [`BusMessage::DispatchEach`].
+#[derive(Debug, Clone)]
+pub struct Variant {
+    /// Who gets this frame instead of the default, if they are in the audience.
+    pub users: Vec<UserId>,
+    /// The frame, serialized once.
+    pub payload: Payload,
 }
 
 /// Carries [`BusMessage`]s to every node, in order.
@@ -126,6 +150,12 @@ impl Fanout {
                 self.hub
                     .close_user(*user, concord_gateway::CloseReason::Revoked);
             }
+            BusMessage::DispatchEach {
+                audience,
+                event,
+                default,
+                variants,
+            } => self.deliver_each(audience, *event, default, variants),
             BusMessage::Dispatch {
                 audience: Audience::CoMembers(user),
                 event,
@@ -163,6 +193,55 @@ impl Fanout {
                         .send_to_users(self.directory.co_members(*user), payload),
                 };
                 self.metrics.delivered(*event, delivery);
+            }
+        }
+    }
+
+    /// The users `audience` names now, each once.
+    fn recipients(&self, audience: &Audience) -> Vec<UserId> {
+        match audience {
+            Audience::Server(server) => self.directory.members(*server),
+            Audience::Channel(channel) => self.directory.viewers(*channel).to_vec(),
+            Audience::ServerPermission(server, bit) => self.directory.members_with(*server, *bit),
+            Audience::Users(users) => {
+                let mut users = users.clone();
+                users.sort_unstable();
+                users.dedup();
+                users
+            }
+            Audience::CoMembers(user) => self.directory.co_members(*user),
+        }
+    }
+
+    /// Delivers a [`BusMessage::DispatchEach`]: one queue push per session as for any
+    /// dispatch, each recipient's frame picked from a map of the listed users.
+    fn deliver_each(
+        &self,
+        audience: &Audience,
+        event: Event,
+        default: &Payload,
+        variants: &[Variant],
+    ) {
+        let recipients = self.recipients(audience);
+        let listed: HashMap<UserId, usize> = variants
+            .iter()
+            .enumerate()
+            .flat_map(|(at, variant)| variant.users.iter().map(move |user| (*user, at)))
+            .collect();
+        let mut groups: Vec<Vec<UserId>> = vec![Vec::new(); variants.len()];
+        let mut rest = Vec::with_capacity(recipients.len());
+        for user in recipients {
+            match listed.get(&user) {
+                Some(&at) => groups[at].push(user),
+                None => rest.push(user),
+            }
+        }
+        self.metrics
+            .delivered(event, self.hub.send_to_users(rest, default));
+        for (group, variant) in groups.into_iter().zip(variants) {
+            if !group.is_empty() {
+                self.metrics
+                    .delivered(event, self.hub.send_to_users(group, &variant.payload));
             }
         }
     }
@@ -344,6 +423,39 @@ impl Events {
         }
     }
 
+    /// Publishes event `t` to `audience` with a payload that depends on the recipient:
+    /// each user of a variant who is in the audience gets that variant's payload, every
+    /// other recipient `default`. Each payload is serialized once.
+    pub fn dispatch_each<T: Serialize>(
+        &self,
+        audience: Audience,
+        t: Event,
+        default: &T,
+        variants: Vec<(Vec<UserId>, T)>,
+    ) {
+        let serialized = Payload::dispatch(t, default).and_then(|default| {
+            variants
+                .into_iter()
+                .map(|(users, d)| {
+                    Payload::dispatch(t, &d).map(|payload| Variant { users, payload })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(|variants| (default, variants))
+        });
+        match serialized {
+            Ok((default, variants)) => {
+                self.metrics.published(t);
+                self.bus.publish(BusMessage::DispatchEach {
+                    audience,
+                    event: t,
+                    default,
+                    variants,
+                });
+            }
+            Err(err) => tracing::error!(event = t.as_str(), error = %err, "event not serializable"),
+        }
+    }
+
     /// Closes every session of `user` on every node (revoked, disabled, deleted).
     pub fn close_sessions(&self, user: UserId) {
         self.bus.publish(BusMessage::CloseSessions { user });
@@ -443,6 +555,57 @@ mod tests {
         );
         // Every frame queued is counted once, batched or not.
         let counted = "concord_event_deliveries_total{event=\"PRESENCE_UPDATE\"} 9";
+        let text = metrics.render();
+        assert!(text.lines().any(|l| l == counted), "{text}");
+    }
+
+    #[test]
+    fn dispatch_each_gives_listed_recipients_their_own_frame_and_no_one_else_any() {
+        let (directory, hub) = (Arc::new(Directory::new()), Arc::new(Hub::new()));
+        let metrics = Arc::new(Metrics::new(Arc::clone(&hub)));
+        let fanout = Fanout::new(
+            Arc::clone(&directory),
+            Arc::clone(&hub),
+            Duration::ZERO,
+            Arc::clone(&metrics),
+        );
+        let server = ServerId::new();
+        let (a, b, c, outsider) = (UserId::new(), UserId::new(), UserId::new(), UserId::new());
+        directory.apply(&DirectoryChange::ServerCreated { server, owner: a });
+        directory.apply(&DirectoryChange::MemberAdded { server, user: b });
+        directory.apply(&DirectoryChange::MemberAdded { server, user: c });
+        let sessions: Vec<_> = [a, b, b, c, outsider]
+            .iter()
+            .map(|u| hub.register(*u, QueueLimits::default()))
+            .collect();
+        fanout.receive(&BusMessage::DispatchEach {
+            audience: Audience::Server(server),
+            event: Event::PollVote,
+            default: Payload::text("default"),
+            variants: vec![
+                Variant {
+                    users: vec![b],
+                    payload: Payload::text("b's"),
+                },
+                // Listed, but not in the audience: gets nothing.
+                Variant {
+                    users: vec![outsider],
+                    payload: Payload::text("outsider's"),
+                },
+            ],
+        });
+        let got: Vec<Vec<String>> = sessions.iter().map(|s| texts(s)).collect();
+        assert_eq!(
+            got,
+            [
+                vec!["default"],
+                vec!["b's"],
+                vec!["b's"],
+                vec!["default"],
+                vec![]
+            ]
+        );
+        let counted = "concord_event_deliveries_total{event=\"POLL_VOTE\"} 4";
         let text = metrics.render();
         assert!(text.lines().any(|l| l == counted), "{text}");
     }

@@ -19,6 +19,8 @@ pub mod secrets;
 pub mod state;
 pub mod views;
 pub mod visibility;
+// Threads, reactions, pins, polls, scheduled events (issue 12).
+pub mod poll_views;
 
 pub use app::{ServeError, bind, build_state, open_store, router, serve};
 pub use config::Config;

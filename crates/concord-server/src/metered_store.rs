@@ -17,6 +17,9 @@ use concord_store::{
     NewChannel, NewMessage, NewUser, Presence, ReadyState, RefreshSession, SavedSession,
     ServerPatch, Store, StoreResult, UserPatch, UserRecord,
 };
+// Content: threads, reactions, pins, polls, scheduled events (issue 12).
+use concord_protocol::{PollId, PollOptionId, ReactionCount, ServerEvent};
+use concord_store::{NewPoll, NewServerEvent, PollRecord, VoteOutcome};
 
 use crate::metrics::Metrics;
 
@@ -132,4 +135,19 @@ metered! {
     fn overrides_of_channel(&self, channel: ChannelId) -> StoreResult<Vec<ChannelOverride>>;
     fn set_override(&self, ov: &ChannelOverride) -> StoreResult<(ChannelOverride, bool)>;
     fn delete_override(&self, channel: ChannelId, id: concord_protocol::OverrideId) -> StoreResult<bool>;
+    // Content: threads, reactions, pins, polls, scheduled events (issue 12).
+    fn thread_replies(&self, root: MessageId, after: Option<MessageId>, limit: i64) -> StoreResult<Vec<Message>>;
+    fn add_reaction(&self, message: MessageId, user: UserId, emoji: &str, at: Timestamp) -> StoreResult<bool>;
+    fn remove_reaction(&self, message: MessageId, user: UserId, emoji: &str) -> StoreResult<bool>;
+    fn reactions(&self, message: MessageId, viewer: UserId) -> StoreResult<Vec<ReactionCount>>;
+    fn pin_message(&self, id: MessageId, by: UserId, at: Timestamp) -> StoreResult<bool>;
+    fn unpin_message(&self, id: MessageId) -> StoreResult<bool>;
+    fn pinned_messages(&self, channel: ChannelId) -> StoreResult<Vec<Message>>;
+    fn create_poll(&self, message: &NewMessage, poll: &NewPoll) -> StoreResult<Message>;
+    fn poll(&self, id: PollId) -> StoreResult<Option<PollRecord>>;
+    fn poll_ballots(&self, id: PollId) -> StoreResult<Vec<(UserId, PollOptionId)>>;
+    fn user_votes(&self, user: UserId, polls: &[PollId]) -> StoreResult<Vec<(PollId, PollOptionId)>>;
+    fn cast_vote(&self, poll: PollId, user: UserId, option: PollOptionId, at: Timestamp) -> StoreResult<VoteOutcome>;
+    fn create_server_event(&self, message: &NewMessage, event: &NewServerEvent) -> StoreResult<Message>;
+    fn upcoming_server_events(&self, server: ServerId, channels: &[ChannelId], after: Timestamp, limit: i64) -> StoreResult<Vec<ServerEvent>>;
 }

@@ -664,3 +664,112 @@ async fn request_bodies_must_be_json_objects() {
     assert_eq!(created.status, 201, "{}", created.text);
     server.shutdown().await;
 }
+
+// ---- content: threads, reactions, pins, polls, scheduled events (issue 12) ----
+
+/// The content routes' answers, with a poll, an event, reactions and pins filled in,
+/// match their documented schemas.
+#[tokio::test]
+async fn content_answers_match_their_schemas() {
+    let server = TestServer::start().await;
+    let doc = document(&server, "/openapi.json").await;
+    let alice = server.user("content_alice").await;
+    let sid = alice.create_server("Content").await;
+    let channel = alice.create_channel(&sid, "general", "text").await;
+
+    let poll = alice
+        .api
+        .post(
+            &format!("/channels/{channel}/polls"),
+            &json!({"question": "Q?", "options": ["a", "b"]}),
+        )
+        .await;
+    assert_conforms(&doc, "post", "/channels/{channel_id}/polls", &poll);
+    let poll_id = poll.body["poll"]["id"].as_str().unwrap().to_owned();
+    let option = poll.body["poll"]["options"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let message = poll.body["id"].as_str().unwrap().to_owned();
+    let voted = alice
+        .api
+        .post(
+            &format!("/polls/{poll_id}/vote"),
+            &json!({"option_id": option}),
+        )
+        .await;
+    assert_conforms(&doc, "post", "/polls/{poll_id}/vote", &voted);
+    let got = alice.api.get(&format!("/polls/{poll_id}")).await;
+    assert_conforms(&doc, "get", "/polls/{poll_id}", &got);
+
+    let event = alice
+        .api
+        .post(
+            &format!("/channels/{channel}/events"),
+            &json!({"name": "E", "description": "d", "starts_at": "2099-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_conforms(&doc, "post", "/channels/{channel_id}/events", &event);
+    let events = alice.api.get(&format!("/servers/{sid}/events")).await;
+    assert_conforms(&doc, "get", "/servers/{id}/events", &events);
+
+    let thread = format!("/channels/{channel}/messages/{message}/thread");
+    let reply = alice.api.post(&thread, &json!({"content": "re"})).await;
+    assert_conforms(
+        &doc,
+        "post",
+        "/channels/{channel_id}/messages/{message_id}/thread",
+        &reply,
+    );
+    let replies = alice.api.get(&thread).await;
+    assert_conforms(
+        &doc,
+        "get",
+        "/channels/{channel_id}/messages/{message_id}/thread",
+        &replies,
+    );
+
+    let reacted = alice
+        .api
+        .put(&format!(
+            "/channels/{channel}/messages/{message}/reactions/ok"
+        ))
+        .await;
+    assert_eq!(reacted.status, 204, "{}", reacted.text);
+    let reactions = alice
+        .api
+        .get(&format!("/channels/{channel}/messages/{message}/reactions"))
+        .await;
+    assert_conforms(
+        &doc,
+        "get",
+        "/channels/{channel_id}/messages/{message_id}/reactions",
+        &reactions,
+    );
+    let pinned = alice
+        .api
+        .post_empty(&format!("/channels/{channel}/messages/{message}/pin"))
+        .await;
+    assert_eq!(pinned.status, 204, "{}", pinned.text);
+    let pins = alice
+        .api
+        .get(&format!("/channels/{channel}/pinned-messages"))
+        .await;
+    assert_conforms(&doc, "get", "/channels/{channel_id}/pinned-messages", &pins);
+    let page = alice
+        .api
+        .get(&format!("/channels/{channel}/messages"))
+        .await;
+    assert_conforms(&doc, "get", "/channels/{channel_id}/messages", &page);
+
+    let refused = alice
+        .api
+        .post(
+            &format!("/polls/{poll_id}/vote"),
+            &json!({"option_id": message}),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_conforms(&doc, "post", "/polls/{poll_id}/vote", &refused);
+    server.shutdown().await;
+}

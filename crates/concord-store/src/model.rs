@@ -300,3 +300,54 @@ pub struct RolePatch {
     /// Position.
     pub position: Option<i64>,
 }
+
+// ---- content: threads, reactions, pins, polls, scheduled events (issue 12) ----
+
+/// A poll to insert with its announcing message ([`crate::Store::create_poll`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPoll {
+    /// Id.
+    pub id: concord_protocol::PollId,
+    /// The question, as sent.
+    pub question: String,
+    /// Options in order: id and text (trimmed).
+    pub options: Vec<(concord_protocol::PollOptionId, String)>,
+}
+
+/// A poll with its vote counts (`user_vote` is left null: it depends on who asks)
+/// and where it was posted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollRecord {
+    /// The poll as anyone sees it.
+    pub poll: concord_protocol::Poll,
+    /// The message announcing it.
+    pub message_id: MessageId,
+    /// That message's channel.
+    pub channel_id: ChannelId,
+}
+
+/// What a vote did ([`crate::Store::cast_vote`]), read in the same transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoteOutcome {
+    /// The poll after the vote.
+    pub poll: PollRecord,
+    /// Every ballot of the poll after the vote: who chose which option.
+    pub ballots: Vec<(UserId, concord_protocol::PollOptionId)>,
+    /// False when the user had already chosen that option (nothing changed).
+    pub changed: bool,
+}
+
+/// A scheduled event to insert with its announcing message
+/// ([`crate::Store::create_server_event`]); its server is the message channel's, its
+/// creator the message's author, its creation time the message's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewServerEvent {
+    /// Id.
+    pub id: concord_protocol::EventId,
+    /// Name (trimmed).
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Start.
+    pub starts_at: Timestamp,
+}

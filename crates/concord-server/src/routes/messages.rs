@@ -20,6 +20,7 @@ use crate::{
     error::{ApiError, ApiResult},
     extract::{Json, Path, Query},
     perms::Permissions,
+    poll_views,
     state::AppState,
 };
 
@@ -120,10 +121,11 @@ async fn list(
     access::member_channel(&state, channel, user)?;
     access::require_channel_permission(&state, channel, user, Permissions::VIEW_CHANNEL)?;
     let before = query.before.map(MessageId::from_uuid);
-    let messages = state
+    let mut messages = state
         .store
         .messages(channel, before, query.clamped_limit())
         .await?;
+    poll_views::fill_user_votes(&state, user, &mut messages).await?;
     Ok(axum::Json(messages))
 }
 
@@ -238,6 +240,7 @@ async fn get_one(
         // Concord (R4): a deleted message keeps its place but not its text.
         message.content.clear();
     }
+    poll_views::fill_user_vote(&state, user, &mut message).await?;
     Ok(axum::Json(message))
 }
 
@@ -286,16 +289,14 @@ async fn edit(
         return Err(ApiError::forbidden("Only the author can edit this message"));
     }
     let (mentions, everyone) = resolve_mentions(&state, server, &body.content).await?;
-    let edited = state
+    let mut edited = state
         .store
         .edit_message(id, &body.content, &mentions, everyone, Timestamp::now())
         .await?
         .ok_or_else(message_not_found)?;
-    state.events.dispatch(
-        Audience::Channel(edited.channel_id),
-        Event::MessageUpdate,
-        &edited,
-    );
+    // Each viewer gets the message with their own vote, should it carry a poll.
+    poll_views::dispatch_message(&state, Event::MessageUpdate, &edited).await;
+    poll_views::fill_user_vote(&state, user, &mut edited).await?;
     Ok(axum::Json(edited))
 }
 

@@ -29,6 +29,12 @@ pub mod voice;
 // Roles, member roles and channel overrides (issue 12, permissions).
 pub mod overrides;
 pub mod roles;
+// Threads, reactions, pins, polls, scheduled events (issue 12).
+pub mod pins;
+pub mod polls;
+pub mod reactions;
+pub mod server_events;
+pub mod threads;
 
 /// Routes under the per-IP rate limit (everything but health), the gateway served by
 /// `gateway`.
@@ -65,6 +71,12 @@ fn limited_api() -> OpenApiRouter<AppState> {
         // Roles, member roles and channel overrides (issue 12, permissions).
         .merge(roles::routes())
         .merge(overrides::routes())
+        // Threads, reactions, pins, polls, scheduled events (issue 12).
+        .merge(threads::routes())
+        .merge(reactions::routes())
+        .merge(pins::routes())
+        .merge(polls::routes())
+        .merge(server_events::routes())
 }
 
 /// The gateway's upgrade route (rate-limited too), over the endpoint given as its state.

@@ -32,6 +32,8 @@ mod users;
 mod voice;
 // Roles, role assignments and channel overrides (issue 12, permissions).
 mod roles;
+// Threads, reactions, pins, polls, scheduled events (issue 12).
+mod content;
 
 pub use bots::*;
 pub use channels::*;
@@ -43,6 +45,8 @@ pub use users::*;
 pub use voice::*;
 // Roles, role assignments and channel overrides (issue 12, permissions).
 pub use roles::*;
+// Threads, reactions, pins, polls, scheduled events (issue 12).
+pub use content::*;
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is evaluated inside
 /// each (async) test and must yield a fresh, empty store (a value of a type that
@@ -107,6 +111,16 @@ macro_rules! conformance_tests {
             overrides_of_channel_order,
             set_override_reports_changes,
             delete_override_of_channel,
+            // Threads, reactions, pins, polls, scheduled events (issue 12).
+            thread_replies_page_forward,
+            reactions_add_once_and_count,
+            pins_change_once_and_list,
+            create_poll_and_read_it_back,
+            votes_replace_and_count,
+            refused_votes_change_nothing,
+            content_creation_is_atomic,
+            server_events_create_and_list_upcoming,
+            content_goes_with_its_channel_and_server,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -6,25 +6,34 @@ use concord_protocol::{
     ChannelId, DmChannelId, MentionCount, Message, MessageId, Timestamp, UnreadCount, UserId,
 };
 use sqlx::{
-    AssertSqlSafe, SqliteConnection,
-    sqlite::{SqlitePool, SqliteRow},
+    AssertSqlSafe, Sqlite, SqliteConnection,
+    query::Query,
+    sqlite::{SqliteArguments, SqlitePool, SqliteRow},
 };
 
-use super::{IN_CHUNK, dedup, get, id, opt_id, opt_ts, placeholders, read_tx, rows, ts, write_tx};
+use super::{
+    IN_CHUNK, content, dedup, get, id, opt_id, opt_ts, placeholders, read_tx, rows, ts, write_tx,
+};
 use crate::{NewMessage, StoreError, StoreResult};
 use uuid::Uuid;
 
-/// A message row with its live thread reply count, as [`message_row`] reads it
-/// (alias `m`).
-const MESSAGE_SELECT: &str = "SELECT m.id, m.channel_id, m.author_id, m.content, m.reply_to, \
-    m.thread_id, m.mention_everyone, m.edited_at, m.deleted, m.pinned, m.pinned_by, \
-    m.pinned_at, m.created_at, \
+/// A message row with its live thread reply count, its poll's question and its
+/// scheduled event, as [`message_row`] reads it (alias `m`).
+pub(super) const MESSAGE_SELECT: &str = "SELECT m.id, m.channel_id, m.author_id, m.content, \
+    m.reply_to, m.thread_id, m.mention_everyone, m.edited_at, m.deleted, m.pinned, \
+    m.pinned_by, m.pinned_at, m.created_at, \
     (SELECT COUNT(*) FROM messages r WHERE r.thread_id = m.id AND r.deleted = 0) \
-    AS thread_reply_count \
-    FROM messages m";
+    AS thread_reply_count, \
+    p.id AS poll_id, p.question AS poll_question, \
+    e.id AS event_id, e.name AS event_name, e.description AS event_description, \
+    e.starts_at AS event_starts_at, e.created_by AS event_created_by, \
+    e.created_at AS event_created_at \
+    FROM messages m \
+    LEFT JOIN polls p ON p.message_id = m.id \
+    LEFT JOIN server_events e ON e.message_id = m.id";
 
-/// A message row without its mentions (filled in by [`attach_mentions`]).
-fn message_row(row: &SqliteRow) -> StoreResult<Message> {
+/// A message row without its mentions and poll options (filled in by [`complete`]).
+pub(super) fn message_row(row: &SqliteRow) -> StoreResult<Message> {
     Ok(Message {
         id: id(row, "id")?,
         channel_id: id(row, "channel_id")?,
@@ -41,12 +50,22 @@ fn message_row(row: &SqliteRow) -> StoreResult<Message> {
         pinned: get(row, "pinned")?,
         pinned_by: opt_id(row, "pinned_by")?,
         pinned_at: opt_ts(row, "pinned_at")?,
-        poll: None,
-        event: None,
+        poll: content::poll_stub(row)?,
+        event: content::event_of_row(row)?,
     })
 }
 
-async fn insert_mentions(
+/// Fills in what [`message_row`] leaves out: mentions, and the options and counts of
+/// polls.
+pub(super) async fn complete(
+    conn: &mut SqliteConnection,
+    messages: &mut [Message],
+) -> StoreResult<()> {
+    attach_mentions(conn, messages).await?;
+    content::attach_poll_options(conn, messages).await
+}
+
+pub(super) async fn insert_mentions(
     conn: &mut SqliteConnection,
     message: MessageId,
     users: &[UserId],
@@ -93,23 +112,24 @@ async fn attach_mentions(conn: &mut SqliteConnection, messages: &mut [Message]) 
     Ok(())
 }
 
-async fn fetch_message(conn: &mut SqliteConnection, id: MessageId) -> StoreResult<Option<Message>> {
+pub(super) async fn fetch_message(
+    conn: &mut SqliteConnection,
+    id: MessageId,
+) -> StoreResult<Option<Message>> {
     let row = sqlx::query(AssertSqlSafe(format!("{MESSAGE_SELECT} WHERE m.id = ?")))
         .bind(id.get())
         .fetch_optional(&mut *conn)
         .await?;
     let Some(row) = row else { return Ok(None) };
     let mut messages = [message_row(&row)?];
-    attach_mentions(conn, &mut messages).await?;
+    complete(conn, &mut messages).await?;
     let [message] = messages;
     Ok(Some(message))
 }
 
-pub(super) async fn create_message(
-    pool: &SqlitePool,
-    message: &NewMessage,
-) -> StoreResult<Message> {
-    let insert = sqlx::query(
+/// The insert of a message row (its mentions are rows of their own).
+fn insert_row(message: &NewMessage) -> Query<'static, Sqlite, SqliteArguments> {
+    sqlx::query(
         "INSERT INTO messages (id, channel_id, author_id, content, reply_to, thread_id, \
          mention_everyone, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
@@ -120,18 +140,21 @@ pub(super) async fn create_message(
     .bind(message.reply_to.map(MessageId::get))
     .bind(message.thread_id.map(MessageId::get))
     .bind(message.mention_everyone)
-    .bind(message.created_at.as_micros());
-    if message.mention_user_ids.is_empty() {
-        // The common case is one statement, committed on its own: one trip to the
-        // database thread instead of three (BEGIN, INSERT, COMMIT).
-        insert.execute(pool).await?;
-    } else {
-        let mut tx = write_tx(pool).await?;
-        insert.execute(&mut *tx).await?;
-        insert_mentions(&mut tx, message.id, &message.mention_user_ids).await?;
-        tx.commit().await?;
-    }
-    Ok(Message {
+    .bind(message.created_at.as_micros())
+}
+
+/// Inserts a message and its mentions inside the caller's transaction.
+pub(super) async fn insert_message(
+    conn: &mut SqliteConnection,
+    message: &NewMessage,
+) -> StoreResult<()> {
+    insert_row(message).execute(&mut *conn).await?;
+    insert_mentions(conn, message.id, &message.mention_user_ids).await
+}
+
+/// A message as [`insert_message`] stored it.
+pub(super) fn created(message: &NewMessage) -> Message {
+    Message {
         id: message.id,
         channel_id: message.channel_id,
         author_id: Some(message.author_id),
@@ -149,7 +172,23 @@ pub(super) async fn create_message(
         pinned_at: None,
         poll: None,
         event: None,
-    })
+    }
+}
+
+pub(super) async fn create_message(
+    pool: &SqlitePool,
+    message: &NewMessage,
+) -> StoreResult<Message> {
+    if message.mention_user_ids.is_empty() {
+        // The common case is one statement, committed on its own: one trip to the
+        // database thread instead of three (BEGIN, INSERT, COMMIT).
+        insert_row(message).execute(pool).await?;
+    } else {
+        let mut tx = write_tx(pool).await?;
+        insert_message(&mut tx, message).await?;
+        tx.commit().await?;
+    }
+    Ok(created(message))
 }
 
 pub(super) async fn message(pool: &SqlitePool, id: MessageId) -> StoreResult<Option<Message>> {
@@ -202,7 +241,7 @@ pub(super) async fn messages(
             }
         };
     let mut messages = rows(&found, message_row)?;
-    attach_mentions(&mut tx, &mut messages).await?;
+    complete(&mut tx, &mut messages).await?;
     tx.commit().await?;
     Ok(messages)
 }

@@ -37,9 +37,14 @@ use crate::{
     NewChannel, NewMessage, NewUser, Presence, ReadyState, RefreshSession, SavedSession,
     ServerPatch, Store, StoreError, StoreResult, UserPatch, UserRecord,
 };
+// Content: threads, reactions, pins, polls, scheduled events (issue 12).
+use crate::{NewPoll, NewServerEvent, PollRecord, VoteOutcome};
+use concord_protocol::{PollId, PollOptionId, ReactionCount, ServerEvent};
 
 mod bots;
 mod channels;
+// Threads, reactions, pins, polls, scheduled events (issue 12).
+mod content;
 mod dms;
 mod messages;
 mod servers;
@@ -68,6 +73,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "gateway sessions",
         include_str!("../../migrations/sqlite/0003_gateway_sessions.sql"),
+    ),
+    // Reactions, polls, scheduled events (issue 12 content).
+    (
+        5,
+        "content",
+        include_str!("../../migrations/sqlite/0005_content.sql"),
     ),
 ];
 
@@ -826,5 +837,103 @@ impl Store for SqliteStore {
         id: concord_protocol::OverrideId,
     ) -> StoreResult<bool> {
         roles::delete_override(&self.pool, channel, id).await
+    }
+
+    // ---- content: threads, reactions, pins, polls, scheduled events (issue 12) ----
+
+    async fn thread_replies(
+        &self,
+        root: MessageId,
+        after: Option<MessageId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>> {
+        content::thread_replies(&self.pool, root, after, limit).await
+    }
+
+    async fn add_reaction(
+        &self,
+        message: MessageId,
+        user: UserId,
+        emoji: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        content::add_reaction(&self.pool, message, user, emoji, at).await
+    }
+
+    async fn remove_reaction(
+        &self,
+        message: MessageId,
+        user: UserId,
+        emoji: &str,
+    ) -> StoreResult<bool> {
+        content::remove_reaction(&self.pool, message, user, emoji).await
+    }
+
+    async fn reactions(
+        &self,
+        message: MessageId,
+        viewer: UserId,
+    ) -> StoreResult<Vec<ReactionCount>> {
+        content::reactions(&self.pool, message, viewer).await
+    }
+
+    async fn pin_message(&self, id: MessageId, by: UserId, at: Timestamp) -> StoreResult<bool> {
+        content::pin_message(&self.pool, id, by, at).await
+    }
+
+    async fn unpin_message(&self, id: MessageId) -> StoreResult<bool> {
+        content::unpin_message(&self.pool, id).await
+    }
+
+    async fn pinned_messages(&self, channel: ChannelId) -> StoreResult<Vec<Message>> {
+        content::pinned_messages(&self.pool, channel).await
+    }
+
+    async fn create_poll(&self, message: &NewMessage, poll: &NewPoll) -> StoreResult<Message> {
+        content::create_poll(&self.pool, message, poll).await
+    }
+
+    async fn poll(&self, id: PollId) -> StoreResult<Option<PollRecord>> {
+        content::poll(&self.pool, id).await
+    }
+
+    async fn poll_ballots(&self, id: PollId) -> StoreResult<Vec<(UserId, PollOptionId)>> {
+        content::poll_ballots(&self.pool, id).await
+    }
+
+    async fn user_votes(
+        &self,
+        user: UserId,
+        polls: &[PollId],
+    ) -> StoreResult<Vec<(PollId, PollOptionId)>> {
+        content::user_votes(&self.pool, user, polls).await
+    }
+
+    async fn cast_vote(
+        &self,
+        poll: PollId,
+        user: UserId,
+        option: PollOptionId,
+        at: Timestamp,
+    ) -> StoreResult<VoteOutcome> {
+        content::cast_vote(&self.pool, poll, user, option, at).await
+    }
+
+    async fn create_server_event(
+        &self,
+        message: &NewMessage,
+        event: &NewServerEvent,
+    ) -> StoreResult<Message> {
+        content::create_server_event(&self.pool, message, event).await
+    }
+
+    async fn upcoming_server_events(
+        &self,
+        server: ServerId,
+        channels: &[ChannelId],
+        after: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<ServerEvent>> {
+        content::upcoming_server_events(&self.pool, server, channels, after, limit).await
     }
 }

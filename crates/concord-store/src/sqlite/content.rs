@@ -1,0 +1,529 @@
+//! Threads, reactions, pins, polls and scheduled events: everything that hangs off a
+//! server-channel message besides its text and mentions.
+
+use std::collections::HashMap;
+
+use concord_protocol::{
+    ChannelId, Message, MessageId, Poll, PollId, PollOption, PollOptionId, ReactionCount,
+    ServerEvent, ServerId, Timestamp, UserId,
+};
+use sqlx::{
+    AssertSqlSafe, SqliteConnection,
+    sqlite::{SqlitePool, SqliteRow},
+};
+
+use super::{IN_CHUNK, get, id, messages, opt_id, placeholders, read_tx, rows, ts, write_tx};
+use crate::{
+    NewMessage, NewPoll, NewServerEvent, PollRecord, StoreError, StoreResult, VoteOutcome,
+};
+
+// ---- the parts of a message row ----
+
+/// The poll of a message row (see `messages::MESSAGE_SELECT`), without its options
+/// and counts ([`attach_poll_options`] adds them).
+pub(super) fn poll_stub(row: &SqliteRow) -> StoreResult<Option<Poll>> {
+    let Some(poll) = opt_id(row, "poll_id")? else {
+        return Ok(None);
+    };
+    Ok(Some(Poll {
+        id: poll,
+        question: get(row, "poll_question")?,
+        options: Vec::new(),
+        total_votes: 0,
+        user_vote: None,
+    }))
+}
+
+/// The scheduled event of a message row (see `messages::MESSAGE_SELECT`).
+pub(super) fn event_of_row(row: &SqliteRow) -> StoreResult<Option<ServerEvent>> {
+    let Some(event) = opt_id(row, "event_id")? else {
+        return Ok(None);
+    };
+    Ok(Some(ServerEvent {
+        id: event,
+        name: get(row, "event_name")?,
+        description: get(row, "event_description")?,
+        starts_at: ts(row, "event_starts_at")?,
+        created_by: opt_id(row, "event_created_by")?,
+        created_at: ts(row, "event_created_at")?,
+    }))
+}
+
+/// The options of `polls` with their vote counts, in creation order, by poll.
+async fn options_of(
+    conn: &mut SqliteConnection,
+    polls: &[PollId],
+) -> StoreResult<HashMap<PollId, Vec<PollOption>>> {
+    let mut by_poll: HashMap<PollId, Vec<PollOption>> = HashMap::new();
+    for chunk in polls.chunks(IN_CHUNK) {
+        let sql = format!(
+            "SELECT o.poll_id, o.id, o.text, \
+             (SELECT COUNT(*) FROM poll_votes v WHERE v.option_id = o.id) AS votes \
+             FROM poll_options o WHERE o.poll_id IN ({}) ORDER BY o.poll_id, o.ord",
+            placeholders(chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for poll in chunk {
+            query = query.bind(poll.get());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            by_poll
+                .entry(id(&row, "poll_id")?)
+                .or_default()
+                .push(PollOption {
+                    id: id(&row, "id")?,
+                    text: get(&row, "text")?,
+                    votes: get(&row, "votes")?,
+                });
+        }
+    }
+    Ok(by_poll)
+}
+
+/// Gives `poll` its options and its total.
+fn fill_poll(poll: &mut Poll, options: Vec<PollOption>) {
+    poll.total_votes = options.iter().map(|o| o.votes).sum();
+    poll.options = options;
+}
+
+/// Fills in the options and counts of the polls of `messages`.
+pub(super) async fn attach_poll_options(
+    conn: &mut SqliteConnection,
+    messages: &mut [Message],
+) -> StoreResult<()> {
+    let polls: Vec<PollId> = messages
+        .iter()
+        .filter_map(|m| m.poll.as_ref().map(|p| p.id))
+        .collect();
+    if polls.is_empty() {
+        return Ok(());
+    }
+    let mut options = options_of(conn, &polls).await?;
+    for poll in messages.iter_mut().filter_map(|m| m.poll.as_mut()) {
+        fill_poll(poll, options.remove(&poll.id).unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// Runs a message query and completes its rows.
+async fn fetch_messages(
+    conn: &mut SqliteConnection,
+    query: sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+) -> StoreResult<Vec<Message>> {
+    let found = query.fetch_all(&mut *conn).await?;
+    let mut messages = rows(&found, messages::message_row)?;
+    messages::complete(conn, &mut messages).await?;
+    Ok(messages)
+}
+
+// ---- threads ----
+
+pub(super) async fn thread_replies(
+    pool: &SqlitePool,
+    root: MessageId,
+    after: Option<MessageId>,
+    limit: i64,
+) -> StoreResult<Vec<Message>> {
+    let limit = limit.max(0);
+    let mut tx = read_tx(pool).await?;
+    let replies = match after {
+        None => {
+            let sql = format!(
+                "{} WHERE m.thread_id = ? AND m.deleted = 0 \
+                 ORDER BY m.created_at, m.id LIMIT ?",
+                messages::MESSAGE_SELECT
+            );
+            let query = sqlx::query(AssertSqlSafe(sql)).bind(root.get()).bind(limit);
+            fetch_messages(&mut tx, query).await?
+        }
+        Some(cursor) => {
+            let anchor =
+                sqlx::query("SELECT created_at FROM messages WHERE id = ? AND thread_id = ?")
+                    .bind(cursor.get())
+                    .bind(root.get())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match anchor {
+                None => Vec::new(),
+                Some(anchor) => {
+                    let sql = format!(
+                        "{} WHERE m.thread_id = ? AND m.deleted = 0 \
+                         AND (m.created_at, m.id) > (?, ?) \
+                         ORDER BY m.created_at, m.id LIMIT ?",
+                        messages::MESSAGE_SELECT
+                    );
+                    let query = sqlx::query(AssertSqlSafe(sql))
+                        .bind(root.get())
+                        .bind(get::<i64>(&anchor, "created_at")?)
+                        .bind(cursor.get())
+                        .bind(limit);
+                    fetch_messages(&mut tx, query).await?
+                }
+            }
+        }
+    };
+    tx.commit().await?;
+    Ok(replies)
+}
+
+// ---- reactions ----
+
+pub(super) async fn add_reaction(
+    pool: &SqlitePool,
+    message: MessageId,
+    user: UserId,
+    emoji: &str,
+    at: Timestamp,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO reactions (message_id, user_id, emoji, created_at) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (message_id, user_id, emoji) DO NOTHING",
+    )
+    .bind(message.get())
+    .bind(user.get())
+    .bind(emoji)
+    .bind(at.as_micros())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn remove_reaction(
+    pool: &SqlitePool,
+    message: MessageId,
+    user: UserId,
+    emoji: &str,
+) -> StoreResult<bool> {
+    let done =
+        sqlx::query("DELETE FROM reactions WHERE message_id = ? AND user_id = ? AND emoji = ?")
+            .bind(message.get())
+            .bind(user.get())
+            .bind(emoji)
+            .execute(pool)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn reactions(
+    pool: &SqlitePool,
+    message: MessageId,
+    viewer: UserId,
+) -> StoreResult<Vec<ReactionCount>> {
+    let found = sqlx::query(
+        "SELECT emoji, COUNT(*) AS n, MAX(user_id = ?) AS me FROM reactions \
+         WHERE message_id = ? GROUP BY emoji \
+         ORDER BY MIN(created_at), MIN(rowid)",
+    )
+    .bind(viewer.get())
+    .bind(message.get())
+    .fetch_all(pool)
+    .await?;
+    rows(&found, |row| {
+        Ok(ReactionCount {
+            emoji: get(row, "emoji")?,
+            count: get(row, "n")?,
+            me: get::<i64>(row, "me")? != 0,
+        })
+    })
+}
+
+// ---- pins ----
+
+pub(super) async fn pin_message(
+    pool: &SqlitePool,
+    message: MessageId,
+    by: UserId,
+    at: Timestamp,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE messages SET pinned = 1, pinned_by = ?, pinned_at = ? \
+         WHERE id = ? AND deleted = 0 AND pinned = 0",
+    )
+    .bind(by.get())
+    .bind(at.as_micros())
+    .bind(message.get())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn unpin_message(pool: &SqlitePool, message: MessageId) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE messages SET pinned = 0, pinned_by = NULL, pinned_at = NULL \
+         WHERE id = ? AND pinned = 1",
+    )
+    .bind(message.get())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn pinned_messages(
+    pool: &SqlitePool,
+    channel: ChannelId,
+) -> StoreResult<Vec<Message>> {
+    let mut tx = read_tx(pool).await?;
+    let sql = format!(
+        "{} WHERE m.channel_id = ? AND m.pinned = 1 AND m.deleted = 0 \
+         ORDER BY m.pinned_at DESC, m.id DESC",
+        messages::MESSAGE_SELECT
+    );
+    let query = sqlx::query(AssertSqlSafe(sql)).bind(channel.get());
+    let pinned = fetch_messages(&mut tx, query).await?;
+    tx.commit().await?;
+    Ok(pinned)
+}
+
+// ---- polls ----
+
+pub(super) async fn create_poll(
+    pool: &SqlitePool,
+    message: &NewMessage,
+    poll: &NewPoll,
+) -> StoreResult<Message> {
+    let mut tx = write_tx(pool).await?;
+    messages::insert_message(&mut tx, message).await?;
+    sqlx::query(
+        "INSERT INTO polls (id, message_id, channel_id, question, created_at) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(poll.id.get())
+    .bind(message.id.get())
+    .bind(message.channel_id.get())
+    .bind(&poll.question)
+    .bind(message.created_at.as_micros())
+    .execute(&mut *tx)
+    .await?;
+    for (ord, (option, text)) in poll.options.iter().enumerate() {
+        sqlx::query("INSERT INTO poll_options (id, poll_id, text, ord) VALUES (?, ?, ?, ?)")
+            .bind(option.get())
+            .bind(poll.id.get())
+            .bind(text)
+            .bind(i64::try_from(ord).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    let mut created = messages::created(message);
+    created.poll = Some(Poll {
+        id: poll.id,
+        question: poll.question.clone(),
+        options: poll
+            .options
+            .iter()
+            .map(|(id, text)| PollOption {
+                id: *id,
+                text: text.clone(),
+                votes: 0,
+            })
+            .collect(),
+        total_votes: 0,
+        user_vote: None,
+    });
+    Ok(created)
+}
+
+async fn fetch_poll(conn: &mut SqliteConnection, poll: PollId) -> StoreResult<Option<PollRecord>> {
+    let row = sqlx::query("SELECT id, question, message_id, channel_id FROM polls WHERE id = ?")
+        .bind(poll.get())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut record = PollRecord {
+        poll: Poll {
+            id: id(&row, "id")?,
+            question: get(&row, "question")?,
+            options: Vec::new(),
+            total_votes: 0,
+            user_vote: None,
+        },
+        message_id: id(&row, "message_id")?,
+        channel_id: id(&row, "channel_id")?,
+    };
+    let options = options_of(conn, &[poll]).await?.remove(&poll);
+    fill_poll(&mut record.poll, options.unwrap_or_default());
+    Ok(Some(record))
+}
+
+async fn fetch_ballots(
+    conn: &mut SqliteConnection,
+    poll: PollId,
+) -> StoreResult<Vec<(UserId, PollOptionId)>> {
+    let found = sqlx::query("SELECT user_id, option_id FROM poll_votes WHERE poll_id = ?")
+        .bind(poll.get())
+        .fetch_all(&mut *conn)
+        .await?;
+    rows(&found, |row| {
+        Ok((id(row, "user_id")?, id(row, "option_id")?))
+    })
+}
+
+pub(super) async fn poll(pool: &SqlitePool, poll: PollId) -> StoreResult<Option<PollRecord>> {
+    let mut tx = read_tx(pool).await?;
+    let record = fetch_poll(&mut tx, poll).await?;
+    tx.commit().await?;
+    Ok(record)
+}
+
+pub(super) async fn poll_ballots(
+    pool: &SqlitePool,
+    poll: PollId,
+) -> StoreResult<Vec<(UserId, PollOptionId)>> {
+    fetch_ballots(&mut *pool.acquire().await?, poll).await
+}
+
+pub(super) async fn user_votes(
+    pool: &SqlitePool,
+    user: UserId,
+    polls: &[PollId],
+) -> StoreResult<Vec<(PollId, PollOptionId)>> {
+    if polls.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tx = read_tx(pool).await?;
+    let mut out = Vec::new();
+    for chunk in polls.chunks(IN_CHUNK) {
+        let sql = format!(
+            "SELECT poll_id, option_id FROM poll_votes WHERE user_id = ? AND poll_id IN ({})",
+            placeholders(chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(user.get());
+        for poll in chunk {
+            query = query.bind(poll.get());
+        }
+        for row in query.fetch_all(&mut *tx).await? {
+            out.push((id(&row, "poll_id")?, id(&row, "option_id")?));
+        }
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+pub(super) async fn cast_vote(
+    pool: &SqlitePool,
+    poll: PollId,
+    user: UserId,
+    option: PollOptionId,
+    at: Timestamp,
+) -> StoreResult<VoteOutcome> {
+    let mut tx = write_tx(pool).await?;
+    // The update leaves an unchanged vote alone; the composite reference refuses an
+    // option of another poll, and the poll's reference a missing poll.
+    let done = sqlx::query(
+        "INSERT INTO poll_votes (poll_id, user_id, option_id, voted_at) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (poll_id, user_id) DO UPDATE \
+         SET option_id = excluded.option_id, voted_at = excluded.voted_at \
+         WHERE poll_votes.option_id <> excluded.option_id",
+    )
+    .bind(poll.get())
+    .bind(user.get())
+    .bind(option.get())
+    .bind(at.as_micros())
+    .execute(&mut *tx)
+    .await?;
+    // No row counted means the user had already chosen this very option: a vote
+    // naming an option of another poll always attempts a write, and fails.
+    let changed = done.rows_affected() == 1;
+    let record = fetch_poll(&mut tx, poll)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let ballots = fetch_ballots(&mut tx, poll).await?;
+    tx.commit().await?;
+    Ok(VoteOutcome {
+        poll: record,
+        ballots,
+        changed,
+    })
+}
+
+// ---- scheduled events ----
+
+pub(super) async fn create_server_event(
+    pool: &SqlitePool,
+    message: &NewMessage,
+    event: &NewServerEvent,
+) -> StoreResult<Message> {
+    let mut tx = write_tx(pool).await?;
+    messages::insert_message(&mut tx, message).await?;
+    // The server is the channel's: read in the same statement, so it cannot disagree.
+    let row = sqlx::query(
+        "INSERT INTO server_events (id, server_id, channel_id, message_id, name, description, \
+         starts_at, created_by, created_at) \
+         SELECT ?1, c.server_id, c.id, ?2, ?3, ?4, ?5, ?6, ?7 FROM channels c WHERE c.id = ?8 \
+         RETURNING created_by",
+    )
+    .bind(event.id.get())
+    .bind(message.id.get())
+    .bind(&event.name)
+    .bind(&event.description)
+    .bind(event.starts_at.as_micros())
+    .bind(message.author_id.get())
+    .bind(message.created_at.as_micros())
+    .bind(message.channel_id.get())
+    .fetch_optional(&mut *tx)
+    .await?;
+    if row.is_none() {
+        // Unreachable after the message insert (which needs the channel); kept so the
+        // method cannot report success without its event.
+        return Err(StoreError::NotFound);
+    }
+    tx.commit().await?;
+    let mut created = messages::created(message);
+    created.event = Some(ServerEvent {
+        id: event.id,
+        name: event.name.clone(),
+        description: event.description.clone(),
+        starts_at: event.starts_at,
+        created_by: Some(message.author_id),
+        created_at: message.created_at,
+    });
+    Ok(created)
+}
+
+fn server_event_row(row: &SqliteRow) -> StoreResult<ServerEvent> {
+    Ok(ServerEvent {
+        id: id(row, "id")?,
+        name: get(row, "name")?,
+        description: get(row, "description")?,
+        starts_at: ts(row, "starts_at")?,
+        created_by: opt_id(row, "created_by")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+pub(super) async fn upcoming_server_events(
+    pool: &SqlitePool,
+    server: ServerId,
+    channels: &[ChannelId],
+    after: Timestamp,
+    limit: i64,
+) -> StoreResult<Vec<ServerEvent>> {
+    let limit = limit.max(0);
+    if channels.is_empty() || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut tx = read_tx(pool).await?;
+    let mut events = Vec::new();
+    // Each chunk's first `limit` by (starts_at, id), merged: the first `limit` of all.
+    for chunk in channels.chunks(IN_CHUNK) {
+        let sql = format!(
+            "SELECT id, name, description, starts_at, created_by, created_at \
+             FROM server_events WHERE server_id = ? AND starts_at > ? \
+             AND channel_id IN ({}) ORDER BY starts_at, id LIMIT ?",
+            placeholders(chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .bind(server.get())
+            .bind(after.as_micros());
+        for channel in chunk {
+            query = query.bind(channel.get());
+        }
+        for row in query.bind(limit).fetch_all(&mut *tx).await? {
+            events.push(server_event_row(&row)?);
+        }
+    }
+    tx.commit().await?;
+    events.sort_by_key(|e| (e.starts_at, e.id));
+    events.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(events)
+}
