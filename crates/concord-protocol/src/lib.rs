@@ -18,6 +18,10 @@ mod time;
 mod user;
 mod v2;
 mod voice;
+// ---- invites, moderation, Go Live ----
+mod go_live;
+mod invite;
+mod moderation;
 
 pub use bot::*;
 pub use command::*;
@@ -34,3 +38,7 @@ pub use time::*;
 pub use user::*;
 pub use v2::*;
 pub use voice::*;
+// ---- invites, moderation, Go Live ----
+pub use go_live::*;
+pub use invite::*;
+pub use moderation::*;

@@ -17,6 +17,9 @@ use concord_store::{
     NewChannel, NewMessage, NewUser, Presence, ReadyState, RefreshSession, SavedSession,
     ServerPatch, Store, StoreResult, UserPatch, UserRecord,
 };
+// ---- invites, moderation, Go Live ----
+use concord_protocol::{Ban, GoLiveInfo, Invite, InviteId, InvitePreview, Timeout};
+use concord_store::{GoLiveStart, InviteAcceptance, InviteRefusal};
 
 use crate::metrics::Metrics;
 
@@ -124,4 +127,21 @@ metered! {
     fn update_bot(&self, id: BotId, name: Option<&str>, description: Option<&str>) -> StoreResult<Option<Bot>>;
     fn revoke_bot(&self, id: BotId, at: Timestamp) -> StoreResult<bool>;
     fn set_bot_token(&self, id: BotId, token_hash: &str) -> StoreResult<bool>;
+    // ---- invites, moderation, Go Live, logout ----
+    fn create_invite(&self, invite: &Invite) -> StoreResult<()>;
+    fn invites(&self, server: ServerId) -> StoreResult<Vec<Invite>>;
+    fn delete_invite(&self, server: ServerId, invite: InviteId) -> StoreResult<bool>;
+    fn invite_preview(&self, code: &str, now: Timestamp) -> StoreResult<Option<InvitePreview>>;
+    fn accept_invite(&self, code: &str, user: UserId, now: Timestamp) -> StoreResult<InviteAcceptance>;
+    fn create_user_with_invite(&self, user: &NewUser, code: &str) -> StoreResult<Result<UserRecord, InviteRefusal>>;
+    fn ban(&self, ban: &Ban) -> StoreResult<bool>;
+    fn unban(&self, server: ServerId, user: UserId) -> StoreResult<bool>;
+    fn bans(&self, server: ServerId) -> StoreResult<Vec<Ban>>;
+    fn put_timeout(&self, timeout: &Timeout) -> StoreResult<()>;
+    fn remove_timeout(&self, server: ServerId, user: UserId) -> StoreResult<Option<Timestamp>>;
+    fn go_live(&self, channel: ChannelId) -> StoreResult<Option<GoLiveInfo>>;
+    fn start_go_live(&self, info: &GoLiveInfo) -> StoreResult<GoLiveStart>;
+    fn stop_go_live(&self, channel: ChannelId, broadcaster: UserId) -> StoreResult<bool>;
+    fn end_stale_go_live(&self, user: UserId) -> StoreResult<Vec<GoLiveInfo>>;
+    fn delete_refresh_session(&self, user: UserId, token_hash: &str) -> StoreResult<bool>;
 }

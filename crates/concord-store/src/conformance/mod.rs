@@ -30,6 +30,10 @@ mod servers;
 mod sessions;
 mod users;
 mod voice;
+// ---- invites, moderation, Go Live ----
+mod go_live;
+mod invites;
+mod moderation;
 
 pub use bots::*;
 pub use channels::*;
@@ -39,6 +43,10 @@ pub use servers::*;
 pub use sessions::*;
 pub use users::*;
 pub use voice::*;
+// ---- invites, moderation, Go Live ----
+pub use go_live::*;
+pub use invites::*;
+pub use moderation::*;
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is evaluated inside
 /// each (async) test and must yield a fresh, empty store (a value of a type that
@@ -96,6 +104,17 @@ macro_rules! conformance_tests {
             gateway_sessions_are_taken_once,
             bot_lifecycle,
             create_bot_is_atomic,
+            // ---- invites, moderation, Go Live, logout ----
+            invites_create_list_delete,
+            invite_preview_only_while_usable,
+            accept_invite_checks_in_order_and_counts_one_use,
+            accept_invite_concurrently_admits_max_uses,
+            create_user_with_invite_is_atomic,
+            ban_removes_membership_and_lists_newest_first,
+            timeouts_put_replace_remove,
+            go_live_needs_the_broadcaster_in_the_channel,
+            stale_go_live_ends_once_the_broadcaster_is_gone,
+            delete_one_refresh_session,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
