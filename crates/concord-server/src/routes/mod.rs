@@ -26,6 +26,10 @@ pub mod openapi;
 pub mod servers;
 pub mod users;
 pub mod voice;
+// ---- invites, moderation, Go Live ----
+pub mod go_live;
+pub mod invites;
+pub mod moderation;
 
 /// Routes under the per-IP rate limit (everything but health), the gateway served by
 /// `gateway`.
@@ -59,6 +63,10 @@ fn limited_api() -> OpenApiRouter<AppState> {
         .merge(bots::routes())
         .merge(metrics::routes())
         .merge(openapi::routes())
+        // ---- invites, moderation, Go Live ----
+        .merge(invites::routes())
+        .merge(moderation::routes())
+        .merge(go_live::routes())
 }
 
 /// The gateway's upgrade route (rate-limited too), over the endpoint given as its state.
