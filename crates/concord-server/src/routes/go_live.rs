@@ -30,7 +30,7 @@ use crate::{
 
 /// The Go Live routes.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(current, start, stop))
+    OpenApiRouter::new().routes(routes!(get_go_live, start_go_live, stop_go_live))
 }
 
 fn nobody_live() -> ApiError {
@@ -66,7 +66,7 @@ pub async fn end_stale(state: &AppState, user: UserId) {
 #[utoipa::path(
     get,
     path = "/channels/{channel_id}/go-live",
-    tag = "go-live",
+    tag = "voice",
     description = "Who is live in a voice channel.",
     security(("bearer" = []), ("bot_token" = [])),
     params(("channel_id" = ChannelId, Path, description = "The voice channel.")),
@@ -78,7 +78,7 @@ pub async fn end_stale(state: &AppState, user: UserId) {
                                       server, or nobody is live there.", body = ErrorBody),
     ),
 )]
-async fn current(
+async fn get_go_live(
     State(state): State<AppState>,
     principal: Principal,
     Path(channel): Path<ChannelId>,
@@ -99,7 +99,7 @@ async fn current(
 #[utoipa::path(
     post,
     path = "/channels/{channel_id}/go-live",
-    tag = "go-live",
+    tag = "voice",
     description = "Goes live in the voice channel the caller is in. Going live again \
                    replaces the quality and restarts the session.",
     security(("bearer" = []), ("bot_token" = [])),
@@ -115,7 +115,7 @@ async fn current(
                                       server.", body = ErrorBody),
     ),
 )]
-async fn start(
+async fn start_go_live(
     State(state): State<AppState>,
     principal: Principal,
     Path(channel): Path<ChannelId>,
@@ -171,7 +171,7 @@ fn not_in_channel() -> ApiError {
 #[utoipa::path(
     delete,
     path = "/channels/{channel_id}/go-live",
-    tag = "go-live",
+    tag = "voice",
     description = "Ends the caller's Go Live session (only the broadcaster may).",
     security(("bearer" = []), ("bot_token" = [])),
     params(("channel_id" = ChannelId, Path, description = "The voice channel.")),
@@ -183,7 +183,7 @@ fn not_in_channel() -> ApiError {
                                       server, or nobody is live there.", body = ErrorBody),
     ),
 )]
-async fn stop(
+async fn stop_go_live(
     State(state): State<AppState>,
     principal: Principal,
     Path(channel): Path<ChannelId>,

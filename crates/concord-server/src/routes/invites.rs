@@ -38,10 +38,10 @@ const CODE_ATTEMPTS: usize = 5;
 /// The invite routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(remove))
-        .routes(routes!(preview))
-        .routes(routes!(accept))
+        .routes(routes!(list_invites, create_invite))
+        .routes(routes!(delete_invite))
+        .routes(routes!(preview_invite))
+        .routes(routes!(accept_invite))
 }
 
 /// A new code: 8 characters of `[A-Za-z0-9]` from the thread's CSPRNG.
@@ -86,7 +86,7 @@ fn refusal(refused: InviteRefusal) -> ApiError {
 #[utoipa::path(
     get,
     path = "/servers/{id}/invites",
-    tag = "invites",
+    tag = "servers",
     description = "A server's invites, newest first, expired and used-up ones included.",
     security(("bearer" = []), ("bot_token" = [])),
     params(("id" = ServerId, Path, description = "The server.")),
@@ -96,7 +96,7 @@ fn refusal(refused: InviteRefusal) -> ApiError {
         (status = 404, description = "No such server, or the caller is not a member.", body = ErrorBody),
     ),
 )]
-async fn list(
+async fn list_invites(
     State(state): State<AppState>,
     principal: Principal,
     Path(server): Path<ServerId>,
@@ -108,7 +108,7 @@ async fn list(
 #[utoipa::path(
     post,
     path = "/servers/{id}/invites",
-    tag = "invites",
+    tag = "servers",
     description = "Creates an invite with a fresh random code.",
     security(("bearer" = []), ("bot_token" = [])),
     params(("id" = ServerId, Path, description = "The server.")),
@@ -121,7 +121,7 @@ async fn list(
         (status = 404, description = "No such server, or the caller is not a member.", body = ErrorBody),
     ),
 )]
-async fn create(
+async fn create_invite(
     State(state): State<AppState>,
     principal: Principal,
     Path(server): Path<ServerId>,
@@ -179,7 +179,7 @@ async fn create(
 #[utoipa::path(
     delete,
     path = "/servers/{id}/invites/{invite_id}",
-    tag = "invites",
+    tag = "servers",
     description = "Deletes an invite of the server.",
     security(("bearer" = []), ("bot_token" = [])),
     params(
@@ -193,7 +193,7 @@ async fn create(
                                       server has no such invite.", body = ErrorBody),
     ),
 )]
-async fn remove(
+async fn delete_invite(
     State(state): State<AppState>,
     principal: Principal,
     Path((server, invite)): Path<(ServerId, InviteId)>,
@@ -217,7 +217,7 @@ async fn remove(
 #[utoipa::path(
     get,
     path = "/invites/{code}",
-    tag = "invites",
+    tag = "servers",
     description = "What a usable invite leads to, for any signed-in user.",
     security(("bearer" = []), ("bot_token" = [])),
     params(("code" = String, Path, description = "The invite code (case-sensitive).")),
@@ -226,7 +226,7 @@ async fn remove(
         (status = 404, description = "No such code, or the invite expired or is used up.", body = ErrorBody),
     ),
 )]
-async fn preview(
+async fn preview_invite(
     State(state): State<AppState>,
     _principal: Principal,
     Path(code): Path<String>,
@@ -242,7 +242,7 @@ async fn preview(
 #[utoipa::path(
     post,
     path = "/invites/{code}/accept",
-    tag = "invites",
+    tag = "servers",
     description = "Joins the invite's server (public or not), using the invite once.",
     security(("bearer" = []), ("bot_token" = [])),
     params(("code" = String, Path, description = "The invite code (case-sensitive).")),
@@ -255,7 +255,7 @@ async fn preview(
         (status = 409, description = "Already a member.", body = ErrorBody),
     ),
 )]
-async fn accept(
+async fn accept_invite(
     State(state): State<AppState>,
     principal: Principal,
     Path(code): Path<String>,

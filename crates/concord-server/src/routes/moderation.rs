@@ -132,7 +132,7 @@ fn user_not_found() -> ApiError {
 #[utoipa::path(
     post,
     path = "/servers/{id}/members/{user_id}/kick",
-    tag = "moderation",
+    tag = "servers",
     description = "Removes a member from the server (they may join again).",
     security(("bearer" = []), ("bot_token" = [])),
     params(
@@ -185,7 +185,7 @@ async fn kick(
 #[utoipa::path(
     post,
     path = "/servers/{id}/members/{user_id}/ban",
-    tag = "moderation",
+    tag = "servers",
     description = "Bans a user (a member or not) and removes them from the server; \
                    banning again replaces the reason.",
     security(("bearer" = []), ("bot_token" = [])),
@@ -250,7 +250,7 @@ async fn ban(
 #[utoipa::path(
     post,
     path = "/servers/{id}/members/{user_id}/timeout",
-    tag = "moderation",
+    tag = "servers",
     description = "Times a member out: until it ends they cannot post or type in the \
                    server. Replaces a running timeout.",
     security(("bearer" = []), ("bot_token" = [])),
@@ -316,7 +316,7 @@ async fn time_out(
 #[utoipa::path(
     delete,
     path = "/servers/{id}/members/{user_id}/timeout",
-    tag = "moderation",
+    tag = "servers",
     description = "Lifts a member's timeout (also answers 204 when there is none).",
     security(("bearer" = []), ("bot_token" = [])),
     params(
@@ -387,7 +387,7 @@ fn ban_manager(state: &AppState, server: ServerId, user: UserId) -> ApiResult<()
 #[utoipa::path(
     get,
     path = "/servers/{id}/bans",
-    tag = "moderation",
+    tag = "servers",
     description = "The server's bans, newest first.",
     security(("bearer" = []), ("bot_token" = [])),
     params(("id" = ServerId, Path, description = "The server.")),
@@ -409,7 +409,7 @@ async fn bans(
 #[utoipa::path(
     delete,
     path = "/servers/{id}/bans/{user_id}",
-    tag = "moderation",
+    tag = "servers",
     description = "Lifts a ban (also answers 204 when there is none).",
     security(("bearer" = []), ("bot_token" = [])),
     params(
