@@ -110,8 +110,9 @@ where
     }
 }
 
-/// An optional JSON body: an empty body is `None` (with or without a content type);
-/// anything else is read as [`Json`] reads it, with the same rejections.
+/// An optional JSON body: an empty body (with or without a content type) or a JSON
+/// `null` is `None`; anything else is read as [`Json`] reads it, with the same
+/// rejections.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OptionalJson<T>(pub Option<T>);
 
@@ -131,7 +132,14 @@ where
         if bytes.is_empty() {
             return Ok(Self(None));
         }
-        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
+        if bytes.trim_ascii() == b"null" {
+            // Still a JSON body: the content type must say so.
+            return axum::Json::<serde::de::IgnoredAny>::from_request(req, state)
+                .await
+                .map(|_| Self(None))
+                .map_err(|rejection| json_rejection(&rejection));
+        }
         Json::<T>::from_request(req, state)
             .await
             .map(|Json(value)| Self(Some(value)))

@@ -71,6 +71,14 @@ async fn logout_without_a_token_ends_every_session_of_the_caller_only() {
         .await;
     assert_eq!(res.status, 204);
     assert_eq!(refresh_status(&server, &fourth).await, 401);
+    // So does a JSON `null` body.
+    let fifth = login(&server, &alice).await;
+    let res = alice
+        .api
+        .raw("POST", "/auth/logout", Some("application/json"), "null")
+        .await;
+    assert_eq!(res.status, 204, "{}", res.text);
+    assert_eq!(refresh_status(&server, &fifth).await, 401);
 }
 
 #[tokio::test]
@@ -122,12 +130,21 @@ async fn logout_refuses_bad_input_and_other_accounts_sessions() {
             .await,
         422,
     );
+    for body in ["{}", "null"] {
+        assert_error(
+            &alice
+                .api
+                .raw("POST", "/auth/logout", Some("text/plain"), body)
+                .await,
+            415,
+        );
+    }
     assert_error(
         &alice
             .api
-            .raw("POST", "/auth/logout", Some("text/plain"), "{}")
+            .raw("POST", "/auth/logout", Some("application/json"), "[]")
             .await,
-        415,
+        422,
     );
     // None of that ended alice's session.
     assert_eq!(refresh_status(&server, &alice.refresh).await, 200);

@@ -238,7 +238,7 @@ async fn refresh(
                    issued run until they expire.",
     security(("bearer" = []), ("bot_token" = [])),
     request_body(
-        content = LogoutRequest,
+        content = Option<LogoutRequest>,
         description = "Optional; an empty body ends every session of the caller."
     ),
     responses(

@@ -140,7 +140,7 @@ fn user_not_found() -> ApiError {
         ("user_id" = UserId, Path, description = "The member to kick."),
     ),
     request_body(
-        content = ModerationReason,
+        content = Option<ModerationReason>,
         description = "Optional. A missing body, or one that does not parse (an unknown \
                        key included), means no reason."
     ),
@@ -194,7 +194,7 @@ async fn kick(
         ("user_id" = UserId, Path, description = "The user to ban."),
     ),
     request_body(
-        content = ModerationReason,
+        content = Option<ModerationReason>,
         description = "Optional. A missing body, or one that does not parse (an unknown \
                        key included), means no reason."
     ),
