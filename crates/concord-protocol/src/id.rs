@@ -147,6 +147,10 @@ pub mod marker {
     /// A scheduled server event.
     #[derive(Debug)]
     pub struct Event;
+    // ---- invites and moderation ----
+    /// A server invite.
+    #[derive(Debug)]
+    pub struct Invite;
 }
 
 /// Id of a user.
@@ -173,6 +177,9 @@ pub type PollId = Id<marker::Poll>;
 pub type PollOptionId = Id<marker::PollOption>;
 /// Id of a scheduled event.
 pub type EventId = Id<marker::Event>;
+// ---- invites and moderation ----
+/// Id of a server invite.
+pub type InviteId = Id<marker::Invite>;
 
 #[cfg(test)]
 mod tests {

@@ -22,6 +22,10 @@ mod voice;
 mod role;
 // Threads, reactions, pins, polls and scheduled events (issue 12 content).
 mod content;
+// ---- invites, moderation, Go Live ----
+mod go_live;
+mod invite;
+mod moderation;
 
 pub use bot::*;
 pub use command::*;
@@ -42,3 +46,7 @@ pub use voice::*;
 pub use role::*;
 // Threads, reactions, pins, polls and scheduled events (issue 12 content).
 pub use content::*;
+// ---- invites, moderation, Go Live ----
+pub use go_live::*;
+pub use invite::*;
+pub use moderation::*;

@@ -62,6 +62,8 @@ id_schemas! {
     Poll => "PollId", "a poll";
     PollOption => "PollOptionId", "a poll option";
     Event => "EventId", "a scheduled event";
+    // ---- invites and moderation ----
+    Invite => "InviteId", "a server invite";
 }
 
 impl PartialSchema for Timestamp {

@@ -182,6 +182,17 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
+/// `POST /auth/logout`'s optional body. With a refresh token, that one session ends
+/// (it must be the caller's); without a body, every session of the caller ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogoutRequest {
+    /// The refresh token of the session to end; absent or null ends them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 2048))]
+    pub refresh_token: Option<String>,
+}
+
 /// Register, login and refresh answer with this.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -131,7 +131,6 @@ pub enum DirectoryChange {
 #[derive(Debug, Default)]
 struct Member {
     roles: Vec<RoleId>,
-    timeout_until: Option<Timestamp>,
 }
 
 #[derive(Debug)]
@@ -140,6 +139,9 @@ struct ServerState {
     members: HashMap<UserId, Member>,
     roles: HashMap<RoleId, (i64, i64)>,
     channels: HashSet<ChannelId>,
+    /// When each timeout ends. Kept apart from the membership, as the store keeps it:
+    /// leaving and rejoining does not end a timeout.
+    timeouts: HashMap<UserId, Timestamp>,
 }
 
 #[derive(Debug, Clone)]
@@ -195,6 +197,7 @@ impl Directory {
                         members: HashMap::new(),
                         roles: HashMap::new(),
                         channels: HashSet::new(),
+                        timeouts: HashMap::new(),
                     },
                 );
             }
@@ -228,12 +231,8 @@ impl Directory {
                 upsert_override(&mut state, &ov);
             }
             for (server, user, until) in snapshot.timeouts {
-                if let Some(m) = state
-                    .servers
-                    .get_mut(&server)
-                    .and_then(|s| s.members.get_mut(&user))
-                {
-                    m.timeout_until = Some(until);
+                if let Some(s) = state.servers.get_mut(&server) {
+                    s.timeouts.insert(user, until);
                 }
             }
         }
@@ -254,6 +253,7 @@ impl Directory {
                         members,
                         roles: HashMap::new(),
                         channels: HashSet::new(),
+                        timeouts: HashMap::new(),
                     },
                 );
                 state
@@ -385,12 +385,11 @@ impl Directory {
                 user,
                 until,
             } => {
-                if let Some(m) = state
-                    .servers
-                    .get_mut(server)
-                    .and_then(|s| s.members.get_mut(user))
-                {
-                    m.timeout_until = *until;
+                if let Some(s) = state.servers.get_mut(server) {
+                    match until {
+                        Some(until) => s.timeouts.insert(*user, *until),
+                        None => s.timeouts.remove(user),
+                    };
                 }
                 None
             }
@@ -490,12 +489,7 @@ impl Directory {
         now: Timestamp,
     ) -> Option<Timestamp> {
         let state = self.read();
-        let until = state
-            .servers
-            .get(&server)?
-            .members
-            .get(&user)?
-            .timeout_until?;
+        let until = *state.servers.get(&server)?.timeouts.get(&user)?;
         (until > now).then_some(until)
     }
 
@@ -898,5 +892,32 @@ mod tests {
             dir.timed_out_until(server, member, Timestamp::from_micros(3_000))
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_timeout_outlives_leaving_and_rejoining_until_lifted() {
+        let (dir, server, _, _, member) = setup();
+        let now = Timestamp::from_micros(1_000);
+        let until = Timestamp::from_micros(2_000);
+        dir.apply(&DirectoryChange::TimeoutSet {
+            server,
+            user: member,
+            until: Some(until),
+        });
+        dir.apply(&DirectoryChange::MemberRemoved {
+            server,
+            user: member,
+        });
+        dir.apply(&DirectoryChange::MemberAdded {
+            server,
+            user: member,
+        });
+        assert_eq!(dir.timed_out_until(server, member, now), Some(until));
+        dir.apply(&DirectoryChange::TimeoutSet {
+            server,
+            user: member,
+            until: None,
+        });
+        assert_eq!(dir.timed_out_until(server, member, now), None);
     }
 }

@@ -110,6 +110,42 @@ where
     }
 }
 
+/// An optional JSON body: an empty body (with or without a content type) or a JSON
+/// `null` is `None`; anything else is read as [`Json`] reads it, with the same
+/// rejections.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S, T> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let bytes =
+            axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+                .await
+                .map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
+        if bytes.is_empty() {
+            return Ok(Self(None));
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
+        if bytes.trim_ascii() == b"null" {
+            // Still a JSON body: the content type must say so.
+            return axum::Json::<serde::de::IgnoredAny>::from_request(req, state)
+                .await
+                .map(|_| Self(None))
+                .map_err(|rejection| json_rejection(&rejection));
+        }
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|Json(value)| Self(Some(value)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use concord_protocol::{CreateServer, UpdateVoice};

@@ -20,6 +20,9 @@ use concord_store::{
 // Content: threads, reactions, pins, polls, scheduled events (issue 12).
 use concord_protocol::{PollId, PollOptionId, ReactionCount, ServerEvent};
 use concord_store::{NewPoll, NewServerEvent, PollRecord, VoteOutcome};
+// ---- invites, moderation, Go Live ----
+use concord_protocol::{Ban, GoLiveInfo, Invite, InviteId, InvitePreview, Timeout};
+use concord_store::{GoLiveStart, InviteAcceptance, InviteRefusal};
 
 use crate::metrics::Metrics;
 
@@ -150,4 +153,21 @@ metered! {
     fn cast_vote(&self, poll: PollId, user: UserId, option: PollOptionId, at: Timestamp) -> StoreResult<VoteOutcome>;
     fn create_server_event(&self, message: &NewMessage, event: &NewServerEvent) -> StoreResult<Message>;
     fn upcoming_server_events(&self, server: ServerId, channels: &[ChannelId], after: Timestamp, limit: i64) -> StoreResult<Vec<ServerEvent>>;
+    // ---- invites, moderation, Go Live, logout ----
+    fn create_invite(&self, invite: &Invite) -> StoreResult<()>;
+    fn invites(&self, server: ServerId) -> StoreResult<Vec<Invite>>;
+    fn delete_invite(&self, server: ServerId, invite: InviteId) -> StoreResult<bool>;
+    fn invite_preview(&self, code: &str, now: Timestamp) -> StoreResult<Option<InvitePreview>>;
+    fn accept_invite(&self, code: &str, user: UserId, now: Timestamp) -> StoreResult<InviteAcceptance>;
+    fn create_user_with_invite(&self, user: &NewUser, code: &str) -> StoreResult<Result<UserRecord, InviteRefusal>>;
+    fn ban(&self, ban: &Ban) -> StoreResult<bool>;
+    fn unban(&self, server: ServerId, user: UserId) -> StoreResult<bool>;
+    fn bans(&self, server: ServerId) -> StoreResult<Vec<Ban>>;
+    fn put_timeout(&self, timeout: &Timeout) -> StoreResult<()>;
+    fn remove_timeout(&self, server: ServerId, user: UserId) -> StoreResult<Option<Timestamp>>;
+    fn go_live(&self, channel: ChannelId) -> StoreResult<Option<GoLiveInfo>>;
+    fn start_go_live(&self, info: &GoLiveInfo) -> StoreResult<GoLiveStart>;
+    fn stop_go_live(&self, channel: ChannelId, broadcaster: UserId) -> StoreResult<bool>;
+    fn end_stale_go_live(&self, user: UserId) -> StoreResult<Vec<GoLiveInfo>>;
+    fn delete_refresh_session(&self, user: UserId, token_hash: &str) -> StoreResult<bool>;
 }

@@ -20,7 +20,7 @@ use concord_gateway::Ending;
 use concord_protocol::{Event, PresenceUpdate, Status, UserId, VoiceParticipant, VoiceState};
 use concord_store::{Presence as Chosen, UserRecord};
 
-use crate::{bus::Audience, directory::DirectoryChange, state::AppState};
+use crate::{bus::Audience, directory::DirectoryChange, routes, state::AppState};
 
 #[derive(Debug)]
 struct Entry {
@@ -182,7 +182,8 @@ fn announce(state: &AppState, user: UserId, chosen: &Chosen, online: bool) {
         .dispatch(Audience::CoMembers(user), Event::PresenceUpdate, &update);
 }
 
-/// Removes the user's voice state (if any) and tells the channel's audience.
+/// Removes the user's voice state (if any), ends their Go Live session, and tells
+/// the channel's audience.
 ///
 /// The directory mirrors every voice state (joins and leaves are applied to it as
 /// they are stored), so a user it has in no channel is left alone: nothing to delete,
@@ -199,6 +200,8 @@ pub async fn leave_voice(state: &AppState, user: UserId) {
         }
     };
     state.events.change(DirectoryChange::VoiceLeft { user });
+    // A broadcaster who left is live no more (`gateway.md` D18, §9).
+    routes::go_live::end_stale(state, user).await;
     let Some(VoiceState {
         channel_id: Some(channel),
         ..

@@ -4,6 +4,8 @@ mod error;
 mod model;
 mod sqlite;
 mod store;
+// ---- invites, moderation, Go Live ----
+mod outcome;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -12,3 +14,5 @@ pub use error::StoreError;
 pub use model::*;
 pub use sqlite::SqliteStore;
 pub use store::{Store, StoreResult};
+// ---- invites, moderation, Go Live ----
+pub use outcome::*;

@@ -7,6 +7,8 @@ use concord_protocol::{
     Message, MessageId, Role, RoleId, Server, ServerDto, ServerId, Timestamp, UnreadCount, UserId,
     VoiceParticipant, VoiceState,
 };
+// ---- invites, moderation, Go Live ----
+use concord_protocol::{Ban, GoLiveInfo, Invite, InviteId, InvitePreview, Timeout};
 
 use crate::{
     BotRecord, ChannelPatch, DirectorySnapshot, DmChannelRecord, DmChannelSummary, MemberDetail,
@@ -16,6 +18,8 @@ use crate::{
 // Content: threads, reactions, pins, polls, scheduled events (issue 12).
 use crate::{NewPoll, NewServerEvent, PollRecord, VoteOutcome};
 use concord_protocol::{PollId, PollOptionId, ReactionCount, ServerEvent};
+// ---- invites, moderation, Go Live ----
+use crate::{GoLiveStart, InviteAcceptance, InviteRefusal};
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -231,7 +235,8 @@ pub trait Store: Send + Sync + 'static {
     async fn put_voice_state(&self, state: &VoiceState) -> StoreResult<()>;
     /// Removes the user's voice state; returns what was removed.
     async fn delete_voice_state(&self, user: UserId) -> StoreResult<Option<VoiceState>>;
-    /// Removes every voice state (at start: nobody is connected).
+    /// Removes every voice state and every Go Live session (at start: nobody is
+    /// connected), in one transaction.
     async fn clear_voice_states(&self) -> StoreResult<()>;
 
     // ---- gateway sessions ----
@@ -392,4 +397,74 @@ pub trait Store: Send + Sync + 'static {
         after: Timestamp,
         limit: i64,
     ) -> StoreResult<Vec<ServerEvent>>;
+    // ---- invites, moderation, Go Live, logout ----
+
+    /// Inserts an invite. Conflict when its code is taken; NotFound for a missing
+    /// server.
+    async fn create_invite(&self, invite: &Invite) -> StoreResult<()>;
+    /// A server's invites, newest first (expired and exhausted ones included).
+    async fn invites(&self, server: ServerId) -> StoreResult<Vec<Invite>>;
+    /// Deletes one invite of `server`; false when it has no such invite.
+    async fn delete_invite(&self, server: ServerId, invite: InviteId) -> StoreResult<bool>;
+    /// What the invite with this (case-sensitive) code shows, if it is usable at `now`.
+    async fn invite_preview(
+        &self,
+        code: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<InvitePreview>>;
+    /// Uses the invite with this code for `user` at `now`, in one transaction: checks
+    /// the code, then a ban, then membership, then adds the member (`joined_at` =
+    /// `now`) and counts the use. Nothing is written unless the user joins.
+    async fn accept_invite(
+        &self,
+        code: &str,
+        user: UserId,
+        now: Timestamp,
+    ) -> StoreResult<InviteAcceptance>;
+    /// Registration in invite-only mode: checks the code at `user.created_at`, counts
+    /// one use and inserts the user, in one transaction (the user joins no server).
+    /// `Ok(Err(_))` when the code cannot be used; a taken username or email is a
+    /// Conflict and leaves the invite as it was.
+    async fn create_user_with_invite(
+        &self,
+        user: &NewUser,
+        code: &str,
+    ) -> StoreResult<Result<UserRecord, InviteRefusal>>;
+
+    /// Bans `ban.user_id` from `ban.server_id` (a repeated ban replaces the banner and
+    /// the reason, and keeps the first ban's time) and removes their membership and role assignments, in one
+    /// transaction. Returns whether they were a member. NotFound for a missing user or
+    /// server.
+    async fn ban(&self, ban: &Ban) -> StoreResult<bool>;
+    /// Lifts a ban; false when there was none.
+    async fn unban(&self, server: ServerId, user: UserId) -> StoreResult<bool>;
+    /// A server's bans, newest first.
+    async fn bans(&self, server: ServerId) -> StoreResult<Vec<Ban>>;
+    /// Adds or replaces a member's timeout (every field of the old one is replaced).
+    /// NotFound for a missing user or server.
+    async fn put_timeout(&self, timeout: &Timeout) -> StoreResult<()>;
+    /// Removes a member's timeout; returns when the removed one was to end (`None`
+    /// when there was none).
+    async fn remove_timeout(
+        &self,
+        server: ServerId,
+        user: UserId,
+    ) -> StoreResult<Option<Timestamp>>;
+
+    /// The live session of a voice channel.
+    async fn go_live(&self, channel: ChannelId) -> StoreResult<Option<GoLiveInfo>>;
+    /// Starts (or, for the same broadcaster, restarts with the new quality and start
+    /// time) the session of `info.channel_id`, in one transaction with the checks that
+    /// the broadcaster is in that voice channel and nobody else is live there.
+    async fn start_go_live(&self, info: &GoLiveInfo) -> StoreResult<GoLiveStart>;
+    /// Ends the session of `channel` if `broadcaster` is the one live there; false
+    /// otherwise.
+    async fn stop_go_live(&self, channel: ChannelId, broadcaster: UserId) -> StoreResult<bool>;
+    /// Ends every session of `user` in a channel they are no longer in (left, moved or
+    /// removed); returns the ended sessions.
+    async fn end_stale_go_live(&self, user: UserId) -> StoreResult<Vec<GoLiveInfo>>;
+
+    /// Ends the refresh session of `user` whose current token hashes to `token_hash`;
+    /// false when `user` has no such session.
+    async fn delete_refresh_session(&self, user: UserId, token_hash: &str) -> StoreResult<bool>;
 }

@@ -1,21 +1,23 @@
-//! Routes: registration, login and refresh-token rotation (`rest.md` §2.3, §7.1).
+//! Routes: registration, login and refresh-token rotation (`rest.md` §2.3, §7.1), and
+//! logout.
 //!
-//! These are the only write routes that take no credentials, so they sit behind the
-//! stricter auth rate limit (see `limiter.rs`).
+//! Register, login and refresh are the only write routes that take no credentials, so
+//! they sit behind the stricter auth rate limit (see `limiter.rs`); logout takes the
+//! caller's credentials like any other route.
 
 use axum::{extract::State, http::StatusCode};
 use concord_protocol::{
-    AuthResponse, ErrorBody, LoginRequest, RefreshRequest, RegisterRequest, Status, Timestamp,
-    UserId, limits,
+    AuthResponse, ErrorBody, LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest, Status,
+    Timestamp, UserId, limits,
 };
 use concord_store::{NewUser, RefreshSession, UserRecord};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    auth::{self, TokenType},
+    auth::{self, Principal, TokenType},
     config::RegistrationMode,
     error::{ApiError, ApiResult},
-    extract::Json,
+    extract::{Json, OptionalJson},
     state::AppState,
     views,
 };
@@ -33,6 +35,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(register))
         .routes(routes!(login))
         .routes(routes!(refresh))
+        .routes(routes!(logout))
 }
 
 #[utoipa::path(
@@ -62,8 +65,8 @@ async fn register(
     }
     check_chars("Password", &body.password, 8, 128)?;
 
-    match state.config.registration {
-        RegistrationMode::Open => {}
+    let invite_code = match state.config.registration {
+        RegistrationMode::Open => None,
         RegistrationMode::Closed => return Err(ApiError::forbidden("Registration is closed")),
         RegistrationMode::InviteOnly => {
             let code = body
@@ -76,13 +79,9 @@ async fn register(
                     "An invite code is required to register",
                 ));
             }
-            // Server invites are not implemented yet, so no code can match one; once
-            // they exist this is where a valid code is checked and one use consumed.
-            return Err(ApiError::bad_request(
-                "Invalid, expired or exhausted invite code",
-            ));
+            Some(code.to_owned())
         }
-    }
+    };
 
     let password_hash = auth::hash_password(body.password, state.config.password).await?;
     let now = Timestamp::now();
@@ -100,19 +99,28 @@ async fn register(
         admin_if_first: true,
         is_bot: false,
     };
-    let user = state
-        .store
-        .create_user(&new_user)
-        .await
-        .map_err(|err| match err {
-            concord_store::StoreError::Conflict(what) if what.contains("email") => {
-                ApiError::conflict("Email is already registered")
+    // In invite-only mode the code is checked and one use spent in the transaction
+    // that creates the user: a refused code creates nobody, a taken name spends
+    // nothing. The user joins no server (`rest.md` R14).
+    let created = match &invite_code {
+        None => state.store.create_user(&new_user).await,
+        Some(code) => match state.store.create_user_with_invite(&new_user, code).await {
+            Ok(Ok(user)) => Ok(user),
+            Ok(Err(_)) => {
+                return Err(ApiError::bad_request(
+                    "Invalid, expired or exhausted invite code",
+                ));
             }
-            concord_store::StoreError::Conflict(_) => {
-                ApiError::conflict("Username is already taken")
-            }
-            other => ApiError::from(other),
-        })?;
+            Err(err) => Err(err),
+        },
+    };
+    let user = created.map_err(|err| match err {
+        concord_store::StoreError::Conflict(what) if what.contains("email") => {
+            ApiError::conflict("Email is already registered")
+        }
+        concord_store::StoreError::Conflict(_) => ApiError::conflict("Username is already taken"),
+        other => ApiError::from(other),
+    })?;
     let response = open_session(&state, &user, now).await?;
     Ok((StatusCode::CREATED, axum::Json(response)))
 }
@@ -218,6 +226,54 @@ async fn refresh(
         refresh_token,
         user: views::self_user(&state, &user),
     }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    description = "Ends refresh sessions of the caller: the one whose refresh token is \
+                   given, or, without a body (or without a token in it), all of them. \
+                   Their refresh tokens stop working at once; access tokens already \
+                   issued run until they expire.",
+    security(("bearer" = []), ("bot_token" = [])),
+    request_body(
+        content = Option<LogoutRequest>,
+        description = "Optional; an empty body ends every session of the caller."
+    ),
+    responses(
+        (status = 204, description = "Logged out (also when the given session had already \
+                                      ended)."),
+        (status = 400, description = "The token is empty or longer than 2048 characters.", body = ErrorBody),
+        (status = 403, description = "The refresh token belongs to another account.", body = ErrorBody),
+    ),
+)]
+async fn logout(
+    State(state): State<AppState>,
+    principal: Principal,
+    OptionalJson(body): OptionalJson<LogoutRequest>,
+) -> ApiResult<StatusCode> {
+    let Some(token) = body.and_then(|b| b.refresh_token) else {
+        state.store.delete_refresh_sessions(principal.id()).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    };
+    check_chars("Refresh token", &token, 1, 2048)?;
+    let hash = auth::sha256_hex(&token);
+    if state
+        .store
+        .delete_refresh_session(principal.id(), &hash)
+        .await?
+    {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    // Not one of the caller's live sessions: already ended (idempotent), or someone
+    // else's, which the caller may not end.
+    match state.store.refresh_session_by_hash(&hash).await? {
+        Some(other) if other.user_id != principal.id() => Err(ApiError::forbidden(
+            "That refresh token belongs to another account",
+        )),
+        _ => Ok(StatusCode::NO_CONTENT),
+    }
 }
 
 /// Issues both tokens and stores a new refresh session for them.

@@ -35,6 +35,10 @@ pub mod polls;
 pub mod reactions;
 pub mod server_events;
 pub mod threads;
+// ---- invites, moderation, Go Live ----
+pub mod go_live;
+pub mod invites;
+pub mod moderation;
 
 /// Routes under the per-IP rate limit (everything but health), the gateway served by
 /// `gateway`.
@@ -77,6 +81,10 @@ fn limited_api() -> OpenApiRouter<AppState> {
         .merge(pins::routes())
         .merge(polls::routes())
         .merge(server_events::routes())
+        // ---- invites, moderation, Go Live ----
+        .merge(invites::routes())
+        .merge(moderation::routes())
+        .merge(go_live::routes())
 }
 
 /// The gateway's upgrade route (rate-limited too), over the endpoint given as its state.

@@ -9,7 +9,7 @@ use concord_protocol::{
     CreateServer, ErrorBody, Event, Member, MemberChange, MessageBody, Server, ServerDelete,
     ServerDto, ServerId, Timestamp, UpdateServer,
 };
-use concord_store::ServerPatch;
+use concord_store::{ServerPatch, UserRecord};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -315,17 +315,7 @@ async fn join(
             }
             other => other.into(),
         })?;
-    state
-        .events
-        .change(DirectoryChange::MemberAdded { server: id, user });
-    // After the directory knows the member, so that the joiner's sessions get it too.
-    let joined = MemberChange {
-        server_id: id,
-        user: views::public_profile(&state, &principal.user),
-    };
-    state
-        .events
-        .dispatch(Audience::Server(id), Event::MemberJoin, &joined);
+    publish_join(&state, id, &principal.user);
     let body = MessageBody {
         message: format!("Joined {}", server.server.name),
     };
@@ -358,30 +348,57 @@ async fn leave(
     if !state.store.remove_member(id, user).await? {
         return Err(access::server_not_found());
     }
-    // Concord drops the leaver from this server's voice (the reference leaves a ghost
-    // state behind). Done before the directory forgets the membership, so the leaver's
-    // own sessions learn it too.
-    let in_this_server = state
-        .directory
-        .voice_channel(user)
-        .and_then(|channel| state.directory.channel(channel))
-        .is_some_and(|facts| facts.server == id);
-    if in_this_server {
-        presence::leave_voice(&state, user).await;
-    }
-    // The members as they were, leaver included, so that all of them learn it.
-    let members = state.directory.members(id);
+    publish_removal(&state, id, &principal.user).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Publishes a membership the store just added (a join, an accepted invite): the
+/// directory learns it, then v2 sessions of the members, the joiner's included, get
+/// `MEMBER_JOIN` (v1 announces no join).
+pub(crate) fn publish_join(state: &AppState, server: ServerId, user: &UserRecord) {
+    state.events.change(DirectoryChange::MemberAdded {
+        server,
+        user: user.id,
+    });
+    // After the directory knows the member, so that the joiner's sessions get it too.
+    let joined = MemberChange {
+        server_id: server,
+        user: views::public_profile(state, user),
+    };
     state
         .events
-        .change(DirectoryChange::MemberRemoved { server: id, user });
+        .dispatch(Audience::Server(server), Event::MemberJoin, &joined);
+}
+
+/// Publishes a membership the store just removed (a leave, a kick, a ban): the user
+/// leaves this server's voice channel if they are in one, the directory forgets the
+/// membership (their sessions stop receiving the server's events at once), and v2
+/// sessions of the members as they were, the user's included, get `MEMBER_LEAVE`.
+pub(crate) async fn publish_removal(state: &AppState, server: ServerId, user: &UserRecord) {
+    // Concord drops the user from this server's voice only (the reference leaves a
+    // ghost state behind on leave, and drops any voice state on kick and ban). Done
+    // before the directory forgets the membership, so their own sessions learn it too.
+    let in_this_server = state
+        .directory
+        .voice_channel(user.id)
+        .and_then(|channel| state.directory.channel(channel))
+        .is_some_and(|facts| facts.server == server);
+    if in_this_server {
+        presence::leave_voice(state, user.id).await;
+    }
+    // The members as they were, the user included, so that all of them learn it.
+    let members = state.directory.members(server);
+    state.events.change(DirectoryChange::MemberRemoved {
+        server,
+        user: user.id,
+    });
     let left = MemberChange {
-        server_id: id,
-        user: views::public_profile(&state, &principal.user),
+        server_id: server,
+        user: views::public_profile(state, user),
     };
     state
         .events
         .dispatch(Audience::Users(members), Event::MemberLeave, &left);
-    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(

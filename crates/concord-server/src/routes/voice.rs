@@ -15,6 +15,7 @@ use concord_protocol::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::go_live;
 use crate::{
     access,
     auth::Principal,
@@ -130,6 +131,8 @@ async fn join(
         .and_then(|p| p.channel_id)
         .filter(|old| *old != channel)
     {
+        // A move ends a Go Live session in the channel left.
+        go_live::end_stale(&state, user).await;
         announce(&state, old, VoiceState::left(user), username);
     }
     announce(&state, channel, joined.clone(), username);
@@ -204,6 +207,7 @@ async fn leave(
     state_in(&state, user, channel).await?;
     let removed = state.store.delete_voice_state(user).await?;
     state.events.change(DirectoryChange::VoiceLeft { user });
+    go_live::end_stale(&state, user).await;
     // Announce the channel actually left, should a concurrent move have won the race.
     let left = removed.and_then(|v| v.channel_id).unwrap_or(channel);
     announce(

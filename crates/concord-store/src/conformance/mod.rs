@@ -34,6 +34,10 @@ mod voice;
 mod roles;
 // Threads, reactions, pins, polls, scheduled events (issue 12).
 mod content;
+// ---- invites, moderation, Go Live ----
+mod go_live;
+mod invites;
+mod moderation;
 
 pub use bots::*;
 pub use channels::*;
@@ -47,6 +51,10 @@ pub use voice::*;
 pub use roles::*;
 // Threads, reactions, pins, polls, scheduled events (issue 12).
 pub use content::*;
+// ---- invites, moderation, Go Live ----
+pub use go_live::*;
+pub use invites::*;
+pub use moderation::*;
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is evaluated inside
 /// each (async) test and must yield a fresh, empty store (a value of a type that
@@ -121,6 +129,17 @@ macro_rules! conformance_tests {
             content_creation_is_atomic,
             server_events_create_and_list_upcoming,
             content_goes_with_its_channel_and_server,
+            // ---- invites, moderation, Go Live, logout ----
+            invites_create_list_delete,
+            invite_preview_only_while_usable,
+            accept_invite_checks_in_order_and_counts_one_use,
+            accept_invite_concurrently_admits_max_uses,
+            create_user_with_invite_is_atomic,
+            ban_removes_membership_and_lists_newest_first,
+            timeouts_put_replace_remove,
+            go_live_needs_the_broadcaster_in_the_channel,
+            stale_go_live_ends_once_the_broadcaster_is_gone,
+            delete_one_refresh_session,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -325,3 +325,23 @@ pub async fn delete_refresh_sessions_of_one_user(store: &dyn Store) {
     assert!(store.refresh_session_by_hash("a2").await.unwrap().is_none());
     assert!(store.refresh_session_by_hash("b1").await.unwrap().is_some());
 }
+
+/// Logout of one session ends exactly that session, and only for its own user.
+pub async fn delete_one_refresh_session(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let bob = user(store, "bob").await;
+    for s in [
+        session(alice.id, "a1", at(0), at(100)),
+        session(alice.id, "a2", at(1), at(100)),
+        session(bob.id, "b1", at(0), at(100)),
+    ] {
+        store.create_refresh_session(&s, at(1), 10).await.unwrap();
+    }
+    assert!(!store.delete_refresh_session(alice.id, "b1").await.unwrap());
+    assert!(!store.delete_refresh_session(alice.id, "zz").await.unwrap());
+    assert!(store.delete_refresh_session(alice.id, "a1").await.unwrap());
+    assert!(!store.delete_refresh_session(alice.id, "a1").await.unwrap());
+    assert!(store.refresh_session_by_hash("a1").await.unwrap().is_none());
+    assert!(store.refresh_session_by_hash("a2").await.unwrap().is_some());
+    assert!(store.refresh_session_by_hash("b1").await.unwrap().is_some());
+}

@@ -40,6 +40,9 @@ use crate::{
 // Content: threads, reactions, pins, polls, scheduled events (issue 12).
 use crate::{NewPoll, NewServerEvent, PollRecord, VoteOutcome};
 use concord_protocol::{PollId, PollOptionId, ReactionCount, ServerEvent};
+// ---- invites, moderation, Go Live ----
+use crate::{GoLiveStart, InviteAcceptance, InviteRefusal};
+use concord_protocol::{Ban, GoLiveInfo, Invite, InviteId, InvitePreview, Timeout};
 
 mod bots;
 mod channels;
@@ -53,6 +56,10 @@ mod users;
 mod voice;
 // Roles, role assignments and channel overrides (issue 12, permissions).
 mod roles;
+// ---- invites, moderation, Go Live ----
+mod go_live;
+mod invites;
+mod moderation;
 
 #[cfg(test)]
 mod tests;
@@ -79,6 +86,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "content",
         include_str!("../../migrations/sqlite/0005_content.sql"),
+    // ---- invites, moderation, Go Live ----
+    (
+        6,
+        "invites moderation",
+        include_str!("../../migrations/sqlite/0006_invites_moderation.sql"),
     ),
 ];
 
@@ -935,5 +947,88 @@ impl Store for SqliteStore {
         limit: i64,
     ) -> StoreResult<Vec<ServerEvent>> {
         content::upcoming_server_events(&self.pool, server, channels, after, limit).await
+}
+
+    // ---- invites, moderation, Go Live, logout ----
+
+    async fn create_invite(&self, invite: &Invite) -> StoreResult<()> {
+        invites::create_invite(&self.pool, invite).await
+    }
+
+    async fn invites(&self, server: ServerId) -> StoreResult<Vec<Invite>> {
+        invites::invites(&self.pool, server).await
+    }
+
+    async fn delete_invite(&self, server: ServerId, invite: InviteId) -> StoreResult<bool> {
+        invites::delete_invite(&self.pool, server, invite).await
+    }
+
+    async fn invite_preview(
+        &self,
+        code: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<InvitePreview>> {
+        invites::invite_preview(&self.pool, code, now).await
+    }
+
+    async fn accept_invite(
+        &self,
+        code: &str,
+        user: UserId,
+        now: Timestamp,
+    ) -> StoreResult<InviteAcceptance> {
+        invites::accept_invite(&self.pool, code, user, now).await
+    }
+
+    async fn create_user_with_invite(
+        &self,
+        user: &NewUser,
+        code: &str,
+    ) -> StoreResult<Result<UserRecord, InviteRefusal>> {
+        invites::create_user_with_invite(&self.pool, user, code).await
+    }
+
+    async fn ban(&self, ban: &Ban) -> StoreResult<bool> {
+        moderation::ban(&self.pool, ban).await
+    }
+
+    async fn unban(&self, server: ServerId, user: UserId) -> StoreResult<bool> {
+        moderation::unban(&self.pool, server, user).await
+    }
+
+    async fn bans(&self, server: ServerId) -> StoreResult<Vec<Ban>> {
+        moderation::bans(&self.pool, server).await
+    }
+
+    async fn put_timeout(&self, timeout: &Timeout) -> StoreResult<()> {
+        moderation::put_timeout(&self.pool, timeout).await
+    }
+
+    async fn remove_timeout(
+        &self,
+        server: ServerId,
+        user: UserId,
+    ) -> StoreResult<Option<Timestamp>> {
+        moderation::remove_timeout(&self.pool, server, user).await
+    }
+
+    async fn go_live(&self, channel: ChannelId) -> StoreResult<Option<GoLiveInfo>> {
+        go_live::go_live(&self.pool, channel).await
+    }
+
+    async fn start_go_live(&self, info: &GoLiveInfo) -> StoreResult<GoLiveStart> {
+        go_live::start_go_live(&self.pool, info).await
+    }
+
+    async fn stop_go_live(&self, channel: ChannelId, broadcaster: UserId) -> StoreResult<bool> {
+        go_live::stop_go_live(&self.pool, channel, broadcaster).await
+    }
+
+    async fn end_stale_go_live(&self, user: UserId) -> StoreResult<Vec<GoLiveInfo>> {
+        go_live::end_stale_go_live(&self.pool, user).await
+    }
+
+    async fn delete_refresh_session(&self, user: UserId, token_hash: &str) -> StoreResult<bool> {
+        users::delete_refresh_session(&self.pool, user, token_hash).await
     }
 }

@@ -235,3 +235,17 @@ pub(super) async fn delete_refresh_sessions(pool: &SqlitePool, user: UserId) -> 
         .await?;
     Ok(())
 }
+
+/// Logout of one session: only a session of `user` matches.
+pub(super) async fn delete_refresh_session(
+    pool: &SqlitePool,
+    user: UserId,
+    token_hash: &str,
+) -> StoreResult<bool> {
+    let done = sqlx::query("DELETE FROM refresh_sessions WHERE user_id = ? AND token_hash = ?")
+        .bind(user.get())
+        .bind(token_hash)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

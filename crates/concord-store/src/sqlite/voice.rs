@@ -6,7 +6,7 @@ use sqlx::{
     sqlite::{SqlitePool, SqliteRow},
 };
 
-use super::{get, id, opt_id, opt_ts};
+use super::{get, id, opt_id, opt_ts, write_tx};
 use crate::{StoreError, StoreResult};
 
 /// The columns of a voice state row, as [`voice_row`] reads them.
@@ -106,8 +106,14 @@ pub(super) async fn delete_voice_state(
 }
 
 pub(super) async fn clear_voice_states(pool: &SqlitePool) -> StoreResult<()> {
-    sqlx::query("DELETE FROM voice_states")
-        .execute(pool)
+    // A Go Live session needs its broadcaster in the channel: none survives either.
+    let mut tx = write_tx(pool).await?;
+    sqlx::query("DELETE FROM go_live_sessions")
+        .execute(&mut *tx)
         .await?;
+    sqlx::query("DELETE FROM voice_states")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(())
 }

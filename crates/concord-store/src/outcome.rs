@@ -1,0 +1,40 @@
+//! What the invite and Go Live writes answer when they decline: each check that must
+//! be atomic with its write is made inside the store's transaction, and the reason it
+//! failed comes back as a value, not as an error.
+
+use concord_protocol::{GoLiveInfo, ServerId};
+
+/// Why an invite code cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteRefusal {
+    /// No invite has this code.
+    Unknown,
+    /// Its expiry has passed.
+    Expired,
+    /// Every allowed use is spent.
+    Exhausted,
+}
+
+/// The outcome of accepting an invite ([`crate::Store::accept_invite`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteAcceptance {
+    /// The user joined the server; the invite counted one more use.
+    Joined(ServerId),
+    /// The code cannot be used.
+    Refused(InviteRefusal),
+    /// The user is banned from the invite's server.
+    Banned(ServerId),
+    /// The user already belongs to the invite's server.
+    AlreadyMember(ServerId),
+}
+
+/// The outcome of going live ([`crate::Store::start_go_live`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GoLiveStart {
+    /// The session is stored (new, or the broadcaster's own one replaced).
+    Started,
+    /// The broadcaster is not in that voice channel.
+    NotInChannel,
+    /// Someone else is live in that channel.
+    Taken(GoLiveInfo),
+}

@@ -1,0 +1,106 @@
+//! Go Live sessions.
+
+use concord_protocol::{ChannelId, GoLiveInfo, GoLiveQuality, GoLiveSession, UserId};
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+
+use super::{get, id, rows, ts, write_tx};
+use crate::{GoLiveStart, StoreError, StoreResult};
+
+fn go_live_row(row: &SqliteRow) -> StoreResult<GoLiveInfo> {
+    let quality: String = get(row, "quality")?;
+    Ok(GoLiveInfo {
+        channel_id: id(row, "channel_id")?,
+        session: GoLiveSession {
+            broadcaster_id: id(row, "broadcaster_id")?,
+            quality: GoLiveQuality::parse(&quality).ok_or(StoreError::Corrupt("quality"))?,
+            started_at: ts(row, "started_at")?,
+        },
+    })
+}
+
+pub(super) async fn go_live(
+    pool: &SqlitePool,
+    channel: ChannelId,
+) -> StoreResult<Option<GoLiveInfo>> {
+    let row = sqlx::query(
+        "SELECT channel_id, broadcaster_id, quality, started_at FROM go_live_sessions \
+         WHERE channel_id = ?",
+    )
+    .bind(channel.get())
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(go_live_row).transpose()
+}
+
+pub(super) async fn start_go_live(
+    pool: &SqlitePool,
+    info: &GoLiveInfo,
+) -> StoreResult<GoLiveStart> {
+    let broadcaster = info.session.broadcaster_id;
+    let mut tx = write_tx(pool).await?;
+    let present = sqlx::query(
+        "SELECT EXISTS (SELECT 1 FROM voice_states WHERE user_id = ? AND channel_id = ?) AS here",
+    )
+    .bind(broadcaster.get())
+    .bind(info.channel_id.get())
+    .fetch_one(&mut *tx)
+    .await?;
+    if !get::<bool>(&present, "here")? {
+        return Ok(GoLiveStart::NotInChannel);
+    }
+    let current = sqlx::query(
+        "SELECT channel_id, broadcaster_id, quality, started_at FROM go_live_sessions \
+         WHERE channel_id = ?",
+    )
+    .bind(info.channel_id.get())
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(current) = current.as_ref().map(go_live_row).transpose()?
+        && current.session.broadcaster_id != broadcaster
+    {
+        return Ok(GoLiveStart::Taken(current));
+    }
+    sqlx::query(
+        "INSERT INTO go_live_sessions (channel_id, broadcaster_id, quality, started_at) \
+         VALUES (?, ?, ?, ?) ON CONFLICT (channel_id) DO UPDATE SET \
+         quality = excluded.quality, started_at = excluded.started_at",
+    )
+    .bind(info.channel_id.get())
+    .bind(broadcaster.get())
+    .bind(info.session.quality.as_str())
+    .bind(info.session.started_at.as_micros())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(GoLiveStart::Started)
+}
+
+pub(super) async fn stop_go_live(
+    pool: &SqlitePool,
+    channel: ChannelId,
+    broadcaster: UserId,
+) -> StoreResult<bool> {
+    let done =
+        sqlx::query("DELETE FROM go_live_sessions WHERE channel_id = ? AND broadcaster_id = ?")
+            .bind(channel.get())
+            .bind(broadcaster.get())
+            .execute(pool)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn end_stale_go_live(
+    pool: &SqlitePool,
+    user: UserId,
+) -> StoreResult<Vec<GoLiveInfo>> {
+    // `IS NOT` is true against the NULL of "in no voice channel at all".
+    let ended = sqlx::query(
+        "DELETE FROM go_live_sessions WHERE broadcaster_id = ?1 \
+         AND channel_id IS NOT (SELECT channel_id FROM voice_states WHERE user_id = ?1) \
+         RETURNING channel_id, broadcaster_id, quality, started_at",
+    )
+    .bind(user.get())
+    .fetch_all(pool)
+    .await?;
+    rows(&ended, go_live_row)
+}

@@ -1,0 +1,98 @@
+//! Bans and timeouts.
+
+use concord_protocol::{Ban, ServerId, Timeout, Timestamp, UserId};
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+
+use super::{get, id, opt_id, rows, ts, write_tx};
+use crate::StoreResult;
+
+fn ban_row(row: &SqliteRow) -> StoreResult<Ban> {
+    Ok(Ban {
+        user_id: id(row, "user_id")?,
+        server_id: id(row, "server_id")?,
+        banned_by: opt_id(row, "banned_by")?,
+        reason: get(row, "reason")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+pub(super) async fn ban(pool: &SqlitePool, ban: &Ban) -> StoreResult<bool> {
+    let mut tx = write_tx(pool).await?;
+    sqlx::query(
+        "INSERT INTO bans (server_id, user_id, banned_by, reason, created_at) \
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT (server_id, user_id) DO UPDATE SET \
+         banned_by = excluded.banned_by, reason = excluded.reason",
+    )
+    .bind(ban.server_id.get())
+    .bind(ban.user_id.get())
+    .bind(ban.banned_by.map(UserId::get))
+    .bind(&ban.reason)
+    .bind(ban.created_at.as_micros())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM member_roles WHERE server_id = ? AND user_id = ?")
+        .bind(ban.server_id.get())
+        .bind(ban.user_id.get())
+        .execute(&mut *tx)
+        .await?;
+    let removed = sqlx::query("DELETE FROM server_members WHERE server_id = ? AND user_id = ?")
+        .bind(ban.server_id.get())
+        .bind(ban.user_id.get())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(removed.rows_affected() == 1)
+}
+
+pub(super) async fn unban(pool: &SqlitePool, server: ServerId, user: UserId) -> StoreResult<bool> {
+    let done = sqlx::query("DELETE FROM bans WHERE server_id = ? AND user_id = ?")
+        .bind(server.get())
+        .bind(user.get())
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn bans(pool: &SqlitePool, server: ServerId) -> StoreResult<Vec<Ban>> {
+    let found = sqlx::query(
+        "SELECT user_id, server_id, banned_by, reason, created_at FROM bans \
+         WHERE server_id = ? ORDER BY created_at DESC, user_id DESC",
+    )
+    .bind(server.get())
+    .fetch_all(pool)
+    .await?;
+    rows(&found, ban_row)
+}
+
+pub(super) async fn put_timeout(pool: &SqlitePool, timeout: &Timeout) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO timeouts (server_id, user_id, expires_at, reason, created_by, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (server_id, user_id) DO UPDATE SET \
+         expires_at = excluded.expires_at, reason = excluded.reason, \
+         created_by = excluded.created_by, created_at = excluded.created_at",
+    )
+    .bind(timeout.server_id.get())
+    .bind(timeout.user_id.get())
+    .bind(timeout.expires_at.as_micros())
+    .bind(&timeout.reason)
+    .bind(timeout.created_by.map(UserId::get))
+    .bind(timeout.created_at.as_micros())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn remove_timeout(
+    pool: &SqlitePool,
+    server: ServerId,
+    user: UserId,
+) -> StoreResult<Option<Timestamp>> {
+    let row = sqlx::query(
+        "DELETE FROM timeouts WHERE server_id = ? AND user_id = ? RETURNING expires_at",
+    )
+    .bind(server.get())
+    .bind(user.get())
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(|row| ts(row, "expires_at")).transpose()
+}
