@@ -86,6 +86,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "content",
         include_str!("../../migrations/sqlite/0005_content.sql"),
+    ),
     // ---- invites, moderation, Go Live ----
     (
         6,
@@ -947,7 +948,7 @@ impl Store for SqliteStore {
         limit: i64,
     ) -> StoreResult<Vec<ServerEvent>> {
         content::upcoming_server_events(&self.pool, server, channels, after, limit).await
-}
+    }
 
     // ---- invites, moderation, Go Live, logout ----
 
