@@ -6,28 +6,10 @@
 use concord_protocol::{ChannelId, MessageId, ServerId, Timestamp};
 use concord_server::{directory::DirectoryChange, perms::Permissions};
 use concord_store::NewMessage;
+use concord_testkit::MESSAGE_KEYS;
 use concord_testkit::{Response, TestServer, TestUser, assert_error, assert_keys, str_of};
 use serde_json::{Value, json};
 
-const MESSAGE_KEYS: &[&str] = &[
-    "id",
-    "channel_id",
-    "author_id",
-    "content",
-    "reply_to",
-    "mention_user_ids",
-    "mention_everyone",
-    "thread_id",
-    "thread_reply_count",
-    "edited_at",
-    "deleted",
-    "created_at",
-    "pinned",
-    "pinned_by",
-    "pinned_at",
-    "poll",
-    "event",
-];
 const DM_CHANNEL_KEYS: &[&str] = &["id", "recipient", "created_at", "last_message_at"];
 const RECIPIENT_KEYS: &[&str] = &[
     "id",

@@ -6,28 +6,10 @@
 
 use concord_protocol::{ChannelId, ChannelOverride, OverrideId, Role, RoleId, ServerId, Timestamp};
 use concord_server::{directory::DirectoryChange, perms::Permissions, visibility};
+use concord_testkit::MESSAGE_KEYS;
 use concord_testkit::{Response, TestServer, TestUser, assert_error, assert_keys, str_of};
 use serde_json::{Value, json};
 
-const MESSAGE_KEYS: &[&str] = &[
-    "id",
-    "channel_id",
-    "author_id",
-    "content",
-    "reply_to",
-    "mention_user_ids",
-    "mention_everyone",
-    "thread_id",
-    "thread_reply_count",
-    "edited_at",
-    "deleted",
-    "created_at",
-    "pinned",
-    "pinned_by",
-    "pinned_at",
-    "poll",
-    "event",
-];
 const POLL_KEYS: &[&str] = &["id", "question", "options", "total_votes", "user_vote"];
 const OPTION_KEYS: &[&str] = &["id", "text", "votes"];
 const EVENT_KEYS: &[&str] = &[

@@ -5,28 +5,10 @@
 
 use concord_protocol::{ServerId, Timestamp};
 use concord_server::{directory::DirectoryChange, perms::Permissions};
+use concord_testkit::MESSAGE_KEYS;
 use concord_testkit::{TestServer, TestUser, assert_error, assert_keys, str_of};
 use serde_json::{Value, json};
 
-const MESSAGE_KEYS: &[&str] = &[
-    "id",
-    "channel_id",
-    "author_id",
-    "content",
-    "reply_to",
-    "mention_user_ids",
-    "mention_everyone",
-    "thread_id",
-    "thread_reply_count",
-    "edited_at",
-    "deleted",
-    "created_at",
-    "pinned",
-    "pinned_by",
-    "pinned_at",
-    "poll",
-    "event",
-];
 const REACTION_EVENT_KEYS: &[&str] = &["message_id", "channel_id", "user_id", "emoji"];
 
 fn unknown_id() -> String {

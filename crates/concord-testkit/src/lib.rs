@@ -378,6 +378,27 @@ impl TestUser {
     }
 }
 
+/// The 17 keys of a Message (`rest.md` §6), as every message answer and event carries them.
+pub const MESSAGE_KEYS: &[&str] = &[
+    "id",
+    "channel_id",
+    "author_id",
+    "content",
+    "reply_to",
+    "mention_user_ids",
+    "mention_everyone",
+    "thread_id",
+    "thread_reply_count",
+    "edited_at",
+    "deleted",
+    "created_at",
+    "pinned",
+    "pinned_by",
+    "pinned_at",
+    "poll",
+    "event",
+];
+
 /// The string `value` holds, owned.
 ///
 /// # Panics
