@@ -165,6 +165,88 @@ async fn ready_counts_unread_messages_and_mentions_after_an_ack() {
     assert_eq!(ready["unread_counts"], json!([]));
 }
 
+/// READY's roles and overrides (`gateway.md` §3): roles keyed by server id, highest
+/// position first; overrides and counts only of channels the user can view. The owner,
+/// who views everything, is the positive control for what bob must not see.
+#[tokio::test]
+async fn ready_roles_overrides_and_counts_cover_exactly_what_the_user_can_view() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let (server_id, open) = public_server(&alice).await;
+    let hidden = alice.create_channel(&server_id, "hidden", "text").await;
+    bob.join(&server_id).await;
+    let mut roles = Vec::new();
+    for (name, position) in [("low", 1), ("high", 2)] {
+        let res = alice
+            .api
+            .post(
+                &format!("/servers/{server_id}/roles"),
+                &json!({"name": name, "permissions": 0, "position": position}),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.text);
+        roles.push(res.body);
+    }
+    let put = |channel: &str, body: Value| {
+        let path = format!("/channels/{channel}/overrides");
+        let api = alice.api.clone();
+        async move {
+            let res = api
+                .raw("PUT", &path, Some("application/json"), &body.to_string())
+                .await;
+            assert_eq!(res.status, 200, "{}", res.text);
+            res.body
+        }
+    };
+    // Both channels are acked while bob still views them, so the store holds read
+    // state, and counts, for both.
+    for channel in [&open, &hidden] {
+        let res = bob
+            .api
+            .post_empty(&format!("/channels/{channel}/ack"))
+            .await;
+        assert_eq!(res.status, 204, "{}", res.text);
+    }
+    let visible = put(
+        &open,
+        json!({"role_id": roles[0]["id"], "allow": 0, "deny": 16}),
+    )
+    .await;
+    let secret = put(&hidden, json!({"user_id": bob.id, "allow": 0, "deny": 1})).await;
+    for channel in [&open, &hidden] {
+        alice.post(channel, "@bob news").await;
+    }
+
+    let (_gw, ready) = server.connect(&bob.ws_query()).await;
+    assert_eq!(
+        ready["server_roles"],
+        json!({ server_id.clone(): [roles[1].clone(), roles[0].clone()] })
+    );
+    assert_eq!(
+        ready["channel_overrides"],
+        json!({ open.clone(): [visible.clone()] })
+    );
+    assert_eq!(
+        ready["unread_counts"],
+        json!([{"channel_id": open, "unread_count": 1}])
+    );
+    assert_eq!(
+        ready["mention_counts"],
+        json!([{"channel_id": open, "count": 1}])
+    );
+
+    let (_gw, ready) = server.connect(&alice.ws_query()).await;
+    assert_eq!(
+        ready["channel_overrides"],
+        json!({ open.clone(): [visible], hidden.clone(): [secret] })
+    );
+    assert_eq!(
+        ready["server_roles"][&server_id].as_array().unwrap().len(),
+        2
+    );
+}
+
 #[tokio::test]
 async fn heartbeat_ack_is_exact_and_goes_to_the_session_that_sent_it() {
     let server = TestServer::start().await;
