@@ -151,6 +151,10 @@ pub mod marker {
     /// A server invite.
     #[derive(Debug)]
     pub struct Invite;
+    // ---- custom emojis ----
+    /// A server's custom emoji.
+    #[derive(Debug)]
+    pub struct CustomEmoji;
 }
 
 /// Id of a user.
@@ -180,6 +184,9 @@ pub type EventId = Id<marker::Event>;
 // ---- invites and moderation ----
 /// Id of a server invite.
 pub type InviteId = Id<marker::Invite>;
+// ---- custom emojis ----
+/// Id of a custom emoji.
+pub type CustomEmojiId = Id<marker::CustomEmoji>;
 
 #[cfg(test)]
 mod tests {

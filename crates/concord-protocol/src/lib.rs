@@ -26,6 +26,8 @@ mod content;
 mod go_live;
 mod invite;
 mod moderation;
+// ---- custom emojis ----
+mod emoji;
 
 pub use bot::*;
 pub use command::*;
@@ -50,3 +52,5 @@ pub use content::*;
 pub use go_live::*;
 pub use invite::*;
 pub use moderation::*;
+// ---- custom emojis ----
+pub use emoji::*;

@@ -16,3 +16,11 @@ pub const MAX_PRESENCE_TEXT_CHARS: usize = 128;
 pub const ACCESS_TOKEN_SECS: i64 = 15 * 60;
 /// Refresh token (and session) lifetime, in seconds.
 pub const REFRESH_TOKEN_SECS: i64 = 7 * 24 * 3600;
+
+// ---- custom emojis ----
+/// Custom emojis a server may hold.
+pub const MAX_CUSTOM_EMOJIS: i64 = 50;
+/// Largest custom emoji image, in bytes (256 KiB).
+pub const MAX_EMOJI_BYTES: usize = 256 * 1024;
+/// Longest custom emoji name, in chars (each of `[a-z0-9_-]`).
+pub const MAX_EMOJI_NAME_CHARS: usize = 32;

@@ -64,6 +64,8 @@ id_schemas! {
     Event => "EventId", "a scheduled event";
     // ---- invites and moderation ----
     Invite => "InviteId", "a server invite";
+    // ---- custom emojis ----
+    CustomEmoji => "CustomEmojiId", "a custom emoji";
 }
 
 impl PartialSchema for Timestamp {

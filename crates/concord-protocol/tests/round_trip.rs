@@ -566,3 +566,43 @@ fn dm_voice_bot_and_misc() {
     );
     round_trip(&Liveness { alive: true });
 }
+
+// ---- custom emojis ----
+
+#[test]
+fn custom_emoji_shapes() {
+    let id = CustomEmojiId::new();
+    let emoji = CustomEmoji {
+        id,
+        server_id: ServerId::new(),
+        created_by: UserId::new(),
+        name: "party_parrot".into(),
+        url: CustomEmoji::url_of(id),
+        content_type: "image/gif".into(),
+        file_size: 1234,
+        created_at: ts(),
+    };
+    let json = round_trip(&emoji);
+    assert_eq!(
+        keys(&json),
+        sorted(&[
+            "id",
+            "server_id",
+            "created_by",
+            "name",
+            "url",
+            "content_type",
+            "file_size",
+            "created_at"
+        ])
+    );
+    assert_eq!(json["url"], format!("/emojis/{id}"));
+    let deleted = CustomEmojiDelete {
+        server_id: ServerId::new(),
+        emoji_id: id,
+    };
+    assert_eq!(
+        keys(&round_trip(&deleted)),
+        sorted(&["server_id", "emoji_id"])
+    );
+}

@@ -22,6 +22,7 @@ use crate::{
     config::Config,
     directory::Directory,
     error::not_found_fallback,
+    files::LocalFileStore,
     limiter::{Limiters, limit_requests},
     metered_store::MeteredStore,
     metrics::Metrics,
@@ -80,7 +81,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
 /// Builds the state of one node over `store`.
 ///
 /// # Errors
-/// Secret or store failures.
+/// Secret, store or emoji directory (`<data_dir>/emojis`) failures.
 pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, ServeError> {
     let secret = match &config.jwt_secret {
         Some(secret) if secret.len() >= 32 => secret.clone(),
@@ -93,6 +94,11 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
     if config.metrics.token.as_ref().is_some_and(|t| t.len() < 32) {
         return Err(ServeError::WeakMetricsToken);
     }
+    let emoji_dir = config.data_dir.join("emojis");
+    let emoji_files = LocalFileStore::open(&emoji_dir).map_err(|source| ServeError::DataDir {
+        path: emoji_dir.clone(),
+        source,
+    })?;
     let hub = Arc::new(Hub::new());
     let metrics = Arc::new(Metrics::new(Arc::clone(&hub)));
     let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store, Arc::clone(&metrics)));
@@ -121,6 +127,7 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
         keys: Arc::new(TokenKeys::new(secret.as_bytes())),
         config: Arc::new(config),
         started: std::time::Instant::now(),
+        emoji_files: Arc::new(emoji_files),
     })
 }
 

@@ -23,6 +23,9 @@ use concord_store::{NewPoll, NewServerEvent, PollRecord, VoteOutcome};
 // ---- invites, moderation, Go Live ----
 use concord_protocol::{Ban, GoLiveInfo, Invite, InviteId, InvitePreview, Timeout};
 use concord_store::{GoLiveStart, InviteAcceptance, InviteRefusal};
+// ---- custom emojis ----
+use concord_protocol::CustomEmojiId;
+use concord_store::{CustomEmojiRecord, EmojiCreation};
 
 use crate::metrics::Metrics;
 
@@ -81,7 +84,7 @@ metered! {
     fn servers_of_user(&self, user: UserId) -> StoreResult<Vec<ServerDto>>;
     fn public_servers(&self, limit: i64) -> StoreResult<Vec<ServerDto>>;
     fn update_server(&self, id: ServerId, patch: &ServerPatch, updated_at: Timestamp) -> StoreResult<Option<ServerDto>>;
-    fn delete_server(&self, id: ServerId) -> StoreResult<bool>;
+    fn delete_server(&self, id: ServerId) -> StoreResult<Option<Vec<CustomEmojiId>>>;
     fn add_member(&self, server: ServerId, user: UserId, joined_at: Timestamp) -> StoreResult<()>;
     fn remove_member(&self, server: ServerId, user: UserId) -> StoreResult<bool>;
     fn members(&self, server: ServerId) -> StoreResult<Vec<MemberDetail>>;
@@ -170,4 +173,9 @@ metered! {
     fn stop_go_live(&self, channel: ChannelId, broadcaster: UserId) -> StoreResult<bool>;
     fn end_stale_go_live(&self, user: UserId) -> StoreResult<Vec<GoLiveInfo>>;
     fn delete_refresh_session(&self, user: UserId, token_hash: &str) -> StoreResult<bool>;
+    // ---- custom emojis ----
+    fn custom_emojis(&self, server: ServerId) -> StoreResult<Vec<CustomEmojiRecord>>;
+    fn custom_emoji(&self, id: CustomEmojiId) -> StoreResult<Option<CustomEmojiRecord>>;
+    fn create_custom_emoji(&self, emoji: &CustomEmojiRecord, limit: i64) -> StoreResult<EmojiCreation>;
+    fn delete_custom_emoji(&self, server: ServerId, id: CustomEmojiId) -> StoreResult<Option<CustomEmojiRecord>>;
 }

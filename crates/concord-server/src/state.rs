@@ -6,8 +6,8 @@ use concord_gateway::Hub;
 use concord_store::Store;
 
 use crate::{
-    auth::TokenKeys, bus::Events, config::Config, directory::Directory, limiter::Limiters,
-    metrics::Metrics, presence::Presence,
+    auth::TokenKeys, bus::Events, config::Config, directory::Directory, files::FileStore,
+    limiter::Limiters, metrics::Metrics, presence::Presence,
 };
 
 /// Everything a handler may need.
@@ -33,6 +33,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Start time, for uptime.
     pub started: Instant,
+    /// Custom emoji images, keyed by emoji id (`<data_dir>/emojis/` by default).
+    pub emoji_files: Arc<dyn FileStore>,
 }
 
 impl std::fmt::Debug for AppState {

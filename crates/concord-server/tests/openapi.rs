@@ -158,6 +158,8 @@ async fn credentials_are_documented_where_the_principal_is_taken() {
         "/openapi.json",
         "/ws",
         "/metrics",
+        // Custom emoji images are served to anyone (`rest.md` §2.1).
+        "/emojis/{emoji_id}",
     ]
     .into();
     for (path, method, operation) in operations(&doc) {

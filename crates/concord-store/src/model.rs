@@ -351,3 +351,41 @@ pub struct NewServerEvent {
     /// Start.
     pub starts_at: Timestamp,
 }
+
+// ---- custom emojis ----
+
+/// A custom emoji row: the wire's [`concord_protocol::CustomEmoji`] without its `url`,
+/// which follows from the id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomEmojiRecord {
+    /// Id (also the key of its image in the file store).
+    pub id: concord_protocol::CustomEmojiId,
+    /// The server it belongs to.
+    pub server_id: ServerId,
+    /// Who uploaded it.
+    pub created_by: UserId,
+    /// Name, unique in its server.
+    pub name: String,
+    /// The image's type.
+    pub content_type: String,
+    /// The image's size in bytes.
+    pub file_size: i64,
+    /// Upload time.
+    pub created_at: Timestamp,
+}
+
+impl CustomEmojiRecord {
+    /// The emoji as the wire carries it.
+    pub fn into_dto(self) -> concord_protocol::CustomEmoji {
+        concord_protocol::CustomEmoji {
+            url: concord_protocol::CustomEmoji::url_of(self.id),
+            id: self.id,
+            server_id: self.server_id,
+            created_by: self.created_by,
+            name: self.name,
+            content_type: self.content_type,
+            file_size: self.file_size,
+            created_at: self.created_at,
+        }
+    }
+}

@@ -1,6 +1,6 @@
-//! What the invite and Go Live writes answer when they decline: each check that must
-//! be atomic with its write is made inside the store's transaction, and the reason it
-//! failed comes back as a value, not as an error.
+//! What the invite, Go Live and custom emoji writes answer when they decline: each
+//! check that must be atomic with its write is made inside the store's transaction,
+//! and the reason it failed comes back as a value, not as an error.
 
 use concord_protocol::{GoLiveInfo, ServerId};
 
@@ -37,4 +37,17 @@ pub enum GoLiveStart {
     NotInChannel,
     /// Someone else is live in that channel.
     Taken(GoLiveInfo),
+}
+
+// ---- custom emojis ----
+
+/// The outcome of adding a custom emoji ([`crate::Store::create_custom_emoji`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmojiCreation {
+    /// The emoji is stored.
+    Created,
+    /// The server already holds as many emojis as allowed; nothing was written.
+    LimitReached,
+    /// The server already has an emoji of that name; nothing was written.
+    NameTaken,
 }

@@ -20,6 +20,9 @@ use crate::{NewPoll, NewServerEvent, PollRecord, VoteOutcome};
 use concord_protocol::{PollId, PollOptionId, ReactionCount, ServerEvent};
 // ---- invites, moderation, Go Live ----
 use crate::{GoLiveStart, InviteAcceptance, InviteRefusal};
+// ---- custom emojis ----
+use crate::{CustomEmojiRecord, EmojiCreation};
+use concord_protocol::CustomEmojiId;
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -92,8 +95,10 @@ pub trait Store: Send + Sync + 'static {
         patch: &ServerPatch,
         updated_at: Timestamp,
     ) -> StoreResult<Option<ServerDto>>;
-    /// Deletes a server and everything in it; false when missing.
-    async fn delete_server(&self, id: ServerId) -> StoreResult<bool>;
+    /// Deletes a server and everything in it. `None` when missing; otherwise the ids
+    /// of the custom emojis that went with it, read in the same transaction, so the
+    /// caller can delete their files.
+    async fn delete_server(&self, id: ServerId) -> StoreResult<Option<Vec<CustomEmojiId>>>;
     /// Adds a member. Conflict when already one.
     async fn add_member(
         &self,
@@ -467,4 +472,26 @@ pub trait Store: Send + Sync + 'static {
     /// Ends the refresh session of `user` whose current token hashes to `token_hash`;
     /// false when `user` has no such session.
     async fn delete_refresh_session(&self, user: UserId, token_hash: &str) -> StoreResult<bool>;
+
+    // ---- custom emojis ----
+
+    /// A server's custom emojis, oldest first by (created_at, id).
+    async fn custom_emojis(&self, server: ServerId) -> StoreResult<Vec<CustomEmojiRecord>>;
+    /// One custom emoji.
+    async fn custom_emoji(&self, id: CustomEmojiId) -> StoreResult<Option<CustomEmojiRecord>>;
+    /// Inserts a custom emoji, in one transaction with the checks that its server holds
+    /// fewer than `limit` emojis and none of the same name; nothing is written when a
+    /// check fails. NotFound for a missing server or creator.
+    async fn create_custom_emoji(
+        &self,
+        emoji: &CustomEmojiRecord,
+        limit: i64,
+    ) -> StoreResult<EmojiCreation>;
+    /// Deletes the emoji `id` of `server`; returns the deleted row (`None` when the
+    /// server has no such emoji).
+    async fn delete_custom_emoji(
+        &self,
+        server: ServerId,
+        id: CustomEmojiId,
+    ) -> StoreResult<Option<CustomEmojiRecord>>;
 }

@@ -39,6 +39,8 @@ pub mod threads;
 pub mod go_live;
 pub mod invites;
 pub mod moderation;
+// ---- custom emojis ----
+pub mod emojis;
 
 /// Routes under the per-IP rate limit (everything but health), the gateway served by
 /// `gateway`.
@@ -85,6 +87,8 @@ fn limited_api() -> OpenApiRouter<AppState> {
         .merge(invites::routes())
         .merge(moderation::routes())
         .merge(go_live::routes())
+        // ---- custom emojis ----
+        .merge(emojis::routes())
 }
 
 /// The gateway's upgrade route (rate-limited too), over the endpoint given as its state.

@@ -14,7 +14,8 @@
 //!   database);
 //! - an operation with path or query parameters: 400 when one does not parse;
 //! - an operation with a JSON request body (the `Json` extractor): 400 malformed JSON,
-//!   413 too large, 415 not `application/json`, 422 not of the documented shape;
+//!   413 too large, 415 not `application/json`, 422 not of the documented shape (a
+//!   `multipart/form-data` body documents its own refusals);
 //! - an operation under the per-IP rate limit (every route but `/health*`): 429 with
 //!   `Retry-After`.
 
@@ -281,7 +282,15 @@ fn add_shared_rows(operation: &mut Operation) {
             )
         });
     }
-    if operation.request_body.is_some() {
+    // The JSON extractor's refusals; a multipart upload documents its own.
+    let json_body = operation
+        .request_body
+        .as_ref()
+        .is_some_and(|body| match body {
+            RefOr::T(body) => body.content.contains_key("application/json"),
+            RefOr::Ref(_) => true,
+        });
+    if json_body {
         add_row(operation, "400", || {
             error_response("The body is not valid JSON, or a field breaks a rule.")
         });

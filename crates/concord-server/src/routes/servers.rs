@@ -235,7 +235,8 @@ async fn update(
     delete,
     path = "/servers/{id}",
     tag = "servers",
-    description = "Deletes a server with its channels and messages (owner only).",
+    description = "Deletes a server with its channels, messages and custom emojis (owner \
+                   only).",
     security(("bearer" = []), ("bot_token" = [])),
     params(("id" = ServerId, Path, description = "The server.")),
     responses(
@@ -250,9 +251,9 @@ async fn remove(
     Path(id): Path<ServerId>,
 ) -> ApiResult<StatusCode> {
     access::server_owner(&state, id, principal.id())?;
-    if !state.store.delete_server(id).await? {
+    let Some(emojis) = state.store.delete_server(id).await? else {
         return Err(access::server_not_found());
-    }
+    };
     // Channels, voice states and memberships went with the rows; v1 announces nothing.
     // v2 tells every member, as they were before the directory forgets the server.
     let members = state.directory.members(id);
@@ -264,6 +265,8 @@ async fn remove(
         Event::ServerDelete,
         &ServerDelete { id, server_id: id },
     );
+    // The emoji rows went with the server; their images go now that nothing names them.
+    super::emojis::delete_files(&state, &emojis).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

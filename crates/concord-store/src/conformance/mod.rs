@@ -38,6 +38,8 @@ mod content;
 mod go_live;
 mod invites;
 mod moderation;
+// ---- custom emojis ----
+mod emojis;
 
 pub use bots::*;
 pub use channels::*;
@@ -55,6 +57,8 @@ pub use content::*;
 pub use go_live::*;
 pub use invites::*;
 pub use moderation::*;
+// ---- custom emojis ----
+pub use emojis::*;
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is evaluated inside
 /// each (async) test and must yield a fresh, empty store (a value of a type that
@@ -140,6 +144,11 @@ macro_rules! conformance_tests {
             go_live_needs_the_broadcaster_in_the_channel,
             stale_go_live_ends_once_the_broadcaster_is_gone,
             delete_one_refresh_session,
+            // ---- custom emojis ----
+            custom_emojis_create_list_get_delete,
+            custom_emoji_limit_and_name_refusals_write_nothing,
+            custom_emoji_limit_holds_under_concurrency,
+            custom_emojis_go_with_their_server,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

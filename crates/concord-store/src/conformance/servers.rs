@@ -50,7 +50,7 @@ pub async fn missing_server_lookups(store: &dyn Store) {
             .unwrap(),
         None
     );
-    assert!(!store.delete_server(nobody).await.unwrap());
+    assert!(store.delete_server(nobody).await.unwrap().is_none());
     assert!(store.members(nobody).await.unwrap().is_empty());
     assert!(store.channels(nobody).await.unwrap().is_empty());
 }

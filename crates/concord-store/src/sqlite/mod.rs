@@ -43,6 +43,9 @@ use concord_protocol::{PollId, PollOptionId, ReactionCount, ServerEvent};
 // ---- invites, moderation, Go Live ----
 use crate::{GoLiveStart, InviteAcceptance, InviteRefusal};
 use concord_protocol::{Ban, GoLiveInfo, Invite, InviteId, InvitePreview, Timeout};
+// ---- custom emojis ----
+use crate::{CustomEmojiRecord, EmojiCreation};
+use concord_protocol::CustomEmojiId;
 
 mod bots;
 mod channels;
@@ -60,6 +63,8 @@ mod roles;
 mod go_live;
 mod invites;
 mod moderation;
+// ---- custom emojis ----
+mod emojis;
 
 #[cfg(test)]
 mod tests;
@@ -92,6 +97,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "invites moderation",
         include_str!("../../migrations/sqlite/0006_invites_moderation.sql"),
+    ),
+    // ---- custom emojis ----
+    (
+        7,
+        "custom emojis",
+        include_str!("../../migrations/sqlite/0007_emojis.sql"),
     ),
 ];
 
@@ -452,7 +463,7 @@ impl Store for SqliteStore {
         servers::update_server(&self.pool, id, patch, updated_at).await
     }
 
-    async fn delete_server(&self, id: ServerId) -> StoreResult<bool> {
+    async fn delete_server(&self, id: ServerId) -> StoreResult<Option<Vec<CustomEmojiId>>> {
         servers::delete_server(&self.pool, id).await
     }
 
@@ -1031,5 +1042,31 @@ impl Store for SqliteStore {
 
     async fn delete_refresh_session(&self, user: UserId, token_hash: &str) -> StoreResult<bool> {
         users::delete_refresh_session(&self.pool, user, token_hash).await
+    }
+
+    // ---- custom emojis ----
+
+    async fn custom_emojis(&self, server: ServerId) -> StoreResult<Vec<CustomEmojiRecord>> {
+        emojis::custom_emojis(&self.pool, server).await
+    }
+
+    async fn custom_emoji(&self, id: CustomEmojiId) -> StoreResult<Option<CustomEmojiRecord>> {
+        emojis::custom_emoji(&self.pool, id).await
+    }
+
+    async fn create_custom_emoji(
+        &self,
+        emoji: &CustomEmojiRecord,
+        limit: i64,
+    ) -> StoreResult<EmojiCreation> {
+        emojis::create_custom_emoji(&self.pool, emoji, limit).await
+    }
+
+    async fn delete_custom_emoji(
+        &self,
+        server: ServerId,
+        id: CustomEmojiId,
+    ) -> StoreResult<Option<CustomEmojiRecord>> {
+        emojis::delete_custom_emoji(&self.pool, server, id).await
     }
 }

@@ -2,7 +2,9 @@
 
 use std::{collections::HashMap, sync::LazyLock};
 
-use concord_protocol::{MemberRoleInfo, Server, ServerDto, ServerId, Timestamp, UserId};
+use concord_protocol::{
+    CustomEmojiId, MemberRoleInfo, Server, ServerDto, ServerId, Timestamp, UserId,
+};
 use sqlx::{
     AssertSqlSafe, SqliteConnection,
     sqlite::{SqlitePool, SqliteRow},
@@ -122,12 +124,26 @@ pub(super) async fn update_server(
     Ok(server)
 }
 
-pub(super) async fn delete_server(pool: &SqlitePool, id: ServerId) -> StoreResult<bool> {
+pub(super) async fn delete_server(
+    pool: &SqlitePool,
+    id: ServerId,
+) -> StoreResult<Option<Vec<CustomEmojiId>>> {
+    // Under the write lock, so that no emoji is added between the read and the delete.
+    let mut tx = write_tx(pool).await?;
+    let emojis = sqlx::query("SELECT id FROM custom_emojis WHERE server_id = ?")
+        .bind(id.get())
+        .fetch_all(&mut *tx)
+        .await?;
+    let emojis = rows(&emojis, |row| super::id(row, "id"))?;
     let done = sqlx::query("DELETE FROM servers WHERE id = ?")
         .bind(id.get())
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() != 1 {
+        return Ok(None);
+    }
+    tx.commit().await?;
+    Ok(Some(emojis))
 }
 
 pub(super) async fn add_member(

@@ -1,0 +1,104 @@
+//! Custom emojis (their rows; the images live in the server's file store).
+
+use concord_protocol::{CustomEmojiId, ServerId};
+use sqlx::{
+    AssertSqlSafe,
+    sqlite::{SqlitePool, SqliteRow},
+};
+
+use super::{get, id, rows, ts, write_tx};
+use crate::{CustomEmojiRecord, EmojiCreation, StoreResult};
+
+/// The columns of an emoji row, as [`emoji_row`] reads them.
+const EMOJI_COLS: &str = "id, server_id, created_by, name, content_type, file_size, created_at";
+
+fn emoji_row(row: &SqliteRow) -> StoreResult<CustomEmojiRecord> {
+    Ok(CustomEmojiRecord {
+        id: id(row, "id")?,
+        server_id: id(row, "server_id")?,
+        created_by: id(row, "created_by")?,
+        name: get(row, "name")?,
+        content_type: get(row, "content_type")?,
+        file_size: get(row, "file_size")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+pub(super) async fn custom_emojis(
+    pool: &SqlitePool,
+    server: ServerId,
+) -> StoreResult<Vec<CustomEmojiRecord>> {
+    let found = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {EMOJI_COLS} FROM custom_emojis WHERE server_id = ? ORDER BY created_at, id"
+    )))
+    .bind(server.get())
+    .fetch_all(pool)
+    .await?;
+    rows(&found, emoji_row)
+}
+
+pub(super) async fn custom_emoji(
+    pool: &SqlitePool,
+    emoji: CustomEmojiId,
+) -> StoreResult<Option<CustomEmojiRecord>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {EMOJI_COLS} FROM custom_emojis WHERE id = ?"
+    )))
+    .bind(emoji.get())
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(emoji_row).transpose()
+}
+
+pub(super) async fn create_custom_emoji(
+    pool: &SqlitePool,
+    emoji: &CustomEmojiRecord,
+    limit: i64,
+) -> StoreResult<EmojiCreation> {
+    // The write lock is taken up front: of two uploads racing for the last slot or
+    // for one name, the second sees the first's row.
+    let mut tx = write_tx(pool).await?;
+    let counts = sqlx::query(
+        "SELECT COUNT(*) AS held, COALESCE(SUM(name = ?2), 0) AS same_name \
+         FROM custom_emojis WHERE server_id = ?1",
+    )
+    .bind(emoji.server_id.get())
+    .bind(&emoji.name)
+    .fetch_one(&mut *tx)
+    .await?;
+    if get::<i64>(&counts, "held")? >= limit {
+        return Ok(EmojiCreation::LimitReached);
+    }
+    if get::<i64>(&counts, "same_name")? > 0 {
+        return Ok(EmojiCreation::NameTaken);
+    }
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO custom_emojis ({EMOJI_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    )))
+    .bind(emoji.id.get())
+    .bind(emoji.server_id.get())
+    .bind(emoji.created_by.get())
+    .bind(&emoji.name)
+    .bind(&emoji.content_type)
+    .bind(emoji.file_size)
+    .bind(emoji.created_at.as_micros())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(EmojiCreation::Created)
+}
+
+pub(super) async fn delete_custom_emoji(
+    pool: &SqlitePool,
+    server: ServerId,
+    emoji: CustomEmojiId,
+) -> StoreResult<Option<CustomEmojiRecord>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "DELETE FROM custom_emojis WHERE id = ? AND server_id = ? RETURNING {EMOJI_COLS}"
+    )))
+    .bind(emoji.get())
+    .bind(server.get())
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(emoji_row).transpose()
+}
