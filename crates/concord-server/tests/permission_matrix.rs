@@ -114,10 +114,13 @@ enum Endpoint {
     ChannelPatch,
     ChannelDelete,
     MessageDeleteOthers,
+    EmojisList,
+    EmojiUpload,
+    EmojiDelete,
 }
 
 impl Endpoint {
-    const ALL: [Self; 45] = [
+    const ALL: [Self; 48] = [
         Self::ServerGet,
         Self::MembersList,
         Self::ChannelsList,
@@ -163,12 +166,17 @@ impl Endpoint {
         Self::ChannelPatch,
         Self::ChannelDelete,
         Self::MessageDeleteOthers,
+        Self::EmojisList,
+        Self::EmojiUpload,
+        Self::EmojiDelete,
     ];
 
     fn gate(self) -> Gate {
         use Endpoint::*;
         match self {
-            ServerGet | MembersList | ChannelsList | RolesList | ServerEventsList => Gate::Member,
+            ServerGet | MembersList | ChannelsList | RolesList | ServerEventsList | EmojisList => {
+                Gate::Member
+            }
             // R2: every read of channel content needs VIEW_CHANNEL.
             MessagesList | MessageGet | ThreadList | ReactionsList | PinnedList | PollGet
             | PollVote | OverridesList | VoiceList | GoLiveGet => Gate::Channel(VIEW),
@@ -185,6 +193,8 @@ impl Endpoint {
                 Gate::Server(MANAGE_ROLES)
             }
             InvitesList | InviteCreate | InviteDelete => Gate::Server(CREATE_INVITES),
+            // Owner or ADMINISTRATOR (§7.16): a server-level check of that bit.
+            EmojiUpload | EmojiDelete => Gate::Server(ADMINISTRATOR),
             ServerPatch | ServerDelete | ChannelCreate | ChannelPatch | ChannelDelete
             | MessageDeleteOthers => Gate::Owner,
         }
@@ -423,6 +433,24 @@ impl World {
         user
     }
 
+    /// Uploads a (GIF) emoji under a fresh name.
+    async fn upload_emoji(&self, api: &concord_testkit::Api) -> Response {
+        const BOUNDARY: &str = "matrix-boundary";
+        let name = format!("e{}", self.next());
+        let body = format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{name}\r\n\
+             --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"e.gif\"\r\n\
+             Content-Type: image/gif\r\n\r\nGIF89a-pixels\r\n--{BOUNDARY}--\r\n"
+        );
+        api.raw(
+            "POST",
+            &format!("/servers/{}/emojis", self.sid),
+            Some(&format!("multipart/form-data; boundary={BOUNDARY}")),
+            &body,
+        )
+        .await
+    }
+
     async fn owner_message(&self) -> String {
         str_of(&self.owner.post(&self.text, "to pin").await["id"])
     }
@@ -622,6 +650,14 @@ impl World {
             MessageDeleteOthers => {
                 let m = str_of(&self.writer.post(text, "not yours").await["id"]);
                 api.delete(&format!("/messages/{m}")).await
+            }
+            EmojisList => api.get(&format!("/servers/{sid}/emojis")).await,
+            EmojiUpload => self.upload_emoji(api).await,
+            EmojiDelete => {
+                let emoji = self.upload_emoji(&self.owner.api).await;
+                assert_eq!(emoji.status, 201, "{}", emoji.text);
+                let id = str_of(&emoji.body["id"]);
+                api.delete(&format!("/servers/{sid}/emojis/{id}")).await
             }
         }
     }
