@@ -25,7 +25,7 @@ workdir="$(mktemp -d)"
 # The limits of .ci/run: the fuzzer sends thousands of requests from one address.
 printf '[limits]\nrest_per_ip = { per_second = 100000, burst = 100000 }\nauth_per_ip = { per_second = 1000, burst = 1000 }\n' \
   > "$workdir/concord.toml"
-target/debug/concord serve --listen 127.0.0.1:0 --data-dir "$workdir/data" --config "$workdir/concord.toml" \
+"${CARGO_TARGET_DIR:-target}/debug/concord" serve --listen 127.0.0.1:0 --data-dir "$workdir/data" --config "$workdir/concord.toml" \
   > "$workdir/stdout" 2> "$workdir/stderr" &
 server_pid=$!
 trap 'kill "$server_pid" 2>/dev/null || true; rm -rf "$workdir"' EXIT

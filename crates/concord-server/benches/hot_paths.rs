@@ -1,6 +1,7 @@
 //! Server hot paths: READY for a user in 50 servers, and audience resolution for a
 //! 10k-member server with channel overrides (the viewer set computed from scratch, and
-//! served from the cache that fan-out normally hits).
+//! served from the cache that fan-out normally hits), and what the metrics add to one
+//! fan-out.
 
 #![allow(missing_docs)]
 
@@ -221,5 +222,25 @@ fn audience(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ready, audience);
+/// What `/metrics` adds to one fan-out: the publish counter and the delivery outcome,
+/// counted once per event whatever the audience (never per recipient).
+fn metrics(c: &mut Criterion) {
+    let metrics = concord_server::metrics::Metrics::new(Arc::new(concord_gateway::Hub::new()));
+    let delivery = concord_gateway::Delivery {
+        queued: 1000,
+        overflowed: 0,
+        dropped: 0,
+    };
+    let mut group = c.benchmark_group("metrics");
+    group.bench_function("count one fan-out (published + delivered)", |b| {
+        b.iter(|| {
+            let event = std::hint::black_box(concord_protocol::Event::MessageCreate);
+            metrics.published(event);
+            metrics.delivered(event, std::hint::black_box(delivery));
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ready, audience, metrics);
 criterion_main!(benches);
