@@ -579,10 +579,7 @@ impl Gateway {
                 Some(Ok(Message::Text(text))) => text,
                 Some(Ok(Message::Close(_))) | None => return,
                 Some(Err(err)) => {
-                    if matches!(err, tungstenite::Error::Capacity(_)) {
-                        session::close(&mut socket, CloseCode::TooBig, "message too big", limit)
-                            .await;
-                    }
+                    session::close_on_read_error(&mut socket, &err, limit).await;
                     return;
                 }
                 Some(Ok(_)) => continue,

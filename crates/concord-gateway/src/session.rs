@@ -62,6 +62,10 @@ pub trait GatewaySocket:
         &'a mut self,
         chunks: &'a [&'a [u8]],
     ) -> impl Future<Output = std::io::Result<()>> + Send + 'a;
+
+    /// Notes that this socket is being closed with `code` because its client broke the
+    /// protocol, for the operator's counts. Sockets that keep no counts ignore it.
+    fn protocol_violation(&self, _code: CloseCode) {}
 }
 
 /// Limits and timings of one session.
@@ -415,9 +419,7 @@ pub(crate) async fn serve<S: GatewaySocket>(
                     // Pings are answered by the codec.
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                     Some(Err(err)) => {
-                        if is_too_big(&err) {
-                            close(socket, CloseCode::TooBig, "message too big", config.write_timeout).await;
-                        }
+                        close_on_read_error(socket, &err, config.write_timeout).await;
                         return Exit::LOST;
                     }
                     None => return Exit::LOST,
@@ -744,6 +746,41 @@ pub(crate) async fn close<S: GatewaySocket>(
     let _ = send.await;
 }
 
-fn is_too_big(err: &tungstenite::Error) -> bool {
-    matches!(err, tungstenite::Error::Capacity(_))
+/// The close a read error calls for (RFC 6455 §7.4.1): 1009 for a message over the
+/// inbound limit, 1007 for a text message that is not UTF-8 (whole or across
+/// fragments), 1002 for any other breach of the protocol (reserved bits or opcodes, an
+/// unmasked frame, a fragmented or oversized control frame, a stray continuation, a
+/// malformed close frame). `None` when the connection itself failed or was already
+/// closing: nothing can be said on it.
+pub(crate) fn read_error_close(err: &tungstenite::Error) -> Option<(CloseCode, &'static str)> {
+    use tungstenite::error::ProtocolError;
+    match err {
+        tungstenite::Error::Capacity(_) => Some((CloseCode::TooBig, "message too big")),
+        tungstenite::Error::Utf8(_) => Some((CloseCode::InvalidData, "invalid UTF-8")),
+        tungstenite::Error::Protocol(
+            ProtocolError::ResetWithoutClosingHandshake
+            | ProtocolError::SendAfterClosing
+            | ProtocolError::ReceivedAfterClosing,
+        ) => None,
+        tungstenite::Error::Protocol(_) => Some((CloseCode::ProtocolError, "protocol error")),
+        _ => None,
+    }
+}
+
+/// Answers a failed read with the close frame it calls for ([`read_error_close`]),
+/// counted and logged at debug (inside the session's span, so with its id); a failed
+/// connection is left as it is.
+pub(crate) async fn close_on_read_error<S: GatewaySocket>(
+    socket: &mut S,
+    err: &tungstenite::Error,
+    limit: Duration,
+) {
+    match read_error_close(err) {
+        Some((code, reason)) => {
+            tracing::debug!(code = code.code(), error = %err, "client broke the protocol; closing");
+            socket.protocol_violation(code);
+            close(socket, code, reason, limit).await;
+        }
+        None => tracing::debug!(error = %err, "connection failed"),
+    }
 }

@@ -14,6 +14,8 @@ use tokio_tungstenite::{
     tungstenite::{self, Message},
 };
 
+use concord_protocol::CloseCode;
+
 use crate::{Frames, GatewaySocket, OpenSocket};
 
 /// A WebSocket stream that knows whether its codec may hold output.
@@ -31,7 +33,7 @@ pub struct WsSocket<T> {
     /// A read or a send happened since the codec was last flushed.
     codec_dirty: bool,
     /// Its place among the node's open sockets, given back when it drops.
-    _open: Option<OpenSocket>,
+    open: Option<OpenSocket>,
 }
 
 impl<T> WsSocket<T> {
@@ -41,13 +43,13 @@ impl<T> WsSocket<T> {
             inner,
             // Whatever the handshake left is flushed by the first write.
             codec_dirty: true,
-            _open: None,
+            open: None,
         }
     }
 
     /// Counts the socket as open in its gateway's [`crate::SocketStats`] while it lives.
     pub(crate) fn counted(mut self, open: OpenSocket) -> Self {
-        self._open = Some(open);
+        self.open = Some(open);
         self
     }
 }
@@ -101,6 +103,12 @@ impl<T> GatewaySocket for WsSocket<T>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    fn protocol_violation(&self, code: CloseCode) {
+        if let Some(open) = &self.open {
+            open.violation(code);
+        }
+    }
+
     async fn write_frames(&mut self, batch: &[Frames]) -> std::io::Result<()> {
         if self.codec_dirty {
             SinkExt::flush(self).await.map_err(std::io::Error::other)?;

@@ -1,11 +1,13 @@
 //! What a node's gateway counts for its operator: upgrades and open sockets by
-//! protocol version. Plain atomics, read when metrics are scraped; nothing here is on
+//! protocol version, and sockets closed for breaking the protocol. Plain atomics, read when metrics are scraped; nothing here is on
 //! the delivery path.
 
 use std::sync::{
     Arc,
     atomic::{AtomicI64, AtomicU64, Ordering},
 };
+
+use concord_protocol::CloseCode;
 
 /// Protocol versions the counters are kept for, in index order: v1, v2.
 const VERSIONS: usize = 2;
@@ -15,7 +17,15 @@ const VERSIONS: usize = 2;
 pub struct SocketStats {
     upgrades: [AtomicU64; VERSIONS],
     open: [AtomicI64; VERSIONS],
+    violations: [AtomicU64; VIOLATIONS.len()],
 }
+
+/// The closes counted as protocol violations, in index order.
+pub const VIOLATIONS: [CloseCode; 3] = [
+    CloseCode::ProtocolError,
+    CloseCode::InvalidData,
+    CloseCode::TooBig,
+];
 
 /// A snapshot of [`SocketStats`] for one protocol version.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,6 +49,19 @@ impl SocketStats {
         }
     }
 
+    /// Counts a socket closed with `code` for breaking the protocol (one of
+    /// [`VIOLATIONS`]; other codes are not counted here).
+    pub fn violation(&self, code: CloseCode) {
+        if let Some(at) = VIOLATIONS.iter().position(|c| *c == code) {
+            self.violations[at].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Sockets closed for each of [`VIOLATIONS`] since start.
+    pub fn violations(&self) -> [(CloseCode, u64); VIOLATIONS.len()] {
+        std::array::from_fn(|at| (VIOLATIONS[at], self.violations[at].load(Ordering::Relaxed)))
+    }
+
     /// The counts of protocol v1 (`false`) or v2 (`true`).
     pub fn counts(&self, v2: bool) -> SocketCounts {
         let at = usize::from(v2);
@@ -54,6 +77,13 @@ impl SocketStats {
 pub struct OpenSocket {
     stats: Arc<SocketStats>,
     v2: bool,
+}
+
+impl OpenSocket {
+    /// Counts this socket's close for breaking the protocol.
+    pub(crate) fn violation(&self, code: CloseCode) {
+        self.stats.violation(code);
+    }
 }
 
 impl Drop for OpenSocket {
@@ -104,5 +134,23 @@ mod tests {
         );
         drop(b);
         assert_eq!(stats.counts(true).open, 0);
+    }
+
+    #[test]
+    fn violations_are_counted_by_code() {
+        let stats = SocketStats::default();
+        stats.violation(CloseCode::InvalidData);
+        stats.violation(CloseCode::InvalidData);
+        stats.violation(CloseCode::ProtocolError);
+        // Not a violation: not counted.
+        stats.violation(CloseCode::Normal);
+        assert_eq!(
+            stats.violations(),
+            [
+                (CloseCode::ProtocolError, 1),
+                (CloseCode::InvalidData, 2),
+                (CloseCode::TooBig, 0)
+            ]
+        );
     }
 }

@@ -18,6 +18,12 @@ pub enum CloseCode {
     Normal,
     /// 1001: server shutting down.
     GoingAway,
+    /// 1002: the client broke the WebSocket protocol (RFC 6455 §7.4.1): reserved bits
+    /// or opcodes, an unmasked frame, a fragmented or oversized control frame, a
+    /// continuation out of place, a malformed close frame.
+    ProtocolError,
+    /// 1007: a text message that is not UTF-8.
+    InvalidData,
     /// 1008: policy: queue overflow (v1), revoked or disabled principal, abuse.
     Policy,
     /// 1009: frame too big.
@@ -49,6 +55,8 @@ impl CloseCode {
         match self {
             Self::Normal => 1000,
             Self::GoingAway => 1001,
+            Self::ProtocolError => 1002,
+            Self::InvalidData => 1007,
             Self::Policy => 1008,
             Self::TooBig => 1009,
             Self::Internal => 1011,
@@ -67,6 +75,8 @@ impl CloseCode {
         Some(match code {
             1000 => Self::Normal,
             1001 => Self::GoingAway,
+            1002 => Self::ProtocolError,
+            1007 => Self::InvalidData,
             1008 => Self::Policy,
             1009 => Self::TooBig,
             1011 => Self::Internal,

@@ -330,6 +330,16 @@ impl Collector for NodeCollector {
                 ConstCounter::new(counts.upgrades)
                     .encode(upgrades.encode_family(&[("protocol", version)])?)?;
             }
+            let mut violations = encoder.encode_descriptor(
+                "concord_gateway_protocol_closes",
+                "WebSocket connections closed for breaking the protocol, by close code (1002 protocol error, 1007 invalid UTF-8, 1009 message too big)",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (code, count) in stats.violations() {
+                ConstCounter::new(count)
+                    .encode(violations.encode_family(&[("code", code.code().to_string())])?)?;
+            }
             gauge(
                 &mut encoder,
                 "concord_gateway_replay_bytes",

@@ -97,6 +97,7 @@ fn reason_of(body: &[u8]) -> Option<String> {
     // Through a map, so that serde's array form of the struct (`["why"]`) does not
     // count: no body of this API is an array.
     match serde_json::from_slice::<serde_json::Value>(body).ok()? {
+        serde_json::Value::Object(map) if map.keys().any(|key| key != "reason") => None,
         object @ serde_json::Value::Object(_) => {
             serde_json::from_value::<ModerationReason>(object)
                 .ok()?
