@@ -32,4 +32,4 @@ pub use session::{
     v1_close_code, v2_close_code,
 };
 pub use socket::WsSocket;
-pub use stats::{OpenSocket, SocketCounts, SocketStats};
+pub use stats::{OpenSocket, PROTOCOL_VIOLATIONS, SocketCounts, SocketStats};

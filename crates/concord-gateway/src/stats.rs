@@ -17,11 +17,11 @@ const VERSIONS: usize = 2;
 pub struct SocketStats {
     upgrades: [AtomicU64; VERSIONS],
     open: [AtomicI64; VERSIONS],
-    violations: [AtomicU64; VIOLATIONS.len()],
+    violations: [AtomicU64; PROTOCOL_VIOLATIONS.len()],
 }
 
 /// The closes counted as protocol violations, in index order.
-pub const VIOLATIONS: [CloseCode; 3] = [
+pub const PROTOCOL_VIOLATIONS: [CloseCode; 3] = [
     CloseCode::ProtocolError,
     CloseCode::InvalidData,
     CloseCode::TooBig,
@@ -50,16 +50,21 @@ impl SocketStats {
     }
 
     /// Counts a socket closed with `code` for breaking the protocol (one of
-    /// [`VIOLATIONS`]; other codes are not counted here).
+    /// [`PROTOCOL_VIOLATIONS`]; other codes are not counted here).
     pub fn violation(&self, code: CloseCode) {
-        if let Some(at) = VIOLATIONS.iter().position(|c| *c == code) {
+        if let Some(at) = PROTOCOL_VIOLATIONS.iter().position(|c| *c == code) {
             self.violations[at].fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Sockets closed for each of [`VIOLATIONS`] since start.
-    pub fn violations(&self) -> [(CloseCode, u64); VIOLATIONS.len()] {
-        std::array::from_fn(|at| (VIOLATIONS[at], self.violations[at].load(Ordering::Relaxed)))
+    /// Sockets closed for each of [`PROTOCOL_VIOLATIONS`] since start.
+    pub fn violations(&self) -> [(CloseCode, u64); PROTOCOL_VIOLATIONS.len()] {
+        std::array::from_fn(|at| {
+            (
+                PROTOCOL_VIOLATIONS[at],
+                self.violations[at].load(Ordering::Relaxed),
+            )
+        })
     }
 
     /// The counts of protocol v1 (`false`) or v2 (`true`).

@@ -56,11 +56,10 @@ pub struct TimeoutMember {
 }
 
 /// The optional body of a kick or a ban. A missing body, or one that does not parse
-/// as this, means "no reason"; so does an object with any key besides `reason`, which
-/// the server checks itself: the type accepts other keys, so that the API document
-/// admits such bodies (the call succeeds, without a reason).
+/// as this (an unknown key included), means "no reason".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ModerationReason {
     /// Why.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -97,7 +97,6 @@ fn reason_of(body: &[u8]) -> Option<String> {
     // Through a map, so that serde's array form of the struct (`["why"]`) does not
     // count: no body of this API is an array.
     match serde_json::from_slice::<serde_json::Value>(body).ok()? {
-        serde_json::Value::Object(map) if map.keys().any(|key| key != "reason") => None,
         object @ serde_json::Value::Object(_) => {
             serde_json::from_value::<ModerationReason>(object)
                 .ok()?
@@ -141,9 +140,11 @@ fn user_not_found() -> ApiError {
         ("user_id" = UserId, Path, description = "The member to kick."),
     ),
     request_body(
-        content = Option<ModerationReason>,
-        description = "Optional. A missing body, or one that does not parse (an unknown \
-                       key included), means no reason."
+        content = Option<serde_json::Value>,
+        description = "Optional, and never refused: an object with a string `reason` \
+                       (`{\"reason\": \"…\"}`) gives the reason; a missing body, or any \
+                       other body (another key, another type, not JSON at all), means no \
+                       reason."
     ),
     responses(
         (status = 204, description = "Kicked."),
@@ -195,9 +196,11 @@ async fn kick(
         ("user_id" = UserId, Path, description = "The user to ban."),
     ),
     request_body(
-        content = Option<ModerationReason>,
-        description = "Optional. A missing body, or one that does not parse (an unknown \
-                       key included), means no reason."
+        content = Option<serde_json::Value>,
+        description = "Optional, and never refused: an object with a string `reason` \
+                       (`{\"reason\": \"…\"}`) gives the reason; a missing body, or any \
+                       other body (another key, another type, not JSON at all), means no \
+                       reason."
     ),
     responses(
         (status = 204, description = "Banned."),
