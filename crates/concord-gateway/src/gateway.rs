@@ -418,11 +418,7 @@ impl Gateway {
     /// small read buffer (most inbound frames are heartbeats), and control frames
     /// written at once. Outbound data frames bypass the codec (see `GatewaySocket`).
     fn socket_config(&self) -> WebSocketConfig {
-        WebSocketConfig::default()
-            .read_buffer_size(1024)
-            .write_buffer_size(0)
-            .max_message_size(Some(self.config.max_message))
-            .max_frame_size(Some(self.config.max_message))
+        codec_config(self.config.max_message)
     }
 
     /// Answers a `GET /ws`: refuses a bad request before the upgrade (400 for a bad
@@ -968,6 +964,19 @@ async fn send_plain<S: GatewaySocket>(
     let mut encoded = Encoded::default();
     encode_plain(frame, compressor, &mut encoded).is_ok()
         && session::write_encoded(socket, &encoded, limit).await
+}
+
+/// The codec settings of every gateway socket, with an inbound limit of `max_message`
+/// bytes per message and per frame (more closes 1009 while reading): a small read
+/// buffer (most inbound frames are heartbeats) and control frames written at once.
+/// Public so that a protocol test harness (the Autobahn echo example) runs the very
+/// same codec.
+pub fn codec_config(max_message: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub use compress::{
 };
 pub use gateway::{
     AuthFailure, Authenticator, Credential, Gateway, GatewayConfig, Principal, SavedSession,
+    codec_config,
 };
 pub use hub::{Census, Delivery, Hub, SessionEntry, SessionId, SessionKind};
 pub use outbox::{
@@ -28,8 +29,8 @@ pub use payload::Payload;
 pub use rate::RateWindow;
 pub use replay::{ReplayBudget, ReplayLimits};
 pub use session::{
-    CommandError, Ending, GatewaySocket, ReadyError, SessionConfig, SessionHandler, run_session,
-    v1_close_code, v2_close_code,
+    CommandError, Ending, GatewaySocket, ReadyError, SessionConfig, SessionHandler,
+    close_on_read_error, read_error_close, run_session, v1_close_code, v2_close_code,
 };
 pub use socket::WsSocket;
 pub use stats::{OpenSocket, PROTOCOL_VIOLATIONS, SocketCounts, SocketStats};

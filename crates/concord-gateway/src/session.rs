@@ -752,7 +752,7 @@ pub(crate) async fn close<S: GatewaySocket>(
 /// unmasked frame, a fragmented or oversized control frame, a stray continuation, a
 /// malformed close frame). `None` when the connection itself failed or was already
 /// closing: nothing can be said on it.
-pub(crate) fn read_error_close(err: &tungstenite::Error) -> Option<(CloseCode, &'static str)> {
+pub fn read_error_close(err: &tungstenite::Error) -> Option<(CloseCode, &'static str)> {
     use tungstenite::error::ProtocolError;
     match err {
         tungstenite::Error::Capacity(_) => Some((CloseCode::TooBig, "message too big")),
@@ -770,7 +770,7 @@ pub(crate) fn read_error_close(err: &tungstenite::Error) -> Option<(CloseCode, &
 /// Answers a failed read with the close frame it calls for ([`read_error_close`]),
 /// counted and logged at debug (inside the session's span, so with its id); a failed
 /// connection is left as it is.
-pub(crate) async fn close_on_read_error<S: GatewaySocket>(
+pub async fn close_on_read_error<S: GatewaySocket>(
     socket: &mut S,
     err: &tungstenite::Error,
     limit: Duration,
