@@ -124,7 +124,10 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
         metrics,
         presence: Arc::new(Presence::new(grace)),
         limiters: Arc::new(Limiters::new(&config.limits)),
-        keys: Arc::new(TokenKeys::new(secret.as_bytes())),
+        keys: Arc::new(TokenKeys::with_leeway(
+            secret.as_bytes(),
+            config.token_leeway_secs,
+        )),
         config: Arc::new(config),
         started: std::time::Instant::now(),
         emoji_files: Arc::new(emoji_files),
@@ -155,6 +158,11 @@ pub fn router_with(state: AppState, gateway: Arc<Gateway>) -> Router {
         None => router,
     };
     router
+        // Outside CORS: a foreign origin's preflight is refused too.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::origin::check_origin,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             observe_requests,

@@ -48,7 +48,12 @@ pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Clock skew tolerated on `exp` and `iat`, in seconds.
+    leeway: i64,
 }
+
+/// The clock skew tolerated by default, in seconds.
+pub const DEFAULT_LEEWAY_SECS: u64 = 30;
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -65,22 +70,41 @@ pub enum TokenError {
     /// Right signature, wrong kind.
     #[error("wrong token type")]
     WrongType,
+    /// Right signature, but a lifetime longer than this kind of token is ever issued
+    /// for, or issued in the future: not a token this server made as it is
+    /// configured now.
+    #[error("token lifetime out of bounds")]
+    Lifetime,
     /// `sub` is not a UUID.
     #[error("bad subject")]
     BadSubject,
 }
 
 impl TokenKeys {
-    /// Keys from the server secret.
+    /// Keys from the server secret, with the default clock leeway.
     pub fn new(secret: &[u8]) -> Self {
+        Self::with_leeway(secret, DEFAULT_LEEWAY_SECS)
+    }
+
+    /// Keys from the server secret, tolerating `leeway_secs` of clock skew.
+    pub fn with_leeway(secret: &[u8], leeway_secs: u64) -> Self {
         // Pinned: a token signed with any other algorithm (or `none`) is refused.
         let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
-        validation.leeway = 60;
+        validation.leeway = leeway_secs;
         validation.required_spec_claims = ["exp", "sub"].iter().map(|s| (*s).to_string()).collect();
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            leeway: i64::try_from(leeway_secs).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// How long a token of this kind is issued for, in seconds.
+    const fn lifetime(token_type: TokenType) -> i64 {
+        match token_type {
+            TokenType::Access => limits::ACCESS_TOKEN_SECS,
+            TokenType::Refresh => limits::REFRESH_TOKEN_SECS,
         }
     }
 
@@ -89,10 +113,7 @@ impl TokenKeys {
     /// # Panics
     /// Never in practice: HS256 signing of plain claims cannot fail.
     pub fn issue(&self, user: &UserRecord, token_type: TokenType, now: Timestamp) -> String {
-        let lifetime = match token_type {
-            TokenType::Access => limits::ACCESS_TOKEN_SECS,
-            TokenType::Refresh => limits::REFRESH_TOKEN_SECS,
-        };
+        let lifetime = Self::lifetime(token_type);
         let claims = Claims {
             sub: user.id.to_string(),
             username: user.username.clone(),
@@ -110,7 +131,10 @@ impl TokenKeys {
         .expect("HS256 encoding of plain claims")
     }
 
-    /// Verifies signature, algorithm, expiry and kind.
+    /// Verifies signature, algorithm, expiry, kind and lifetime: a token whose `exp`
+    /// lies further after its `iat` than this kind is issued for (one made with a
+    /// leaked secret to last for years, say), or whose `iat` lies in the future, is
+    /// refused, with the configured leeway for clock skew.
     ///
     /// # Errors
     /// See [`TokenError`].
@@ -119,6 +143,13 @@ impl TokenKeys {
             .map_err(TokenError::Invalid)?;
         if data.claims.token_type != expected {
             return Err(TokenError::WrongType);
+        }
+        let Claims { iat, exp, .. } = data.claims;
+        let now = Timestamp::now().as_secs();
+        if exp.saturating_sub(iat) > Self::lifetime(expected)
+            || iat > now.saturating_add(self.leeway)
+        {
+            return Err(TokenError::Lifetime);
         }
         let user = data
             .claims
@@ -346,6 +377,77 @@ mod tests {
         let long_ago = Timestamp::from_micros((Timestamp::now().as_secs() - 3600) * 1_000_000);
         let token = keys.issue(&user(), TokenType::Access, long_ago);
         assert!(keys.verify(&token, TokenType::Access).is_err());
+    }
+
+    /// Claims signed with the right key and algorithm, as `iat`/`exp` say.
+    fn forged(keys_secret: &[u8], token_type: TokenType, iat: i64, exp: i64) -> String {
+        let claims = Claims {
+            sub: user().id.to_string(),
+            username: "alice".into(),
+            token_type,
+            iat,
+            exp,
+            jti: "forged".into(),
+            bot: false,
+        };
+        jsonwebtoken::encode(
+            &Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(keys_secret),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn tokens_outliving_their_kind_or_from_the_future_are_refused() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let keys = TokenKeys::with_leeway(secret, 5);
+        let now = Timestamp::now().as_secs();
+        let access = limits::ACCESS_TOKEN_SECS;
+        let refresh = limits::REFRESH_TOKEN_SECS;
+        // Positive controls: the longest lifetime each kind is issued for passes.
+        let ok = forged(secret, TokenType::Access, now, now + access);
+        assert!(keys.verify(&ok, TokenType::Access).is_ok());
+        let ok = forged(secret, TokenType::Refresh, now, now + refresh);
+        assert!(keys.verify(&ok, TokenType::Refresh).is_ok());
+        // A second longer, or a century, is not a token this server issues.
+        for (kind, exp) in [
+            (TokenType::Access, now + access + 1),
+            (TokenType::Access, now + 100 * 365 * 86_400),
+            (TokenType::Refresh, now + refresh + 1),
+        ] {
+            let token = forged(secret, kind, now, exp);
+            assert!(
+                matches!(keys.verify(&token, kind), Err(TokenError::Lifetime)),
+                "{kind:?} until {exp}"
+            );
+        }
+        // Issued in the future: within the leeway it passes, beyond it not.
+        let soon = forged(secret, TokenType::Access, now + 3, now + 60);
+        assert!(keys.verify(&soon, TokenType::Access).is_ok());
+        let later = forged(secret, TokenType::Access, now + 60, now + 120);
+        assert!(matches!(
+            keys.verify(&later, TokenType::Access),
+            Err(TokenError::Lifetime)
+        ));
+    }
+
+    #[test]
+    fn the_leeway_is_the_configured_one() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let now = Timestamp::now().as_secs();
+        // Expired 20 s ago: inside a 30 s leeway, outside a 5 s one.
+        let token = forged(secret, TokenType::Access, now - 600, now - 20);
+        assert!(
+            TokenKeys::with_leeway(secret, 30)
+                .verify(&token, TokenType::Access)
+                .is_ok()
+        );
+        assert!(
+            TokenKeys::with_leeway(secret, 5)
+                .verify(&token, TokenType::Access)
+                .is_err()
+        );
     }
 
     #[test]

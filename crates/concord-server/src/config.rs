@@ -283,6 +283,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Access to `GET /metrics`.
     pub metrics: MetricsConfig,
+    /// Clock skew tolerated when checking a token's `exp` and `iat`, in seconds.
+    pub token_leeway_secs: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -306,6 +308,7 @@ impl std::fmt::Debug for Config {
             .field("password", &self.password)
             .field("cors_origins", &self.cors_origins)
             .field("metrics", &self.metrics)
+            .field("token_leeway_secs", &self.token_leeway_secs)
             .finish()
     }
 }
@@ -325,6 +328,7 @@ impl Default for Config {
             password: PasswordCost::default(),
             cors_origins: Vec::new(),
             metrics: MetricsConfig::default(),
+            token_leeway_secs: crate::auth::DEFAULT_LEEWAY_SECS,
         }
     }
 }

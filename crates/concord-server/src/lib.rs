@@ -13,6 +13,7 @@ mod housekeeping;
 pub mod limiter;
 pub mod metered_store;
 pub mod metrics;
+pub mod origin;
 pub mod perms;
 pub mod presence;
 pub mod routes;
