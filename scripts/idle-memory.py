@@ -26,7 +26,7 @@ def rss_kib(pid):
 
 
 def register(url, name):
-    body = json.dumps({"username": name, "password": "password123"}).encode()
+    body = json.dumps({"username": name, "password": "correct-horse-42"}).encode()
     req = urllib.request.Request(url + "/auth/register", body, {"content-type": "application/json"})
     with urllib.request.urlopen(req) as res:
         return json.load(res)["access_token"]

@@ -25,7 +25,7 @@ def call(base, method, path, token=None, body=None, scheme="Bearer"):
 
 def main():
     base, fuzzer, out = sys.argv[1], sys.argv[2], sys.argv[3]
-    other = call(base, "POST", "/auth/register", body={"username": "other", "password": "password123"})
+    other = call(base, "POST", "/auth/register", body={"username": "other", "password": "correct-horse-42"})
     other_token, other_id = other["access_token"], other["user"]["id"]
 
     server = call(base, "POST", "/servers", fuzzer, {"name": "Fuzzed", "is_public": True})["id"]

@@ -85,7 +85,7 @@ async def main():
     args = ap.parse_args()
     host, port = args.url.split("//")[1].split(":")
     name = f"wire{int(time.time() * 1000) % 10**9}"
-    token = call(args.url, "/auth/register", {"username": name, "password": "password123"})["access_token"]
+    token = call(args.url, "/auth/register", {"username": name, "password": "correct-horse-42"})["access_token"]
     for i in range(args.servers - 1):
         call(args.url, "/servers", {"name": f"community {i}", "is_public": True}, token)
     server = call(args.url, "/servers", {"name": "wire", "is_public": True}, token)["id"]

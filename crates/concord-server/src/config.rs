@@ -123,6 +123,16 @@ pub struct Rate {
     pub burst: u32,
 }
 
+/// A slow token bucket: `per_minute` refill, `burst` capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerMinute {
+    /// Tokens added per minute.
+    pub per_minute: u32,
+    /// Bucket size.
+    pub burst: u32,
+}
+
 /// Limits (`rest.md` §4, `gateway.md` §5).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -133,6 +143,9 @@ pub struct Limits {
     pub auth_per_ip: Rate,
     /// Requests made with a bot token, per bot.
     pub per_bot: Rate,
+    /// Login attempts per username, from all addresses together: one account cannot
+    /// be brute-forced from many addresses.
+    pub login_per_account: PerMinute,
     /// Peers whose `X-Forwarded-For` is trusted to name the client.
     pub trusted_proxies: Vec<IpAddr>,
     /// Gateway idle timeout, seconds.
@@ -208,6 +221,10 @@ impl Default for Limits {
             per_bot: Rate {
                 per_second: 50,
                 burst: 50,
+            },
+            login_per_account: PerMinute {
+                per_minute: 6,
+                burst: 10,
             },
             trusted_proxies: Vec::new(),
             gateway_idle_secs: concord_protocol::limits::GATEWAY_IDLE_SECS,

@@ -14,6 +14,7 @@ pub mod limiter;
 pub mod metered_store;
 pub mod metrics;
 pub mod origin;
+pub mod password_policy;
 pub mod perms;
 pub mod presence;
 pub mod routes;

@@ -23,6 +23,7 @@ pub struct Limiters {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     auth_per_ip: DefaultKeyedRateLimiter<IpAddr>,
     per_bot: DefaultKeyedRateLimiter<UserId>,
+    login_per_account: DefaultKeyedRateLimiter<String>,
     trusted_proxies: Vec<IpAddr>,
 }
 
@@ -32,6 +33,14 @@ fn quota(rate: Rate) -> Quota {
     Quota::per_second(per_second).allow_burst(burst)
 }
 
+fn slow_quota(rate: crate::config::PerMinute) -> Quota {
+    let period = std::time::Duration::from_secs(60) / rate.per_minute.max(1);
+    let burst = NonZeroU32::new(rate.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+    Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_minute(NonZeroU32::MIN))
+        .allow_burst(burst)
+}
+
 impl Limiters {
     /// Limiters from configuration.
     pub fn new(limits: &crate::config::Limits) -> Self {
@@ -39,6 +48,7 @@ impl Limiters {
             per_ip: RateLimiter::keyed(quota(limits.rest_per_ip)),
             auth_per_ip: RateLimiter::keyed(quota(limits.auth_per_ip)),
             per_bot: RateLimiter::keyed(quota(limits.per_bot)),
+            login_per_account: RateLimiter::keyed(slow_quota(limits.login_per_account)),
             trusted_proxies: limits.trusted_proxies.clone(),
         }
     }
@@ -77,14 +87,30 @@ impl Limiters {
             .map_err(|_| ApiError::too_many_requests(None))
     }
 
+    /// One login attempt for `username`, whichever address it comes from (429 with
+    /// `Retry-After` once the account's bucket is empty). Counted before the password
+    /// is checked, so a throttled guess costs no hashing either.
+    ///
+    /// # Errors
+    /// 429 when exceeded.
+    pub fn check_login(&self, username: &str) -> Result<(), ApiError> {
+        let key = username.to_owned();
+        self.login_per_account.check_key(&key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            ApiError::too_many_requests(Some(wait.as_secs_f64().ceil().max(1.0) as u64))
+        })
+    }
+
     /// Forgets idle keys so that the maps do not grow without bound.
     pub fn prune(&self) {
         self.per_ip.retain_recent();
         self.auth_per_ip.retain_recent();
         self.per_bot.retain_recent();
+        self.login_per_account.retain_recent();
         self.per_ip.shrink_to_fit();
         self.auth_per_ip.shrink_to_fit();
         self.per_bot.shrink_to_fit();
+        self.login_per_account.shrink_to_fit();
     }
 }
 

@@ -504,7 +504,7 @@ async fn real_answers_match_their_schemas() {
         .api()
         .post(
             "/auth/register",
-            &json!({"username": "schema_alice", "password": "password123"}),
+            &json!({"username": "schema_alice", "password": "correct-horse-42"}),
         )
         .await;
     assert_conforms(&doc, "post", "/auth/register", &registered);
@@ -628,7 +628,7 @@ async fn request_bodies_must_be_json_objects() {
         (
             "POST",
             "/auth/register",
-            r#"["arrays2", null, "password123"]"#,
+            r#"["arrays2", null, "correct-horse-42"]"#,
         ),
         ("POST", "/servers", "null"),
         ("POST", "/servers", "\"name\""),
@@ -649,7 +649,7 @@ async fn request_bodies_must_be_json_objects() {
         .api()
         .post(
             "/auth/login",
-            &json!({"username": "arrays2", "password": "password123"}),
+            &json!({"username": "arrays2", "password": "correct-horse-42"}),
         )
         .await;
     assert_eq!(login.status, 401, "{}", login.text);

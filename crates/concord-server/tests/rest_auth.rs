@@ -87,7 +87,7 @@ async fn register_answers_a_full_auth_response_and_only_the_first_human_is_admin
     let server = TestServer::start().await;
     let res = register(
         &server,
-        json!({"username": "Alice_1", "email": "alice@example.org", "password": "password123"}),
+        json!({"username": "Alice_1", "email": "alice@example.org", "password": "correct-horse-42"}),
     )
     .await;
     assert_eq!(res.status, 201, "{}", res.text);
@@ -115,7 +115,7 @@ async fn register_answers_a_full_auth_response_and_only_the_first_human_is_admin
 
     let res = register(
         &server,
-        json!({"username": "bob", "password": "password123"}),
+        json!({"username": "bob", "password": "correct-horse-42"}),
     )
     .await;
     assert_eq!(res.status, 201, "{}", res.text);
@@ -132,29 +132,35 @@ async fn register_validates_fields_in_order() {
     let server = TestServer::start().await;
     let ok = |username: &str, email: Value, password: &str| json!({"username": username, "email": email, "password": password});
     for (body, why) in [
-        (ok("a", Value::Null, "password123"), "username too short"),
         (
-            ok(&"a".repeat(33), Value::Null, "password123"),
+            ok("a", Value::Null, "correct-horse-42"),
+            "username too short",
+        ),
+        (
+            ok(&"a".repeat(33), Value::Null, "correct-horse-42"),
             "username too long",
         ),
         (
-            ok("bad-name", Value::Null, "password123"),
+            ok("bad-name", Value::Null, "correct-horse-42"),
             "username charset",
         ),
-        (ok("bad name", Value::Null, "password123"), "username space"),
         (
-            ok("alice", json!("not-an-email"), "password123"),
+            ok("bad name", Value::Null, "correct-horse-42"),
+            "username space",
+        ),
+        (
+            ok("alice", json!("not-an-email"), "correct-horse-42"),
             "email without @",
         ),
         (
-            ok("alice", json!("a@nodot"), "password123"),
+            ok("alice", json!("a@nodot"), "correct-horse-42"),
             "email domain without dot",
         ),
         (
-            ok("alice", json!("@example.org"), "password123"),
+            ok("alice", json!("@example.org"), "correct-horse-42"),
             "email without local part",
         ),
-        (ok("alice", json!(""), "password123"), "empty email"),
+        (ok("alice", json!(""), "correct-horse-42"), "empty email"),
         (ok("alice", Value::Null, "short12"), "password too short"),
         (
             ok("alice", Value::Null, &"p".repeat(129)),
@@ -168,7 +174,7 @@ async fn register_validates_fields_in_order() {
     // Limits are inclusive.
     let res = register(&server, ok(&"a".repeat(32), Value::Null, &"p".repeat(128))).await;
     assert_eq!(res.status, 201, "{}", res.text);
-    let res = register(&server, ok("ab", Value::Null, "12345678")).await;
+    let res = register(&server, ok("ab", Value::Null, "q7-x!v2z")).await;
     assert_eq!(res.status, 201, "{}", res.text);
 
     // The username is checked before the password, the email before the password.
@@ -190,7 +196,7 @@ async fn register_validates_fields_in_order() {
 async fn register_rejects_malformed_bodies_with_framework_statuses() {
     let server = TestServer::start().await;
     let api = server.api();
-    let valid = r#"{"username":"alice","password":"password123"}"#;
+    let valid = r#"{"username":"alice","password":"correct-horse-42"}"#;
     assert_exact_error(&api.raw("POST", "/auth/register", None, valid).await, 415);
     assert_exact_error(
         &api.raw("POST", "/auth/register", Some("text/plain"), valid)
@@ -208,14 +214,18 @@ async fn register_rejects_malformed_bodies_with_framework_statuses() {
         400,
     );
     assert_exact_error(
-        &register(&server, json!({"username": 5, "password": "password123"})).await,
+        &register(
+            &server,
+            json!({"username": 5, "password": "correct-horse-42"}),
+        )
+        .await,
         422,
     );
     assert_exact_error(&register(&server, json!({"username": "alice"})).await, 422);
     assert_exact_error(
         &register(
             &server,
-            json!({"username": "alice", "password": "password123", "email": 7}),
+            json!({"username": "alice", "password": "correct-horse-42", "email": 7}),
         )
         .await,
         422,
@@ -224,7 +234,7 @@ async fn register_rejects_malformed_bodies_with_framework_statuses() {
     assert_eq!(
         register(
             &server,
-            json!({"username": "alice", "password": "password123"})
+            json!({"username": "alice", "password": "correct-horse-42"})
         )
         .await
         .status,
@@ -235,14 +245,15 @@ async fn register_rejects_malformed_bodies_with_framework_statuses() {
 #[tokio::test]
 async fn register_refuses_taken_usernames_and_emails_case_sensitively() {
     let server = TestServer::start().await;
-    let first = json!({"username": "alice", "email": "a@example.org", "password": "password123"});
+    let first =
+        json!({"username": "alice", "email": "a@example.org", "password": "correct-horse-42"});
     assert_eq!(register(&server, first.clone()).await.status, 201);
     assert_exact_error(&register(&server, first).await, 409);
     let same_email =
-        json!({"username": "alice2", "email": "a@example.org", "password": "password123"});
+        json!({"username": "alice2", "email": "a@example.org", "password": "correct-horse-42"});
     assert_exact_error(&register(&server, same_email).await, 409);
     let other_case =
-        json!({"username": "Alice", "email": "A@example.org", "password": "password123"});
+        json!({"username": "Alice", "email": "A@example.org", "password": "correct-horse-42"});
     assert_eq!(register(&server, other_case).await.status, 201);
 }
 
@@ -251,15 +262,19 @@ async fn closed_registration_is_forbidden_after_validation() {
     let server = TestServer::start_with(|c| c.registration = RegistrationMode::Closed).await;
     let res = register(
         &server,
-        json!({"username": "alice", "password": "password123"}),
+        json!({"username": "alice", "password": "correct-horse-42"}),
     )
     .await;
     assert_exact_error(&res, 403);
-    let res = register(&server, json!({"username": "a", "password": "password123"})).await;
+    let res = register(
+        &server,
+        json!({"username": "a", "password": "correct-horse-42"}),
+    )
+    .await;
     assert_exact_error(&res, 400);
     let res = register(
         &server,
-        json!({"username": "alice", "password": "password123", "invite_code": "abcd1234"}),
+        json!({"username": "alice", "password": "correct-horse-42", "invite_code": "abcd1234"}),
     )
     .await;
     assert_exact_error(&res, 403);
@@ -268,11 +283,10 @@ async fn closed_registration_is_forbidden_after_validation() {
 #[tokio::test]
 async fn invite_only_registration_needs_a_known_code() {
     let server = TestServer::start_with(|c| c.registration = RegistrationMode::InviteOnly).await;
-    let body =
-        |code: Value| json!({"username": "alice", "password": "password123", "invite_code": code});
+    let body = |code: Value| json!({"username": "alice", "password": "correct-horse-42", "invite_code": code});
     let missing = register(
         &server,
-        json!({"username": "alice", "password": "password123"}),
+        json!({"username": "alice", "password": "correct-horse-42"}),
     )
     .await;
     assert_exact_error(&missing, 400);
@@ -285,7 +299,11 @@ async fn invite_only_registration_needs_a_known_code() {
     assert_exact_error(&unknown, 400);
     assert_ne!(unknown.body, missing.body);
     // Field validation comes first.
-    let res = register(&server, json!({"username": "a", "password": "password123"})).await;
+    let res = register(
+        &server,
+        json!({"username": "a", "password": "correct-horse-42"}),
+    )
+    .await;
     assert!(
         res.body["error"].as_str().unwrap().contains("Username"),
         "{}",
@@ -306,7 +324,7 @@ async fn login_answers_an_auth_response_and_keeps_the_chosen_status() {
         .await;
     assert_eq!(res.status, 200, "{}", res.text);
 
-    let res = login(&server, "alice", "password123").await;
+    let res = login(&server, "alice", "correct-horse-42").await;
     assert_eq!(res.status, 200, "{}", res.text);
     let user = assert_auth_response(&res.body);
     assert_eq!(user["id"], alice.id.as_str());
@@ -340,14 +358,14 @@ async fn login_errors() {
     let api = server.api();
 
     for (username, password) in [
-        (String::new(), "password123".to_string()),
+        (String::new(), "correct-horse-42".to_string()),
         ("alice".to_string(), String::new()),
-        ("a".repeat(129), "password123".to_string()),
+        ("a".repeat(129), "correct-horse-42".to_string()),
         ("alice".to_string(), "p".repeat(129)),
     ] {
         assert_exact_error(&login(&server, &username, &password).await, 400);
     }
-    let valid = r#"{"username":"alice","password":"password123"}"#;
+    let valid = r#"{"username":"alice","password":"correct-horse-42"}"#;
     assert_exact_error(&api.raw("POST", "/auth/login", None, valid).await, 415);
     assert_exact_error(
         &api.raw(
@@ -369,7 +387,7 @@ async fn login_errors() {
         422,
     );
 
-    let unknown = login(&server, "nobody", "password123").await;
+    let unknown = login(&server, "nobody", "correct-horse-42").await;
     assert_exact_error(&unknown, 401);
     let wrong = login(&server, "alice", "password124").await;
     assert_exact_error(&wrong, 401);
@@ -377,7 +395,7 @@ async fn login_errors() {
         unknown.body, wrong.body,
         "one message for unknown user and wrong password"
     );
-    assert_exact_error(&login(&server, "Alice", "password123").await, 401);
+    assert_exact_error(&login(&server, "Alice", "correct-horse-42").await, 401);
 
     // A bot user exists but has no password: it can never log in.
     let bot = alice.api.post("/bots", &json!({"name": "Helper"})).await;
@@ -395,7 +413,7 @@ async fn login_errors() {
         .unwrap()
         .unwrap()
         .username;
-    assert_exact_error(&login(&server, &bot_name, "password123").await, 401);
+    assert_exact_error(&login(&server, &bot_name, "correct-horse-42").await, 401);
 }
 
 #[tokio::test]
@@ -512,7 +530,7 @@ async fn only_the_ten_newest_sessions_survive() {
     let alice = server.user("alice").await;
     let mut logins = Vec::new();
     for _ in 0..11 {
-        let res = login(&server, "alice", "password123").await;
+        let res = login(&server, "alice", "correct-horse-42").await;
         assert_eq!(res.status, 200, "{}", res.text);
         logins.push(res.body["refresh_token"].as_str().unwrap().to_string());
     }
@@ -848,7 +866,7 @@ async fn routes_are_mirrored_under_api_and_carry_security_headers() {
         .api()
         .post(
             "/api/auth/login",
-            &json!({"username": "alice", "password": "password123"}),
+            &json!({"username": "alice", "password": "correct-horse-42"}),
         )
         .await;
     assert_eq!(res.status, 200, "{}", res.text);
@@ -872,4 +890,81 @@ async fn routes_are_mirrored_under_api_and_carry_security_headers() {
     let health = server.api().get("/health").await;
     assert_eq!(health.status, 200);
     assert!(!health.headers.contains_key("x-frame-options"));
+}
+
+/// Issue 16's password policy: only whitespace, the username, or a common password is
+/// refused with 400 and creates nothing; an ordinary password passes.
+#[tokio::test]
+async fn weak_passwords_are_refused_at_registration() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    for (username, password) in [
+        ("spacey", "          "),
+        ("mirror_me", "mirror_me"),
+        ("mirror_me", "MIRROR_ME"),
+        ("common", "password1"),
+        ("common", "Trustno1"),
+        ("common", "qwertyuiop"),
+    ] {
+        let res = api
+            .post(
+                "/auth/register",
+                &json!({"username": username, "password": password}),
+            )
+            .await;
+        assert_exact_error(&res, 400);
+        // Nothing was created: the name is still free.
+        let login = api
+            .post(
+                "/auth/login",
+                &json!({"username": username, "password": password}),
+            )
+            .await;
+        assert_eq!(login.status, 401, "{username}: {}", login.text);
+    }
+    // Positive control: the same names with ordinary passwords register.
+    for username in ["spacey", "mirror_me", "common"] {
+        let res = api
+            .post(
+                "/auth/register",
+                &json!({"username": username, "password": "a-perfectly-fine-one"}),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.text);
+    }
+}
+
+/// Issue 16's per-account login throttle: attempts on one username are counted from
+/// every address together; past the bucket the answer is 429 with `Retry-After`, even
+/// for the right password, while other accounts log in as usual.
+#[tokio::test]
+async fn logins_are_throttled_per_account() {
+    let server = TestServer::start_with(|c| {
+        c.limits.login_per_account = concord_server::config::PerMinute {
+            per_minute: 1,
+            burst: 3,
+        };
+    })
+    .await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let api = server.api();
+    let login = |username: &str, password: &str| {
+        let body = json!({"username": username, "password": password});
+        let api = api.clone();
+        async move { api.post("/auth/login", &body).await }
+    };
+    for _ in 0..3 {
+        assert_exact_error(&login(&alice.username, "wrong-guess-here").await, 401);
+    }
+    let throttled = login(&alice.username, "correct-horse-42").await;
+    assert_exact_error(&throttled, 429);
+    let retry: u64 = throttled.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "retry-after {retry}");
+    // Another account is untouched.
+    assert_eq!(login(&bob.username, "correct-horse-42").await.status, 200);
 }

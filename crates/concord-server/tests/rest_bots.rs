@@ -483,7 +483,7 @@ async fn auth_routes_have_a_stricter_limit_of_their_own() {
     })
     .await;
     let api = server.api();
-    let login = json!({"username": "nobody", "password": "password123"});
+    let login = json!({"username": "nobody", "password": "correct-horse-42"});
     assert_exact_error(&api.post("/auth/login", &login).await, 401);
     assert_exact_error(
         &api.post("/auth/refresh", &json!({"refresh_token": "x.y.z"}))
@@ -493,7 +493,7 @@ async fn auth_routes_have_a_stricter_limit_of_their_own() {
     let res = api
         .post(
             "/api/auth/register",
-            &json!({"username": "alice", "password": "password123"}),
+            &json!({"username": "alice", "password": "correct-horse-42"}),
         )
         .await;
     assert_exact_error(&res, 429);

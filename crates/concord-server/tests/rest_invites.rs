@@ -397,7 +397,7 @@ async fn invite_only_registration_spends_one_use_and_joins_nothing() {
     )
     .await;
     let register = |name: &str, code: &str| {
-        let body = json!({"username": name, "password": "password123", "invite_code": code});
+        let body = json!({"username": name, "password": "correct-horse-42", "invite_code": code});
         let api = server.api();
         async move { api.post("/auth/register", &body).await }
     };

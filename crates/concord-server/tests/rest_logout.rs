@@ -10,7 +10,7 @@ async fn login(server: &TestServer, user: &TestUser) -> String {
         .api()
         .post(
             "/auth/login",
-            &json!({"username": user.username, "password": "password123"}),
+            &json!({"username": user.username, "password": "correct-horse-42"}),
         )
         .await;
     assert_eq!(res.status, 200, "{}", res.text);

@@ -45,6 +45,10 @@ pub fn test_config(dir: PathBuf) -> Config {
     config.limits.rest_per_ip = generous;
     config.limits.auth_per_ip = generous;
     config.limits.per_bot = generous;
+    config.limits.login_per_account = concord_server::config::PerMinute {
+        per_minute: 100_000,
+        burst: 100_000,
+    };
     config.limits.presence_grace_secs = 0;
     config
 }
@@ -123,7 +127,7 @@ impl TestServer {
         }
     }
 
-    /// Registers a user (password `password123`) and returns them with a client.
+    /// Registers a user (password `correct-horse-42`) and returns them with a client.
     ///
     /// # Panics
     /// If registration fails.
@@ -132,7 +136,7 @@ impl TestServer {
             .api()
             .post(
                 "/auth/register",
-                &json!({"username": username, "password": "password123"}),
+                &json!({"username": username, "password": "correct-horse-42"}),
             )
             .await;
         assert_eq!(res.status, 201, "register {username}: {}", res.body);

@@ -64,6 +64,9 @@ async fn register(
         validate_email(email)?;
     }
     check_chars("Password", &body.password, 8, 128)?;
+    if let Some(why) = crate::password_policy::refusal(&body.password, &body.username) {
+        return Err(ApiError::bad_request(why));
+    }
 
     let invite_code = match state.config.registration {
         RegistrationMode::Open => None,
@@ -137,6 +140,9 @@ async fn register(
         (status = 400, description = "A field is empty or longer than 128 characters.", body = ErrorBody),
         (status = 401, description = "Unknown username or wrong password (one answer for both).", body = ErrorBody),
         (status = 403, description = "The account is disabled.", body = ErrorBody),
+        (status = 429, description = "Too many login attempts for this username, from \
+                                      any address (`limits.login_per_account`); see \
+                                      `Retry-After`.", body = ErrorBody),
         (status = 500, description = "The database failed.", body = ErrorBody),
     ),
 )]
@@ -146,6 +152,7 @@ async fn login(
 ) -> ApiResult<axum::Json<AuthResponse>> {
     check_chars("Username", &body.username, 1, 128)?;
     check_chars("Password", &body.password, 1, 128)?;
+    state.limiters.check_login(&body.username)?;
 
     let found = state.store.user_by_username(&body.username).await?;
     // Bots have no password and can never log in.
