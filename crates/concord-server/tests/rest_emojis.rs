@@ -106,34 +106,17 @@ fn multipart_type() -> String {
     format!("multipart/form-data; boundary={BOUNDARY}")
 }
 
-/// Sends `body` with this content type and the user's token; the answer as the test
-/// kit reads it.
+/// Sends `body` with this content type and the user's token.
 async fn send(
-    server: &TestServer,
     user: &TestUser,
     method: reqwest::Method,
     path: &str,
     content_type: Option<&str>,
     body: Vec<u8>,
 ) -> Response {
-    let mut req = reqwest::Client::new()
-        .request(method, server.url(path))
-        .header("authorization", format!("Bearer {}", user.token))
-        .body(body);
-    if let Some(content_type) = content_type {
-        req = req.header("content-type", content_type);
-    }
-    let res = req.send().await.expect("request");
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    let text = res.text().await.expect("body");
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Response {
-        status,
-        body,
-        text,
-        headers,
-    }
+    user.api
+        .raw(method.as_str(), path, content_type, body)
+        .await
 }
 
 fn emojis_path(server_id: &str) -> String {
@@ -141,9 +124,8 @@ fn emojis_path(server_id: &str) -> String {
 }
 
 /// `POST /servers/{server_id}/emojis` with a form of these parts.
-async fn upload(server: &TestServer, user: &TestUser, server_id: &str, parts: &[Part]) -> Response {
+async fn upload(user: &TestUser, server_id: &str, parts: &[Part]) -> Response {
     send(
-        server,
         user,
         reqwest::Method::POST,
         &emojis_path(server_id),
@@ -154,14 +136,8 @@ async fn upload(server: &TestServer, user: &TestUser, server_id: &str, parts: &[
 }
 
 /// Uploads `name` with `bytes`, asserts 201 and returns the emoji.
-async fn created(
-    server: &TestServer,
-    user: &TestUser,
-    server_id: &str,
-    name: &str,
-    bytes: Vec<u8>,
-) -> Value {
-    let res = upload(server, user, server_id, &[text("name", name), file(bytes)]).await;
+async fn created(user: &TestUser, server_id: &str, name: &str, bytes: Vec<u8>) -> Value {
+    let res = upload(user, server_id, &[text("name", name), file(bytes)]).await;
     assert_eq!(res.status, 201, "{}", res.text);
     res.body
 }
@@ -219,7 +195,7 @@ async fn emojis_are_uploaded_listed_served_and_deleted_with_events_to_members_on
 
     // The owner uploads a PNG.
     let wave_bytes = png(1_000);
-    let wave = created(&server, &alice, &hall, "wave", wave_bytes.clone()).await;
+    let wave = created(&alice, &hall, "wave", wave_bytes.clone()).await;
     assert_keys(&wave, EMOJI_KEYS);
     let wave_id = str_of(&wave["id"]);
     assert_eq!(wave["server_id"], hall.as_str());
@@ -235,25 +211,25 @@ async fn emojis_are_uploaded_listed_served_and_deleted_with_events_to_members_on
     );
     // dave is no member: the next thing he gets is his own server's emoji (the
     // positive control: he does receive these events, from his own server).
-    let dave_own = created(&server, &dave, &other, "mine", png(10)).await;
+    let dave_own = created(&dave, &other, "mine", png(10)).await;
     assert_eq!(
         next(&mut dave_gw).await,
         ("CUSTOM_EMOJI_CREATE".to_owned(), dave_own.clone())
     );
 
     // An ADMINISTRATOR uploads too; the declared type (PNG) is ignored for the bytes'.
-    let parrot = created(&server, &carol, &hall, "party_parrot-2", gif()).await;
+    let parrot = created(&carol, &hall, "party_parrot-2", gif()).await;
     assert_eq!(parrot["content_type"], "image/gif");
     assert_eq!(parrot["created_by"], carol.id.as_str());
     assert_eq!(next(&mut bob_gw).await.0, "CUSTOM_EMOJI_CREATE");
-    let jpeg_emoji = created(&server, &alice, &hall, "photo", jpeg()).await;
+    let jpeg_emoji = created(&alice, &hall, "photo", jpeg()).await;
     assert_eq!(jpeg_emoji["content_type"], "image/jpeg");
     assert_eq!(next(&mut bob_gw).await.0, "CUSTOM_EMOJI_CREATE");
-    let webp_emoji = created(&server, &alice, &hall, "w", webp()).await;
+    let webp_emoji = created(&alice, &hall, "w", webp()).await;
     assert_eq!(webp_emoji["content_type"], "image/webp");
     assert_eq!(next(&mut bob_gw).await.0, "CUSTOM_EMOJI_CREATE");
     // A name is per server.
-    created(&server, &dave, &other, "wave", png(20)).await;
+    created(&dave, &other, "wave", png(20)).await;
     assert_eq!(next(&mut dave_gw).await.0, "CUSTOM_EMOJI_CREATE");
 
     // Listing: members only, oldest first.
@@ -388,7 +364,7 @@ async fn refused_uploads_answer_in_the_contracts_order_and_write_nothing() {
     );
     let hall = alice.create_server("hall").await;
     bob.join(&hall).await;
-    let kept = created(&server, &alice, &hall, "kept", png(100)).await;
+    let kept = created(&alice, &hall, "kept", png(100)).await;
     let kept_files = files_on_disk(&server);
     assert_eq!(kept_files, [str_of(&kept["id"])]);
 
@@ -396,26 +372,17 @@ async fn refused_uploads_answer_in_the_contracts_order_and_write_nothing() {
     let over = || png(MAX_IMAGE + 1);
     let cases: Vec<(&str, u16, Response)> = vec![
         // Server and membership, then permission, before the body is looked at.
-        (
-            "non-member",
-            404,
-            upload(&server, &dave, &hall, &good()).await,
-        ),
+        ("non-member", 404, upload(&dave, &hall, &good()).await),
         (
             "no server",
             404,
-            upload(&server, &alice, &random_id(), &good()).await,
+            upload(&alice, &random_id(), &good()).await,
         ),
-        (
-            "plain member",
-            403,
-            upload(&server, &bob, &hall, &good()).await,
-        ),
+        ("plain member", 403, upload(&bob, &hall, &good()).await),
         (
             "plain member, bad body",
             403,
             send(
-                &server,
                 &bob,
                 reqwest::Method::POST,
                 &emojis_path(&hall),
@@ -429,7 +396,6 @@ async fn refused_uploads_answer_in_the_contracts_order_and_write_nothing() {
             "JSON body",
             400,
             send(
-                &server,
                 &alice,
                 reqwest::Method::POST,
                 &emojis_path(&hall),
@@ -442,7 +408,6 @@ async fn refused_uploads_answer_in_the_contracts_order_and_write_nothing() {
             "no content type",
             400,
             send(
-                &server,
                 &alice,
                 reqwest::Method::POST,
                 &emojis_path(&hall),
@@ -455,7 +420,6 @@ async fn refused_uploads_answer_in_the_contracts_order_and_write_nothing() {
             "no boundary",
             400,
             send(
-                &server,
                 &alice,
                 reqwest::Method::POST,
                 &emojis_path(&hall),
@@ -468,7 +432,6 @@ async fn refused_uploads_answer_in_the_contracts_order_and_write_nothing() {
             "truncated form",
             400,
             send(
-                &server,
                 &alice,
                 reqwest::Method::POST,
                 &emojis_path(&hall),
@@ -485,7 +448,6 @@ async fn refused_uploads_answer_in_the_contracts_order_and_write_nothing() {
             "name twice",
             400,
             upload(
-                &server,
                 &alice,
                 &hall,
                 &[text("name", "a"), text("name", "b"), file(png(10))],
@@ -496,18 +458,17 @@ async fn refused_uploads_answer_in_the_contracts_order_and_write_nothing() {
         (
             "no name",
             400,
-            upload(&server, &alice, &hall, &[file(png(10))]).await,
+            upload(&alice, &hall, &[file(png(10))]).await,
         ),
         (
             "empty name",
             400,
-            upload(&server, &alice, &hall, &[text("name", ""), file(png(10))]).await,
+            upload(&alice, &hall, &[text("name", ""), file(png(10))]).await,
         ),
         (
             "33 characters",
             400,
             upload(
-                &server,
                 &alice,
                 &hall,
                 &[text("name", &"a".repeat(33)), file(png(10))],
@@ -518,7 +479,6 @@ async fn refused_uploads_answer_in_the_contracts_order_and_write_nothing() {
             "a long name part",
             400,
             upload(
-                &server,
                 &alice,
                 &hall,
                 &[text("name", &"a".repeat(5_000)), file(png(10))],
@@ -528,97 +488,50 @@ async fn refused_uploads_answer_in_the_contracts_order_and_write_nothing() {
         (
             "capitals",
             400,
-            upload(
-                &server,
-                &alice,
-                &hall,
-                &[text("name", "Wave"), file(png(10))],
-            )
-            .await,
+            upload(&alice, &hall, &[text("name", "Wave"), file(png(10))]).await,
         ),
         (
             "a space",
             400,
-            upload(
-                &server,
-                &alice,
-                &hall,
-                &[text("name", "a b"), file(png(10))],
-            )
-            .await,
+            upload(&alice, &hall, &[text("name", "a b"), file(png(10))]).await,
         ),
         // The name comes before the image.
-        (
-            "no name, no image",
-            400,
-            upload(&server, &alice, &hall, &[]).await,
-        ),
+        ("no name, no image", 400, upload(&alice, &hall, &[]).await),
         (
             "bad name, oversize image after it",
             400,
-            upload(
-                &server,
-                &alice,
-                &hall,
-                &[text("name", "Bad!"), file(over())],
-            )
-            .await,
+            upload(&alice, &hall, &[text("name", "Bad!"), file(over())]).await,
         ),
         // The image.
         (
             "no image",
             400,
-            upload(&server, &alice, &hall, &[text("name", "fine")]).await,
+            upload(&alice, &hall, &[text("name", "fine")]).await,
         ),
         (
             "empty image",
             400,
-            upload(
-                &server,
-                &alice,
-                &hall,
-                &[text("name", "fine"), file(Vec::new())],
-            )
-            .await,
+            upload(&alice, &hall, &[text("name", "fine"), file(Vec::new())]).await,
         ),
         (
             "one byte over",
             413,
-            upload(
-                &server,
-                &alice,
-                &hall,
-                &[text("name", "fine"), file(over())],
-            )
-            .await,
+            upload(&alice, &hall, &[text("name", "fine"), file(over())]).await,
         ),
         (
             "far over",
             413,
-            upload(
-                &server,
-                &alice,
-                &hall,
-                &[text("name", "fine"), file(png(1_500_000))],
-            )
-            .await,
+            upload(&alice, &hall, &[text("name", "fine"), file(png(1_500_000))]).await,
         ),
         (
             "oversize image before the name",
             413,
-            upload(
-                &server,
-                &alice,
-                &hall,
-                &[file(over()), text("name", "fine")],
-            )
-            .await,
+            upload(&alice, &hall, &[file(over()), text("name", "fine")]).await,
         ),
         (
             "text",
             415,
             upload(
-                &server,
                 &alice,
                 &hall,
                 &[text("name", "fine"), file(b"hello".to_vec())],
@@ -629,7 +542,6 @@ async fn refused_uploads_answer_in_the_contracts_order_and_write_nothing() {
             "svg",
             415,
             upload(
-                &server,
                 &alice,
                 &hall,
                 &[
@@ -643,7 +555,6 @@ async fn refused_uploads_answer_in_the_contracts_order_and_write_nothing() {
             "oversize and of the wrong type",
             413,
             upload(
-                &server,
                 &alice,
                 &hall,
                 &[text("name", "fine"), file(vec![b'x'; MAX_IMAGE + 1])],
@@ -654,19 +565,12 @@ async fn refused_uploads_answer_in_the_contracts_order_and_write_nothing() {
         (
             "taken name",
             400,
-            upload(
-                &server,
-                &alice,
-                &hall,
-                &[text("name", "kept"), file(png(10))],
-            )
-            .await,
+            upload(&alice, &hall, &[text("name", "kept"), file(png(10))]).await,
         ),
         (
             "taken name, wrong type",
             415,
             upload(
-                &server,
                 &alice,
                 &hall,
                 &[text("name", "kept"), file(b"nope".to_vec())],
@@ -693,7 +597,6 @@ async fn refused_uploads_answer_in_the_contracts_order_and_write_nothing() {
     // Unknown parts are skipped; exactly 256 KiB is allowed.
     let biggest = png(MAX_IMAGE);
     let res = upload(
-        &server,
         &alice,
         &hall,
         &[
@@ -719,26 +622,20 @@ async fn a_server_holds_at_most_fifty_emojis() {
     let hall = alice.create_server("hall").await;
     let mut first = None;
     for n in 0..50 {
-        let emoji = created(&server, &alice, &hall, &format!("e{n}"), png(16 + n)).await;
+        let emoji = created(&alice, &hall, &format!("e{n}"), png(16 + n)).await;
         first.get_or_insert(emoji);
     }
     assert_eq!(files_on_disk(&server).len(), 50);
 
     // The 51st is refused, before the form is even read.
-    let res = upload(
-        &server,
-        &alice,
-        &hall,
-        &[text("name", "one_more"), file(png(16))],
-    )
-    .await;
+    let res = upload(&alice, &hall, &[text("name", "one_more"), file(png(16))]).await;
     assert_exact_error(&res, 400);
     assert!(
         res.body["error"].as_str().unwrap().contains("50"),
         "{}",
         res.text
     );
-    let res = upload(&server, &alice, &hall, &[text("name", "Bad!")]).await;
+    let res = upload(&alice, &hall, &[text("name", "Bad!")]).await;
     assert_exact_error(&res, 400);
     assert!(
         res.body["error"].as_str().unwrap().contains("50"),
@@ -758,7 +655,7 @@ async fn a_server_holds_at_most_fifty_emojis() {
         .delete(&format!("{}/{}", emojis_path(&hall), str_of(&first["id"])))
         .await;
     assert_eq!(res.status, 204, "{}", res.text);
-    created(&server, &alice, &hall, "one_more", png(16)).await;
+    created(&alice, &hall, "one_more", png(16)).await;
     assert_eq!(files_on_disk(&server).len(), 50);
     server.shutdown().await;
 }
@@ -769,9 +666,9 @@ async fn deleting_a_server_deletes_its_emoji_images() {
     let alice = server.user("alice").await;
     let doomed = alice.create_server("doomed").await;
     let kept = alice.create_server("kept").await;
-    let a = created(&server, &alice, &doomed, "a", png(10)).await;
-    let b = created(&server, &alice, &doomed, "b", gif()).await;
-    let c = created(&server, &alice, &kept, "a", png(10)).await;
+    let a = created(&alice, &doomed, "a", png(10)).await;
+    let b = created(&alice, &doomed, "b", gif()).await;
+    let c = created(&alice, &kept, "a", png(10)).await;
     assert_eq!(files_on_disk(&server), sorted_ids(&[&a, &b, &c]));
 
     let res = alice.api.delete(&format!("/servers/{doomed}")).await;
@@ -789,7 +686,7 @@ async fn an_emoji_whose_image_is_missing_answers_500() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     let hall = alice.create_server("hall").await;
-    let emoji = created(&server, &alice, &hall, "lost", png(10)).await;
+    let emoji = created(&alice, &hall, "lost", png(10)).await;
     std::fs::remove_file(emoji_dir(&server).join(str_of(&emoji["id"]))).unwrap();
     let (status, headers, body) = fetch(&server, &str_of(&emoji["url"])).await;
     assert_eq!(status, 500);

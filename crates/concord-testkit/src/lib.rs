@@ -542,16 +542,17 @@ impl Api {
         self.send(self.request(reqwest::Method::DELETE, path)).await
     }
 
-    /// Any method with a raw body and content type (for malformed-input tests).
+    /// Any method with a raw body (text or bytes) and content type (for malformed
+    /// input and multipart uploads).
     pub async fn raw(
         &self,
         method: &str,
         path: &str,
         content_type: Option<&str>,
-        body: &str,
+        body: impl AsRef<[u8]>,
     ) -> Response {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self.request(method, path).body(body.to_string());
+        let mut req = self.request(method, path).body(body.as_ref().to_vec());
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
