@@ -17,10 +17,11 @@ pub fn refusal(password: &str, username: &str) -> Option<&'static str> {
     if password.trim().is_empty() {
         return Some("Password must not be only whitespace");
     }
-    if password.to_lowercase() == username.to_lowercase() {
+    let lower = password.to_lowercase();
+    if lower == username.to_lowercase() {
         return Some("Password must not be the username");
     }
-    if COMMON.contains(password.to_lowercase().as_str()) {
+    if COMMON.contains(lower.as_str()) {
         return Some("Password is too common; choose another");
     }
     None

@@ -158,10 +158,11 @@ impl Authenticator for ChatAuth {
         };
         Ok(Principal {
             user_id: principal.id(),
-            // The token checks allow a minute of clock skew past `exp`; the session
-            // gets the same minute, or a token accepted just after `exp` would be
+            // The token checks allow `token_leeway_secs` of clock skew past `exp`; the
+            // session gets the same, or a token accepted just after `exp` would be
             // closed with 4009 right after READY.
-            expires_at: expires_at.map(|at| at + TOKEN_LEEWAY),
+            expires_at: expires_at
+                .map(|at| at + Duration::from_secs(state.config.token_leeway_secs)),
             handler: Arc::new(ChatSession {
                 state: state.clone(),
                 username: principal.user.username.clone(),
@@ -181,9 +182,6 @@ impl Authenticator for ChatAuth {
         }
     }
 }
-
-/// The clock skew the JWT checks allow past `exp` (`auth.rs`).
-const TOKEN_LEEWAY: Duration = Duration::from_secs(60);
 
 /// The chat domain's side of one session.
 struct ChatSession {
