@@ -252,8 +252,13 @@ where
     let draining = Arc::clone(&gateway);
     let app = router_with(state, gateway).into_make_service_with_connect_info::<SocketAddr>();
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop_accepting, stop_rx) = tokio::sync::watch::channel(false);
     let signal = async move {
         shutdown.await;
+        // Close the listening socket first: a client told to RECONNECT must be refused
+        // and retry against the next process, not be let in mid-drain (its saved
+        // session would then be taken and lost with this one).
+        let _ = stop_accepting.send(true);
         tracing::info!("shutting down: closing gateway sessions");
         hub.close_all(CloseReason::Shutdown);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -284,7 +289,7 @@ where
         }
         let _ = drained_tx.send(());
     };
-    let listener = listener.tap_io(move |tcp| {
+    let listener = StopAccepting::new(listener, stop_rx)?.tap_io(move |tcp| {
         if nodelay && let Err(err) = tcp.set_nodelay(true) {
             tracing::debug!(error = %err, "could not set TCP_NODELAY");
         }
@@ -295,6 +300,45 @@ where
     housekeeping.abort();
     let _ = drained_rx.await;
     result.map_err(ServeError::Io)
+}
+
+/// A listener that drops its socket (so new connections are refused by the kernel)
+/// once `stop` turns true, and then accepts nothing more.
+struct StopAccepting {
+    inner: Option<TcpListener>,
+    addr: SocketAddr,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl StopAccepting {
+    fn new(inner: TcpListener, stop: tokio::sync::watch::Receiver<bool>) -> std::io::Result<Self> {
+        Ok(Self {
+            addr: inner.local_addr()?,
+            inner: Some(inner),
+            stop,
+        })
+    }
+}
+
+impl axum::serve::Listener for StopAccepting {
+    type Io = tokio::net::TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        if let Some(inner) = self.inner.as_mut() {
+            tokio::select! {
+                biased;
+                _ = self.stop.wait_for(|stop| *stop) => {}
+                accepted = axum::serve::Listener::accept(inner) => return accepted,
+            }
+        }
+        self.inner = None;
+        std::future::pending().await
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.addr)
+    }
 }
 
 async fn security_headers(request: Request, next: Next) -> Response {

@@ -65,3 +65,37 @@ async fn an_address_in_use_is_an_error_not_a_second_listener() {
     let err = concord_server::bind(addr, 16).expect_err("the port is taken");
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
 }
+
+/// A graceful shutdown closes the listening socket before it drains the gateway: a
+/// client told to go away that reconnects at once must be refused (and retry against
+/// the next process), not let in to a server about to exit, which would take its saved
+/// session with it.
+#[tokio::test]
+async fn shutdown_refuses_new_connections_while_it_drains_the_gateway() {
+    let mut server = concord_testkit::TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    // Bob never reads his socket, so he never answers the close: the drain waits on him.
+    let (_bob_gateway, _) = server.connect(&bob.ws_query()).await;
+    let (mut alice_gateway, _) = server.connect(&alice.ws_query()).await;
+    let addr = server
+        .url("/")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+
+    // Positive control: while the server runs, a new connection is accepted.
+    let (control, _) = server.connect(&alice.ws_query()).await;
+    drop(control);
+
+    server.begin_shutdown();
+    assert_eq!(
+        alice_gateway.closed().await,
+        concord_testkit::Closed::Code(1001)
+    );
+    // The drain has begun (Alice was closed by it) and is still waiting for Bob.
+    match server.connect_raw(&alice.ws_query()).await {
+        Err(_) => {}
+        Ok(_) => panic!("a connection was accepted by a server that is shutting down ({addr})"),
+    }
+}

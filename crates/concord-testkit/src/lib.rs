@@ -227,6 +227,14 @@ impl TestServer {
         self.stop().await;
     }
 
+    /// Signals shutdown the way SIGTERM does and returns at once: the server goes on
+    /// draining its sessions while the caller looks at what it does meanwhile.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
     async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
