@@ -252,6 +252,14 @@ impl Hub {
         }
     }
 
+    /// Closes one session (its login was ended); nothing when it is gone already.
+    pub fn close_session(&self, id: SessionId, reason: CloseReason) {
+        let target = self.read().sessions.get(&id).map(Arc::clone);
+        if let Some(session) = target {
+            session.outbox.close(reason);
+        }
+    }
+
     /// Closes every session (shutdown).
     pub fn close_all(&self, reason: CloseReason) {
         let targets: Vec<_> = self.read().sessions.values().map(Arc::clone).collect();

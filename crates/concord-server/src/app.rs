@@ -22,6 +22,7 @@ use crate::{
     config::Config,
     directory::Directory,
     error::not_found_fallback,
+    families::Families,
     files::LocalFileStore,
     limiter::{Limiters, limit_requests},
     metered_store::MeteredStore,
@@ -109,9 +110,11 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
         .await?;
     let directory = Arc::new(Directory::from_snapshot(snapshot));
     let tick = Duration::from_millis(config.limits.presence_batch_ms);
+    let families = Arc::new(Families::default());
     let bus = Arc::new(LocalBus::new(Fanout::new(
         Arc::clone(&directory),
         Arc::clone(&hub),
+        Arc::clone(&families),
         tick,
         Arc::clone(&metrics),
     )));
@@ -120,6 +123,7 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
         store,
         directory,
         hub,
+        families,
         events: Events::new(bus, Arc::clone(&metrics)),
         metrics,
         presence: Arc::new(Presence::new(grace)),

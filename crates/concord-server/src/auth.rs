@@ -40,6 +40,12 @@ pub struct Claims {
     /// Set on tokens of bot users (`/bots/connect`), so bot identity survives.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bot: bool,
+    /// The login the token belongs to: the id of the refresh session that issued it,
+    /// kept through every rotation. Ending that session (logout, refresh-token reuse)
+    /// ends every token that carries it. Absent on bot tokens and on tokens issued
+    /// before this claim existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<uuid::Uuid>,
 }
 
 /// Signing and verification keys, HS256 only.
@@ -108,11 +114,17 @@ impl TokenKeys {
         }
     }
 
-    /// Issues a token for `user`.
+    /// Issues a token for `user`, as part of login `sid` when given.
     ///
     /// # Panics
     /// Never in practice: HS256 signing of plain claims cannot fail.
-    pub fn issue(&self, user: &UserRecord, token_type: TokenType, now: Timestamp) -> String {
+    pub fn issue(
+        &self,
+        user: &UserRecord,
+        token_type: TokenType,
+        now: Timestamp,
+        sid: Option<uuid::Uuid>,
+    ) -> String {
         let lifetime = Self::lifetime(token_type);
         let claims = Claims {
             sub: user.id.to_string(),
@@ -122,6 +134,7 @@ impl TokenKeys {
             exp: now.as_secs() + lifetime,
             jti: uuid::Uuid::new_v4().to_string(),
             bot: user.is_bot,
+            sid,
         };
         jsonwebtoken::encode(
             &Header::new(jsonwebtoken::Algorithm::HS256),
@@ -216,6 +229,8 @@ pub struct Principal {
     /// When the credential expires (Unix seconds): a JWT's `exp`; `None` for bot
     /// tokens, which live until revoked.
     pub expires_at: Option<i64>,
+    /// The login (refresh session) the access token belongs to, when it names one.
+    pub family: Option<uuid::Uuid>,
 }
 
 impl Principal {
@@ -261,7 +276,8 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
-/// Validates an access JWT and the user behind it (exists, not disabled).
+/// Validates an access JWT, the login it belongs to (not logged out, not ended by a
+/// refresh-token reuse, not expired) and the user behind it (exists, not disabled).
 ///
 /// # Errors
 /// 401 for every failure.
@@ -270,6 +286,17 @@ pub async fn authenticate_jwt(state: &AppState, token: &str) -> Result<Principal
         .keys
         .verify(token, TokenType::Access)
         .map_err(|_| ApiError::unauthorized("Invalid or expired token"))?;
+    if let Some(family) = claims.sid {
+        let now = Timestamp::now();
+        let live = state
+            .store
+            .refresh_session(family)
+            .await?
+            .is_some_and(|s| s.user_id == user_id && s.expires_at > now);
+        if !live {
+            return Err(ApiError::unauthorized("This login has ended"));
+        }
+    }
     let user = live_user(state, user_id).await?;
     let bot = if claims.bot || user.is_bot {
         let record = state.store.bot_by_user(user.id).await?;
@@ -284,6 +311,7 @@ pub async fn authenticate_jwt(state: &AppState, token: &str) -> Result<Principal
         user,
         bot,
         expires_at: Some(claims.exp),
+        family: claims.sid,
     })
 }
 
@@ -302,6 +330,7 @@ pub async fn authenticate_bot(state: &AppState, token: &str) -> Result<Principal
         user: usable(user)?,
         bot: Some(record.bot.id),
         expires_at: None,
+        family: None,
     })
 }
 
@@ -355,11 +384,11 @@ mod tests {
     fn tokens_round_trip_and_types_are_enforced() {
         let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef");
         let alice = user();
-        let access = keys.issue(&alice, TokenType::Access, Timestamp::now());
-        let refresh = keys.issue(&alice, TokenType::Refresh, Timestamp::now());
+        let access = keys.issue(&alice, TokenType::Access, Timestamp::now(), None);
+        let refresh = keys.issue(&alice, TokenType::Refresh, Timestamp::now(), None);
         assert_ne!(
             access,
-            keys.issue(&alice, TokenType::Access, Timestamp::now()),
+            keys.issue(&alice, TokenType::Access, Timestamp::now(), None),
             "jti differs"
         );
         assert_eq!(keys.verify(&access, TokenType::Access).unwrap().0, alice.id);
@@ -375,7 +404,7 @@ mod tests {
     fn expired_tokens_are_refused_after_the_leeway() {
         let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef");
         let long_ago = Timestamp::from_micros((Timestamp::now().as_secs() - 3600) * 1_000_000);
-        let token = keys.issue(&user(), TokenType::Access, long_ago);
+        let token = keys.issue(&user(), TokenType::Access, long_ago, None);
         assert!(keys.verify(&token, TokenType::Access).is_err());
     }
 
@@ -388,6 +417,7 @@ mod tests {
             iat,
             exp,
             jti: "forged".into(),
+            sid: None,
             bot: false,
         };
         jsonwebtoken::encode(
@@ -461,6 +491,7 @@ mod tests {
             iat: Timestamp::now().as_secs(),
             exp: Timestamp::now().as_secs() + 600,
             jti: "x".into(),
+            sid: None,
             bot: false,
         };
         let hs512 = jsonwebtoken::encode(

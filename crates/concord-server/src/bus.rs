@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::{
     directory::{Directory, DirectoryChange},
+    families::Families,
     metrics::Metrics,
     perms::Permissions,
 };
@@ -59,6 +60,12 @@ pub enum BusMessage {
         /// The user.
         user: UserId,
     },
+    /// Close the sessions one login opened (logged out, or one of its refresh tokens
+    /// reused): `family` is its refresh session's id.
+    CloseFamily {
+        /// The login.
+        family: uuid::Uuid,
+    },
     /// Deliver an event whose payload depends on the recipient (a poll shows each
     /// viewer their own vote): the audience is resolved as for
     /// [`BusMessage::Dispatch`], then each recipient listed in a variant gets that
@@ -96,6 +103,7 @@ pub trait Bus: Send + Sync + 'static {
 pub struct Fanout {
     directory: Arc<Directory>,
     hub: Arc<Hub>,
+    families: Arc<Families>,
     presence: Arc<PresenceTicks>,
     metrics: Arc<Metrics>,
 }
@@ -127,6 +135,7 @@ impl Fanout {
     pub fn new(
         directory: Arc<Directory>,
         hub: Arc<Hub>,
+        families: Arc<Families>,
         presence_tick: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -137,6 +146,7 @@ impl Fanout {
         Self {
             directory,
             hub,
+            families,
             presence,
             metrics,
         }
@@ -150,6 +160,7 @@ impl Fanout {
                 self.hub
                     .close_user(*user, concord_gateway::CloseReason::Revoked);
             }
+            BusMessage::CloseFamily { family } => self.families.end(*family, &self.hub),
             BusMessage::DispatchEach {
                 audience,
                 event,
@@ -461,6 +472,11 @@ impl Events {
         self.bus.publish(BusMessage::CloseSessions { user });
     }
 
+    /// Closes the sessions login `family` opened, on every node.
+    pub fn close_family(&self, family: uuid::Uuid) {
+        self.bus.publish(BusMessage::CloseFamily { family });
+    }
+
     /// Publishes a directory change.
     pub fn change(&self, change: DirectoryChange) {
         self.bus.publish(BusMessage::Directory(change));
@@ -490,6 +506,7 @@ mod tests {
         let fanout = Fanout::new(
             Arc::clone(&directory),
             Arc::clone(&hub),
+            Arc::default(),
             Duration::from_millis(20),
             Arc::clone(&metrics),
         );
@@ -566,6 +583,7 @@ mod tests {
         let fanout = Fanout::new(
             Arc::clone(&directory),
             Arc::clone(&hub),
+            Arc::default(),
             Duration::ZERO,
             Arc::clone(&metrics),
         );
@@ -617,6 +635,7 @@ mod tests {
         let fanout = Fanout::new(
             Arc::clone(&directory),
             Arc::clone(&hub),
+            Arc::default(),
             Duration::from_millis(20),
             Arc::clone(&metrics),
         );

@@ -302,6 +302,11 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Clock skew tolerated when checking a token's `exp` and `iat`, in seconds.
     pub token_leeway_secs: u64,
+    /// How long after a refresh the token it replaced may still be presented without
+    /// ending the login, in seconds: two tabs that refresh with the same token at once
+    /// get one new pair and one 401, not a logout (`rest.md` R15). Any other reuse of
+    /// a replaced refresh token ends the whole login.
+    pub refresh_reuse_grace_secs: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -326,6 +331,7 @@ impl std::fmt::Debug for Config {
             .field("cors_origins", &self.cors_origins)
             .field("metrics", &self.metrics)
             .field("token_leeway_secs", &self.token_leeway_secs)
+            .field("refresh_reuse_grace_secs", &self.refresh_reuse_grace_secs)
             .finish()
     }
 }
@@ -346,6 +352,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             metrics: MetricsConfig::default(),
             token_leeway_secs: crate::auth::DEFAULT_LEEWAY_SECS,
+            refresh_reuse_grace_secs: 10,
         }
     }
 }

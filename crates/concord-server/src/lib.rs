@@ -8,6 +8,7 @@ pub mod config;
 pub mod directory;
 pub mod error;
 pub mod extract;
+pub mod families;
 pub mod files;
 mod housekeeping;
 pub mod limiter;

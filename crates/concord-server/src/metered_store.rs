@@ -77,7 +77,9 @@ metered! {
     fn set_presence(&self, id: UserId, presence: &Presence) -> StoreResult<()>;
     fn create_refresh_session(&self, session: &RefreshSession, now: Timestamp, keep: usize) -> StoreResult<()>;
     fn refresh_session_by_hash(&self, token_hash: &str) -> StoreResult<Option<RefreshSession>>;
-    fn rotate_refresh_session(&self, id: uuid::Uuid, old_hash: &str, new_hash: &str) -> StoreResult<bool>;
+    fn rotate_refresh_session(&self, id: uuid::Uuid, old_hash: &str, new_hash: &str, now: Timestamp) -> StoreResult<bool>;
+    fn refresh_session(&self, id: uuid::Uuid) -> StoreResult<Option<RefreshSession>>;
+    fn revoke_refresh_session(&self, id: uuid::Uuid) -> StoreResult<bool>;
     fn delete_refresh_sessions(&self, user: UserId) -> StoreResult<()>;
     fn create_server(&self, server: &Server) -> StoreResult<()>;
     fn server(&self, id: ServerId) -> StoreResult<Option<ServerDto>>;
@@ -172,7 +174,7 @@ metered! {
     fn start_go_live(&self, info: &GoLiveInfo) -> StoreResult<GoLiveStart>;
     fn stop_go_live(&self, channel: ChannelId, broadcaster: UserId) -> StoreResult<bool>;
     fn end_stale_go_live(&self, user: UserId) -> StoreResult<Vec<GoLiveInfo>>;
-    fn delete_refresh_session(&self, user: UserId, token_hash: &str) -> StoreResult<bool>;
+    fn delete_refresh_session(&self, user: UserId, token_hash: &str) -> StoreResult<Option<uuid::Uuid>>;
     // ---- custom emojis ----
     fn custom_emojis(&self, server: ServerId) -> StoreResult<Vec<CustomEmojiRecord>>;
     fn custom_emoji(&self, id: CustomEmojiId) -> StoreResult<Option<CustomEmojiRecord>>;

@@ -61,6 +61,7 @@ pub struct Metrics {
     deliveries: Box<[Counter]>,
     outbox_dropped: Counter,
     slow_consumers: Counter,
+    refresh_reuses: Counter,
     presence_batch: Histogram,
     http_requests: Family<HttpLabels, Counter>,
     http_latency: Family<RouteLabels, Histogram, Buckets>,
@@ -117,6 +118,12 @@ impl Metrics {
             "Sessions closed because their outbound queue overflowed",
             slow_consumers.clone(),
         );
+        let refresh_reuses = Counter::default();
+        registry.register(
+            "concord_refresh_token_reuses",
+            "Logins ended because one of their replaced refresh tokens was presented again",
+            refresh_reuses.clone(),
+        );
         let presence_batch = Histogram::new(exponential_buckets(1.0, 2.0, 13));
         registry.register(
             "concord_presence_batch_frames",
@@ -162,6 +169,7 @@ impl Metrics {
             registry,
             outbox_dropped,
             slow_consumers,
+            refresh_reuses,
             presence_batch,
             http_requests,
             http_latency,
@@ -202,6 +210,11 @@ impl Metrics {
         if delivery.overflowed > 0 {
             self.slow_consumers.inc_by(delivery.overflowed as u64);
         }
+    }
+
+    /// Counts a login ended by refresh-token reuse.
+    pub fn refresh_reuse(&self) {
+        self.refresh_reuses.inc();
     }
 
     /// Records how many announcements one presence tick delivered.

@@ -6,8 +6,8 @@ use concord_gateway::Hub;
 use concord_store::Store;
 
 use crate::{
-    auth::TokenKeys, bus::Events, config::Config, directory::Directory, files::FileStore,
-    limiter::Limiters, metrics::Metrics, presence::Presence,
+    auth::TokenKeys, bus::Events, config::Config, directory::Directory, families::Families,
+    files::FileStore, limiter::Limiters, metrics::Metrics, presence::Presence,
 };
 
 /// Everything a handler may need.
@@ -19,6 +19,8 @@ pub struct AppState {
     pub directory: Arc<Directory>,
     /// This node's sessions.
     pub hub: Arc<Hub>,
+    /// Which of this node's sessions each login opened.
+    pub families: Arc<Families>,
     /// Publishing of events and directory changes.
     pub events: Events,
     /// Presence of this node's users.

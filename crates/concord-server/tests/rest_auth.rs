@@ -500,17 +500,25 @@ async fn refresh_errors() {
         .unwrap()
         .unwrap();
     let now = Timestamp::now();
-    let orphan = server.state.keys.issue(&row, auth::TokenType::Refresh, now);
+    let orphan = server
+        .state
+        .keys
+        .issue(&row, auth::TokenType::Refresh, now, None);
     assert_exact_error(&refresh(&server, &orphan).await, 401);
 
     // A session whose absolute end has passed, although its JWT is still valid.
-    let expired = server.state.keys.issue(&row, auth::TokenType::Refresh, now);
+    let expired = server
+        .state
+        .keys
+        .issue(&row, auth::TokenType::Refresh, now, None);
     let session = RefreshSession {
         id: uuid::Uuid::new_v4(),
         user_id: row.id,
         token_hash: auth::sha256_hex(&expired),
         created_at: now.add_micros(-8 * 24 * 3600 * 1_000_000),
         expires_at: now.add_micros(-1_000_000),
+        previous_hash: None,
+        rotated_at: None,
     };
     server
         .state

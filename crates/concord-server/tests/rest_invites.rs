@@ -367,7 +367,10 @@ async fn seeded_user(server: &TestServer, name: &str) -> TestUser {
         })
         .await
         .unwrap();
-    let token = server.state.keys.issue(&record, TokenType::Access, now);
+    let token = server
+        .state
+        .keys
+        .issue(&record, TokenType::Access, now, None);
     TestUser {
         id: record.id.to_string(),
         username: name.to_owned(),

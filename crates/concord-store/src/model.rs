@@ -117,6 +117,10 @@ pub struct RefreshSession {
     pub created_at: Timestamp,
     /// Absolute end (not extended by refreshes).
     pub expires_at: Timestamp,
+    /// SHA-256 hex of the token the last rotation replaced (reuse detection).
+    pub previous_hash: Option<String>,
+    /// When the last rotation happened.
+    pub rotated_at: Option<Timestamp>,
 }
 
 /// `PATCH /servers/{id}` after validation.

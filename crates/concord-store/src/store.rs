@@ -69,12 +69,19 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &str,
     ) -> StoreResult<Option<RefreshSession>>;
     /// Compare-and-set of the token hash; false when `old_hash` is no longer current.
+    /// The replaced hash and `now` are kept as `previous_hash` and `rotated_at`.
     async fn rotate_refresh_session(
         &self,
         id: uuid::Uuid,
         old_hash: &str,
         new_hash: &str,
+        now: Timestamp,
     ) -> StoreResult<bool>;
+    /// The session (the token family of one login) with this id.
+    async fn refresh_session(&self, id: uuid::Uuid) -> StoreResult<Option<RefreshSession>>;
+    /// Ends one session, whoever's it is (reuse of its tokens was detected); false
+    /// when there was none.
+    async fn revoke_refresh_session(&self, id: uuid::Uuid) -> StoreResult<bool>;
     /// Logs the user out everywhere.
     async fn delete_refresh_sessions(&self, user: UserId) -> StoreResult<()>;
 
@@ -469,9 +476,13 @@ pub trait Store: Send + Sync + 'static {
     /// removed); returns the ended sessions.
     async fn end_stale_go_live(&self, user: UserId) -> StoreResult<Vec<GoLiveInfo>>;
 
-    /// Ends the refresh session of `user` whose current token hashes to `token_hash`;
-    /// false when `user` has no such session.
-    async fn delete_refresh_session(&self, user: UserId, token_hash: &str) -> StoreResult<bool>;
+    /// Ends the refresh session of `user` whose current token hashes to `token_hash`
+    /// and returns its id; `None` when `user` has no such session.
+    async fn delete_refresh_session(
+        &self,
+        user: UserId,
+        token_hash: &str,
+    ) -> StoreResult<Option<uuid::Uuid>>;
 
     // ---- custom emojis ----
 

@@ -180,12 +180,17 @@ async fn login(
     path = "/auth/refresh",
     tag = "auth",
     description = "Trades a refresh token for a new pair; the old refresh token stops \
-                   working (rotation). Also limited by the stricter auth rate limit.",
+                   working (rotation). Presenting a replaced refresh token again ends the \
+                   whole login: every token issued from it is refused from then on and its \
+                   gateway sessions are closed (4009 in v2, 1008 in v1); only the token \
+                   replaced in the last `refresh_reuse_grace_secs` (two tabs refreshing at \
+                   once) gets a plain 401. Also limited by the stricter auth rate limit.",
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "Rotated; both tokens and the account.", body = AuthResponse),
         (status = 400, description = "The token is empty or longer than 2048 characters.", body = ErrorBody),
-        (status = 401, description = "The refresh token is invalid, expired, already used or revoked.", body = ErrorBody),
+        (status = 401, description = "The refresh token is invalid, expired, already used or revoked; \
+                                      reuse of a replaced token also ends its login.", body = ErrorBody),
         (status = 403, description = "The account is disabled.", body = ErrorBody),
         (status = 500, description = "The database failed.", body = ErrorBody),
     ),
@@ -196,19 +201,24 @@ async fn refresh(
 ) -> ApiResult<axum::Json<AuthResponse>> {
     check_chars("Refresh token", &body.refresh_token, 1, 2048)?;
 
-    let (user_id, _) = state
+    let (user_id, claims) = state
         .keys
         .verify(&body.refresh_token, TokenType::Refresh)
         .map_err(|_| ApiError::unauthorized("Invalid or expired refresh token"))?;
     let old_hash = auth::sha256_hex(&body.refresh_token);
     let now = Timestamp::now();
     // Unknown covers tokens already rotated away and sessions pruned or logged out.
-    let session = state
+    let Some(session) = state
         .store
         .refresh_session_by_hash(&old_hash)
         .await?
         .filter(|s| s.expires_at > now && s.user_id == user_id)
-        .ok_or_else(|| ApiError::unauthorized("Session expired or revoked"))?;
+    else {
+        if let Some(family) = claims.sid {
+            reused(&state, family, user_id, &old_hash, now).await?;
+        }
+        return Err(ApiError::unauthorized("Session expired or revoked"));
+    };
     let user = state
         .store
         .user(session.user_id)
@@ -218,18 +228,25 @@ async fn refresh(
         return Err(ApiError::forbidden("This account has been disabled"));
     }
 
-    let refresh_token = state.keys.issue(&user, TokenType::Refresh, now);
-    // Compare-and-set: of two concurrent refreshes with the same token only one wins.
+    let family = Some(session.id);
+    let refresh_token = state.keys.issue(&user, TokenType::Refresh, now, family);
+    // Compare-and-set: of two concurrent refreshes with the same token only one wins,
+    // and the loser's token is the one just replaced, inside the grace window.
     // The session keeps its original expiry, so a session lives at most 7 days.
     let rotated = state
         .store
-        .rotate_refresh_session(session.id, &old_hash, &auth::sha256_hex(&refresh_token))
+        .rotate_refresh_session(
+            session.id,
+            &old_hash,
+            &auth::sha256_hex(&refresh_token),
+            now,
+        )
         .await?;
     if !rotated {
         return Err(ApiError::unauthorized("Session expired or revoked"));
     }
     Ok(axum::Json(AuthResponse {
-        access_token: state.keys.issue(&user, TokenType::Access, now),
+        access_token: state.keys.issue(&user, TokenType::Access, now, family),
         refresh_token,
         user: views::self_user(&state, &user),
     }))
@@ -239,10 +256,11 @@ async fn refresh(
     post,
     path = "/auth/logout",
     tag = "auth",
-    description = "Ends refresh sessions of the caller: the one whose refresh token is \
-                   given, or, without a body (or without a token in it), all of them. \
-                   Their refresh tokens stop working at once; access tokens already \
-                   issued run until they expire.",
+    description = "Ends logins of the caller: the one whose refresh token is given, or, \
+                   without a body (or without a token in it), all of them. Every token \
+                   issued by an ended login, access tokens included, stops working at \
+                   once, and the gateway sessions it opened are closed (4009 in v2, 1008 \
+                   in v1); without a body every gateway session of the caller is.",
     security(("bearer" = []), ("bot_token" = [])),
     request_body(
         content = Option<LogoutRequest>,
@@ -262,15 +280,17 @@ async fn logout(
 ) -> ApiResult<StatusCode> {
     let Some(token) = body.and_then(|b| b.refresh_token) else {
         state.store.delete_refresh_sessions(principal.id()).await?;
+        state.events.close_sessions(principal.id());
         return Ok(StatusCode::NO_CONTENT);
     };
     check_chars("Refresh token", &token, 1, 2048)?;
     let hash = auth::sha256_hex(&token);
-    if state
+    if let Some(family) = state
         .store
         .delete_refresh_session(principal.id(), &hash)
         .await?
     {
+        state.events.close_family(family);
         return Ok(StatusCode::NO_CONTENT);
     }
     // Not one of the caller's live sessions: already ended (idempotent), or someone
@@ -283,20 +303,60 @@ async fn logout(
     }
 }
 
+/// A refresh token of login `family` that is no longer current was presented. The
+/// token the last rotation replaced, within `refresh_reuse_grace_secs` of it, is the
+/// loser of two tabs refreshing at once: a plain 401. Any other is a replayed token,
+/// a sign that it was stolen (rest.md §2.3): the login ends, so the thief's tokens and
+/// the victim's alike stop working, and its gateway sessions close on every node.
+async fn reused(
+    state: &AppState,
+    family: uuid::Uuid,
+    user: UserId,
+    hash: &str,
+    now: Timestamp,
+) -> ApiResult<()> {
+    let Some(session) = state.store.refresh_session(family).await? else {
+        // Already ended (logged out, pruned, or an earlier reuse): nothing to end.
+        return Ok(());
+    };
+    if session.user_id != user {
+        return Ok(());
+    }
+    let grace = i64::try_from(state.config.refresh_reuse_grace_secs)
+        .unwrap_or(i64::MAX / 2_000_000)
+        .saturating_mul(1_000_000);
+    let benign = session.previous_hash.as_deref() == Some(hash)
+        && session
+            .rotated_at
+            .is_some_and(|at| now.as_micros().saturating_sub(at.as_micros()) <= grace);
+    if benign {
+        return Ok(());
+    }
+    if state.store.revoke_refresh_session(family).await? {
+        tracing::warn!(user = %user, login = %family, "refresh token reused: login ended");
+        state.metrics.refresh_reuse();
+    }
+    state.events.close_family(family);
+    Ok(())
+}
+
 /// Issues both tokens and stores a new refresh session for them.
 async fn open_session(
     state: &AppState,
     user: &UserRecord,
     now: Timestamp,
 ) -> ApiResult<AuthResponse> {
-    let access_token = state.keys.issue(user, TokenType::Access, now);
-    let refresh_token = state.keys.issue(user, TokenType::Refresh, now);
+    let id = uuid::Uuid::new_v4();
+    let access_token = state.keys.issue(user, TokenType::Access, now, Some(id));
+    let refresh_token = state.keys.issue(user, TokenType::Refresh, now, Some(id));
     let session = RefreshSession {
-        id: uuid::Uuid::new_v4(),
+        id,
         user_id: user.id,
         token_hash: auth::sha256_hex(&refresh_token),
         created_at: now,
         expires_at: now.add_micros(limits::REFRESH_TOKEN_SECS * 1_000_000),
+        previous_hash: None,
+        rotated_at: None,
     };
     state
         .store

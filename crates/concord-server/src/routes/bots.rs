@@ -284,7 +284,7 @@ async fn connect(
     // identity (`rest.md` R8).
     let access_token = state
         .keys
-        .issue(&principal.user, TokenType::Access, Timestamp::now());
+        .issue(&principal.user, TokenType::Access, Timestamp::now(), None);
     Ok(axum::Json(BotConnect { access_token }))
 }
 

@@ -167,6 +167,7 @@ impl Authenticator for ChatAuth {
                 state: state.clone(),
                 username: principal.user.username.clone(),
                 fresh: std::sync::Mutex::new(None),
+                family: principal.family,
             }),
         })
     }
@@ -177,6 +178,9 @@ impl Authenticator for ChatAuth {
                 state: self.state.clone(),
                 username: record.username,
                 fresh: std::sync::Mutex::new(None),
+                // Not kept across a restart: a session resumed after one is closed by a
+                // logout of every login, not by the end of its own.
+                family: None,
             })),
             _ => None,
         }
@@ -190,6 +194,8 @@ struct ChatSession {
     username: String,
     /// The record READY was built from, handed to `connected` (then dropped).
     fresh: std::sync::Mutex<Option<UserRecord>>,
+    /// The login whose access token opened the session, if the token named one.
+    family: Option<uuid::Uuid>,
 }
 
 fn forbidden(message: &str) -> CommandError {
@@ -199,6 +205,7 @@ fn forbidden(message: &str) -> CommandError {
 #[async_trait]
 impl SessionHandler for ChatSession {
     async fn ready(&self, session: &SessionEntry) -> Result<Payload, ReadyError> {
+        self.join_family(session);
         // The user is re-read with the rest of READY: the chosen presence may have
         // changed since the upgrade. The fresh record also feeds `connected`, which
         // follows once READY is written.
@@ -218,6 +225,7 @@ impl SessionHandler for ChatSession {
 
     async fn resumed(&self, session: &SessionEntry) {
         tracing::debug!(session = session.id.0, user = %session.user_id, "gateway session resumed");
+        self.join_family(session);
         // Back within the grace period, this announces nothing; after it, online again.
         match self.state.store.user(session.user_id).await {
             Ok(Some(user)) if !user.disabled => {
@@ -243,6 +251,9 @@ impl SessionHandler for ChatSession {
 
     async fn disconnected(&self, session: &SessionEntry, ending: Ending, remaining: usize) {
         tracing::debug!(session = session.id.0, user = %session.user_id, ?ending, "gateway session ended");
+        if let Some(family) = self.family {
+            self.state.families.leave(family, session.id);
+        }
         self.state
             .presence
             .session_ended(&self.state, session.user_id, ending, remaining);
@@ -250,6 +261,17 @@ impl SessionHandler for ChatSession {
 }
 
 impl ChatSession {
+    /// Records the session under its login, or closes it when that login has ended
+    /// since the credential was checked.
+    fn join_family(&self, session: &SessionEntry) {
+        if let Some(family) = self.family
+            && !self.state.families.join(family, session.id)
+        {
+            self.state
+                .hub
+                .close_session(session.id, concord_gateway::CloseReason::Revoked);
+        }
+    }
     /// `gateway.md` §4 (the shape was checked when the frame was parsed): stored, then
     /// announced, so stored and announced never diverge.
     async fn presence_update(

@@ -144,6 +144,7 @@ macro_rules! conformance_tests {
             go_live_needs_the_broadcaster_in_the_channel,
             stale_go_live_ends_once_the_broadcaster_is_gone,
             delete_one_refresh_session,
+            refresh_session_by_id_and_revoke,
             // ---- custom emojis ----
             custom_emojis_create_list_get_delete,
             custom_emoji_limit_and_name_refusals_write_nothing,
@@ -290,6 +291,8 @@ fn session(
         token_hash: hash.to_owned(),
         created_at,
         expires_at,
+        previous_hash: None,
+        rotated_at: None,
     }
 }
 

@@ -202,14 +202,14 @@ pub async fn refresh_rotation_is_compare_and_set(store: &dyn Store) {
 
     assert!(
         store
-            .rotate_refresh_session(s.id, "h1", "h2")
+            .rotate_refresh_session(s.id, "h1", "h2", at(5))
             .await
             .unwrap()
     );
     // The second rotation with the same old token loses.
     assert!(
         !store
-            .rotate_refresh_session(s.id, "h1", "h3")
+            .rotate_refresh_session(s.id, "h1", "h3", at(6))
             .await
             .unwrap()
     );
@@ -219,18 +219,20 @@ pub async fn refresh_rotation_is_compare_and_set(store: &dyn Store) {
         store.refresh_session_by_hash("h2").await.unwrap(),
         Some(RefreshSession {
             token_hash: "h2".to_owned(),
+            previous_hash: Some("h1".to_owned()),
+            rotated_at: Some(at(5)),
             ..s.clone()
         })
     );
     assert!(
         !store
-            .rotate_refresh_session(Uuid::now_v7(), "h2", "h4")
+            .rotate_refresh_session(Uuid::now_v7(), "h2", "h4", at(7))
             .await
             .unwrap()
     );
     assert!(
         store
-            .rotate_refresh_session(s.id, "h2", "h4")
+            .rotate_refresh_session(s.id, "h2", "h4", at(8))
             .await
             .unwrap()
     );
@@ -337,11 +339,65 @@ pub async fn delete_one_refresh_session(store: &dyn Store) {
     ] {
         store.create_refresh_session(&s, at(1), 10).await.unwrap();
     }
-    assert!(!store.delete_refresh_session(alice.id, "b1").await.unwrap());
-    assert!(!store.delete_refresh_session(alice.id, "zz").await.unwrap());
-    assert!(store.delete_refresh_session(alice.id, "a1").await.unwrap());
-    assert!(!store.delete_refresh_session(alice.id, "a1").await.unwrap());
+    let a1 = store.refresh_session_by_hash("a1").await.unwrap().unwrap();
+    assert_eq!(
+        store.delete_refresh_session(alice.id, "b1").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.delete_refresh_session(alice.id, "zz").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.delete_refresh_session(alice.id, "a1").await.unwrap(),
+        Some(a1.id)
+    );
+    assert_eq!(
+        store.delete_refresh_session(alice.id, "a1").await.unwrap(),
+        None
+    );
     assert!(store.refresh_session_by_hash("a1").await.unwrap().is_none());
     assert!(store.refresh_session_by_hash("a2").await.unwrap().is_some());
     assert!(store.refresh_session_by_hash("b1").await.unwrap().is_some());
+}
+
+/// A session reads back by id, with what its last rotation replaced, and a revoke ends
+/// exactly that session whoever's it is.
+pub async fn refresh_session_by_id_and_revoke(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let bob = user(store, "bob").await;
+    let mine = session(alice.id, "a1", at(0), at(100));
+    let other = session(alice.id, "a2", at(1), at(100));
+    let bobs = session(bob.id, "b1", at(0), at(100));
+    for s in [&mine, &other, &bobs] {
+        store.create_refresh_session(s, at(1), 10).await.unwrap();
+    }
+    assert_eq!(
+        store.refresh_session(mine.id).await.unwrap(),
+        Some(mine.clone())
+    );
+    assert_eq!(store.refresh_session(Uuid::now_v7()).await.unwrap(), None);
+    assert!(
+        store
+            .rotate_refresh_session(mine.id, "a1", "a1b", at(3))
+            .await
+            .unwrap()
+    );
+    let rotated = store.refresh_session(mine.id).await.unwrap().unwrap();
+    assert_eq!(rotated.token_hash, "a1b");
+    assert_eq!(rotated.previous_hash.as_deref(), Some("a1"));
+    assert_eq!(rotated.rotated_at, Some(at(3)));
+
+    assert!(store.revoke_refresh_session(mine.id).await.unwrap());
+    assert!(!store.revoke_refresh_session(mine.id).await.unwrap());
+    assert_eq!(store.refresh_session(mine.id).await.unwrap(), None);
+    assert!(
+        store
+            .refresh_session_by_hash("a1b")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.refresh_session(other.id).await.unwrap().is_some());
+    assert!(store.refresh_session(bobs.id).await.unwrap().is_some());
 }

@@ -104,6 +104,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "custom emojis",
         include_str!("../../migrations/sqlite/0007_emojis.sql"),
     ),
+    // ---- refresh-token reuse detection ----
+    (
+        8,
+        "refresh reuse",
+        include_str!("../../migrations/sqlite/0008_refresh_reuse.sql"),
+    ),
 ];
 
 /// How long a connection waits for the write lock before failing.
@@ -422,8 +428,17 @@ impl Store for SqliteStore {
         id: Uuid,
         old_hash: &str,
         new_hash: &str,
+        now: Timestamp,
     ) -> StoreResult<bool> {
-        users::rotate_refresh_session(&self.pool, id, old_hash, new_hash).await
+        users::rotate_refresh_session(&self.pool, id, old_hash, new_hash, now).await
+    }
+
+    async fn refresh_session(&self, id: uuid::Uuid) -> StoreResult<Option<RefreshSession>> {
+        users::refresh_session(&self.pool, id).await
+    }
+
+    async fn revoke_refresh_session(&self, id: uuid::Uuid) -> StoreResult<bool> {
+        users::revoke_refresh_session(&self.pool, id).await
     }
 
     async fn delete_refresh_sessions(&self, user: UserId) -> StoreResult<()> {
@@ -1040,7 +1055,11 @@ impl Store for SqliteStore {
         go_live::end_stale_go_live(&self.pool, user).await
     }
 
-    async fn delete_refresh_session(&self, user: UserId, token_hash: &str) -> StoreResult<bool> {
+    async fn delete_refresh_session(
+        &self,
+        user: UserId,
+        token_hash: &str,
+    ) -> StoreResult<Option<uuid::Uuid>> {
         users::delete_refresh_session(&self.pool, user, token_hash).await
     }
 

@@ -51,8 +51,13 @@ fn session_row(row: &SqliteRow) -> StoreResult<RefreshSession> {
         token_hash: get(row, "token_hash")?,
         created_at: ts(row, "created_at")?,
         expires_at: ts(row, "expires_at")?,
+        previous_hash: get(row, "previous_hash")?,
+        rotated_at: get::<Option<i64>>(row, "rotated_at")?.map(Timestamp::from_micros),
     })
 }
+
+const SESSION_COLUMNS: &str =
+    "id, user_id, token_hash, created_at, expires_at, previous_hash, rotated_at";
 
 pub(super) async fn insert_user(
     conn: &mut SqliteConnection,
@@ -202,14 +207,34 @@ pub(super) async fn refresh_session_by_hash(
     pool: &SqlitePool,
     token_hash: &str,
 ) -> StoreResult<Option<RefreshSession>> {
-    let row = sqlx::query(
-        "SELECT id, user_id, token_hash, created_at, expires_at FROM refresh_sessions \
-         WHERE token_hash = ?",
-    )
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {SESSION_COLUMNS} FROM refresh_sessions WHERE token_hash = ?"
+    )))
     .bind(token_hash)
     .fetch_optional(pool)
     .await?;
     row.as_ref().map(session_row).transpose()
+}
+
+pub(super) async fn refresh_session(
+    pool: &SqlitePool,
+    id: Uuid,
+) -> StoreResult<Option<RefreshSession>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {SESSION_COLUMNS} FROM refresh_sessions WHERE id = ?"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(session_row).transpose()
+}
+
+pub(super) async fn revoke_refresh_session(pool: &SqlitePool, id: Uuid) -> StoreResult<bool> {
+    let done = sqlx::query("DELETE FROM refresh_sessions WHERE id = ?")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 pub(super) async fn rotate_refresh_session(
@@ -217,14 +242,18 @@ pub(super) async fn rotate_refresh_session(
     id: Uuid,
     old_hash: &str,
     new_hash: &str,
+    now: Timestamp,
 ) -> StoreResult<bool> {
-    let done =
-        sqlx::query("UPDATE refresh_sessions SET token_hash = ? WHERE id = ? AND token_hash = ?")
-            .bind(new_hash)
-            .bind(id)
-            .bind(old_hash)
-            .execute(pool)
-            .await?;
+    let done = sqlx::query(
+        "UPDATE refresh_sessions SET token_hash = ?, previous_hash = token_hash, rotated_at = ? \
+         WHERE id = ? AND token_hash = ?",
+    )
+    .bind(new_hash)
+    .bind(now.as_micros())
+    .bind(id)
+    .bind(old_hash)
+    .execute(pool)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -241,11 +270,13 @@ pub(super) async fn delete_refresh_session(
     pool: &SqlitePool,
     user: UserId,
     token_hash: &str,
-) -> StoreResult<bool> {
-    let done = sqlx::query("DELETE FROM refresh_sessions WHERE user_id = ? AND token_hash = ?")
-        .bind(user.get())
-        .bind(token_hash)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected() == 1)
+) -> StoreResult<Option<Uuid>> {
+    let id = sqlx::query_scalar(
+        "DELETE FROM refresh_sessions WHERE user_id = ? AND token_hash = ? RETURNING id",
+    )
+    .bind(user.get())
+    .bind(token_hash)
+    .fetch_optional(pool)
+    .await?;
+    Ok(id)
 }
