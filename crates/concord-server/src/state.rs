@@ -7,7 +7,8 @@ use concord_store::Store;
 
 use crate::{
     auth::TokenKeys, bus::Events, config::Config, directory::Directory, files::FileStore,
-    limiter::Limiters, metrics::Metrics, presence::Presence,
+    caps::IpCounter, limiter::Limiters, metrics::Metrics, passwords::Passwords,
+    presence::Presence,
 };
 
 /// Everything a handler may need.
@@ -33,6 +34,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Start time, for uptime.
     pub started: Instant,
+    /// The argon2 workers (registration, login).
+    pub passwords: Arc<Passwords>,
+    /// Gateway sessions per client address (`limits.sessions_per_ip`).
+    pub sessions_per_ip: Arc<IpCounter>,
     /// Custom emoji images, keyed by emoji id (`<data_dir>/emojis/` by default).
     pub emoji_files: Arc<dyn FileStore>,
 }
