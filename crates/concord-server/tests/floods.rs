@@ -123,16 +123,13 @@ async fn a_trickled_body_is_answered_408() {
 
 #[tokio::test]
 async fn a_content_length_over_the_limit_is_refused_before_the_body() {
-    let server = TestServer::start_with(|config| {
-        short_deadlines(config);
-        config.limits.max_body_bytes = 64 * 1024;
-    })
-    .await;
+    // The default limit, 2 MiB.
+    let server = TestServer::start_with(short_deadlines).await;
     let mut tcp = TcpStream::connect(server.addr).await.unwrap();
     // Headers only: the answer must come without the body being sent.
     tcp.write_all(
         b"POST /auth/register HTTP/1.1\r\nhost: concord\r\ncontent-type: application/json\r\n\
-          content-length: 1000000\r\n\r\n",
+          content-length: 3000000\r\n\r\n",
     )
     .await
     .unwrap();
