@@ -12,7 +12,7 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
+    net::{TcpSocket, TcpStream},
 };
 use tokio_tungstenite::tungstenite;
 
@@ -67,9 +67,15 @@ async fn read_answer(tcp: &mut TcpStream) -> Result<Answer, String> {
 }
 
 /// Sends `head` (request line and headers, without the blank line) and the whole of
-/// `body`, then reads the answer.
+/// `body`, then reads the answer. The client's send buffer is small, as on a real
+/// network where the body is still on its way when the server answers: on loopback
+/// the kernel's buffers would otherwise take a whole upload at once.
 async fn exchange(addr: SocketAddr, head: &str, body: &[u8]) -> Result<Answer, String> {
-    let mut tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    socket
+        .set_send_buffer_size(16 * 1024)
+        .map_err(|e| e.to_string())?;
+    let mut tcp = socket.connect(addr).await.map_err(|e| e.to_string())?;
     let request = format!("{head}\r\ncontent-length: {}\r\n\r\n", body.len());
     tcp.write_all(request.as_bytes())
         .await
