@@ -332,19 +332,42 @@ async fn an_upload_to_an_unknown_route_reads_its_404() {
 }
 
 #[tokio::test]
-async fn refused_emoji_uploads_read_their_413_and_415() {
+async fn a_body_over_the_limit_sent_whole_reads_its_413() {
     let server = TestServer::start().await;
+    let body = vec![b' '; 3 * 1024 * 1024];
+    let answer = exchange(
+        server.addr,
+        "POST /auth/register HTTP/1.1\r\nhost: concord\r\ncontent-type: application/json",
+        &body,
+    )
+    .await
+    .expect("the 413 reaches a client that sends its whole body");
+    assert_json_error(&answer, 413);
+}
+
+/// A server with an emoji route: its owner and the route's path.
+async fn emoji_route(server: &TestServer) -> (TestUser, String) {
     let alice = server.user("alice").await;
     let hall = alice.create_server("hall").await;
-    let path = format!("/servers/{hall}/emojis");
+    (alice, format!("/servers/{hall}/emojis"))
+}
 
+#[tokio::test]
+async fn an_emoji_image_too_large_reads_its_413() {
+    let server = TestServer::start().await;
+    let (alice, path) = emoji_route(&server).await;
     // An image over 256 KiB: the handler stops reading at the limit.
     let body = multipart(&[("name", b"big"), ("image", &vec![0xFF; LARGE])], b"");
     let answer = exchange(server.addr, &upload_head(&path, Some(&alice)), &body)
         .await
         .expect("the 413 reaches a client that sends its whole body");
     assert_json_error(&answer, 413);
+}
 
+#[tokio::test]
+async fn an_emoji_upload_of_the_wrong_type_reads_its_415() {
+    let server = TestServer::start().await;
+    let (alice, path) = emoji_route(&server).await;
     // Not an image; the form is followed by an epilogue the server has no need to read.
     let body = multipart(
         &[("name", b"text"), ("image", b"plain text, no image")],
