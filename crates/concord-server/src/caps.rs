@@ -167,7 +167,11 @@ mod tests {
         assert!(counter.acquire(ip).is_none());
         assert!(counter.acquire("192.0.2.2".parse().unwrap()).is_some());
         // The same client on an IPv6 socket.
-        assert!(counter.acquire("::ffff:192.0.2.1".parse().unwrap()).is_none());
+        assert!(
+            counter
+                .acquire("::ffff:192.0.2.1".parse().unwrap())
+                .is_none()
+        );
         drop(a);
         assert_eq!(counter.count(ip), 1);
         let c = counter.acquire(ip).unwrap();

@@ -188,7 +188,9 @@ fn admit(
     let mut closing = closing.clone();
     tokio::spawn(async move {
         let mut builder = http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(header_read);
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read);
         let connection = builder
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();

@@ -124,9 +124,9 @@ impl Passwords {
         match self.jobs.try_send(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(busy()),
-            Err(TrySendError::Disconnected(_)) => Err(ApiError::internal(
-                &std::io::Error::other("password workers stopped"),
-            )),
+            Err(TrySendError::Disconnected(_)) => Err(ApiError::internal(&std::io::Error::other(
+                "password workers stopped",
+            ))),
         }
     }
 }
@@ -195,7 +195,9 @@ fn hash_with(password: &str, params: &Params, memory: &mut Vec<Block>) -> Result
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
-        params: params.try_into().map_err(|e: argon2::password_hash::Error| e.to_string())?,
+        params: params
+            .try_into()
+            .map_err(|e: argon2::password_hash::Error| e.to_string())?,
         salt: Some(Salt::new(&salt).map_err(|e| e.to_string())?),
         hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
     };
@@ -254,8 +256,17 @@ mod tests {
         let pool = Passwords::start(cheap()).unwrap();
         let hash = pool.hash("correct-horse-42".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{hash}");
-        assert!(pool.verify("correct-horse-42".into(), hash.clone()).await.unwrap());
-        assert!(!pool.verify("wrong-horse-42".into(), hash.clone()).await.unwrap());
+        assert!(
+            pool.verify("correct-horse-42".into(), hash.clone())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !pool
+                .verify("wrong-horse-42".into(), hash.clone())
+                .await
+                .unwrap()
+        );
         assert!(!pool.verify("x".into(), "not a hash".into()).await.unwrap());
     }
 
@@ -268,7 +279,11 @@ mod tests {
             .unwrap()
             .to_string();
         let pool = Passwords::start(cheap()).unwrap();
-        assert!(pool.verify("battery-staple-7".into(), hash.clone()).await.unwrap());
+        assert!(
+            pool.verify("battery-staple-7".into(), hash.clone())
+                .await
+                .unwrap()
+        );
         assert!(!pool.verify("battery-staple-8".into(), hash).await.unwrap());
     }
 }

@@ -6,8 +6,8 @@ use concord_gateway::Hub;
 use concord_store::Store;
 
 use crate::{
-    auth::TokenKeys, bus::Events, config::Config, directory::Directory, files::FileStore,
-    caps::IpCounter, limiter::Limiters, metrics::Metrics, passwords::Passwords,
+    auth::TokenKeys, bus::Events, caps::IpCounter, config::Config, directory::Directory,
+    files::FileStore, limiter::Limiters, metrics::Metrics, passwords::Passwords,
     presence::Presence,
 };
 

@@ -199,7 +199,10 @@ async fn connections_per_address_are_capped_and_given_back() {
         }
         assert_eq!(answer.status, 429, "{answer:?}");
         attempts += 1;
-        assert!(attempts < 1000, "the closed connection's place never came back");
+        assert!(
+            attempts < 1000,
+            "the closed connection's place never came back"
+        );
         tokio::task::yield_now().await;
     }
 }
@@ -282,7 +285,10 @@ async fn gateway_sessions_per_address_are_capped_and_given_back() {
             }
         }
         attempts += 1;
-        assert!(attempts < 1000, "the closed session's place never came back");
+        assert!(
+            attempts < 1000,
+            "the closed session's place never came back"
+        );
         tokio::task::yield_now().await;
     }
 }

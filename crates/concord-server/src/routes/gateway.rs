@@ -25,8 +25,8 @@ use concord_gateway::{
     SessionEntry, SessionHandler,
 };
 use concord_protocol::{
-    ChannelId, Command, DmChannel, ErrorBody, ErrorCode, Event, PresenceCommand, Ready, Server, TypingStart,
-    UserId, VoiceSignal, VoiceSignalCommand, typing_timestamp,
+    ChannelId, Command, DmChannel, ErrorBody, ErrorCode, Event, PresenceCommand, Ready, Server,
+    TypingStart, UserId, VoiceSignal, VoiceSignalCommand, typing_timestamp,
 };
 use concord_store::{Presence as Chosen, ReadyState, UserRecord};
 
