@@ -140,11 +140,12 @@ fn busy() -> ApiError {
     .with_retry_after(RETRY_AFTER_SECS)
 }
 
-/// A worker: takes jobs until the pool is dropped, all in one memory block, grown
-/// only when a stored hash asks for more than any before.
+/// A worker: takes jobs until the pool is dropped, all in one memory block, taken at
+/// its first job (an idle node holds none) and grown only when a stored hash asks for
+/// more than any before.
 fn work(receiver: &Mutex<Receiver<Job>>, cost: PasswordCost) {
     let params = params(cost);
-    let mut memory = vec![Block::default(); params.block_count()];
+    let mut memory = Vec::new();
     loop {
         // The lock is held only while waiting: the next idle worker waits behind it.
         let job = match receiver.lock().unwrap_or_else(|e| e.into_inner()).recv() {
