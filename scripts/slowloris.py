@@ -59,25 +59,24 @@ def main():
     began = time.monotonic()
     print(f"opened {len(opened)} ({failed} failed); server fds before: {fds_before}")
 
-    open_now = set(opened)
+    open_now = {s.fileno(): s for s in opened}
+    poller = select.poll()
+    for fd in open_now:
+        poller.register(fd, select.POLLIN)
     answered = 0
     samples = []
     while True:
         t = time.monotonic() - began
         # A connection the server closed (EOF or reset), or answered, is done.
-        readable = []
-        pending = list(open_now)
-        for chunk in range(0, len(pending), 512):
-            r, _, _ = select.select(pending[chunk : chunk + 512], [], [], 0)
-            readable.extend(r)
-        for s in readable:
+        for fd, _ in poller.poll(0):
+            s = open_now.pop(fd)
+            poller.unregister(fd)
             try:
                 data = s.recv(4096)
             except OSError:
                 data = b""
             if data.startswith(b"HTTP/"):
                 answered += 1
-            open_now.discard(s)
             s.close()
         fds = server_fds(args.pid)
         samples.append((round(t, 1), fds, len(open_now)))
@@ -100,7 +99,7 @@ def main():
             }
         )
     )
-    for s in open_now:
+    for s in open_now.values():
         s.close()
 
 
