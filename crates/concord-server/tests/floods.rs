@@ -143,6 +143,21 @@ async fn a_content_length_over_the_limit_is_refused_before_the_body() {
     assert_json_error(&answer, 413);
 }
 
+/// A kept-alive connection the server has answered on (so it is surely admitted).
+async fn kept_alive(addr: SocketAddr) -> TcpStream {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET /health/live HTTP/1.1\r\nhost: concord\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+    tcp
+}
+
 #[tokio::test]
 async fn connections_per_address_are_capped_and_given_back() {
     let server = TestServer::start_with(|config| {
@@ -152,17 +167,7 @@ async fn connections_per_address_are_capped_and_given_back() {
     // Three kept-alive connections, each known to the server (it answered on it).
     let mut open = Vec::new();
     for _ in 0..3 {
-        let mut tcp = TcpStream::connect(server.addr).await.unwrap();
-        tcp.write_all(b"GET /health/live HTTP/1.1\r\nhost: concord\r\n\r\n")
-            .await
-            .unwrap();
-        let mut buf = [0u8; 1024];
-        let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
-        open.push(tcp);
+        open.push(kept_alive(server.addr).await);
     }
     let refused = exchange(
         server.addr,
@@ -205,6 +210,34 @@ async fn connections_per_address_are_capped_and_given_back() {
         );
         tokio::task::yield_now().await;
     }
+}
+
+#[tokio::test]
+async fn connections_in_all_are_capped() {
+    let server = TestServer::start_with(|config| {
+        config.limits.max_connections = Some(2);
+    })
+    .await;
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        open.push(kept_alive(server.addr).await);
+    }
+    let refused = exchange(
+        server.addr,
+        "GET /health/live HTTP/1.1\r\nhost: concord\r\nconnection: close",
+        b"",
+    )
+    .await
+    .expect("an answer");
+    assert_json_error(&refused, 503);
+    assert!(refused.header("retry-after").is_some(), "{refused:?}");
+    assert!(
+        server
+            .state
+            .metrics
+            .render()
+            .contains("concord_connections_refused_total{reason=\"connections_total\"} 1")
+    );
 }
 
 /// The error of a refused gateway upgrade: its status and JSON body.
