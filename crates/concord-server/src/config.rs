@@ -217,6 +217,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Open connections per client address (peer IP), not yet upgraded ones and
     /// gateway sockets alike; over it a new connection is answered 429 and closed.
+    /// `trusted_proxies` are exempt (they carry many clients; `sessions_per_ip`
+    /// still counts each forwarded client).
     pub connections_per_ip: usize,
     /// Open connections in all; over it a new connection is answered 503 and closed.
     /// Unset: the process's open-file limit (`RLIMIT_NOFILE`) less `fd_reserve`.
@@ -569,6 +571,20 @@ mod tests {
         assert_eq!(config.limits.presence_grace_secs, 3);
         assert_eq!(config.limits.rest_per_ip, Limits::default().rest_per_ip);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_connection_cap_is_set_or_derived_from_the_file_limit() {
+        let set = Limits {
+            max_connections: Some(1234),
+            ..Limits::default()
+        };
+        assert_eq!(set.connection_cap(), 1234);
+        let derived = Limits::default().connection_cap();
+        match concord_sys::open_files_limit() {
+            Some(limit) => assert_eq!(derived as u64, limit.saturating_sub(256).max(64)),
+            None => assert_eq!(derived, 10_000),
+        }
     }
 
     #[test]

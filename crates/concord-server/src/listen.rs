@@ -13,7 +13,7 @@ use std::{
     convert::Infallible,
     future::Future,
     io,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -59,6 +59,8 @@ pub(crate) struct Settings {
     header_read: Duration,
     linger: Linger,
     per_ip: Arc<IpCounter>,
+    /// Peers exempt from `per_ip`: a reverse proxy carries many clients' connections.
+    trusted_proxies: Vec<IpAddr>,
     total: Arc<TotalCounter>,
     refusals: Arc<Semaphore>,
     metrics: Arc<Metrics>,
@@ -81,6 +83,7 @@ impl Settings {
                 bytes: limits.close_linger_bytes,
             },
             per_ip: IpCounter::new(limits.connections_per_ip),
+            trusted_proxies: limits.trusted_proxies.clone(),
             total: TotalCounter::new(cap),
             refusals: Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT)),
             metrics,
@@ -155,9 +158,14 @@ fn admit(
         refuse(tcp, settings, Refusal::Total);
         return;
     };
-    let Some(per_ip) = settings.per_ip.acquire(peer.ip()) else {
-        refuse(tcp, settings, Refusal::PerIp);
-        return;
+    let per_ip = if settings.trusted_proxies.contains(&peer.ip()) {
+        None
+    } else {
+        let Some(permit) = settings.per_ip.acquire(peer.ip()) else {
+            refuse(tcp, settings, Refusal::PerIp);
+            return;
+        };
+        Some(permit)
     };
     if settings.nodelay
         && let Err(err) = tcp.set_nodelay(true)
@@ -283,7 +291,7 @@ async fn drain(tcp: &mut TcpStream, mut bytes: usize) {
 /// The places a connection holds while it is open (and while it drains).
 struct Held {
     _total: TotalPermit,
-    _per_ip: IpPermit,
+    _per_ip: Option<IpPermit>,
     slot: ConnectionSlot,
 }
 

@@ -212,6 +212,20 @@ async fn connections_per_address_are_capped_and_given_back() {
     }
 }
 
+/// A reverse proxy carries many clients' connections: it is not held to one
+/// address's cap. (Main had no cap at all, so this passes there too: it guards the
+/// exemption, not a change.)
+#[tokio::test]
+async fn a_trusted_proxy_is_not_held_to_the_per_address_cap() {
+    let server = TestServer::start_with(|config| {
+        config.limits.connections_per_ip = 1;
+        config.limits.trusted_proxies = vec![std::net::IpAddr::from([127, 0, 0, 1])];
+    })
+    .await;
+    let _first = kept_alive(server.addr).await;
+    let _second = kept_alive(server.addr).await;
+}
+
 #[tokio::test]
 async fn connections_in_all_are_capped() {
     let server = TestServer::start_with(|config| {
