@@ -5,6 +5,8 @@
 #
 #   scripts/ab.sh /tmp/concord-a /tmp/concord-b [N]
 #
+# CAPS_A / CAPS_B, when set, replace bench.sh's CAPS for that binary (CAPS_A="" for
+# a binary older than the connection caps: it refuses their keys).
 # Extra `concord bench` arguments may be given in BENCH_ARGS (default: the fan-out
 # run BENCHMARKS.md uses). Each run's files are kept under $WORK (default: a new
 # temporary directory).
@@ -23,6 +25,8 @@ for i in $(seq 1 "$N"); do
     bin=$A
     [ "$label" = B ] && bin=$B
     run="$WORK/$label-$i"
+    caps_var=CAPS_$label
+    if [ -n "${!caps_var+x}" ]; then export CAPS="${!caps_var}"; else unset CAPS; fi
     # shellcheck disable=SC2086
     BIN=$bin WORK=$run scripts/bench.sh --json $BENCH_ARGS > "$run.log" 2>&1
     value=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["server_cpu_us_per_delivery"])' "$run/bench.json")

@@ -6,6 +6,8 @@
 #
 # Environment: PORT (default 8093), BIN (default target/release/concord),
 # EXTRA_LIMITS (more lines for the [limits] table, e.g. "write_linger_ms = 0"),
+# CAPS (the connection and session caps lifted for a load from one address; set it
+# empty for a binary older than those keys, which would refuse them),
 # SERVER_CPUS / CLIENT_CPUS (CPU lists for `taskset -c`, e.g. "0,1" and "2-15": the
 # server on two cores of a larger machine, the load client on the others, so that
 # the server's figures are not shared with the client's).
@@ -20,6 +22,9 @@ WORK=${WORK:-$(mktemp -d -t concord-bench.XXXXXX)}
 
 mkdir -p "$WORK"
 rm -rf "$WORK/data"
+CAPS=${CAPS-"connections_per_ip = 1000000
+sessions_per_ip = 1000000
+sessions_per_user = 1000000"}
 cat > "$WORK/concord.toml" <<TOML
 [limits]
 # The bench creates up to tens of thousands of bots from one address.
@@ -28,6 +33,7 @@ auth_per_ip = { per_second = 100000, burst = 100000 }
 per_bot = { per_second = 100000, burst = 100000 }
 queue_max_frames = 65536
 queue_max_bytes = 67108864
+${CAPS}
 ${EXTRA_LIMITS:-}
 TOML
 

@@ -4,11 +4,10 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    extract::{MatchedPath, Request, State},
+    extract::{DefaultBodyLimit, MatchedPath, Request, State},
     http::{HeaderValue, Method, header},
     middleware::{self, Next},
     response::Response,
-    serve::ListenerExt,
 };
 use concord_gateway::{CloseReason, Gateway, Hub, SavedSession};
 use concord_store::{SqliteStore, Store};
@@ -19,6 +18,7 @@ use tracing::Instrument;
 use crate::{
     auth::TokenKeys,
     bus::{Events, Fanout, LocalBus},
+    caps::IpCounter,
     config::Config,
     directory::Directory,
     error::not_found_fallback,
@@ -27,6 +27,7 @@ use crate::{
     limiter::{Limiters, limit_requests},
     metered_store::MeteredStore,
     metrics::Metrics,
+    passwords::Passwords,
     presence::Presence,
     routes, secrets,
     state::AppState,
@@ -119,6 +120,8 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
         Arc::clone(&metrics),
     )));
     let grace = Duration::from_secs(config.limits.presence_grace_secs);
+    let passwords = Arc::new(Passwords::start(config.password)?);
+    let sessions_per_ip = IpCounter::new(config.limits.sessions_per_ip);
     Ok(AppState {
         store,
         directory,
@@ -135,6 +138,8 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
         config: Arc::new(config),
         started: std::time::Instant::now(),
         emoji_files: Arc::new(emoji_files),
+        sessions_per_ip,
+        passwords,
     })
 }
 
@@ -147,7 +152,7 @@ pub fn router(state: AppState) -> Router {
 /// [`router`] over a gateway endpoint built by the caller.
 pub fn router_with(state: AppState, gateway: Arc<Gateway>) -> Router {
     state.metrics.watch_gateway(&gateway);
-    let limited = routes::limited(gateway).layer(middleware::from_fn_with_state(
+    let limited = routes::limited(&state, gateway).layer(middleware::from_fn_with_state(
         state.clone(),
         limit_requests,
     ));
@@ -162,6 +167,13 @@ pub fn router_with(state: AppState, gateway: Arc<Gateway>) -> Router {
         None => router,
     };
     router
+        // Every route, the unknown ones included: the body's size and deadline. The
+        // extractors' own limit is the same.
+        .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::body::limit_bodies,
+        ))
         // Outside CORS: a foreign origin's preflight is refused too.
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -215,11 +227,12 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     socket.listen(backlog)
 }
 
-/// Serves `listener` until `shutdown` resolves, then closes every session with 1001
-/// and waits (bounded) for them to go.
+/// Serves `listener` until `shutdown` resolves: closes the listening socket, closes
+/// every session with 1001 and waits (bounded) for them to go, then lets the HTTP
+/// requests in flight finish.
 ///
 /// # Errors
-/// I/O errors of the listener.
+/// None today: errors of single connections are logged; the signature leaves room.
 pub async fn serve<F>(listener: TcpListener, state: AppState, shutdown: F) -> Result<(), ServeError>
 where
     F: Future<Output = ()> + Send + 'static,
@@ -227,7 +240,8 @@ where
     let hub = Arc::clone(&state.hub);
     let store = Arc::clone(&state.store);
     let housekeeping = crate::housekeeping::spawn(Arc::clone(&state.limiters));
-    let nodelay = state.config.limits.tcp_nodelay;
+    let limits = state.config.limits.clone();
+    let metrics = Arc::clone(&state.metrics);
     let gateway = routes::gateway::endpoint(&state);
     // v2 sessions saved by the last graceful shutdown wait for their RESUME again.
     match store
@@ -254,7 +268,7 @@ where
         Err(err) => tracing::error!(error = %err, "saved gateway sessions not read"),
     }
     let draining = Arc::clone(&gateway);
-    let app = router_with(state, gateway).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router_with(state, gateway);
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
     let (stop_accepting, stop_rx) = tokio::sync::watch::channel(false);
     let signal = async move {
@@ -293,56 +307,11 @@ where
         }
         let _ = drained_tx.send(());
     };
-    let listener = StopAccepting::new(listener, stop_rx)?.tap_io(move |tcp| {
-        if nodelay && let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %err, "could not set TCP_NODELAY");
-        }
-    });
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(signal)
-        .await;
+    let settings = crate::listen::Settings::new(&limits, metrics);
+    crate::listen::serve(listener, app, settings, stop_rx, signal).await;
     housekeeping.abort();
     let _ = drained_rx.await;
-    result.map_err(ServeError::Io)
-}
-
-/// A listener that drops its socket (so new connections are refused by the kernel)
-/// once `stop` turns true, and then accepts nothing more.
-struct StopAccepting {
-    inner: Option<TcpListener>,
-    addr: SocketAddr,
-    stop: tokio::sync::watch::Receiver<bool>,
-}
-
-impl StopAccepting {
-    fn new(inner: TcpListener, stop: tokio::sync::watch::Receiver<bool>) -> std::io::Result<Self> {
-        Ok(Self {
-            addr: inner.local_addr()?,
-            inner: Some(inner),
-            stop,
-        })
-    }
-}
-
-impl axum::serve::Listener for StopAccepting {
-    type Io = tokio::net::TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        if let Some(inner) = self.inner.as_mut() {
-            tokio::select! {
-                biased;
-                _ = self.stop.wait_for(|stop| *stop) => {}
-                accepted = axum::serve::Listener::accept(inner) => return accepted,
-            }
-        }
-        self.inner = None;
-        std::future::pending().await
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.addr)
-    }
+    Ok(())
 }
 
 async fn security_headers(request: Request, next: Next) -> Response {

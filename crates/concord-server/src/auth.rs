@@ -1,7 +1,6 @@
-//! Credentials: JWTs (HS256, pinned), argon2id passwords, bot tokens, and the
+//! Credentials: JWTs (HS256, pinned), bot tokens (argon2id passwords: `passwords`), and the
 //! [`Principal`] extractor that every authenticated route takes.
 
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
 use axum::{extract::FromRequestParts, http::request::Parts};
 use concord_protocol::{BotId, Timestamp, UserId, limits};
 use concord_store::{BotRecord, UserRecord};
@@ -10,7 +9,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{config::PasswordCost, error::ApiError, state::AppState};
+use crate::{error::ApiError, state::AppState};
 
 /// Access or refresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,40 +182,6 @@ pub fn new_bot_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
-}
-
-/// Hashes a password with argon2id on the blocking pool.
-///
-/// # Errors
-/// Only if hashing itself fails (bad parameters).
-pub async fn hash_password(password: String, cost: PasswordCost) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        // A fresh random salt is drawn by the hasher.
-        argon2(cost)
-            .hash_password(password.as_bytes())
-            .map(|hash| hash.to_string())
-            .map_err(|e| ApiError::internal(&std::io::Error::other(e.to_string())))
-    })
-    .await
-    .map_err(|e| ApiError::internal(&e))?
-}
-
-/// Checks a password against a stored argon2 PHC string on the blocking pool.
-pub async fn verify_password(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-    })
-    .await
-    .unwrap_or(false)
-}
-
-fn argon2(cost: PasswordCost) -> Argon2<'static> {
-    let params = Params::new(cost.memory_kib, cost.iterations, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
 /// The authenticated caller of a REST route.
@@ -501,18 +466,6 @@ mod tests {
         )
         .unwrap();
         assert!(keys.verify(&hs512, TokenType::Access).is_err());
-    }
-
-    #[tokio::test]
-    async fn passwords_hash_with_argon2id_and_verify() {
-        let cost = PasswordCost {
-            memory_kib: 1024,
-            iterations: 1,
-        };
-        let hash = hash_password("correct horse".into(), cost).await.unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse".into(), hash.clone()).await);
-        assert!(!verify_password("wrong horse".into(), hash).await);
     }
 
     #[test]

@@ -205,6 +205,54 @@ pub struct Limits {
     /// which measured about a third less server CPU per delivery in fan-out
     /// (BENCHMARKS.md). On, small frames never wait for an ACK (a lower tail latency).
     pub tcp_nodelay: bool,
+    /// Seconds a connection may take to send a request's headers (the first request's
+    /// and every later one's on a kept-alive connection, counted from when the server
+    /// starts waiting for it): a slowloris handshake is closed after it.
+    pub header_read_secs: u64,
+    /// Seconds a request's body may take to arrive, counted from when the handler
+    /// starts reading it: a trickled body is answered 408 and the connection closed.
+    pub body_read_secs: u64,
+    /// Largest request body, bytes: a `Content-Length` over it is answered 413 before
+    /// the body is read, and a body without one that grows over it gets 413 too.
+    pub max_body_bytes: usize,
+    /// Open connections per client address (peer IP), not yet upgraded ones and
+    /// gateway sockets alike; over it a new connection is answered 429 and closed.
+    /// `trusted_proxies` are exempt (they carry many clients; `sessions_per_ip`
+    /// still counts each forwarded client).
+    pub connections_per_ip: usize,
+    /// Open connections in all; over it a new connection is answered 503 and closed.
+    /// Unset: the process's open-file limit (`RLIMIT_NOFILE`) less `fd_reserve`.
+    pub max_connections: Option<usize>,
+    /// File descriptors kept out of `max_connections`' default for the database, the
+    /// bus, logs and the answers that refuse connections.
+    pub fd_reserve: usize,
+    /// Gateway sessions per client address (the one the rate limits use); over it the
+    /// upgrade is answered 429.
+    pub sessions_per_ip: usize,
+    /// Gateway sessions per user on this node; over it the upgrade is answered 429 (a
+    /// v2 IDENTIFY or RESUME after the upgrade is closed with 4008).
+    pub sessions_per_user: usize,
+    /// When the server closes a connection it stops writing and reads and discards
+    /// what the client still sends, so that the client reads the answer rather than a
+    /// reset: for at most this many seconds ...
+    pub close_linger_secs: u64,
+    /// ... and at most this many bytes.
+    pub close_linger_bytes: usize,
+}
+
+impl Limits {
+    /// The cap on open connections in effect: `max_connections`, or the open-file
+    /// limit less `fd_reserve` (at least 64), or 10,000 where that limit is unknown.
+    pub fn connection_cap(&self) -> usize {
+        self.max_connections.unwrap_or_else(|| {
+            concord_sys::open_files_limit().map_or(10_000, |limit| {
+                usize::try_from(limit)
+                    .unwrap_or(usize::MAX)
+                    .saturating_sub(self.fd_reserve)
+                    .max(64)
+            })
+        })
+    }
 }
 
 impl Default for Limits {
@@ -243,6 +291,16 @@ impl Default for Limits {
             replay_budget_bytes: 256 * 1024 * 1024,
             compression_idle_secs: 30,
             tcp_nodelay: false,
+            header_read_secs: 10,
+            body_read_secs: 30,
+            max_body_bytes: 2 * 1024 * 1024,
+            connections_per_ip: 512,
+            max_connections: None,
+            fd_reserve: 256,
+            sessions_per_ip: 256,
+            sessions_per_user: 32,
+            close_linger_secs: 5,
+            close_linger_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -255,6 +313,12 @@ pub struct PasswordCost {
     pub memory_kib: u32,
     /// Passes.
     pub iterations: u32,
+    /// Threads that hash (each keeps one memory block of `memory_kib`); 0: one per
+    /// core, at most 4.
+    pub workers: usize,
+    /// Hashes waiting for a worker; past it a login, registration or password change
+    /// is answered 503 with `Retry-After`.
+    pub queue: usize,
 }
 
 impl Default for PasswordCost {
@@ -263,6 +327,8 @@ impl Default for PasswordCost {
         Self {
             memory_kib: 19 * 1024,
             iterations: 2,
+            workers: 0,
+            queue: 16,
         }
     }
 }
@@ -512,6 +578,20 @@ mod tests {
         assert_eq!(config.limits.presence_grace_secs, 3);
         assert_eq!(config.limits.rest_per_ip, Limits::default().rest_per_ip);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_connection_cap_is_set_or_derived_from_the_file_limit() {
+        let set = Limits {
+            max_connections: Some(1234),
+            ..Limits::default()
+        };
+        assert_eq!(set.connection_cap(), 1234);
+        let derived = Limits::default().connection_cap();
+        match concord_sys::open_files_limit() {
+            Some(limit) => assert_eq!(derived as u64, limit.saturating_sub(256).max(64)),
+            None => assert_eq!(derived, 10_000),
+        }
     }
 
     #[test]

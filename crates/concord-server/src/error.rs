@@ -62,6 +62,13 @@ impl ApiError {
         }
     }
 
+    /// The same error with a `retry-after` / `x-ratelimit-after` header (seconds).
+    #[must_use]
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
     /// 500, logging the cause.
     pub fn internal(cause: &dyn std::error::Error) -> Self {
         tracing::error!(error = %cause, source = ?cause.source(), "internal error");

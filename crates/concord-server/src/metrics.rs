@@ -67,6 +67,7 @@ pub struct Metrics {
     http_latency: Family<RouteLabels, Histogram, Buckets>,
     db_latency: Family<OperationLabels, Histogram, Buckets>,
     db_errors: Family<OperationLabels, Counter>,
+    refused: Family<[(&'static str, &'static str); 1], Counter>,
     node: Arc<NodeCollector>,
 }
 
@@ -156,6 +157,13 @@ impl Metrics {
             "Store operations that failed, by operation",
             db_errors.clone(),
         );
+        let refused = Family::default();
+        registry.register(
+            "concord_connections_refused",
+            "Connections and gateway sessions refused by a cap, by reason \
+             (connections_total, connections_per_ip, sessions_per_ip, sessions_per_user)",
+            refused.clone(),
+        );
         let node = Arc::new(NodeCollector {
             hub,
             gateway: Mutex::new(Weak::new()),
@@ -175,6 +183,7 @@ impl Metrics {
             http_latency,
             db_latency,
             db_errors,
+            refused,
             node,
         }
     }
@@ -220,6 +229,12 @@ impl Metrics {
     /// Records how many announcements one presence tick delivered.
     pub fn presence_batch(&self, frames: usize) {
         self.presence_batch.observe(frames as f64);
+    }
+
+    /// Counts one connection or gateway session refused by a cap (`reason`: one of a
+    /// closed set of labels).
+    pub fn connection_refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&[("reason", reason)]).inc();
     }
 
     /// Records one answered REST request.

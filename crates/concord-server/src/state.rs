@@ -6,8 +6,9 @@ use concord_gateway::Hub;
 use concord_store::Store;
 
 use crate::{
-    auth::TokenKeys, bus::Events, config::Config, directory::Directory, families::Families,
-    files::FileStore, limiter::Limiters, metrics::Metrics, presence::Presence,
+    auth::TokenKeys, bus::Events, caps::IpCounter, config::Config, directory::Directory,
+    families::Families, files::FileStore, limiter::Limiters, metrics::Metrics,
+    passwords::Passwords, presence::Presence,
 };
 
 /// Everything a handler may need.
@@ -35,6 +36,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Start time, for uptime.
     pub started: Instant,
+    /// The argon2 workers (registration, login).
+    pub passwords: Arc<Passwords>,
+    /// Gateway sessions per client address (`limits.sessions_per_ip`).
+    pub sessions_per_ip: Arc<IpCounter>,
     /// Custom emoji images, keyed by emoji id (`<data_dir>/emojis/` by default).
     pub emoji_files: Arc<dyn FileStore>,
 }

@@ -30,6 +30,25 @@ pub fn resident_bytes() -> Option<u64> {
     Some(status_kib(&status, "VmRSS")? * 1024)
 }
 
+/// This process's soft limit on open files (`RLIMIT_NOFILE`, the `Max open files`
+/// line of `/proc/self/limits`); `None` where the system does not report it or it is
+/// unlimited.
+#[must_use]
+pub fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    limits_soft(&limits, "Max open files")
+}
+
+/// The soft limit of the `name` row of a `/proc/<pid>/limits` text (`None` when it
+/// is missing or `unlimited`).
+#[must_use]
+pub fn limits_soft(limits: &str, name: &str) -> Option<u64> {
+    limits.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
 /// The value of a `Name:   1234 kB` line of a `/proc/<pid>/status` text, in KiB
 /// (`name` is matched whole: `Vm` finds nothing).
 #[must_use]
@@ -54,5 +73,20 @@ mod imp {
 mod imp {
     pub(super) fn release_free_memory() -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_soft_open_files_limit_is_read_from_its_row() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                    Max cpu time              unlimited            unlimited            seconds   \n\
+                    Max open files            1024                 524288               files     \n";
+        assert_eq!(limits_soft(text, "Max open files"), Some(1024));
+        assert_eq!(limits_soft(text, "Max cpu time"), None);
+        assert_eq!(limits_soft(text, "Max processes"), None);
     }
 }

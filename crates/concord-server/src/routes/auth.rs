@@ -53,6 +53,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         (status = 403, description = "Registration is closed.", body = ErrorBody),
         (status = 409, description = "The username or email is taken.", body = ErrorBody),
         (status = 500, description = "Hashing or the database failed.", body = ErrorBody),
+        (status = 503, description = "Too many password hashes in progress \
+                                      (`password.queue`); see `Retry-After`.", body = ErrorBody),
     ),
 )]
 async fn register(
@@ -86,7 +88,7 @@ async fn register(
         }
     };
 
-    let password_hash = auth::hash_password(body.password, state.config.password).await?;
+    let password_hash = state.passwords.hash(body.password).await?;
     let now = Timestamp::now();
     let new_user = NewUser {
         id: UserId::new(),
@@ -144,6 +146,8 @@ async fn register(
                                       any address (`limits.login_per_account`); see \
                                       `Retry-After`.", body = ErrorBody),
         (status = 500, description = "The database failed.", body = ErrorBody),
+        (status = 503, description = "Too many password hashes in progress \
+                                      (`password.queue`); see `Retry-After`.", body = ErrorBody),
     ),
 )]
 async fn login(
@@ -159,10 +163,10 @@ async fn login(
     let Some((user, hash)) = found.and_then(|u| u.password_hash.clone().map(|h| (u, h))) else {
         // Spend the same argon2 work a real check would, so the response time does
         // not tell an attacker that the name is unknown.
-        let _ = auth::hash_password(body.password, state.config.password).await;
+        state.passwords.hash(body.password).await?;
         return Err(ApiError::unauthorized(BAD_CREDENTIALS));
     };
-    if !auth::verify_password(body.password, hash).await {
+    if !state.passwords.verify(body.password, hash).await? {
         return Err(ApiError::unauthorized(BAD_CREDENTIALS));
     }
     // Only after a correct password, so probing cannot find disabled accounts.

@@ -5,6 +5,7 @@
 
 use std::{
     collections::BTreeMap,
+    net::SocketAddr,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -12,8 +13,10 @@ use std::{
 use async_trait::async_trait;
 use axum::{
     body::Body,
-    extract::{Request, State},
-    response::Response,
+    extract::{ConnectInfo, Request, State},
+    http::StatusCode,
+    middleware::Next,
+    response::{IntoResponse, Response},
 };
 use chrono::Utc;
 use concord_gateway::{
@@ -22,8 +25,8 @@ use concord_gateway::{
     SessionEntry, SessionHandler,
 };
 use concord_protocol::{
-    ChannelId, Command, DmChannel, ErrorCode, Event, PresenceCommand, Ready, Server, TypingStart,
-    UserId, VoiceSignal, VoiceSignalCommand, typing_timestamp,
+    ChannelId, Command, DmChannel, ErrorBody, ErrorCode, Event, PresenceCommand, Ready, Server,
+    TypingStart, UserId, VoiceSignal, VoiceSignalCommand, typing_timestamp,
 };
 use concord_store::{Presence as Chosen, ReadyState, UserRecord};
 
@@ -32,7 +35,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     auth::{authenticate_bot, authenticate_jwt},
     bus::Audience,
+    caps::ConnectionSlot,
     config::Limits,
+    error::ApiError,
     perms::Permissions,
     state::AppState,
     views,
@@ -108,6 +113,10 @@ pub fn gateway_config(limits: &Limits) -> GatewayConfig {
                                       `compress`.", content_type = "text/plain", body = String),
         (status = 401, description = "v1 without a credential, or a credential that is \
                                       invalid, expired or revoked.", content_type = "text/plain", body = String),
+        (status = 429, description = "Too many gateway sessions from this address \
+                                      (`limits.sessions_per_ip`) or of this user \
+                                      (`limits.sessions_per_user`), or a bot over its \
+                                      rate limit; see `Retry-After`.", body = ErrorBody),
         (status = 500, description = "The credential could not be checked.", content_type = "text/plain", body = String),
         (status = 503, description = "No compression context could be had.", content_type = "text/plain", body = String),
     ),
@@ -115,6 +124,40 @@ pub fn gateway_config(limits: &Limits) -> GatewayConfig {
 async fn upgrade(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     gateway.accept(request).await.map(Body::from)
 }
+
+/// Middleware of the upgrade: at most `limits.sessions_per_ip` gateway sockets per
+/// client address (the address the rate limits use). Over it the upgrade is answered
+/// 429 with the JSON error body. An upgraded socket keeps its place until it closes
+/// (the place is left with its connection, [`ConnectionSlot`]); a refused upgrade
+/// gives it back at once.
+pub async fn cap_sessions(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let ip = state.limiters.client_ip(peer.ip(), request.headers());
+    let Some(permit) = state.sessions_per_ip.acquire(ip) else {
+        state.metrics.connection_refused("sessions_per_ip");
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many gateway sessions from this address",
+        )
+        .with_retry_after(SESSION_RETRY_AFTER_SECS)
+        .into_response();
+    };
+    let slot = request.extensions().get::<ConnectionSlot>().cloned();
+    let response = next.run(request).await;
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(slot) = slot
+    {
+        slot.hold(permit);
+    }
+    response
+}
+
+/// Seconds a client refused for too many sessions is told to wait.
+const SESSION_RETRY_AFTER_SECS: u64 = 5;
 
 /// Credentials of the gateway: access JWTs and bot tokens, checked as the REST API
 /// checks them (disabled users and revoked bots refused), and the per-bot limiter
@@ -156,6 +199,18 @@ impl Authenticator for ChatAuth {
                 (principal, None::<SystemTime>)
             }
         };
+        let cap = state.config.limits.sessions_per_user;
+        if state.hub.user_session_count(principal.id()) >= cap {
+            state.metrics.connection_refused("sessions_per_user");
+            return Err(AuthFailure::Refused {
+                status: 429,
+                body: serde_json::json!({
+                    "error": format!("Too many gateway sessions for this user (at most {cap})")
+                })
+                .to_string(),
+                retry_after_secs: Some(SESSION_RETRY_AFTER_SECS),
+            });
+        }
         Ok(Principal {
             user_id: principal.id(),
             // The token checks allow `token_leeway_secs` of clock skew past `exp`; the

@@ -43,10 +43,12 @@ pub mod moderation;
 pub mod emojis;
 
 /// Routes under the per-IP rate limit (everything but health), the gateway served by
-/// `gateway`.
-pub fn limited(gateway: Arc<Gateway>) -> Router<AppState> {
+/// `gateway` within the caps on sessions per address.
+pub fn limited(state: &AppState, gateway: Arc<Gateway>) -> Router<AppState> {
     openapi::prepare();
-    let gateway: Router<AppState> = gateway_api().with_state(gateway).into();
+    let gateway: Router<AppState> = Router::from(gateway_api().with_state(gateway)).route_layer(
+        axum::middleware::from_fn_with_state(state.clone(), gateway::cap_sessions),
+    );
     Router::from(limited_api()).merge(gateway)
 }
 
