@@ -23,6 +23,7 @@ pub mod secrets;
 pub mod state;
 pub mod views;
 pub mod visibility;
+pub mod web;
 // Threads, reactions, pins, polls, scheduled events (issue 12).
 pub mod poll_views;
 
