@@ -5,6 +5,7 @@ pub mod app;
 pub mod auth;
 pub mod bus;
 pub mod config;
+pub mod config_check;
 pub mod directory;
 pub mod error;
 pub mod extract;
