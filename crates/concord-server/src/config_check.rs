@@ -200,9 +200,11 @@ mod tests {
         assert!(!config.data_dir.exists(), "a check creates nothing");
     }
 
+    type Adjust = Box<dyn FnOnce(&mut Config)>;
+
     #[test]
     fn values_that_cannot_work_are_refused_by_their_key() {
-        let cases: [(&str, Box<dyn FnOnce(&mut Config)>); 8] = [
+        let cases: [(&str, Adjust); 8] = [
             (
                 "limits.rest_per_ip.per_second",
                 Box::new(|c| c.limits.rest_per_ip.per_second = 0),
