@@ -161,6 +161,8 @@ pub fn router_with(state: AppState, gateway: Arc<Gateway>) -> Router {
     let router = Router::new()
         .nest("/api", api.clone())
         .merge(api)
+        // The built-in web client at `/` and `/app/…`, inside the security headers.
+        .layer(middleware::from_fn(crate::web::serve_client))
         .layer(middleware::from_fn(security_headers));
     let router = match cors {
         Some(cors) => router.layer(cors),
@@ -332,10 +334,13 @@ async fn security_headers(request: Request, next: Next) -> Response {
             header::REFERRER_POLICY,
             HeaderValue::from_static("strict-origin-when-cross-origin"),
         );
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-        );
+        // The web client's answers bring their own, narrower-than-open policy.
+        if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+            );
+        }
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),

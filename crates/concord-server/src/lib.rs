@@ -7,6 +7,7 @@ pub mod body;
 pub mod bus;
 pub mod caps;
 pub mod config;
+pub mod config_check;
 pub mod directory;
 pub mod error;
 pub mod extract;
@@ -27,6 +28,7 @@ pub mod secrets;
 pub mod state;
 pub mod views;
 pub mod visibility;
+pub mod web;
 // Threads, reactions, pins, polls, scheduled events (issue 12).
 pub mod poll_views;
 

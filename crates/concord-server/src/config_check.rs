@@ -1,0 +1,259 @@
+//! Configuration that cannot work is refused before the server touches anything: a
+//! rate limit of 0, a queue bound of 0, a short secret, a data directory that is a file
+//! or cannot be written. Each refusal names the key (as written in `concord.toml`) or
+//! the path, so the person starting the server knows what to change.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, PerMinute, Rate};
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigProblem {
+    /// A key has a value the server cannot run with.
+    #[error("{key}: {reason}")]
+    Key {
+        /// The key, as in `concord.toml` (`limits.rest_per_ip.per_second`).
+        key: &'static str,
+        /// What is wrong and what would do.
+        reason: String,
+    },
+    /// The data directory cannot hold the server's files.
+    #[error("data directory {path}: {reason}")]
+    DataDir {
+        /// The path, as configured.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Checks `config` without changing anything on disk (a probe file in an existing data
+/// directory is written and removed at once).
+///
+/// # Errors
+/// The first problem found.
+pub fn check(config: &Config) -> Result<(), ConfigProblem> {
+    check_values(config)?;
+    check_data_dir(&config.data_dir)
+}
+
+fn key(key: &'static str, reason: impl Into<String>) -> ConfigProblem {
+    ConfigProblem::Key {
+        key,
+        reason: reason.into(),
+    }
+}
+
+fn positive(name: &'static str, value: u64) -> Result<(), ConfigProblem> {
+    if value == 0 {
+        return Err(key(name, "must be at least 1 (0 cannot work)"));
+    }
+    Ok(())
+}
+
+fn rate(per_second: &'static str, burst: &'static str, rate: Rate) -> Result<(), ConfigProblem> {
+    positive(per_second, rate.per_second.into())?;
+    positive(burst, rate.burst.into())
+}
+
+fn per_minute(
+    per_minute: &'static str,
+    burst: &'static str,
+    rate: PerMinute,
+) -> Result<(), ConfigProblem> {
+    positive(per_minute, rate.per_minute.into())?;
+    positive(burst, rate.burst.into())
+}
+
+/// Values that cannot work, whatever the machine.
+fn check_values(config: &Config) -> Result<(), ConfigProblem> {
+    let limits = &config.limits;
+    rate(
+        "limits.rest_per_ip.per_second",
+        "limits.rest_per_ip.burst",
+        limits.rest_per_ip,
+    )?;
+    rate(
+        "limits.auth_per_ip.per_second",
+        "limits.auth_per_ip.burst",
+        limits.auth_per_ip,
+    )?;
+    rate(
+        "limits.per_bot.per_second",
+        "limits.per_bot.burst",
+        limits.per_bot,
+    )?;
+    per_minute(
+        "limits.login_per_account.per_minute",
+        "limits.login_per_account.burst",
+        limits.login_per_account,
+    )?;
+    let counts: [(&'static str, u64); 8] = [
+        ("limits.queue_max_frames", limits.queue_max_frames as u64),
+        ("limits.queue_max_bytes", limits.queue_max_bytes as u64),
+        (
+            "limits.gateway_frames_per_sec",
+            limits.gateway_frames_per_sec as u64,
+        ),
+        ("limits.gateway_idle_secs", limits.gateway_idle_secs),
+        ("limits.heartbeat_interval_ms", limits.heartbeat_interval_ms),
+        ("limits.identify_timeout_secs", limits.identify_timeout_secs),
+        ("listen_backlog", config.listen_backlog.into()),
+        ("password.iterations", config.password.iterations.into()),
+    ];
+    for (name, value) in counts {
+        positive(name, value)?;
+    }
+    if config.password.memory_kib < 8 {
+        return Err(key("password.memory_kib", "must be at least 8 (KiB)"));
+    }
+    if config.jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
+        return Err(key(
+            "jwt_secret",
+            "must be at least 32 characters (or leave it out: a secret is generated)",
+        ));
+    }
+    if config.metrics.token.as_ref().is_some_and(|t| t.len() < 32) {
+        return Err(key("metrics.token", "must be at least 32 characters"));
+    }
+    if let Some(url) = &config.database_url
+        && !url.starts_with("sqlite://")
+    {
+        return Err(key(
+            "database_url",
+            "only sqlite://PATH is supported by this build",
+        ));
+    }
+    for origin in &config.cors_origins {
+        let plain = origin == "*"
+            || (origin.contains("://") && axum::http::HeaderValue::from_str(origin).is_ok());
+        if !plain {
+            return Err(key(
+                "cors_origins",
+                format!(
+                    "{origin:?} is not an origin such as \"https://chat.example.org\" or \"*\""
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The data directory is a directory the server can write, or does not exist yet
+/// (it is created once everything else is known to be fine).
+fn check_data_dir(path: &Path) -> Result<(), ConfigProblem> {
+    let problem = |reason: String| ConfigProblem::DataDir {
+        path: path.to_path_buf(),
+        reason,
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_dir() => Err(problem("is a file, not a directory".into())),
+        Ok(_) => {
+            let probe = path.join(format!(".concord-write-test-{}", std::process::id()));
+            match std::fs::write(&probe, b"") {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&probe);
+                    Ok(())
+                }
+                Err(err) => Err(problem(format!("is not writable ({err})"))),
+            }
+        }
+        Err(err)
+            if matches!(
+                err.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            // Created later: its nearest existing ancestor must be a directory.
+            match path.ancestors().skip(1).find(|a| a.exists()) {
+                Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => Err(problem(
+                    format!("cannot be created: {} is a file", parent.display()),
+                )),
+                _ => Ok(()),
+            }
+        }
+        Err(err) => Err(problem(format!("cannot be read ({err})"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(adjust: impl FnOnce(&mut Config)) -> String {
+        let mut config = Config {
+            data_dir: std::env::temp_dir().join(format!("concord-check-{}", uuid::Uuid::new_v4())),
+            ..Config::default()
+        };
+        adjust(&mut config);
+        check(&config).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn the_defaults_pass() {
+        let config = Config {
+            data_dir: std::env::temp_dir().join(format!("concord-check-{}", uuid::Uuid::new_v4())),
+            ..Config::default()
+        };
+        check(&config).unwrap();
+        assert!(!config.data_dir.exists(), "a check creates nothing");
+    }
+
+    type Adjust = Box<dyn FnOnce(&mut Config)>;
+
+    #[test]
+    fn values_that_cannot_work_are_refused_by_their_key() {
+        let cases: [(&str, Adjust); 8] = [
+            (
+                "limits.rest_per_ip.per_second",
+                Box::new(|c| c.limits.rest_per_ip.per_second = 0),
+            ),
+            (
+                "limits.auth_per_ip.burst",
+                Box::new(|c| c.limits.auth_per_ip.burst = 0),
+            ),
+            (
+                "limits.login_per_account.per_minute",
+                Box::new(|c| c.limits.login_per_account.per_minute = 0),
+            ),
+            (
+                "limits.queue_max_frames",
+                Box::new(|c| c.limits.queue_max_frames = 0),
+            ),
+            (
+                "limits.queue_max_bytes",
+                Box::new(|c| c.limits.queue_max_bytes = 0),
+            ),
+            (
+                "jwt_secret",
+                Box::new(|c| c.jwt_secret = Some("short".into())),
+            ),
+            (
+                "database_url",
+                Box::new(|c| c.database_url = Some("postgres://db/concord".into())),
+            ),
+            (
+                "cors_origins",
+                Box::new(|c| c.cors_origins = vec!["chat.example.org".into()]),
+            ),
+        ];
+        for (name, adjust) in cases {
+            let message = refused(adjust);
+            assert!(message.starts_with(name), "{name}: {message}");
+        }
+    }
+
+    #[test]
+    fn a_data_dir_that_is_a_file_is_named() {
+        let file = std::env::temp_dir().join(format!("concord-file-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&file, b"x").unwrap();
+        let message = refused(|c| c.data_dir = file.clone());
+        assert!(message.contains(&file.display().to_string()), "{message}");
+        assert!(message.contains("is a file"), "{message}");
+        let below = file.join("data");
+        let message = refused(|c| c.data_dir = below.clone());
+        assert!(message.contains("cannot be created"), "{message}");
+        std::fs::remove_file(file).unwrap();
+    }
+}
