@@ -26,6 +26,16 @@ impl Default for Backoff {
 
 impl Backoff {
     /// The ceiling of attempt `attempt` (1 for the first): `min(cap, base × 2^(attempt-1))`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use concord_client::Backoff;
+    ///
+    /// let backoff = Backoff::default();
+    /// assert_eq!(backoff.ceiling(1), Duration::from_secs(1));
+    /// assert_eq!(backoff.ceiling(4), Duration::from_secs(8));
+    /// assert_eq!(backoff.ceiling(9), Duration::from_secs(30));
+    /// ```
     pub fn ceiling(&self, attempt: u32) -> Duration {
         let doublings = attempt.saturating_sub(1).min(31);
         self.base

@@ -96,6 +96,10 @@ pub struct GatewayConfig {
     /// How long to wait for the upgrade, HELLO, and READY or RESUMED before giving
     /// the attempt up.
     pub handshake_timeout: Duration,
+    /// How long after losing a working connection the gateway keeps trying to RESUME;
+    /// after that the server has dropped the session, and it IDENTIFYs afresh
+    /// (default 120 s, the server's default replay window).
+    pub resume_timeout: Duration,
     /// The largest message accepted (compressed or not); larger ones end the
     /// connection, which is then replaced.
     pub max_message_size: usize,
@@ -134,6 +138,7 @@ impl GatewayConfig {
             backoff: Backoff::default(),
             v1_heartbeat: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
+            resume_timeout: Duration::from_secs(120),
             max_message_size: 16 << 20,
             event_buffer: 1024,
             jitter_seed: None,

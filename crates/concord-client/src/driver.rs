@@ -36,6 +36,8 @@ enum End {
     Disconnect,
     /// Reconnect (after backoff); `renew`: ask the token provider for a new token.
     Retry { code: Option<u16>, renew: bool },
+    /// The server said RECONNECT: reconnect and RESUME without delay.
+    Reconnect,
     /// The server refused the credential (HTTP 401 or close 4004).
     AuthRefused { code: Option<u16> },
     /// Stop: a close that forbids retrying as is, or a refusal a retry cannot fix.
@@ -82,15 +84,26 @@ impl Driver {
         let mut renew = false;
         // One renewed token is tried after a 4004 / 401; a second refusal in a row stops.
         let mut renewed_after_refusal = false;
+        // When the last working connection ended: a RESUME is given up (IDENTIFY
+        // instead) once the server has surely dropped the session.
+        let mut lost_at: Option<Instant> = None;
         loop {
             self.shared.status().state = ReadyState::Connecting;
+            if lost_at.is_some_and(|at| at.elapsed() > self.config.resume_timeout) {
+                self.forget_session();
+                lost_at = None;
+            }
             let mut reached = false;
             let end = self.connection(renew, &mut reached).await;
             if reached {
                 attempt = 0;
                 renewed_after_refusal = false;
+                lost_at = Some(Instant::now());
             }
             renew = false;
+            // `protocol-v2.md` §11: the first retry after 1001, 4009 or RECONNECT goes
+            // at once (the session is waiting); every other one after backoff.
+            let mut at_once = false;
             let code = match end {
                 End::Disconnect => {
                     return self
@@ -130,13 +143,26 @@ impl Driver {
                             .await;
                     }
                 }
+                End::Reconnect => {
+                    at_once = true;
+                    None
+                }
                 End::Retry { code, renew: r } => {
                     renew = r;
+                    at_once = matches!(code, Some(1001 | 4009));
+                    if matches!(code, Some(4003 | 4013 | 1011)) {
+                        // The server lost or never had the session's state: IDENTIFY.
+                        self.forget_session();
+                    }
                     code
                 }
             };
             attempt = attempt.saturating_add(1);
-            let delay = self.config.backoff.delay(attempt, &mut self.rng);
+            let delay = if at_once && attempt == 1 {
+                Duration::ZERO
+            } else {
+                self.config.backoff.delay(attempt, &mut self.rng)
+            };
             self.shared.status().state = ReadyState::Connecting;
             self.shared
                 .fanout
@@ -181,6 +207,13 @@ impl Driver {
             })
             .await;
         self.shared.fanout.end();
+    }
+
+    /// The next connection IDENTIFYs afresh.
+    fn forget_session(&self) {
+        let mut status = self.shared.status();
+        status.session_id = None;
+        status.seq = 0;
     }
 
     /// The session became ready: state Open, `connect` answered.
@@ -320,17 +353,16 @@ impl Driver {
                         }
                         ServerMessage::InvalidSession(_) => {
                             // The session is gone: a fresh IDENTIFY on this socket.
-                            {
-                                let mut status = self.shared.status();
-                                status.session_id = None;
-                                status.seq = 0;
-                            }
+                            self.forget_session();
                             if let Err(end) = self.authenticate(&mut ws, &credential).await {
                                 return end;
                             }
                             handshake_deadline = Some(Instant::now() + limit);
                         }
-                        ServerMessage::Reconnect => return drop_resumable(ws).await,
+                        ServerMessage::Reconnect => {
+                            drop_resumable(ws).await;
+                            return End::Reconnect;
+                        }
                         ServerMessage::Error(error) => {
                             self.shared.fanout.emit(Event::Refused(error)).await;
                         }

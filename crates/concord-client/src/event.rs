@@ -90,6 +90,15 @@ pub enum EventKind {
 
 impl EventKind {
     /// Whether `event` is of this kind.
+    ///
+    /// ```
+    /// use concord_client::{Event, EventKind};
+    ///
+    /// let resumed = Event::Resumed { replayed: 3 };
+    /// assert!(EventKind::Resumed.matches(&resumed));
+    /// assert!(EventKind::Any.matches(&resumed));
+    /// assert!(!EventKind::AnyDispatch.matches(&resumed));
+    /// ```
     pub fn matches(self, event: &Event) -> bool {
         match (self, event) {
             (Self::Any, _) | (Self::AnyDispatch, Event::Dispatch { .. }) => true,
@@ -112,27 +121,34 @@ pub struct ListenerHandle(u64);
 
 type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
 
+/// The listeners, each with its id and kind, and the last id given out.
+#[derive(Default)]
+struct Listeners {
+    last_id: u64,
+    all: Vec<(u64, EventKind, Listener)>,
+}
+
 /// The listeners and the stream's sender.
 #[derive(Default)]
 pub(crate) struct Fanout {
-    listeners: Mutex<(u64, Vec<(u64, EventKind, Listener)>)>,
+    listeners: Mutex<Listeners>,
     stream: Mutex<Option<mpsc::Sender<Event>>>,
 }
 
 impl Fanout {
     pub(crate) fn on(&self, kind: EventKind, f: Listener) -> ListenerHandle {
         let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
-        listeners.0 += 1;
-        let id = listeners.0;
-        listeners.1.push((id, kind, f));
+        listeners.last_id += 1;
+        let id = listeners.last_id;
+        listeners.all.push((id, kind, f));
         ListenerHandle(id)
     }
 
     pub(crate) fn off(&self, handle: ListenerHandle) -> bool {
         let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
-        let before = listeners.1.len();
-        listeners.1.retain(|(id, _, _)| *id != handle.0);
-        listeners.1.len() != before
+        let before = listeners.all.len();
+        listeners.all.retain(|(id, _, _)| *id != handle.0);
+        listeners.all.len() != before
     }
 
     pub(crate) fn stream(&self, capacity: usize) -> EventStream {
@@ -147,7 +163,7 @@ impl Fanout {
         let matching: Vec<Listener> = {
             let listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
             listeners
-                .1
+                .all
                 .iter()
                 .filter(|(_, kind, _)| kind.matches(&event))
                 .map(|(_, _, f)| Arc::clone(f))

@@ -11,7 +11,9 @@ mod token;
 
 pub use backoff::Backoff;
 pub use concord_protocol::{Event as EventName, GatewayEvent};
-pub use config::{BoxedStream, Compression, Connector, GatewayConfig, TcpConnector, Version};
+pub use config::{
+    AsyncStream, BoxedStream, Compression, Connector, GatewayConfig, TcpConnector, Version,
+};
 pub use error::Error;
 pub use event::{Event, EventKind, EventStream, ListenerHandle};
 pub use gateway::{Gateway, ReadyState};

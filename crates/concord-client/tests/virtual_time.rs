@@ -255,3 +255,62 @@ async fn reconnects_back_off_exponentially_with_full_jitter_up_to_30_s() {
     ));
     assert_eq!(events.next().await, None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn reconnect_goes_at_once_and_an_invalid_session_identifies_on_the_same_socket() {
+    let (gateway, mut accepted, _) = gateway(false);
+    let mut events = gateway.events();
+    let connecting = tokio::spawn({
+        let gateway = Arc::clone(&gateway);
+        async move { gateway.connect().await }
+    });
+    let hello = |id: &str| json!({"op": "HELLO", "d": {"heartbeat_interval": INTERVAL.as_millis() as u64, "session_id": id}});
+    let mut ws = tokio_tungstenite::accept_async(accepted.recv().await.unwrap())
+        .await
+        .unwrap();
+    send(&mut ws, hello("s-1")).await;
+    assert_eq!(recv(&mut ws).await.unwrap()["op"], "IDENTIFY");
+    send(&mut ws, ready()).await;
+    connecting.await.unwrap().unwrap();
+    // The node drains: RECONNECT. The next attempt comes without delay.
+    send(&mut ws, json!({"op": "RECONNECT"})).await;
+    let told = Instant::now();
+    let mut ws = tokio_tungstenite::accept_async(accepted.recv().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(Instant::now(), told, "no backoff after RECONNECT");
+    send(&mut ws, hello("s-2")).await;
+    let resume = recv(&mut ws).await.unwrap();
+    assert_eq!(resume["op"], "RESUME");
+    // The session is gone after all: IDENTIFY on this very socket, new numbering.
+    send(
+        &mut ws,
+        json!({"op": "INVALID_SESSION", "d": {"resumable": false}}),
+    )
+    .await;
+    let identify = recv(&mut ws).await.unwrap();
+    assert_eq!(identify["op"], "IDENTIFY", "{identify}");
+    send(&mut ws, ready()).await;
+    let mut seen = Vec::new();
+    loop {
+        match events.next().await.unwrap() {
+            Event::Ready { session_id } => {
+                seen.push(session_id);
+                if seen.len() == 2 {
+                    break;
+                }
+            }
+            Event::Reconnecting { attempt, delay, .. } => {
+                assert_eq!((attempt, delay), (1, Duration::ZERO));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(seen, [Some("s-1".to_string()), Some("s-2".to_string())]);
+    assert_eq!(
+        gateway.last_sequence(),
+        1,
+        "numbering restarted with the new session"
+    );
+    gateway.disconnect().await;
+}
