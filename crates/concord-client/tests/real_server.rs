@@ -360,3 +360,45 @@ async fn v1_and_both_compressed_streams_deliver_typed_events() {
         assert_eq!(events.next().await, None);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_connects_with_an_access_token_from_bots_connect_and_renews_it_after_4009() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let res = alice
+        .api
+        .post("/bots", &serde_json::json!({"name": "Helper"}))
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    let bot_user = res.body["bot"]["user_id"].as_str().unwrap().to_string();
+    let token = res.body["token"].as_str().unwrap();
+    let gateway = Gateway::new(config(
+        server.addr,
+        concord_client::BotToken::new(&server.url(""), token),
+    ));
+    let mut events = gateway.events();
+    gateway.connect().await.unwrap();
+    let mut ready_user = None;
+    while ready_user.is_none() {
+        if let Event::Dispatch {
+            event: GatewayEvent::Ready(ready),
+            ..
+        } = next(&mut events).await
+        {
+            ready_user = Some(ready.user.id.to_string());
+        }
+    }
+    assert_eq!(ready_user.as_deref(), Some(bot_user.as_str()));
+    server.state.hub.close_user(
+        bot_user.parse().unwrap(),
+        concord_gateway::CloseReason::Revoked,
+    );
+    let mut seen = Seen::default();
+    while seen.resumed == 0 {
+        seen.take(next(&mut events).await);
+    }
+    assert_eq!(seen.reconnect_codes, [Some(4009)]);
+    // The first session's Ready came right after its READY dispatch; none since.
+    assert_eq!((seen.ready, seen.closed), (1, 0), "{seen:?}");
+    gateway.disconnect().await;
+}
