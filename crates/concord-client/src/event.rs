@@ -170,7 +170,11 @@ impl Fanout {
                 .collect()
         };
         for listener in matching {
-            listener(&event);
+            // A panicking listener must not take the connection down with it.
+            let call = std::panic::AssertUnwindSafe(|| listener(&event));
+            if std::panic::catch_unwind(call).is_err() {
+                tracing::error!("a gateway event listener panicked");
+            }
         }
         let tx = self
             .stream
