@@ -767,8 +767,10 @@ impl Gateway {
         let wait = self.config.session.write_timeout + Duration::from_secs(1);
         let (owner, mut stream) = slot.take_over(wait).await.ok()?;
         stream.replay.expire(Instant::now());
-        let replay = match slot.entry.outbox.closing() {
-            // A queue that overflowed (or was closed) while detached lost events.
+        // A session the server closed because its token expired or was revoked
+        // (4009) is resumable with a fresh token (`extensions.md`): it is reopened,
+        // with what queued meanwhile. One that overflowed lost events.
+        let replay = match slot.entry.outbox.reopen() {
             Some(_) => None,
             None => stream.replay.after(resume.seq, stream.seq),
         };

@@ -178,6 +178,17 @@ pub enum CloseReason {
     Expired,
 }
 
+impl CloseReason {
+    /// Whether a RESUME on this node may take back a v2 session closed for this
+    /// reason: a token that expired or was revoked (close 4009, "reconnect with a fresh
+    /// token" in `extensions.md`). Such a session keeps queueing (within its bounds)
+    /// while it waits for the RESUME. An overflow or an internal error lost events; a
+    /// shutdown is resumed by the next process, from the saved session.
+    pub const fn resumes_here(self) -> bool {
+        matches!(self, Self::Revoked | Self::Expired)
+    }
+}
+
 /// Bounds of one outbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueLimits {
@@ -262,7 +273,7 @@ impl Outbox {
         // Sized before taking the lock: a batch less a run sums the run's lengths.
         let (count, bytes) = (entry.count(), entry.bytes());
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.closing.is_some() {
+        if state.closing.is_some_and(|reason| !reason.resumes_here()) {
             return Pushed::Closed;
         }
         if state.frames + count > self.limits.max_frames
@@ -331,6 +342,17 @@ impl Outbox {
     /// RESUME elsewhere that takes the session over).
     pub fn poke(&self) {
         self.wake.notify_one();
+    }
+
+    /// A RESUME took over a session that was closed for a resumable reason (token
+    /// expired or revoked): it is open again, its queue intact. Returns the close
+    /// reason still set afterwards (an overflow, which lost events, stays).
+    pub fn reopen(&self) -> Option<CloseReason> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.closing.is_some_and(CloseReason::resumes_here) {
+            state.closing = None;
+        }
+        state.closing
     }
 
     /// The close reason, once one is set.
@@ -521,5 +543,22 @@ mod tests {
         assert!(outbox.ready().now_or_never().is_none());
         outbox.push(frame(1));
         assert!(outbox.ready().now_or_never().is_some());
+    }
+
+    #[test]
+    fn a_session_closed_for_its_token_keeps_queueing_and_reopens_on_resume() {
+        let outbox = Outbox::new(QueueLimits::default());
+        outbox.close(CloseReason::Expired);
+        assert_eq!(outbox.push(frame(1)), Pushed::Queued, "kept for the RESUME");
+        assert_eq!(outbox.reopen(), None);
+        assert_eq!(outbox.closing(), None);
+        assert_eq!(outbox.take().entries.len(), 1);
+        outbox.close(CloseReason::Overflow);
+        assert_eq!(outbox.push(frame(2)), Pushed::Closed);
+        assert_eq!(
+            outbox.reopen(),
+            Some(CloseReason::Overflow),
+            "lost events stay lost"
+        );
     }
 }

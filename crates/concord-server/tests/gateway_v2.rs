@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use concord_protocol::{Event, UserId};
+use concord_protocol::{ChannelId, Event, Message, MessageId, Timestamp, UserId};
 use concord_server::bus::Audience;
 use concord_testkit::{Closed, Gateway, TestServer, TestUser};
 use rand::Rng;
@@ -98,6 +98,30 @@ async fn a_disabled_or_bad_token_closes_4004_and_errors_are_answered() {
     );
 }
 
+/// A message whose content is `n` (a real Message: the test kit checks that every
+/// frame decodes as the typed protocol).
+fn numbered(n: u64) -> Message {
+    Message {
+        id: MessageId::new(),
+        channel_id: ChannelId::new(),
+        author_id: None,
+        content: n.to_string(),
+        reply_to: None,
+        mention_user_ids: Vec::new(),
+        mention_everyone: false,
+        thread_id: None,
+        thread_reply_count: 0,
+        edited_at: None,
+        deleted: false,
+        created_at: Timestamp::now(),
+        pinned: false,
+        pinned_by: None,
+        pinned_at: None,
+        poll: None,
+        event: None,
+    }
+}
+
 /// Reads frames until `seen` holds everything up to `last`, checking that each event
 /// arrives once, in order; returns the last `s` seen.
 async fn read_events(
@@ -121,7 +145,7 @@ async fn read_events(
         last_s = s;
         match frame["t"].as_str() {
             Some("MESSAGE_CREATE") => {
-                let n = frame["d"]["n"].as_u64().unwrap();
+                let n: u64 = frame["d"]["content"].as_str().unwrap().parse().unwrap();
                 assert_eq!(n, seen.len() as u64, "in order, exactly once");
                 seen.push(n);
                 got += 1;
@@ -149,7 +173,7 @@ async fn every_event_arrives_exactly_once_across_a_thousand_forced_disconnects()
             events.dispatch(
                 Audience::Users(vec![user]),
                 Event::MessageCreate,
-                &json!({"n": n}),
+                &numbered(n),
             );
             if n % 2 == 1 {
                 tokio::time::sleep(Duration::from_millis(1)).await;

@@ -669,6 +669,19 @@ impl Inflate {
     }
 }
 
+/// Parses a server frame, checking on the way that it decodes as the typed protocol
+/// (`concord_protocol::ServerMessage`): every event any test receives is thereby a
+/// check that what the server sends and what a client decodes have not drifted apart.
+///
+/// # Panics
+/// If the frame is not JSON, or a known op or event does not decode into its type.
+fn typed(text: &str) -> Value {
+    if let Err(err) = concord_protocol::ServerMessage::from_slice(text.as_bytes()) {
+        panic!("the server sent a frame the typed protocol cannot read: {err}: {text}");
+    }
+    serde_json::from_str(text).expect("JSON frame")
+}
+
 /// What ended a connection, as the client saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Closed {
@@ -711,11 +724,11 @@ impl Gateway {
                         matches!(self.inflate, Inflate::None),
                         "a text frame on a compressed connection: {text}"
                     );
-                    return serde_json::from_str(&text).expect("JSON frame");
+                    return typed(&text);
                 }
                 Message::Binary(bytes) => {
                     let text = self.inflate.message(&bytes);
-                    return serde_json::from_str(&text).expect("JSON message");
+                    return typed(&text);
                 }
                 Message::Ping(_) | Message::Pong(_) => {}
                 other => panic!("unexpected frame {other:?}"),
