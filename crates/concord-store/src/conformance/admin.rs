@@ -508,11 +508,7 @@ pub async fn last_admin_holds_under_concurrency(store: &dyn Store) {
         1,
         "{deleted:?}"
     );
-    assert!(
-        deleted
-            .iter()
-            .any(|r| *r == Err(AdminRefusal::ActorNotAdmin))
-    );
+    assert!(deleted.contains(&Err(AdminRefusal::ActorNotAdmin)));
 }
 
 /// Deletion refuses owners and unknown users; otherwise the user goes with their
