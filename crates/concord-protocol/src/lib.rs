@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod admin;
 mod bot;
 mod command;
 mod dm;
@@ -30,6 +31,7 @@ mod moderation;
 // ---- custom emojis ----
 mod emoji;
 
+pub use admin::*;
 pub use bot::*;
 pub use command::*;
 pub use dm::*;

@@ -349,7 +349,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Database URL; default: `sqlite://<data_dir>/concord.db`.
     pub database_url: Option<String>,
-    /// Registration mode.
+    /// Registration mode, until an instance admin chooses one (`PATCH /admin/settings`,
+    /// stored in the database), which is in force from then on.
     pub registration: RegistrationMode,
     /// Log format.
     pub log_format: LogFormat,

@@ -26,6 +26,12 @@ use concord_store::{GoLiveStart, InviteAcceptance, InviteRefusal};
 // ---- custom emojis ----
 use concord_protocol::CustomEmojiId;
 use concord_store::{CustomEmojiRecord, EmojiCreation};
+// ---- instance admin, password reset, server templates (issue 18) ----
+use concord_protocol::{AdminServer, AdminUser, RegistrationMode};
+use concord_store::{
+    AdminCounts, AdminFlags, AdminRefusal, AdminServerQuery, AdminUserQuery, DeletedUser,
+    InstanceSettingsRecord, ServerTemplateRecord,
+};
 
 use crate::metrics::Metrics;
 
@@ -180,4 +186,20 @@ metered! {
     fn custom_emoji(&self, id: CustomEmojiId) -> StoreResult<Option<CustomEmojiRecord>>;
     fn create_custom_emoji(&self, emoji: &CustomEmojiRecord, limit: i64) -> StoreResult<EmojiCreation>;
     fn delete_custom_emoji(&self, server: ServerId, id: CustomEmojiId) -> StoreResult<Option<CustomEmojiRecord>>;
+    // ---- instance admin, password reset, server templates (issue 18) ----
+    fn instance_settings(&self) -> StoreResult<InstanceSettingsRecord>;
+    fn update_instance_settings(&self, registration_mode: Option<RegistrationMode>, by: UserId, at: Timestamp) -> StoreResult<InstanceSettingsRecord>;
+    fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
+    fn create_reset_token(&self, user: UserId, token_hash: &str, created_at: Timestamp, expires_at: Timestamp) -> StoreResult<()>;
+    fn reset_token_user(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<UserRecord>>;
+    fn consume_reset_token(&self, token_hash: &str, now: Timestamp, password_hash: &str) -> StoreResult<Option<UserId>>;
+    fn admin_counts(&self) -> StoreResult<AdminCounts>;
+    fn admin_users(&self, query: &AdminUserQuery) -> StoreResult<(Vec<AdminUser>, i64)>;
+    fn admin_user(&self, id: UserId) -> StoreResult<Option<AdminUser>>;
+    fn set_admin_flags(&self, actor: UserId, target: UserId, flags: &AdminFlags, at: Timestamp) -> StoreResult<Result<(), AdminRefusal>>;
+    fn delete_user_as_admin(&self, actor: UserId, target: UserId) -> StoreResult<Result<DeletedUser, AdminRefusal>>;
+    fn admin_servers(&self, query: &AdminServerQuery) -> StoreResult<(Vec<AdminServer>, i64)>;
+    fn server_templates(&self) -> StoreResult<Vec<ServerTemplateRecord>>;
+    fn server_template(&self, id: uuid::Uuid) -> StoreResult<Option<ServerTemplateRecord>>;
+    fn create_server_with_channels(&self, server: &Server, channels: &[NewChannel]) -> StoreResult<Vec<Channel>>;
 }

@@ -152,6 +152,8 @@ async fn credentials_are_documented_where_the_principal_is_taken() {
         "/auth/register",
         "/auth/login",
         "/auth/refresh",
+        "/auth/reset-password",
+        "/instance/registration-mode",
         "/health",
         "/health/live",
         "/health/ready",

@@ -393,3 +393,104 @@ impl CustomEmojiRecord {
         }
     }
 }
+
+// ---- instance admin, password reset, server templates (issue 18) ----
+
+/// The instance settings row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceSettingsRecord {
+    /// The mode an admin chose; `None` until one does (the configured mode is in force).
+    pub registration_mode: Option<concord_protocol::RegistrationMode>,
+    /// Last change (the migration's time until the first change).
+    pub updated_at: Timestamp,
+    /// Who made the last change.
+    pub updated_by: Option<UserId>,
+}
+
+/// Server-wide totals for the admin dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminCounts {
+    /// Users, bots included.
+    pub users: i64,
+    /// Servers.
+    pub servers: i64,
+    /// Server messages, deleted included.
+    pub messages: i64,
+    /// Server channels.
+    pub channels: i64,
+}
+
+/// Order of the admin user list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AdminUserSort {
+    /// Newest first.
+    #[default]
+    CreatedAt,
+    /// By username, ascending.
+    Username,
+    /// Most messages first.
+    MessageCount,
+}
+
+/// One page of the admin user list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminUserQuery {
+    /// Rows to skip.
+    pub offset: i64,
+    /// Rows to return.
+    pub limit: i64,
+    /// Lowercase literal substring of the username or e-mail (ASCII case folding).
+    pub search: Option<String>,
+    /// Order.
+    pub sort: AdminUserSort,
+}
+
+/// One page of the admin server list (newest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminServerQuery {
+    /// Rows to skip.
+    pub offset: i64,
+    /// Rows to return.
+    pub limit: i64,
+    /// Lowercase literal substring of the name (ASCII case folding).
+    pub search: Option<String>,
+}
+
+/// What an admin changes on a user; `None` leaves a flag as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AdminFlags {
+    /// Instance admin.
+    pub is_admin: Option<bool>,
+    /// Disabled.
+    pub disabled: Option<bool>,
+}
+
+/// A user deleted by an admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedUser {
+    /// The servers they were a member of.
+    pub servers: Vec<ServerId>,
+    /// The custom emojis they had created (deleted with them), so that the caller can
+    /// delete the files.
+    pub emojis: Vec<concord_protocol::CustomEmojiId>,
+}
+
+/// A stored server template; `template_data` is the raw JSON
+/// `{"channels": [TemplateChannel…]}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTemplateRecord {
+    /// Id.
+    pub id: uuid::Uuid,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// `gaming`, `community`, `study` or `custom`.
+    pub category: String,
+    /// The channels, as stored JSON.
+    pub template_data: String,
+    /// Shipped with Concord.
+    pub is_builtin: bool,
+    /// Creation time.
+    pub created_at: Timestamp,
+}

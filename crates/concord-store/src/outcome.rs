@@ -51,3 +51,19 @@ pub enum EmojiCreation {
     /// The server already has an emoji of that name; nothing was written.
     NameTaken,
 }
+
+// ---- instance admin (issue 18) ----
+
+/// Why an admin's change to a user was not made; each is checked inside the
+/// transaction that would make the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminRefusal {
+    /// The target user does not exist.
+    NotFound,
+    /// The acting user is no longer an enabled instance admin.
+    ActorNotAdmin,
+    /// The change would demote, disable or delete the last enabled admin.
+    LastAdmin,
+    /// The target owns servers (deletion only).
+    OwnsServers,
+}

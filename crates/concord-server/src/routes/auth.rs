@@ -7,15 +7,14 @@
 
 use axum::{extract::State, http::StatusCode};
 use concord_protocol::{
-    AuthResponse, ErrorBody, LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest, Status,
-    Timestamp, UserId, limits,
+    AuthResponse, ErrorBody, LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest,
+    RegistrationMode, Status, Timestamp, UserId, limits,
 };
 use concord_store::{NewUser, RefreshSession, UserRecord};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     auth::{self, Principal, TokenType},
-    config::RegistrationMode,
     error::{ApiError, ApiResult},
     extract::{Json, OptionalJson},
     state::AppState,
@@ -70,7 +69,8 @@ async fn register(
         return Err(ApiError::bad_request(why));
     }
 
-    let invite_code = match state.config.registration {
+    // The mode an instance admin chose, else the configured one.
+    let invite_code = match super::admin::effective_registration_mode(&state).await? {
         RegistrationMode::Open => None,
         RegistrationMode::Closed => return Err(ApiError::forbidden("Registration is closed")),
         RegistrationMode::InviteOnly => {
@@ -388,7 +388,7 @@ fn validate_username(username: &str) -> ApiResult<()> {
 
 /// A structural check only (one `@`, something before it, a dotted domain after it);
 /// whether the address exists is not our business.
-fn validate_email(email: &str) -> ApiResult<()> {
+pub(crate) fn validate_email(email: &str) -> ApiResult<()> {
     let valid = email.chars().count() <= 254
         && !email.chars().any(char::is_whitespace)
         && match email.split_once('@') {
@@ -409,7 +409,7 @@ fn validate_email(email: &str) -> ApiResult<()> {
 }
 
 /// Length in characters (not bytes), inclusive bounds.
-fn check_chars(field: &str, value: &str, min: usize, max: usize) -> ApiResult<()> {
+pub(crate) fn check_chars(field: &str, value: &str, min: usize, max: usize) -> ApiResult<()> {
     let n = value.chars().count();
     if n < min || n > max {
         return Err(ApiError::bad_request(format!(

@@ -41,6 +41,10 @@ pub mod invites;
 pub mod moderation;
 // ---- custom emojis ----
 pub mod emojis;
+// ---- instance admin, password reset, server templates (issue 18) ----
+pub mod admin;
+pub mod password_reset;
+pub mod templates;
 
 /// Routes under the per-IP rate limit (everything but health), the gateway served by
 /// `gateway` within the caps on sessions per address.
@@ -91,6 +95,10 @@ fn limited_api() -> OpenApiRouter<AppState> {
         .merge(go_live::routes())
         // ---- custom emojis ----
         .merge(emojis::routes())
+        // ---- instance admin, password reset, server templates (issue 18) ----
+        .merge(admin::routes())
+        .merge(password_reset::routes())
+        .merge(templates::routes())
 }
 
 /// The gateway's upgrade route (rate-limited too), over the endpoint given as its state.

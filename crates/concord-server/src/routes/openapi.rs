@@ -49,7 +49,7 @@ pub const BOT_TOKEN: &str = "bot_token";
 pub const METRICS_TOKEN: &str = "metrics_token";
 
 /// The route groups, in the order the document lists them, with what each holds.
-const TAGS: [(&str, &str); 13] = [
+const TAGS: [(&str, &str); 14] = [
     ("auth", "Registration, login and refresh-token rotation."),
     (
         "users",
@@ -78,6 +78,10 @@ const TAGS: [(&str, &str); 13] = [
         "The node's metrics in the Prometheus text format.",
     ),
     ("openapi", "This document."),
+    (
+        "admin",
+        "Instance administration (instance admins only) and the public registration mode.",
+    ),
 ];
 
 /// The document, serialized once.

@@ -6,10 +6,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use concord_protocol::{
-    CreateServer, ErrorBody, Event, Member, MemberChange, MessageBody, Server, ServerDelete,
-    ServerDto, ServerId, Timestamp, UpdateServer,
+    ChannelId, CreateServer, ErrorBody, Event, Member, MemberChange, MessageBody, Server,
+    ServerDelete, ServerDto, ServerId, Timestamp, UpdateServer,
 };
-use concord_store::{ServerPatch, UserRecord};
+use concord_store::{NewChannel, ServerPatch, UserRecord};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -77,14 +77,15 @@ fn check_icon_url(url: &str) -> ApiResult<()> {
     post,
     path = "/servers",
     tag = "servers",
-    description = "Creates a server owned by the caller, who becomes its first member.",
+    description = "Creates a server owned by the caller, who becomes its first member. With \
+                   `template_id`, the server starts with the template's channels (see \
+                   `GET /server-templates`), created in the same transaction.",
     security(("bearer" = []), ("bot_token" = [])),
     request_body = CreateServer,
     responses(
         (status = 201, description = "The new server.", body = ServerDto),
         (status = 400, description = "The name is not 1-100 characters, the icon URL is not an \
-                                      http(s) URL, or a template id is given (no template \
-                                      exists).", body = ErrorBody),
+                                      http(s) URL, or the template does not exist.", body = ErrorBody),
     ),
 )]
 async fn create(
@@ -96,10 +97,11 @@ async fn create(
     if let Some(url) = &body.icon_url {
         check_icon_url(url)?;
     }
-    if body.template_id.is_some() {
-        // No templates exist in this version, so every id is unknown.
-        return Err(ApiError::bad_request("Unknown server template"));
-    }
+    // Read before anything is written: an unknown template creates nothing.
+    let template_channels = match body.template_id {
+        None => Vec::new(),
+        Some(id) => super::templates::channels_of(&state, id).await?,
+    };
     let now = Timestamp::now();
     let server = Server {
         id: ServerId::new(),
@@ -111,11 +113,40 @@ async fn create(
         created_at: now,
         updated_at: now,
     };
-    state.store.create_server(&server).await?;
+    let channels: Vec<NewChannel> = template_channels
+        .into_iter()
+        .map(|c| NewChannel {
+            id: ChannelId::new(),
+            server_id: server.id,
+            name: c.name,
+            kind: c.kind,
+            topic: None,
+            category: c.category,
+            created_at: now,
+        })
+        .collect();
+    let created = if channels.is_empty() {
+        state.store.create_server(&server).await?;
+        Vec::new()
+    } else {
+        state
+            .store
+            .create_server_with_channels(&server, &channels)
+            .await?
+    };
     state.events.change(DirectoryChange::ServerCreated {
         server: server.id,
         owner: server.owner_id,
     });
+    // Nobody but the owner can see the new server yet: the directory learns its
+    // channels, no event is sent.
+    for channel in created {
+        state.events.change(DirectoryChange::ChannelCreated {
+            channel: channel.id,
+            server: server.id,
+            kind: channel.kind,
+        });
+    }
     let dto = ServerDto {
         server,
         member_count: 1,
@@ -251,8 +282,21 @@ async fn remove(
     Path(id): Path<ServerId>,
 ) -> ApiResult<StatusCode> {
     access::server_owner(&state, id, principal.id())?;
-    let Some(emojis) = state.store.delete_server(id).await? else {
+    if !delete_and_announce(&state, id).await? {
         return Err(access::server_not_found());
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes server `id` and everything in it, tells the directory and (v2) the members,
+/// and deletes its emoji images; false when there is no such server. Shared by the
+/// owner's delete and the instance admin's.
+///
+/// # Errors
+/// 500 when the database fails.
+pub(crate) async fn delete_and_announce(state: &AppState, id: ServerId) -> ApiResult<bool> {
+    let Some(emojis) = state.store.delete_server(id).await? else {
+        return Ok(false);
     };
     // Channels, voice states and memberships went with the rows; v1 announces nothing.
     // v2 tells every member, as they were before the directory forgets the server.
@@ -266,8 +310,8 @@ async fn remove(
         &ServerDelete { id, server_id: id },
     );
     // The emoji rows went with the server; their images go now that nothing names them.
-    super::emojis::delete_files(&state, &emojis).await;
-    Ok(StatusCode::NO_CONTENT)
+    super::emojis::delete_files(state, &emojis).await;
+    Ok(true)
 }
 
 #[utoipa::path(

@@ -40,6 +40,8 @@ mod invites;
 mod moderation;
 // ---- custom emojis ----
 mod emojis;
+// ---- instance admin, password reset, server templates (issue 18) ----
+mod admin;
 
 pub use bots::*;
 pub use channels::*;
@@ -59,6 +61,8 @@ pub use invites::*;
 pub use moderation::*;
 // ---- custom emojis ----
 pub use emojis::*;
+// ---- instance admin, password reset, server templates (issue 18) ----
+pub use admin::*;
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is evaluated inside
 /// each (async) test and must yield a fresh, empty store (a value of a type that
@@ -150,6 +154,15 @@ macro_rules! conformance_tests {
             custom_emoji_limit_and_name_refusals_write_nothing,
             custom_emoji_limit_holds_under_concurrency,
             custom_emojis_go_with_their_server,
+            // ---- instance admin, password reset, server templates (issue 18) ----
+            instance_settings_update,
+            reset_tokens_are_single_use,
+            reset_token_consumed_once_under_concurrency,
+            admin_counts_and_lists,
+            admin_flags_keep_an_admin,
+            last_admin_holds_under_concurrency,
+            delete_user_as_admin_keeps_messages,
+            server_templates_and_creation_with_channels,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -83,6 +83,15 @@ pub(super) async fn create_channel(
     pool: &SqlitePool,
     channel: &NewChannel,
 ) -> StoreResult<Channel> {
+    let mut conn = pool.acquire().await?;
+    insert_channel(&mut conn, channel).await
+}
+
+/// Inserts a channel at position max + 1 (0 for the first) on `conn`.
+pub(super) async fn insert_channel(
+    conn: &mut sqlx::SqliteConnection,
+    channel: &NewChannel,
+) -> StoreResult<Channel> {
     let row = sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO channels (id, server_id, name, type, position, category, topic, \
          created_at) SELECT ?1, ?2, ?3, ?4, \
@@ -96,7 +105,7 @@ pub(super) async fn create_channel(
     .bind(&channel.category)
     .bind(&channel.topic)
     .bind(channel.created_at.as_micros())
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await?;
     channel_row(&row)
 }

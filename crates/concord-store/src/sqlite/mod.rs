@@ -46,7 +46,15 @@ use concord_protocol::{Ban, GoLiveInfo, Invite, InviteId, InvitePreview, Timeout
 // ---- custom emojis ----
 use crate::{CustomEmojiRecord, EmojiCreation};
 use concord_protocol::CustomEmojiId;
+// ---- instance admin, password reset, server templates (issue 18) ----
+use crate::{
+    AdminCounts, AdminFlags, AdminRefusal, AdminServerQuery, AdminUserQuery, DeletedUser,
+    InstanceSettingsRecord, ServerTemplateRecord,
+};
+use concord_protocol::{AdminServer, AdminUser, RegistrationMode};
 
+// Instance admin, password reset, server templates (issue 18).
+mod admin;
 mod bots;
 mod channels;
 // Threads, reactions, pins, polls, scheduled events (issue 12).
@@ -109,6 +117,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "refresh reuse",
         include_str!("../../migrations/sqlite/0008_refresh_reuse.sql"),
+    ),
+    // ---- instance admin, password reset, server templates (issue 18) ----
+    (
+        9,
+        "instance admin",
+        include_str!("../../migrations/sqlite/0009_instance_admin.sql"),
     ),
 ];
 
@@ -1087,5 +1101,103 @@ impl Store for SqliteStore {
         id: CustomEmojiId,
     ) -> StoreResult<Option<CustomEmojiRecord>> {
         emojis::delete_custom_emoji(&self.pool, server, id).await
+    }
+    // ---- instance admin, password reset, server templates (issue 18) ----
+
+    async fn instance_settings(&self) -> StoreResult<InstanceSettingsRecord> {
+        admin::instance_settings(&self.pool).await
+    }
+
+    async fn update_instance_settings(
+        &self,
+        registration_mode: Option<RegistrationMode>,
+        by: UserId,
+        at: Timestamp,
+    ) -> StoreResult<InstanceSettingsRecord> {
+        admin::update_instance_settings(&self.pool, registration_mode, by, at).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        admin::user_by_email(&self.pool, email).await
+    }
+
+    async fn create_reset_token(
+        &self,
+        user: UserId,
+        token_hash: &str,
+        created_at: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        admin::create_reset_token(&self.pool, user, token_hash, created_at, expires_at).await
+    }
+
+    async fn reset_token_user(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<UserRecord>> {
+        admin::reset_token_user(&self.pool, token_hash, now).await
+    }
+
+    async fn consume_reset_token(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+        password_hash: &str,
+    ) -> StoreResult<Option<UserId>> {
+        admin::consume_reset_token(&self.pool, token_hash, now, password_hash).await
+    }
+
+    async fn admin_counts(&self) -> StoreResult<AdminCounts> {
+        admin::admin_counts(&self.pool).await
+    }
+
+    async fn admin_users(&self, query: &AdminUserQuery) -> StoreResult<(Vec<AdminUser>, i64)> {
+        admin::admin_users(&self.pool, query).await
+    }
+
+    async fn admin_user(&self, id: UserId) -> StoreResult<Option<AdminUser>> {
+        admin::admin_user(&self.pool, id).await
+    }
+
+    async fn set_admin_flags(
+        &self,
+        actor: UserId,
+        target: UserId,
+        flags: &AdminFlags,
+        at: Timestamp,
+    ) -> StoreResult<Result<(), AdminRefusal>> {
+        admin::set_admin_flags(&self.pool, actor, target, flags, at).await
+    }
+
+    async fn delete_user_as_admin(
+        &self,
+        actor: UserId,
+        target: UserId,
+    ) -> StoreResult<Result<DeletedUser, AdminRefusal>> {
+        admin::delete_user_as_admin(&self.pool, actor, target).await
+    }
+
+    async fn admin_servers(
+        &self,
+        query: &AdminServerQuery,
+    ) -> StoreResult<(Vec<AdminServer>, i64)> {
+        admin::admin_servers(&self.pool, query).await
+    }
+
+    async fn server_templates(&self) -> StoreResult<Vec<ServerTemplateRecord>> {
+        admin::server_templates(&self.pool).await
+    }
+
+    async fn server_template(&self, id: Uuid) -> StoreResult<Option<ServerTemplateRecord>> {
+        admin::server_template(&self.pool, id).await
+    }
+
+    async fn create_server_with_channels(
+        &self,
+        server: &Server,
+        channels: &[NewChannel],
+    ) -> StoreResult<Vec<Channel>> {
+        admin::create_server_with_channels(&self.pool, server, channels).await
     }
 }

@@ -56,6 +56,16 @@ async fn fetch_server(conn: &mut SqliteConnection, id: ServerId) -> StoreResult<
 
 pub(super) async fn create_server(pool: &SqlitePool, server: &Server) -> StoreResult<()> {
     let mut tx = write_tx(pool).await?;
+    insert_server(&mut tx, server).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Inserts a server and its owner's membership on `conn` (inside a transaction).
+pub(super) async fn insert_server(
+    conn: &mut sqlx::SqliteConnection,
+    server: &Server,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO servers (id, name, owner_id, icon_url, is_public, require_invite, \
          created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -68,15 +78,14 @@ pub(super) async fn create_server(pool: &SqlitePool, server: &Server) -> StoreRe
     .bind(server.require_invite)
     .bind(server.created_at.as_micros())
     .bind(server.updated_at.as_micros())
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     sqlx::query("INSERT INTO server_members (server_id, user_id, joined_at) VALUES (?, ?, ?)")
         .bind(server.id.get())
         .bind(server.owner_id.get())
         .bind(server.created_at.as_micros())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-    tx.commit().await?;
     Ok(())
 }
 
