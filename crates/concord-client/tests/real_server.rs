@@ -220,10 +220,12 @@ async fn an_expired_token_is_refreshed_and_the_session_resumed_without_the_app_n
         .unwrap();
     let issued =
         Timestamp::from_micros(Timestamp::now().as_micros() - (ACCESS_TOKEN_SECS - 2) * 1_000_000);
-    let short = server
-        .state
-        .keys
-        .issue(&record, concord_server::auth::TokenType::Access, issued);
+    let short = server.state.keys.issue(
+        &record,
+        concord_server::auth::TokenType::Access,
+        issued,
+        None,
+    );
     let tokens = Arc::new(RefreshToken::new(&server.url(""), alice.refresh.clone()));
     let mut config = config(server.addr, StaticToken::token("unused"));
     config.token = Arc::new(ShortFirst {

@@ -132,7 +132,7 @@ async fn reset_password(
     if let Some(why) = crate::password_policy::refusal(&body.new_password, &user.username) {
         return Err(ApiError::bad_request(why));
     }
-    let password_hash = auth::hash_password(body.new_password, state.config.password).await?;
+    let password_hash = state.passwords.hash(body.new_password).await?;
     let Some(user_id) = state
         .store
         .consume_reset_token(&hash, Timestamp::now(), &password_hash)
