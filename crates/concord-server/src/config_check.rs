@@ -89,8 +89,14 @@ fn check_values(config: &Config) -> Result<(), ConfigProblem> {
         "limits.login_per_account.burst",
         limits.login_per_account,
     )?;
-    let counts: [(&'static str, u64); 8] = [
+    let counts: [(&'static str, u64); 14] = [
         ("limits.queue_max_frames", limits.queue_max_frames as u64),
+        ("limits.header_read_secs", limits.header_read_secs),
+        ("limits.body_read_secs", limits.body_read_secs),
+        ("limits.max_body_bytes", limits.max_body_bytes as u64),
+        ("limits.connections_per_ip", limits.connections_per_ip as u64),
+        ("limits.sessions_per_ip", limits.sessions_per_ip as u64),
+        ("limits.sessions_per_user", limits.sessions_per_user as u64),
         ("limits.queue_max_bytes", limits.queue_max_bytes as u64),
         (
             "limits.gateway_frames_per_sec",
@@ -104,6 +110,9 @@ fn check_values(config: &Config) -> Result<(), ConfigProblem> {
     ];
     for (name, value) in counts {
         positive(name, value)?;
+    }
+    if let Some(max) = limits.max_connections {
+        positive("limits.max_connections", max as u64)?;
     }
     if config.password.memory_kib < 8 {
         return Err(key("password.memory_kib", "must be at least 8 (KiB)"));
@@ -204,7 +213,7 @@ mod tests {
 
     #[test]
     fn values_that_cannot_work_are_refused_by_their_key() {
-        let cases: [(&str, Adjust); 8] = [
+        let cases: [(&str, Adjust); 12] = [
             (
                 "limits.rest_per_ip.per_second",
                 Box::new(|c| c.limits.rest_per_ip.per_second = 0),
@@ -224,6 +233,22 @@ mod tests {
             (
                 "limits.queue_max_bytes",
                 Box::new(|c| c.limits.queue_max_bytes = 0),
+            ),
+            (
+                "limits.header_read_secs",
+                Box::new(|c| c.limits.header_read_secs = 0),
+            ),
+            (
+                "limits.max_body_bytes",
+                Box::new(|c| c.limits.max_body_bytes = 0),
+            ),
+            (
+                "limits.sessions_per_user",
+                Box::new(|c| c.limits.sessions_per_user = 0),
+            ),
+            (
+                "limits.max_connections",
+                Box::new(|c| c.limits.max_connections = Some(0)),
             ),
             (
                 "jwt_secret",
