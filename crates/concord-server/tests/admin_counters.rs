@@ -33,7 +33,11 @@ async fn counters_are_for_admins_only() {
     assert_eq!(res.body["error"], "Admin access required");
     assert_exact_error(&server.api().get("/admin/counters").await, 401);
     assert_exact_error(
-        &server.api().bearer("not-a-token").get("/admin/counters").await,
+        &server
+            .api()
+            .bearer("not-a-token")
+            .get("/admin/counters")
+            .await,
         401,
     );
     // The same route under /api.

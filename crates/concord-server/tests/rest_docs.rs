@@ -61,7 +61,10 @@ async fn docs_rest_md_matches_the_served_openapi_document() {
             }
         }
     }
-    assert!(served.len() > 50, "a suspiciously short document: {served:?}");
+    assert!(
+        served.len() > 50,
+        "a suspiciously short document: {served:?}"
+    );
 
     let missing: Vec<_> = served.difference(&on_page).collect();
     assert!(

@@ -612,7 +612,11 @@ async fn an_admin_disables_a_user_whose_open_page_is_signed_out_and_others_never
     )
     .await;
     let mode = server.api().get("/instance/registration-mode").await;
-    assert_eq!(mode.body["registration_mode"], "invite_only", "{}", mode.body);
+    assert_eq!(
+        mode.body["registration_mode"], "invite_only",
+        "{}",
+        mode.body
+    );
     type_into(&alice, "#users-search", "").await;
     click(&alice, "#users-search-form button[type=submit]").await;
     until(

@@ -208,7 +208,11 @@ async fn counters(
     let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
     Ok(axum::Json(AdminCounters {
         connections: wide(totals.sockets.unwrap_or(0)),
-        sessions: count(totals.sessions_v1.saturating_add(totals.sessions_v2_attached)),
+        sessions: count(
+            totals
+                .sessions_v1
+                .saturating_add(totals.sessions_v2_attached),
+        ),
         sessions_detached: count(totals.sessions_v2_detached),
         events_published: wide(totals.published),
         deliveries: wide(totals.deliveries),
