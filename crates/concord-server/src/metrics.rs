@@ -266,6 +266,33 @@ impl Metrics {
         }
     }
 
+    /// The running totals the admin page shows, read from the same counters and
+    /// gauges `/metrics` renders (no separate bookkeeping).
+    pub fn totals(&self) -> Totals {
+        let sum = |counters: &[Counter]| counters.iter().map(Counter::get).sum::<u64>();
+        let census = self.node.hub.census();
+        let sockets = self
+            .node
+            .gateway
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .upgrade()
+            .map(|gateway| {
+                let stats = gateway.socket_stats();
+                stats.counts(false).open + stats.counts(true).open
+            });
+        Totals {
+            sockets,
+            sessions_v1: census.v1,
+            sessions_v2_attached: census.v2_attached,
+            sessions_v2_detached: census.v2_detached,
+            published: sum(&self.published),
+            deliveries: sum(&self.deliveries),
+            outbox_dropped: self.outbox_dropped.get(),
+            slow_consumer_closes: self.slow_consumers.get(),
+        }
+    }
+
     /// Everything, in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut text = String::with_capacity(16 * 1024);
@@ -276,6 +303,27 @@ impl Metrics {
         }
         text
     }
+}
+
+/// A snapshot of the node's counters: see [`Metrics::totals`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    /// Open WebSocket connections (`None` before the gateway is watched).
+    pub sockets: Option<u64>,
+    /// Protocol v1 sessions.
+    pub sessions_v1: usize,
+    /// Protocol v2 sessions served by a socket.
+    pub sessions_v2_attached: usize,
+    /// Protocol v2 sessions waiting for a RESUME.
+    pub sessions_v2_detached: usize,
+    /// Events published by this node since it started.
+    pub published: u64,
+    /// Frames queued on this node's sessions since it started.
+    pub deliveries: u64,
+    /// Frames not queued because their session was already closing.
+    pub outbox_dropped: u64,
+    /// Sessions closed because their outbound queue overflowed.
+    pub slow_consumer_closes: u64,
 }
 
 /// What the node holds, read at each scrape.

@@ -68,6 +68,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../web/chat.js"),
     },
     Asset {
+        name: "admin.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../web/admin.js"),
+    },
+    Asset {
         name: "dom.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../web/dom.js"),

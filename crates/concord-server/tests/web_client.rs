@@ -473,3 +473,218 @@ async fn two_people_chat_in_two_browsers_and_a_restart_loses_and_repeats_nothing
     server.shutdown().await;
     drop(driver);
 }
+
+/// Evaluates `expression` in the page and returns its value.
+async fn eval(client: &Client, expression: &str) -> Value {
+    client
+        .execute(&format!("return {expression};"), vec![])
+        .await
+        .unwrap_or_else(|e| panic!("evaluate {expression}: {e}"))
+}
+
+const LOGIN_SHOWN: &str = "!document.getElementById('login').hidden \
+     && document.getElementById('chat').hidden";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_disables_a_user_whose_open_page_is_signed_out_and_others_never_see_the_admin_page()
+ {
+    let driver = start_driver();
+    let server = TestServer::start().await;
+    let alice = browser(&driver).await;
+    let bob = browser(&driver).await;
+
+    // The first account is the instance admin; the second is not.
+    register(&alice, &server, "alice").await;
+    register(&bob, &server, "bob").await;
+    until(&alice, "!document.getElementById('admin-btn').hidden").await;
+    assert_eq!(
+        eval(
+            &bob,
+            "[document.getElementById('admin-btn').hidden, document.getElementById('admin').hidden]"
+        )
+        .await,
+        json!([true, true]),
+        "no way into the admin page for a non-admin"
+    );
+    // Forcing the page open from the console gets the server's refusal and nothing else.
+    bob.execute("window.concord.admin.open().catch(() => {})", vec![])
+        .await
+        .expect("force the admin page");
+    until(
+        &bob,
+        "document.getElementById('error').textContent === 'Admin access required' \
+         && document.getElementById('admin').hidden",
+    )
+    .await;
+    assert_eq!(
+        eval(
+            &bob,
+            "document.querySelectorAll('#admin-users tr, #admin-servers tr, #admin-counters .counter').length"
+        )
+        .await,
+        json!(0),
+        "a non-admin is shown no admin data"
+    );
+
+    // Alice's admin page: live counters, read again every few seconds.
+    type_into(&alice, "#create-name", "Lobby").await;
+    click(&alice, "#create-btn").await;
+    until(
+        &alice,
+        "document.getElementById('channel-name').textContent === '# general'",
+    )
+    .await;
+    click(&alice, "#admin-btn").await;
+    until(
+        &alice,
+        "!document.getElementById('admin').hidden && document.getElementById('room').hidden",
+    )
+    .await;
+    until(
+        &alice,
+        "Number(document.querySelector('#admin-counters [data-key=connections] dd').textContent) === 2 \
+         && Number(document.querySelector('#admin-counters [data-key=sessions] dd').textContent) === 2 \
+         && document.querySelector('#admin-counters [data-key=servers] dd').textContent === '1'",
+    )
+    .await;
+    // A second reading gives the delivery rate (a short end-to-end wait: one poll).
+    until(
+        &alice,
+        "/^[0-9.,]+$/.test(document.querySelector('#admin-counters [data-key=rate] dd').textContent)",
+    )
+    .await;
+    until(
+        &alice,
+        "[...document.querySelectorAll('#admin-servers tr td:first-child')].map(n => n.textContent).join() === 'Lobby'",
+    )
+    .await;
+    until(
+        &alice,
+        "document.querySelectorAll('#admin-users tr[data-username]').length === 2",
+    )
+    .await;
+
+    // Search, then disable Bob: his open page is signed out at once, with a message.
+    type_into(&alice, "#users-search", "bo").await;
+    click(&alice, "#users-search-form button[type=submit]").await;
+    until(
+        &alice,
+        "[...document.querySelectorAll('#admin-users tr[data-username]')].map(r => r.dataset.username).join() === 'bob'",
+    )
+    .await;
+    click(&alice, "#admin-users tr[data-username=bob] .disable-btn").await;
+    until(
+        &alice,
+        "document.querySelector('#admin-users tr[data-username=bob]').dataset.disabled === 'true'",
+    )
+    .await;
+    until(&bob, LOGIN_SHOWN).await;
+    until(
+        &bob,
+        "document.getElementById('error').textContent.startsWith('You are signed out')",
+    )
+    .await;
+    assert_eq!(
+        eval(&bob, "localStorage.getItem('concord.refresh_token')").await,
+        Value::Null,
+        "the ended login is forgotten, not retried"
+    );
+    let login = server
+        .api()
+        .post(
+            "/auth/login",
+            &json!({"username": "bob", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(login.status, 403, "{}", login.body);
+
+    // Make admin, the registration mode switch, and back to the full list.
+    click(&alice, "#admin-users tr[data-username=bob] .promote-btn").await;
+    until(
+        &alice,
+        "document.querySelector('#admin-users tr[data-username=bob]').dataset.admin === 'true'",
+    )
+    .await;
+    click(&alice, "#registration-mode option[value=invite_only]").await;
+    until(
+        &alice,
+        "document.getElementById('registration-mode').dataset.mode === 'invite_only'",
+    )
+    .await;
+    let mode = server.api().get("/instance/registration-mode").await;
+    assert_eq!(
+        mode.body["registration_mode"], "invite_only",
+        "{}",
+        mode.body
+    );
+    type_into(&alice, "#users-search", "").await;
+    click(&alice, "#users-search-form button[type=submit]").await;
+    until(
+        &alice,
+        "document.querySelectorAll('#admin-users tr[data-username]').length === 2",
+    )
+    .await;
+    // Her own row offers nothing that would lock her out.
+    assert_eq!(
+        eval(
+            &alice,
+            "[...document.querySelectorAll('#admin-users tr[data-username=alice] button')].every(b => b.disabled)"
+        )
+        .await,
+        json!(true)
+    );
+    screenshot(&alice, "web-admin.png").await;
+
+    alice.close().await.expect("close alice");
+    bob.close().await.expect("close bob");
+    server.shutdown().await;
+    drop(driver);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_is_refreshed_once_then_signed_out_instead_of_looping() {
+    let driver = start_driver();
+    let server = TestServer::start().await;
+    let carol = browser(&driver).await;
+    register(&carol, &server, "carol").await;
+
+    // From here the page's token is refused and a refresh "succeeds" without fixing
+    // it, as when the server no longer accepts what the refresh hands out. Count the
+    // connections opened and the refreshes tried, then drop the connection.
+    carol
+        .execute(
+            "const g = window.concord.gateway;
+             const s = window.concord.session;
+             window.opens = 0;
+             window.refreshes = 0;
+             const open = g.open.bind(g);
+             g.open = () => { window.opens += 1; open(); };
+             s.refresh = async () => { window.refreshes += 1; };
+             s.access = 'not-a-token';
+             g.ws.close(4000);",
+            vec![],
+        )
+        .await
+        .expect("instrument");
+    until(&carol, LOGIN_SHOWN).await;
+    assert!(
+        eval(&carol, "document.getElementById('error').textContent")
+            .await
+            .as_str()
+            .is_some_and(|t| t.contains("refused")),
+        "the sign-out says why"
+    );
+    assert_eq!(
+        eval(
+            &carol,
+            "[window.opens, window.refreshes, window.concord.gateway.stopped, localStorage.getItem('concord.refresh_token')]"
+        )
+        .await,
+        json!([2, 1, true, null]),
+        "one reconnect, refused (4004); one refresh and one more try, refused again; then stop"
+    );
+
+    carol.close().await.expect("close carol");
+    server.shutdown().await;
+    drop(driver);
+}

@@ -104,7 +104,9 @@ export class Chat {
     for (const id of this.servers.keys()) await patiently(() => this.loadChannels(id)).catch(report);
     if (this.server && !this.servers.has(this.server)) this.server = null;
     this.drawServers();
-    if (this.server) {
+    if (!byId('admin').hidden) {
+      // The admin page stays open across a reconnect.
+    } else if (this.server) {
       await this.openServer(this.server, this.channel);
     } else if (this.servers.size > 0 && !location.hash.startsWith('#invite=')) {
       await this.openServer(this.servers.keys().next().value);
@@ -204,6 +206,8 @@ export class Chat {
 
   async openServer(serverId, channelId = null) {
     this.server = serverId;
+    byId('admin').hidden = true;
+    byId('admin-btn').classList.remove('active');
     byId('home').hidden = true;
     byId('room').hidden = false;
     const server = this.servers.get(serverId);
@@ -308,15 +312,24 @@ export class Chat {
 
   // ---- the home panel: create, join, browse ----
 
-  home() {
+  /** Leaves the open server for a page of its own (home, admin) titled `title`. */
+  away(title) {
     this.server = null;
     this.channel = null;
     byId('room').hidden = true;
-    byId('home').hidden = false;
-    byId('server-name').textContent = 'Home';
+    byId('home').hidden = true;
+    byId('admin').hidden = true;
+    byId('admin-btn').classList.remove('active');
+    byId('server-name').textContent = title;
     byId('channel-form').hidden = true;
     clear(byId('channel-list'));
     clear(byId('member-list'));
+    this.drawServers();
+  }
+
+  home() {
+    this.away('Home');
+    byId('home').hidden = false;
     const invite = location.hash.match(/^#invite=([A-Za-z0-9]+)/);
     if (invite) byId('join-code').value = invite[1];
     this.drawServers();

@@ -24,11 +24,14 @@ export class Gateway extends EventTarget {
     this.heartbeat = null;
     this.acked = true;
     this.retry = null;
+    /** A 4004 close was answered with a refresh and no connection has succeeded since. */
+    this.refreshedFor4004 = false;
   }
 
   /** Opens the connection. */
   start() {
     this.stopped = false;
+    this.refreshedFor4004 = false;
     this.open();
   }
 
@@ -109,6 +112,7 @@ export class Gateway extends EventTarget {
   }
 
   connected() {
+    this.refreshedFor4004 = false;
     this.attempt = 0;
     this.droppedAt = null;
     this.state('connected');
@@ -149,15 +153,24 @@ export class Gateway extends EventTarget {
       this.sessionId = null;
       this.lastSeq = 0;
     }
+    if (code === 4004 && this.refreshedFor4004) {
+      // Refused again with a token refreshed for this very reason: retrying cannot
+      // help, and looping would hammer the server. End the login and say so.
+      this.stop();
+      this.session.signOut('The server refused this sign-in on the live connection.');
+      return;
+    }
     if (code === 4004 || code === 4009) {
       try {
         await this.session.refresh();
+        if (code === 4004) this.refreshedFor4004 = true;
       } catch (err) {
         if (err.status === 401 || err.status === 403) {
           this.stop();
           return;
         }
       }
+      if (this.stopped) return;
     }
     const delay = (code === 1001 || code === 4009) && this.attempt === 0
       ? 0 : Math.random() * Math.min(30_000, 1000 * 2 ** this.attempt);

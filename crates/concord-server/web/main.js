@@ -1,5 +1,6 @@
 // Entry point: the sign-in screen, then the chat screen over a live gateway.
 
+import { Admin } from './admin.js';
 import { Chat } from './chat.js';
 import { byId, showError } from './dom.js';
 import { Gateway } from './gateway.js';
@@ -8,6 +9,7 @@ import { Session } from './session.js';
 const session = new Session();
 const gateway = new Gateway(session);
 const chat = new Chat(session, gateway);
+const admin = new Admin(session, gateway, chat);
 
 function screen(name) {
   byId('login').hidden = name !== 'login';
@@ -20,10 +22,10 @@ function signedIn() {
   gateway.start();
 }
 
-session.addEventListener('signedout', () => {
+session.addEventListener('signedout', (event) => {
   gateway.stop();
   screen('login');
-  showError('You are signed out. Sign in again.');
+  showError(event.detail ? `You are signed out: ${event.detail} Sign in again.` : 'You are signed out. Sign in again.');
 });
 
 async function submit(action) {
@@ -67,4 +69,4 @@ if (session.remembered) {
 }
 
 // For the browser test and the curious: the running client.
-window.concord = { session, gateway, chat };
+window.concord = { session, gateway, chat, admin };

@@ -37,6 +37,14 @@ async function withLock(fn) {
   }
 }
 
+/** `text` as a sentence: capitalised, with a full stop. */
+function sentence(text) {
+  const t = String(text ?? '').trim();
+  if (!t) return null;
+  const s = t[0].toUpperCase() + t.slice(1);
+  return /[.!?]$/.test(s) ? s : `${s}.`;
+}
+
 /** Seconds since the epoch at which a JWT expires (its `exp` claim), or null. */
 function expiry(jwt) {
   try {
@@ -126,7 +134,7 @@ export class Session extends EventTarget {
       } catch (err) {
         if (err.status === 401 || err.status === 403) {
           localStorage.removeItem(KEY);
-          this.end();
+          this.end(sentence(err.message));
         } else {
           this.schedule(15_000);
         }
@@ -149,11 +157,18 @@ export class Session extends EventTarget {
     this.timer = setTimeout(() => this.refresh().catch(() => {}), Math.max(5_000, ms));
   }
 
-  end() {
+  /** Ends the login here (the stored refresh token too), saying why. */
+  signOut(reason) {
+    localStorage.removeItem(KEY);
+    this.end(reason);
+  }
+
+  /** Forgets the tokens; `signedout` carries `reason` (a sentence) when given. */
+  end(reason = null) {
     clearTimeout(this.timer);
     const was = this.access !== null;
     this.access = null;
     this.user = null;
-    if (was) this.dispatchEvent(new Event('signedout'));
+    if (was) this.dispatchEvent(new CustomEvent('signedout', { detail: reason }));
   }
 }

@@ -44,6 +44,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(registration_mode))
         .routes(routes!(stats))
+        .routes(routes!(counters))
         .routes(routes!(list_users))
         .routes(routes!(update_user, delete_user))
         .routes(routes!(list_servers))
@@ -156,6 +157,68 @@ async fn stats(
         uptime_secs: Some(i64::try_from(state.started.elapsed().as_secs()).unwrap_or(i64::MAX)),
         db_latency_ms,
         storage_bytes,
+    }))
+}
+
+/// This node's live counters, for the admin page (`GET /admin/counters`). The totals
+/// only ever grow; a client derives rates from two readings.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct AdminCounters {
+    /// Open WebSocket connections on this node, identified or not yet.
+    connections: i64,
+    /// Gateway sessions on this node (v1, and v2 served by a socket).
+    sessions: i64,
+    /// Protocol v2 sessions on this node waiting for a RESUME.
+    sessions_detached: i64,
+    /// Events published by this node since it started.
+    events_published: i64,
+    /// Frames queued on this node's sessions since it started (one event to 100
+    /// sessions counts 100).
+    deliveries: i64,
+    /// Frames not queued because their session was already closing.
+    outbox_dropped: i64,
+    /// Sessions closed because their outbound queue overflowed (slow consumers).
+    slow_consumer_closes: i64,
+    /// Seconds since this node started.
+    uptime_secs: i64,
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/counters",
+    tag = "admin",
+    description = "This node's live counters, read from the same registry as `GET /metrics` \
+                   (which stays closed to browsers): connections, sessions, events, \
+                   deliveries and queue drops since start. Cheap enough to poll every few \
+                   seconds. Instance admins only.",
+    security(("bearer" = []), ("bot_token" = [])),
+    responses(
+        (status = 200, description = "The counters.", body = AdminCounters),
+        (status = 401, description = "No valid credentials.", body = ErrorBody),
+        (status = 403, description = "The caller is not an instance admin.", body = ErrorBody),
+    ),
+)]
+async fn counters(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<axum::Json<AdminCounters>> {
+    require_admin(&principal)?;
+    let totals = state.metrics.totals();
+    let wide = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    Ok(axum::Json(AdminCounters {
+        connections: wide(totals.sockets.unwrap_or(0)),
+        sessions: count(
+            totals
+                .sessions_v1
+                .saturating_add(totals.sessions_v2_attached),
+        ),
+        sessions_detached: count(totals.sessions_v2_detached),
+        events_published: wide(totals.published),
+        deliveries: wide(totals.deliveries),
+        outbox_dropped: wide(totals.outbox_dropped),
+        slow_consumer_closes: wide(totals.slow_consumer_closes),
+        uptime_secs: wide(state.started.elapsed().as_secs()),
     }))
 }
 
