@@ -44,10 +44,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if message.author_id.is_none() || message.author_id == me {
                     continue;
                 }
-                if let Some(text) = message.content.strip_prefix("!echo ") {
-                    if let Err(err) = rest.send_message(message.channel_id, text).await {
-                        eprintln!("could not answer: {err}");
-                    }
+                if let Some(text) = message.content.strip_prefix("!echo ")
+                    && let Err(err) = rest.send_message(message.channel_id, text).await
+                {
+                    eprintln!("could not answer: {err}");
                 }
             }
             Event::Reconnecting { attempt, delay, .. } => {
