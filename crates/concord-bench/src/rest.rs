@@ -11,6 +11,10 @@ use std::{
 };
 
 use anyhow::{Context, anyhow, bail};
+use concord_client::{
+    RestClient,
+    rest::{Authorization, RawRequest, RetryPolicy},
+};
 use concord_protocol::{
     ChannelType, CreateBot, CreateChannel, CreateMessage, CreateServer, RefreshRequest,
     RegisterRequest,
@@ -49,21 +53,23 @@ impl Reply {
     }
 }
 
-/// REST client over one or more source addresses.
+/// REST client over one or more source addresses: the SDK's REST client at the HTTP
+/// level (the bench reads statuses and `retry-after` itself, so the SDK's 429
+/// retries are off).
 pub(crate) struct Rest {
-    base: String,
-    clients: Vec<reqwest::Client>,
+    clients: Vec<RestClient>,
     next: AtomicUsize,
 }
 
 impl Rest {
     pub(crate) fn new(base: &str, sources: &[IpAddr]) -> anyhow::Result<Self> {
         let build = |source: Option<IpAddr>| {
-            reqwest::Client::builder()
+            let http = reqwest::Client::builder()
                 .local_address(source)
                 .pool_max_idle_per_host(64)
                 .build()
-                .context("building the HTTP client")
+                .context("building the HTTP client")?;
+            anyhow::Ok(RestClient::with_http(base, http).with_retry(RetryPolicy::none()))
         };
         let clients = if sources.is_empty() {
             vec![build(None)?]
@@ -74,7 +80,6 @@ impl Rest {
                 .collect::<anyhow::Result<_>>()?
         };
         Ok(Self {
-            base: base.trim_end_matches('/').to_string(),
             clients,
             next: AtomicUsize::new(0),
         })
@@ -89,26 +94,25 @@ impl Rest {
         limit: Duration,
     ) -> anyhow::Result<Reply> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
-        let mut request = self.clients[i]
-            .request(method, format!("{}{path}", self.base))
-            .timeout(limit.max(Duration::from_millis(1)));
-        request = match auth {
-            Auth::None => request,
-            Auth::Bearer(token) => request.header("authorization", format!("Bearer {token}")),
-            Auth::Bot(token) => request.header("authorization", format!("Bot {token}")),
-        };
+        let client = self.clients[i]
+            .with_timeout(limit.max(Duration::from_millis(1)))
+            .with_authorization(match auth {
+                Auth::None => None,
+                Auth::Bearer(token) => Some(Authorization::Bearer(token.to_string())),
+                Auth::Bot(token) => Some(Authorization::Bot(token.to_string())),
+            });
+        let mut request = RawRequest::new(method, path);
         if let Some(body) = body {
-            request = request.json(body);
+            request = request.json(body)?;
         }
-        let response = request.send().await?;
-        let status = response.status();
+        let response = client.send_raw(&request).await?;
+        let status = StatusCode::from_u16(response.status)?;
         let retry_after = response
-            .headers()
+            .headers
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok());
-        let bytes = response.bytes().await?;
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let body = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
         Ok(Reply {
             status,
             body,

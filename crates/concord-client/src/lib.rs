@@ -7,9 +7,14 @@ mod driver;
 mod error;
 mod event;
 mod gateway;
+pub mod presence;
+pub mod rest;
 mod token;
+pub mod typing;
 
 pub use backoff::Backoff;
+/// The wire types of the protocol crate, for requests and answers of [`rest::RestClient`].
+pub use concord_protocol as protocol;
 pub use concord_protocol::{Event as EventName, GatewayEvent};
 pub use config::{
     AsyncStream, BoxedStream, Compression, Connector, GatewayConfig, TcpConnector, Version,
@@ -17,4 +22,5 @@ pub use config::{
 pub use error::Error;
 pub use event::{Event, EventKind, EventStream, ListenerHandle};
 pub use gateway::{Gateway, ReadyState};
+pub use rest::{RestClient, RestError};
 pub use token::{BotToken, Credential, RefreshToken, StaticToken, TokenError, TokenProvider};

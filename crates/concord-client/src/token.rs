@@ -7,6 +7,8 @@ use async_trait::async_trait;
 use base64::Engine;
 use serde::Deserialize;
 
+use crate::{RestClient, RestError};
+
 /// A credential for IDENTIFY / RESUME (v2) or the upgrade's query (v1). Its `Debug`
 /// never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -117,36 +119,29 @@ fn still_good(token: &str) -> bool {
     jwt_expiry(token).is_some_and(|exp| exp > SystemTime::now() + EXPIRY_MARGIN)
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: String,
-}
-
-async fn refusal_or_transient(response: reqwest::Response) -> TokenError {
-    let status = response.status().as_u16();
-    let message = response
-        .json::<ErrorBody>()
-        .await
-        .map_or_else(|_| String::new(), |b| b.error);
-    if status == 401 || status == 403 {
-        TokenError::Refused { status, message }
-    } else {
-        TokenError::Transient(format!("HTTP {status}: {message}"))
+/// A refusal (401/403: retrying cannot help) or a transient failure.
+fn token_error(err: RestError) -> TokenError {
+    match err {
+        RestError::Http {
+            status: status @ (401 | 403),
+            message,
+            ..
+        } => TokenError::Refused { status, message },
+        other => TokenError::Transient(other.to_string()),
     }
 }
 
 /// Access tokens from a refresh token (`POST /auth/refresh`). Refresh tokens rotate:
 /// each refresh returns a new one, kept for the next.
 pub struct RefreshToken {
-    http: reqwest::Client,
-    url: String,
+    rest: RestClient,
     held: tokio::sync::Mutex<(Option<String>, String)>,
 }
 
 impl std::fmt::Debug for RefreshToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RefreshToken")
-            .field("url", &self.url)
+            .field("api", &self.rest.base())
             .finish_non_exhaustive()
     }
 }
@@ -155,9 +150,14 @@ impl RefreshToken {
     /// Refreshes at `{api}/auth/refresh` (`api` is the REST base, e.g.
     /// `http://127.0.0.1:8080`) starting from `refresh_token`.
     pub fn new(api: &str, refresh_token: impl Into<String>) -> Self {
+        Self::with_client(RestClient::new(api), refresh_token)
+    }
+
+    /// As [`RefreshToken::new`], refreshing through this REST client (its
+    /// credentials are not used: `/auth/refresh` needs none).
+    pub fn with_client(rest: RestClient, refresh_token: impl Into<String>) -> Self {
         Self {
-            http: reqwest::Client::new(),
-            url: format!("{}/auth/refresh", api.trim_end_matches('/')),
+            rest: rest.with_authorization(None),
             held: tokio::sync::Mutex::new((None, refresh_token.into())),
         }
     }
@@ -183,32 +183,11 @@ impl RefreshToken {
 #[async_trait]
 impl TokenProvider for RefreshToken {
     async fn credential(&self, renew: bool) -> Result<Credential, TokenError> {
-        #[derive(Deserialize)]
-        struct Tokens {
-            access_token: String,
-            refresh_token: String,
-        }
         let mut held = self.held.lock().await;
         if !renew && let Some(access) = held.0.as_ref().filter(|t| still_good(t)) {
             return Ok(Credential::Token(access.clone()));
         }
-        let body = concord_protocol::RefreshRequest {
-            refresh_token: held.1.clone(),
-        };
-        let response = self
-            .http
-            .post(&self.url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| TokenError::Transient(e.without_url().to_string()))?;
-        if !response.status().is_success() {
-            return Err(refusal_or_transient(response).await);
-        }
-        let tokens: Tokens = response
-            .json()
-            .await
-            .map_err(|e| TokenError::Transient(e.without_url().to_string()))?;
+        let tokens = self.rest.refresh(&held.1).await.map_err(token_error)?;
         *held = (Some(tokens.access_token.clone()), tokens.refresh_token);
         Ok(Credential::Token(tokens.access_token))
     }
@@ -220,16 +199,14 @@ impl TokenProvider for RefreshToken {
 
 /// Access tokens of a bot user, traded for its static token at `POST /bots/connect`.
 pub struct BotToken {
-    http: reqwest::Client,
-    url: String,
-    bot_token: String,
+    rest: RestClient,
     held: tokio::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for BotToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BotToken")
-            .field("url", &self.url)
+            .field("api", &self.rest.base())
             .finish_non_exhaustive()
     }
 }
@@ -237,10 +214,13 @@ impl std::fmt::Debug for BotToken {
 impl BotToken {
     /// Trades `bot_token` at `{api}/bots/connect` (`api` is the REST base).
     pub fn new(api: &str, bot_token: impl Into<String>) -> Self {
+        Self::with_client(&RestClient::new(api), &bot_token.into())
+    }
+
+    /// As [`BotToken::new`], trading through this REST client.
+    pub fn with_client(rest: &RestClient, bot_token: &str) -> Self {
         Self {
-            http: reqwest::Client::new(),
-            url: format!("{}/bots/connect", api.trim_end_matches('/')),
-            bot_token: bot_token.into(),
+            rest: rest.with_bot_token(bot_token),
             held: tokio::sync::Mutex::new(None),
         }
     }
@@ -249,28 +229,11 @@ impl BotToken {
 #[async_trait]
 impl TokenProvider for BotToken {
     async fn credential(&self, renew: bool) -> Result<Credential, TokenError> {
-        #[derive(Deserialize)]
-        struct Access {
-            access_token: String,
-        }
         let mut held = self.held.lock().await;
         if !renew && let Some(access) = held.as_ref().filter(|t| still_good(t)) {
             return Ok(Credential::Token(access.clone()));
         }
-        let response = self
-            .http
-            .post(&self.url)
-            .header("authorization", format!("Bot {}", self.bot_token))
-            .send()
-            .await
-            .map_err(|e| TokenError::Transient(e.without_url().to_string()))?;
-        if !response.status().is_success() {
-            return Err(refusal_or_transient(response).await);
-        }
-        let access: Access = response
-            .json()
-            .await
-            .map_err(|e| TokenError::Transient(e.without_url().to_string()))?;
+        let access = self.rest.bot_connect().await.map_err(token_error)?;
         *held = Some(access.access_token.clone());
         Ok(Credential::Token(access.access_token))
     }

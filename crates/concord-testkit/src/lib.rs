@@ -2,6 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+use concord_client::rest::{Authorization, Method, RawRequest};
 use concord_protocol::{ChannelId, ChannelOverride, OverrideId, UserId};
 use concord_server::{AppState, Config, config::Rate, directory::DirectoryChange};
 use futures_util::{SinkExt, StreamExt};
@@ -120,11 +121,7 @@ impl TestServer {
 
     /// A REST client without credentials.
     pub fn api(&self) -> Api {
-        Api {
-            http: reqwest::Client::new(),
-            base: self.url(""),
-            auth: None,
-        }
+        Api::new(&self.url(""))
     }
 
     /// Registers a user (password `correct-horse-42`) and returns them with a client.
@@ -479,75 +476,81 @@ pub struct Response {
     pub headers: reqwest::header::HeaderMap,
 }
 
-/// A small REST client.
+/// A small REST client: the SDK's REST client ([`concord_client::RestClient`]) at
+/// the HTTP level, with its 429 retries off so that tests see every answer as sent.
 #[derive(Debug, Clone)]
 pub struct Api {
-    http: reqwest::Client,
-    base: String,
-    auth: Option<String>,
+    rest: concord_client::RestClient,
 }
 
 impl Api {
+    fn new(base: &str) -> Self {
+        Self {
+            rest: concord_client::RestClient::new(base)
+                .with_retry(concord_client::rest::RetryPolicy::none()),
+        }
+    }
+
+    /// The SDK client underneath (same base URL and credentials), for typed calls.
+    pub fn sdk(&self) -> &concord_client::RestClient {
+        &self.rest
+    }
+
+    fn with(&self, auth: Authorization) -> Self {
+        Self {
+            rest: self.rest.with_authorization(Some(auth)),
+        }
+    }
+
     /// This client sending `Authorization: Bearer <token>`.
     pub fn bearer(&self, token: &str) -> Self {
-        Self {
-            auth: Some(format!("Bearer {token}")),
-            ..self.clone()
-        }
+        self.with(Authorization::Bearer(token.to_string()))
     }
 
     /// This client sending `Authorization: Bot <token>`.
     pub fn bot(&self, token: &str) -> Self {
-        Self {
-            auth: Some(format!("Bot {token}")),
-            ..self.clone()
-        }
+        self.with(Authorization::Bot(token.to_string()))
     }
 
     /// This client sending exactly this `Authorization` header.
     pub fn authorization(&self, value: &str) -> Self {
-        Self {
-            auth: Some(value.to_string()),
-            ..self.clone()
-        }
+        self.with(Authorization::Raw(value.to_string()))
     }
 
     /// GET.
     pub async fn get(&self, path: &str) -> Response {
-        self.send(self.request(reqwest::Method::GET, path)).await
+        self.send(RawRequest::new(Method::GET, path)).await
     }
 
     /// GET with one extra header.
     pub async fn get_with_header(&self, path: &str, name: &str, value: &str) -> Response {
-        self.send(self.request(reqwest::Method::GET, path).header(name, value))
+        self.send(RawRequest::new(Method::GET, path).header(name, value))
             .await
     }
 
     /// POST with a JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> Response {
-        self.send(self.request(reqwest::Method::POST, path).json(body))
-            .await
+        self.send(json_request(Method::POST, path, body)).await
     }
 
     /// POST without a body.
     pub async fn post_empty(&self, path: &str) -> Response {
-        self.send(self.request(reqwest::Method::POST, path)).await
+        self.send(RawRequest::new(Method::POST, path)).await
     }
 
     /// PATCH with a JSON body.
     pub async fn patch(&self, path: &str, body: &Value) -> Response {
-        self.send(self.request(reqwest::Method::PATCH, path).json(body))
-            .await
+        self.send(json_request(Method::PATCH, path, body)).await
     }
 
     /// PUT without a body.
     pub async fn put(&self, path: &str) -> Response {
-        self.send(self.request(reqwest::Method::PUT, path)).await
+        self.send(RawRequest::new(Method::PUT, path)).await
     }
 
     /// DELETE.
     pub async fn delete(&self, path: &str) -> Response {
-        self.send(self.request(reqwest::Method::DELETE, path)).await
+        self.send(RawRequest::new(Method::DELETE, path)).await
     }
 
     /// Any method with a raw body (text or bytes) and content type (for malformed
@@ -559,35 +562,26 @@ impl Api {
         content_type: Option<&str>,
         body: impl AsRef<[u8]>,
     ) -> Response {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self.request(method, path).body(body.as_ref().to_vec());
-        if let Some(ct) = content_type {
-            req = req.header("content-type", ct);
-        }
-        self.send(req).await
+        let method = Method::from_bytes(method.as_bytes()).expect("method");
+        self.send(RawRequest::new(method, path).body(content_type, body.as_ref().to_vec()))
+            .await
     }
 
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(auth) = &self.auth {
-            req = req.header("authorization", auth);
-        }
-        req
-    }
-
-    async fn send(&self, req: reqwest::RequestBuilder) -> Response {
-        let res = req.send().await.expect("request");
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let text = res.text().await.expect("body");
+    async fn send(&self, request: RawRequest) -> Response {
+        let res = self.rest.send_raw(&request).await.expect("request");
+        let text = String::from_utf8_lossy(&res.body).into_owned();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Response {
-            status,
+            status: res.status,
             body,
             text,
-            headers,
+            headers: res.headers,
         }
     }
+}
+
+fn json_request(method: Method, path: &str, body: &Value) -> RawRequest {
+    RawRequest::new(method, path).json(body).expect("JSON body")
 }
 
 /// A gateway connection (a real WebSocket client).

@@ -2,6 +2,8 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
+mod client;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use concord_server::{Config, config::LogFormat};
@@ -23,6 +25,13 @@ enum Command {
     Serve(ServeArgs),
     /// Load-test a server speaking the Together REST API and v1 gateway.
     Bench(concord_bench::BenchArgs),
+    /// Connect to a server's gateway and print every event as one JSON line
+    /// (connection states on stderr), reconnecting and resuming as needed.
+    Tail(client::TailArgs),
+    /// Log in and print the tokens as JSON.
+    Login(client::LoginArgs),
+    /// Send a message to a channel.
+    Send(client::SendArgs),
 }
 
 /// Settings come from built-in defaults, then the configuration file, then `CONCORD_*`
@@ -61,6 +70,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Bench(args) => bench(args),
+        Command::Tail(args) => client::tail(args),
+        Command::Login(args) => client::login(args),
+        Command::Send(args) => client::send(args),
     }
 }
 
