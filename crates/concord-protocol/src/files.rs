@@ -1,8 +1,8 @@
-//! Attachments and message search (`rest-extras.md` §1, §7, §8).
+//! Attachments (`rest-extras.md` §1, §8).
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ChannelId, MessageId, Timestamp, UserId};
+use crate::{MessageId, Timestamp};
 
 /// A file attached to a server-channel message (`GET /messages/{id}/attachments`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,40 +28,4 @@ pub struct Attachment {
     pub height: Option<i64>,
     /// Upload time (one upload's files share it).
     pub created_at: Timestamp,
-}
-
-/// One message matching a search (`GET /servers/{id}/search`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct SearchHit {
-    /// The message.
-    pub id: MessageId,
-    /// Its channel.
-    pub channel_id: ChannelId,
-    /// Its author (null once deleted).
-    pub author_id: Option<UserId>,
-    /// The author's name (null once deleted).
-    pub author_username: Option<String>,
-    /// The message text.
-    pub content: String,
-    /// The text HTML-escaped, with the matched terms inside `<mark>`…`</mark>`.
-    pub highlight: String,
-    /// Creation time.
-    pub created_at: Timestamp,
-    /// Relevance (higher is better).
-    pub rank: f64,
-}
-
-/// A page of search hits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct SearchPage {
-    /// The hits, best first.
-    pub results: Vec<SearchHit>,
-    /// How many messages match in all (the cursor aside).
-    pub total: i64,
-    /// Whether more hits follow.
-    pub has_more: bool,
-    /// The last hit's id when more follow: pass it as `before`.
-    pub next_cursor: Option<MessageId>,
 }

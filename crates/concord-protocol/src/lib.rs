@@ -30,7 +30,7 @@ mod invite;
 mod moderation;
 // ---- custom emojis ----
 mod emoji;
-// Attachments and search (issue 18 part B).
+// Attachments (issue 18 part B).
 mod files;
 
 pub use admin::*;
@@ -60,5 +60,5 @@ pub use invite::*;
 pub use moderation::*;
 // ---- custom emojis ----
 pub use emoji::*;
-// Attachments and search (issue 18 part B).
+// Attachments (issue 18 part B).
 pub use files::*;

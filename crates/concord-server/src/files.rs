@@ -105,12 +105,12 @@ impl LocalFileStore {
     /// The directory cannot be created or listed.
     pub fn open(dir: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
+        clear_temporaries(dir)?;
+        // Streamed files are one folder down (`<group>/<name>`).
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
-            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
-                && let Err(err) = std::fs::remove_file(entry.path())
-            {
-                tracing::warn!(path = %entry.path().display(), error = %err, "stale temporary file not removed");
+            if entry.file_type()?.is_dir() {
+                clear_temporaries(&entry.path())?;
             }
         }
         Ok(Self {
@@ -222,6 +222,19 @@ impl FileSink for LocalSink {
 
 /// How many bytes a read of a stored file asks for at once.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// Removes the temporary files an interrupted write left in `dir`.
+fn clear_temporaries(dir: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+            && let Err(err) = std::fs::remove_file(entry.path())
+        {
+            tracing::warn!(path = %entry.path().display(), error = %err, "stale temporary file not removed");
+        }
+    }
+    Ok(())
+}
 
 /// Runs blocking file work off the async workers.
 async fn blocking<T: Send + 'static>(
@@ -395,9 +408,13 @@ mod tests {
         let kept = Uuid::new_v4().to_string();
         std::fs::write(dir.join(&kept), b"x").unwrap();
         std::fs::write(dir.join(format!("{TEMP_PREFIX}left-over")), b"y").unwrap();
+        std::fs::create_dir_all(dir.join("group")).unwrap();
+        std::fs::write(dir.join("group").join(format!("{TEMP_PREFIX}nested")), b"z").unwrap();
+        std::fs::write(dir.join("group").join("kept"), b"z").unwrap();
         let store = LocalFileStore::open(&dir).unwrap();
         assert_eq!(store.dir(), dir);
-        assert_eq!(names(&dir), [kept]);
+        assert_eq!(names(&dir), [kept, "group".to_owned()]);
+        assert_eq!(names(&dir.join("group")), ["kept"]);
         std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
     }
 }
