@@ -30,6 +30,8 @@ mod invite;
 mod moderation;
 // ---- custom emojis ----
 mod emoji;
+// Attachments (issue 18 part B).
+mod files;
 
 pub use admin::*;
 pub use bot::*;
@@ -58,3 +60,5 @@ pub use invite::*;
 pub use moderation::*;
 // ---- custom emojis ----
 pub use emoji::*;
+// Attachments (issue 18 part B).
+pub use files::*;

@@ -101,6 +101,14 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
         path: emoji_dir.clone(),
         source,
     })?;
+    let attachment_dir = config.data_dir.join("attachments");
+    let attachment_files =
+        LocalFileStore::open(&attachment_dir).map_err(|source| ServeError::DataDir {
+            path: attachment_dir.clone(),
+            source,
+        })?;
+    let attachments =
+        crate::attachments::Attachments::new(Arc::new(attachment_files), secret.as_bytes());
     let hub = Arc::new(Hub::new());
     let metrics = Arc::new(Metrics::new(Arc::clone(&hub)));
     let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store, Arc::clone(&metrics)));
@@ -138,6 +146,7 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
         config: Arc::new(config),
         started: std::time::Instant::now(),
         emoji_files: Arc::new(emoji_files),
+        attachments,
         sessions_per_ip,
         passwords,
     })
@@ -242,6 +251,10 @@ where
     let hub = Arc::clone(&state.hub);
     let store = Arc::clone(&state.store);
     let housekeeping = crate::housekeeping::spawn(Arc::clone(&state.limiters));
+    // Attachment files whose rows went while no purge ran (a crash, a delete by a path
+    // that does not purge) go now.
+    let purge_state = state.clone();
+    tokio::spawn(async move { crate::attachments::purge_files(&purge_state).await });
     let limits = state.config.limits.clone();
     let metrics = Arc::clone(&state.metrics);
     let gateway = routes::gateway::endpoint(&state);

@@ -24,28 +24,35 @@ use http_body::{Frame, SizeHint};
 use crate::{error::ApiError, state::AppState};
 
 /// Middleware: the size and deadline of every request body (`limits.max_body_bytes`,
-/// `limits.body_read_secs`).
+/// `limits.body_read_secs`). The attachment upload route has its own size limit
+/// (50 MiB + 64 KiB) and at least a minute for its body.
 pub async fn limit_bodies(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let limits = &state.config.limits;
+    let upload =
+        crate::routes::attachments::upload_body_limit(request.method(), request.uri().path());
+    let max_body_bytes = upload.unwrap_or(limits.max_body_bytes);
+    let read_secs = match upload {
+        Some(_) => limits
+            .body_read_secs
+            .max(crate::routes::attachments::MIN_UPLOAD_SECS),
+        None => limits.body_read_secs,
+    };
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limits.max_body_bytes as u64) {
+    if declared.is_some_and(|len| len > max_body_bytes as u64) {
         return closing(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "Request body too large (at most {} bytes)",
-                limits.max_body_bytes
-            ),
+            format!("Request body too large (at most {max_body_bytes} bytes)"),
         ));
     }
     if http_body::Body::is_end_stream(request.body()) {
         return next.run(request).await;
     }
     let expired = Arc::new(AtomicBool::new(false));
-    let deadline = Duration::from_secs(limits.body_read_secs.max(1));
+    let deadline = Duration::from_secs(read_secs.max(1));
     let request = request.map(|body| {
         Body::new(Deadline {
             inner: body,

@@ -31,6 +31,9 @@ pub mod visibility;
 pub mod web;
 // Threads, reactions, pins, polls, scheduled events (issue 12).
 pub mod poll_views;
+// Attachments, search, export (issue 18 part B).
+pub mod attachments;
+pub mod sniff;
 
 pub use app::{ServeError, bind, build_state, open_store, router, serve};
 pub use config::Config;

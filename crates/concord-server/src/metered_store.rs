@@ -33,6 +33,9 @@ use concord_store::{
     InstanceSettingsRecord, ServerTemplateRecord,
 };
 
+// ---- attachments, search, export (issue 18 part B) ----
+use concord_store::{AttachmentAddition, AttachmentRecord, FilePurge};
+
 use crate::metrics::Metrics;
 
 /// `inner`, timed.
@@ -202,4 +205,10 @@ metered! {
     fn server_templates(&self) -> StoreResult<Vec<ServerTemplateRecord>>;
     fn server_template(&self, id: uuid::Uuid) -> StoreResult<Option<ServerTemplateRecord>>;
     fn create_server_with_channels(&self, server: &Server, channels: &[NewChannel]) -> StoreResult<Vec<Channel>>;
+    // ---- attachments, search, export (issue 18 part B) ----
+    fn attachments(&self, message: MessageId) -> StoreResult<Vec<AttachmentRecord>>;
+    fn attachment(&self, message: MessageId, stored_name: &str) -> StoreResult<Option<AttachmentRecord>>;
+    fn add_attachments(&self, message: MessageId, attachments: &[AttachmentRecord], limit: i64) -> StoreResult<AttachmentAddition>;
+    fn file_purges(&self, limit: i64) -> StoreResult<Vec<FilePurge>>;
+    fn forget_file_purges(&self, done: &[i64]) -> StoreResult<()>;
 }

@@ -42,6 +42,8 @@ pub struct AppState {
     pub sessions_per_ip: Arc<IpCounter>,
     /// Custom emoji images, keyed by emoji id (`<data_dir>/emojis/` by default).
     pub emoji_files: Arc<dyn FileStore>,
+    /// Message attachments (`<data_dir>/attachments/` by default) and their links.
+    pub attachments: crate::attachments::Attachments,
 }
 
 impl std::fmt::Debug for AppState {

@@ -494,3 +494,49 @@ pub struct ServerTemplateRecord {
     /// Creation time.
     pub created_at: Timestamp,
 }
+
+// ---- attachments, search, export (issue 18 part B) ----
+
+/// An attachment of a server-channel message; its bytes are in the file store under
+/// `<message_id>/<stored_name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentRecord {
+    /// Id.
+    pub id: uuid::Uuid,
+    /// The message it hangs off.
+    pub message_id: MessageId,
+    /// Who uploaded it (`None` once that user is deleted).
+    pub uploader_id: Option<UserId>,
+    /// The name the client gave, as given.
+    pub filename: String,
+    /// The name in the file store, unique within the message.
+    pub stored_name: String,
+    /// Size in bytes (1..=52 428 800).
+    pub file_size: i64,
+    /// The type recognised from the bytes.
+    pub mime_type: String,
+    /// Upload time (one batch shares it).
+    pub created_at: Timestamp,
+}
+
+/// What [`crate::Store::add_attachments`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachmentAddition {
+    /// Every attachment was added.
+    Added,
+    /// The message would hold more than the limit; nothing was added.
+    LimitReached,
+    /// The message does not exist or is deleted; nothing was added.
+    MessageGone,
+}
+
+/// A file whose attachment row is gone and which is to be deleted from the file store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilePurge {
+    /// Order of the purge (oldest first).
+    pub seq: i64,
+    /// The message the file belonged to.
+    pub message_id: MessageId,
+    /// Its name in the file store.
+    pub stored_name: String,
+}

@@ -29,6 +29,8 @@ use crate::{
     InstanceSettingsRecord, ServerTemplateRecord,
 };
 use concord_protocol::{AdminServer, AdminUser, RegistrationMode};
+// ---- attachments, search, export (issue 18 part B) ----
+use crate::{AttachmentAddition, AttachmentRecord, FilePurge};
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -595,4 +597,33 @@ pub trait Store: Send + Sync + 'static {
         server: &Server,
         channels: &[NewChannel],
     ) -> StoreResult<Vec<Channel>>;
+
+    // ---- attachments, search, export (issue 18 part B) ----
+
+    /// A message's attachments in upload order: by `created_at`, then by their place
+    /// in the batch that added them.
+    async fn attachments(&self, message: MessageId) -> StoreResult<Vec<AttachmentRecord>>;
+    /// The attachment of `message` stored as `stored_name`.
+    async fn attachment(
+        &self,
+        message: MessageId,
+        stored_name: &str,
+    ) -> StoreResult<Option<AttachmentRecord>>;
+    /// Adds `attachments` (in this order) to `message`, in one transaction with the
+    /// checks that the message exists, is not deleted, and would then hold at most
+    /// `limit` attachments; nothing is written when a check fails. Additions to one
+    /// message are serialised (SQLite: the write lock; PostgreSQL: the message row
+    /// locked `FOR UPDATE`), so concurrent batches never pass the limit together.
+    async fn add_attachments(
+        &self,
+        message: MessageId,
+        attachments: &[AttachmentRecord],
+        limit: i64,
+    ) -> StoreResult<AttachmentAddition>;
+    /// Files whose attachment rows were deleted (with their message, soft delete
+    /// included, channel or server), oldest first, at most `limit`. Each deleted row
+    /// is recorded here in the transaction that deleted it.
+    async fn file_purges(&self, limit: i64) -> StoreResult<Vec<FilePurge>>;
+    /// Forgets the purges of these `seq`s (their files are gone).
+    async fn forget_file_purges(&self, done: &[i64]) -> StoreResult<()>;
 }

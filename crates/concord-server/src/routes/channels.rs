@@ -272,6 +272,8 @@ async fn remove(
             server_id: server,
         },
     );
+    // Attachment rows went with the messages; their files go now (X4).
+    crate::attachments::purge_files(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -340,6 +340,8 @@ async fn remove(
         Event::MessageDelete,
         &deleted,
     );
+    // Its attachments' rows went with the soft delete; their files go now (X4).
+    crate::attachments::purge_files(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

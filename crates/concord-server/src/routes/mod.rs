@@ -45,6 +45,8 @@ pub mod emojis;
 pub mod admin;
 pub mod password_reset;
 pub mod templates;
+// ---- attachments, search, export (issue 18 part B) ----
+pub mod attachments;
 
 /// Routes under the per-IP rate limit (everything but health), the gateway served by
 /// `gateway` within the caps on sessions per address.
@@ -99,6 +101,8 @@ fn limited_api() -> OpenApiRouter<AppState> {
         .merge(admin::routes())
         .merge(password_reset::routes())
         .merge(templates::routes())
+        // ---- attachments, search, export (issue 18 part B) ----
+        .merge(attachments::routes())
 }
 
 /// The gateway's upgrade route (rate-limited too), over the endpoint given as its state.

@@ -311,6 +311,8 @@ pub(crate) async fn delete_and_announce(state: &AppState, id: ServerId) -> ApiRe
     );
     // The emoji rows went with the server; their images go now that nothing names them.
     super::emojis::delete_files(state, &emojis).await;
+    // So did the attachment rows; their files go too (X4).
+    crate::attachments::purge_files(state).await;
     Ok(true)
 }
 

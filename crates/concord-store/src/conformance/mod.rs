@@ -42,6 +42,8 @@ mod moderation;
 mod emojis;
 // ---- instance admin, password reset, server templates (issue 18) ----
 mod admin;
+// ---- attachments, search, export (issue 18 part B) ----
+mod attachments;
 
 pub use bots::*;
 pub use channels::*;
@@ -63,6 +65,8 @@ pub use moderation::*;
 pub use emojis::*;
 // ---- instance admin, password reset, server templates (issue 18) ----
 pub use admin::*;
+// ---- attachments, search, export (issue 18 part B) ----
+pub use attachments::*;
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is evaluated inside
 /// each (async) test and must yield a fresh, empty store (a value of a type that
@@ -163,6 +167,11 @@ macro_rules! conformance_tests {
             last_admin_holds_under_concurrency,
             delete_user_as_admin_keeps_messages,
             server_templates_and_creation_with_channels,
+            // ---- attachments, search, export (issue 18 part B) ----
+            attachments_add_list_get,
+            attachment_limit_and_dead_messages_write_nothing,
+            attachment_limit_holds_under_concurrency,
+            attachment_rows_go_with_messages_and_leave_purges,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

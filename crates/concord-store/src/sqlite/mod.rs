@@ -52,6 +52,8 @@ use crate::{
     InstanceSettingsRecord, ServerTemplateRecord,
 };
 use concord_protocol::{AdminServer, AdminUser, RegistrationMode};
+// ---- attachments, search, export (issue 18 part B) ----
+use crate::{AttachmentAddition, AttachmentRecord, FilePurge};
 
 // Instance admin, password reset, server templates (issue 18).
 mod admin;
@@ -73,6 +75,8 @@ mod invites;
 mod moderation;
 // ---- custom emojis ----
 mod emojis;
+// ---- attachments, search, export (issue 18 part B) ----
+mod attachments;
 
 #[cfg(test)]
 mod tests;
@@ -123,6 +127,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "instance admin",
         include_str!("../../migrations/sqlite/0009_instance_admin.sql"),
+    ),
+    // ---- attachments, search, export (issue 18 part B) ----
+    (
+        10,
+        "attachments",
+        include_str!("../../migrations/sqlite/0010_attachments.sql"),
     ),
 ];
 
@@ -1199,5 +1209,36 @@ impl Store for SqliteStore {
         channels: &[NewChannel],
     ) -> StoreResult<Vec<Channel>> {
         admin::create_server_with_channels(&self.pool, server, channels).await
+    }
+
+    // ---- attachments, search, export (issue 18 part B) ----
+
+    async fn attachments(&self, message: MessageId) -> StoreResult<Vec<AttachmentRecord>> {
+        attachments::attachments(&self.pool, message).await
+    }
+
+    async fn attachment(
+        &self,
+        message: MessageId,
+        stored_name: &str,
+    ) -> StoreResult<Option<AttachmentRecord>> {
+        attachments::attachment(&self.pool, message, stored_name).await
+    }
+
+    async fn add_attachments(
+        &self,
+        message: MessageId,
+        records: &[AttachmentRecord],
+        limit: i64,
+    ) -> StoreResult<AttachmentAddition> {
+        attachments::add_attachments(&self.pool, message, records, limit).await
+    }
+
+    async fn file_purges(&self, limit: i64) -> StoreResult<Vec<FilePurge>> {
+        attachments::file_purges(&self.pool, limit).await
+    }
+
+    async fn forget_file_purges(&self, done: &[i64]) -> StoreResult<()> {
+        attachments::forget_file_purges(&self.pool, done).await
     }
 }

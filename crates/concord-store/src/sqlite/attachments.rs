@@ -1,0 +1,136 @@
+//! Attachments (their rows; the bytes live in the server's file store) and the purge
+//! journal of files whose rows are gone.
+
+use concord_protocol::MessageId;
+use sqlx::{
+    AssertSqlSafe,
+    sqlite::{SqlitePool, SqliteRow},
+};
+
+use super::{get, id, opt_id, placeholders, rows, ts, write_tx};
+use crate::{AttachmentAddition, AttachmentRecord, FilePurge, StoreResult};
+
+/// The columns of an attachment row, as [`attachment_row`] reads them.
+const COLS: &str =
+    "id, message_id, uploader_id, filename, stored_name, file_size, mime_type, created_at";
+
+fn attachment_row(row: &SqliteRow) -> StoreResult<AttachmentRecord> {
+    Ok(AttachmentRecord {
+        id: get(row, "id")?,
+        message_id: id(row, "message_id")?,
+        uploader_id: opt_id(row, "uploader_id")?,
+        filename: get(row, "filename")?,
+        stored_name: get(row, "stored_name")?,
+        file_size: get(row, "file_size")?,
+        mime_type: get(row, "mime_type")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+pub(super) async fn attachments(
+    pool: &SqlitePool,
+    message: MessageId,
+) -> StoreResult<Vec<AttachmentRecord>> {
+    let found = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COLS} FROM attachments WHERE message_id = ? ORDER BY created_at, position"
+    )))
+    .bind(message.get())
+    .fetch_all(pool)
+    .await?;
+    rows(&found, attachment_row)
+}
+
+pub(super) async fn attachment(
+    pool: &SqlitePool,
+    message: MessageId,
+    stored_name: &str,
+) -> StoreResult<Option<AttachmentRecord>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COLS} FROM attachments WHERE message_id = ? AND stored_name = ?"
+    )))
+    .bind(message.get())
+    .bind(stored_name)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(attachment_row).transpose()
+}
+
+pub(super) async fn add_attachments(
+    pool: &SqlitePool,
+    message: MessageId,
+    attachments: &[AttachmentRecord],
+    limit: i64,
+) -> StoreResult<AttachmentAddition> {
+    // The write lock is taken up front: of two batches racing for the last places,
+    // the second counts the first's rows (Concord X2).
+    let mut tx = write_tx(pool).await?;
+    let live = sqlx::query("SELECT deleted FROM messages WHERE id = ?")
+        .bind(message.get())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let live = match live {
+        Some(row) => get::<i64>(&row, "deleted")? == 0,
+        None => false,
+    };
+    if !live {
+        return Ok(AttachmentAddition::MessageGone);
+    }
+    let held = sqlx::query("SELECT COUNT(*) AS held, COALESCE(MAX(position), -1) AS last FROM attachments WHERE message_id = ?")
+        .bind(message.get())
+        .fetch_one(&mut *tx)
+        .await?;
+    let count: i64 = get(&held, "held")?;
+    let last: i64 = get(&held, "last")?;
+    if count + attachments.len() as i64 > limit {
+        return Ok(AttachmentAddition::LimitReached);
+    }
+    for (n, attachment) in attachments.iter().enumerate() {
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO attachments ({COLS}, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )))
+        .bind(attachment.id)
+        .bind(message.get())
+        .bind(attachment.uploader_id.map(|u| u.get()))
+        .bind(&attachment.filename)
+        .bind(&attachment.stored_name)
+        .bind(attachment.file_size)
+        .bind(&attachment.mime_type)
+        .bind(attachment.created_at.as_micros())
+        .bind(last + 1 + n as i64)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(AttachmentAddition::Added)
+}
+
+pub(super) async fn file_purges(pool: &SqlitePool, limit: i64) -> StoreResult<Vec<FilePurge>> {
+    let found = sqlx::query(
+        "SELECT seq, message_id, stored_name FROM attachment_purges ORDER BY seq LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows(&found, |row| {
+        Ok(FilePurge {
+            seq: get(row, "seq")?,
+            message_id: id(row, "message_id")?,
+            stored_name: get(row, "stored_name")?,
+        })
+    })
+}
+
+pub(super) async fn forget_file_purges(pool: &SqlitePool, done: &[i64]) -> StoreResult<()> {
+    for chunk in done.chunks(super::IN_CHUNK) {
+        let sql = format!(
+            "DELETE FROM attachment_purges WHERE seq IN ({})",
+            placeholders(chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for seq in chunk {
+            query = query.bind(seq);
+        }
+        query.execute(pool).await?;
+    }
+    Ok(())
+}
