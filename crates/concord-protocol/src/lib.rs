@@ -30,6 +30,8 @@ mod invite;
 mod moderation;
 // ---- custom emojis ----
 mod emoji;
+// ---- audit log, automod, webhooks, bot logs (issue 18 part C) ----
+mod audit;
 
 pub use admin::*;
 pub use bot::*;
@@ -58,3 +60,5 @@ pub use invite::*;
 pub use moderation::*;
 // ---- custom emojis ----
 pub use emoji::*;
+// ---- audit log, automod, webhooks, bot logs (issue 18 part C) ----
+pub use audit::*;

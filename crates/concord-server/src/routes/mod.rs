@@ -45,6 +45,8 @@ pub mod emojis;
 pub mod admin;
 pub mod password_reset;
 pub mod templates;
+// ---- audit log, automod, webhooks, bot logs (issue 18 part C) ----
+pub mod audit;
 
 /// Routes under the per-IP rate limit (everything but health), the gateway served by
 /// `gateway` within the caps on sessions per address.
@@ -99,6 +101,8 @@ fn limited_api() -> OpenApiRouter<AppState> {
         .merge(admin::routes())
         .merge(password_reset::routes())
         .merge(templates::routes())
+        // ---- audit log, automod, webhooks, bot logs (issue 18 part C) ----
+        .merge(audit::routes())
 }
 
 /// The gateway's upgrade route (rate-limited too), over the endpoint given as its state.
