@@ -444,8 +444,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts an invite. Conflict when its code is taken; NotFound for a missing
     /// server.
-    async fn create_invite(&self, invite: &Invite, audit: Option<&AuditRecord>)
-    -> StoreResult<()>;
+    async fn create_invite(&self, invite: &Invite, audit: Option<&AuditRecord>) -> StoreResult<()>;
     /// A server's invites, newest first (expired and exhausted ones included).
     async fn invites(&self, server: ServerId) -> StoreResult<Vec<Invite>>;
     /// Deletes one invite of `server`; false when it has no such invite.
@@ -496,8 +495,7 @@ pub trait Store: Send + Sync + 'static {
     async fn bans(&self, server: ServerId) -> StoreResult<Vec<Ban>>;
     /// Adds or replaces a member's timeout (every field of the old one is replaced).
     /// NotFound for a missing user or server.
-    async fn put_timeout(&self, timeout: &Timeout, audit: Option<&AuditRecord>)
-    -> StoreResult<()>;
+    async fn put_timeout(&self, timeout: &Timeout, audit: Option<&AuditRecord>) -> StoreResult<()>;
     /// Removes a member's timeout; returns when the removed one was to end (`None`
     /// when there was none, and then `audit` is not written).
     async fn remove_timeout(

@@ -215,7 +215,11 @@ async fn delete_invite(
         invite.get(),
         serde_json::json!({}),
     );
-    if !state.store.delete_invite(server, invite, Some(&audit)).await? {
+    if !state
+        .store
+        .delete_invite(server, invite, Some(&audit))
+        .await?
+    {
         return Err(ApiError::not_found("Invite not found"));
     }
     let deleted = InviteDelete {

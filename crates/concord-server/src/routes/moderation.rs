@@ -179,7 +179,11 @@ async fn kick(
         serde_json::json!({ "reason": reason }),
     );
     // A concurrent leave or kick may have won.
-    if !state.store.remove_member(server, target, Some(&audit)).await? {
+    if !state
+        .store
+        .remove_member(server, target, Some(&audit))
+        .await?
+    {
         return Err(member_not_found());
     }
     publish_removal(&state, server, &user).await;

@@ -206,7 +206,11 @@ async fn delete_override(
         channel.get(),
         serde_json::json!({ "override_id": id }),
     );
-    if !state.store.delete_override(channel, id, Some(&audit)).await? {
+    if !state
+        .store
+        .delete_override(channel, id, Some(&audit))
+        .await?
+    {
         return Err(ApiError::not_found("Override not found"));
     }
     visibility::publish_permission_change(&state, DirectoryChange::OverrideDeleted { channel, id })

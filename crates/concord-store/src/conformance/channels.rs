@@ -54,7 +54,11 @@ pub async fn create_channel_positions(store: &dyn Store) {
         position: Some(0),
         ..ChannelPatch::default()
     };
-    store.update_channel(c2.id, &patch, None).await.unwrap().unwrap();
+    store
+        .update_channel(c2.id, &patch, None)
+        .await
+        .unwrap()
+        .unwrap();
     let order: Vec<_> = store
         .channels(s1.id)
         .await
@@ -91,7 +95,11 @@ pub async fn update_channel_patch(store: &dyn Store) {
         category: Some("voice".to_owned()),
         position: Some(7),
     };
-    let updated = store.update_channel(c.id, &patch, None).await.unwrap().unwrap();
+    let updated = store
+        .update_channel(c.id, &patch, None)
+        .await
+        .unwrap()
+        .unwrap();
     let expected = Channel {
         name: "lounge".to_owned(),
         topic: Some("talk".to_owned()),
@@ -214,7 +222,10 @@ pub async fn delete_server_cascades(store: &dyn Store) {
         .unwrap();
 
     // No custom emojis went with it (emojis.rs covers those).
-    assert_eq!(store.delete_server(s.id, None).await.unwrap(), Some(Vec::new()));
+    assert_eq!(
+        store.delete_server(s.id, None).await.unwrap(),
+        Some(Vec::new())
+    );
     assert!(store.delete_server(s.id, None).await.unwrap().is_none());
     assert_eq!(store.server(s.id).await.unwrap(), None);
     assert!(store.servers_of_user(alice.id).await.unwrap().is_empty());

@@ -250,7 +250,11 @@ pub async fn custom_emojis_go_with_their_server(store: &dyn Store) {
     let kept = emoji_def(keep.id, alice.id, "e0", at(3));
     add(store, &kept).await;
 
-    let mut named = store.delete_server(s.id, None).await.unwrap().expect("deleted");
+    let mut named = store
+        .delete_server(s.id, None)
+        .await
+        .unwrap()
+        .expect("deleted");
     named.sort();
     gone.sort();
     assert_eq!(named, gone);

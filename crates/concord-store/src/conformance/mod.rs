@@ -42,6 +42,8 @@ mod moderation;
 mod emojis;
 // ---- instance admin, password reset, server templates (issue 18) ----
 mod admin;
+// ---- audit log (issue 18 part C) ----
+mod audit;
 
 pub use bots::*;
 pub use channels::*;
@@ -63,6 +65,8 @@ pub use moderation::*;
 pub use emojis::*;
 // ---- instance admin, password reset, server templates (issue 18) ----
 pub use admin::*;
+// ---- audit log (issue 18 part C) ----
+pub use audit::*;
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is evaluated inside
 /// each (async) test and must yield a fresh, empty store (a value of a type that
@@ -163,6 +167,9 @@ macro_rules! conformance_tests {
             last_admin_holds_under_concurrency,
             delete_user_as_admin_keeps_messages,
             server_templates_and_creation_with_channels,
+            // ---- audit log (issue 18 part C) ----
+            audit_rows_go_with_their_actions,
+            audit_log_pages_and_filters,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

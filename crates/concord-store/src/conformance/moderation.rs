@@ -125,7 +125,10 @@ pub async fn timeouts_put_replace_remove(store: &dyn Store) {
         store.remove_timeout(s.id, bob.id, None).await.unwrap(),
         Some(at(300))
     );
-    assert_eq!(store.remove_timeout(s.id, bob.id, None).await.unwrap(), None);
+    assert_eq!(
+        store.remove_timeout(s.id, bob.id, None).await.unwrap(),
+        None
+    );
     assert!(
         store
             .directory_snapshot(at(50))
@@ -136,10 +139,13 @@ pub async fn timeouts_put_replace_remove(store: &dyn Store) {
     );
     assert_not_found(
         store
-            .put_timeout(&Timeout {
-                user_id: UserId::new(),
-                ..replaced
-            }, None)
+            .put_timeout(
+                &Timeout {
+                    user_id: UserId::new(),
+                    ..replaced
+                },
+                None,
+            )
             .await,
     );
 }

@@ -55,7 +55,8 @@ pub async fn role_lookup_and_update(store: &dyn Store) {
             &RolePatch {
                 name: Some("staff".to_owned()),
                 ..RolePatch::default()
-            }, None,
+            },
+            None,
         )
         .await
         .unwrap();
@@ -70,7 +71,8 @@ pub async fn role_lookup_and_update(store: &dyn Store) {
             &RolePatch {
                 position: Some(-3),
                 ..RolePatch::default()
-            }, None,
+            },
+            None,
         )
         .await
         .unwrap();
@@ -93,7 +95,10 @@ pub async fn role_lookup_and_update(store: &dyn Store) {
         None
     );
     assert_eq!(
-        store.update_role(RoleId::new(), &patch, None).await.unwrap(),
+        store
+            .update_role(RoleId::new(), &patch, None)
+            .await
+            .unwrap(),
         None
     );
 }
@@ -162,9 +167,24 @@ pub async fn unassign_role_once(store: &dyn Store) {
     store.assign_role(s.id, bob.id, role.id).await.unwrap();
     store.assign_role(s.id, carol.id, role.id).await.unwrap();
 
-    assert!(store.unassign_role(s.id, bob.id, role.id, None).await.unwrap());
-    assert!(!store.unassign_role(s.id, bob.id, role.id, None).await.unwrap());
-    assert!(!store.unassign_role(s.id, bob.id, other.id, None).await.unwrap());
+    assert!(
+        store
+            .unassign_role(s.id, bob.id, role.id, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .unassign_role(s.id, bob.id, role.id, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .unassign_role(s.id, bob.id, other.id, None)
+            .await
+            .unwrap()
+    );
     assert!(
         !store
             .unassign_role(s.id, UserId::new(), role.id, None)
@@ -279,10 +299,13 @@ pub async fn set_override_reports_changes(store: &dyn Store) {
     );
     assert_eq!(
         store
-            .set_override(&ChannelOverride {
-                id: OverrideId::new(),
-                ..by_user.clone()
-            }, None)
+            .set_override(
+                &ChannelOverride {
+                    id: OverrideId::new(),
+                    ..by_user.clone()
+                },
+                None
+            )
             .await
             .unwrap(),
         (by_user.clone(), false)
@@ -300,12 +323,10 @@ pub async fn set_override_reports_changes(store: &dyn Store) {
     );
     assert_not_found(
         store
-            .set_override(&override_for_user(
-                concord_protocol::ChannelId::new(),
-                bob.id,
-                1,
-                0,
-            ), None)
+            .set_override(
+                &override_for_user(concord_protocol::ChannelId::new(), bob.id, 1, 0),
+                None,
+            )
             .await,
     );
     assert_eq!(

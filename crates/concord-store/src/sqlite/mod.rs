@@ -568,7 +568,11 @@ impl Store for SqliteStore {
         channels::update_channel(&self.pool, id, patch, audit).await
     }
 
-    async fn delete_channel(&self, id: ChannelId, audit: Option<&AuditRecord>) -> StoreResult<bool> {
+    async fn delete_channel(
+        &self,
+        id: ChannelId,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<bool> {
         channels::delete_channel(&self.pool, id, audit).await
     }
 

@@ -146,8 +146,7 @@ pub(super) async fn set_override(
             && existing.deny == ov.deny
         {
             // Nothing to change, yet the request was carried out: it is recorded.
-            super::audit::insert_with_id(&mut tx, audit, "override_id", existing.id.get())
-                .await?;
+            super::audit::insert_with_id(&mut tx, audit, "override_id", existing.id.get()).await?;
             tx.commit().await?;
             return Ok((existing, false));
         }
