@@ -32,6 +32,8 @@ mod moderation;
 mod emoji;
 // Attachments (issue 18 part B).
 mod files;
+// ---- audit log, automod, webhooks, bot logs (issue 18 part C) ----
+mod audit;
 
 pub use admin::*;
 pub use bot::*;
@@ -62,3 +64,5 @@ pub use moderation::*;
 pub use emoji::*;
 // Attachments (issue 18 part B).
 pub use files::*;
+// ---- audit log, automod, webhooks, bot logs (issue 18 part C) ----
+pub use audit::*;

@@ -94,7 +94,10 @@ fn check_values(config: &Config) -> Result<(), ConfigProblem> {
         ("limits.header_read_secs", limits.header_read_secs),
         ("limits.body_read_secs", limits.body_read_secs),
         ("limits.max_body_bytes", limits.max_body_bytes as u64),
-        ("limits.connections_per_ip", limits.connections_per_ip as u64),
+        (
+            "limits.connections_per_ip",
+            limits.connections_per_ip as u64,
+        ),
         ("limits.sessions_per_ip", limits.sessions_per_ip as u64),
         ("limits.sessions_per_user", limits.sessions_per_user as u64),
         ("limits.queue_max_bytes", limits.queue_max_bytes as u64),

@@ -35,6 +35,8 @@ use concord_store::{
 
 // ---- attachments, search, export (issue 18 part B) ----
 use concord_store::{AttachmentAddition, AttachmentRecord, FilePurge};
+// ---- audit log (issue 18 part C) ----
+use concord_store::{AuditLogFilter, AuditRecord};
 
 use crate::metrics::Metrics;
 
@@ -94,18 +96,18 @@ metered! {
     fn server(&self, id: ServerId) -> StoreResult<Option<ServerDto>>;
     fn servers_of_user(&self, user: UserId) -> StoreResult<Vec<ServerDto>>;
     fn public_servers(&self, limit: i64) -> StoreResult<Vec<ServerDto>>;
-    fn update_server(&self, id: ServerId, patch: &ServerPatch, updated_at: Timestamp) -> StoreResult<Option<ServerDto>>;
-    fn delete_server(&self, id: ServerId) -> StoreResult<Option<Vec<CustomEmojiId>>>;
+    fn update_server(&self, id: ServerId, patch: &ServerPatch, updated_at: Timestamp, audit: Option<&AuditRecord>) -> StoreResult<Option<ServerDto>>;
+    fn delete_server(&self, id: ServerId, audit: Option<&AuditRecord>) -> StoreResult<Option<Vec<CustomEmojiId>>>;
     fn add_member(&self, server: ServerId, user: UserId, joined_at: Timestamp) -> StoreResult<()>;
-    fn remove_member(&self, server: ServerId, user: UserId) -> StoreResult<bool>;
+    fn remove_member(&self, server: ServerId, user: UserId, audit: Option<&AuditRecord>) -> StoreResult<bool>;
     fn members(&self, server: ServerId) -> StoreResult<Vec<MemberDetail>>;
     fn is_banned(&self, server: ServerId, user: UserId) -> StoreResult<bool>;
     fn member_ids_by_usernames(&self, server: ServerId, names: &[String]) -> StoreResult<Vec<UserId>>;
     fn create_channel(&self, channel: &NewChannel) -> StoreResult<Channel>;
     fn channel(&self, id: ChannelId) -> StoreResult<Option<Channel>>;
     fn channels(&self, server: ServerId) -> StoreResult<Vec<Channel>>;
-    fn update_channel(&self, id: ChannelId, patch: &ChannelPatch) -> StoreResult<Option<Channel>>;
-    fn delete_channel(&self, id: ChannelId) -> StoreResult<bool>;
+    fn update_channel(&self, id: ChannelId, patch: &ChannelPatch, audit: Option<&AuditRecord>) -> StoreResult<Option<Channel>>;
+    fn delete_channel(&self, id: ChannelId, audit: Option<&AuditRecord>) -> StoreResult<bool>;
     fn create_role(&self, role: &Role) -> StoreResult<()>;
     fn assign_role(&self, server: ServerId, user: UserId, role: RoleId) -> StoreResult<bool>;
     fn roles_of_servers(&self, servers: &[ServerId]) -> StoreResult<Vec<Role>>;
@@ -146,12 +148,12 @@ metered! {
     fn set_bot_token(&self, id: BotId, token_hash: &str) -> StoreResult<bool>;
     // Roles, role assignments and channel overrides (issue 12, permissions).
     fn role(&self, id: RoleId) -> StoreResult<Option<Role>>;
-    fn update_role(&self, id: RoleId, patch: &concord_store::RolePatch) -> StoreResult<Option<(Role, bool)>>;
-    fn delete_role(&self, id: RoleId) -> StoreResult<bool>;
-    fn unassign_role(&self, server: ServerId, user: UserId, role: RoleId) -> StoreResult<bool>;
+    fn update_role(&self, id: RoleId, patch: &concord_store::RolePatch, audit: Option<&AuditRecord>) -> StoreResult<Option<(Role, bool)>>;
+    fn delete_role(&self, id: RoleId, audit: Option<&AuditRecord>) -> StoreResult<bool>;
+    fn unassign_role(&self, server: ServerId, user: UserId, role: RoleId, audit: Option<&AuditRecord>) -> StoreResult<bool>;
     fn overrides_of_channel(&self, channel: ChannelId) -> StoreResult<Vec<ChannelOverride>>;
-    fn set_override(&self, ov: &ChannelOverride) -> StoreResult<(ChannelOverride, bool)>;
-    fn delete_override(&self, channel: ChannelId, id: concord_protocol::OverrideId) -> StoreResult<bool>;
+    fn set_override(&self, ov: &ChannelOverride, audit: Option<&AuditRecord>) -> StoreResult<(ChannelOverride, bool)>;
+    fn delete_override(&self, channel: ChannelId, id: concord_protocol::OverrideId, audit: Option<&AuditRecord>) -> StoreResult<bool>;
     // Content: threads, reactions, pins, polls, scheduled events (issue 12).
     fn thread_replies(&self, root: MessageId, after: Option<MessageId>, limit: i64) -> StoreResult<Vec<Message>>;
     fn add_reaction(&self, message: MessageId, user: UserId, emoji: &str, at: Timestamp) -> StoreResult<bool>;
@@ -168,17 +170,17 @@ metered! {
     fn create_server_event(&self, message: &NewMessage, event: &NewServerEvent) -> StoreResult<Message>;
     fn upcoming_server_events(&self, server: ServerId, channels: &[ChannelId], after: Timestamp, limit: i64) -> StoreResult<Vec<ServerEvent>>;
     // ---- invites, moderation, Go Live, logout ----
-    fn create_invite(&self, invite: &Invite) -> StoreResult<()>;
+    fn create_invite(&self, invite: &Invite, audit: Option<&AuditRecord>) -> StoreResult<()>;
     fn invites(&self, server: ServerId) -> StoreResult<Vec<Invite>>;
-    fn delete_invite(&self, server: ServerId, invite: InviteId) -> StoreResult<bool>;
+    fn delete_invite(&self, server: ServerId, invite: InviteId, audit: Option<&AuditRecord>) -> StoreResult<bool>;
     fn invite_preview(&self, code: &str, now: Timestamp) -> StoreResult<Option<InvitePreview>>;
     fn accept_invite(&self, code: &str, user: UserId, now: Timestamp) -> StoreResult<InviteAcceptance>;
     fn create_user_with_invite(&self, user: &NewUser, code: &str) -> StoreResult<Result<UserRecord, InviteRefusal>>;
-    fn ban(&self, ban: &Ban) -> StoreResult<bool>;
-    fn unban(&self, server: ServerId, user: UserId) -> StoreResult<bool>;
+    fn ban(&self, ban: &Ban, audit: Option<&AuditRecord>) -> StoreResult<bool>;
+    fn unban(&self, server: ServerId, user: UserId, audit: Option<&AuditRecord>) -> StoreResult<bool>;
     fn bans(&self, server: ServerId) -> StoreResult<Vec<Ban>>;
-    fn put_timeout(&self, timeout: &Timeout) -> StoreResult<()>;
-    fn remove_timeout(&self, server: ServerId, user: UserId) -> StoreResult<Option<Timestamp>>;
+    fn put_timeout(&self, timeout: &Timeout, audit: Option<&AuditRecord>) -> StoreResult<()>;
+    fn remove_timeout(&self, server: ServerId, user: UserId, audit: Option<&AuditRecord>) -> StoreResult<Option<Timestamp>>;
     fn go_live(&self, channel: ChannelId) -> StoreResult<Option<GoLiveInfo>>;
     fn start_go_live(&self, info: &GoLiveInfo) -> StoreResult<GoLiveStart>;
     fn stop_go_live(&self, channel: ChannelId, broadcaster: UserId) -> StoreResult<bool>;
@@ -204,11 +206,16 @@ metered! {
     fn admin_servers(&self, query: &AdminServerQuery) -> StoreResult<(Vec<AdminServer>, i64)>;
     fn server_templates(&self) -> StoreResult<Vec<ServerTemplateRecord>>;
     fn server_template(&self, id: uuid::Uuid) -> StoreResult<Option<ServerTemplateRecord>>;
-    fn create_server_with_channels(&self, server: &Server, channels: &[NewChannel]) -> StoreResult<Vec<Channel>>;
     // ---- attachments, search, export (issue 18 part B) ----
     fn attachments(&self, message: MessageId) -> StoreResult<Vec<AttachmentRecord>>;
     fn attachment(&self, message: MessageId, stored_name: &str) -> StoreResult<Option<AttachmentRecord>>;
     fn add_attachments(&self, message: MessageId, attachments: &[AttachmentRecord], limit: i64) -> StoreResult<AttachmentAddition>;
     fn file_purges(&self, limit: i64) -> StoreResult<Vec<FilePurge>>;
     fn forget_file_purges(&self, done: &[i64]) -> StoreResult<()>;
+    fn create_server_with_channels(&self, server: &Server, channels: &[NewChannel], audit: Option<&AuditRecord>) -> StoreResult<Vec<Channel>>;
+    // ---- audit log (issue 18 part C) ----
+    fn create_channel_audited(&self, channel: &NewChannel, audit: &AuditRecord) -> StoreResult<Channel>;
+    fn create_role_audited(&self, role: &Role, audit: &AuditRecord) -> StoreResult<()>;
+    fn assign_role_audited(&self, server: ServerId, user: UserId, role: RoleId, audit: &AuditRecord) -> StoreResult<bool>;
+    fn audit_logs(&self, server: ServerId, query: &AuditLogFilter) -> StoreResult<Vec<AuditRecord>>;
 }

@@ -51,7 +51,12 @@ async fn stored_invite(
         expires_at,
         created_at: Timestamp::now(),
     };
-    server.state.store.create_invite(&invite).await.unwrap();
+    server
+        .state
+        .store
+        .create_invite(&invite, None)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -741,7 +741,7 @@ async fn a_timeout_ends_by_itself() {
     let ended = Timestamp::from_micros(Timestamp::now().as_micros() - 1);
     let mut stored: Timeout = serde_json::from_value(res.body.clone()).unwrap();
     stored.expires_at = ended;
-    server.state.store.put_timeout(&stored).await.unwrap();
+    server.state.store.put_timeout(&stored, None).await.unwrap();
     server.state.events.change(DirectoryChange::TimeoutSet {
         server: sid,
         user: bob.user_id(),

@@ -540,3 +540,47 @@ pub struct FilePurge {
     /// Its name in the file store.
     pub stored_name: String,
 }
+
+// ---- audit log (issue 18 part C) ----
+
+/// One audit-log row (`rest-extras.md` §5.2). Written by the store methods that take
+/// an `audit` argument, in the transaction of the action they perform (X19), and only
+/// when the action takes effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Id.
+    pub id: uuid::Uuid,
+    /// The server acted on; `None` once that server is deleted.
+    pub server_id: Option<ServerId>,
+    /// Who acted; `None` once that user is deleted.
+    pub actor_id: Option<UserId>,
+    /// What was done (`member_ban`, `role_update`, …).
+    pub action: String,
+    /// What kind of thing was acted on (`user`, `role`, `channel`, …).
+    pub target_type: Option<String>,
+    /// The id of what was acted on.
+    pub target_id: Option<uuid::Uuid>,
+    /// The action's details: a JSON object, as text.
+    pub details: String,
+    /// When.
+    pub created_at: Timestamp,
+}
+
+/// A page of a server's audit log, newest first by (`created_at`, `id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditLogFilter {
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only this actor.
+    pub actor_id: Option<UserId>,
+    /// Only this target type.
+    pub target_type: Option<String>,
+    /// Only rows older than this: strictly older `created_at` when `before_id` is
+    /// `None`, else strictly before (`before`, `before_id`) in (`created_at`, `id`)
+    /// order.
+    pub before: Option<Timestamp>,
+    /// The keyset tie-breaker of `before`.
+    pub before_id: Option<uuid::Uuid>,
+    /// At most this many rows.
+    pub limit: i64,
+}

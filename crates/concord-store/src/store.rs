@@ -31,6 +31,8 @@ use crate::{
 use concord_protocol::{AdminServer, AdminUser, RegistrationMode};
 // ---- attachments, search, export (issue 18 part B) ----
 use crate::{AttachmentAddition, AttachmentRecord, FilePurge};
+// ---- audit log (issue 18 part C) ----
+use crate::{AuditLogFilter, AuditRecord};
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -109,11 +111,18 @@ pub trait Store: Send + Sync + 'static {
         id: ServerId,
         patch: &ServerPatch,
         updated_at: Timestamp,
+        audit: Option<&AuditRecord>,
     ) -> StoreResult<Option<ServerDto>>;
     /// Deletes a server and everything in it. `None` when missing; otherwise the ids
     /// of the custom emojis that went with it, read in the same transaction, so the
     /// caller can delete their files.
-    async fn delete_server(&self, id: ServerId) -> StoreResult<Option<Vec<CustomEmojiId>>>;
+    /// `audit` is written before the delete (whose cascade then nulls its
+    /// `server_id`).
+    async fn delete_server(
+        &self,
+        id: ServerId,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<Option<Vec<CustomEmojiId>>>;
     /// Adds a member. Conflict when already one.
     async fn add_member(
         &self,
@@ -122,7 +131,12 @@ pub trait Store: Send + Sync + 'static {
         joined_at: Timestamp,
     ) -> StoreResult<()>;
     /// Removes a member (and their role assignments); false when not one.
-    async fn remove_member(&self, server: ServerId, user: UserId) -> StoreResult<bool>;
+    async fn remove_member(
+        &self,
+        server: ServerId,
+        user: UserId,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<bool>;
     /// Members by `joined_at` ASC.
     async fn members(&self, server: ServerId) -> StoreResult<Vec<MemberDetail>>;
     /// Whether `user` is banned from `server`.
@@ -147,9 +161,11 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: ChannelId,
         patch: &ChannelPatch,
+        audit: Option<&AuditRecord>,
     ) -> StoreResult<Option<Channel>>;
     /// Hard delete with messages, overrides and voice states; false when missing.
-    async fn delete_channel(&self, id: ChannelId) -> StoreResult<bool>;
+    async fn delete_channel(&self, id: ChannelId, audit: Option<&AuditRecord>)
+    -> StoreResult<bool>;
 
     // ---- roles and overrides (written by the permissions issue; read by READY) ----
 
@@ -311,16 +327,18 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: RoleId,
         patch: &crate::RolePatch,
+        audit: Option<&AuditRecord>,
     ) -> StoreResult<Option<(Role, bool)>>;
     /// Deletes a role with its assignments and the overrides that target it; false
     /// when missing.
-    async fn delete_role(&self, id: RoleId) -> StoreResult<bool>;
+    async fn delete_role(&self, id: RoleId, audit: Option<&AuditRecord>) -> StoreResult<bool>;
     /// Removes a role from a member; false when it was not assigned.
     async fn unassign_role(
         &self,
         server: ServerId,
         user: UserId,
         role: RoleId,
+        audit: Option<&AuditRecord>,
     ) -> StoreResult<bool>;
     /// Overrides of one channel: role overrides first, then user overrides, each in
     /// creation order.
@@ -328,13 +346,20 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::put_override`], also saying whether anything changed: false when an
     /// override for the same target already had these very bits (then the stored
     /// row is returned untouched).
-    async fn set_override(&self, ov: &ChannelOverride) -> StoreResult<(ChannelOverride, bool)>;
+    /// `audit` is written in either case, with `"override_id"` of its `details` set
+    /// to the stored row's id (an upsert keeps an earlier row's).
+    async fn set_override(
+        &self,
+        ov: &ChannelOverride,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<(ChannelOverride, bool)>;
     /// Deletes the override `id` of `channel`; false when the channel has no such
     /// override.
     async fn delete_override(
         &self,
         channel: ChannelId,
         id: concord_protocol::OverrideId,
+        audit: Option<&AuditRecord>,
     ) -> StoreResult<bool>;
     // ---- content: threads, reactions, pins, polls, scheduled events (issue 12) ----
 
@@ -421,11 +446,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts an invite. Conflict when its code is taken; NotFound for a missing
     /// server.
-    async fn create_invite(&self, invite: &Invite) -> StoreResult<()>;
+    async fn create_invite(&self, invite: &Invite, audit: Option<&AuditRecord>) -> StoreResult<()>;
     /// A server's invites, newest first (expired and exhausted ones included).
     async fn invites(&self, server: ServerId) -> StoreResult<Vec<Invite>>;
     /// Deletes one invite of `server`; false when it has no such invite.
-    async fn delete_invite(&self, server: ServerId, invite: InviteId) -> StoreResult<bool>;
+    async fn delete_invite(
+        &self,
+        server: ServerId,
+        invite: InviteId,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<bool>;
     /// What the invite with this (case-sensitive) code shows, if it is usable at `now`.
     async fn invite_preview(
         &self,
@@ -455,20 +485,26 @@ pub trait Store: Send + Sync + 'static {
     /// the reason, and keeps the first ban's time) and removes their membership and role assignments, in one
     /// transaction. Returns whether they were a member. NotFound for a missing user or
     /// server.
-    async fn ban(&self, ban: &Ban) -> StoreResult<bool>;
-    /// Lifts a ban; false when there was none.
-    async fn unban(&self, server: ServerId, user: UserId) -> StoreResult<bool>;
+    async fn ban(&self, ban: &Ban, audit: Option<&AuditRecord>) -> StoreResult<bool>;
+    /// Lifts a ban; false when there was none (and then `audit` is not written).
+    async fn unban(
+        &self,
+        server: ServerId,
+        user: UserId,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<bool>;
     /// A server's bans, newest first.
     async fn bans(&self, server: ServerId) -> StoreResult<Vec<Ban>>;
     /// Adds or replaces a member's timeout (every field of the old one is replaced).
     /// NotFound for a missing user or server.
-    async fn put_timeout(&self, timeout: &Timeout) -> StoreResult<()>;
+    async fn put_timeout(&self, timeout: &Timeout, audit: Option<&AuditRecord>) -> StoreResult<()>;
     /// Removes a member's timeout; returns when the removed one was to end (`None`
-    /// when there was none).
+    /// when there was none, and then `audit` is not written).
     async fn remove_timeout(
         &self,
         server: ServerId,
         user: UserId,
+        audit: Option<&AuditRecord>,
     ) -> StoreResult<Option<Timestamp>>;
 
     /// The live session of a voice channel.
@@ -596,6 +632,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         server: &Server,
         channels: &[NewChannel],
+        audit: Option<&AuditRecord>,
     ) -> StoreResult<Vec<Channel>>;
 
     // ---- attachments, search, export (issue 18 part B) ----
@@ -626,4 +663,34 @@ pub trait Store: Send + Sync + 'static {
     async fn file_purges(&self, limit: i64) -> StoreResult<Vec<FilePurge>>;
     /// Forgets the purges of these `seq`s (their files are gone).
     async fn forget_file_purges(&self, done: &[i64]) -> StoreResult<()>;
+    // ---- audit log (issue 18 part C) ----
+    //
+    // The methods that perform audited actions take `audit: Option<&AuditRecord>`:
+    // the row is inserted in the action's own transaction, and only when the action
+    // takes effect (a `false` / `None` answer writes nothing). The three below are the
+    // audited forms of widely used methods whose signatures stay as they are.
+
+    /// [`Store::create_channel`], writing `audit` in the same transaction.
+    async fn create_channel_audited(
+        &self,
+        channel: &NewChannel,
+        audit: &AuditRecord,
+    ) -> StoreResult<Channel>;
+    /// [`Store::create_role`], writing `audit` in the same transaction.
+    async fn create_role_audited(&self, role: &Role, audit: &AuditRecord) -> StoreResult<()>;
+    /// [`Store::assign_role`], writing `audit` in the same transaction when the role
+    /// was not assigned yet.
+    async fn assign_role_audited(
+        &self,
+        server: ServerId,
+        user: UserId,
+        role: RoleId,
+        audit: &AuditRecord,
+    ) -> StoreResult<bool>;
+    /// A page of `server`'s audit log, newest first by (`created_at`, `id`).
+    async fn audit_logs(
+        &self,
+        server: ServerId,
+        query: &AuditLogFilter,
+    ) -> StoreResult<Vec<AuditRecord>>;
 }

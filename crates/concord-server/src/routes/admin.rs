@@ -489,7 +489,7 @@ async fn delete_server(
     Path(server_id): Path<ServerId>,
 ) -> ApiResult<StatusCode> {
     require_admin(&principal)?;
-    if !super::servers::delete_and_announce(&state, server_id).await? {
+    if !super::servers::delete_and_announce(&state, server_id, None).await? {
         return Err(ApiError::not_found("Server not found"));
     }
     tracing::info!(server = %server_id, by = %principal.id(), "server deleted by an admin");

@@ -93,17 +93,29 @@ async fn create(
         body.category.as_deref(),
     )?;
     access::server_owner(&state, server, principal.id())?;
+    let id = ChannelId::new();
+    let audit = super::audit::record(
+        server,
+        principal.id(),
+        "channel_create",
+        "channel",
+        id.get(),
+        serde_json::json!({ "name": body.name, "type": body.kind.as_str() }),
+    );
     let channel = state
         .store
-        .create_channel(&NewChannel {
-            id: ChannelId::new(),
-            server_id: server,
-            name: body.name,
-            kind: body.kind,
-            topic: body.topic,
-            category: body.category,
-            created_at: Timestamp::now(),
-        })
+        .create_channel_audited(
+            &NewChannel {
+                id,
+                server_id: server,
+                name: body.name,
+                kind: body.kind,
+                topic: body.topic,
+                category: body.category,
+                created_at: Timestamp::now(),
+            },
+            &audit,
+        )
         .await?;
     state.events.change(DirectoryChange::ChannelCreated {
         channel: channel.id,
@@ -215,6 +227,19 @@ async fn update(
     }
     access::server_owner(&state, server, principal.id())?;
     channel_of(&state, server, channel)?;
+    let audit = super::audit::record(
+        server,
+        principal.id(),
+        "channel_update",
+        "channel",
+        channel.get(),
+        serde_json::json!({
+            "name": body.name,
+            "topic": body.topic,
+            "category": body.category,
+            "position": body.position,
+        }),
+    );
     let patch = ChannelPatch {
         name: body.name,
         topic: body.topic,
@@ -223,7 +248,7 @@ async fn update(
     };
     let updated = state
         .store
-        .update_channel(channel, &patch)
+        .update_channel(channel, &patch, Some(&audit))
         .await?
         .ok_or_else(access::channel_not_found)?;
     state
@@ -255,7 +280,21 @@ async fn remove(
 ) -> ApiResult<StatusCode> {
     access::server_owner(&state, server, principal.id())?;
     channel_of(&state, server, channel)?;
-    if !state.store.delete_channel(channel).await? {
+    let name = state
+        .store
+        .channel(channel)
+        .await?
+        .map(|found| found.name)
+        .ok_or_else(access::channel_not_found)?;
+    let audit = super::audit::record(
+        server,
+        principal.id(),
+        "channel_delete",
+        "channel",
+        channel.get(),
+        serde_json::json!({ "name": name }),
+    );
+    if !state.store.delete_channel(channel, Some(&audit)).await? {
         return Err(access::channel_not_found());
     }
     // Messages, overrides and voice states went with the row; v1 announces nothing.

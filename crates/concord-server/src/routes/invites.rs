@@ -156,7 +156,15 @@ async fn create_invite(
     loop {
         attempts += 1;
         invite.code = new_code();
-        match state.store.create_invite(&invite).await {
+        let audit = super::audit::record(
+            server,
+            principal.id(),
+            "invite_create",
+            "invite",
+            invite.id.get(),
+            serde_json::json!({ "code": invite.code, "max_uses": invite.max_uses }),
+        );
+        match state.store.create_invite(&invite, Some(&audit)).await {
             Ok(()) => break,
             Err(StoreError::Conflict(_)) if attempts < CODE_ATTEMPTS => {}
             Err(StoreError::Conflict(clash)) => {
@@ -199,7 +207,19 @@ async fn delete_invite(
     Path((server, invite)): Path<(ServerId, InviteId)>,
 ) -> ApiResult<StatusCode> {
     invite_manager(&state, server, &principal)?;
-    if !state.store.delete_invite(server, invite).await? {
+    let audit = super::audit::record(
+        server,
+        principal.id(),
+        "invite_revoke",
+        "invite",
+        invite.get(),
+        serde_json::json!({}),
+    );
+    if !state
+        .store
+        .delete_invite(server, invite, Some(&audit))
+        .await?
+    {
         return Err(ApiError::not_found("Invite not found"));
     }
     let deleted = InviteDelete {

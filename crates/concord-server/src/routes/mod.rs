@@ -47,6 +47,8 @@ pub mod password_reset;
 pub mod templates;
 // ---- attachments, search, export (issue 18 part B) ----
 pub mod attachments;
+// ---- audit log, automod, webhooks, bot logs (issue 18 part C) ----
+pub mod audit;
 
 /// Routes under the per-IP rate limit (everything but health), the gateway served by
 /// `gateway` within the caps on sessions per address.
@@ -103,6 +105,8 @@ fn limited_api() -> OpenApiRouter<AppState> {
         .merge(templates::routes())
         // ---- attachments, search, export (issue 18 part B) ----
         .merge(attachments::routes())
+        // ---- audit log, automod, webhooks, bot logs (issue 18 part C) ----
+        .merge(audit::routes())
 }
 
 /// The gateway's upgrade route (rate-limited too), over the endpoint given as its state.

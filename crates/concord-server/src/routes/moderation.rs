@@ -170,8 +170,20 @@ async fn kick(
     )?;
     let reason = reason_of(&body);
     let user = target_user(&state, target, member_not_found).await?;
+    let audit = super::audit::record(
+        server,
+        principal.id(),
+        "member_kick",
+        "user",
+        target.get(),
+        serde_json::json!({ "reason": reason }),
+    );
     // A concurrent leave or kick may have won.
-    if !state.store.remove_member(server, target).await? {
+    if !state
+        .store
+        .remove_member(server, target, Some(&audit))
+        .await?
+    {
         return Err(member_not_found());
     }
     publish_removal(&state, server, &user).await;
@@ -229,7 +241,15 @@ async fn ban(
         reason: reason.clone(),
         created_at: Timestamp::now(),
     };
-    let was_member = match state.store.ban(&record).await {
+    let audit = super::audit::record(
+        server,
+        actor,
+        "member_ban",
+        "user",
+        target.get(),
+        serde_json::json!({ "reason": record.reason }),
+    );
+    let was_member = match state.store.ban(&record, Some(&audit)).await {
         Ok(was_member) => was_member,
         // The user or the server was deleted since the checks.
         Err(StoreError::NotFound) => return Err(user_not_found()),
@@ -295,7 +315,18 @@ async fn time_out(
         created_by: Some(actor),
         created_at: now,
     };
-    match state.store.put_timeout(&timeout).await {
+    let audit = super::audit::record(
+        server,
+        actor,
+        "member_timeout",
+        "user",
+        target.get(),
+        serde_json::json!({
+            "duration_minutes": body.duration_minutes,
+            "reason": timeout.reason,
+        }),
+    );
+    match state.store.put_timeout(&timeout, Some(&audit)).await {
         Ok(()) => {}
         Err(StoreError::NotFound) => return Err(member_not_found()),
         Err(err) => return Err(err.into()),
@@ -348,7 +379,19 @@ async fn lift_timeout(
         target,
         Permissions::MUTE_MEMBERS,
     )?;
-    let Some(until) = state.store.remove_timeout(server, target).await? else {
+    let audit = super::audit::record(
+        server,
+        principal.id(),
+        "member_timeout_remove",
+        "user",
+        target.get(),
+        serde_json::json!({}),
+    );
+    let Some(until) = state
+        .store
+        .remove_timeout(server, target, Some(&audit))
+        .await?
+    else {
         return Ok(StatusCode::NO_CONTENT);
     };
     state.events.change(DirectoryChange::TimeoutSet {
@@ -432,7 +475,15 @@ async fn unban(
     Path((server, target)): Path<(ServerId, UserId)>,
 ) -> ApiResult<StatusCode> {
     ban_manager(&state, server, principal.id())?;
-    if state.store.unban(server, target).await? {
+    let audit = super::audit::record(
+        server,
+        principal.id(),
+        "member_unban",
+        "user",
+        target.get(),
+        serde_json::json!({}),
+    );
+    if state.store.unban(server, target, Some(&audit)).await? {
         let lifted = ModeratedMember {
             server_id: server,
             user_id: target,

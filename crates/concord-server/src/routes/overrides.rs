@@ -134,9 +134,24 @@ async fn put_override(
         allow: body.allow,
         deny: body.deny,
     };
+    let audit = super::audit::record(
+        facts.server,
+        user,
+        "channel_override_update",
+        "channel",
+        channel.get(),
+        // `override_id` is filled in by the store: an upsert keeps an earlier row's id.
+        serde_json::json!({
+            "override_id": null,
+            "role_id": body.role_id,
+            "user_id": body.user_id,
+            "allow": body.allow,
+            "deny": body.deny,
+        }),
+    );
     let (stored, changed) = state
         .store
-        .set_override(&wanted)
+        .set_override(&wanted, Some(&audit))
         .await
         .map_err(|err| match err {
             // The channel, role or user went away since the checks.
@@ -183,7 +198,19 @@ async fn delete_override(
     let user = principal.id();
     let facts = access::member_channel(&state, channel, user)?;
     access::require_channel_permission(&state, channel, user, Permissions::MANAGE_CHANNELS)?;
-    if !state.store.delete_override(channel, id).await? {
+    let audit = super::audit::record(
+        facts.server,
+        user,
+        "channel_override_delete",
+        "channel",
+        channel.get(),
+        serde_json::json!({ "override_id": id }),
+    );
+    if !state
+        .store
+        .delete_override(channel, id, Some(&audit))
+        .await?
+    {
         return Err(ApiError::not_found("Override not found"));
     }
     visibility::publish_permission_change(&state, DirectoryChange::OverrideDeleted { channel, id })

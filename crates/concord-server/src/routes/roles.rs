@@ -230,9 +230,17 @@ async fn create_role(
         position,
         created_at: Timestamp::now(),
     };
+    let audit = super::audit::record(
+        server,
+        user,
+        "role_create",
+        "role",
+        role.id.get(),
+        serde_json::json!({ "name": role.name, "permissions": role.permissions }),
+    );
     state
         .store
-        .create_role(&role)
+        .create_role_audited(&role, &audit)
         .await
         .map_err(|err| match err {
             // The server went away since the membership check.
@@ -299,6 +307,14 @@ async fn update_role(
         actor.require_may_grant(bits)?;
     }
     let touches_permissions = body.permissions.is_some() || body.position.is_some();
+    let audit = super::audit::record(
+        server,
+        user,
+        "role_update",
+        "role",
+        id.get(),
+        serde_json::json!({ "name": body.name, "permissions": body.permissions }),
+    );
     let patch = RolePatch {
         name: body.name,
         permissions: body.permissions,
@@ -307,7 +323,7 @@ async fn update_role(
     };
     let (updated, changed) = state
         .store
-        .update_role(id, &patch)
+        .update_role(id, &patch, Some(&audit))
         .await?
         .ok_or_else(role_not_found)?;
     if changed {
@@ -354,7 +370,15 @@ async fn delete_role(
         role.position,
         "Cannot delete a role at or above your highest role",
     )?;
-    if !state.store.delete_role(id).await? {
+    let audit = super::audit::record(
+        server,
+        user,
+        "role_delete",
+        "role",
+        id.get(),
+        serde_json::json!({ "name": role.name }),
+    );
+    if !state.store.delete_role(id, Some(&audit)).await? {
         // Deleted by someone else since the lookup.
         return Err(role_not_found());
     }
@@ -413,7 +437,19 @@ async fn add_member_role(
     )?;
     let added = state
         .store
-        .assign_role(server, target, id)
+        .assign_role_audited(
+            server,
+            target,
+            id,
+            &super::audit::record(
+                server,
+                user,
+                "member_role_add",
+                "user",
+                target.get(),
+                serde_json::json!({ "role_id": id, "role_name": role.name }),
+            ),
+        )
         .await
         .map_err(|err| match err {
             // The member left, or the role went, since the checks.
@@ -482,7 +518,19 @@ async fn remove_member_role(
         role.position,
         "Cannot remove a role at or above your highest role",
     )?;
-    if state.store.unassign_role(server, target, id).await? {
+    let audit = super::audit::record(
+        server,
+        user,
+        "member_role_remove",
+        "user",
+        target.get(),
+        serde_json::json!({ "role_id": id, "role_name": role.name }),
+    );
+    if state
+        .store
+        .unassign_role(server, target, id, Some(&audit))
+        .await?
+    {
         visibility::publish_permission_change(
             &state,
             DirectoryChange::MemberRoleRemoved {

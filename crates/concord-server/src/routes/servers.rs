@@ -125,15 +125,19 @@ async fn create(
             created_at: now,
         })
         .collect();
-    let created = if channels.is_empty() {
-        state.store.create_server(&server).await?;
-        Vec::new()
-    } else {
-        state
-            .store
-            .create_server_with_channels(&server, &channels)
-            .await?
-    };
+    let audit = super::audit::record(
+        server.id,
+        server.owner_id,
+        "server_create",
+        "server",
+        server.id.get(),
+        serde_json::json!({ "name": server.name }),
+    );
+    // One transaction with the audit row (with or without template channels).
+    let created = state
+        .store
+        .create_server_with_channels(&server, &channels, Some(&audit))
+        .await?;
     state.events.change(DirectoryChange::ServerCreated {
         server: server.id,
         owner: server.owner_id,
@@ -245,6 +249,18 @@ async fn update(
         check_icon_url(url)?;
     }
     access::server_owner(&state, id, principal.id())?;
+    let audit = super::audit::record(
+        id,
+        principal.id(),
+        "server_update",
+        "server",
+        id.get(),
+        serde_json::json!({
+            "name": body.name,
+            "icon_url": body.icon_url,
+            "is_public": body.is_public,
+        }),
+    );
     let patch = ServerPatch {
         name: body.name,
         icon_url: body.icon_url,
@@ -253,7 +269,7 @@ async fn update(
     };
     let server = state
         .store
-        .update_server(id, &patch, Timestamp::now())
+        .update_server(id, &patch, Timestamp::now(), Some(&audit))
         .await?
         .ok_or_else(access::server_not_found)?;
     state
@@ -282,7 +298,21 @@ async fn remove(
     Path(id): Path<ServerId>,
 ) -> ApiResult<StatusCode> {
     access::server_owner(&state, id, principal.id())?;
-    if !delete_and_announce(&state, id).await? {
+    let name = state
+        .store
+        .server(id)
+        .await?
+        .map(|found| found.server.name)
+        .ok_or_else(access::server_not_found)?;
+    let audit = super::audit::record(
+        id,
+        principal.id(),
+        "server_delete",
+        "server",
+        id.get(),
+        serde_json::json!({ "name": name }),
+    );
+    if !delete_and_announce(&state, id, Some(&audit)).await? {
         return Err(access::server_not_found());
     }
     Ok(StatusCode::NO_CONTENT)
@@ -290,12 +320,16 @@ async fn remove(
 
 /// Deletes server `id` and everything in it, tells the directory and (v2) the members,
 /// and deletes its emoji images; false when there is no such server. Shared by the
-/// owner's delete and the instance admin's.
+/// owner's delete (which is audited) and the instance admin's (which is not).
 ///
 /// # Errors
 /// 500 when the database fails.
-pub(crate) async fn delete_and_announce(state: &AppState, id: ServerId) -> ApiResult<bool> {
-    let Some(emojis) = state.store.delete_server(id).await? else {
+pub(crate) async fn delete_and_announce(
+    state: &AppState,
+    id: ServerId,
+    audit: Option<&concord_store::AuditRecord>,
+) -> ApiResult<bool> {
+    let Some(emojis) = state.store.delete_server(id, audit).await? else {
         return Ok(false);
     };
     // Channels, voice states and memberships went with the rows; v1 announces nothing.
@@ -394,7 +428,7 @@ async fn leave(
     if state.directory.owner(id) == Some(user) {
         return Err(ApiError::bad_request("The owner cannot leave their server"));
     }
-    if !state.store.remove_member(id, user).await? {
+    if !state.store.remove_member(id, user, None).await? {
         return Err(access::server_not_found());
     }
     publish_removal(&state, id, &principal.user).await;

@@ -612,7 +612,10 @@ pub async fn server_templates_and_creation_with_channels(store: &dyn Store) {
         channel_def(s.id, "general", ChannelType::Text, at(1)),
         channel_def(s.id, "Lounge", ChannelType::Voice, at(1)),
     ];
-    let created = store.create_server_with_channels(&s, &defs).await.unwrap();
+    let created = store
+        .create_server_with_channels(&s, &defs, None)
+        .await
+        .unwrap();
     assert_eq!(
         created
             .iter()
@@ -632,7 +635,11 @@ pub async fn server_templates_and_creation_with_channels(store: &dyn Store) {
             ..channel_def(again.id, "b", ChannelType::Text, at(2))
         },
     ];
-    assert_conflict(store.create_server_with_channels(&again, &clash).await);
+    assert_conflict(
+        store
+            .create_server_with_channels(&again, &clash, None)
+            .await,
+    );
     assert!(store.server(again.id).await.unwrap().is_none());
     let _: ServerId = again.id;
 }

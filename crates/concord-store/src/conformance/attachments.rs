@@ -204,12 +204,12 @@ pub async fn attachment_rows_go_with_messages_and_leave_purges(store: &dyn Store
         .unwrap();
     assert!(store.file_purges(100).await.unwrap().is_empty());
 
-    assert!(store.delete_channel(c1.id).await.unwrap());
+    assert!(store.delete_channel(c1.id, None).await.unwrap());
     assert_eq!(
         purged(&store.file_purges(100).await.unwrap()),
         names(&all[1])
     );
-    assert!(store.delete_server(s.id).await.unwrap().is_some());
+    assert!(store.delete_server(s.id, None).await.unwrap().is_some());
     let mut expected = names(&all[1]);
     expected.extend(names(&all[2]));
     expected.sort();

@@ -54,7 +54,11 @@ pub async fn create_channel_positions(store: &dyn Store) {
         position: Some(0),
         ..ChannelPatch::default()
     };
-    store.update_channel(c2.id, &patch).await.unwrap().unwrap();
+    store
+        .update_channel(c2.id, &patch, None)
+        .await
+        .unwrap()
+        .unwrap();
     let order: Vec<_> = store
         .channels(s1.id)
         .await
@@ -91,7 +95,11 @@ pub async fn update_channel_patch(store: &dyn Store) {
         category: Some("voice".to_owned()),
         position: Some(7),
     };
-    let updated = store.update_channel(c.id, &patch).await.unwrap().unwrap();
+    let updated = store
+        .update_channel(c.id, &patch, None)
+        .await
+        .unwrap()
+        .unwrap();
     let expected = Channel {
         name: "lounge".to_owned(),
         topic: Some("talk".to_owned()),
@@ -101,7 +109,7 @@ pub async fn update_channel_patch(store: &dyn Store) {
     };
     assert_eq!(updated, expected);
     let updated = store
-        .update_channel(c.id, &ChannelPatch::default())
+        .update_channel(c.id, &ChannelPatch::default(), None)
         .await
         .unwrap()
         .unwrap();
@@ -109,7 +117,7 @@ pub async fn update_channel_patch(store: &dyn Store) {
     assert_eq!(store.channel(c.id).await.unwrap(), Some(expected));
     assert_eq!(
         store
-            .update_channel(ChannelId::new(), &ChannelPatch::default())
+            .update_channel(ChannelId::new(), &ChannelPatch::default(), None)
             .await
             .unwrap(),
         None
@@ -145,8 +153,8 @@ pub async fn delete_channel_cascades(store: &dyn Store) {
         .await
         .unwrap();
 
-    assert!(store.delete_channel(text.id).await.unwrap());
-    assert!(!store.delete_channel(text.id).await.unwrap());
+    assert!(store.delete_channel(text.id, None).await.unwrap());
+    assert!(!store.delete_channel(text.id, None).await.unwrap());
     assert_eq!(store.channel(text.id).await.unwrap(), None);
     assert_eq!(store.message(root.id).await.unwrap(), None);
     assert_eq!(store.message(reply.id).await.unwrap(), None);
@@ -160,7 +168,7 @@ pub async fn delete_channel_cascades(store: &dyn Store) {
     );
     assert_eq!(store.message(kept.id).await.unwrap(), Some(kept));
 
-    assert!(store.delete_channel(lounge.id).await.unwrap());
+    assert!(store.delete_channel(lounge.id, None).await.unwrap());
     assert_eq!(store.voice_state(bob.id).await.unwrap(), None);
     assert!(
         store
@@ -214,8 +222,11 @@ pub async fn delete_server_cascades(store: &dyn Store) {
         .unwrap();
 
     // No custom emojis went with it (emojis.rs covers those).
-    assert_eq!(store.delete_server(s.id).await.unwrap(), Some(Vec::new()));
-    assert!(store.delete_server(s.id).await.unwrap().is_none());
+    assert_eq!(
+        store.delete_server(s.id, None).await.unwrap(),
+        Some(Vec::new())
+    );
+    assert!(store.delete_server(s.id, None).await.unwrap().is_none());
     assert_eq!(store.server(s.id).await.unwrap(), None);
     assert!(store.servers_of_user(alice.id).await.unwrap().is_empty());
     assert_eq!(

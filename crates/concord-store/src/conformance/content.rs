@@ -652,7 +652,7 @@ pub async fn content_goes_with_its_channel_and_server(store: &dyn Store) {
             .len()
     };
 
-    assert!(store.delete_channel(c.id).await.unwrap());
+    assert!(store.delete_channel(c.id, None).await.unwrap());
     let (gone_message, gone_poll) = &made[0];
     assert!(
         store
@@ -675,7 +675,7 @@ pub async fn content_goes_with_its_channel_and_server(store: &dyn Store) {
     );
     assert_eq!(store.poll_ballots(kept_poll.id).await.unwrap().len(), 1);
 
-    assert!(store.delete_server(s.id).await.unwrap().is_some());
+    assert!(store.delete_server(s.id, None).await.unwrap().is_some());
     assert!(
         store
             .reactions(kept_message.id, bob.id)

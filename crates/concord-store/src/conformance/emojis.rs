@@ -250,7 +250,11 @@ pub async fn custom_emojis_go_with_their_server(store: &dyn Store) {
     let kept = emoji_def(keep.id, alice.id, "e0", at(3));
     add(store, &kept).await;
 
-    let mut named = store.delete_server(s.id).await.unwrap().expect("deleted");
+    let mut named = store
+        .delete_server(s.id, None)
+        .await
+        .unwrap()
+        .expect("deleted");
     named.sort();
     gone.sort();
     assert_eq!(named, gone);
@@ -259,5 +263,5 @@ pub async fn custom_emojis_go_with_their_server(store: &dyn Store) {
     }
     assert!(store.custom_emojis(s.id).await.unwrap().is_empty());
     assert_eq!(store.custom_emojis(keep.id).await.unwrap(), vec![kept]);
-    assert_eq!(store.delete_server(s.id).await.unwrap(), None);
+    assert_eq!(store.delete_server(s.id, None).await.unwrap(), None);
 }

@@ -146,7 +146,7 @@ pub async fn stale_go_live_ends_once_the_broadcaster_is_gone(store: &dyn Store) 
         .await
         .unwrap();
     store.start_go_live(&again).await.unwrap();
-    assert!(store.delete_channel(lounge.id).await.unwrap());
+    assert!(store.delete_channel(lounge.id, None).await.unwrap());
     assert_eq!(store.go_live(lounge.id).await.unwrap(), None);
     assert!(store.end_stale_go_live(bob.id).await.unwrap().is_empty());
 }

@@ -53,7 +53,7 @@ pub async fn invites_create_list_delete(store: &dyn Store) {
     let new = invite_def(home.id, "BBBBbbbb", None, None, None, at(6));
     let elsewhere = invite_def(other.id, "CCCCcccc", Some(alice.id), None, None, at(7));
     for invite in [&old, &new, &elsewhere] {
-        store.create_invite(invite).await.unwrap();
+        store.create_invite(invite, None).await.unwrap();
     }
     assert_eq!(
         store.invites(home.id).await.unwrap(),
@@ -67,33 +67,35 @@ pub async fn invites_create_list_delete(store: &dyn Store) {
     // Codes are unique everywhere; they differ by case alone.
     assert_conflict(
         store
-            .create_invite(&invite_def(other.id, "AAAAaaaa", None, None, None, at(8)))
+            .create_invite(
+                &invite_def(other.id, "AAAAaaaa", None, None, None, at(8)),
+                None,
+            )
             .await,
     );
     store
-        .create_invite(&invite_def(other.id, "aaaaAAAA", None, None, None, at(8)))
+        .create_invite(
+            &invite_def(other.id, "aaaaAAAA", None, None, None, at(8)),
+            None,
+        )
         .await
         .unwrap();
     assert_not_found(
         store
-            .create_invite(&invite_def(
-                ServerId::new(),
-                "DDDDdddd",
+            .create_invite(
+                &invite_def(ServerId::new(), "DDDDdddd", None, None, None, at(8)),
                 None,
-                None,
-                None,
-                at(8),
-            ))
+            )
             .await,
     );
 
-    assert!(!store.delete_invite(other.id, old.id).await.unwrap());
-    assert!(store.delete_invite(home.id, old.id).await.unwrap());
-    assert!(!store.delete_invite(home.id, old.id).await.unwrap());
+    assert!(!store.delete_invite(other.id, old.id, None).await.unwrap());
+    assert!(store.delete_invite(home.id, old.id, None).await.unwrap());
+    assert!(!store.delete_invite(home.id, old.id, None).await.unwrap());
     assert_eq!(store.invites(home.id).await.unwrap(), vec![new]);
 
     // Deleting the server takes its invites.
-    assert!(store.delete_server(other.id).await.unwrap().is_some());
+    assert!(store.delete_server(other.id, None).await.unwrap().is_some());
     assert!(store.invites(other.id).await.unwrap().is_empty());
     assert_eq!(
         store
@@ -114,14 +116,10 @@ pub async fn invite_preview_only_while_usable(store: &dyn Store) {
     store.create_server(&def).await.unwrap();
     store.add_member(def.id, bob.id, at(2)).await.unwrap();
     store
-        .create_invite(&invite_def(
-            def.id,
-            "Preview1",
+        .create_invite(
+            &invite_def(def.id, "Preview1", None, Some(1), Some(at(50)), at(3)),
             None,
-            Some(1),
-            Some(at(50)),
-            at(3),
-        ))
+        )
         .await
         .unwrap();
     let preview = InvitePreview {
@@ -169,22 +167,21 @@ pub async fn accept_invite_checks_in_order_and_counts_one_use(store: &dyn Store)
     let dave = user(store, "dave").await;
     let s = server(store, alice.id, at(1)).await;
     store
-        .create_invite(&invite_def(s.id, "Once0001", None, Some(1), None, at(2)))
+        .create_invite(
+            &invite_def(s.id, "Once0001", None, Some(1), None, at(2)),
+            None,
+        )
         .await
         .unwrap();
     store
-        .create_invite(&invite_def(
-            s.id,
-            "Old00001",
+        .create_invite(
+            &invite_def(s.id, "Old00001", None, None, Some(at(20)), at(2)),
             None,
-            None,
-            Some(at(20)),
-            at(2),
-        ))
+        )
         .await
         .unwrap();
     store
-        .create_invite(&invite_def(s.id, "Many0001", None, None, None, at(2)))
+        .create_invite(&invite_def(s.id, "Many0001", None, None, None, at(2)), None)
         .await
         .unwrap();
     let ban = concord_protocol::Ban {
@@ -194,7 +191,7 @@ pub async fn accept_invite_checks_in_order_and_counts_one_use(store: &dyn Store)
         reason: None,
         created_at: at(3),
     };
-    store.ban(&ban).await.unwrap();
+    store.ban(&ban, None).await.unwrap();
 
     let accept = |code: &'static str, who: UserId, when| store.accept_invite(code, who, when);
     assert_eq!(
@@ -248,7 +245,10 @@ pub async fn accept_invite_concurrently_admits_max_uses(store: &dyn Store) {
     let alice = user(store, "alice").await;
     let s = server(store, alice.id, at(1)).await;
     store
-        .create_invite(&invite_def(s.id, "Race0001", None, Some(2), None, at(2)))
+        .create_invite(
+            &invite_def(s.id, "Race0001", None, Some(2), None, at(2)),
+            None,
+        )
         .await
         .unwrap();
     let mut users = Vec::new();
@@ -280,14 +280,10 @@ pub async fn create_user_with_invite_is_atomic(store: &dyn Store) {
     let alice = user(store, "alice").await;
     let s = server(store, alice.id, at(1)).await;
     store
-        .create_invite(&invite_def(
-            s.id,
-            "Reg00001",
+        .create_invite(
+            &invite_def(s.id, "Reg00001", None, Some(2), Some(at(100)), at(2)),
             None,
-            Some(2),
-            Some(at(100)),
-            at(2),
-        ))
+        )
         .await
         .unwrap();
 

@@ -44,6 +44,8 @@ mod emojis;
 mod admin;
 // ---- attachments, search, export (issue 18 part B) ----
 mod attachments;
+// ---- audit log (issue 18 part C) ----
+mod audit;
 
 pub use bots::*;
 pub use channels::*;
@@ -67,6 +69,8 @@ pub use emojis::*;
 pub use admin::*;
 // ---- attachments, search, export (issue 18 part B) ----
 pub use attachments::*;
+// ---- audit log (issue 18 part C) ----
+pub use audit::*;
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is evaluated inside
 /// each (async) test and must yield a fresh, empty store (a value of a type that
@@ -172,6 +176,9 @@ macro_rules! conformance_tests {
             attachment_limit_and_dead_messages_write_nothing,
             attachment_limit_holds_under_concurrency,
             attachment_rows_go_with_messages_and_leave_purges,
+            // ---- audit log (issue 18 part C) ----
+            audit_rows_go_with_their_actions,
+            audit_log_pages_and_filters,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

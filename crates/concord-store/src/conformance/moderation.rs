@@ -35,7 +35,7 @@ pub async fn ban_removes_membership_and_lists_newest_first(store: &dyn Store) {
     store.assign_role(s.id, bob.id, role.id).await.unwrap();
 
     let first = ban_def(s.id, bob.id, Some(alice.id), Some("spam"), 5);
-    assert!(store.ban(&first).await.unwrap(), "bob was a member");
+    assert!(store.ban(&first, None).await.unwrap(), "bob was a member");
     assert!(store.is_banned(s.id, bob.id).await.unwrap());
     assert!(
         store
@@ -59,11 +59,11 @@ pub async fn ban_removes_membership_and_lists_newest_first(store: &dyn Store) {
 
     // Not a member (any more): still banned, and the answer says so.
     let later = ban_def(s.id, carol.id, None, None, 7);
-    assert!(!store.ban(&later).await.unwrap());
+    assert!(!store.ban(&later, None).await.unwrap());
     assert!(store.is_banned(s.id, carol.id).await.unwrap());
 
     let again = ban_def(s.id, bob.id, Some(carol.id), Some("again"), 9);
-    assert!(store.ban(&again).await.unwrap(), "bob had rejoined");
+    assert!(store.ban(&again, None).await.unwrap(), "bob had rejoined");
     let bob_ban = Ban {
         created_at: at(5),
         ..again
@@ -72,18 +72,18 @@ pub async fn ban_removes_membership_and_lists_newest_first(store: &dyn Store) {
 
     assert_not_found(
         store
-            .ban(&ban_def(s.id, UserId::new(), None, None, 10))
+            .ban(&ban_def(s.id, UserId::new(), None, None, 10), None)
             .await,
     );
     assert_not_found(
         store
-            .ban(&ban_def(ServerId::new(), bob.id, None, None, 10))
+            .ban(&ban_def(ServerId::new(), bob.id, None, None, 10), None)
             .await,
     );
     assert_eq!(store.bans(s.id).await.unwrap().len(), 2);
 
-    assert!(store.unban(s.id, bob.id).await.unwrap());
-    assert!(!store.unban(s.id, bob.id).await.unwrap());
+    assert!(store.unban(s.id, bob.id, None).await.unwrap());
+    assert!(!store.unban(s.id, bob.id, None).await.unwrap());
     assert!(!store.is_banned(s.id, bob.id).await.unwrap());
     assert!(store.is_banned(s.id, carol.id).await.unwrap());
     assert!(store.bans(ServerId::new()).await.unwrap().is_empty());
@@ -104,7 +104,7 @@ pub async fn timeouts_put_replace_remove(store: &dyn Store) {
         created_by: Some(alice.id),
         created_at: at(10),
     };
-    store.put_timeout(&timeout).await.unwrap();
+    store.put_timeout(&timeout, None).await.unwrap();
     assert_eq!(
         store.directory_snapshot(at(50)).await.unwrap().timeouts,
         vec![(s.id, bob.id, at(100))]
@@ -116,16 +116,19 @@ pub async fn timeouts_put_replace_remove(store: &dyn Store) {
         created_at: at(20),
         ..timeout
     };
-    store.put_timeout(&replaced).await.unwrap();
+    store.put_timeout(&replaced, None).await.unwrap();
     assert_eq!(
         store.directory_snapshot(at(200)).await.unwrap().timeouts,
         vec![(s.id, bob.id, at(300))]
     );
     assert_eq!(
-        store.remove_timeout(s.id, bob.id).await.unwrap(),
+        store.remove_timeout(s.id, bob.id, None).await.unwrap(),
         Some(at(300))
     );
-    assert_eq!(store.remove_timeout(s.id, bob.id).await.unwrap(), None);
+    assert_eq!(
+        store.remove_timeout(s.id, bob.id, None).await.unwrap(),
+        None
+    );
     assert!(
         store
             .directory_snapshot(at(50))
@@ -136,10 +139,13 @@ pub async fn timeouts_put_replace_remove(store: &dyn Store) {
     );
     assert_not_found(
         store
-            .put_timeout(&Timeout {
-                user_id: UserId::new(),
-                ..replaced
-            })
+            .put_timeout(
+                &Timeout {
+                    user_id: UserId::new(),
+                    ..replaced
+                },
+                None,
+            )
             .await,
     );
 }

@@ -30,19 +30,19 @@ pub async fn role_lookup_and_update(store: &dyn Store) {
         ..role.clone()
     };
     assert_eq!(
-        store.update_role(role.id, &patch).await.unwrap(),
+        store.update_role(role.id, &patch, None).await.unwrap(),
         Some((expected.clone(), true))
     );
     assert_eq!(store.role(role.id).await.unwrap(), Some(expected.clone()));
 
     // The same values again, or nothing at all: no change.
     assert_eq!(
-        store.update_role(role.id, &patch).await.unwrap(),
+        store.update_role(role.id, &patch, None).await.unwrap(),
         Some((expected.clone(), false))
     );
     assert_eq!(
         store
-            .update_role(role.id, &RolePatch::default())
+            .update_role(role.id, &RolePatch::default(), None)
             .await
             .unwrap(),
         Some((expected.clone(), false))
@@ -56,6 +56,7 @@ pub async fn role_lookup_and_update(store: &dyn Store) {
                 name: Some("staff".to_owned()),
                 ..RolePatch::default()
             },
+            None,
         )
         .await
         .unwrap();
@@ -71,6 +72,7 @@ pub async fn role_lookup_and_update(store: &dyn Store) {
                 position: Some(-3),
                 ..RolePatch::default()
             },
+            None,
         )
         .await
         .unwrap();
@@ -87,13 +89,16 @@ pub async fn role_lookup_and_update(store: &dyn Store) {
 
     assert_eq!(
         store
-            .update_role(RoleId::new(), &RolePatch::default())
+            .update_role(RoleId::new(), &RolePatch::default(), None)
             .await
             .unwrap(),
         None
     );
     assert_eq!(
-        store.update_role(RoleId::new(), &patch).await.unwrap(),
+        store
+            .update_role(RoleId::new(), &patch, None)
+            .await
+            .unwrap(),
         None
     );
 }
@@ -119,9 +124,9 @@ pub async fn delete_role_cascades(store: &dyn Store) {
         store.put_override(ov).await.unwrap();
     }
 
-    assert!(store.delete_role(gone.id).await.unwrap());
-    assert!(!store.delete_role(gone.id).await.unwrap());
-    assert!(!store.delete_role(RoleId::new()).await.unwrap());
+    assert!(store.delete_role(gone.id, None).await.unwrap());
+    assert!(!store.delete_role(gone.id, None).await.unwrap());
+    assert!(!store.delete_role(RoleId::new(), None).await.unwrap());
     assert_eq!(store.role(gone.id).await.unwrap(), None);
     assert_eq!(
         store.roles_of_servers(&[s.id]).await.unwrap(),
@@ -162,18 +167,33 @@ pub async fn unassign_role_once(store: &dyn Store) {
     store.assign_role(s.id, bob.id, role.id).await.unwrap();
     store.assign_role(s.id, carol.id, role.id).await.unwrap();
 
-    assert!(store.unassign_role(s.id, bob.id, role.id).await.unwrap());
-    assert!(!store.unassign_role(s.id, bob.id, role.id).await.unwrap());
-    assert!(!store.unassign_role(s.id, bob.id, other.id).await.unwrap());
     assert!(
-        !store
-            .unassign_role(s.id, UserId::new(), role.id)
+        store
+            .unassign_role(s.id, bob.id, role.id, None)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .unassign_role(s.id, bob.id, RoleId::new())
+            .unassign_role(s.id, bob.id, role.id, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .unassign_role(s.id, bob.id, other.id, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .unassign_role(s.id, UserId::new(), role.id, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .unassign_role(s.id, bob.id, RoleId::new(), None)
             .await
             .unwrap()
     );
@@ -245,7 +265,7 @@ pub async fn set_override_reports_changes(store: &dyn Store) {
 
     let by_role = override_for_role(c.id, role.id, 1, 2);
     assert_eq!(
-        store.set_override(&by_role).await.unwrap(),
+        store.set_override(&by_role, None).await.unwrap(),
         (by_role.clone(), true)
     );
     // Same target and bits under a new id: unchanged, the stored row answers.
@@ -254,7 +274,7 @@ pub async fn set_override_reports_changes(store: &dyn Store) {
         ..by_role.clone()
     };
     assert_eq!(
-        store.set_override(&same).await.unwrap(),
+        store.set_override(&same, None).await.unwrap(),
         (by_role.clone(), false)
     );
     let changed = ChannelOverride {
@@ -267,22 +287,25 @@ pub async fn set_override_reports_changes(store: &dyn Store) {
         ..by_role.clone()
     };
     assert_eq!(
-        store.set_override(&changed).await.unwrap(),
+        store.set_override(&changed, None).await.unwrap(),
         (expected.clone(), true)
     );
 
     // A user target with the same bits is another override.
     let by_user = override_for_user(c.id, bob.id, 4, 2);
     assert_eq!(
-        store.set_override(&by_user).await.unwrap(),
+        store.set_override(&by_user, None).await.unwrap(),
         (by_user.clone(), true)
     );
     assert_eq!(
         store
-            .set_override(&ChannelOverride {
-                id: OverrideId::new(),
-                ..by_user.clone()
-            })
+            .set_override(
+                &ChannelOverride {
+                    id: OverrideId::new(),
+                    ..by_user.clone()
+                },
+                None
+            )
             .await
             .unwrap(),
         (by_user.clone(), false)
@@ -290,22 +313,20 @@ pub async fn set_override_reports_changes(store: &dyn Store) {
 
     assert_not_found(
         store
-            .set_override(&override_for_role(c.id, RoleId::new(), 1, 0))
+            .set_override(&override_for_role(c.id, RoleId::new(), 1, 0), None)
             .await,
     );
     assert_not_found(
         store
-            .set_override(&override_for_user(c.id, UserId::new(), 1, 0))
+            .set_override(&override_for_user(c.id, UserId::new(), 1, 0), None)
             .await,
     );
     assert_not_found(
         store
-            .set_override(&override_for_user(
-                concord_protocol::ChannelId::new(),
-                bob.id,
-                1,
-                0,
-            ))
+            .set_override(
+                &override_for_user(concord_protocol::ChannelId::new(), bob.id, 1, 0),
+                None,
+            )
             .await,
     );
     assert_eq!(
@@ -326,10 +347,10 @@ pub async fn delete_override_of_channel(store: &dyn Store) {
     store.put_override(&ov).await.unwrap();
     store.put_override(&kept).await.unwrap();
 
-    assert!(!store.delete_override(other.id, ov.id).await.unwrap());
+    assert!(!store.delete_override(other.id, ov.id, None).await.unwrap());
     assert!(
         !store
-            .delete_override(c.id, OverrideId::new())
+            .delete_override(c.id, OverrideId::new(), None)
             .await
             .unwrap()
     );
@@ -337,8 +358,8 @@ pub async fn delete_override_of_channel(store: &dyn Store) {
         store.overrides_of_channel(c.id).await.unwrap(),
         vec![ov.clone()]
     );
-    assert!(store.delete_override(c.id, ov.id).await.unwrap());
-    assert!(!store.delete_override(c.id, ov.id).await.unwrap());
+    assert!(store.delete_override(c.id, ov.id, None).await.unwrap());
+    assert!(!store.delete_override(c.id, ov.id, None).await.unwrap());
     assert!(store.overrides_of_channel(c.id).await.unwrap().is_empty());
     assert_eq!(
         store.overrides_of_channel(other.id).await.unwrap(),

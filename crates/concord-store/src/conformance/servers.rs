@@ -45,12 +45,12 @@ pub async fn missing_server_lookups(store: &dyn Store) {
     assert_eq!(store.server(nobody).await.unwrap(), None);
     assert_eq!(
         store
-            .update_server(nobody, &ServerPatch::default(), at(1))
+            .update_server(nobody, &ServerPatch::default(), at(1), None)
             .await
             .unwrap(),
         None
     );
-    assert!(store.delete_server(nobody).await.unwrap().is_none());
+    assert!(store.delete_server(nobody, None).await.unwrap().is_none());
     assert!(store.members(nobody).await.unwrap().is_empty());
     assert!(store.channels(nobody).await.unwrap().is_empty());
 }
@@ -117,7 +117,7 @@ pub async fn update_server_patch(store: &dyn Store) {
         ..ServerPatch::default()
     };
     let updated = store
-        .update_server(def.id, &patch, at(9))
+        .update_server(def.id, &patch, at(9), None)
         .await
         .unwrap()
         .unwrap();
@@ -139,7 +139,7 @@ pub async fn update_server_patch(store: &dyn Store) {
         require_invite: Some(true),
     };
     let updated = store
-        .update_server(def.id, &patch, at(10))
+        .update_server(def.id, &patch, at(10), None)
         .await
         .unwrap()
         .unwrap();
@@ -212,11 +212,11 @@ pub async fn remove_member_drops_roles(store: &dyn Store) {
     store.add_member(s.id, bob.id, at(2)).await.unwrap();
     store.assign_role(s.id, bob.id, role.id).await.unwrap();
 
-    assert!(store.remove_member(s.id, bob.id).await.unwrap());
-    assert!(!store.remove_member(s.id, bob.id).await.unwrap());
+    assert!(store.remove_member(s.id, bob.id, None).await.unwrap());
+    assert!(!store.remove_member(s.id, bob.id, None).await.unwrap());
     assert!(
         !store
-            .remove_member(ServerId::new(), alice.id)
+            .remove_member(ServerId::new(), alice.id, None)
             .await
             .unwrap()
     );

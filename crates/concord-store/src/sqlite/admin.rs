@@ -437,6 +437,7 @@ pub(super) async fn create_server_with_channels(
     pool: &SqlitePool,
     server: &Server,
     channels: &[NewChannel],
+    audit: Option<&crate::AuditRecord>,
 ) -> StoreResult<Vec<Channel>> {
     let mut tx = write_tx(pool).await?;
     insert_server(&mut tx, server).await?;
@@ -444,6 +445,7 @@ pub(super) async fn create_server_with_channels(
     for channel in channels {
         created.push(insert_channel(&mut tx, channel).await?);
     }
+    super::audit::insert(&mut tx, audit).await?;
     tx.commit().await?;
     Ok(created)
 }

@@ -11,8 +11,8 @@ use sqlx::{
 };
 use uuid::Uuid;
 
-use super::{channel_type, dedup, fetch_in, get, id, opt_id, read_tx, rows, ts};
-use crate::{ChannelPatch, DirectorySnapshot, NewChannel, StoreResult};
+use super::{channel_type, dedup, fetch_in, get, id, opt_id, read_tx, rows, ts, write_tx};
+use crate::{AuditRecord, ChannelPatch, DirectorySnapshot, NewChannel, StoreResult};
 
 /// The columns of a channel row, as [`channel_row`] reads them.
 const CHANNEL_COLS: &str = "id, server_id, name, type, position, category, topic, created_at";
@@ -82,9 +82,17 @@ pub(super) fn override_row(row: &SqliteRow) -> StoreResult<ChannelOverride> {
 pub(super) async fn create_channel(
     pool: &SqlitePool,
     channel: &NewChannel,
+    audit: Option<&AuditRecord>,
 ) -> StoreResult<Channel> {
-    let mut conn = pool.acquire().await?;
-    insert_channel(&mut conn, channel).await
+    if audit.is_none() {
+        let mut conn = pool.acquire().await?;
+        return insert_channel(&mut conn, channel).await;
+    }
+    let mut tx = write_tx(pool).await?;
+    let created = insert_channel(&mut tx, channel).await?;
+    super::audit::insert(&mut tx, audit).await?;
+    tx.commit().await?;
+    Ok(created)
 }
 
 /// Inserts a channel at position max + 1 (0 for the first) on `conn`.
@@ -135,7 +143,9 @@ pub(super) async fn update_channel(
     pool: &SqlitePool,
     id: ChannelId,
     patch: &ChannelPatch,
+    audit: Option<&AuditRecord>,
 ) -> StoreResult<Option<Channel>> {
+    let mut tx = write_tx(pool).await?;
     let row = sqlx::query(AssertSqlSafe(format!(
         "UPDATE channels SET name = COALESCE(?, name), topic = COALESCE(?, topic), \
          category = COALESCE(?, category), position = COALESCE(?, position) \
@@ -146,22 +156,43 @@ pub(super) async fn update_channel(
     .bind(&patch.category)
     .bind(patch.position)
     .bind(id.get())
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
-    row.as_ref().map(channel_row).transpose()
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let updated = channel_row(&row)?;
+    super::audit::insert(&mut tx, audit).await?;
+    tx.commit().await?;
+    Ok(Some(updated))
 }
 
-pub(super) async fn delete_channel(pool: &SqlitePool, id: ChannelId) -> StoreResult<bool> {
+pub(super) async fn delete_channel(
+    pool: &SqlitePool,
+    id: ChannelId,
+    audit: Option<&AuditRecord>,
+) -> StoreResult<bool> {
+    let mut tx = write_tx(pool).await?;
     let done = sqlx::query("DELETE FROM channels WHERE id = ?")
         .bind(id.get())
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    super::audit::insert(&mut tx, audit).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 // ---- roles, overrides, timeouts ----
 
-pub(super) async fn create_role(pool: &SqlitePool, role: &Role) -> StoreResult<()> {
+pub(super) async fn create_role(
+    pool: &SqlitePool,
+    role: &Role,
+    audit: Option<&AuditRecord>,
+) -> StoreResult<()> {
+    let mut tx = write_tx(pool).await?;
     sqlx::query(
         "INSERT INTO roles (id, server_id, name, permissions, color, position, created_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -173,8 +204,10 @@ pub(super) async fn create_role(pool: &SqlitePool, role: &Role) -> StoreResult<(
     .bind(&role.color)
     .bind(role.position)
     .bind(role.created_at.as_micros())
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    super::audit::insert(&mut tx, audit).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -183,7 +216,9 @@ pub(super) async fn assign_role(
     server: ServerId,
     user: UserId,
     role: RoleId,
+    audit: Option<&AuditRecord>,
 ) -> StoreResult<bool> {
+    let mut tx = write_tx(pool).await?;
     let done = sqlx::query(
         "INSERT INTO member_roles (server_id, user_id, role_id) VALUES (?, ?, ?) \
          ON CONFLICT (server_id, user_id, role_id) DO NOTHING",
@@ -191,9 +226,14 @@ pub(super) async fn assign_role(
     .bind(server.get())
     .bind(user.get())
     .bind(role.get())
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    super::audit::insert(&mut tx, audit).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 pub(super) async fn roles_of_servers(

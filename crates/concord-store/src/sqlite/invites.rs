@@ -8,7 +8,7 @@ use sqlx::{
 };
 
 use super::{get, id, opt_id, opt_ts, rows, ts, users::insert_user, write_tx};
-use crate::{InviteAcceptance, InviteRefusal, NewUser, StoreResult, UserRecord};
+use crate::{AuditRecord, InviteAcceptance, InviteRefusal, NewUser, StoreResult, UserRecord};
 
 /// The columns of an invite row, as [`invite_row`] reads them.
 const INVITE_COLS: &str = "id, server_id, code, created_by, max_uses, uses, expires_at, created_at";
@@ -26,7 +26,12 @@ fn invite_row(row: &SqliteRow) -> StoreResult<Invite> {
     })
 }
 
-pub(super) async fn create_invite(pool: &SqlitePool, invite: &Invite) -> StoreResult<()> {
+pub(super) async fn create_invite(
+    pool: &SqlitePool,
+    invite: &Invite,
+    audit: Option<&AuditRecord>,
+) -> StoreResult<()> {
+    let mut tx = write_tx(pool).await?;
     sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO invites ({INVITE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     )))
@@ -38,8 +43,10 @@ pub(super) async fn create_invite(pool: &SqlitePool, invite: &Invite) -> StoreRe
     .bind(invite.uses)
     .bind(invite.expires_at.map(Timestamp::as_micros))
     .bind(invite.created_at.as_micros())
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    super::audit::insert(&mut tx, audit).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -58,13 +65,20 @@ pub(super) async fn delete_invite(
     pool: &SqlitePool,
     server: ServerId,
     invite: InviteId,
+    audit: Option<&AuditRecord>,
 ) -> StoreResult<bool> {
+    let mut tx = write_tx(pool).await?;
     let done = sqlx::query("DELETE FROM invites WHERE id = ? AND server_id = ?")
         .bind(invite.get())
         .bind(server.get())
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    super::audit::insert(&mut tx, audit).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 pub(super) async fn invite_preview(

@@ -54,6 +54,8 @@ use crate::{
 use concord_protocol::{AdminServer, AdminUser, RegistrationMode};
 // ---- attachments, search, export (issue 18 part B) ----
 use crate::{AttachmentAddition, AttachmentRecord, FilePurge};
+// ---- audit log (issue 18 part C) ----
+use crate::{AuditLogFilter, AuditRecord};
 
 // Instance admin, password reset, server templates (issue 18).
 mod admin;
@@ -77,6 +79,8 @@ mod moderation;
 mod emojis;
 // ---- attachments, search, export (issue 18 part B) ----
 mod attachments;
+// ---- audit log (issue 18 part C) ----
+mod audit;
 
 #[cfg(test)]
 mod tests;
@@ -133,6 +137,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "attachments",
         include_str!("../../migrations/sqlite/0010_attachments.sql"),
+    ),
+    // ---- audit log (issue 18 part C) ----
+    (
+        13,
+        "audit logs",
+        include_str!("../../migrations/sqlite/0013_audit_logs.sql"),
     ),
 ];
 
@@ -498,12 +508,17 @@ impl Store for SqliteStore {
         id: ServerId,
         patch: &ServerPatch,
         updated_at: Timestamp,
+        audit: Option<&AuditRecord>,
     ) -> StoreResult<Option<ServerDto>> {
-        servers::update_server(&self.pool, id, patch, updated_at).await
+        servers::update_server(&self.pool, id, patch, updated_at, audit).await
     }
 
-    async fn delete_server(&self, id: ServerId) -> StoreResult<Option<Vec<CustomEmojiId>>> {
-        servers::delete_server(&self.pool, id).await
+    async fn delete_server(
+        &self,
+        id: ServerId,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<Option<Vec<CustomEmojiId>>> {
+        servers::delete_server(&self.pool, id, audit).await
     }
 
     async fn add_member(
@@ -515,8 +530,13 @@ impl Store for SqliteStore {
         servers::add_member(&self.pool, server, user, joined_at).await
     }
 
-    async fn remove_member(&self, server: ServerId, user: UserId) -> StoreResult<bool> {
-        servers::remove_member(&self.pool, server, user).await
+    async fn remove_member(
+        &self,
+        server: ServerId,
+        user: UserId,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<bool> {
+        servers::remove_member(&self.pool, server, user, audit).await
     }
 
     async fn members(&self, server: ServerId) -> StoreResult<Vec<MemberDetail>> {
@@ -538,7 +558,7 @@ impl Store for SqliteStore {
     // ---- channels ----
 
     async fn create_channel(&self, channel: &NewChannel) -> StoreResult<Channel> {
-        channels::create_channel(&self.pool, channel).await
+        channels::create_channel(&self.pool, channel, None).await
     }
 
     async fn channel(&self, id: ChannelId) -> StoreResult<Option<Channel>> {
@@ -553,22 +573,27 @@ impl Store for SqliteStore {
         &self,
         id: ChannelId,
         patch: &ChannelPatch,
+        audit: Option<&AuditRecord>,
     ) -> StoreResult<Option<Channel>> {
-        channels::update_channel(&self.pool, id, patch).await
+        channels::update_channel(&self.pool, id, patch, audit).await
     }
 
-    async fn delete_channel(&self, id: ChannelId) -> StoreResult<bool> {
-        channels::delete_channel(&self.pool, id).await
+    async fn delete_channel(
+        &self,
+        id: ChannelId,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<bool> {
+        channels::delete_channel(&self.pool, id, audit).await
     }
 
     // ---- roles and overrides ----
 
     async fn create_role(&self, role: &Role) -> StoreResult<()> {
-        channels::create_role(&self.pool, role).await
+        channels::create_role(&self.pool, role, None).await
     }
 
     async fn assign_role(&self, server: ServerId, user: UserId, role: RoleId) -> StoreResult<bool> {
-        channels::assign_role(&self.pool, server, user, role).await
+        channels::assign_role(&self.pool, server, user, role, None).await
     }
 
     async fn roles_of_servers(&self, servers: &[ServerId]) -> StoreResult<Vec<Role>> {
@@ -869,12 +894,13 @@ impl Store for SqliteStore {
         &self,
         id: RoleId,
         patch: &crate::RolePatch,
+        audit: Option<&AuditRecord>,
     ) -> StoreResult<Option<(Role, bool)>> {
-        roles::update_role(&self.pool, id, patch).await
+        roles::update_role(&self.pool, id, patch, audit).await
     }
 
-    async fn delete_role(&self, id: RoleId) -> StoreResult<bool> {
-        roles::delete_role(&self.pool, id).await
+    async fn delete_role(&self, id: RoleId, audit: Option<&AuditRecord>) -> StoreResult<bool> {
+        roles::delete_role(&self.pool, id, audit).await
     }
 
     async fn unassign_role(
@@ -882,24 +908,30 @@ impl Store for SqliteStore {
         server: ServerId,
         user: UserId,
         role: RoleId,
+        audit: Option<&AuditRecord>,
     ) -> StoreResult<bool> {
-        roles::unassign_role(&self.pool, server, user, role).await
+        roles::unassign_role(&self.pool, server, user, role, audit).await
     }
 
     async fn overrides_of_channel(&self, channel: ChannelId) -> StoreResult<Vec<ChannelOverride>> {
         roles::overrides_of_channel(&self.pool, channel).await
     }
 
-    async fn set_override(&self, ov: &ChannelOverride) -> StoreResult<(ChannelOverride, bool)> {
-        roles::set_override(&self.pool, ov).await
+    async fn set_override(
+        &self,
+        ov: &ChannelOverride,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<(ChannelOverride, bool)> {
+        roles::set_override(&self.pool, ov, audit).await
     }
 
     async fn delete_override(
         &self,
         channel: ChannelId,
         id: concord_protocol::OverrideId,
+        audit: Option<&AuditRecord>,
     ) -> StoreResult<bool> {
-        roles::delete_override(&self.pool, channel, id).await
+        roles::delete_override(&self.pool, channel, id, audit).await
     }
 
     // ---- content: threads, reactions, pins, polls, scheduled events (issue 12) ----
@@ -1002,16 +1034,21 @@ impl Store for SqliteStore {
 
     // ---- invites, moderation, Go Live, logout ----
 
-    async fn create_invite(&self, invite: &Invite) -> StoreResult<()> {
-        invites::create_invite(&self.pool, invite).await
+    async fn create_invite(&self, invite: &Invite, audit: Option<&AuditRecord>) -> StoreResult<()> {
+        invites::create_invite(&self.pool, invite, audit).await
     }
 
     async fn invites(&self, server: ServerId) -> StoreResult<Vec<Invite>> {
         invites::invites(&self.pool, server).await
     }
 
-    async fn delete_invite(&self, server: ServerId, invite: InviteId) -> StoreResult<bool> {
-        invites::delete_invite(&self.pool, server, invite).await
+    async fn delete_invite(
+        &self,
+        server: ServerId,
+        invite: InviteId,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<bool> {
+        invites::delete_invite(&self.pool, server, invite, audit).await
     }
 
     async fn invite_preview(
@@ -1039,28 +1076,34 @@ impl Store for SqliteStore {
         invites::create_user_with_invite(&self.pool, user, code).await
     }
 
-    async fn ban(&self, ban: &Ban) -> StoreResult<bool> {
-        moderation::ban(&self.pool, ban).await
+    async fn ban(&self, ban: &Ban, audit: Option<&AuditRecord>) -> StoreResult<bool> {
+        moderation::ban(&self.pool, ban, audit).await
     }
 
-    async fn unban(&self, server: ServerId, user: UserId) -> StoreResult<bool> {
-        moderation::unban(&self.pool, server, user).await
+    async fn unban(
+        &self,
+        server: ServerId,
+        user: UserId,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<bool> {
+        moderation::unban(&self.pool, server, user, audit).await
     }
 
     async fn bans(&self, server: ServerId) -> StoreResult<Vec<Ban>> {
         moderation::bans(&self.pool, server).await
     }
 
-    async fn put_timeout(&self, timeout: &Timeout) -> StoreResult<()> {
-        moderation::put_timeout(&self.pool, timeout).await
+    async fn put_timeout(&self, timeout: &Timeout, audit: Option<&AuditRecord>) -> StoreResult<()> {
+        moderation::put_timeout(&self.pool, timeout, audit).await
     }
 
     async fn remove_timeout(
         &self,
         server: ServerId,
         user: UserId,
+        audit: Option<&AuditRecord>,
     ) -> StoreResult<Option<Timestamp>> {
-        moderation::remove_timeout(&self.pool, server, user).await
+        moderation::remove_timeout(&self.pool, server, user, audit).await
     }
 
     async fn go_live(&self, channel: ChannelId) -> StoreResult<Option<GoLiveInfo>> {
@@ -1207,8 +1250,41 @@ impl Store for SqliteStore {
         &self,
         server: &Server,
         channels: &[NewChannel],
+        audit: Option<&AuditRecord>,
     ) -> StoreResult<Vec<Channel>> {
-        admin::create_server_with_channels(&self.pool, server, channels).await
+        admin::create_server_with_channels(&self.pool, server, channels, audit).await
+    }
+
+    // ---- audit log (issue 18 part C) ----
+
+    async fn create_channel_audited(
+        &self,
+        channel: &NewChannel,
+        audit: &AuditRecord,
+    ) -> StoreResult<Channel> {
+        channels::create_channel(&self.pool, channel, Some(audit)).await
+    }
+
+    async fn create_role_audited(&self, role: &Role, audit: &AuditRecord) -> StoreResult<()> {
+        channels::create_role(&self.pool, role, Some(audit)).await
+    }
+
+    async fn assign_role_audited(
+        &self,
+        server: ServerId,
+        user: UserId,
+        role: RoleId,
+        audit: &AuditRecord,
+    ) -> StoreResult<bool> {
+        channels::assign_role(&self.pool, server, user, role, Some(audit)).await
+    }
+
+    async fn audit_logs(
+        &self,
+        server: ServerId,
+        query: &AuditLogFilter,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        audit::audit_logs(&self.pool, server, query).await
     }
 
     // ---- attachments, search, export (issue 18 part B) ----

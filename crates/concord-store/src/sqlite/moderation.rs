@@ -4,7 +4,7 @@ use concord_protocol::{Ban, ServerId, Timeout, Timestamp, UserId};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
 use super::{get, id, opt_id, rows, ts, write_tx};
-use crate::StoreResult;
+use crate::{AuditRecord, StoreResult};
 
 fn ban_row(row: &SqliteRow) -> StoreResult<Ban> {
     Ok(Ban {
@@ -16,7 +16,11 @@ fn ban_row(row: &SqliteRow) -> StoreResult<Ban> {
     })
 }
 
-pub(super) async fn ban(pool: &SqlitePool, ban: &Ban) -> StoreResult<bool> {
+pub(super) async fn ban(
+    pool: &SqlitePool,
+    ban: &Ban,
+    audit: Option<&AuditRecord>,
+) -> StoreResult<bool> {
     let mut tx = write_tx(pool).await?;
     sqlx::query(
         "INSERT INTO bans (server_id, user_id, banned_by, reason, created_at) \
@@ -40,17 +44,29 @@ pub(super) async fn ban(pool: &SqlitePool, ban: &Ban) -> StoreResult<bool> {
         .bind(ban.user_id.get())
         .execute(&mut *tx)
         .await?;
+    super::audit::insert(&mut tx, audit).await?;
     tx.commit().await?;
     Ok(removed.rows_affected() == 1)
 }
 
-pub(super) async fn unban(pool: &SqlitePool, server: ServerId, user: UserId) -> StoreResult<bool> {
+pub(super) async fn unban(
+    pool: &SqlitePool,
+    server: ServerId,
+    user: UserId,
+    audit: Option<&AuditRecord>,
+) -> StoreResult<bool> {
+    let mut tx = write_tx(pool).await?;
     let done = sqlx::query("DELETE FROM bans WHERE server_id = ? AND user_id = ?")
         .bind(server.get())
         .bind(user.get())
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    super::audit::insert(&mut tx, audit).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 pub(super) async fn bans(pool: &SqlitePool, server: ServerId) -> StoreResult<Vec<Ban>> {
@@ -64,7 +80,12 @@ pub(super) async fn bans(pool: &SqlitePool, server: ServerId) -> StoreResult<Vec
     rows(&found, ban_row)
 }
 
-pub(super) async fn put_timeout(pool: &SqlitePool, timeout: &Timeout) -> StoreResult<()> {
+pub(super) async fn put_timeout(
+    pool: &SqlitePool,
+    timeout: &Timeout,
+    audit: Option<&AuditRecord>,
+) -> StoreResult<()> {
+    let mut tx = write_tx(pool).await?;
     sqlx::query(
         "INSERT INTO timeouts (server_id, user_id, expires_at, reason, created_by, created_at) \
          VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (server_id, user_id) DO UPDATE SET \
@@ -77,8 +98,10 @@ pub(super) async fn put_timeout(pool: &SqlitePool, timeout: &Timeout) -> StoreRe
     .bind(&timeout.reason)
     .bind(timeout.created_by.map(UserId::get))
     .bind(timeout.created_at.as_micros())
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    super::audit::insert(&mut tx, audit).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -86,13 +109,21 @@ pub(super) async fn remove_timeout(
     pool: &SqlitePool,
     server: ServerId,
     user: UserId,
+    audit: Option<&AuditRecord>,
 ) -> StoreResult<Option<Timestamp>> {
+    let mut tx = write_tx(pool).await?;
     let row = sqlx::query(
         "DELETE FROM timeouts WHERE server_id = ? AND user_id = ? RETURNING expires_at",
     )
     .bind(server.get())
     .bind(user.get())
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
-    row.as_ref().map(|row| ts(row, "expires_at")).transpose()
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let until = ts(&row, "expires_at")?;
+    super::audit::insert(&mut tx, audit).await?;
+    tx.commit().await?;
+    Ok(Some(until))
 }

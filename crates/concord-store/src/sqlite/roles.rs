@@ -8,7 +8,7 @@ use super::{
     channels::{OVERRIDE_COLS, ROLE_COLS, override_row, put_override, role_row},
     rows, write_tx,
 };
-use crate::{RolePatch, StoreResult};
+use crate::{AuditRecord, RolePatch, StoreResult};
 
 async fn role_in(conn: &mut SqliteConnection, id: RoleId) -> StoreResult<Option<Role>> {
     let row = sqlx::query(AssertSqlSafe(format!(
@@ -28,6 +28,7 @@ pub(super) async fn update_role(
     pool: &SqlitePool,
     id: RoleId,
     patch: &RolePatch,
+    audit: Option<&AuditRecord>,
 ) -> StoreResult<Option<(Role, bool)>> {
     let mut tx = write_tx(pool).await?;
     let Some(current) = role_in(&mut tx, id).await? else {
@@ -41,6 +42,8 @@ pub(super) async fn update_role(
         ..current.clone()
     };
     if wanted == current {
+        // Nothing changes, yet the update was made: it is recorded all the same.
+        super::audit::insert(&mut tx, audit).await?;
         tx.commit().await?;
         return Ok(Some((current, false)));
     }
@@ -56,17 +59,28 @@ pub(super) async fn update_role(
     .fetch_one(&mut *tx)
     .await?;
     let updated = role_row(&row)?;
+    super::audit::insert(&mut tx, audit).await?;
     tx.commit().await?;
     Ok(Some((updated, true)))
 }
 
-pub(super) async fn delete_role(pool: &SqlitePool, id: RoleId) -> StoreResult<bool> {
+pub(super) async fn delete_role(
+    pool: &SqlitePool,
+    id: RoleId,
+    audit: Option<&AuditRecord>,
+) -> StoreResult<bool> {
+    let mut tx = write_tx(pool).await?;
     // Assignments and overrides of the role go by their foreign keys' cascades.
     let done = sqlx::query("DELETE FROM roles WHERE id = ?")
         .bind(id.get())
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    super::audit::insert(&mut tx, audit).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 pub(super) async fn unassign_role(
@@ -74,15 +88,22 @@ pub(super) async fn unassign_role(
     server: ServerId,
     user: UserId,
     role: RoleId,
+    audit: Option<&AuditRecord>,
 ) -> StoreResult<bool> {
+    let mut tx = write_tx(pool).await?;
     let done =
         sqlx::query("DELETE FROM member_roles WHERE server_id = ? AND user_id = ? AND role_id = ?")
             .bind(server.get())
             .bind(user.get())
             .bind(role.get())
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    super::audit::insert(&mut tx, audit).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 pub(super) async fn overrides_of_channel(
@@ -103,6 +124,7 @@ pub(super) async fn overrides_of_channel(
 pub(super) async fn set_override(
     pool: &SqlitePool,
     ov: &ChannelOverride,
+    audit: Option<&AuditRecord>,
 ) -> StoreResult<(ChannelOverride, bool)> {
     let mut tx = write_tx(pool).await?;
     let existing = sqlx::query(AssertSqlSafe(format!(
@@ -123,11 +145,15 @@ pub(super) async fn set_override(
             && existing.allow == ov.allow
             && existing.deny == ov.deny
         {
+            // Nothing to change, yet the request was carried out: it is recorded.
+            super::audit::insert_with_id(&mut tx, audit, "override_id", existing.id.get()).await?;
             tx.commit().await?;
             return Ok((existing, false));
         }
     }
     let stored = put_override(&mut *tx, ov).await?;
+    // The row may be an earlier one's (an upsert keeps its id): the record names it.
+    super::audit::insert_with_id(&mut tx, audit, "override_id", stored.id.get()).await?;
     tx.commit().await?;
     Ok((stored, true))
 }
@@ -136,11 +162,18 @@ pub(super) async fn delete_override(
     pool: &SqlitePool,
     channel: ChannelId,
     id: OverrideId,
+    audit: Option<&AuditRecord>,
 ) -> StoreResult<bool> {
+    let mut tx = write_tx(pool).await?;
     let done = sqlx::query("DELETE FROM channel_overrides WHERE id = ? AND channel_id = ?")
         .bind(id.get())
         .bind(channel.get())
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    super::audit::insert(&mut tx, audit).await?;
+    tx.commit().await?;
+    Ok(true)
 }

@@ -15,7 +15,7 @@ use super::{
     users::{USER_COLS_U, user_row},
     write_tx,
 };
-use crate::{MemberDetail, ServerPatch, StoreResult};
+use crate::{AuditRecord, MemberDetail, ServerPatch, StoreResult};
 
 /// A server row with its member count (kept by triggers on `server_members`), as
 /// [`server_row`] reads it (alias `s`).
@@ -110,6 +110,7 @@ pub(super) async fn update_server(
     id: ServerId,
     patch: &ServerPatch,
     updated_at: Timestamp,
+    audit: Option<&AuditRecord>,
 ) -> StoreResult<Option<ServerDto>> {
     let mut tx = write_tx(pool).await?;
     let done = sqlx::query(
@@ -129,6 +130,7 @@ pub(super) async fn update_server(
         return Ok(None);
     }
     let server = fetch_server(&mut tx, id).await?;
+    super::audit::insert(&mut tx, audit).await?;
     tx.commit().await?;
     Ok(server)
 }
@@ -136,6 +138,7 @@ pub(super) async fn update_server(
 pub(super) async fn delete_server(
     pool: &SqlitePool,
     id: ServerId,
+    audit: Option<&AuditRecord>,
 ) -> StoreResult<Option<Vec<CustomEmojiId>>> {
     // Under the write lock, so that no emoji is added between the read and the delete.
     let mut tx = write_tx(pool).await?;
@@ -144,6 +147,9 @@ pub(super) async fn delete_server(
         .fetch_all(&mut *tx)
         .await?;
     let emojis = rows(&emojis, |row| super::id(row, "id"))?;
+    // Written first: the delete's cascade then sets its `server_id` to NULL (as the
+    // reference's row ends up); nothing is kept when the server was already gone.
+    super::audit::insert(&mut tx, audit).await?;
     let done = sqlx::query("DELETE FROM servers WHERE id = ?")
         .bind(id.get())
         .execute(&mut *tx)
@@ -174,6 +180,7 @@ pub(super) async fn remove_member(
     pool: &SqlitePool,
     server: ServerId,
     user: UserId,
+    audit: Option<&AuditRecord>,
 ) -> StoreResult<bool> {
     let mut tx = write_tx(pool).await?;
     sqlx::query("DELETE FROM member_roles WHERE server_id = ? AND user_id = ?")
@@ -186,8 +193,12 @@ pub(super) async fn remove_member(
         .bind(user.get())
         .execute(&mut *tx)
         .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    super::audit::insert(&mut tx, audit).await?;
     tx.commit().await?;
-    Ok(done.rows_affected() == 1)
+    Ok(true)
 }
 
 pub(super) async fn members(pool: &SqlitePool, server: ServerId) -> StoreResult<Vec<MemberDetail>> {

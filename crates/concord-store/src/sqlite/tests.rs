@@ -158,7 +158,7 @@ async fn upgrading_a_first_schema_database_fills_in_member_counts() {
         .add_member(small.id, bob.id, Timestamp::from_micros(5_000))
         .await
         .unwrap();
-    assert!(store.remove_member(big.id, bob.id).await.unwrap());
+    assert!(store.remove_member(big.id, bob.id, None).await.unwrap());
     assert_eq!((count(big.id).await, count(small.id).await), (1, 2));
     let public = store.public_servers(10).await.unwrap();
     assert_eq!(
