@@ -77,3 +77,37 @@ pub struct BotConnect {
     /// 15-minute access JWT of the bot user.
     pub access_token: String,
 }
+
+/// What a [`BotLogEntry`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum BotLogEvent {
+    /// The bot was created.
+    BotCreated,
+    /// The bot posted a message in a server channel.
+    MessageSent,
+    /// The bot was revoked.
+    BotRevoked,
+}
+
+/// One line of a bot's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BotLogEntry {
+    /// When it happened.
+    pub timestamp: Timestamp,
+    /// What happened.
+    pub event: BotLogEvent,
+    /// A human-readable line about it.
+    #[cfg_attr(feature = "openapi", schema(required))]
+    pub detail: Option<String>,
+}
+
+/// `GET /bots/{id}/logs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BotLogs {
+    /// Newest first.
+    pub logs: Vec<BotLogEntry>,
+}

@@ -146,6 +146,7 @@ metered! {
     fn update_bot(&self, id: BotId, name: Option<&str>, description: Option<&str>) -> StoreResult<Option<Bot>>;
     fn revoke_bot(&self, id: BotId, at: Timestamp) -> StoreResult<bool>;
     fn set_bot_token(&self, id: BotId, token_hash: &str) -> StoreResult<bool>;
+    fn recent_messages_by_author(&self, author: UserId, limit: u32) -> StoreResult<Vec<concord_store::AuthoredMessage>>;
     // Roles, role assignments and channel overrides (issue 12, permissions).
     fn role(&self, id: RoleId) -> StoreResult<Option<Role>>;
     fn update_role(&self, id: RoleId, patch: &concord_store::RolePatch, audit: Option<&AuditRecord>) -> StoreResult<Option<(Role, bool)>>;

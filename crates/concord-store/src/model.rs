@@ -270,6 +270,19 @@ pub struct BotRecord {
     pub token_hash: String,
 }
 
+/// A message seen from its author's side: where and what they posted (a bot's log).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthoredMessage {
+    /// The message.
+    pub id: MessageId,
+    /// The server channel it was posted in.
+    pub channel_id: ChannelId,
+    /// Its current text.
+    pub content: String,
+    /// When it was posted.
+    pub created_at: Timestamp,
+}
+
 /// Everything the in-memory directory (permissions, audiences) is built from at start.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DirectorySnapshot {

@@ -11,9 +11,9 @@ use concord_protocol::{
 use concord_protocol::{Ban, GoLiveInfo, Invite, InviteId, InvitePreview, Timeout};
 
 use crate::{
-    BotRecord, ChannelPatch, DirectorySnapshot, DmChannelRecord, DmChannelSummary, MemberDetail,
-    NewChannel, NewMessage, NewUser, Presence, ReadyState, RefreshSession, SavedSession,
-    ServerPatch, StoreError, UserPatch, UserRecord,
+    AuthoredMessage, BotRecord, ChannelPatch, DirectorySnapshot, DmChannelRecord, DmChannelSummary,
+    MemberDetail, NewChannel, NewMessage, NewUser, Presence, ReadyState, RefreshSession,
+    SavedSession, ServerPatch, StoreError, UserPatch, UserRecord,
 };
 // Content: threads, reactions, pins, polls, scheduled events (issue 12).
 use crate::{NewPoll, NewServerEvent, PollRecord, VoteOutcome};
@@ -314,6 +314,14 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_bot(&self, id: BotId, at: Timestamp) -> StoreResult<bool>;
     /// Replaces the token hash; false when missing.
     async fn set_bot_token(&self, id: BotId, token_hash: &str) -> StoreResult<bool>;
+    /// The `limit` newest live messages `author` posted in server channels (thread
+    /// replies included, DMs not), newest first by (`created_at`, `id`): what a bot's
+    /// log shows of its activity.
+    async fn recent_messages_by_author(
+        &self,
+        author: UserId,
+        limit: u32,
+    ) -> StoreResult<Vec<AuthoredMessage>>;
 
     // ---- roles, role assignments and channel overrides (issue 12, permissions) ----
 

@@ -9,8 +9,8 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
 };
 use concord_protocol::{
-    Bot, BotConnect, BotCreated, BotId, BotList, CreateBot, ErrorBody, Status, Timestamp,
-    UpdateBot, UserId,
+    Bot, BotConnect, BotCreated, BotId, BotList, BotLogEntry, BotLogEvent, BotLogs, CreateBot,
+    ErrorBody, Status, Timestamp, UpdateBot, UserId,
 };
 use concord_store::{BotRecord, NewUser};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -29,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(connect))
         .routes(routes!(fetch, update, revoke))
         .routes(routes!(regenerate))
+        .routes(routes!(logs))
 }
 
 #[utoipa::path(
@@ -50,7 +51,7 @@ async fn create(
     principal: Principal,
     Json(body): Json<CreateBot>,
 ) -> ApiResult<(StatusCode, axum::Json<BotCreated>)> {
-    principal.human()?;
+    not_a_bot(&principal)?;
     let name = body.name.trim();
     check_name_length(name)?;
     if let Some(description) = body.description.as_deref() {
@@ -108,7 +109,7 @@ async fn list(
     State(state): State<AppState>,
     principal: Principal,
 ) -> ApiResult<axum::Json<BotList>> {
-    principal.human()?;
+    not_a_bot(&principal)?;
     let bots = state.store.bots_of_creator(principal.id()).await?;
     Ok(axum::Json(BotList { bots }))
 }
@@ -131,7 +132,7 @@ async fn fetch(
     principal: Principal,
     Path(id): Path<BotId>,
 ) -> ApiResult<axum::Json<Bot>> {
-    principal.human()?;
+    not_a_bot(&principal)?;
     let record = owned_bot(&state, &principal, id).await?;
     Ok(axum::Json(record.bot))
 }
@@ -159,7 +160,7 @@ async fn update(
     Path(id): Path<BotId>,
     Json(body): Json<UpdateBot>,
 ) -> ApiResult<axum::Json<Bot>> {
-    principal.human()?;
+    not_a_bot(&principal)?;
     let record = owned_bot(&state, &principal, id).await?;
     if record.bot.revoked_at.is_some() {
         return Err(ApiError::bad_request("Cannot update a revoked bot"));
@@ -198,7 +199,7 @@ async fn revoke(
     principal: Principal,
     Path(id): Path<BotId>,
 ) -> ApiResult<StatusCode> {
-    principal.human()?;
+    not_a_bot(&principal)?;
     let record = owned_bot(&state, &principal, id).await?;
     // Revoking twice is "not found" in the reference, and so is losing a race with a
     // concurrent revoke.
@@ -229,7 +230,7 @@ async fn regenerate(
     principal: Principal,
     Path(id): Path<BotId>,
 ) -> ApiResult<axum::Json<BotCreated>> {
-    principal.human()?;
+    not_a_bot(&principal)?;
     let record = owned_bot(&state, &principal, id).await?;
     if record.bot.revoked_at.is_some() {
         return Err(ApiError::bad_request(
@@ -286,6 +287,84 @@ async fn connect(
         .keys
         .issue(&principal.user, TokenType::Access, Timestamp::now(), None);
     Ok(axum::Json(BotConnect { access_token }))
+}
+
+/// How many of the bot's messages its log lists.
+const LOGGED_MESSAGES: u32 = 50;
+
+/// How many characters of a message its log line quotes.
+const EXCERPT_CHARS: usize = 80;
+
+#[utoipa::path(
+    get,
+    path = "/bots/{id}/logs",
+    tag = "bots",
+    description = "What one of the caller's bots has done, newest first: its creation, its \
+                   50 newest messages in server channels, and its revocation. Nothing is \
+                   stored for this; the log is read from the bot and its messages.",
+    security(("bearer" = []), ("bot_token" = [])),
+    params(("id" = BotId, Path, description = "The bot.")),
+    responses(
+        (status = 200, description = "The bot's log.", body = BotLogs),
+        (status = 403, description = "Bots cannot manage bots.", body = ErrorBody),
+        (status = 404, description = "No such bot, or it is not the caller's.", body = ErrorBody),
+    ),
+)]
+async fn logs(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<BotId>,
+) -> ApiResult<axum::Json<BotLogs>> {
+    not_a_bot(&principal)?;
+    let record = owned_bot(&state, &principal, id).await?;
+    let bot = record.bot;
+    let messages = state
+        .store
+        .recent_messages_by_author(bot.user_id, LOGGED_MESSAGES)
+        .await?;
+
+    let mut logs = Vec::with_capacity(messages.len() + 2);
+    if let Some(revoked_at) = bot.revoked_at {
+        logs.push(BotLogEntry {
+            timestamp: revoked_at,
+            event: BotLogEvent::BotRevoked,
+            detail: Some(format!("Bot \"{}\" was revoked", bot.name)),
+        });
+    }
+    logs.extend(messages.into_iter().map(|m| BotLogEntry {
+        timestamp: m.created_at,
+        event: BotLogEvent::MessageSent,
+        detail: Some(format!(
+            "[channel {}] {}",
+            m.channel_id,
+            excerpt(&m.content)
+        )),
+    }));
+    logs.push(BotLogEntry {
+        timestamp: bot.created_at,
+        event: BotLogEvent::BotCreated,
+        detail: Some(format!("Bot \"{}\" was created", bot.name)),
+    });
+    // Newest first; a stable sort keeps the order above for equal times (revocation
+    // before messages before creation).
+    logs.sort_by_key(|entry| std::cmp::Reverse(entry.timestamp));
+    Ok(axum::Json(BotLogs { logs }))
+}
+
+/// The first [`EXCERPT_CHARS`] characters of `content`, with `…` when cut.
+fn excerpt(content: &str) -> String {
+    match content.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}…", &content[..cut]),
+        None => content.to_owned(),
+    }
+}
+
+/// Bot management is for people: a bot, by token or JWT, is refused with the
+/// reference's text (rest-extras §10).
+fn not_a_bot(principal: &Principal) -> ApiResult<()> {
+    principal
+        .human()
+        .map_err(|_| ApiError::forbidden("Bots cannot access bot management endpoints"))
 }
 
 /// The caller's bot, revoked or not; someone else's bot is "not found".
@@ -355,6 +434,16 @@ mod tests {
         assert_eq!(slug_of("My Cool Bot"), "my-cool-bot");
         assert_eq!(slug_of("Bot!@#123"), "bot---123");
         assert_eq!(slug_of("-Edge-"), "edge");
+    }
+
+    #[test]
+    fn excerpts_cut_at_80_characters_not_bytes() {
+        assert_eq!(excerpt("short"), "short");
+        let exact = "é".repeat(80);
+        assert_eq!(excerpt(&exact), exact);
+        let long = format!("{}xyz", "é".repeat(80));
+        assert_eq!(excerpt(&long), format!("{}…", "é".repeat(80)));
+        assert_eq!(excerpt(""), "");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Conformance cases: bots.
 
-use concord_protocol::{Bot, BotId};
+use concord_protocol::{Bot, BotId, ChannelId, ChannelType, MessageId, UserId};
 
-use super::{assert_conflict, at, bot_def, bot_user, user};
+use super::{
+    assert_conflict, at, bot_def, bot_user, channel, dm_def, dm_message, message, server, user,
+};
 use crate::Store;
 
 /// Bots: lookups by id, user and token (revoked included), creator listing oldest
@@ -127,4 +129,80 @@ pub async fn create_bot_is_atomic(store: &dyn Store) {
     assert_eq!(store.bot(same_name.bot.id).await.unwrap(), None);
     assert_eq!(store.bot_by_token_hash("t3").await.unwrap(), None);
     assert_eq!(store.bots_of_creator(alice.id).await.unwrap().len(), 1);
+}
+
+/// An author's recent messages: server channels only (DMs never), deleted ones
+/// skipped, newest first with ties broken by id, cut at the limit, and edits shown as
+/// they are now.
+pub async fn recent_messages_by_author_newest_live_first(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let bob = user(store, "bob").await;
+    let guild = server(store, alice.id, at(1)).await;
+    let general = channel(store, guild.id, ChannelType::Text, 2).await;
+    let other = channel(store, guild.id, ChannelType::Text, 3).await;
+
+    let first = message(store, general.id, alice.id, 10).await;
+    let deleted = message(store, other.id, alice.id, 11).await;
+    let mut tied = vec![
+        message(store, other.id, alice.id, 12).await,
+        message(store, general.id, alice.id, 12).await,
+    ];
+    tied.sort_by_key(|m| std::cmp::Reverse(m.id));
+    let edited = message(store, general.id, alice.id, 13).await;
+    // Someone else's message and a DM of alice's never show.
+    message(store, general.id, bob.id, 14).await;
+    let (dm, _) = store
+        .open_dm_channel(&dm_def(alice.id, bob.id, at(1)))
+        .await
+        .unwrap();
+    store
+        .create_dm_message(&dm_message(dm.id, alice.id, at(15)))
+        .await
+        .unwrap();
+
+    assert!(store.delete_message(deleted.id).await.unwrap());
+    store
+        .edit_message(edited.id, "changed", &[], false, at(16))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let got = store.recent_messages_by_author(alice.id, 50).await.unwrap();
+    let ids: Vec<MessageId> = got.iter().map(|m| m.id).collect();
+    assert_eq!(ids, vec![edited.id, tied[0].id, tied[1].id, first.id]);
+    assert_eq!(got[0].content, "changed");
+    assert_eq!(got[0].channel_id, general.id);
+    assert_eq!(got[0].created_at, at(13));
+    assert_eq!(got[3].channel_id, general.id);
+    let tied_channels: Vec<ChannelId> = got[1..3].iter().map(|m| m.channel_id).collect();
+    assert_eq!(
+        tied_channels,
+        tied.iter().map(|m| m.channel_id).collect::<Vec<_>>()
+    );
+
+    let cut = store.recent_messages_by_author(alice.id, 2).await.unwrap();
+    assert_eq!(cut.len(), 2);
+    assert_eq!(cut[0].id, edited.id);
+    assert!(
+        store
+            .recent_messages_by_author(bob.id, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .recent_messages_by_author(bob.id, 50)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .recent_messages_by_author(UserId::new(), 50)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

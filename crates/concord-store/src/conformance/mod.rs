@@ -127,6 +127,7 @@ macro_rules! conformance_tests {
             voice_state_upsert_and_delete,
             gateway_sessions_are_taken_once,
             bot_lifecycle,
+            recent_messages_by_author_newest_live_first,
             create_bot_is_atomic,
             // Roles, role assignments and channel overrides (issue 12, permissions).
             role_lookup_and_update,

@@ -9,7 +9,7 @@ use sqlx::{
 };
 
 use super::{get, id, opt_id, opt_ts, ts, users::insert_user, write_tx};
-use crate::{BotRecord, NewUser, StoreResult};
+use crate::{AuthoredMessage, BotRecord, NewUser, StoreResult};
 
 /// The columns of a bot row, as [`bot_row`] reads them.
 const BOT_COLS: &str =
@@ -146,4 +146,33 @@ pub(super) async fn set_bot_token(
         .execute(pool)
         .await?;
     Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn recent_messages_by_author(
+    pool: &SqlitePool,
+    author: UserId,
+    limit: u32,
+) -> StoreResult<Vec<AuthoredMessage>> {
+    // Newest first straight off `messages_author (author_id, created_at, id)`; the
+    // deleted ones are skipped as the index is walked.
+    let found = sqlx::query(
+        "SELECT id, channel_id, content, created_at FROM messages \
+         WHERE author_id = ? AND deleted = 0 \
+         ORDER BY created_at DESC, id DESC LIMIT ?",
+    )
+    .bind(author.get())
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    found
+        .iter()
+        .map(|row| {
+            Ok(AuthoredMessage {
+                id: id(row, "id")?,
+                channel_id: id(row, "channel_id")?,
+                content: get(row, "content")?,
+                created_at: ts(row, "created_at")?,
+            })
+        })
+        .collect()
 }

@@ -33,9 +33,9 @@ use sqlx::{
 use uuid::Uuid;
 
 use crate::{
-    BotRecord, ChannelPatch, DirectorySnapshot, DmChannelRecord, DmChannelSummary, MemberDetail,
-    NewChannel, NewMessage, NewUser, Presence, ReadyState, RefreshSession, SavedSession,
-    ServerPatch, Store, StoreError, StoreResult, UserPatch, UserRecord,
+    AuthoredMessage, BotRecord, ChannelPatch, DirectorySnapshot, DmChannelRecord, DmChannelSummary,
+    MemberDetail, NewChannel, NewMessage, NewUser, Presence, ReadyState, RefreshSession,
+    SavedSession, ServerPatch, Store, StoreError, StoreResult, UserPatch, UserRecord,
 };
 // Content: threads, reactions, pins, polls, scheduled events (issue 12).
 use crate::{NewPoll, NewServerEvent, PollRecord, VoteOutcome};
@@ -143,6 +143,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         13,
         "audit logs",
         include_str!("../../migrations/sqlite/0013_audit_logs.sql"),
+    ),
+    // ---- bot logs (issue 18 part C) ----
+    (
+        17,
+        "messages by author",
+        include_str!("../../migrations/sqlite/0017_messages_by_author.sql"),
     ),
 ];
 
@@ -882,6 +888,14 @@ impl Store for SqliteStore {
 
     async fn set_bot_token(&self, id: BotId, token_hash: &str) -> StoreResult<bool> {
         bots::set_bot_token(&self.pool, id, token_hash).await
+    }
+
+    async fn recent_messages_by_author(
+        &self,
+        author: UserId,
+        limit: u32,
+    ) -> StoreResult<Vec<AuthoredMessage>> {
+        bots::recent_messages_by_author(&self.pool, author, limit).await
     }
 
     // ---- roles, role assignments and channel overrides (issue 12, permissions) ----
