@@ -42,15 +42,15 @@ fn unzip(bytes: &[u8]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).expect("entry");
+        let name = entry.name().expect("entry name").into_owned();
         assert_eq!(
             entry.compression(),
             zip::CompressionMethod::Deflated,
-            "{}",
-            entry.name()
+            "{name}"
         );
         let mut text = String::new();
         entry.read_to_string(&mut text).expect("UTF-8 entry");
-        out.push((entry.name().to_owned(), text));
+        out.push((name, text));
     }
     out
 }
@@ -178,7 +178,10 @@ async fn the_archive_holds_every_entry_exactly() {
     let doomed = bob.post(&general, "oops").await;
     let in_thread = post(
         &bob,
-        &format!("/channels/{general}/messages/{}/thread", str_of(&hello["id"])),
+        &format!(
+            "/channels/{general}/messages/{}/thread",
+            str_of(&hello["id"])
+        ),
         json!({"content": "threaded"}),
     )
     .await;
@@ -338,15 +341,24 @@ async fn the_archive_holds_every_entry_exactly() {
         ]
     );
     assert_eq!(
-        lines(entry(&entries, &format!("{root}/messages/dev_ops__1-{devops}.jsonl"))),
+        lines(entry(
+            &entries,
+            &format!("{root}/messages/dev_ops__1-{devops}.jsonl")
+        )),
         [message_line(&build, &alice)]
     );
     assert_eq!(
-        lines(entry(&entries, &format!("{root}/dm_messages/bob-{with_bob}.jsonl"))),
+        lines(entry(
+            &entries,
+            &format!("{root}/dm_messages/bob-{with_bob}.jsonl")
+        )),
         [dm_line(&dm1, &alice), dm_line(&dm2, &bob)]
     );
     assert_eq!(
-        entry(&entries, &format!("{root}/dm_messages/carol-{with_carol}.jsonl")),
+        entry(
+            &entries,
+            &format!("{root}/dm_messages/carol-{with_carol}.jsonl")
+        ),
         ""
     );
 
@@ -355,7 +367,10 @@ async fn the_archive_holds_every_entry_exactly() {
     let bobs = bob.create_server("bobs").await;
     let his = export(&server, &bob, &bobs).await;
     assert_eq!(
-        lines(entry(&his, &format!("bobs-export/dm_messages/carol-{theirs}.jsonl"))),
+        lines(entry(
+            &his,
+            &format!("bobs-export/dm_messages/carol-{theirs}.jsonl")
+        )),
         [dm_line(&private, &bob)]
     );
     assert!(
@@ -383,7 +398,11 @@ async fn names_are_slugged_and_the_headers_name_the_file() {
     assert_eq!(got.status, 200);
     assert_eq!(got.headers["content-type"], "application/zip");
     // Streamed: no length up front.
-    assert!(got.headers.get("content-length").is_none(), "{:?}", got.headers);
+    assert!(
+        got.headers.get("content-length").is_none(),
+        "{:?}",
+        got.headers
+    );
     let disposition = got.headers["content-disposition"].to_str().unwrap();
     assert!(
         [day, after]

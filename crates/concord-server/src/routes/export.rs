@@ -30,12 +30,12 @@ use axum::{
 };
 use bytes::Bytes;
 use chrono::{Datelike, Timelike, Utc};
-use futures_util::StreamExt;
 use concord_protocol::{
     ChannelType, ErrorBody, ExportedChannel, ExportedDirectMessage, ExportedMember,
     ExportedMessage, ExportedRole, ExportedServer, ServerDto, ServerId, UserId,
 };
 use concord_store::{ExportCursor, Store, StoreError};
+use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -474,16 +474,16 @@ async fn write_archive(
         after_dm = dms.last().map(concord_store::ExportDmChannelRecord::cursor);
         let full_dms = dms.len() == PAGE as usize;
         for dm in dms {
-            let name = format!(
-                "dm_messages/{}-{}.jsonl",
-                slug(&dm.partner_username),
-                dm.id
-            );
+            let name = format!("dm_messages/{}-{}.jsonl", slug(&dm.partner_username), dm.id);
             archive.start(&name).await?;
             let mut after: Option<ExportCursor> = None;
             loop {
-                let page = store.export_dm_messages(dm.id, after.as_ref(), PAGE).await?;
-                after = page.last().map(concord_store::ExportDmMessageRecord::cursor);
+                let page = store
+                    .export_dm_messages(dm.id, after.as_ref(), PAGE)
+                    .await?;
+                after = page
+                    .last()
+                    .map(concord_store::ExportDmMessageRecord::cursor);
                 let full = page.len() == PAGE as usize;
                 let lines: Vec<ExportedDirectMessage> = page
                     .into_iter()
@@ -660,6 +660,9 @@ mod tests {
         let mut array = PrettyArray::default();
         let mut out = array.items(&empty).unwrap();
         out.extend_from_slice(array.end());
-        assert_eq!(out, serde_json::to_string_pretty(&empty).unwrap().as_bytes());
+        assert_eq!(
+            out,
+            serde_json::to_string_pretty(&empty).unwrap().as_bytes()
+        );
     }
 }
