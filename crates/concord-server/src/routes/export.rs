@@ -569,7 +569,6 @@ async fn export_server(
     if state.directory.owner(id) != Some(owner) {
         return Err(server_not_found());
     }
-    let internal = || ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
     let server = match state.store.server(id).await {
         Ok(Some(server)) if server.server.owner_id == owner => server,
         Ok(_) => return Err(server_not_found()),
@@ -578,13 +577,23 @@ async fn export_server(
     let slug = slug(&server.server.name);
     let filename = format!("{slug}-export-{}.zip", Utc::now().format("%Y%m%d"));
 
-    let (tx, mut rx) = mpsc::channel::<Chunk>(QUEUE);
+    let (tx, rx) = mpsc::channel::<Chunk>(QUEUE);
     let archive = Archive::new(format!("{slug}-export/"), tx);
     tokio::spawn(run(state.store.clone(), server, owner, archive));
-    // Nothing is answered before the first chunk: a failure until then is a 500.
+    respond(&filename, rx).await
+}
+
+/// The answer whose body is what arrives on `rx`, once the first chunk has: a failure
+/// (or the sender gone) before it is a 500 JSON answer, since nothing is sent yet.
+async fn respond(filename: &str, mut rx: mpsc::Receiver<Chunk>) -> ApiResult<Response> {
     let first = match rx.recv().await {
         Some(Ok(first)) => first,
-        Some(Err(_)) | None => return Err(internal()),
+        Some(Err(_)) | None => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal server error",
+            ));
+        }
     };
     let rest = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
@@ -596,7 +605,7 @@ async fn export_server(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/zip"),
     );
-    headers.insert(header::CONTENT_DISPOSITION, disposition(&filename));
+    headers.insert(header::CONTENT_DISPOSITION, disposition(filename));
     Ok((headers, Body::from_stream(body)).into_response())
 }
 
@@ -664,5 +673,60 @@ mod tests {
             out,
             serde_json::to_string_pretty(&empty).unwrap().as_bytes()
         );
+    }
+
+    async fn answer(chunks: Vec<Chunk>) -> (StatusCode, Result<Vec<u8>, String>) {
+        let (tx, rx) = mpsc::channel(chunks.len().max(1));
+        for chunk in chunks {
+            tx.send(chunk).await.unwrap();
+        }
+        drop(tx);
+        let response = match respond("x-export-20260101.zip", rx).await {
+            Ok(response) => response,
+            Err(err) => err.into_response(),
+        };
+        let status = response.status();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .map(|collected| collected.to_bytes().to_vec())
+            .map_err(|err| err.to_string());
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn a_failure_before_the_first_chunk_is_a_json_500() {
+        let json = br#"{"error":"Internal server error"}"#.to_vec();
+        for chunks in [
+            vec![Err(io::Error::other("store"))],
+            vec![
+                Err(io::Error::other("store")),
+                Ok(Bytes::from_static(b"late")),
+            ],
+            Vec::new(),
+        ] {
+            assert_eq!(
+                answer(chunks).await,
+                (StatusCode::INTERNAL_SERVER_ERROR, Ok(json.clone()))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failure_after_the_first_chunk_breaks_the_body() {
+        // The control: the chunks of a whole export make the body.
+        let (status, body) = answer(vec![
+            Ok(Bytes::from_static(b"PK")),
+            Ok(Bytes::from_static(b"..")),
+        ])
+        .await;
+        assert_eq!((status, body), (StatusCode::OK, Ok(b"PK..".to_vec())));
+        let (status, body) = answer(vec![
+            Ok(Bytes::from_static(b"PK")),
+            Err(io::Error::other("store")),
+            Ok(Bytes::from_static(b"never")),
+        ])
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.is_err(), "{body:?}");
     }
 }
