@@ -456,6 +456,7 @@ async fn names_are_slugged_and_the_headers_name_the_file() {
 
 #[tokio::test]
 async fn only_the_owner_gets_the_export() {
+    // Refused: a member, a member with ADMINISTRATOR, a stranger, a missing server.
     let server = TestServer::start().await;
     let (alice, bob, carol) = (
         server.user("alice").await,
@@ -464,6 +465,21 @@ async fn only_the_owner_gets_the_export() {
     );
     let hall = alice.create_server("hall").await;
     bob.join(&hall).await;
+    carol.join(&hall).await;
+    // Carol holds ADMINISTRATOR, which does not make her the owner.
+    let admins = post(
+        &alice,
+        &format!("/servers/{hall}/roles"),
+        json!({"name": "admins", "permissions": 8192}),
+    )
+    .await;
+    let assign = format!(
+        "/servers/{hall}/members/{}/roles/{}",
+        carol.id,
+        str_of(&admins["id"])
+    );
+    assert_eq!(alice.api.put(&assign).await.status, 204);
+    let dave = server.user("dave").await;
     let path = format!("/servers/{hall}/export");
 
     // The owner's answer is the control of the refusals below.
@@ -471,6 +487,7 @@ async fn only_the_owner_gets_the_export() {
     for (who, path) in [
         (&bob, path.clone()),
         (&carol, path.clone()),
+        (&dave, path.clone()),
         (&alice, format!("/servers/{}/export", ServerId::new())),
     ] {
         let res = who.api.get(&path).await;
