@@ -31,10 +31,13 @@ use axum::{
 use bytes::Bytes;
 use chrono::{Datelike, Timelike, Utc};
 use concord_protocol::{
-    ChannelType, ErrorBody, ExportedChannel, ExportedDirectMessage, ExportedMember,
+    ChannelId, ChannelType, ErrorBody, ExportedChannel, ExportedDirectMessage, ExportedMember,
     ExportedMessage, ExportedRole, ExportedServer, ServerDto, ServerId, UserId,
 };
-use concord_store::{ExportCursor, Store, StoreError};
+use concord_store::{
+    ExportCursor, ExportDmChannelRecord, ExportDmMessageRecord, ExportMemberRecord,
+    ExportMessageRecord, Store, StoreError,
+};
 use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -348,24 +351,30 @@ impl PrettyArray {
     }
 }
 
+/// Whether a page is full, so that another may follow.
+fn full<T>(page: &[T]) -> bool {
+    i64::try_from(page.len()).is_ok_and(|n| n >= PAGE)
+}
+
 /// Writes the whole archive of `server` for its owner `owner`.
 async fn write_archive(
-    store: Arc<dyn Store>,
+    store: &dyn Store,
     server: ServerDto,
     owner: UserId,
     archive: &mut Archive,
 ) -> Result<(), ExportError> {
     let id = server.server.id;
+    let server = server.server;
     archive
         .json(
             "server.json",
             ExportedServer {
                 id,
-                name: server.server.name.clone(),
-                owner_id: server.server.owner_id,
-                icon_url: server.server.icon_url.clone(),
-                is_public: server.server.is_public,
-                created_at: server.server.created_at,
+                name: server.name,
+                owner_id: server.owner_id,
+                icon_url: server.icon_url,
+                is_public: server.is_public,
+                created_at: server.created_at,
             },
         )
         .await?;
@@ -386,30 +395,7 @@ async fn write_archive(
         .collect();
     archive.json("channels.json", listed).await?;
 
-    archive.start("members.json").await?;
-    let mut array = PrettyArray::default();
-    let mut after: Option<ExportCursor> = None;
-    loop {
-        let page = store.export_members(id, after.as_ref(), PAGE).await?;
-        after = page.last().map(concord_store::ExportMemberRecord::cursor);
-        let members: Vec<ExportedMember> = page
-            .into_iter()
-            .map(|m| ExportedMember {
-                user_id: m.user_id,
-                username: m.username,
-                nickname: None,
-                joined_at: m.joined_at,
-            })
-            .collect();
-        let full = members.len() == PAGE as usize;
-        let text = array.items(&members)?;
-        archive.step(move |zip| Ok(zip.write_all(&text)?)).await?;
-        if !full {
-            break;
-        }
-    }
-    let end = array.end();
-    archive.step(move |zip| Ok(zip.write_all(end)?)).await?;
+    write_members(store, id, archive).await?;
 
     let mut roles: Vec<ExportedRole> = store
         .roles_of_servers(&[id])
@@ -431,48 +417,94 @@ async fn write_archive(
 
     for channel in channels.iter().filter(|c| c.kind == ChannelType::Text) {
         let name = format!("messages/{}-{}.jsonl", slug(&channel.name), channel.id);
-        let mut after: Option<ExportCursor> = None;
-        loop {
-            let page = store
-                .export_messages(channel.id, after.as_ref(), PAGE)
-                .await?;
-            if after.is_none() {
-                if page.is_empty() {
-                    // Only channels with live messages get a file.
-                    break;
-                }
-                archive.start(&name).await?;
-            }
-            after = page.last().map(concord_store::ExportMessageRecord::cursor);
-            let full = page.len() == PAGE as usize;
-            let lines: Vec<ExportedMessage> = page
-                .into_iter()
-                .map(|m| ExportedMessage {
-                    id: m.id,
-                    author_id: m.author_id,
-                    author_username: m.author_username,
-                    content: m.content,
-                    reply_to: m.reply_to,
-                    edited_at: m.edited_at,
-                    created_at: m.created_at,
-                })
-                .collect();
-            archive.lines(lines).await?;
-            if !full {
-                break;
-            }
+        write_messages(store, channel.id, &name, archive).await?;
+    }
+    write_dms(store, owner, archive).await
+}
+
+/// `members.json`: one pretty array, written a page at a time.
+async fn write_members(
+    store: &dyn Store,
+    server: ServerId,
+    archive: &mut Archive,
+) -> Result<(), ExportError> {
+    archive.start("members.json").await?;
+    let mut array = PrettyArray::default();
+    let mut after: Option<ExportCursor> = None;
+    loop {
+        let page = store.export_members(server, after.as_ref(), PAGE).await?;
+        after = page.last().map(ExportMemberRecord::cursor);
+        let more = full(&page);
+        let members: Vec<ExportedMember> = page
+            .into_iter()
+            .map(|m| ExportedMember {
+                user_id: m.user_id,
+                username: m.username,
+                nickname: None,
+                joined_at: m.joined_at,
+            })
+            .collect();
+        let text = array.items(&members)?;
+        archive.step(move |zip| Ok(zip.write_all(&text)?)).await?;
+        if !more {
+            break;
         }
     }
+    let end = array.end();
+    archive.step(move |zip| Ok(zip.write_all(end)?)).await
+}
 
-    // Every DM channel of the owner, instance-wide, each with its file (empty for a
-    // channel without messages).
+/// The file `name` of a text channel's live messages; none when it has none.
+async fn write_messages(
+    store: &dyn Store,
+    channel: ChannelId,
+    name: &str,
+    archive: &mut Archive,
+) -> Result<(), ExportError> {
+    let mut after: Option<ExportCursor> = None;
+    loop {
+        let page = store.export_messages(channel, after.as_ref(), PAGE).await?;
+        if after.is_none() {
+            if page.is_empty() {
+                return Ok(());
+            }
+            archive.start(name).await?;
+        }
+        after = page.last().map(ExportMessageRecord::cursor);
+        let more = full(&page);
+        let lines: Vec<ExportedMessage> = page
+            .into_iter()
+            .map(|m| ExportedMessage {
+                id: m.id,
+                author_id: m.author_id,
+                author_username: m.author_username,
+                content: m.content,
+                reply_to: m.reply_to,
+                edited_at: m.edited_at,
+                created_at: m.created_at,
+            })
+            .collect();
+        archive.lines(lines).await?;
+        if !more {
+            return Ok(());
+        }
+    }
+}
+
+/// A file per DM channel of `owner`, instance-wide (empty for a channel without
+/// messages).
+async fn write_dms(
+    store: &dyn Store,
+    owner: UserId,
+    archive: &mut Archive,
+) -> Result<(), ExportError> {
     let mut after_dm: Option<ExportCursor> = None;
     loop {
         let dms = store
             .export_dm_channels(owner, after_dm.as_ref(), PAGE)
             .await?;
-        after_dm = dms.last().map(concord_store::ExportDmChannelRecord::cursor);
-        let full_dms = dms.len() == PAGE as usize;
+        after_dm = dms.last().map(ExportDmChannelRecord::cursor);
+        let more_dms = full(&dms);
         for dm in dms {
             let name = format!("dm_messages/{}-{}.jsonl", slug(&dm.partner_username), dm.id);
             archive.start(&name).await?;
@@ -481,10 +513,8 @@ async fn write_archive(
                 let page = store
                     .export_dm_messages(dm.id, after.as_ref(), PAGE)
                     .await?;
-                after = page
-                    .last()
-                    .map(concord_store::ExportDmMessageRecord::cursor);
-                let full = page.len() == PAGE as usize;
+                after = page.last().map(ExportDmMessageRecord::cursor);
+                let more = full(&page);
                 let lines: Vec<ExportedDirectMessage> = page
                     .into_iter()
                     .map(|m| ExportedDirectMessage {
@@ -496,23 +526,22 @@ async fn write_archive(
                     })
                     .collect();
                 archive.lines(lines).await?;
-                if !full {
+                if !more {
                     break;
                 }
             }
         }
-        if !full_dms {
-            break;
+        if !more_dms {
+            return Ok(());
         }
     }
-    Ok(())
 }
 
 /// Runs the export to its end, ending the body early with an error when it fails.
 async fn run(store: Arc<dyn Store>, server: ServerDto, owner: UserId, mut archive: Archive) {
     let server_id = server.server.id;
     let tx = archive.tx.clone();
-    let result = match write_archive(store, server, owner, &mut archive).await {
+    let result = match write_archive(&*store, server, owner, &mut archive).await {
         Ok(()) => archive.finish().await,
         Err(err) => Err(err),
     };
