@@ -657,5 +657,20 @@ async fn several_pages_round_trip_in_order() {
         .map(|l| str_of(&l["id"]))
         .collect();
     assert_eq!(got_dms, dm_message_ids);
+
+    // A client that stops after the first chunk ends its export; the next one is
+    // whole and the same.
+    let mut abandoned = reqwest::Client::new()
+        .get(server.url(&format!("/servers/{hall}/export")))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(abandoned.status(), 200);
+    assert!(abandoned.chunk().await.unwrap().is_some());
+    drop(abandoned);
+    let again = download(&server, &alice, &hall).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(unzip(&again.bytes), entries);
     server.shutdown().await;
 }
