@@ -37,6 +37,11 @@ use concord_store::{
 use concord_store::{AttachmentAddition, AttachmentRecord, FilePurge};
 // ---- audit log (issue 18 part C) ----
 use concord_store::{AuditLogFilter, AuditRecord};
+// ---- server export (issue 18 part B) ----
+use concord_store::{
+    ExportCursor, ExportDmChannelRecord, ExportDmMessageRecord, ExportMemberRecord,
+    ExportMessageRecord,
+};
 
 use crate::metrics::Metrics;
 
@@ -219,4 +224,9 @@ metered! {
     fn create_role_audited(&self, role: &Role, audit: &AuditRecord) -> StoreResult<()>;
     fn assign_role_audited(&self, server: ServerId, user: UserId, role: RoleId, audit: &AuditRecord) -> StoreResult<bool>;
     fn audit_logs(&self, server: ServerId, query: &AuditLogFilter) -> StoreResult<Vec<AuditRecord>>;
+    // ---- server export (issue 18 part B) ----
+    fn export_members(&self, server: ServerId, after: Option<&ExportCursor>, limit: i64) -> StoreResult<Vec<ExportMemberRecord>>;
+    fn export_messages(&self, channel: ChannelId, after: Option<&ExportCursor>, limit: i64) -> StoreResult<Vec<ExportMessageRecord>>;
+    fn export_dm_channels(&self, user: UserId, after: Option<&ExportCursor>, limit: i64) -> StoreResult<Vec<ExportDmChannelRecord>>;
+    fn export_dm_messages(&self, channel: DmChannelId, after: Option<&ExportCursor>, limit: i64) -> StoreResult<Vec<ExportDmMessageRecord>>;
 }

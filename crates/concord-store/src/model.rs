@@ -597,3 +597,118 @@ pub struct AuditLogFilter {
     /// At most this many rows.
     pub limit: i64,
 }
+
+// ---- server export (issue 18 part B) ----
+
+use concord_protocol::DirectMessageId;
+
+/// A keyset position in an export read: rows strictly after (`at`, `id`) in the
+/// read's (time, id) order come next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportCursor {
+    /// The time of the last row read (`joined_at` or `created_at`).
+    pub at: Timestamp,
+    /// The id of the last row read (the member's user id for members).
+    pub id: uuid::Uuid,
+}
+
+/// A member as the export lists them ([`crate::Store::export_members`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportMemberRecord {
+    /// The user.
+    pub user_id: UserId,
+    /// Their name.
+    pub username: String,
+    /// Join time.
+    pub joined_at: Timestamp,
+}
+
+impl ExportMemberRecord {
+    /// The cursor that reads on after this row.
+    pub fn cursor(&self) -> ExportCursor {
+        ExportCursor {
+            at: self.joined_at,
+            id: self.user_id.get(),
+        }
+    }
+}
+
+/// A live message of a server channel as the export writes it
+/// ([`crate::Store::export_messages`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportMessageRecord {
+    /// Id.
+    pub id: MessageId,
+    /// Author; `None` once the account is deleted.
+    pub author_id: Option<UserId>,
+    /// The author's name; `None` once the account is deleted.
+    pub author_username: Option<String>,
+    /// Text.
+    pub content: String,
+    /// The message replied to.
+    pub reply_to: Option<MessageId>,
+    /// Last edit.
+    pub edited_at: Option<Timestamp>,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+impl ExportMessageRecord {
+    /// The cursor that reads on after this row.
+    pub fn cursor(&self) -> ExportCursor {
+        ExportCursor {
+            at: self.created_at,
+            id: self.id.get(),
+        }
+    }
+}
+
+/// One of a user's DM channels, with the other participant
+/// ([`crate::Store::export_dm_channels`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportDmChannelRecord {
+    /// Id.
+    pub id: DmChannelId,
+    /// The other participant.
+    pub partner_id: UserId,
+    /// Their name.
+    pub partner_username: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+impl ExportDmChannelRecord {
+    /// The cursor that reads on after this row.
+    pub fn cursor(&self) -> ExportCursor {
+        ExportCursor {
+            at: self.created_at,
+            id: self.id.get(),
+        }
+    }
+}
+
+/// A live direct message as the export writes it
+/// ([`crate::Store::export_dm_messages`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportDmMessageRecord {
+    /// Id.
+    pub id: DirectMessageId,
+    /// Author; `None` once the account is deleted.
+    pub author_id: Option<UserId>,
+    /// The author's name; `None` once the account is deleted.
+    pub author_username: Option<String>,
+    /// Text.
+    pub content: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+impl ExportDmMessageRecord {
+    /// The cursor that reads on after this row.
+    pub fn cursor(&self) -> ExportCursor {
+        ExportCursor {
+            at: self.created_at,
+            id: self.id.get(),
+        }
+    }
+}

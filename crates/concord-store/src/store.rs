@@ -33,6 +33,11 @@ use concord_protocol::{AdminServer, AdminUser, RegistrationMode};
 use crate::{AttachmentAddition, AttachmentRecord, FilePurge};
 // ---- audit log (issue 18 part C) ----
 use crate::{AuditLogFilter, AuditRecord};
+// ---- server export (issue 18 part B) ----
+use crate::{
+    ExportCursor, ExportDmChannelRecord, ExportDmMessageRecord, ExportMemberRecord,
+    ExportMessageRecord,
+};
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -701,4 +706,42 @@ pub trait Store: Send + Sync + 'static {
         server: ServerId,
         query: &AuditLogFilter,
     ) -> StoreResult<Vec<AuditRecord>>;
+    // ---- server export (issue 18 part B) ----
+    //
+    // Keyset pages for `GET /servers/{id}/export`, which streams an archive of any
+    // size a page at a time. Each page is read on its own (the export is not one
+    // snapshot); rows that exist for the whole export are read exactly once.
+
+    /// Members of `server` by (`joined_at`, user id) ASC, strictly after `after`,
+    /// at most `limit`.
+    async fn export_members(
+        &self,
+        server: ServerId,
+        after: Option<&ExportCursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<ExportMemberRecord>>;
+    /// Live (not deleted) messages of `channel`, thread replies included, by
+    /// (`created_at`, id) ASC, strictly after `after`, at most `limit`.
+    async fn export_messages(
+        &self,
+        channel: ChannelId,
+        after: Option<&ExportCursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<ExportMessageRecord>>;
+    /// `user`'s DM channels with the other participant, by (`created_at`, id) ASC,
+    /// strictly after `after`, at most `limit`.
+    async fn export_dm_channels(
+        &self,
+        user: UserId,
+        after: Option<&ExportCursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<ExportDmChannelRecord>>;
+    /// Live direct messages of `channel` by (`created_at`, id) ASC, strictly after
+    /// `after`, at most `limit`.
+    async fn export_dm_messages(
+        &self,
+        channel: DmChannelId,
+        after: Option<&ExportCursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<ExportDmMessageRecord>>;
 }

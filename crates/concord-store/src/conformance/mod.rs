@@ -46,6 +46,8 @@ mod admin;
 mod attachments;
 // ---- audit log (issue 18 part C) ----
 mod audit;
+// ---- server export (issue 18 part B) ----
+mod export;
 
 pub use bots::*;
 pub use channels::*;
@@ -71,6 +73,8 @@ pub use admin::*;
 pub use attachments::*;
 // ---- audit log (issue 18 part C) ----
 pub use audit::*;
+// ---- server export (issue 18 part B) ----
+pub use export::*;
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is evaluated inside
 /// each (async) test and must yield a fresh, empty store (a value of a type that
@@ -180,6 +184,10 @@ macro_rules! conformance_tests {
             // ---- audit log (issue 18 part C) ----
             audit_rows_go_with_their_actions,
             audit_log_pages_and_filters,
+            // ---- server export (issue 18 part B) ----
+            export_members_page_in_join_order,
+            export_messages_live_oldest_first,
+            export_dm_channels_and_messages,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

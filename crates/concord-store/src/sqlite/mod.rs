@@ -56,6 +56,11 @@ use concord_protocol::{AdminServer, AdminUser, RegistrationMode};
 use crate::{AttachmentAddition, AttachmentRecord, FilePurge};
 // ---- audit log (issue 18 part C) ----
 use crate::{AuditLogFilter, AuditRecord};
+// ---- server export (issue 18 part B) ----
+use crate::{
+    ExportCursor, ExportDmChannelRecord, ExportDmMessageRecord, ExportMemberRecord,
+    ExportMessageRecord,
+};
 
 // Instance admin, password reset, server templates (issue 18).
 mod admin;
@@ -81,6 +86,8 @@ mod emojis;
 mod attachments;
 // ---- audit log (issue 18 part C) ----
 mod audit;
+// ---- server export (issue 18 part B) ----
+mod export;
 
 #[cfg(test)]
 mod tests;
@@ -1330,5 +1337,43 @@ impl Store for SqliteStore {
 
     async fn forget_file_purges(&self, done: &[i64]) -> StoreResult<()> {
         attachments::forget_file_purges(&self.pool, done).await
+    }
+
+    // ---- server export (issue 18 part B) ----
+
+    async fn export_members(
+        &self,
+        server: ServerId,
+        after: Option<&ExportCursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<ExportMemberRecord>> {
+        export::export_members(&self.pool, server, after, limit).await
+    }
+
+    async fn export_messages(
+        &self,
+        channel: ChannelId,
+        after: Option<&ExportCursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<ExportMessageRecord>> {
+        export::export_messages(&self.pool, channel, after, limit).await
+    }
+
+    async fn export_dm_channels(
+        &self,
+        user: UserId,
+        after: Option<&ExportCursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<ExportDmChannelRecord>> {
+        export::export_dm_channels(&self.pool, user, after, limit).await
+    }
+
+    async fn export_dm_messages(
+        &self,
+        channel: DmChannelId,
+        after: Option<&ExportCursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<ExportDmMessageRecord>> {
+        export::export_dm_messages(&self.pool, channel, after, limit).await
     }
 }
