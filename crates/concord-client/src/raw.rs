@@ -536,3 +536,130 @@ impl Connection {
         Ok(self.close.clone().flatten())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ACK: &[u8] = br#"{"op":"HEARTBEAT_ACK"}"#;
+
+    /// One zlib stream, each message sync-flushed, as the server writes it.
+    fn zlib_frames(messages: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut deflate = flate2::Compress::new(flate2::Compression::fast(), true);
+        messages
+            .iter()
+            .map(|m| {
+                let mut out = Vec::with_capacity(m.len() + 64);
+                deflate
+                    .compress_vec(m, &mut out, flate2::FlushCompress::Sync)
+                    .unwrap();
+                out
+            })
+            .collect()
+    }
+
+    #[test]
+    fn zlib_messages_decode_in_order_and_need_the_sync_flush_suffix() {
+        let frames = zlib_frames(&[ACK, br#"{"op":"RECONNECT"}"#]);
+        assert!(frames.iter().all(|f| f.ends_with(&ZLIB_SUFFIX)));
+        let mut decoder = Decoder::new(Some(Compression::ZlibStream), 1 << 20);
+        assert_eq!(decoder.binary(&frames[0]).unwrap(), ACK);
+        assert!(matches!(
+            decode(decoder.binary(&frames[1]).unwrap()).unwrap(),
+            ServerMessage::Reconnect
+        ));
+        // The same stream with the suffix cut off the second message: refused.
+        let mut decoder = Decoder::new(Some(Compression::ZlibStream), 1 << 20);
+        decoder.binary(&frames[0]).unwrap();
+        let cut = &frames[1][..frames[1].len() - 4];
+        assert!(matches!(
+            decoder.binary(cut),
+            Err(DecodeError::MissingSyncFlush)
+        ));
+    }
+
+    #[test]
+    fn zstd_messages_decode_and_the_limit_holds() {
+        let mut cctx = zstd_safe::CCtx::create();
+        let mut frames = Vec::new();
+        for message in [ACK, &[b' '; 5000][..]] {
+            let mut buf = vec![0u8; 8192];
+            let mut out = zstd_safe::OutBuffer::around(&mut buf[..]);
+            let mut input = zstd_safe::InBuffer::around(message);
+            cctx.compress_stream2(
+                &mut out,
+                &mut input,
+                zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_flush,
+            )
+            .unwrap();
+            let n = out.pos();
+            buf.truncate(n);
+            frames.push(buf);
+        }
+        let mut decoder = Decoder::new(Some(Compression::ZstdStream), 1000);
+        assert_eq!(decoder.binary(&frames[0]).unwrap(), ACK);
+        assert!(matches!(
+            decoder.binary(&frames[1]),
+            Err(DecodeError::Inflate(InflateError::TooBig(1000)))
+        ));
+    }
+
+    #[test]
+    fn frames_of_the_wrong_kind_are_refused() {
+        let plain = Decoder::new(None, 1 << 20);
+        assert_eq!(plain.text(ACK).unwrap(), ACK);
+        let mut plain = plain;
+        assert!(matches!(
+            plain.binary(ACK),
+            Err(DecodeError::UnexpectedBinary)
+        ));
+        let zlib = Decoder::new(Some(Compression::ZlibStream), 1 << 20);
+        assert!(matches!(zlib.text(ACK), Err(DecodeError::UnexpectedText)));
+        let mut zlib = zlib;
+        assert!(zlib.binary(b"not zlib\x00\x00\xff\xff").is_err());
+    }
+
+    #[test]
+    fn decode_keeps_an_odd_payload_of_a_known_event_as_unknown() {
+        let frame = br#"{"op":"DISPATCH","s":7,"t":"MESSAGE_CREATE","d":{"id":5}}"#;
+        match decode(frame).unwrap() {
+            ServerMessage::Dispatch {
+                seq: Some(7),
+                event: GatewayEvent::Unknown { name, raw },
+            } => {
+                assert_eq!(name, "MESSAGE_CREATE");
+                assert_eq!(raw["id"], 5);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(decode(b"[1,2]").is_err());
+    }
+
+    #[test]
+    fn encode_and_gateway_url() {
+        assert_eq!(encode(Op::Heartbeat, None).unwrap(), HEARTBEAT);
+        assert_eq!(
+            gateway_url(
+                "ws://h:1/ws",
+                Version::V2,
+                Some(Compression::ZlibStream),
+                &[]
+            ),
+            "ws://h:1/ws?v=2&compress=zlib-stream"
+        );
+        assert_eq!(
+            gateway_url(
+                "ws://h:1/ws",
+                Version::V1,
+                Some(Compression::ZlibStream),
+                &[("token", "a b")]
+            ),
+            "ws://h:1/ws?v=1&token=a%20b"
+        );
+        assert!(matches!(host_port("http://h/ws"), Err(RawError::Url(_))));
+        assert_eq!(
+            host_port("ws://[::1]:9/ws").unwrap(),
+            ("::1".to_string(), 9)
+        );
+    }
+}
