@@ -74,6 +74,9 @@ pub enum DecodeError {
     /// A `zlib-stream` frame that does not end with the sync flush `00 00 ff ff`.
     #[error("a zlib-stream message without the 00 00 ff ff sync-flush suffix")]
     MissingSyncFlush,
+    /// A decoded message that is not UTF-8 ([`Connection::next_text`]).
+    #[error("a message that is not UTF-8")]
+    NotUtf8,
     /// The compressed stream is broken, or a message is too large.
     #[error(transparent)]
     Inflate(#[from] InflateError),
@@ -485,6 +488,20 @@ impl Connection {
             Held::Text(text) => text.as_bytes(),
             Held::Decoded => &self.decoder.out,
             Held::None => &[],
+        }
+    }
+
+    /// The next message as text: a text frame as tungstenite checked it, a decoded
+    /// binary frame checked here; pings and pongs skipped.
+    ///
+    /// # Errors
+    /// Those of [`Connection::next_payload`], and [`DecodeError::NotUtf8`].
+    pub async fn next_text(&mut self) -> Result<&str, RawError> {
+        self.next_payload().await?;
+        match &self.held {
+            Held::Text(text) => Ok(text.as_str()),
+            _ => std::str::from_utf8(&self.decoder.out)
+                .map_err(|_| RawError::Decode(DecodeError::NotUtf8)),
         }
     }
 
