@@ -33,13 +33,15 @@ use serde_json::Value;
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
-        self, Message, Utf8Bytes,
+        Message, Utf8Bytes,
         http::Uri,
         protocol::{CloseFrame, WebSocketConfig, frame::coding::CloseCode},
     },
 };
 
-pub use tokio_tungstenite::tungstenite as ws;
+/// The WebSocket library underneath, for [`Connection::send_message`] and the
+/// errors of a refused upgrade.
+pub use tokio_tungstenite::tungstenite;
 
 use crate::{BoxedStream, Compression, Version, compress::Inflate};
 
