@@ -24,6 +24,61 @@ use target::Target;
 
 pub use args::{BenchArgs, Protocol, Scenario, parse_duration};
 
+/// The fleet's per-frame receive work, for the `decoder` criterion bench only
+/// (`benches/decoder.rs`): not part of the bench's interface.
+#[doc(hidden)]
+pub mod receive {
+    use concord_client::{GatewayEvent, protocol::ServerMessage, raw};
+
+    use crate::content::{Marker, Stamp, event_name};
+
+    /// What a receiver takes from one MESSAGE_CREATE frame: the event name and the
+    /// stamp (`seq`, `sent_ns`) of this run.
+    pub type Seen<'a> = (&'a str, Option<(u64, u64)>);
+
+    /// A run's marker and both ways of reading a frame.
+    #[derive(Debug, Clone)]
+    pub struct Receive {
+        marker: Marker,
+    }
+
+    impl Receive {
+        /// For run `run_id`.
+        pub fn new(run_id: &str) -> Self {
+            Self {
+                marker: Marker::new(run_id),
+            }
+        }
+
+        /// The message content the bench sends: the stamp padded to `size` bytes.
+        pub fn content(&self, seq: u64, sent_ns: u64, size: usize) -> String {
+            self.marker.encode(Stamp { seq, sent_ns }, size)
+        }
+
+        /// The fleet's lean path (`fleet/conn.rs`, `on_text`): the event name by
+        /// scanning, then the stamp found in the raw text.
+        pub fn lean<'a>(&self, text: &'a str) -> Option<Seen<'a>> {
+            let name = event_name(text)?;
+            let stamp = self.marker.find(text).map(|s| (s.seq, s.sent_ns));
+            Some((name, stamp))
+        }
+
+        /// The SDK's path: the message typed with [`raw::decode`], then the stamp
+        /// found in the typed message's content.
+        pub fn sdk(&self, message: &[u8]) -> Option<(ServerMessage, Option<(u64, u64)>)> {
+            let message = raw::decode(message).ok()?;
+            let stamp = match &message {
+                ServerMessage::Dispatch {
+                    event: GatewayEvent::MessageCreate(m),
+                    ..
+                } => self.marker.find(&m.content).map(|s| (s.seq, s.sent_ns)),
+                _ => None,
+            };
+            Some((message, stamp))
+        }
+    }
+}
+
 /// Runs the bench as `args` says and prints one JSON line per scenario on stdout
 /// (plus a table and a progress line on stderr unless `--json`).
 ///

@@ -7,19 +7,14 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use concord_client::raw::{ConnectOptions, Connection, RawError};
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::{
-    WebSocketStream, client_async_with_config,
-    tungstenite::{Message, protocol::WebSocketConfig},
-};
-
-use futures_util::StreamExt;
+use tokio::net::TcpSocket;
 
 use crate::{args::Protocol, content::event_name};
 
-/// A client gateway socket.
-pub(crate) type Ws = WebSocketStream<TcpStream>;
+/// A client gateway socket: the SDK's low-level connection (`concord_client::raw`).
+pub(crate) type Ws = Connection;
 
 /// Everything needed to open gateway sockets; shipped to worker processes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,35 +129,34 @@ impl Target {
         let _ = stream.set_nodelay(true);
         let url = format!("{}?{query}", self.ws_url);
         // Small buffers: the bench may hold tens of thousands of mostly idle sockets.
-        let config = WebSocketConfig::default()
-            .read_buffer_size(4 * 1024)
-            .write_buffer_size(0);
-        let (mut ws, _) = client_async_with_config(url, stream, Some(config))
+        let options = ConnectOptions {
+            read_buffer_size: Some(4 * 1024),
+            write_buffer_size: Some(0),
+            ..ConnectOptions::new()
+        };
+        let mut ws = Connection::connect_over(Box::new(stream), &url, &options)
             .await
-            .map_err(|e| match e {
-                tokio_tungstenite::tungstenite::Error::Http(response) => {
-                    AttemptError::Status(response.status().as_u16())
-                }
-                other => AttemptError::Handshake(other.to_string()),
+            .map_err(|e| match e.status() {
+                Some(status) => AttemptError::Status(status),
+                None => AttemptError::Handshake(e.to_string()),
             })?;
         let mut hello = None;
         loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(text))) => {
-                    match before_ready(self.protocol, hello.is_some(), &text)? {
-                        Step::Ready => {
-                            return Ok(Opened {
-                                ws,
-                                heartbeat: hello.flatten(),
-                            });
-                        }
-                        Step::Hello(interval) => hello = Some(interval),
-                    }
+            // Control frames may precede READY (the connection skips them); a binary
+            // frame is a protocol error.
+            let step = match ws.next_text().await {
+                Ok(text) => before_ready(self.protocol, hello.is_some(), text)?,
+                Err(RawError::Closed(_) | RawError::Lost(_)) => return Err(AttemptError::Closed),
+                Err(_) => return Err(AttemptError::NotReady),
+            };
+            match step {
+                Step::Ready => {
+                    return Ok(Opened {
+                        ws,
+                        heartbeat: hello.flatten(),
+                    });
                 }
-                // Control frames may precede READY; anything else is a protocol error.
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(_)) => return Err(AttemptError::NotReady),
-                Some(Err(_)) | None => return Err(AttemptError::Closed),
+                Step::Hello(interval) => hello = Some(interval),
             }
         }
     }

@@ -5,11 +5,15 @@ use crate::Compression;
 
 /// Why a compressed frame could not be decoded.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum InflateError {
+#[non_exhaustive]
+pub enum InflateError {
+    /// The zlib stream is broken.
     #[error("zlib: {0}")]
     Zlib(#[from] flate2::DecompressError),
+    /// The zstd stream is broken (zstd's error code).
     #[error("zstd: error code {0}")]
     Zstd(usize),
+    /// The message inflates past this many bytes.
     #[error("message larger than {0} bytes")]
     TooBig(usize),
 }
@@ -26,6 +30,11 @@ impl Inflate {
             Compression::ZlibStream => Self::Zlib(Box::new(flate2::Decompress::new(true))),
             Compression::ZstdStream => Self::Zstd(zstd_safe::DCtx::create()),
         }
+    }
+
+    /// Whether this is the zlib stream (whose messages end with a sync flush).
+    pub(crate) fn is_zlib(&self) -> bool {
+        matches!(self, Self::Zlib(_))
     }
 
     /// Decodes one binary frame into `out` (cleared first), refusing to grow it past

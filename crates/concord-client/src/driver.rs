@@ -3,27 +3,17 @@
 
 use std::{sync::Arc, time::Duration};
 
-use concord_protocol::{ClientFrame, GatewayEvent, Identify, Op, Resume, ServerMessage};
-use futures_util::{SinkExt, StreamExt};
+use concord_protocol::{GatewayEvent, Identify, Op, Resume, ServerMessage};
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use serde_json::Value;
 use tokio::{
     sync::{mpsc, oneshot},
     time::{Instant, sleep_until, timeout},
 };
-use tokio_tungstenite::{
-    WebSocketStream,
-    tungstenite::{
-        self, Message,
-        http::Uri,
-        protocol::{CloseFrame, WebSocketConfig, frame::coding::CloseCode},
-    },
-};
 
 use crate::{
-    BoxedStream, Credential, Error, Event, GatewayConfig, ReadyState, TokenError, Version,
-    compress::Inflate,
+    Credential, Error, Event, GatewayConfig, ReadyState, TokenError, Version,
     gateway::{Command, Shared},
+    raw::{self, ConnectOptions, Connection, RawError},
 };
 
 /// The close code the client uses when it drops a connection it means to resume
@@ -46,7 +36,7 @@ enum End {
     Token(TokenError),
 }
 
-type Socket = WebSocketStream<BoxedStream>;
+type Socket = Connection;
 
 struct Driver {
     config: GatewayConfig,
@@ -242,16 +232,13 @@ impl Driver {
             }
         };
         self.shared.fanout.emit(Event::Open).await;
-        let mut inflate = self.config.compression.map(Inflate::new);
-        let max = self.config.max_message_size;
-        let mut buf = Vec::new();
         // v2: HELLO first, then IDENTIFY or RESUME.
         let (interval, hello_session) = match self.config.version {
             Version::V1 => (self.config.v1_heartbeat, None),
             Version::V2 => {
                 let hello = timeout(limit, async {
                     loop {
-                        match next_message(&mut ws, &mut inflate, &mut buf, max).await {
+                        match next_message(&mut ws).await {
                             Ok(ServerMessage::Hello(hello)) => return Ok(hello),
                             Ok(_) => {}
                             Err(end) => return Err(end),
@@ -283,14 +270,13 @@ impl Driver {
             tokio::select! {
                 command = self.commands.recv() => match command {
                     Some(Command::Send(text)) => {
-                        if ws.send(Message::text(text)).await.is_err() {
+                        if ws.send_text(text).await.is_err() {
                             return End::Retry { code: None, renew: false };
                         }
                     }
                     Some(Command::Disconnect) | None => {
                         self.shared.status().state = ReadyState::Closing;
-                        let close = CloseFrame { code: CloseCode::Normal, reason: "".into() };
-                        let _ = timeout(Duration::from_secs(1), ws.close(Some(close))).await;
+                        let _ = timeout(Duration::from_secs(1), ws.send_close(1000, "")).await;
                         return End::Disconnect;
                     }
                 },
@@ -305,15 +291,14 @@ impl Driver {
                             tracing::debug!("heartbeat not acknowledged: zombie connection");
                             return drop_resumable(ws).await;
                         }
-                        let beat = r#"{"op":"HEARTBEAT","t":null,"d":null}"#;
-                        if ws.send(Message::text(beat)).await.is_err() {
+                        if ws.heartbeat().await.is_err() {
                             return End::Retry { code: None, renew: false };
                         }
                         beat_sent = Some(now);
                         next_beat = now + interval;
                     }
                 }
-                message = next_message(&mut ws, &mut inflate, &mut buf, max) => {
+                message = next_message(&mut ws) => {
                     let message = match message {
                         Ok(m) => m,
                         Err(end) => return end,
@@ -375,40 +360,23 @@ impl Driver {
 
     /// Opens the WebSocket (`?v=…&compress=…`, and on v1 the token).
     async fn open(&mut self, credential: &Credential) -> Result<Socket, End> {
-        let fatal = |reason: String| End::Fatal { code: None, reason };
-        let uri: Uri = self
-            .config
-            .url
-            .parse()
-            .map_err(|e| fatal(format!("bad gateway URL: {e}")))?;
-        if uri.scheme_str() != Some("ws") {
-            return Err(fatal("only ws:// URLs are supported".to_string()));
-        }
-        let host = uri
-            .host()
-            .ok_or_else(|| fatal("no host in the gateway URL".to_string()))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let port = uri.port_u16().unwrap_or(80);
-        let mut query = Vec::new();
-        match self.config.version {
-            Version::V1 => {
-                query.push("v=1".to_string());
-                // v1 has no IDENTIFY: the token can only go in the URL.
-                query.push(match credential {
-                    Credential::Token(t) => format!("token={}", encode(t)),
-                    Credential::BotToken(t) => format!("bot_token={}", encode(t)),
-                });
-            }
-            Version::V2 => {
-                query.push("v=2".to_string());
-                if let Some(compression) = self.config.compression {
-                    query.push(format!("compress={}", compression.as_str()));
-                }
-            }
-        }
-        let url = format!("{}?{}", self.config.url, query.join("&"));
+        let (host, port) = raw::host_port(&self.config.url).map_err(|e| End::Fatal {
+            code: None,
+            reason: e.to_string(),
+        })?;
+        let version = self.config.version;
+        // v1 has no IDENTIFY: the token can only go in the URL; it has no compression.
+        let (extra, compression) = match version {
+            Version::V1 => (
+                match credential {
+                    Credential::Token(t) => vec![("token", t.as_str())],
+                    Credential::BotToken(t) => vec![("bot_token", t.as_str())],
+                },
+                None,
+            ),
+            Version::V2 => (Vec::new(), self.config.compression),
+        };
+        let url = raw::gateway_url(&self.config.url, version, compression, &extra);
         let stream = self
             .config
             .connector
@@ -421,32 +389,25 @@ impl Driver {
                     renew: false,
                 }
             })?;
-        let ws_config = WebSocketConfig::default()
-            .max_message_size(Some(self.config.max_message_size))
-            .max_frame_size(Some(self.config.max_message_size));
-        match tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config)).await {
-            Ok((ws, _)) => Ok(ws),
-            Err(tungstenite::Error::Http(response)) => {
-                let status = response.status().as_u16();
-                Err(match status {
-                    401 => End::AuthRefused { code: None },
-                    400 | 403 | 404 => End::Fatal {
-                        code: Some(status),
-                        reason: format!("upgrade refused with HTTP {status}"),
-                    },
-                    _ => End::Retry {
+        let options = ConnectOptions::new()
+            .with_compression(compression)
+            .with_max_message_size(self.config.max_message_size);
+        match Connection::connect_over(stream, &url, &options).await {
+            Ok(ws) => Ok(ws),
+            Err(err) => match err.status() {
+                Some(401) => Err(End::AuthRefused { code: None }),
+                Some(status @ (400 | 403 | 404)) => Err(End::Fatal {
+                    code: Some(status),
+                    reason: format!("upgrade refused with HTTP {status}"),
+                }),
+                _ => {
+                    tracing::debug!(error = %err, "gateway upgrade failed");
+                    Err(End::Retry {
                         code: None,
                         renew: false,
-                    },
-                })
-            }
-            Err(err) => {
-                tracing::debug!(error = %err, "gateway upgrade failed");
-                Err(End::Retry {
-                    code: None,
-                    renew: false,
-                })
-            }
+                    })
+                }
+            },
         }
     }
 
@@ -460,34 +421,29 @@ impl Driver {
             let status = self.shared.status();
             (status.session_id.clone(), status.seq)
         };
-        let frame = match session {
-            Some(session_id) => ClientFrame {
-                op: Op::Resume,
-                t: None,
-                d: serde_json::to_value(Resume {
+        let (op, d) = match session {
+            Some(session_id) => (
+                Op::Resume,
+                serde_json::to_value(Resume {
                     token,
                     bot_token,
                     session_id,
                     seq,
-                })
-                .ok(),
-            },
+                }),
+            ),
             None => {
                 self.shared.status().seq = 0;
-                ClientFrame {
-                    op: Op::Identify,
-                    t: None,
-                    d: serde_json::to_value(Identify {
+                (
+                    Op::Identify,
+                    serde_json::to_value(Identify {
                         token,
                         bot_token,
                         intents: self.config.intents,
-                    })
-                    .ok(),
-                }
+                    }),
+                )
             }
         };
-        let text = serde_json::to_string(&frame).unwrap_or_default();
-        ws.send(Message::text(text)).await.map_err(|_| End::Retry {
+        ws.send_op(op, d.ok()).await.map_err(|_| End::Retry {
             code: None,
             renew: false,
         })
@@ -496,85 +452,29 @@ impl Driver {
 
 /// The next server frame, decoded; the connection's end otherwise. Cancel-safe: a frame
 /// taken from the socket is returned without another await.
-async fn next_message(
-    ws: &mut Socket,
-    inflate: &mut Option<Inflate>,
-    buf: &mut Vec<u8>,
-    max_message_size: usize,
-) -> Result<ServerMessage, End> {
+async fn next_message(ws: &mut Socket) -> Result<ServerMessage, End> {
+    let retry = End::Retry {
+        code: None,
+        renew: false,
+    };
     loop {
-        let bytes: &[u8] = match ws.next().await {
-            Some(Ok(Message::Text(text))) => {
-                buf.clear();
-                buf.extend_from_slice(text.as_bytes());
-                buf
+        return match ws.next_message().await {
+            Ok(message) => Ok(message),
+            Err(RawError::Message(err)) => {
+                tracing::warn!(error = %err, "unreadable frame ignored");
+                continue;
             }
-            Some(Ok(Message::Binary(data))) => {
-                let Some(inflate) = inflate.as_mut() else {
-                    continue; // not asked for: nothing a client can read
-                };
-                if let Err(err) = inflate.message(&data, buf, max_message_size) {
-                    tracing::warn!(error = %err, "undecodable compressed frame; reconnecting");
-                    return Err(End::Retry {
-                        code: None,
-                        renew: false,
-                    });
-                }
-                buf
+            Err(RawError::Closed(Some(close))) => Err(close_end(close.code, &close.reason)),
+            Err(RawError::Decode(err)) => {
+                tracing::warn!(error = %err, "undecodable frame; reconnecting");
+                Err(retry)
             }
-            Some(Ok(Message::Close(frame))) => {
-                return Err(match frame {
-                    Some(frame) => close_end(u16::from(frame.code), frame.reason.as_str()),
-                    None => End::Retry {
-                        code: None,
-                        renew: false,
-                    },
-                });
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(err)) => {
+            Err(err) => {
                 tracing::debug!(error = %err, "gateway connection lost");
-                return Err(End::Retry {
-                    code: None,
-                    renew: false,
-                });
-            }
-            None => {
-                return Err(End::Retry {
-                    code: None,
-                    renew: false,
-                });
+                Err(retry)
             }
         };
-        match ServerMessage::from_slice(bytes) {
-            Ok(message) => return Ok(message),
-            Err(err) => {
-                // A newer server's shape of a known event: keep it (and its
-                // sequence number) as an unknown event rather than lose it.
-                if let Some(message) = as_unknown(bytes) {
-                    tracing::warn!(error = %err, "event kept untyped");
-                    return Ok(message);
-                }
-                tracing::warn!(error = %err, "unreadable frame ignored");
-            }
-        }
     }
-}
-
-/// A dispatch whose payload did not type, as [`GatewayEvent::Unknown`].
-fn as_unknown(bytes: &[u8]) -> Option<ServerMessage> {
-    let mut frame: serde_json::Map<String, Value> = serde_json::from_slice(bytes).ok()?;
-    if frame.get("op")?.as_str()? != Op::Dispatch.as_str() {
-        return None;
-    }
-    let name = frame.get("t")?.as_str()?.to_string();
-    Some(ServerMessage::Dispatch {
-        seq: frame.get("s").and_then(Value::as_u64),
-        event: GatewayEvent::Unknown {
-            name,
-            raw: frame.remove("d").unwrap_or(Value::Null),
-        },
-    })
 }
 
 /// What a server close means (`extensions.md`): 4004 a refused credential, 4005 stop,
@@ -600,27 +500,9 @@ fn close_end(code: u16, reason: &str) -> End {
 /// Closes with a non-1000 code (so that the server keeps the session for RESUME) and
 /// gives up the connection.
 async fn drop_resumable(mut ws: Socket) -> End {
-    let close = CloseFrame {
-        code: CloseCode::from(RESUMABLE_CLOSE),
-        reason: "".into(),
-    };
-    let _ = timeout(Duration::from_secs(1), ws.close(Some(close))).await;
+    let _ = timeout(Duration::from_secs(1), ws.send_close(RESUMABLE_CLOSE, "")).await;
     End::Retry {
         code: None,
         renew: false,
     }
-}
-
-/// Percent-encodes a token for the query (JWTs and bot tokens are URL-safe already;
-/// this guards against anything else).
-fn encode(token: &str) -> String {
-    let mut out = String::with_capacity(token.len());
-    for byte in token.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }

@@ -8,6 +8,7 @@ mod error;
 mod event;
 mod gateway;
 pub mod presence;
+pub mod raw;
 pub mod rest;
 mod token;
 pub mod typing;

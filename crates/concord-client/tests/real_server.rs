@@ -1,7 +1,7 @@
 //! The SDK against the real server over real sockets: the server's side of the socket
 //! killed again and again while events flow, graceful restarts, token expiry (4009)
 //! met with a refreshed token, a session closed as expired resumed, no retry after
-//! 4004, v1, and both compressed streams.
+//! 4004, v1, and both compressed streams; and the low-level `raw::Connection` alone.
 
 use std::{
     net::SocketAddr,
@@ -403,4 +403,92 @@ async fn a_bot_connects_with_an_access_token_from_bots_connect_and_renews_it_aft
     // The first session's Ready came right after its READY dispatch; none since.
     assert_eq!((seen.ready, seen.closed), (1, 0), "{seen:?}");
     gateway.disconnect().await;
+}
+
+/// The low-level connection on its own: HELLO, IDENTIFY, READY and a heartbeat over
+/// each transport, a close answered by the server, the server's own close frame
+/// observed, and a refused upgrade's status.
+#[tokio::test]
+async fn raw_connection_speaks_v2_and_observes_close_frames() {
+    use concord_client::{
+        protocol::{Op, ServerMessage},
+        raw::{ConnectOptions, Connection, RawError, gateway_url},
+    };
+
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let base = format!("ws://{}/ws", server.addr);
+    for compression in [
+        None,
+        Some(Compression::ZlibStream),
+        Some(Compression::ZstdStream),
+    ] {
+        let url = gateway_url(&base, Version::V2, compression, &[]);
+        let options = ConnectOptions::new().with_compression(compression);
+        let mut conn = Connection::connect(&url, &options).await.unwrap();
+        let hello = timeout(WAIT, conn.next_message()).await.unwrap().unwrap();
+        assert!(matches!(hello, ServerMessage::Hello(_)), "{hello:?}");
+        conn.send_op(
+            Op::Identify,
+            Some(serde_json::json!({"token": alice.token})),
+        )
+        .await
+        .unwrap();
+        match timeout(WAIT, conn.next_message()).await.unwrap().unwrap() {
+            ServerMessage::Dispatch {
+                seq: Some(1),
+                event: GatewayEvent::Ready(_),
+            } => {}
+            other => panic!("{compression:?}: expected READY, got {other:?}"),
+        }
+        conn.heartbeat().await.unwrap();
+        loop {
+            match timeout(WAIT, conn.next_message()).await.unwrap().unwrap() {
+                ServerMessage::HeartbeatAck => break,
+                ServerMessage::Dispatch { .. } => {}
+                other => panic!("{compression:?}: expected HEARTBEAT_ACK, got {other:?}"),
+            }
+        }
+        assert!(conn.close_frame().is_none());
+        let answer = timeout(WAIT, conn.close(1000, "bye"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.map(|c| c.code), Some(1000), "{compression:?}");
+    }
+
+    // A refused token: the server closes with 4004, and the connection keeps it.
+    let url = gateway_url(&base, Version::V2, None, &[]);
+    let mut conn = Connection::connect(&url, &ConnectOptions::new())
+        .await
+        .unwrap();
+    timeout(WAIT, conn.next_message()).await.unwrap().unwrap();
+    conn.send_op(Op::Identify, Some(serde_json::json!({"token": "garbage"})))
+        .await
+        .unwrap();
+    match timeout(WAIT, conn.next_message()).await.unwrap() {
+        Err(RawError::Closed(Some(close))) => assert_eq!(close.code, 4004),
+        other => panic!("expected close 4004, got {other:?}"),
+    }
+    assert_eq!(
+        conn.close_frame().cloned().flatten().map(|c| c.code),
+        Some(4004)
+    );
+
+    // A refused upgrade carries its HTTP status; the v1 token in the query works.
+    let err = Connection::connect(&format!("{base}?v=2&compress=zlib"), &ConnectOptions::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(400), "{err}");
+    let url = gateway_url(&base, Version::V1, None, &[("token", &alice.token)]);
+    let mut conn = Connection::connect(&url, &ConnectOptions::new())
+        .await
+        .unwrap();
+    match timeout(WAIT, conn.next_message()).await.unwrap().unwrap() {
+        ServerMessage::Dispatch {
+            seq: None,
+            event: GatewayEvent::Ready(_),
+        } => {}
+        other => panic!("v1: expected READY, got {other:?}"),
+    }
 }

@@ -3,15 +3,15 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use concord_client::rest::{Authorization, Method, RawRequest};
+use concord_client::{
+    Compression,
+    raw::{ConnectOptions, Connection, RawError},
+};
 use concord_protocol::{ChannelId, ChannelOverride, OverrideId, UserId};
 use concord_server::{AppState, Config, config::Rate, directory::DirectoryChange};
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
-use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream,
-    tungstenite::{self, Message, protocol::frame::coding::CloseCode},
-};
+use tokio::{sync::oneshot, task::JoinHandle};
+use tokio_tungstenite::tungstenite::{self, Message};
 
 /// How long an end-to-end test waits for something that should arrive. A guard
 /// against hangs, not a timing assertion: on a healthy run frames arrive in
@@ -158,9 +158,23 @@ impl TestServer {
     /// The handshake error (e.g. HTTP 401).
     pub async fn connect_raw(&self, query: &str) -> Result<Gateway, tungstenite::Error> {
         let url = format!("ws://{}/ws?{query}", self.addr);
-        let (ws, _) = tokio_tungstenite::connect_async(url).await?;
-        let inflate = Inflate::for_query(query);
-        Ok(Gateway { ws, inflate })
+        let compression = if query.contains("compress=zlib-stream") {
+            Some(Compression::ZlibStream)
+        } else if query.contains("compress=zstd-stream") {
+            Some(Compression::ZstdStream)
+        } else {
+            None
+        };
+        // tungstenite's own message limit, as a plain client has it.
+        let options = ConnectOptions::new()
+            .with_compression(compression)
+            .with_max_message_size(64 << 20);
+        match Connection::connect(&url, &options).await {
+            Ok(conn) => Ok(Gateway { conn }),
+            Err(RawError::Handshake(err)) => Err(err),
+            Err(RawError::Io(err)) => Err(tungstenite::Error::Io(err)),
+            Err(other) => Err(tungstenite::Error::Io(std::io::Error::other(other))),
+        }
     }
 
     /// Opens a protocol v2 connection with `?v=2&{query}` (`query` may name a
@@ -584,83 +598,12 @@ fn json_request(method: Method, path: &str, body: &Value) -> RawRequest {
     RawRequest::new(method, path).json(body).expect("JSON body")
 }
 
-/// A gateway connection (a real WebSocket client).
+/// A gateway connection (a real WebSocket client): a thin layer over the SDK's
+/// [`concord_client::raw::Connection`], which decodes the compressed streams (a
+/// `zlib-stream` frame without the sync-flush suffix fails the test).
 #[derive(Debug)]
 pub struct Gateway {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    inflate: Inflate,
-}
-
-/// The client's side of `compress`: an independent decoder for the server's stream
-/// (flate2's inflate, zstd's own streaming decoder), fed every binary frame in order.
-enum Inflate {
-    None,
-    Zlib(Box<flate2::Decompress>),
-    Zstd(zstd_safe::DCtx<'static>),
-}
-
-impl std::fmt::Debug for Inflate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::None => "None",
-            Self::Zlib(_) => "Zlib",
-            Self::Zstd(_) => "Zstd",
-        })
-    }
-}
-
-impl Inflate {
-    fn for_query(query: &str) -> Self {
-        if query.contains("compress=zlib-stream") {
-            Self::Zlib(Box::new(flate2::Decompress::new(true)))
-        } else if query.contains("compress=zstd-stream") {
-            Self::Zstd(zstd_safe::DCtx::create())
-        } else {
-            Self::None
-        }
-    }
-
-    /// Decodes one binary frame: exactly one message.
-    fn message(&mut self, frame: &[u8]) -> String {
-        let mut out = Vec::with_capacity(frame.len() * 8 + 64);
-        match self {
-            Self::None => panic!("a binary frame on an uncompressed connection"),
-            Self::Zlib(inflate) => {
-                assert!(
-                    frame.ends_with(&[0, 0, 0xff, 0xff]),
-                    "every zlib message ends in a sync flush"
-                );
-                let mut input = frame;
-                loop {
-                    out.reserve(4096);
-                    let before_in = inflate.total_in();
-                    inflate
-                        .decompress_vec(input, &mut out, flate2::FlushDecompress::Sync)
-                        .expect("inflate");
-                    let used = (inflate.total_in() - before_in) as usize;
-                    input = &input[used..];
-                    if input.is_empty() && out.len() < out.capacity() {
-                        break;
-                    }
-                }
-            }
-            Self::Zstd(dctx) => {
-                let mut input = zstd_safe::InBuffer::around(frame);
-                loop {
-                    let mut chunk = vec![0u8; 64 * 1024];
-                    let mut output = zstd_safe::OutBuffer::around(&mut chunk[..]);
-                    dctx.decompress_stream(&mut output, &mut input)
-                        .expect("zstd decode");
-                    let written = output.pos();
-                    out.extend_from_slice(&chunk[..written]);
-                    if input.pos() == frame.len() && written < chunk.len() {
-                        break;
-                    }
-                }
-            }
-        }
-        String::from_utf8(out).expect("UTF-8 message")
-    }
+    conn: Connection,
 }
 
 /// Parses a server frame, checking on the way that it decodes as the typed protocol
@@ -693,12 +636,17 @@ impl Gateway {
 
     /// Sends raw text.
     pub async fn send_text(&mut self, text: &str) {
-        self.ws.send(Message::text(text)).await.expect("send");
+        self.conn.send_text(text).await.expect("send");
     }
 
     /// Sends any message.
     pub async fn send_message(&mut self, message: Message) -> Result<(), tungstenite::Error> {
-        self.ws.send(message).await
+        self.conn.send_message(message).await
+    }
+
+    /// The SDK connection underneath, for typed reads and sends.
+    pub fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     /// The next text frame as JSON.
@@ -706,27 +654,17 @@ impl Gateway {
     /// # Panics
     /// On timeout, close, or a non-JSON frame.
     pub async fn next_frame(&mut self) -> Value {
-        loop {
-            let message = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("timed out waiting for a frame")
-                .expect("connection ended")
-                .expect("read error");
-            match message {
-                Message::Text(text) => {
-                    assert!(
-                        matches!(self.inflate, Inflate::None),
-                        "a text frame on a compressed connection: {text}"
-                    );
-                    return typed(&text);
-                }
-                Message::Binary(bytes) => {
-                    let text = self.inflate.message(&bytes);
-                    return typed(&text);
-                }
-                Message::Ping(_) | Message::Pong(_) => {}
-                other => panic!("unexpected frame {other:?}"),
+        let payload = tokio::time::timeout(WAIT, self.conn.next_payload())
+            .await
+            .expect("timed out waiting for a frame");
+        match payload {
+            Ok(bytes) => {
+                let text = std::str::from_utf8(bytes).expect("UTF-8 message");
+                typed(text)
             }
+            Err(RawError::Closed(close)) => panic!("connection ended: close frame {close:?}"),
+            Err(RawError::Lost(err)) => panic!("connection ended: {err}"),
+            Err(err) => panic!("unexpected frame: {err}"),
         }
     }
 
@@ -756,18 +694,15 @@ impl Gateway {
     /// Reads until the connection ends and says how.
     pub async fn closed(&mut self) -> Closed {
         loop {
-            match tokio::time::timeout(WAIT, self.ws.next())
+            match tokio::time::timeout(WAIT, self.conn.next_payload())
                 .await
                 .expect("timed out waiting for close")
             {
-                Some(Ok(Message::Close(Some(frame)))) => {
-                    return Closed::Code(u16::from(frame.code));
-                }
-                Some(Ok(Message::Close(None))) => {
-                    return Closed::Code(u16::from(CloseCode::Status));
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => return Closed::Abrupt,
+                Err(RawError::Closed(Some(close))) => return Closed::Code(close.code),
+                // A close frame without a code: 1005, as the RFC has the receiver say.
+                Err(RawError::Closed(None)) => return Closed::Code(1005),
+                Err(RawError::Lost(_)) => return Closed::Abrupt,
+                Ok(_) | Err(_) => {}
             }
         }
     }
@@ -779,15 +714,7 @@ impl Gateway {
 
     /// Closes with `code`.
     pub async fn close(mut self, code: u16) {
-        let frame = tungstenite::protocol::CloseFrame {
-            code: CloseCode::from(code),
-            reason: "".into(),
-        };
-        let _ = self.ws.close(Some(frame)).await;
         // Drain until the server answers or drops.
-        let _ = tokio::time::timeout(WAIT, async {
-            while let Some(Ok(_)) = self.ws.next().await {}
-        })
-        .await;
+        let _ = tokio::time::timeout(WAIT, self.conn.close(code, "")).await;
     }
 }

@@ -1,6 +1,20 @@
 //! One member connection of the fleet: connect, heartbeat, read and account every
 //! frame, follow the fleet's commands (send, reconnect, storm), close cleanly.
+//!
+//! The socket is the SDK's low-level connection (`concord_client::raw::Connection`):
+//! it connects, skips control frames and hands over each message's text without a
+//! copy. What is read from that text stays the lean scan of `content.rs`
+//! (`event_name`, `Marker::find`), not the SDK's typed decoder (`raw::decode` into a
+//! `ServerMessage`): measured with `cargo bench -p concord-bench --bench decoder`
+//! (BENCHMARKS.md, "Receive path: the SDK's decoder against the fleet's"), a 566-byte
+//! MESSAGE_CREATE costs 0.25–0.28 µs the lean way and 2.65–2.7 µs typed on the
+//! 2-core VM (9–11×; 2.1× and 6.7× with zlib-stream and zstd-stream, whose inflate both
+//! paths pay), far outside the 10 % that would justify the switch. The fleet's own CPU per
+//! delivery (≈1.5–2.5 µs) is as large as the server's on a shared box, so typed
+//! decoding would roughly double the client's share of the cores and lower the
+//! deliveries per second the bench can drive.
 
+use concord_client::raw::RawError;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use super::*;
@@ -56,7 +70,7 @@ impl Conn {
             tokio::select! {
                 cmd = self.cmds.recv() => match cmd {
                     Some(Cmd::Send(text)) => {
-                        if current.ws.send(Message::text(text)).await.is_err() {
+                        if current.ws.send_text(text).await.is_err() {
                             self.end(&mut live, &mut sessions);
                             self.shared.c.server_closes.fetch_add(1, Ordering::Relaxed);
                         }
@@ -77,22 +91,21 @@ impl Conn {
                         break;
                     }
                 },
-                frame = current.ws.next() => match frame {
-                    Some(Ok(Message::Text(text))) => {
-                        self.on_text(&text, &mut current.log, &mut union);
+                frame = current.ws.next_text() => match frame {
+                    Ok(text) => {
+                        self.on_text(text, &mut current.log, &mut union);
                         // Frames usually come in bursts: take the ones already read
                         // before paying for another trip through the select.
                         let mut ended = false;
-                        while let Some(more) = current.ws.next().now_or_never() {
+                        while let Some(more) = current.ws.next_text().now_or_never() {
                             match more {
-                                Some(Ok(Message::Text(text))) => {
-                                    self.on_text(&text, &mut current.log, &mut union);
-                                }
-                                Some(Ok(Message::Close(_)) | Err(_)) | None => {
+                                Ok(text) => self.on_text(text, &mut current.log, &mut union),
+                                // A binary frame (none is asked for): skipped.
+                                Err(RawError::Decode(_)) => {}
+                                Err(_) => {
                                     ended = true;
                                     break;
                                 }
-                                Some(Ok(_)) => {}
                             }
                         }
                         if ended {
@@ -100,15 +113,14 @@ impl Conn {
                             self.end(&mut live, &mut sessions);
                         }
                     }
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => {
+                    Err(RawError::Decode(_)) => {}
+                    Err(_) => {
                         self.shared.c.server_closes.fetch_add(1, Ordering::Relaxed);
                         self.end(&mut live, &mut sessions);
                     }
-                    Some(Ok(_)) => {}
                 },
                 _ = heartbeat.tick() => {
-                    let beat = r#"{"op":"HEARTBEAT","t":null,"d":null}"#;
-                    if current.ws.send(Message::text(beat)).await.is_err() {
+                    if current.ws.heartbeat().await.is_err() {
                         self.shared.c.server_closes.fetch_add(1, Ordering::Relaxed);
                         self.end(&mut live, &mut sessions);
                     }
@@ -318,14 +330,5 @@ impl Conn {
 /// Sends close 1000 and waits (briefly) for the server's answer, so the server sees
 /// a clean end and skips its presence grace period.
 async fn close_cleanly(ws: &mut Ws) {
-    let close = async {
-        let frame = CloseFrame {
-            code: CloseCode::Normal,
-            reason: "".into(),
-        };
-        if ws.close(Some(frame)).await.is_ok() {
-            while let Some(Ok(_)) = ws.next().await {}
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(1000, "")).await;
 }

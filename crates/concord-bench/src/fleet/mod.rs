@@ -12,16 +12,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::FutureExt;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use tokio::{
     sync::{Semaphore, mpsc, watch},
     task::JoinHandle,
-};
-use tokio_tungstenite::tungstenite::{
-    Message,
-    protocol::{CloseFrame, frame::coding::CloseCode},
 };
 
 use self::conn::Conn;
