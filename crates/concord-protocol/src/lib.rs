@@ -34,6 +34,8 @@ mod emoji;
 mod files;
 // ---- audit log, automod, webhooks, bot logs (issue 18 part C) ----
 mod audit;
+// Message search (issue 18 part B).
+mod search;
 
 pub use admin::*;
 pub use bot::*;
@@ -66,3 +68,5 @@ pub use emoji::*;
 pub use files::*;
 // ---- audit log, automod, webhooks, bot logs (issue 18 part C) ----
 pub use audit::*;
+// Message search (issue 18 part B).
+pub use search::*;

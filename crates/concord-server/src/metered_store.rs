@@ -37,6 +37,8 @@ use concord_store::{
 use concord_store::{AttachmentAddition, AttachmentRecord, FilePurge};
 // ---- audit log (issue 18 part C) ----
 use concord_store::{AuditLogFilter, AuditRecord};
+// ---- message search (issue 18 part B) ----
+use concord_store::{MessageSearch, SearchResults};
 
 use crate::metrics::Metrics;
 
@@ -218,4 +220,6 @@ metered! {
     fn create_role_audited(&self, role: &Role, audit: &AuditRecord) -> StoreResult<()>;
     fn assign_role_audited(&self, server: ServerId, user: UserId, role: RoleId, audit: &AuditRecord) -> StoreResult<bool>;
     fn audit_logs(&self, server: ServerId, query: &AuditLogFilter) -> StoreResult<Vec<AuditRecord>>;
+    // ---- message search (issue 18 part B) ----
+    fn search_messages(&self, search: &MessageSearch) -> StoreResult<SearchResults>;
 }

@@ -33,6 +33,8 @@ use concord_protocol::{AdminServer, AdminUser, RegistrationMode};
 use crate::{AttachmentAddition, AttachmentRecord, FilePurge};
 // ---- audit log (issue 18 part C) ----
 use crate::{AuditLogFilter, AuditRecord};
+// Message search (issue 18 part B).
+use crate::{MessageSearch, SearchResults};
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -693,4 +695,10 @@ pub trait Store: Send + Sync + 'static {
         server: ServerId,
         query: &AuditLogFilter,
     ) -> StoreResult<Vec<AuditRecord>>;
+
+    // ---- message search (issue 18 part B) ----
+
+    /// A page of the live server-channel messages that match `search`, with the
+    /// number of matches in all (see [`MessageSearch`]).
+    async fn search_messages(&self, search: &MessageSearch) -> StoreResult<SearchResults>;
 }

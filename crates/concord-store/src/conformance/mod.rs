@@ -46,6 +46,8 @@ mod admin;
 mod attachments;
 // ---- audit log (issue 18 part C) ----
 mod audit;
+// ---- message search (issue 18 part B) ----
+mod search;
 
 pub use bots::*;
 pub use channels::*;
@@ -71,6 +73,8 @@ pub use admin::*;
 pub use attachments::*;
 // ---- audit log (issue 18 part C) ----
 pub use audit::*;
+// ---- message search (issue 18 part B) ----
+pub use search::*;
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is evaluated inside
 /// each (async) test and must yield a fresh, empty store (a value of a type that
@@ -179,6 +183,11 @@ macro_rules! conformance_tests {
             // ---- audit log (issue 18 part C) ----
             audit_rows_go_with_their_actions,
             audit_log_pages_and_filters,
+            // ---- message search (issue 18 part B) ----
+            search_stems_and_ignores_stop_words,
+            search_follows_edits_and_deletes,
+            search_is_scoped_to_the_given_channels,
+            search_pages_by_keyset,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

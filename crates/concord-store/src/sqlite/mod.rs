@@ -56,6 +56,8 @@ use concord_protocol::{AdminServer, AdminUser, RegistrationMode};
 use crate::{AttachmentAddition, AttachmentRecord, FilePurge};
 // ---- audit log (issue 18 part C) ----
 use crate::{AuditLogFilter, AuditRecord};
+// ---- message search (issue 18 part B) ----
+use crate::{MessageSearch, SearchResults};
 
 // Instance admin, password reset, server templates (issue 18).
 mod admin;
@@ -81,6 +83,8 @@ mod emojis;
 mod attachments;
 // ---- audit log (issue 18 part C) ----
 mod audit;
+// ---- message search (issue 18 part B) ----
+mod search;
 
 #[cfg(test)]
 mod tests;
@@ -143,6 +147,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         13,
         "audit logs",
         include_str!("../../migrations/sqlite/0013_audit_logs.sql"),
+    ),
+    // ---- message search (issue 18 part B) ----
+    (
+        14,
+        "message search",
+        include_str!("../../migrations/sqlite/0014_message_search.sql"),
     ),
 ];
 
@@ -1316,5 +1326,11 @@ impl Store for SqliteStore {
 
     async fn forget_file_purges(&self, done: &[i64]) -> StoreResult<()> {
         attachments::forget_file_purges(&self.pool, done).await
+    }
+
+    // ---- message search (issue 18 part B) ----
+
+    async fn search_messages(&self, query: &MessageSearch) -> StoreResult<SearchResults> {
+        search::search_messages(&self.pool, query).await
     }
 }

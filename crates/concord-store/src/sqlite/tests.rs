@@ -359,3 +359,77 @@ async fn ready_read_failing_part_way_leaves_no_transaction_open() {
         store.create_server(&server).await.unwrap();
     }
 }
+
+// ---- message search (issue 18 part B) ----
+
+/// Migration 14 indexes the messages already stored, the live ones only.
+#[tokio::test]
+async fn the_search_migration_backfills_live_messages() {
+    let dir = TempDir::new();
+    let path = dir.0.join("before-search.db");
+    let alice = new_user("alice");
+    let hall = server_def(alice.id, "hall", Timestamp::from_micros(2_000), false);
+    let channel = NewChannel {
+        id: ChannelId::new(),
+        server_id: hall.id,
+        name: "general".to_owned(),
+        kind: ChannelType::Text,
+        topic: None,
+        category: None,
+        created_at: Timestamp::from_micros(3_000),
+    };
+    let message = |content: &str, micros| NewMessage {
+        id: MessageId::new(),
+        channel_id: channel.id,
+        author_id: alice.id,
+        content: content.to_owned(),
+        reply_to: None,
+        mention_user_ids: Vec::new(),
+        mention_everyone: false,
+        thread_id: None,
+        created_at: Timestamp::from_micros(micros),
+    };
+    let kept = message("old lighthouse photos", 4_000);
+    let gone = message("old lighthouse rumours", 5_000);
+    {
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let before = MIGRATIONS.iter().position(|m| m.0 == 14).unwrap();
+        migrator_of(&MIGRATIONS[..before]).run(&pool).await.unwrap();
+        let old = SqliteStore { pool };
+        old.create_user(&alice).await.unwrap();
+        old.create_server(&hall).await.unwrap();
+        old.create_channel(&channel).await.unwrap();
+        old.create_message(&kept).await.unwrap();
+        old.create_message(&gone).await.unwrap();
+        assert!(old.delete_message(gone.id).await.unwrap());
+        old.close().await;
+    }
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let search = crate::MessageSearch {
+        text: "lighthouse".to_owned(),
+        channels: vec![channel.id],
+        channel: None,
+        before: None,
+        limit: 10,
+    };
+    let found = store.search_messages(&search).await.unwrap();
+    assert_eq!(
+        found.hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+        [kept.id]
+    );
+    assert_eq!(found.total, 1);
+    // The triggers run from here on.
+    let fresh = message("new lighthouse", 6_000);
+    store.create_message(&fresh).await.unwrap();
+    assert_eq!(store.search_messages(&search).await.unwrap().total, 2);
+    store.close().await;
+}
