@@ -4,8 +4,8 @@
 -- External content: the text is read back from `messages` by rowid, so the index
 -- holds only the tokens. `messages` has no INTEGER PRIMARY KEY, so its rowids are
 -- stable except under VACUUM, which may renumber them: after a VACUUM, run
--- INSERT INTO messages_fts (messages_fts) VALUES ('rebuild') and then the backfill
--- below (rebuild alone would index the deleted messages too).
+-- INSERT INTO messages_fts (messages_fts) VALUES ('delete-all') and then the backfill
+-- below ('rebuild' would index the deleted messages too).
 --
 -- Only live rows are indexed: a soft delete (`deleted` 0 -> 1) takes the row out, an
 -- edit replaces its tokens, a hard delete (channel and server cascades) removes them.
