@@ -763,6 +763,18 @@ async fn content_answers_match_their_schemas() {
         &replies,
     );
 
+    // Message search: two hits of the thread reply's word, one per page.
+    alice
+        .api
+        .post(&thread, &json!({"content": "re again"}))
+        .await;
+    let found = alice
+        .api
+        .get(&format!("/servers/{sid}/search?q=re&limit=1"))
+        .await;
+    assert_eq!(found.body["has_more"], true, "{}", found.text);
+    assert_conforms(&doc, "get", "/servers/{id}/search", &found);
+
     let reacted = alice
         .api
         .put(&format!(
