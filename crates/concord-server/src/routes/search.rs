@@ -184,6 +184,10 @@ fn escape_into(out: &mut String, text: &str) {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::single_range_in_vec_init,
+    reason = "the matches of one word: one byte range"
+)]
 mod tests {
     use super::*;
 

@@ -174,10 +174,10 @@ fn marked_ranges(content: &str, marked: &str) -> Vec<Range<usize>> {
         match c {
             OPEN => start = Some(at),
             CLOSE => {
-                if let Some(from) = start.take() {
-                    if from < at {
-                        ranges.push(from..at);
-                    }
+                if let Some(from) = start.take()
+                    && from < at
+                {
+                    ranges.push(from..at);
                 }
             }
             other => at += other.len_utf8(),
