@@ -71,11 +71,16 @@ pub(super) async fn search_messages(
     let limit = search.limit.max(0);
 
     let mut tx = read_tx(pool).await?;
-    let total: i64 = sqlx::query_scalar(with_hits("SELECT COUNT(*) FROM hits"))
-        .bind(&expression)
-        .bind(&channels)
-        .fetch_one(&mut *tx)
-        .await?;
+    // The same matches as `HITS`, without the scores.
+    let total: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid \
+         WHERE messages_fts MATCH ?1 AND m.deleted = 0 \
+         AND m.channel_id IN (SELECT unhex(value) FROM json_each(?2))",
+    )
+    .bind(&expression)
+    .bind(&channels)
+    .fetch_one(&mut *tx)
+    .await?;
     let found = sqlx::query(with_hits(
         ", cursor AS (SELECT score, created_at, id FROM hits WHERE id = ?3) \
          SELECT h.row, h.score, m.id, m.channel_id, m.author_id, u.username, m.content, \
