@@ -342,3 +342,22 @@ async fn edits_and_deletes_are_reflected() {
     assert_eq!(search(&alice, &hall, "?q=report").await["total"], 1);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn bots_search_like_members() {
+    let (server, alice, _bob, hall, general) = hall().await;
+    let res = alice.api.post("/bots", &json!({"name": "finder"})).await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    let as_bot = server.api().bot(res.body["token"].as_str().unwrap());
+    let path = format!("/servers/{hall}/search?q=invoice");
+    alice.post(&general, "invoice sent").await;
+
+    // Not a member yet: 404; once joined, the same search answers.
+    assert_exact_error(&as_bot.get(&path).await, 404);
+    let res = as_bot.post_empty(&format!("/servers/{hall}/join")).await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    let res = as_bot.get(&path).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(res.body["total"], 1);
+    server.shutdown().await;
+}
