@@ -36,6 +36,8 @@ mod files;
 mod audit;
 // Server export (issue 18 part B).
 mod export;
+// Message search (issue 18 part B).
+mod search;
 
 pub use admin::*;
 pub use bot::*;
@@ -70,3 +72,5 @@ pub use files::*;
 pub use audit::*;
 // Server export (issue 18 part B).
 pub use export::*;
+// Message search (issue 18 part B).
+pub use search::*;

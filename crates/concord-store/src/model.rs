@@ -711,4 +711,58 @@ impl ExportDmMessageRecord {
             id: self.id.get(),
         }
     }
+// ---- message search (issue 18 part B) ----
+
+/// A full-text search of server-channel messages (`rest-extras.md` §7): the live
+/// messages of `channels` (of `channel` alone when given) that hold every word of
+/// [`search_terms`](crate::search_terms)`(text)`, best first: by relevance, then
+/// newest first by (`created_at`, `id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageSearch {
+    /// What the user typed. Never read as query syntax: only its words count.
+    pub text: String,
+    /// The channels that may be searched (the caller's viewable ones); none is searched
+    /// outside them.
+    pub channels: Vec<ChannelId>,
+    /// Only this channel; a channel outside `channels` finds nothing.
+    pub channel: Option<ChannelId>,
+    /// Only hits that come after this one in the order above, keyed on its own
+    /// relevance for this query; a message that is not a hit of this search (unknown,
+    /// deleted, in another channel, not matching) gives an empty page.
+    pub before: Option<MessageId>,
+    /// At most this many hits.
+    pub limit: i64,
+}
+
+/// One message found by a [`MessageSearch`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageHit {
+    /// The message.
+    pub id: MessageId,
+    /// Its channel.
+    pub channel_id: ChannelId,
+    /// Its author; `None` once that user is deleted.
+    pub author_id: Option<UserId>,
+    /// The author's username; `None` once that user is deleted.
+    pub author_username: Option<String>,
+    /// The text.
+    pub content: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Relevance for this query: higher is better.
+    pub rank: f64,
+    /// The byte ranges of `content` that matched a search word, in order, disjoint,
+    /// each on `char` boundaries.
+    pub matches: Vec<std::ops::Range<usize>>,
+}
+
+/// A page of a [`MessageSearch`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchResults {
+    /// The hits, best first.
+    pub hits: Vec<MessageHit>,
+    /// Whether more hits follow the last one.
+    pub has_more: bool,
+    /// How many messages match in all, whatever `before` and `limit` say.
+    pub total: i64,
 }

@@ -38,6 +38,8 @@ use crate::{
     ExportCursor, ExportDmChannelRecord, ExportDmMessageRecord, ExportMemberRecord,
     ExportMessageRecord,
 };
+// Message search (issue 18 part B).
+use crate::{MessageSearch, SearchResults};
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -744,4 +746,11 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&ExportCursor>,
         limit: i64,
     ) -> StoreResult<Vec<ExportDmMessageRecord>>;
+}
+
+    // ---- message search (issue 18 part B) ----
+
+    /// A page of the live server-channel messages that match `search`, with the
+    /// number of matches in all (see [`MessageSearch`]).
+    async fn search_messages(&self, search: &MessageSearch) -> StoreResult<SearchResults>;
 }

@@ -51,6 +51,8 @@ pub mod attachments;
 pub mod audit;
 // ---- server export (issue 18 part B) ----
 pub mod export;
+// ---- message search (issue 18 part B) ----
+pub mod search;
 
 /// Routes under the per-IP rate limit (everything but health), the gateway served by
 /// `gateway` within the caps on sessions per address.
@@ -111,6 +113,9 @@ fn limited_api() -> OpenApiRouter<AppState> {
         .merge(audit::routes())
         // ---- server export (issue 18 part B) ----
         .merge(export::routes())
+}
+        // ---- message search (issue 18 part B) ----
+        .merge(search::routes())
 }
 
 /// The gateway's upgrade route (rate-limited too), over the endpoint given as its state.

@@ -48,6 +48,8 @@ mod attachments;
 mod audit;
 // ---- server export (issue 18 part B) ----
 mod export;
+// ---- message search (issue 18 part B) ----
+mod search;
 
 pub use bots::*;
 pub use channels::*;
@@ -75,6 +77,8 @@ pub use attachments::*;
 pub use audit::*;
 // ---- server export (issue 18 part B) ----
 pub use export::*;
+// ---- message search (issue 18 part B) ----
+pub use search::*;
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is evaluated inside
 /// each (async) test and must yield a fresh, empty store (a value of a type that
@@ -188,6 +192,11 @@ macro_rules! conformance_tests {
             export_members_page_in_join_order,
             export_messages_live_oldest_first,
             export_dm_channels_and_messages,
+            // ---- message search (issue 18 part B) ----
+            search_stems_and_ignores_stop_words,
+            search_follows_edits_and_deletes,
+            search_is_scoped_to_the_given_channels,
+            search_pages_by_keyset,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

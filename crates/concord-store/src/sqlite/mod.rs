@@ -61,6 +61,8 @@ use crate::{
     ExportCursor, ExportDmChannelRecord, ExportDmMessageRecord, ExportMemberRecord,
     ExportMessageRecord,
 };
+// ---- message search (issue 18 part B) ----
+use crate::{MessageSearch, SearchResults};
 
 // Instance admin, password reset, server templates (issue 18).
 mod admin;
@@ -88,6 +90,8 @@ mod attachments;
 mod audit;
 // ---- server export (issue 18 part B) ----
 mod export;
+// ---- message search (issue 18 part B) ----
+mod search;
 
 #[cfg(test)]
 mod tests;
@@ -150,6 +154,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         13,
         "audit logs",
         include_str!("../../migrations/sqlite/0013_audit_logs.sql"),
+    ),
+    // ---- message search (issue 18 part B) ----
+    (
+        14,
+        "message search",
+        include_str!("../../migrations/sqlite/0014_message_search.sql"),
     ),
     // ---- bot logs (issue 18 part C) ----
     (
@@ -1375,5 +1385,10 @@ impl Store for SqliteStore {
         limit: i64,
     ) -> StoreResult<Vec<ExportDmMessageRecord>> {
         export::export_dm_messages(&self.pool, channel, after, limit).await
+    }
+    // ---- message search (issue 18 part B) ----
+
+    async fn search_messages(&self, query: &MessageSearch) -> StoreResult<SearchResults> {
+        search::search_messages(&self.pool, query).await
     }
 }

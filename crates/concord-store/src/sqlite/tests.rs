@@ -359,3 +359,195 @@ async fn ready_read_failing_part_way_leaves_no_transaction_open() {
         store.create_server(&server).await.unwrap();
     }
 }
+
+// ---- message search (issue 18 part B) ----
+
+/// Migration 14 indexes the messages already stored, the live ones only.
+#[tokio::test]
+async fn the_search_migration_backfills_live_messages() {
+    let dir = TempDir::new();
+    let path = dir.0.join("before-search.db");
+    let alice = new_user("alice");
+    let hall = server_def(alice.id, "hall", Timestamp::from_micros(2_000), false);
+    let channel = NewChannel {
+        id: ChannelId::new(),
+        server_id: hall.id,
+        name: "general".to_owned(),
+        kind: ChannelType::Text,
+        topic: None,
+        category: None,
+        created_at: Timestamp::from_micros(3_000),
+    };
+    let message = |content: &str, micros| NewMessage {
+        id: MessageId::new(),
+        channel_id: channel.id,
+        author_id: alice.id,
+        content: content.to_owned(),
+        reply_to: None,
+        mention_user_ids: Vec::new(),
+        mention_everyone: false,
+        thread_id: None,
+        created_at: Timestamp::from_micros(micros),
+    };
+    let kept = message("old lighthouse photos", 4_000);
+    let gone = message("old lighthouse rumours", 5_000);
+    {
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let before = MIGRATIONS.iter().position(|m| m.0 == 14).unwrap();
+        migrator_of(&MIGRATIONS[..before]).run(&pool).await.unwrap();
+        let old = SqliteStore { pool };
+        old.create_user(&alice).await.unwrap();
+        old.create_server(&hall).await.unwrap();
+        old.create_channel(&channel).await.unwrap();
+        old.create_message(&kept).await.unwrap();
+        old.create_message(&gone).await.unwrap();
+        assert!(old.delete_message(gone.id).await.unwrap());
+        old.close().await;
+    }
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let search = crate::MessageSearch {
+        text: "lighthouse".to_owned(),
+        channels: vec![channel.id],
+        channel: None,
+        before: None,
+        limit: 10,
+    };
+    let found = store.search_messages(&search).await.unwrap();
+    assert_eq!(
+        found.hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+        [kept.id]
+    );
+    assert_eq!(found.total, 1);
+    // The triggers run from here on.
+    let fresh = message("new lighthouse", 6_000);
+    store.create_message(&fresh).await.unwrap();
+    assert_eq!(store.search_messages(&search).await.unwrap().total, 2);
+    // After a VACUUM (which may renumber rowids), the rebuild of docs/search.md.
+    for sql in [
+        "VACUUM",
+        "INSERT INTO messages_fts (messages_fts) VALUES ('delete-all')",
+        "INSERT INTO messages_fts (rowid, content) \
+         SELECT rowid, content FROM messages WHERE deleted = 0",
+        "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')",
+    ] {
+        sqlx::query(sql).execute(&store.pool).await.unwrap();
+    }
+    let found = store.search_messages(&search).await.unwrap();
+    assert_eq!(found.total, 2);
+    assert!(found.hits.iter().all(|h| h.matches.len() == 1));
+    store.close().await;
+}
+
+/// The index triggers tell FTS5 the text each row was indexed with, so the index stays
+/// consistent through edits, soft deletes, edits refused after a delete, and cascades.
+#[tokio::test]
+async fn the_search_index_stays_consistent() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let alice = new_user("alice");
+    store.create_user(&alice).await.unwrap();
+    let hall = server_def(alice.id, "hall", Timestamp::from_micros(2_000), false);
+    store.create_server(&hall).await.unwrap();
+    let mut channels = Vec::new();
+    for name in ["one", "two"] {
+        let channel = NewChannel {
+            id: ChannelId::new(),
+            server_id: hall.id,
+            name: name.to_owned(),
+            kind: ChannelType::Text,
+            topic: None,
+            category: None,
+            created_at: Timestamp::from_micros(3_000),
+        };
+        store.create_channel(&channel).await.unwrap();
+        channels.push(channel.id);
+    }
+    let mut ids = Vec::new();
+    for (n, channel) in channels.iter().cycle().take(6).enumerate() {
+        let message = NewMessage {
+            id: MessageId::new(),
+            channel_id: *channel,
+            author_id: alice.id,
+            content: format!("river stone {n}"),
+            reply_to: None,
+            mention_user_ids: Vec::new(),
+            mention_everyone: false,
+            thread_id: None,
+            created_at: Timestamp::from_micros(4_000 + n as i64),
+        };
+        store.create_message(&message).await.unwrap();
+        ids.push(message.id);
+    }
+    let at = Timestamp::from_micros(9_000);
+    store
+        .edit_message(ids[0], "lake pebble", &[], false, at)
+        .await
+        .unwrap();
+    store
+        .edit_message(ids[0], "lake boulder", &[], false, at)
+        .await
+        .unwrap();
+    assert!(store.delete_message(ids[2]).await.unwrap());
+    assert!(
+        store
+            .edit_message(ids[2], "ghost", &[], false, at)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.delete_message(ids[1]).await.unwrap());
+    assert!(store.delete_channel(channels[1], None).await.unwrap());
+    sqlx::query("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let search = |text: &str| crate::MessageSearch {
+        text: text.to_owned(),
+        channels: channels.clone(),
+        channel: None,
+        before: None,
+        limit: 10,
+    };
+    // Left: ids[4] (river) and ids[0] (lake boulder); channel two's went with it.
+    let found = store.search_messages(&search("river")).await.unwrap();
+    assert_eq!(
+        found.hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+        [ids[4]]
+    );
+    assert_eq!(
+        store
+            .search_messages(&search("pebble"))
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    assert_eq!(
+        store
+            .search_messages(&search("boulder"))
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+    assert_eq!(
+        store.search_messages(&search("ghost")).await.unwrap().total,
+        0
+    );
+    // The rows the index holds are exactly the live ones.
+    let indexed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH 'river OR lake'",
+    )
+    .fetch_one(&store.pool)
+    .await
+    .unwrap();
+    assert_eq!(indexed, 2);
+}
