@@ -231,7 +231,6 @@ metered! {
     fn export_messages(&self, channel: ChannelId, after: Option<&ExportCursor>, limit: i64) -> StoreResult<Vec<ExportMessageRecord>>;
     fn export_dm_channels(&self, user: UserId, after: Option<&ExportCursor>, limit: i64) -> StoreResult<Vec<ExportDmChannelRecord>>;
     fn export_dm_messages(&self, channel: DmChannelId, after: Option<&ExportCursor>, limit: i64) -> StoreResult<Vec<ExportDmMessageRecord>>;
-}
     // ---- message search (issue 18 part B) ----
     fn search_messages(&self, search: &MessageSearch) -> StoreResult<SearchResults>;
 }

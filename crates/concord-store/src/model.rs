@@ -711,6 +711,8 @@ impl ExportDmMessageRecord {
             id: self.id.get(),
         }
     }
+}
+
 // ---- message search (issue 18 part B) ----
 
 /// A full-text search of server-channel messages (`rest-extras.md` §7): the live

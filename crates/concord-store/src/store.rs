@@ -746,7 +746,6 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&ExportCursor>,
         limit: i64,
     ) -> StoreResult<Vec<ExportDmMessageRecord>>;
-}
 
     // ---- message search (issue 18 part B) ----
 

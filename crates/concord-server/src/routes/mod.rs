@@ -113,7 +113,6 @@ fn limited_api() -> OpenApiRouter<AppState> {
         .merge(audit::routes())
         // ---- server export (issue 18 part B) ----
         .merge(export::routes())
-}
         // ---- message search (issue 18 part B) ----
         .merge(search::routes())
 }
