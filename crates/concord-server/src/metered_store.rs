@@ -37,6 +37,9 @@ use concord_store::{
 use concord_store::{AttachmentAddition, AttachmentRecord, FilePurge};
 // ---- audit log (issue 18 part C) ----
 use concord_store::{AuditLogFilter, AuditRecord};
+// ---- automod (issue 18 part C) ----
+use concord_protocol::{AutomodConfig, AutomodLogEntry, WordFilter};
+use concord_store::{AutomodPatch, WordAddition};
 
 use crate::metrics::Metrics;
 
@@ -218,4 +221,14 @@ metered! {
     fn create_role_audited(&self, role: &Role, audit: &AuditRecord) -> StoreResult<()>;
     fn assign_role_audited(&self, server: ServerId, user: UserId, role: RoleId, audit: &AuditRecord) -> StoreResult<bool>;
     fn audit_logs(&self, server: ServerId, query: &AuditLogFilter) -> StoreResult<Vec<AuditRecord>>;
+    // ---- automod (issue 18 part C) ----
+    fn automod_config(&self, server: ServerId) -> StoreResult<Option<AutomodConfig>>;
+    fn update_automod_config(&self, server: ServerId, patch: &AutomodPatch, at: Timestamp) -> StoreResult<AutomodConfig>;
+    fn automod_words(&self, server: ServerId) -> StoreResult<Vec<WordFilter>>;
+    fn add_automod_word(&self, word: &WordFilter, limit: i64) -> StoreResult<WordAddition>;
+    fn remove_automod_word(&self, server: ServerId, word: &str) -> StoreResult<bool>;
+    fn append_automod_log(&self, entry: &AutomodLogEntry, keep: i64) -> StoreResult<()>;
+    fn automod_logs(&self, server: ServerId, limit: i64) -> StoreResult<Vec<AutomodLogEntry>>;
+    fn has_recent_duplicate(&self, channel: ChannelId, author: UserId, content: &str, since: Timestamp) -> StoreResult<bool>;
+    fn count_recent_messages(&self, channel: ChannelId, author: UserId, since: Timestamp) -> StoreResult<i64>;
 }

@@ -46,6 +46,8 @@ mod admin;
 mod attachments;
 // ---- audit log (issue 18 part C) ----
 mod audit;
+// ---- automod (issue 18 part C) ----
+mod automod;
 
 pub use bots::*;
 pub use channels::*;
@@ -71,6 +73,8 @@ pub use admin::*;
 pub use attachments::*;
 // ---- audit log (issue 18 part C) ----
 pub use audit::*;
+// ---- automod (issue 18 part C) ----
+pub use automod::*;
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is evaluated inside
 /// each (async) test and must yield a fresh, empty store (a value of a type that
@@ -179,6 +183,11 @@ macro_rules! conformance_tests {
             // ---- audit log (issue 18 part C) ----
             audit_rows_go_with_their_actions,
             audit_log_pages_and_filters,
+            // ---- automod (issue 18 part C) ----
+            automod_config_upserts_with_defaults,
+            automod_words_add_once_cap_and_remove,
+            automod_log_appends_trims_and_lists,
+            automod_reads_of_recent_messages,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
