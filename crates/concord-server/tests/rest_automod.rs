@@ -771,3 +771,59 @@ async fn the_owner_and_administrators_are_never_touched() {
     carol.post(&general, "still here").await;
     expect_message(&mut alice_gw, "still here").await;
 }
+
+/// How many times the store ran `operation`, from `GET /metrics`.
+async fn store_calls(server: &TestServer, operation: &str) -> f64 {
+    let res = server.api().get("/metrics").await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let key = format!("concord_db_operation_duration_seconds_count{{operation=\"{operation}\"}} ");
+    res.text
+        .lines()
+        .find_map(|line| line.strip_prefix(&key))
+        .map_or(0.0, |value| value.trim().parse().expect("a number"))
+}
+
+#[tokio::test]
+async fn settings_and_words_are_read_once_until_they_change() {
+    let Hall {
+        server,
+        alice,
+        bob,
+        hall,
+        general,
+        ..
+    } = hall().await;
+    let reads = |op: &'static str| store_calls(&server, op);
+    // A server without automod: one read of its (missing) settings, then none.
+    for n in 0..3 {
+        bob.post(&general, &format!("plain {n}")).await;
+    }
+    assert_eq!(reads("automod_config").await, 1.0);
+    assert_eq!(reads("automod_words").await, 0.0);
+    assert_eq!(reads("has_recent_duplicate").await, 0.0);
+    assert_eq!(reads("count_recent_messages").await, 0.0);
+
+    // A change drops the cache: the next message reads settings and words once more.
+    configure(
+        &alice,
+        &hall,
+        json!({"enabled": true, "word_filter_enabled": true}),
+    )
+    .await;
+    add_word(&alice, &hall, "darn").await;
+    for n in 0..3 {
+        bob.post(&general, &format!("fine {n}")).await;
+    }
+    assert_eq!(reads("automod_config").await, 2.0);
+    assert_eq!(reads("automod_words").await, 1.0);
+    // The owner is exempt before anything is read.
+    alice.post(&general, "darn").await;
+    assert_eq!(reads("automod_config").await, 2.0);
+    // The rules in memory do apply.
+    assert_refused(
+        &post(&bob, &general, "darn").await,
+        403,
+        "Message blocked by word filter",
+    );
+    assert_eq!(reads("automod_words").await, 1.0);
+}
