@@ -337,3 +337,50 @@ pub async fn automod_reads_of_recent_messages(store: &dyn Store) {
         0
     );
 }
+
+/// Concurrent additions: the cap admits exactly the free slots, and one word added by
+/// several at once is stored once, the others answered with that row.
+pub async fn automod_word_cap_holds_under_concurrency(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let s = server(store, alice.id, at(1)).await;
+    for n in 0..4 {
+        store
+            .add_automod_word(&word(s.id, alice.id, &format!("w{n}"), 2 + n), 5)
+            .await
+            .unwrap();
+    }
+    let racers: Vec<WordFilter> = (0..6)
+        .map(|n| word(s.id, alice.id, &format!("racer{n}"), 10))
+        .collect();
+    let outcomes =
+        futures_util::future::join_all(racers.iter().map(|w| store.add_automod_word(w, 5))).await;
+    let added = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(WordAddition::Added(_))))
+        .count();
+    let refused = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(WordAddition::LimitReached)))
+        .count();
+    assert_eq!((added, refused), (1, 5), "{outcomes:?}");
+    assert_eq!(store.automod_words(s.id).await.unwrap().len(), 5);
+
+    let other = server(store, alice.id, at(3)).await;
+    let racers: Vec<WordFilter> = (0..6)
+        .map(|_| word(other.id, alice.id, "same", 10))
+        .collect();
+    let outcomes =
+        futures_util::future::join_all(racers.iter().map(|w| store.add_automod_word(w, 5))).await;
+    let rows: Vec<WordFilter> = outcomes
+        .into_iter()
+        .map(|o| match o {
+            Ok(WordAddition::Added(row) | WordAddition::Existing(row)) => row,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert!(rows.iter().all(|r| r == &rows[0]), "one row: {rows:?}");
+    assert_eq!(
+        store.automod_words(other.id).await.unwrap(),
+        vec![rows[0].clone()]
+    );
+}

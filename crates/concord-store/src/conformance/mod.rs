@@ -188,6 +188,7 @@ macro_rules! conformance_tests {
             automod_words_add_once_cap_and_remove,
             automod_log_appends_trims_and_lists,
             automod_reads_of_recent_messages,
+            automod_word_cap_holds_under_concurrency,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
