@@ -37,6 +37,7 @@ mod audit;
 // Server export (issue 18 part B).
 mod export;
 // Message search (issue 18 part B).
+mod automod;
 mod search;
 
 pub use admin::*;
@@ -73,4 +74,5 @@ pub use audit::*;
 // Server export (issue 18 part B).
 pub use export::*;
 // Message search (issue 18 part B).
+pub use automod::*;
 pub use search::*;

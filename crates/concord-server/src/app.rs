@@ -149,6 +149,7 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
         attachments,
         sessions_per_ip,
         passwords,
+        automod: Arc::new(crate::automod::AutomodRules::new()),
     })
 }
 

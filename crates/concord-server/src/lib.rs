@@ -34,6 +34,8 @@ pub mod poll_views;
 // Attachments, search, export (issue 18 part B).
 pub mod attachments;
 pub mod sniff;
+// Automod enforcement (issue 18 part C).
+pub mod automod;
 
 pub use app::{ServeError, bind, build_state, open_store, router, serve};
 pub use config::Config;

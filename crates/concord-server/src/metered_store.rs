@@ -44,6 +44,9 @@ use concord_store::{
 };
 // ---- message search (issue 18 part B) ----
 use concord_store::{MessageSearch, SearchResults};
+// ---- automod (issue 18 part C) ----
+use concord_protocol::{AutomodConfig, AutomodLogEntry, WordFilter};
+use concord_store::{AutomodPatch, WordAddition};
 
 use crate::metrics::Metrics;
 
@@ -233,4 +236,14 @@ metered! {
     fn export_dm_messages(&self, channel: DmChannelId, after: Option<&ExportCursor>, limit: i64) -> StoreResult<Vec<ExportDmMessageRecord>>;
     // ---- message search (issue 18 part B) ----
     fn search_messages(&self, search: &MessageSearch) -> StoreResult<SearchResults>;
+    // ---- automod (issue 18 part C) ----
+    fn automod_config(&self, server: ServerId) -> StoreResult<Option<AutomodConfig>>;
+    fn update_automod_config(&self, server: ServerId, patch: &AutomodPatch, at: Timestamp) -> StoreResult<AutomodConfig>;
+    fn automod_words(&self, server: ServerId) -> StoreResult<Vec<WordFilter>>;
+    fn add_automod_word(&self, word: &WordFilter, limit: i64) -> StoreResult<WordAddition>;
+    fn remove_automod_word(&self, server: ServerId, word: &str) -> StoreResult<bool>;
+    fn append_automod_log(&self, entry: &AutomodLogEntry, keep: i64) -> StoreResult<()>;
+    fn automod_logs(&self, server: ServerId, limit: i64) -> StoreResult<Vec<AutomodLogEntry>>;
+    fn has_recent_duplicate(&self, channel: ChannelId, author: UserId, content: &str, since: Timestamp) -> StoreResult<bool>;
+    fn count_recent_messages(&self, channel: ChannelId, author: UserId, since: Timestamp) -> StoreResult<i64>;
 }

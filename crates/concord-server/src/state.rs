@@ -44,6 +44,8 @@ pub struct AppState {
     pub emoji_files: Arc<dyn FileStore>,
     /// Message attachments (`<data_dir>/attachments/` by default) and their links.
     pub attachments: crate::attachments::Attachments,
+    /// Each server's automod settings and words, as message posting reads them.
+    pub automod: Arc<crate::automod::AutomodRules>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -819,3 +819,87 @@ async fn content_answers_match_their_schemas() {
     assert_conforms(&doc, "post", "/polls/{poll_id}/vote", &refused);
     server.shutdown().await;
 }
+
+/// Automod (issue 18 part C): the settings, words and log answers, and its refusals,
+/// match their documented schemas.
+#[tokio::test]
+async fn automod_answers_match_their_schemas() {
+    let server = TestServer::start().await;
+    let doc = document(&server, "/openapi.json").await;
+    let alice = server.user("automod_alice").await;
+    let bob = server.user("automod_bob").await;
+    let hall = str_of_id(
+        &alice
+            .api
+            .post("/servers", &json!({"name": "Automod", "is_public": true}))
+            .await,
+    );
+    let joined = bob.api.post_empty(&format!("/servers/{hall}/join")).await;
+    assert_eq!(joined.status, 201, "{}", joined.text);
+    let channel = str_of_id(
+        &alice
+            .api
+            .post(
+                &format!("/servers/{hall}/channels"),
+                &json!({"name": "general", "type": "text"}),
+            )
+            .await,
+    );
+    let config = format!("/servers/{hall}/automod");
+    let words = format!("{config}/words");
+    let logs = format!("{config}/logs");
+
+    let missing = alice.api.get(&config).await;
+    assert_eq!(missing.status, 404, "{}", missing.text);
+    assert_conforms(&doc, "get", "/servers/{id}/automod", &missing);
+    let patched = alice
+        .api
+        .patch(
+            &config,
+            &json!({"enabled": true, "word_filter_enabled": true}),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    assert_conforms(&doc, "patch", "/servers/{id}/automod", &patched);
+    assert_conforms(
+        &doc,
+        "get",
+        "/servers/{id}/automod",
+        &alice.api.get(&config).await,
+    );
+    let refused = alice.api.patch(&config, &json!({"spam_action": "x"})).await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_conforms(&doc, "patch", "/servers/{id}/automod", &refused);
+
+    let added = alice.api.post(&words, &json!({"word": "darn"})).await;
+    assert_eq!(added.status, 201, "{}", added.text);
+    assert_conforms(&doc, "post", "/servers/{id}/automod/words", &added);
+    assert_conforms(
+        &doc,
+        "get",
+        "/servers/{id}/automod/words",
+        &alice.api.get(&words).await,
+    );
+    let forbidden = bob.api.get(&words).await;
+    assert_eq!(forbidden.status, 403, "{}", forbidden.text);
+    assert_conforms(&doc, "get", "/servers/{id}/automod/words", &forbidden);
+
+    let blocked = bob
+        .api
+        .post(
+            &format!("/channels/{channel}/messages"),
+            &json!({"content": "darn"}),
+        )
+        .await;
+    assert_eq!(blocked.status, 403, "{}", blocked.text);
+    assert_conforms(&doc, "post", "/channels/{channel_id}/messages", &blocked);
+    let log = alice.api.get(&logs).await;
+    assert_eq!(log.body.as_array().map(Vec::len), Some(1), "{}", log.text);
+    assert_conforms(&doc, "get", "/servers/{id}/automod/logs", &log);
+    server.shutdown().await;
+}
+
+fn str_of_id(res: &Response) -> String {
+    assert_eq!(res.status, 201, "{}", res.text);
+    res.body["id"].as_str().expect("id").to_owned()
+}

@@ -768,3 +768,29 @@ pub struct SearchResults {
     /// How many messages match in all, whatever `before` and `limit` say.
     pub total: i64,
 }
+// ---- automod (issue 18 part C) ----
+
+/// A change to a server's automod settings: `None` leaves a setting as it is (or, on
+/// the first change, at its default). The route has checked the ranges; the
+/// database's CHECKs hold them too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AutomodPatch {
+    /// Master switch.
+    pub enabled: Option<bool>,
+    /// Spam rule on.
+    pub spam_enabled: Option<bool>,
+    /// Spam threshold (1-50).
+    pub spam_max_messages: Option<i32>,
+    /// Spam window in seconds (1-60).
+    pub spam_window_secs: Option<i32>,
+    /// Spam action.
+    pub spam_action: Option<concord_protocol::AutomodAction>,
+    /// Duplicate rule on.
+    pub duplicate_enabled: Option<bool>,
+    /// Word filter on.
+    pub word_filter_enabled: Option<bool>,
+    /// Word filter action.
+    pub word_filter_action: Option<concord_protocol::AutomodAction>,
+    /// Timeout length in minutes (1-10080).
+    pub timeout_minutes: Option<i32>,
+}

@@ -67,3 +67,16 @@ pub enum AdminRefusal {
     /// The target owns servers (deletion only).
     OwnsServers,
 }
+
+// ---- automod (issue 18 part C) ----
+
+/// The outcome of adding a filtered word ([`crate::Store::add_automod_word`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WordAddition {
+    /// The word is stored; this is the new row.
+    Added(concord_protocol::WordFilter),
+    /// The server already filters that word; this is its row, unchanged.
+    Existing(concord_protocol::WordFilter),
+    /// The server already filters as many words as allowed; nothing was written.
+    LimitReached,
+}

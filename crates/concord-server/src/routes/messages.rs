@@ -172,6 +172,17 @@ async fn create(
     {
         return Err(ApiError::forbidden("You are timed out in this server"));
     }
+    // Automod's word filter and duplicate rule refuse before anything is written
+    // (`rest-extras.md` §6.2); its spam rule looks after the insert.
+    let spam_rule = crate::automod::before_insert(
+        &state,
+        facts.server,
+        channel,
+        &principal.user,
+        &body.content,
+        now,
+    )
+    .await?;
     if let Some(target) = body.reply_to {
         let live_here = state
             .store
@@ -201,6 +212,9 @@ async fn create(
     state
         .events
         .dispatch(Audience::Channel(channel), Event::MessageCreate, &message);
+    if let Some(rules) = spam_rule {
+        crate::automod::after_insert(&state, &rules, &message, &principal.user).await;
+    }
     Ok((StatusCode::CREATED, axum::Json(message)).into_response())
 }
 
@@ -327,22 +341,37 @@ async fn remove(
             "Only the author or the server owner can delete this",
         ));
     }
-    if !state.store.delete_message(id).await? {
+    if !delete_and_announce(&state, id, message.channel_id).await? {
         // Someone else deleted it between our read and our write.
         return Err(message_not_found());
     }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The core of a message delete, shared with automod: soft-deletes message `id` of
+/// `channel`, sends MESSAGE_DELETE to the channel and removes its attachments' files.
+/// False (and nothing sent) when it was already deleted.
+///
+/// # Errors
+/// Store failures.
+pub(crate) async fn delete_and_announce(
+    state: &AppState,
+    id: MessageId,
+    channel: ChannelId,
+) -> ApiResult<bool> {
+    if !state.store.delete_message(id).await? {
+        return Ok(false);
+    }
     let deleted = MessageDelete {
         id,
-        channel_id: message.channel_id,
+        channel_id: channel,
     };
-    state.events.dispatch(
-        Audience::Channel(message.channel_id),
-        Event::MessageDelete,
-        &deleted,
-    );
+    state
+        .events
+        .dispatch(Audience::Channel(channel), Event::MessageDelete, &deleted);
     // Its attachments' rows went with the soft delete; their files go now (X4).
-    crate::attachments::purge_files(&state).await;
-    Ok(StatusCode::NO_CONTENT)
+    crate::attachments::purge_files(state).await;
+    Ok(true)
 }
 
 #[cfg(test)]

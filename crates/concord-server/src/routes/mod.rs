@@ -52,6 +52,7 @@ pub mod audit;
 // ---- server export (issue 18 part B) ----
 pub mod export;
 // ---- message search (issue 18 part B) ----
+pub mod automod;
 pub mod search;
 
 /// Routes under the per-IP rate limit (everything but health), the gateway served by
@@ -115,6 +116,7 @@ fn limited_api() -> OpenApiRouter<AppState> {
         .merge(export::routes())
         // ---- message search (issue 18 part B) ----
         .merge(search::routes())
+        .merge(automod::routes())
 }
 
 /// The gateway's upgrade route (rate-limited too), over the endpoint given as its state.

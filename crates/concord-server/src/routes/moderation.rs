@@ -179,21 +179,37 @@ async fn kick(
         serde_json::json!({ "reason": reason }),
     );
     // A concurrent leave or kick may have won.
-    if !state
-        .store
-        .remove_member(server, target, Some(&audit))
-        .await?
-    {
+    if !expel(&state, server, &user, reason, Some(&audit)).await? {
         return Err(member_not_found());
     }
-    publish_removal(&state, server, &user).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The core of a kick, shared with automod: removes `user` from `server` (writing
+/// `audit` in the same transaction), then tells everyone as a kick does — MEMBER_LEAVE
+/// and MEMBER_KICK, the target's sessions cut off from the server, their voice here
+/// ended. False (and nothing published) when they were not a member.
+///
+/// # Errors
+/// Store failures.
+pub(crate) async fn expel(
+    state: &AppState,
+    server: ServerId,
+    user: &UserRecord,
+    reason: Option<String>,
+    audit: Option<&concord_store::AuditRecord>,
+) -> Result<bool, StoreError> {
+    if !state.store.remove_member(server, user.id, audit).await? {
+        return Ok(false);
+    }
+    publish_removal(state, server, user).await;
     let kicked = MemberRemoval {
         server_id: server,
-        user_id: target,
+        user_id: user.id,
         reason,
     };
-    announce_removal(&state, Event::MemberKick, &kicked);
-    Ok(StatusCode::NO_CONTENT)
+    announce_removal(state, Event::MemberKick, &kicked);
+    Ok(true)
 }
 
 #[utoipa::path(
@@ -238,7 +254,7 @@ async fn ban(
         user_id: target,
         server_id: server,
         banned_by: Some(actor),
-        reason: reason.clone(),
+        reason,
         created_at: Timestamp::now(),
     };
     let audit = super::audit::record(
@@ -249,26 +265,43 @@ async fn ban(
         target.get(),
         serde_json::json!({ "reason": record.reason }),
     );
-    let was_member = match state.store.ban(&record, Some(&audit)).await {
-        Ok(was_member) => was_member,
+    match impose_ban(&state, &record, &user, Some(&audit)).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
         // The user or the server was deleted since the checks.
-        Err(StoreError::NotFound) => return Err(user_not_found()),
-        Err(err) => return Err(err.into()),
-    };
+        Err(StoreError::NotFound) => Err(user_not_found()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The core of a ban, shared with automod: stores `ban` of `user` (writing `audit` in
+/// the same transaction), then tells everyone — a member also gets MEMBER_LEAVE, their
+/// sessions cut off from the server and their voice here ended; MEMBER_BAN goes to the
+/// server and to them.
+///
+/// # Errors
+/// Store failures; NotFound when the user or the server is gone.
+pub(crate) async fn impose_ban(
+    state: &AppState,
+    ban: &Ban,
+    user: &UserRecord,
+    audit: Option<&concord_store::AuditRecord>,
+) -> Result<(), StoreError> {
+    let server = ban.server_id;
+    let was_member = state.store.ban(ban, audit).await?;
     let banned = MemberRemoval {
         server_id: server,
-        user_id: target,
-        reason,
+        user_id: user.id,
+        reason: ban.reason.clone(),
     };
     if was_member {
-        publish_removal(&state, server, &user).await;
-        announce_removal(&state, Event::MemberBan, &banned);
+        publish_removal(state, server, user).await;
+        announce_removal(state, Event::MemberBan, &banned);
     } else {
         state
             .events
             .dispatch(Audience::Server(server), Event::MemberBan, &banned);
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 #[utoipa::path(
@@ -326,26 +359,42 @@ async fn time_out(
             "reason": timeout.reason,
         }),
     );
-    match state.store.put_timeout(&timeout, Some(&audit)).await {
-        Ok(()) => {}
-        Err(StoreError::NotFound) => return Err(member_not_found()),
-        Err(err) => return Err(err.into()),
+    match impose_timeout(&state, &timeout, Some(&audit)).await {
+        Ok(()) => Ok(axum::Json(timeout)),
+        Err(StoreError::NotFound) => Err(member_not_found()),
+        Err(err) => Err(err.into()),
     }
+}
+
+/// The core of a timeout, shared with automod: stores `timeout` (writing `audit` in
+/// the same transaction), updates the directory and sends MEMBER_TIMEOUT to the
+/// server.
+///
+/// # Errors
+/// Store failures; NotFound when the user or the server is gone.
+pub(crate) async fn impose_timeout(
+    state: &AppState,
+    timeout: &Timeout,
+    audit: Option<&concord_store::AuditRecord>,
+) -> Result<(), StoreError> {
+    state.store.put_timeout(timeout, audit).await?;
     state.events.change(DirectoryChange::TimeoutSet {
-        server,
-        user: target,
+        server: timeout.server_id,
+        user: timeout.user_id,
         until: Some(timeout.expires_at),
     });
     let event = MemberTimeout {
-        server_id: server,
-        user_id: target,
+        server_id: timeout.server_id,
+        user_id: timeout.user_id,
         expires_at: timeout.expires_at,
         reason: timeout.reason.clone(),
     };
-    state
-        .events
-        .dispatch(Audience::Server(server), Event::MemberTimeout, &event);
-    Ok(axum::Json(timeout))
+    state.events.dispatch(
+        Audience::Server(timeout.server_id),
+        Event::MemberTimeout,
+        &event,
+    );
+    Ok(())
 }
 
 #[utoipa::path(

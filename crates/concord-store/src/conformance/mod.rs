@@ -50,6 +50,8 @@ mod audit;
 mod export;
 // ---- message search (issue 18 part B) ----
 mod search;
+// ---- automod (issue 18 part C) ----
+mod automod;
 
 pub use bots::*;
 pub use channels::*;
@@ -79,6 +81,8 @@ pub use audit::*;
 pub use export::*;
 // ---- message search (issue 18 part B) ----
 pub use search::*;
+// ---- automod (issue 18 part C) ----
+pub use automod::*;
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is evaluated inside
 /// each (async) test and must yield a fresh, empty store (a value of a type that
@@ -197,6 +201,12 @@ macro_rules! conformance_tests {
             search_follows_edits_and_deletes,
             search_is_scoped_to_the_given_channels,
             search_pages_by_keyset,
+            // ---- automod (issue 18 part C) ----
+            automod_config_upserts_with_defaults,
+            automod_words_add_once_cap_and_remove,
+            automod_log_appends_trims_and_lists,
+            automod_reads_of_recent_messages,
+            automod_word_cap_holds_under_concurrency,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

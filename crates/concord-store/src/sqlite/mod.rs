@@ -63,6 +63,9 @@ use crate::{
 };
 // ---- message search (issue 18 part B) ----
 use crate::{MessageSearch, SearchResults};
+// ---- automod (issue 18 part C) ----
+use crate::{AutomodPatch, WordAddition};
+use concord_protocol::{AutomodConfig, AutomodLogEntry, WordFilter};
 
 // Instance admin, password reset, server templates (issue 18).
 mod admin;
@@ -92,6 +95,8 @@ mod audit;
 mod export;
 // ---- message search (issue 18 part B) ----
 mod search;
+// ---- automod (issue 18 part C) ----
+mod automod;
 
 #[cfg(test)]
 mod tests;
@@ -160,6 +165,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "message search",
         include_str!("../../migrations/sqlite/0014_message_search.sql"),
+    ),
+    // ---- automod (issue 18 part C) ----
+    (
+        15,
+        "automod",
+        include_str!("../../migrations/sqlite/0015_automod.sql"),
     ),
     // ---- bot logs (issue 18 part C) ----
     (
@@ -1390,5 +1401,62 @@ impl Store for SqliteStore {
 
     async fn search_messages(&self, query: &MessageSearch) -> StoreResult<SearchResults> {
         search::search_messages(&self.pool, query).await
+    }
+    // ---- automod (issue 18 part C) ----
+
+    async fn automod_config(&self, server: ServerId) -> StoreResult<Option<AutomodConfig>> {
+        automod::automod_config(&self.pool, server).await
+    }
+
+    async fn update_automod_config(
+        &self,
+        server: ServerId,
+        patch: &AutomodPatch,
+        at: Timestamp,
+    ) -> StoreResult<AutomodConfig> {
+        automod::update_automod_config(&self.pool, server, patch, at).await
+    }
+
+    async fn automod_words(&self, server: ServerId) -> StoreResult<Vec<WordFilter>> {
+        automod::automod_words(&self.pool, server).await
+    }
+
+    async fn add_automod_word(&self, word: &WordFilter, limit: i64) -> StoreResult<WordAddition> {
+        automod::add_automod_word(&self.pool, word, limit).await
+    }
+
+    async fn remove_automod_word(&self, server: ServerId, word: &str) -> StoreResult<bool> {
+        automod::remove_automod_word(&self.pool, server, word).await
+    }
+
+    async fn append_automod_log(&self, entry: &AutomodLogEntry, keep: i64) -> StoreResult<()> {
+        automod::append_automod_log(&self.pool, entry, keep).await
+    }
+
+    async fn automod_logs(
+        &self,
+        server: ServerId,
+        limit: i64,
+    ) -> StoreResult<Vec<AutomodLogEntry>> {
+        automod::automod_logs(&self.pool, server, limit).await
+    }
+
+    async fn has_recent_duplicate(
+        &self,
+        channel: ChannelId,
+        author: UserId,
+        content: &str,
+        since: Timestamp,
+    ) -> StoreResult<bool> {
+        automod::has_recent_duplicate(&self.pool, channel, author, content, since).await
+    }
+
+    async fn count_recent_messages(
+        &self,
+        channel: ChannelId,
+        author: UserId,
+        since: Timestamp,
+    ) -> StoreResult<i64> {
+        automod::count_recent_messages(&self.pool, channel, author, since).await
     }
 }
