@@ -34,6 +34,7 @@ mod emoji;
 mod files;
 // ---- audit log, automod, webhooks, bot logs (issue 18 part C) ----
 mod audit;
+mod webhook;
 
 pub use admin::*;
 pub use bot::*;
@@ -66,3 +67,4 @@ pub use emoji::*;
 pub use files::*;
 // ---- audit log, automod, webhooks, bot logs (issue 18 part C) ----
 pub use audit::*;
+pub use webhook::*;

@@ -37,6 +37,8 @@ use concord_store::{
 use concord_store::{AttachmentAddition, AttachmentRecord, FilePurge};
 // ---- audit log (issue 18 part C) ----
 use concord_store::{AuditLogFilter, AuditRecord};
+// ---- webhooks (issue 18 part C) ----
+use concord_store::{WebhookPatch, WebhookRecord};
 
 use crate::metrics::Metrics;
 
@@ -218,4 +220,11 @@ metered! {
     fn create_role_audited(&self, role: &Role, audit: &AuditRecord) -> StoreResult<()>;
     fn assign_role_audited(&self, server: ServerId, user: UserId, role: RoleId, audit: &AuditRecord) -> StoreResult<bool>;
     fn audit_logs(&self, server: ServerId, query: &AuditLogFilter) -> StoreResult<Vec<AuditRecord>>;
+    // ---- webhooks (issue 18 part C) ----
+    fn webhooks(&self, server: ServerId) -> StoreResult<Vec<WebhookRecord>>;
+    fn webhook(&self, server: ServerId, id: uuid::Uuid) -> StoreResult<Option<WebhookRecord>>;
+    fn create_webhook(&self, webhook: &WebhookRecord, limit: i64) -> StoreResult<bool>;
+    fn update_webhook(&self, server: ServerId, id: uuid::Uuid, patch: &WebhookPatch, at: Timestamp) -> StoreResult<Option<WebhookRecord>>;
+    fn delete_webhook(&self, server: ServerId, id: uuid::Uuid) -> StoreResult<bool>;
+    fn record_webhook_delivery(&self, id: uuid::Uuid, delivered: bool, at: Timestamp) -> StoreResult<()>;
 }

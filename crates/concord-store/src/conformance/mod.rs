@@ -46,6 +46,8 @@ mod admin;
 mod attachments;
 // ---- audit log (issue 18 part C) ----
 mod audit;
+// ---- webhooks (issue 18 part C) ----
+mod webhooks;
 
 pub use bots::*;
 pub use channels::*;
@@ -71,6 +73,8 @@ pub use admin::*;
 pub use attachments::*;
 // ---- audit log (issue 18 part C) ----
 pub use audit::*;
+// ---- webhooks (issue 18 part C) ----
+pub use webhooks::*;
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is evaluated inside
 /// each (async) test and must yield a fresh, empty store (a value of a type that
@@ -179,6 +183,9 @@ macro_rules! conformance_tests {
             // ---- audit log (issue 18 part C) ----
             audit_rows_go_with_their_actions,
             audit_log_pages_and_filters,
+            // ---- webhooks (issue 18 part C) ----
+            webhooks_create_list_update_delete,
+            webhook_limit_holds_under_concurrency,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

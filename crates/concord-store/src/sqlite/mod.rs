@@ -56,6 +56,8 @@ use concord_protocol::{AdminServer, AdminUser, RegistrationMode};
 use crate::{AttachmentAddition, AttachmentRecord, FilePurge};
 // ---- audit log (issue 18 part C) ----
 use crate::{AuditLogFilter, AuditRecord};
+// ---- webhooks (issue 18 part C) ----
+use crate::{WebhookPatch, WebhookRecord};
 
 // Instance admin, password reset, server templates (issue 18).
 mod admin;
@@ -81,6 +83,8 @@ mod emojis;
 mod attachments;
 // ---- audit log (issue 18 part C) ----
 mod audit;
+// ---- webhooks (issue 18 part C) ----
+mod webhooks;
 
 #[cfg(test)]
 mod tests;
@@ -143,6 +147,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         13,
         "audit logs",
         include_str!("../../migrations/sqlite/0013_audit_logs.sql"),
+    ),
+    // ---- webhooks (issue 18 part C) ----
+    (
+        16,
+        "webhooks",
+        include_str!("../../migrations/sqlite/0016_webhooks.sql"),
     ),
 ];
 
@@ -1316,5 +1326,45 @@ impl Store for SqliteStore {
 
     async fn forget_file_purges(&self, done: &[i64]) -> StoreResult<()> {
         attachments::forget_file_purges(&self.pool, done).await
+    }
+    // ---- webhooks (issue 18 part C) ----
+
+    async fn webhooks(&self, server: ServerId) -> StoreResult<Vec<WebhookRecord>> {
+        webhooks::webhooks(&self.pool, server).await
+    }
+
+    async fn webhook(
+        &self,
+        server: ServerId,
+        id: uuid::Uuid,
+    ) -> StoreResult<Option<WebhookRecord>> {
+        webhooks::webhook(&self.pool, server, id).await
+    }
+
+    async fn create_webhook(&self, webhook: &WebhookRecord, limit: i64) -> StoreResult<bool> {
+        webhooks::create_webhook(&self.pool, webhook, limit).await
+    }
+
+    async fn update_webhook(
+        &self,
+        server: ServerId,
+        id: uuid::Uuid,
+        patch: &WebhookPatch,
+        at: Timestamp,
+    ) -> StoreResult<Option<WebhookRecord>> {
+        webhooks::update_webhook(&self.pool, server, id, patch, at).await
+    }
+
+    async fn delete_webhook(&self, server: ServerId, id: uuid::Uuid) -> StoreResult<bool> {
+        webhooks::delete_webhook(&self.pool, server, id).await
+    }
+
+    async fn record_webhook_delivery(
+        &self,
+        id: uuid::Uuid,
+        delivered: bool,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        webhooks::record_webhook_delivery(&self.pool, id, delivered, at).await
     }
 }
