@@ -34,6 +34,8 @@ pub mod poll_views;
 // Attachments, search, export (issue 18 part B).
 pub mod attachments;
 pub mod sniff;
+// Outbound webhooks (issue 18 part C).
+pub mod webhooks;
 
 pub use app::{ServeError, bind, build_state, open_store, router, serve};
 pub use config::Config;

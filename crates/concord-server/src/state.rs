@@ -44,6 +44,8 @@ pub struct AppState {
     pub emoji_files: Arc<dyn FileStore>,
     /// Message attachments (`<data_dir>/attachments/` by default) and their links.
     pub attachments: crate::attachments::Attachments,
+    /// Outbound webhook delivery (issue 18 part C).
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 impl std::fmt::Debug for AppState {

@@ -22,6 +22,7 @@ use crate::{
     perms::Permissions,
     poll_views,
     state::AppState,
+    webhooks::WebhookEvent,
 };
 
 /// The messages routes.
@@ -89,6 +90,12 @@ pub async fn resolve_mentions(
     let mut seen = std::collections::HashSet::new();
     ids.retain(|id| seen.insert(*id));
     Ok((ids, everyone))
+}
+
+/// Whether changes to `message` reach webhooks: plain channel messages do; thread
+/// replies and poll messages never do (`rest-extras.md` §9.2).
+fn fires_webhooks(message: &Message) -> bool {
+    message.thread_id.is_none() && message.poll.is_none()
 }
 
 fn message_not_found() -> ApiError {
@@ -201,6 +208,10 @@ async fn create(
     state
         .events
         .dispatch(Audience::Channel(channel), Event::MessageCreate, &message);
+    state
+        .webhooks
+        .message_event(facts.server, WebhookEvent::MessageCreated, &message)
+        .await;
     Ok((StatusCode::CREATED, axum::Json(message)).into_response())
 }
 
@@ -296,6 +307,12 @@ async fn edit(
         .ok_or_else(message_not_found)?;
     // Each viewer gets the message with their own vote, should it carry a poll.
     poll_views::dispatch_message(&state, Event::MessageUpdate, &edited).await;
+    if fires_webhooks(&edited) {
+        state
+            .webhooks
+            .message_event(server, WebhookEvent::MessageUpdated, &edited)
+            .await;
+    }
     poll_views::fill_user_vote(&state, user, &mut edited).await?;
     Ok(axum::Json(edited))
 }
@@ -340,6 +357,12 @@ async fn remove(
         Event::MessageDelete,
         &deleted,
     );
+    if fires_webhooks(&message) {
+        state
+            .webhooks
+            .message_event(server, WebhookEvent::MessageDeleted, &deleted)
+            .await;
+    }
     // Its attachments' rows went with the soft delete; their files go now (X4).
     crate::attachments::purge_files(&state).await;
     Ok(StatusCode::NO_CONTENT)

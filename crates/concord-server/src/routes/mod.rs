@@ -49,6 +49,7 @@ pub mod templates;
 pub mod attachments;
 // ---- audit log, automod, webhooks, bot logs (issue 18 part C) ----
 pub mod audit;
+pub mod webhooks;
 
 /// Routes under the per-IP rate limit (everything but health), the gateway served by
 /// `gateway` within the caps on sessions per address.
@@ -107,6 +108,7 @@ fn limited_api() -> OpenApiRouter<AppState> {
         .merge(attachments::routes())
         // ---- audit log, automod, webhooks, bot logs (issue 18 part C) ----
         .merge(audit::routes())
+        .merge(webhooks::routes())
 }
 
 /// The gateway's upgrade route (rate-limited too), over the endpoint given as its state.
