@@ -515,13 +515,10 @@ async fn ten_webhooks_per_server_even_when_created_at_once() {
         )
         .await;
     }
-    let racers = (0..12).map(|n| {
-        create(
-            &h.alice,
-            &h.hall,
-            &json!({"name": format!("r{n}"), "url": "https://x.org/", "event_types": ["message.created"]}),
-        )
-    });
+    let bodies: Vec<Value> = (0..12)
+        .map(|n| json!({"name": format!("r{n}"), "url": "https://x.org/", "event_types": ["message.created"]}))
+        .collect();
+    let racers = bodies.iter().map(|body| create(&h.alice, &h.hall, body));
     let answers = futures_util::future::join_all(racers).await;
     let created = answers.iter().filter(|r| r.status == 201).count();
     let refused: Vec<&Response> = answers.iter().filter(|r| r.status != 201).collect();
