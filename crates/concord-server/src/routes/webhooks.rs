@@ -37,9 +37,9 @@ const MAX_URL_BYTES: usize = 2000;
 /// The webhook routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(get_one, update, remove))
-        .routes(routes!(test))
+        .routes(routes!(list_webhooks, create_webhook))
+        .routes(routes!(get_webhook, update_webhook, delete_webhook))
+        .routes(routes!(test_webhook))
 }
 
 /// Member (404 otherwise, as for a missing server), then owner or ADMINISTRATOR (403).
@@ -146,7 +146,7 @@ fn new_secret() -> String {
         (status = 404, description = "No such server, or the caller is not a member.", body = ErrorBody),
     ),
 )]
-async fn list(
+async fn list_webhooks(
     State(state): State<AppState>,
     principal: Principal,
     Path(server): Path<ServerId>,
@@ -180,7 +180,7 @@ async fn list(
         (status = 422, description = "A field is missing or of the wrong type.", body = ErrorBody),
     ),
 )]
-async fn create(
+async fn create_webhook(
     State(state): State<AppState>,
     principal: Principal,
     Path(server): Path<ServerId>,
@@ -236,7 +236,7 @@ async fn create(
                                       webhook in this server.", body = ErrorBody),
     ),
 )]
-async fn get_one(
+async fn get_webhook(
     State(state): State<AppState>,
     principal: Principal,
     Path((server, id)): Path<(ServerId, uuid::Uuid)>,
@@ -267,7 +267,7 @@ async fn get_one(
         (status = 422, description = "A field is of the wrong type.", body = ErrorBody),
     ),
 )]
-async fn update(
+async fn update_webhook(
     State(state): State<AppState>,
     principal: Principal,
     Path((server, id)): Path<(ServerId, uuid::Uuid)>,
@@ -317,7 +317,7 @@ async fn update(
                                       webhook in this server.", body = ErrorBody),
     ),
 )]
-async fn remove(
+async fn delete_webhook(
     State(state): State<AppState>,
     principal: Principal,
     Path((server, id)): Path<(ServerId, uuid::Uuid)>,
@@ -353,7 +353,7 @@ async fn remove(
         (status = 503, description = "The delivery queue is full.", body = ErrorBody),
     ),
 )]
-async fn test(
+async fn test_webhook(
     State(state): State<AppState>,
     principal: Principal,
     Path((server, id)): Path<(ServerId, uuid::Uuid)>,
