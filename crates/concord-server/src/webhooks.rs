@@ -697,6 +697,79 @@ mod tests {
         );
     }
 
+    async fn started(config: &WebhookConfig) -> (Webhooks, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::new(Arc::new(concord_gateway::Hub::new())));
+        let store: Arc<dyn Store> = Arc::new(
+            concord_store::SqliteStore::in_memory()
+                .await
+                .expect("in-memory store"),
+        );
+        let webhooks = Webhooks::start(config, store, Arc::clone(&metrics)).expect("client");
+        (webhooks, metrics)
+    }
+
+    fn record(url: &str) -> WebhookRecord {
+        let now = Timestamp::now();
+        WebhookRecord {
+            id: uuid::Uuid::now_v7(),
+            server_id: ServerId::new(),
+            created_by: concord_protocol::UserId::new(),
+            name: "hook".into(),
+            url: url.into(),
+            secret: "ab".repeat(32),
+            event_types: vec!["message.created".into()],
+            enabled: true,
+            delivery_failures: 0,
+            last_used_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[tokio::test]
+    async fn pings_are_throttled_per_webhook_in_virtual_time() {
+        let (webhooks, _) = started(&WebhookConfig::default()).await;
+        // Paused only now: the store's pool must not see virtual time pass.
+        tokio::time::pause();
+        let (first, second) = (record("http://192.0.2.1/"), record("http://192.0.2.2/"));
+        assert_eq!(webhooks.ping(&first, "hall"), Ok(()));
+        assert_eq!(webhooks.ping(&first, "hall"), Err(PingRefusal::TooSoon(5)));
+        assert_eq!(webhooks.ping(&second, "hall"), Ok(()), "per webhook");
+        tokio::time::advance(Duration::from_millis(4_500)).await;
+        assert_eq!(webhooks.ping(&first, "hall"), Err(PingRefusal::TooSoon(1)));
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!(webhooks.ping(&first, "hall"), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_without_waiting() {
+        let config = WebhookConfig {
+            queue_size: 2,
+            workers: 1,
+            test_interval_secs: 0,
+            ..WebhookConfig::default()
+        };
+        let (webhooks, metrics) = started(&config).await;
+        let hook = record("http://192.0.2.1/");
+        // The worker has not run yet (current-thread runtime, no await since): the
+        // queue holds two jobs, the third finds it full.
+        assert_eq!(webhooks.ping(&hook, "hall"), Ok(()));
+        assert_eq!(webhooks.ping(&hook, "hall"), Ok(()));
+        assert_eq!(webhooks.ping(&hook, "hall"), Err(PingRefusal::QueueFull));
+        assert_eq!(metrics.webhook_count("dropped"), 1);
+        // The queued ones are taken: refused (a documentation address), not dropped.
+        let taken = async {
+            while metrics.webhook_count("refused") < 2 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), taken)
+            .await
+            .expect("both queued pings taken");
+        assert_eq!(metrics.webhook_count("refused"), 2);
+        assert_eq!(metrics.webhook_count("dropped"), 1);
+    }
+
     #[test]
     fn masks_cover_only_delivered_types() {
         let types = vec!["message.deleted".to_owned(), "member.joined".to_owned()];
