@@ -901,3 +901,41 @@ async fn redirects_are_not_followed() {
     assert_eq!(seen, ["/redirect", "/redirect", "/redirect"]);
     assert_eq!(h.server.state.metrics.webhook_count("failed"), 1);
 }
+
+/// How many times the store listed a server's webhooks (the delivery cache's fills).
+fn webhook_reads(server: &TestServer) -> u64 {
+    let text = server.state.metrics.render();
+    text.lines()
+        .find(|l| {
+            l.starts_with("concord_db_operation_duration_seconds_count")
+                && l.contains("operation=\"webhooks\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0, |n| n.parse().expect("a count"))
+}
+
+#[tokio::test]
+async fn the_webhook_list_is_read_once_per_server_until_it_changes() {
+    let mut receiver = Receiver::start().await;
+    let h = hall_on(server_allowing_loopback().await).await;
+    assert_eq!(webhook_reads(&h.server), 0);
+    for n in 0..3 {
+        h.bob.post(&h.general, &format!("no hooks {n}")).await;
+    }
+    assert_eq!(webhook_reads(&h.server), 1, "one read for three messages");
+
+    // A change through the routes drops the cached answer: the next message reads
+    // again, and the new webhook gets it.
+    hook(
+        &h.alice,
+        &h.hall,
+        &receiver.url("/hook"),
+        &["message.created"],
+    )
+    .await;
+    h.bob.post(&h.general, "first with a hook").await;
+    assert_eq!(receiver.next().await.path, "/hook");
+    h.bob.post(&h.general, "second with a hook").await;
+    assert_eq!(receiver.next().await.path, "/hook");
+    assert_eq!(webhook_reads(&h.server), 2);
+}
