@@ -45,14 +45,23 @@ pub struct Webhook {
 }
 
 /// The answer to `POST /servers/{id}/webhooks`: the webhook and its signing secret,
-/// shown this once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// shown this once. `Debug` hides the secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookCreated {
     /// The new webhook.
     pub webhook: Webhook,
     /// The HMAC-SHA256 key of `X-Together-Signature-256` (64 lowercase hex digits).
     pub secret: String,
+}
+
+impl std::fmt::Debug for WebhookCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookCreated")
+            .field("webhook", &self.webhook)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 /// `GET /servers/{id}/webhooks`.
