@@ -39,6 +39,7 @@ mod export;
 // Message search (issue 18 part B).
 mod automod;
 mod search;
+mod webhook;
 
 pub use admin::*;
 pub use bot::*;
@@ -76,3 +77,4 @@ pub use export::*;
 // Message search (issue 18 part B).
 pub use automod::*;
 pub use search::*;
+pub use webhook::*;

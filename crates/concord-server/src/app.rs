@@ -130,6 +130,12 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
     let grace = Duration::from_secs(config.limits.presence_grace_secs);
     let passwords = Arc::new(Passwords::start(config.password)?);
     let sessions_per_ip = IpCounter::new(config.limits.sessions_per_ip);
+    let webhooks = crate::webhooks::Webhooks::start(
+        &config.webhooks,
+        Arc::clone(&store),
+        Arc::clone(&metrics),
+    )
+    .map_err(std::io::Error::other)?;
     Ok(AppState {
         store,
         directory,
@@ -150,6 +156,7 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
         sessions_per_ip,
         passwords,
         automod: Arc::new(crate::automod::AutomodRules::new()),
+        webhooks,
     })
 }
 

@@ -205,17 +205,22 @@ pub async fn before_insert(
 /// than `spam_max_messages` live messages in its channel within the window (this one
 /// included), it is deleted (MESSAGE_DELETE follows its MESSAGE_CREATE), the case is
 /// logged and `spam_action` taken. Failures are logged, never answered: the message
-/// was posted.
-pub async fn after_insert(state: &AppState, rules: &Rules, message: &Message, author: &UserRecord) {
+/// was posted. True when the message was deleted here.
+pub async fn after_insert(
+    state: &AppState,
+    rules: &Rules,
+    message: &Message,
+    author: &UserRecord,
+) -> bool {
     let Some(config) = rules.active().filter(|c| c.spam_enabled) else {
-        return;
+        return false;
     };
     let Some(server) = state
         .directory
         .channel(message.channel_id)
         .map(|facts| facts.server)
     else {
-        return;
+        return false;
     };
     let since = message
         .created_at
@@ -228,19 +233,19 @@ pub async fn after_insert(state: &AppState, rules: &Rules, message: &Message, au
         Ok(count) => count,
         Err(err) => {
             tracing::warn!(error = %err, %server, "automod: spam count failed");
-            return;
+            return false;
         }
     };
     if count <= i64::from(config.spam_max_messages) {
-        return;
+        return false;
     }
     match messages::delete_and_announce(state, message.id, message.channel_id).await {
         Ok(true) => {}
         // Already gone (its author or the owner was quicker): nothing to undo.
-        Ok(false) => return,
+        Ok(false) => return false,
         Err(err) => {
             tracing::warn!(error = ?err, %server, "automod: spam delete failed");
-            return;
+            return false;
         }
     }
     let action = config.spam_action;
@@ -258,6 +263,7 @@ pub async fn after_insert(state: &AppState, rules: &Rules, message: &Message, au
     )
     .await;
     punish(state, server, author, action, config.timeout_minutes).await;
+    true
 }
 
 /// One broken rule, as the log records it.

@@ -333,6 +333,40 @@ impl Default for PasswordCost {
     }
 }
 
+/// Outbound webhook delivery (`[webhooks]`, `rest-extras.md` §9.2, X12).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Networks (CIDR blocks; a bare address is one host) that deliveries may reach
+    /// although they are loopback, private, link-local, unique-local, CGNAT,
+    /// multicast, unspecified, documentation or metadata addresses. Default: none.
+    #[serde(deserialize_with = "networks")]
+    pub allow_networks: Vec<ipnet::IpNet>,
+    /// Seconds one delivery attempt may take (connect, send and answer).
+    pub timeout_secs: u64,
+    /// Milliseconds to wait before each retry; one attempt plus one per entry.
+    pub retry_delays_ms: Vec<u64>,
+    /// Deliveries waiting for a worker; past it new ones are dropped (and counted).
+    pub queue_size: usize,
+    /// Deliveries in flight at once.
+    pub workers: usize,
+    /// Least seconds between two test pings of one webhook (429 sooner).
+    pub test_interval_secs: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            allow_networks: Vec::new(),
+            timeout_secs: 10,
+            retry_delays_ms: vec![5_000, 15_000],
+            queue_size: 10_000,
+            workers: 4,
+            test_interval_secs: 5,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -374,6 +408,8 @@ pub struct Config {
     /// get one new pair and one 401, not a logout (`rest.md` R15). Any other reuse of
     /// a replaced refresh token ends the whole login.
     pub refresh_reuse_grace_secs: u64,
+    /// Outbound webhook delivery.
+    pub webhooks: WebhookConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -399,6 +435,7 @@ impl std::fmt::Debug for Config {
             .field("metrics", &self.metrics)
             .field("token_leeway_secs", &self.token_leeway_secs)
             .field("refresh_reuse_grace_secs", &self.refresh_reuse_grace_secs)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -420,6 +457,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             token_leeway_secs: crate::auth::DEFAULT_LEEWAY_SECS,
             refresh_reuse_grace_secs: 10,
+            webhooks: WebhookConfig::default(),
         }
     }
 }
@@ -620,6 +658,18 @@ mod tests {
             ..Config::default()
         };
         assert!(!format!("{config:?}").contains("metrics-token-value"));
+    }
+
+    #[test]
+    fn webhook_section_reads_networks_and_delays() {
+        let text = "[webhooks]\nallow_networks = [\"127.0.0.1/32\", \"fd00::1\"]\n\
+                    retry_delays_ms = [10, 20]\nworkers = 2\n";
+        let config: Config = toml::from_str(text).unwrap();
+        assert_eq!(config.webhooks.allow_networks.len(), 2);
+        assert_eq!(config.webhooks.retry_delays_ms, vec![10, 20]);
+        assert_eq!(config.webhooks.workers, 2);
+        assert_eq!(config.webhooks.timeout_secs, 10);
+        assert!(toml::from_str::<Config>("[webhooks]\nallow_networks = [\"x\"]\n").is_err());
     }
 
     #[test]

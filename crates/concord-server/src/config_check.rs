@@ -137,6 +137,7 @@ fn check_values(config: &Config) -> Result<(), ConfigProblem> {
             "only sqlite://PATH is supported by this build",
         ));
     }
+    check_webhooks(&config.webhooks)?;
     for origin in &config.cors_origins {
         let plain = origin == "*"
             || (origin.contains("://") && axum::http::HeaderValue::from_str(origin).is_ok());
@@ -148,6 +149,37 @@ fn check_values(config: &Config) -> Result<(), ConfigProblem> {
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Most retries of one delivery, and the longest wait before one (an hour).
+const MAX_WEBHOOK_RETRIES: usize = 10;
+const MAX_WEBHOOK_DELAY_MS: u64 = 3_600_000;
+
+/// `[webhooks]`: positive bounds, a sane retry schedule.
+fn check_webhooks(webhooks: &crate::config::WebhookConfig) -> Result<(), ConfigProblem> {
+    positive("webhooks.timeout_secs", webhooks.timeout_secs)?;
+    positive("webhooks.queue_size", webhooks.queue_size as u64)?;
+    positive("webhooks.workers", webhooks.workers as u64)?;
+    if webhooks.workers > 1024 {
+        return Err(key("webhooks.workers", "must be at most 1024"));
+    }
+    if webhooks.retry_delays_ms.len() > MAX_WEBHOOK_RETRIES {
+        return Err(key(
+            "webhooks.retry_delays_ms",
+            format!("at most {MAX_WEBHOOK_RETRIES} retries"),
+        ));
+    }
+    if webhooks
+        .retry_delays_ms
+        .iter()
+        .any(|&ms| ms > MAX_WEBHOOK_DELAY_MS)
+    {
+        return Err(key(
+            "webhooks.retry_delays_ms",
+            "each delay must be at most 3600000 (an hour)",
+        ));
     }
     Ok(())
 }
@@ -216,7 +248,7 @@ mod tests {
 
     #[test]
     fn values_that_cannot_work_are_refused_by_their_key() {
-        let cases: [(&str, Adjust); 12] = [
+        let cases: [(&str, Adjust); 16] = [
             (
                 "limits.rest_per_ip.per_second",
                 Box::new(|c| c.limits.rest_per_ip.per_second = 0),
@@ -264,6 +296,19 @@ mod tests {
             (
                 "cors_origins",
                 Box::new(|c| c.cors_origins = vec!["chat.example.org".into()]),
+            ),
+            (
+                "webhooks.timeout_secs",
+                Box::new(|c| c.webhooks.timeout_secs = 0),
+            ),
+            (
+                "webhooks.queue_size",
+                Box::new(|c| c.webhooks.queue_size = 0),
+            ),
+            ("webhooks.workers", Box::new(|c| c.webhooks.workers = 0)),
+            (
+                "webhooks.retry_delays_ms",
+                Box::new(|c| c.webhooks.retry_delays_ms = vec![1; 11]),
             ),
         ];
         for (name, adjust) in cases {

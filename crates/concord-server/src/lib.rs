@@ -36,6 +36,8 @@ pub mod attachments;
 pub mod sniff;
 // Automod enforcement (issue 18 part C).
 pub mod automod;
+// Outbound webhooks (issue 18 part C).
+pub mod webhooks;
 
 pub use app::{ServeError, bind, build_state, open_store, router, serve};
 pub use config::Config;

@@ -47,6 +47,8 @@ use concord_store::{MessageSearch, SearchResults};
 // ---- automod (issue 18 part C) ----
 use concord_protocol::{AutomodConfig, AutomodLogEntry, WordFilter};
 use concord_store::{AutomodPatch, WordAddition};
+// ---- webhooks (issue 18 part C) ----
+use concord_store::{WebhookPatch, WebhookRecord};
 
 use crate::metrics::Metrics;
 
@@ -246,4 +248,11 @@ metered! {
     fn automod_logs(&self, server: ServerId, limit: i64) -> StoreResult<Vec<AutomodLogEntry>>;
     fn has_recent_duplicate(&self, channel: ChannelId, author: UserId, content: &str, since: Timestamp) -> StoreResult<bool>;
     fn count_recent_messages(&self, channel: ChannelId, author: UserId, since: Timestamp) -> StoreResult<i64>;
+    // ---- webhooks (issue 18 part C) ----
+    fn webhooks(&self, server: ServerId) -> StoreResult<Vec<WebhookRecord>>;
+    fn webhook(&self, server: ServerId, id: uuid::Uuid) -> StoreResult<Option<WebhookRecord>>;
+    fn create_webhook(&self, webhook: &WebhookRecord, limit: i64) -> StoreResult<bool>;
+    fn update_webhook(&self, server: ServerId, id: uuid::Uuid, patch: &WebhookPatch, at: Timestamp) -> StoreResult<Option<WebhookRecord>>;
+    fn delete_webhook(&self, server: ServerId, id: uuid::Uuid) -> StoreResult<bool>;
+    fn record_webhook_delivery(&self, id: uuid::Uuid, delivered: bool, at: Timestamp) -> StoreResult<()>;
 }

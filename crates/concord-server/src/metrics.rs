@@ -69,6 +69,7 @@ pub struct Metrics {
     db_errors: Family<OperationLabels, Counter>,
     refused: Family<[(&'static str, &'static str); 1], Counter>,
     node: Arc<NodeCollector>,
+    webhooks: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -170,6 +171,13 @@ impl Metrics {
             started: SystemTime::now(),
         });
         registry.register_collector(Box::new(Arc::clone(&node)));
+        let webhooks = Family::default();
+        registry.register(
+            "concord_webhook_deliveries",
+            "Outbound webhook deliveries, by outcome (delivered, failed, refused: an \
+             address outside the allowed ones, dropped: the queue was full)",
+            webhooks.clone(),
+        );
 
         Self {
             published: per_event(&published),
@@ -185,6 +193,7 @@ impl Metrics {
             db_errors,
             refused,
             node,
+            webhooks,
         }
     }
 
@@ -235,6 +244,17 @@ impl Metrics {
     /// closed set of labels).
     pub fn connection_refused(&self, reason: &'static str) {
         self.refused.get_or_create(&[("reason", reason)]).inc();
+    }
+
+    /// Counts one webhook delivery by its outcome (`delivered`, `failed`, `refused`,
+    /// `dropped`).
+    pub fn webhook(&self, outcome: &'static str) {
+        self.webhooks.get_or_create(&[("outcome", outcome)]).inc();
+    }
+
+    /// A webhook delivery count of one outcome so far.
+    pub fn webhook_count(&self, outcome: &'static str) -> u64 {
+        self.webhooks.get_or_create(&[("outcome", outcome)]).get()
     }
 
     /// Records one answered REST request.

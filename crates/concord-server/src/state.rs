@@ -46,6 +46,8 @@ pub struct AppState {
     pub attachments: crate::attachments::Attachments,
     /// Each server's automod settings and words, as message posting reads them.
     pub automod: Arc<crate::automod::AutomodRules>,
+    /// Outbound webhook delivery (issue 18 part C).
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 impl std::fmt::Debug for AppState {

@@ -794,3 +794,82 @@ pub struct AutomodPatch {
     /// Timeout length in minutes (1-10080).
     pub timeout_minutes: Option<i32>,
 }
+
+// ---- webhooks (issue 18 part C) ----
+
+/// A webhook row (`rest-extras.md` §9, §11): the wire's [`concord_protocol::Webhook`]
+/// and its signing secret, kept in plaintext because it is the HMAC key. `Debug`
+/// hides the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookRecord {
+    /// Id.
+    pub id: uuid::Uuid,
+    /// The server whose events it receives.
+    pub server_id: ServerId,
+    /// Who created it (the row goes with that user).
+    pub created_by: UserId,
+    /// Display name, trimmed, 1–100 characters.
+    pub name: String,
+    /// Delivery URL, as sent, 1–2000 bytes.
+    pub url: String,
+    /// The HMAC-SHA256 key (64 lowercase hex digits).
+    pub secret: String,
+    /// Subscribed event types, each once, in the order given.
+    pub event_types: Vec<String>,
+    /// Whether events are delivered.
+    pub enabled: bool,
+    /// Deliveries that failed every attempt since the last success.
+    pub delivery_failures: i64,
+    /// The last successful delivery.
+    pub last_used_at: Option<Timestamp>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change through the API (not delivery bookkeeping).
+    pub updated_at: Timestamp,
+}
+
+impl std::fmt::Debug for WebhookRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookRecord")
+            .field("id", &self.id)
+            .field("server_id", &self.server_id)
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .field("event_types", &self.event_types)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookRecord {
+    /// The wire form, without the secret.
+    pub fn into_dto(self) -> concord_protocol::Webhook {
+        concord_protocol::Webhook {
+            id: self.id,
+            server_id: self.server_id,
+            created_by: self.created_by,
+            name: self.name,
+            url: self.url,
+            event_types: self.event_types,
+            enabled: self.enabled,
+            delivery_failures: self.delivery_failures,
+            last_used_at: self.last_used_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// A change to a webhook; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookPatch {
+    /// New name (already trimmed and checked).
+    pub name: Option<String>,
+    /// New URL (already checked).
+    pub url: Option<String>,
+    /// New subscriptions (already checked).
+    pub event_types: Option<Vec<String>>,
+    /// Enable or disable.
+    pub enabled: Option<bool>,
+}

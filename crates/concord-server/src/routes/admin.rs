@@ -429,6 +429,8 @@ async fn delete_user(
         });
     }
     super::emojis::delete_files(&state, &deleted.emojis).await;
+    // Their webhooks went by cascade: no more deliveries to them.
+    state.webhooks.invalidate_all();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -22,6 +22,7 @@ use crate::{
     perms::Permissions,
     poll_views,
     state::AppState,
+    webhooks::WebhookEvent,
 };
 
 /// The messages routes.
@@ -89,6 +90,12 @@ pub async fn resolve_mentions(
     let mut seen = std::collections::HashSet::new();
     ids.retain(|id| seen.insert(*id));
     Ok((ids, everyone))
+}
+
+/// Whether changes to `message` reach webhooks: plain channel messages do; thread
+/// replies and poll messages never do (`rest-extras.md` §9.2).
+fn fires_webhooks(message: &Message) -> bool {
+    message.thread_id.is_none() && message.poll.is_none()
 }
 
 fn message_not_found() -> ApiError {
@@ -212,8 +219,19 @@ async fn create(
     state
         .events
         .dispatch(Audience::Channel(channel), Event::MessageCreate, &message);
-    if let Some(rules) = spam_rule {
-        crate::automod::after_insert(&state, &rules, &message, &principal.user).await;
+    let removed_as_spam = match spam_rule {
+        Some(rules) => {
+            crate::automod::after_insert(&state, &rules, &message, &principal.user).await
+        }
+        None => false,
+    };
+    // A message automod took down at once never reaches webhooks: they would hear of
+    // its creation and never of its deletion.
+    if !removed_as_spam {
+        state
+            .webhooks
+            .message_event(facts.server, WebhookEvent::MessageCreated, &message)
+            .await;
     }
     Ok((StatusCode::CREATED, axum::Json(message)).into_response())
 }
@@ -310,6 +328,12 @@ async fn edit(
         .ok_or_else(message_not_found)?;
     // Each viewer gets the message with their own vote, should it carry a poll.
     poll_views::dispatch_message(&state, Event::MessageUpdate, &edited).await;
+    if fires_webhooks(&edited) {
+        state
+            .webhooks
+            .message_event(server, WebhookEvent::MessageUpdated, &edited)
+            .await;
+    }
     poll_views::fill_user_vote(&state, user, &mut edited).await?;
     Ok(axum::Json(edited))
 }
@@ -344,6 +368,18 @@ async fn remove(
     if !delete_and_announce(&state, id, message.channel_id).await? {
         // Someone else deleted it between our read and our write.
         return Err(message_not_found());
+    }
+    // Deleted by a person: webhooks hear of it (automod's deletions never fire them,
+    // as in the reference).
+    if fires_webhooks(&message) {
+        let deleted = MessageDelete {
+            id,
+            channel_id: message.channel_id,
+        };
+        state
+            .webhooks
+            .message_event(server, WebhookEvent::MessageDeleted, &deleted)
+            .await;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -54,6 +54,7 @@ pub mod export;
 // ---- message search (issue 18 part B) ----
 pub mod automod;
 pub mod search;
+pub mod webhooks;
 
 /// Routes under the per-IP rate limit (everything but health), the gateway served by
 /// `gateway` within the caps on sessions per address.
@@ -117,6 +118,7 @@ fn limited_api() -> OpenApiRouter<AppState> {
         // ---- message search (issue 18 part B) ----
         .merge(search::routes())
         .merge(automod::routes())
+        .merge(webhooks::routes())
 }
 
 /// The gateway's upgrade route (rate-limited too), over the endpoint given as its state.

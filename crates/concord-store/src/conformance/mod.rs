@@ -52,6 +52,8 @@ mod export;
 mod search;
 // ---- automod (issue 18 part C) ----
 mod automod;
+// ---- webhooks (issue 18 part C) ----
+mod webhooks;
 
 pub use bots::*;
 pub use channels::*;
@@ -83,6 +85,8 @@ pub use export::*;
 pub use search::*;
 // ---- automod (issue 18 part C) ----
 pub use automod::*;
+// ---- webhooks (issue 18 part C) ----
+pub use webhooks::*;
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is evaluated inside
 /// each (async) test and must yield a fresh, empty store (a value of a type that
@@ -207,6 +211,9 @@ macro_rules! conformance_tests {
             automod_log_appends_trims_and_lists,
             automod_reads_of_recent_messages,
             automod_word_cap_holds_under_concurrency,
+            // ---- webhooks (issue 18 part C) ----
+            webhooks_create_list_update_delete,
+            webhook_limit_holds_under_concurrency,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -66,6 +66,8 @@ use crate::{MessageSearch, SearchResults};
 // ---- automod (issue 18 part C) ----
 use crate::{AutomodPatch, WordAddition};
 use concord_protocol::{AutomodConfig, AutomodLogEntry, WordFilter};
+// ---- webhooks (issue 18 part C) ----
+use crate::{WebhookPatch, WebhookRecord};
 
 // Instance admin, password reset, server templates (issue 18).
 mod admin;
@@ -97,6 +99,8 @@ mod export;
 mod search;
 // ---- automod (issue 18 part C) ----
 mod automod;
+// ---- webhooks (issue 18 part C) ----
+mod webhooks;
 
 #[cfg(test)]
 mod tests;
@@ -171,6 +175,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         15,
         "automod",
         include_str!("../../migrations/sqlite/0015_automod.sql"),
+    ),
+    // ---- webhooks (issue 18 part C) ----
+    (
+        16,
+        "webhooks",
+        include_str!("../../migrations/sqlite/0016_webhooks.sql"),
     ),
     // ---- bot logs (issue 18 part C) ----
     (
@@ -1458,5 +1468,45 @@ impl Store for SqliteStore {
         since: Timestamp,
     ) -> StoreResult<i64> {
         automod::count_recent_messages(&self.pool, channel, author, since).await
+    }
+    // ---- webhooks (issue 18 part C) ----
+
+    async fn webhooks(&self, server: ServerId) -> StoreResult<Vec<WebhookRecord>> {
+        webhooks::webhooks(&self.pool, server).await
+    }
+
+    async fn webhook(
+        &self,
+        server: ServerId,
+        id: uuid::Uuid,
+    ) -> StoreResult<Option<WebhookRecord>> {
+        webhooks::webhook(&self.pool, server, id).await
+    }
+
+    async fn create_webhook(&self, webhook: &WebhookRecord, limit: i64) -> StoreResult<bool> {
+        webhooks::create_webhook(&self.pool, webhook, limit).await
+    }
+
+    async fn update_webhook(
+        &self,
+        server: ServerId,
+        id: uuid::Uuid,
+        patch: &WebhookPatch,
+        at: Timestamp,
+    ) -> StoreResult<Option<WebhookRecord>> {
+        webhooks::update_webhook(&self.pool, server, id, patch, at).await
+    }
+
+    async fn delete_webhook(&self, server: ServerId, id: uuid::Uuid) -> StoreResult<bool> {
+        webhooks::delete_webhook(&self.pool, server, id).await
+    }
+
+    async fn record_webhook_delivery(
+        &self,
+        id: uuid::Uuid,
+        delivered: bool,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        webhooks::record_webhook_delivery(&self.pool, id, delivered, at).await
     }
 }
