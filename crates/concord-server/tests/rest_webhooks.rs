@@ -939,3 +939,68 @@ async fn the_webhook_list_is_read_once_per_server_until_it_changes() {
     assert_eq!(receiver.next().await.path, "/hook");
     assert_eq!(webhook_reads(&h.server), 2);
 }
+
+#[tokio::test]
+async fn a_message_automod_takes_down_as_spam_never_reaches_webhooks() {
+    let mut receiver = Receiver::start().await;
+    let h = hall_on(server_allowing_loopback().await).await;
+    hook(
+        &h.alice,
+        &h.hall,
+        &receiver.url("/events"),
+        &["message.created", "message.deleted"],
+    )
+    .await;
+    let res = h
+        .alice
+        .api
+        .patch(
+            &format!("/servers/{}/automod", h.hall),
+            &json!({
+                "enabled": true,
+                "spam_enabled": true,
+                "spam_max_messages": 2,
+                "spam_window_secs": 60,
+                "spam_action": "delete",
+            }),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+
+    // Positive control: bob's first two messages are within the limit and fire.
+    let first = h.bob.post(&h.general, "one").await;
+    let second = h.bob.post(&h.general, "two").await;
+    for expected in [&first, &second] {
+        let got = receiver.next().await;
+        assert_eq!(got.json()["event"], "message.created");
+        assert_eq!(got.json()["data"]["id"], expected["id"]);
+    }
+
+    // The third is posted (201) and taken down by automod at once: no created, no
+    // deleted delivery for it.
+    let third = h.bob.post(&h.general, "three").await;
+    let listed = h
+        .alice
+        .api
+        .get(&format!("/channels/{}/messages", h.general))
+        .await;
+    assert!(
+        listed
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["id"] != third["id"]),
+        "automod removed the third message: {}",
+        listed.text
+    );
+
+    // The sentinel, queued after the third on the one worker: the owner's message
+    // (automod never touches the owner) is the next delivery.
+    let sentinel = h.alice.post(&h.general, "sentinel").await;
+    let got = receiver.next().await;
+    assert_eq!(got.json()["event"], "message.created");
+    assert_eq!(got.json()["data"]["id"], sentinel["id"]);
+    let rest = receiver.drain();
+    assert!(rest.is_empty(), "nothing else was delivered: {rest:?}");
+}

@@ -143,7 +143,7 @@ pub async fn recent_messages_by_author_newest_live_first(store: &dyn Store) {
 
     let first = message(store, general.id, alice.id, 10).await;
     let deleted = message(store, other.id, alice.id, 11).await;
-    let mut tied = vec![
+    let mut tied = [
         message(store, other.id, alice.id, 12).await,
         message(store, general.id, alice.id, 12).await,
     ];
