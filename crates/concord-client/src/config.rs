@@ -78,8 +78,8 @@ impl Connector for TcpConnector {
 /// adjusted field by field or with the `with_*` methods.
 #[derive(Clone)]
 pub struct GatewayConfig {
-    /// The gateway URL, e.g. `ws://127.0.0.1:8080/ws` (no query; `wss` is not
-    /// supported yet).
+    /// The gateway URL, e.g. `ws://127.0.0.1:8080/ws` or `wss://chat.example.org/ws`
+    /// (no query).
     pub url: String,
     /// Where credentials come from, asked on every connection.
     pub token: Arc<dyn TokenProvider>,
@@ -110,6 +110,8 @@ pub struct GatewayConfig {
     pub jitter_seed: Option<u64>,
     /// How the byte stream is opened.
     pub connector: Arc<dyn Connector>,
+    /// Certificate authorities trusted for a `wss://` URL (default: the Mozilla set).
+    pub tls: crate::Tls,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -143,6 +145,7 @@ impl GatewayConfig {
             event_buffer: 1024,
             jitter_seed: None,
             connector: Arc::new(TcpConnector),
+            tls: crate::Tls::default(),
         }
     }
 
@@ -178,6 +181,13 @@ impl GatewayConfig {
     #[must_use]
     pub fn with_connector(mut self, connector: impl Connector) -> Self {
         self.connector = Arc::new(connector);
+        self
+    }
+
+    /// Trusting these certificate authorities for a `wss://` URL.
+    #[must_use]
+    pub fn with_tls(mut self, tls: crate::Tls) -> Self {
+        self.tls = tls;
         self
     }
 }

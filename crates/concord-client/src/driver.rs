@@ -389,6 +389,19 @@ impl Driver {
                     renew: false,
                 }
             })?;
+        // An untrusted certificate is retried like any failed connection: it may be a
+        // proxy mid-deploy, and the backoff keeps the retries cheap.
+        let stream = if raw::is_secure(&self.config.url) {
+            self.config.tls.wrap(&host, stream).await.map_err(|e| {
+                tracing::warn!(error = %e, "gateway TLS handshake failed");
+                End::Retry {
+                    code: None,
+                    renew: false,
+                }
+            })?
+        } else {
+            stream
+        };
         let options = ConnectOptions::new()
             .with_compression(compression)
             .with_max_message_size(self.config.max_message_size);

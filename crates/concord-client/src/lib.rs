@@ -10,6 +10,7 @@ mod gateway;
 pub mod presence;
 pub mod raw;
 pub mod rest;
+mod tls;
 mod token;
 pub mod typing;
 
@@ -24,4 +25,5 @@ pub use error::Error;
 pub use event::{Event, EventKind, EventStream, ListenerHandle};
 pub use gateway::{Gateway, ReadyState};
 pub use rest::{RestClient, RestError};
+pub use tls::{Tls, TlsError};
 pub use token::{BotToken, Credential, RefreshToken, StaticToken, TokenError, TokenProvider};

@@ -280,6 +280,9 @@ pub struct ConnectOptions {
     /// The WebSocket write buffer (default: tungstenite's); 0 writes every frame
     /// through at once.
     pub write_buffer_size: Option<usize>,
+    /// Certificate authorities trusted for a `wss://` URL by [`Connection::connect`]
+    /// (default: the Mozilla set).
+    pub tls: crate::Tls,
 }
 
 impl Default for ConnectOptions {
@@ -296,7 +299,15 @@ impl ConnectOptions {
             max_message_size: 16 << 20,
             read_buffer_size: None,
             write_buffer_size: None,
+            tls: crate::Tls::default(),
         }
+    }
+
+    /// Trusting these certificate authorities for a `wss://` URL.
+    #[must_use]
+    pub fn with_tls(mut self, tls: crate::Tls) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// With this compression (or none).
@@ -327,22 +338,34 @@ impl ConnectOptions {
     }
 }
 
-/// Host and port of a `ws://` URL.
+/// Host and port of a `ws://` or `wss://` URL (default ports 80 and 443).
 ///
 /// # Errors
-/// Not a `ws://` URL with a host.
+/// Not a `ws://` or `wss://` URL with a host.
 pub fn host_port(url: &str) -> Result<(String, u16), RawError> {
     let uri: Uri = url.parse().map_err(|e| RawError::Url(format!("{e}")))?;
-    if uri.scheme_str() != Some("ws") {
-        return Err(RawError::Url("only ws:// URLs are supported".to_string()));
-    }
+    let default_port = match uri.scheme_str() {
+        Some("ws") => 80,
+        Some("wss") => 443,
+        _ => {
+            return Err(RawError::Url(
+                "only ws:// and wss:// URLs are supported".to_string(),
+            ));
+        }
+    };
     let host = uri
         .host()
         .ok_or_else(|| RawError::Url("no host in the gateway URL".to_string()))?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    Ok((host, uri.port_u16().unwrap_or(80)))
+    Ok((host, uri.port_u16().unwrap_or(default_port)))
+}
+
+/// Whether `url` asks for TLS (`wss://`).
+pub fn is_secure(url: &str) -> bool {
+    url.get(..6)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("wss://"))
 }
 
 /// The message a frame held, without copying a text frame.
@@ -382,7 +405,16 @@ impl Connection {
             .await
             .map_err(RawError::Io)?;
         tcp.set_nodelay(true).map_err(RawError::Io)?;
-        Self::connect_over(Box::new(tcp), url, options).await
+        let stream: BoxedStream = if is_secure(url) {
+            options
+                .tls
+                .wrap(&host, Box::new(tcp))
+                .await
+                .map_err(RawError::Io)?
+        } else {
+            Box::new(tcp)
+        };
+        Self::connect_over(stream, url, options).await
     }
 
     /// Upgrades over a stream already open to the server (a custom [`crate::Connector`],
@@ -680,5 +712,12 @@ mod tests {
             host_port("ws://[::1]:9/ws").unwrap(),
             ("::1".to_string(), 9)
         );
+        assert_eq!(
+            host_port("wss://chat.example.org/ws").unwrap(),
+            ("chat.example.org".to_string(), 443)
+        );
+        assert_eq!(host_port("ws://h/ws").unwrap(), ("h".to_string(), 80));
+        assert!(is_secure("wss://h/ws") && is_secure("WSS://h/ws"));
+        assert!(!is_secure("ws://h/ws") && !is_secure("ws"));
     }
 }

@@ -326,6 +326,18 @@ impl RestClient {
         Self::with_http(base, reqwest::Client::new())
     }
 
+    /// As [`RestClient::new`], trusting only the certificate authorities of `tls` for
+    /// an `https://` base ([`RestClient::new`] trusts the Mozilla set).
+    ///
+    /// # Errors
+    /// reqwest could not build its client.
+    pub fn with_tls(base: &str, tls: &crate::Tls) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls((*tls.client_config()).clone())
+            .build()?;
+        Ok(Self::with_http(base, http))
+    }
+
     /// As [`RestClient::new`], over this `reqwest` client (its pool, source address,
     /// timeouts).
     pub fn with_http(base: &str, http: reqwest::Client) -> Self {

@@ -96,10 +96,12 @@ impl Connection {
         let base = self.url.trim_end_matches('/');
         if let Some(rest) = base.strip_prefix("http://") {
             Ok(format!("ws://{rest}/ws"))
-        } else if base.starts_with("ws://") {
+        } else if let Some(rest) = base.strip_prefix("https://") {
+            Ok(format!("wss://{rest}/ws"))
+        } else if base.starts_with("ws://") || base.starts_with("wss://") {
             Ok(format!("{base}/ws"))
         } else {
-            bail!("--url must be http://host:port (TLS is not supported yet): {base}")
+            bail!("--url must be http://host[:port] or https://host[:port]: {base}")
         }
     }
 
