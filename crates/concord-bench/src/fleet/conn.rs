@@ -7,8 +7,8 @@
 //! (`event_name`, `Marker::find`), not the SDK's typed decoder (`raw::decode` into a
 //! `ServerMessage`): measured with `cargo bench -p concord-bench --bench decoder`
 //! (BENCHMARKS.md, "Receive path: the SDK's decoder against the fleet's"), a 566-byte
-//! MESSAGE_CREATE costs 0.25–0.28 µs the lean way and 2.65–2.7 µs typed on the
-//! 2-core VM (9–11×; 2.1× and 6.7× with zlib-stream and zstd-stream, whose inflate both
+//! MESSAGE_CREATE costs 0.25–0.31 µs the lean way and 2.3–2.7 µs typed on the
+//! 2-core VM (7–11×; about 6× with zlib-stream or zstd-stream, whose inflate both
 //! paths pay), far outside the 10 % that would justify the switch. The fleet's own CPU per
 //! delivery (≈1.5–2.5 µs) is as large as the server's on a shared box, so typed
 //! decoding would roughly double the client's share of the cores and lower the
