@@ -9,7 +9,9 @@ mod moderation_support;
 
 use concord_protocol::{ServerId, Timestamp, WordFilter};
 use concord_server::perms::Permissions;
-use concord_testkit::{Response, TestServer, TestUser, assert_exact_error, assert_keys, str_of};
+use concord_testkit::{
+    Hall, Response, TestServer, TestUser, assert_exact_error, assert_keys, str_of,
+};
 use moderation_support::{expect_message, grant, next};
 use serde_json::{Value, json};
 
@@ -42,35 +44,10 @@ const LOG_KEYS: &[&str] = &[
     "created_at",
 ];
 
-/// alice owns "hall" (with a text channel); bob and carol are plain members.
-struct Hall {
-    server: TestServer,
-    alice: TestUser,
-    bob: TestUser,
-    carol: TestUser,
-    hall: String,
-    general: String,
-}
-
+/// alice owns "hall" (public, with the text channel "general"); bob and carol are
+/// members.
 async fn hall() -> Hall {
-    let server = TestServer::start().await;
-    let (alice, bob, carol) = (
-        server.user("alice").await,
-        server.user("bob").await,
-        server.user("carol").await,
-    );
-    let hall = alice.create_server("hall").await;
-    let general = alice.create_channel(&hall, "general", "text").await;
-    bob.join(&hall).await;
-    carol.join(&hall).await;
-    Hall {
-        server,
-        alice,
-        bob,
-        carol,
-        hall,
-        general,
-    }
+    Hall::start().await
 }
 
 /// PATCHes the automod settings as the owner and returns them.

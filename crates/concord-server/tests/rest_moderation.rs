@@ -8,7 +8,7 @@ mod moderation_support;
 
 use concord_protocol::{ServerId, Timeout, Timestamp};
 use concord_server::{directory::DirectoryChange, perms::Permissions};
-use concord_testkit::{TestServer, TestUser, assert_error, assert_exact_error, assert_keys};
+use concord_testkit::{Hall, TestUser, assert_error, assert_exact_error, assert_keys};
 use moderation_support::{expect_message, grant, next, sync};
 use serde_json::{Value, json};
 
@@ -20,35 +20,10 @@ fn ts(value: &Value) -> Timestamp {
     serde_json::from_value(value.clone()).expect("timestamp")
 }
 
-/// alice owns "hall" (public, with a text channel); bob and carol are members.
-struct Hall {
-    server: TestServer,
-    alice: TestUser,
-    bob: TestUser,
-    carol: TestUser,
-    hall: String,
-    general: String,
-}
-
+/// alice owns "hall" (public, with the text channel "general"); bob and carol are
+/// members.
 async fn hall() -> Hall {
-    let server = TestServer::start().await;
-    let (alice, bob, carol) = (
-        server.user("alice").await,
-        server.user("bob").await,
-        server.user("carol").await,
-    );
-    let hall = alice.create_server("hall").await;
-    let general = alice.create_channel(&hall, "general", "text").await;
-    bob.join(&hall).await;
-    carol.join(&hall).await;
-    Hall {
-        server,
-        alice,
-        bob,
-        carol,
-        hall,
-        general,
-    }
+    Hall::start().await
 }
 
 fn member_path(hall: &str, user: &TestUser, action: &str) -> String {

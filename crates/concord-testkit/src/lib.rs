@@ -477,6 +477,54 @@ pub fn assert_exact_error(res: &Response, status: u16) {
     );
 }
 
+/// The scene most REST tests start from: alice owns the public server `hall` with the
+/// text channel `general`; bob and carol are plain members.
+pub struct Hall {
+    /// The running server.
+    pub server: TestServer,
+    /// The owner.
+    pub alice: TestUser,
+    /// A plain member.
+    pub bob: TestUser,
+    /// Another plain member.
+    pub carol: TestUser,
+    /// The server's id.
+    pub hall: String,
+    /// The text channel's id.
+    pub general: String,
+}
+
+impl Hall {
+    /// The scene on a fresh [`TestServer`] with [`test_config`].
+    pub async fn start() -> Self {
+        Self::on(TestServer::start().await).await
+    }
+
+    /// The scene on `server`.
+    ///
+    /// # Panics
+    /// If any step is refused.
+    pub async fn on(server: TestServer) -> Self {
+        let (alice, bob, carol) = (
+            server.user("alice").await,
+            server.user("bob").await,
+            server.user("carol").await,
+        );
+        let hall = alice.create_server("hall").await;
+        let general = alice.create_channel(&hall, "general", "text").await;
+        bob.join(&hall).await;
+        carol.join(&hall).await;
+        Self {
+            server,
+            alice,
+            bob,
+            carol,
+            hall,
+            general,
+        }
+    }
+}
+
 /// A REST response.
 #[derive(Debug, Clone)]
 pub struct Response {
