@@ -291,7 +291,7 @@ async fn moderation_actions_are_recorded_and_refused_ones_are_not() {
 
 #[tokio::test]
 async fn only_the_owner_reads_the_log_and_others_learn_nothing() {
-    let (server, alice, bob, _carol, hall) = hall().await;
+    let (server, alice, bob, carol, hall) = hall().await;
     let outsider = server.user("outsider").await;
     let path = format!("/servers/{hall}/audit-logs");
 
@@ -300,7 +300,7 @@ async fn only_the_owner_reads_the_log_and_others_learn_nothing() {
         .api
         .post(
             &format!("/servers/{hall}/roles"),
-            &json!({"name": "admins", "permissions": 8}),
+            &json!({"name": "admins", "permissions": 1 << 13}),
         )
         .await;
     assert_eq!(res.status, 201, "{}", res.text);
@@ -310,6 +310,12 @@ async fn only_the_owner_reads_the_log_and_others_learn_nothing() {
         .put(&format!("/servers/{hall}/members/{}/roles/{role}", bob.id))
         .await;
     assert_eq!(res.status, 204, "{}", res.text);
+    // The role works: bob may now kick, which a plain member may not.
+    let res = bob
+        .api
+        .post_empty(&format!("/servers/{hall}/members/{}/kick", carol.id))
+        .await;
+    assert!(res.status < 300, "{}", res.text);
     assert_exact_error(&bob.api.get(&path).await, 403);
     assert_eq!(
         bob.api.get(&path).await.body["error"],
