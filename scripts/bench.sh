@@ -5,6 +5,8 @@
 #   scripts/bench.sh --scenario idle,fanout,storm -n 1000 --messages 1000 --in-flight 8
 #
 # Environment: PORT (default 8093), BIN (default target/release/concord),
+# CLIENT_BIN (the binary whose `concord bench` drives the load; default BIN: set it
+# to compare two servers under one and the same load client),
 # EXTRA_LIMITS (more lines for the [limits] table, e.g. "write_linger_ms = 0"),
 # CAPS (the connection and session caps lifted for a load from one address; set it
 # empty for a binary older than those keys, which would refuse them),
@@ -17,6 +19,7 @@ set -euo pipefail
 
 PORT=${PORT:-8093}
 BIN=${BIN:-target/release/concord}
+CLIENT_BIN=${CLIENT_BIN:-$BIN}
 WORK=${WORK:-$(mktemp -d -t concord-bench.XXXXXX)}
 [ -x "$BIN" ] || { echo "build first: cargo build --release -p concord" >&2; exit 1; }
 
@@ -61,6 +64,6 @@ if ! listening || ! kill -0 "$SERVER" 2>/dev/null; then
     exit 1
 fi
 
-"${CLIENT_PIN[@]}" "$BIN" bench --url "http://127.0.0.1:$PORT" --server-pid "$SERVER" "$@" | tee "$WORK/bench.out"
+"${CLIENT_PIN[@]}" "$CLIENT_BIN" bench --url "http://127.0.0.1:$PORT" --server-pid "$SERVER" "$@" | tee "$WORK/bench.out"
 grep '^{' "$WORK/bench.out" > "$WORK/bench.json" || true
 echo "JSON summaries: $WORK/bench.json" >&2

@@ -259,6 +259,7 @@ where
     let hub = Arc::clone(&state.hub);
     let store = Arc::clone(&state.store);
     let housekeeping = crate::housekeeping::spawn(Arc::clone(&state.limiters));
+    let search_indexer = crate::housekeeping::spawn_search_indexer(Arc::clone(&state.store));
     // Attachment files whose rows went while no purge ran (a crash, a delete by a path
     // that does not purge) go now.
     let purge_state = state.clone();
@@ -333,6 +334,7 @@ where
     let settings = crate::listen::Settings::new(&limits, metrics);
     crate::listen::serve(listener, app, settings, stop_rx, signal).await;
     housekeeping.abort();
+    search_indexer.abort();
     let _ = drained_rx.await;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Once-a-minute chores: forgetting idle rate-limit buckets, and handing the
-//! allocator's free memory back to the OS after a burst.
+//! allocator's free memory back to the OS after a burst. Once a second: indexing the
+//! messages posted since for search.
 
 use std::{sync::Arc, time::Duration};
 
@@ -67,6 +68,36 @@ pub(crate) fn spawn(limiters: Arc<Limiters>) -> JoinHandle<()> {
                 && policy.due(rss)
             {
                 release_free_memory(&mut policy, rss).await;
+            }
+        }
+    })
+}
+
+/// How often new messages are indexed for search.
+const INDEX_EVERY: Duration = Duration::from_secs(1);
+
+/// Messages indexed per transaction: large enough that FTS5 costs a few µs a message,
+/// small enough that the write lock is held for milliseconds.
+const INDEX_BATCH: i64 = 500;
+
+/// Starts the search indexer: every [`INDEX_EVERY`], the messages posted since are
+/// indexed in batches, off the posting path (a search catches up by itself too).
+/// Abort the handle to stop it.
+pub(crate) fn spawn_search_indexer(store: Arc<dyn concord_store::Store>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(INDEX_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            loop {
+                match store.flush_search_index(INDEX_BATCH).await {
+                    Ok(done) if done == INDEX_BATCH as u64 => {}
+                    Ok(_) => break,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "search indexing failed; retried in a second");
+                        break;
+                    }
+                }
             }
         }
     })

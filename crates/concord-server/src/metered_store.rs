@@ -238,6 +238,7 @@ metered! {
     fn export_dm_messages(&self, channel: DmChannelId, after: Option<&ExportCursor>, limit: i64) -> StoreResult<Vec<ExportDmMessageRecord>>;
     // ---- message search (issue 18 part B) ----
     fn search_messages(&self, search: &MessageSearch) -> StoreResult<SearchResults>;
+    fn flush_search_index(&self, limit: i64) -> StoreResult<u64>;
     // ---- automod (issue 18 part C) ----
     fn automod_config(&self, server: ServerId) -> StoreResult<Option<AutomodConfig>>;
     fn update_automod_config(&self, server: ServerId, patch: &AutomodPatch, at: Timestamp) -> StoreResult<AutomodConfig>;

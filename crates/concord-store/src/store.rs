@@ -757,6 +757,12 @@ pub trait Store: Send + Sync + 'static {
     /// A page of the live server-channel messages that match `search`, with the
     /// number of matches in all (see [`MessageSearch`]).
     async fn search_messages(&self, search: &MessageSearch) -> StoreResult<SearchResults>;
+    /// Indexes up to `limit` of the messages posted (or changed) since the last call,
+    /// for a backend that indexes in batches rather than with each write; returns how
+    /// many it handled (0: nothing waits). [`Store::search_messages`] sees every
+    /// message written before it whether or not this ran; calling it keeps the batches
+    /// small and off the posting path.
+    async fn flush_search_index(&self, limit: i64) -> StoreResult<u64>;
     // ---- automod (issue 18 part C) ----
 
     /// A server's automod settings; `None` until they are first changed.

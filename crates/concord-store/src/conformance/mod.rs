@@ -205,6 +205,7 @@ macro_rules! conformance_tests {
             search_follows_edits_and_deletes,
             search_is_scoped_to_the_given_channels,
             search_pages_by_keyset,
+            search_index_flushes_in_bounded_batches,
             // ---- automod (issue 18 part C) ----
             automod_config_upserts_with_defaults,
             automod_words_add_once_cap_and_remove,

@@ -314,3 +314,55 @@ pub async fn search_pages_by_keyset(store: &dyn Store) {
     assert!(page.hits.is_empty());
     assert_eq!(page.total, 7);
 }
+
+/// Batch indexing: every call handles at most `limit` waiting messages, the calls come
+/// to 0, and then (as before any) a search finds exactly the live messages.
+pub async fn search_index_flushes_in_bounded_batches(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let guild = server(store, alice.id, at(1)).await;
+    let general = channel(store, guild.id, ChannelType::Text, 2).await;
+    let mut posted = Vec::new();
+    for n in 0..5 {
+        let message = store
+            .create_message(&message_def(
+                general.id,
+                alice.id,
+                "granite quarry",
+                at(10 + n),
+            ))
+            .await
+            .unwrap();
+        posted.push(message.id);
+    }
+    assert!(store.delete_message(posted[1]).await.unwrap());
+    let mut rounds = 0;
+    loop {
+        let done = store.flush_search_index(2).await.unwrap();
+        assert!(done <= 2, "{done}");
+        if done == 0 {
+            break;
+        }
+        rounds += 1;
+        assert!(rounds <= 5, "the batches come to an end");
+    }
+    let found = store
+        .search_messages(&MessageSearch {
+            text: "granite".to_owned(),
+            channels: vec![general.id],
+            channel: None,
+            before: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.total, 4);
+    let mut ids: Vec<_> = found.hits.iter().map(|h| h.id).collect();
+    ids.sort();
+    let mut live: Vec<_> = posted
+        .iter()
+        .copied()
+        .filter(|id| *id != posted[1])
+        .collect();
+    live.sort();
+    assert_eq!(ids, live);
+}

@@ -188,6 +188,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "messages by author",
         include_str!("../../migrations/sqlite/0017_messages_by_author.sql"),
     ),
+    // ---- message search, deferred indexing ----
+    (
+        18,
+        "search deferred",
+        include_str!("../../migrations/sqlite/0018_search_deferred.sql"),
+    ),
 ];
 
 /// How long a connection waits for the write lock before failing.
@@ -1411,6 +1417,10 @@ impl Store for SqliteStore {
 
     async fn search_messages(&self, query: &MessageSearch) -> StoreResult<SearchResults> {
         search::search_messages(&self.pool, query).await
+    }
+
+    async fn flush_search_index(&self, limit: i64) -> StoreResult<u64> {
+        search::flush_search_index(&self.pool, limit).await
     }
     // ---- automod (issue 18 part C) ----
 

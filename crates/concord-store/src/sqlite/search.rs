@@ -13,7 +13,7 @@ use std::ops::Range;
 use concord_protocol::MessageId;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
-use super::{dedup, get, id, opt_id, read_tx, ts};
+use super::{dedup, get, id, opt_id, read_tx, ts, write_tx};
 use crate::{MessageHit, MessageSearch, SearchResults, StoreResult, search_terms};
 
 /// Marks that `highlight()` puts around the matched words. Only their places are
@@ -39,6 +39,46 @@ fn match_expression(terms: &[String]) -> String {
         .map(|term| format!("\"{}\"", term.replace('"', "\"\"")))
         .collect::<Vec<_>>()
         .join(" AND ")
+}
+
+/// Pending messages indexed per transaction when a search catches up.
+const CATCH_UP_BATCH: i64 = 1_000;
+
+/// Indexes the `limit` oldest pending messages (migration 18) in one transaction:
+/// the live ones as they read now; deleted ones are just forgotten.
+pub(super) async fn flush_search_index(pool: &SqlitePool, limit: i64) -> StoreResult<u64> {
+    let limit = limit.max(0);
+    let mut tx = write_tx(pool).await?;
+    sqlx::query(
+        "INSERT INTO messages_fts (rowid, content) \
+         SELECT rowid, content FROM messages WHERE deleted = 0 AND rowid IN \
+         (SELECT msg_rowid FROM search_pending ORDER BY msg_rowid LIMIT ?1)",
+    )
+    .bind(limit)
+    .execute(&mut *tx)
+    .await?;
+    let done = sqlx::query(
+        "DELETE FROM search_pending WHERE msg_rowid IN \
+         (SELECT msg_rowid FROM search_pending ORDER BY msg_rowid LIMIT ?1)",
+    )
+    .bind(limit)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// Indexes everything pending, so that a search sees every message written before it.
+async fn catch_up(pool: &SqlitePool) -> StoreResult<()> {
+    loop {
+        let waiting: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM search_pending)")
+            .fetch_one(pool)
+            .await?;
+        if !waiting || flush_search_index(pool, CATCH_UP_BATCH).await? < CATCH_UP_BATCH as u64 {
+            return Ok(());
+        }
+    }
 }
 
 pub(super) async fn search_messages(
@@ -70,6 +110,7 @@ pub(super) async fn search_messages(
     );
     let limit = search.limit.max(0);
 
+    catch_up(pool).await?;
     let mut tx = read_tx(pool).await?;
     // The same matches as `HITS`, without the scores.
     let total: i64 = sqlx::query_scalar(

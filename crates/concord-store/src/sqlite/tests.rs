@@ -437,6 +437,7 @@ async fn the_search_migration_backfills_live_messages() {
         "INSERT INTO messages_fts (messages_fts) VALUES ('delete-all')",
         "INSERT INTO messages_fts (rowid, content) \
          SELECT rowid, content FROM messages WHERE deleted = 0",
+        "DELETE FROM search_pending",
         "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')",
     ] {
         sqlx::query(sql).execute(&store.pool).await.unwrap();
@@ -451,6 +452,17 @@ async fn the_search_migration_backfills_live_messages() {
 /// consistent through edits, soft deletes, edits refused after a delete, and cascades.
 #[tokio::test]
 async fn the_search_index_stays_consistent() {
+    search_index_consistency(true).await;
+}
+
+/// The same changes while the messages still wait to be indexed: the batch reads them
+/// as they are then, and a cascade forgets them.
+#[tokio::test]
+async fn changes_before_indexing_are_read_by_the_batch() {
+    search_index_consistency(false).await;
+}
+
+async fn search_index_consistency(index_first: bool) {
     let store = SqliteStore::in_memory().await.unwrap();
     let alice = new_user("alice");
     store.create_user(&alice).await.unwrap();
@@ -486,6 +498,12 @@ async fn the_search_index_stays_consistent() {
         store.create_message(&message).await.unwrap();
         ids.push(message.id);
     }
+    if index_first {
+        // Indexed now (new messages wait in `search_pending` until a batch runs): the
+        // edits and deletes below go through the triggers that tell FTS5 the old text.
+        assert_eq!(store.flush_search_index(100).await.unwrap(), 6);
+        assert_eq!(store.flush_search_index(100).await.unwrap(), 0);
+    }
     let at = Timestamp::from_micros(9_000);
     store
         .edit_message(ids[0], "lake pebble", &[], false, at)
@@ -505,6 +523,10 @@ async fn the_search_index_stays_consistent() {
     );
     assert!(store.delete_message(ids[1]).await.unwrap());
     assert!(store.delete_channel(channels[1], None).await.unwrap());
+    // What waits: channel one's three rows (the soft-deleted one is forgotten by the
+    // batch); channel two's went with the cascade.
+    let left = store.flush_search_index(100).await.unwrap();
+    assert_eq!(left, if index_first { 0 } else { 3 });
     sqlx::query("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
         .execute(&store.pool)
         .await
