@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    ChannelId, ErrorCode, Identify, Op, PresenceCommand, Resume, Status, TypingCommand, UserId,
+    ChannelId, ErrorCode, Identify, MediaCommand, MediaStart, MediaSubscribe, Op, PresenceCommand, Resume, Status, TypingCommand, UserId,
     VoiceSignalCommand, limits,
 };
 
@@ -37,6 +37,8 @@ pub enum ClientMessage {
     Resume(Resume),
     /// A chat command.
     Command(Command),
+    /// v2: an audio command (ignored in v1).
+    Media(MediaCommand),
     /// An op only the server sends (DISPATCH, HELLO, …): ignored in v1, UNKNOWN_OP in
     /// v2.
     ServerOp(Op),
@@ -111,6 +113,11 @@ impl ClientMessage {
                 serde_json::from_value(d.unwrap_or(Value::Null))
                     .map_err(|e| invalid("RESUME", e.to_string()))?,
             ),
+            Op::MediaStart => Self::Media(MediaCommand::Start(media_start(d)?)),
+            Op::MediaStop => Self::Media(MediaCommand::Stop),
+            Op::MediaClear => Self::Media(MediaCommand::Clear),
+            Op::MediaSubscribe => Self::Media(MediaCommand::Subscribe(media_subscribe(d)?)),
+            Op::MediaUnsubscribe => Self::Media(MediaCommand::Unsubscribe),
             other => Self::ServerOp(other),
         })
     }
@@ -156,6 +163,47 @@ fn presence(d: Option<Value>) -> Result<PresenceCommand, ParseError> {
         custom_status,
         activity,
     })
+}
+
+/// `MEDIA_START`: `d.format` names a known format.
+fn media_start(d: Option<Value>) -> Result<MediaStart, ParseError> {
+    const OP: &str = "MEDIA_START";
+    let format = d
+        .as_ref()
+        .and_then(|d| d.get("format"))
+        .and_then(Value::as_str)
+        .and_then(crate::AudioFormat::parse)
+        .ok_or_else(|| invalid(OP, "format must be pcm_s16le_16k, pcm_s16le_48k or opus_48k"))?;
+    Ok(MediaStart { format })
+}
+
+/// `MEDIA_SUBSCRIBE`: `d` absent or null, or an object whose `speakers` is absent,
+/// null, or a list of at most 64 user ids.
+fn media_subscribe(d: Option<Value>) -> Result<MediaSubscribe, ParseError> {
+    const OP: &str = "MEDIA_SUBSCRIBE";
+    let speakers = match d {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(mut d)) => match d.remove("speakers") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(list)) if list.len() <= limits::MAX_MEDIA_SPEAKER_FILTER => Some(
+                list.iter()
+                    .map(|v| v.as_str().and_then(|s| s.parse::<UserId>().ok()))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| invalid(OP, "speakers must be user ids"))?,
+            ),
+            Some(_) => {
+                return Err(invalid(
+                    OP,
+                    format!(
+                        "speakers must be null or a list of at most {} user ids",
+                        limits::MAX_MEDIA_SPEAKER_FILTER
+                    ),
+                ));
+            }
+        },
+        Some(_) => return Err(invalid(OP, "d must be an object or null")),
+    };
+    Ok(MediaSubscribe { speakers })
 }
 
 /// `gateway.md` §4: `d.channel_id` is a UUID string.
@@ -285,6 +333,50 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn media_commands() {
+        assert_eq!(
+            ClientMessage::parse(r#"{"op":"MEDIA_START","d":{"format":"opus_48k"}}"#),
+            Ok(ClientMessage::Media(MediaCommand::Start(MediaStart {
+                format: crate::AudioFormat::Opus48k
+            })))
+        );
+        for bad in [
+            r#"{"op":"MEDIA_START","d":{"format":"mp3"}}"#,
+            r#"{"op":"MEDIA_START"}"#,
+            r#"{"op":"MEDIA_SUBSCRIBE","d":{"speakers":"all"}}"#,
+            r#"{"op":"MEDIA_SUBSCRIBE","d":{"speakers":["nope"]}}"#,
+            r#"{"op":"MEDIA_SUBSCRIBE","d":7}"#,
+        ] {
+            assert!(
+                matches!(
+                    ClientMessage::parse(bad),
+                    Err(ParseError::InvalidPayload { .. })
+                ),
+                "{bad}"
+            );
+        }
+        let speaker = UserId::new();
+        assert_eq!(
+            ClientMessage::parse(&format!(
+                r#"{{"op":"MEDIA_SUBSCRIBE","d":{{"speakers":["{speaker}"]}}}}"#
+            )),
+            Ok(ClientMessage::Media(MediaCommand::Subscribe(MediaSubscribe {
+                speakers: Some(vec![speaker])
+            })))
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"op":"MEDIA_SUBSCRIBE"}"#),
+            Ok(ClientMessage::Media(MediaCommand::Subscribe(
+                MediaSubscribe::default()
+            )))
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"op":"MEDIA_CLEAR","d":null}"#),
+            Ok(ClientMessage::Media(MediaCommand::Clear))
+        );
     }
 
     #[test]

@@ -35,6 +35,16 @@ pub enum Op {
     Reconnect,
     /// v2, server → client: a frame was refused, and why.
     Error,
+    /// v2, client → server: open an audio stream in the caller's voice channel.
+    MediaStart,
+    /// v2, client → server: end the stream once its buffer has been released.
+    MediaStop,
+    /// v2, client → server: drop the stream's buffer and end it at once.
+    MediaClear,
+    /// v2, client → server: receive the voice channel's audio.
+    MediaSubscribe,
+    /// v2, client → server: stop receiving it.
+    MediaUnsubscribe,
 }
 
 impl Op {
@@ -53,6 +63,11 @@ impl Op {
             "INVALID_SESSION" => Self::InvalidSession,
             "RECONNECT" => Self::Reconnect,
             "ERROR" => Self::Error,
+            "MEDIA_START" => Self::MediaStart,
+            "MEDIA_STOP" => Self::MediaStop,
+            "MEDIA_CLEAR" => Self::MediaClear,
+            "MEDIA_SUBSCRIBE" => Self::MediaSubscribe,
+            "MEDIA_UNSUBSCRIBE" => Self::MediaUnsubscribe,
             _ => return None,
         })
     }
@@ -72,6 +87,11 @@ impl Op {
             Self::InvalidSession => "INVALID_SESSION",
             Self::Reconnect => "RECONNECT",
             Self::Error => "ERROR",
+            Self::MediaStart => "MEDIA_START",
+            Self::MediaStop => "MEDIA_STOP",
+            Self::MediaClear => "MEDIA_CLEAR",
+            Self::MediaSubscribe => "MEDIA_SUBSCRIBE",
+            Self::MediaUnsubscribe => "MEDIA_UNSUBSCRIBE",
         }
     }
 }
@@ -218,6 +238,10 @@ pub enum Event {
     MemberLeave,
     /// v2: the user's own profile changed.
     UserUpdate,
+    /// v2: an audio stream began in the session's voice channel (subscribers, sender).
+    MediaStarted,
+    /// v2: an audio stream ended.
+    MediaEnded,
 }
 
 impl Event {
@@ -267,11 +291,13 @@ impl Event {
             Self::MemberJoin => "MEMBER_JOIN",
             Self::MemberLeave => "MEMBER_LEAVE",
             Self::UserUpdate => "USER_UPDATE",
+            Self::MediaStarted => "MEDIA_STARTED",
+            Self::MediaEnded => "MEDIA_ENDED",
         }
     }
 
     /// Every event, in declaration order.
-    pub const ALL: [Self; 43] = [
+    pub const ALL: [Self; 45] = [
         Self::Ready,
         Self::MessageCreate,
         Self::MessageUpdate,
@@ -315,6 +341,8 @@ impl Event {
         Self::MemberJoin,
         Self::MemberLeave,
         Self::UserUpdate,
+        Self::MediaStarted,
+        Self::MediaEnded,
     ];
 
     /// The event named `name`, if this crate knows it.
@@ -336,6 +364,8 @@ impl Event {
                 | Self::MemberJoin
                 | Self::MemberLeave
                 | Self::UserUpdate
+                | Self::MediaStarted
+                | Self::MediaEnded
         )
     }
 
@@ -356,9 +386,12 @@ impl Event {
             Self::ReactionAdd | Self::ReactionRemove => Intents::REACTIONS,
             Self::PresenceUpdate => Intents::PRESENCE,
             Self::TypingStart => Intents::TYPING,
-            Self::VoiceStateUpdate | Self::VoiceSignal | Self::GoLiveStart | Self::GoLiveStop => {
-                Intents::VOICE
-            }
+            Self::VoiceStateUpdate
+            | Self::VoiceSignal
+            | Self::GoLiveStart
+            | Self::GoLiveStop
+            | Self::MediaStarted
+            | Self::MediaEnded => Intents::VOICE,
             Self::MemberJoin
             | Self::MemberLeave
             | Self::MemberKick

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::{
     Channel, ChannelDelete, ChannelOverride, CustomEmoji, CustomEmojiDelete, DirectMessage,
-    DmChannel, Event, GatewayError, GoLiveInfo, GoLiveStop, Hello, InvalidSession, Invite,
+    DmChannel, Event, MediaEnded, MediaStarted, GatewayError, GoLiveInfo, GoLiveStop, Hello, InvalidSession, Invite,
     InviteDelete, MemberChange, MemberRemoval, MemberRoleChange, MemberTimeout, Message,
     MessageDelete, MessagePin, MessageUnpin, ModeratedMember, Op, OverrideDelete, PollVote,
     PresenceUpdate, ReactionEvent, Ready, Resumed, Role, RoleDelete, ServerDelete, ServerDto,
@@ -250,6 +250,10 @@ pub enum GatewayEvent {
     MemberLeave(MemberChange),
     /// v2 `USER_UPDATE`.
     UserUpdate(Box<User>),
+    /// v2 `MEDIA_STARTED`.
+    MediaStarted(MediaStarted),
+    /// v2 `MEDIA_ENDED`.
+    MediaEnded(MediaEnded),
     /// An event this crate does not know (a newer server's, or `TYPING_STOP`, which
     /// is reserved and never sent): its name and payload as sent.
     Unknown {
@@ -318,6 +322,8 @@ impl GatewayEvent {
             Event::MemberJoin => Self::MemberJoin(payload(name, d)?),
             Event::MemberLeave => Self::MemberLeave(payload(name, d)?),
             Event::UserUpdate => Self::UserUpdate(payload(name, d)?),
+            Event::MediaStarted => Self::MediaStarted(payload(name, d)?),
+            Event::MediaEnded => Self::MediaEnded(payload(name, d)?),
         })
     }
 
@@ -368,6 +374,8 @@ impl GatewayEvent {
             Self::MemberJoin(_) => Event::MemberJoin,
             Self::MemberLeave(_) => Event::MemberLeave,
             Self::UserUpdate(_) => Event::UserUpdate,
+            Self::MediaStarted(_) => Event::MediaStarted,
+            Self::MediaEnded(_) => Event::MediaEnded,
             Self::Unknown { .. } => return None,
         })
     }
@@ -423,6 +431,8 @@ impl GatewayEvent {
             Self::ChannelDelete(d) => to(d),
             Self::MemberJoin(d) | Self::MemberLeave(d) => to(d),
             Self::UserUpdate(d) => to(d),
+            Self::MediaStarted(d) => to(d),
+            Self::MediaEnded(d) => to(d),
             Self::Unknown { raw, .. } => Ok(raw.clone()),
         }
     }

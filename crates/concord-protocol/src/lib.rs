@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod admin;
+mod audio;
 mod bot;
 mod command;
 mod dm;
@@ -42,6 +43,7 @@ mod search;
 mod webhook;
 
 pub use admin::*;
+pub use audio::*;
 pub use bot::*;
 pub use command::*;
 pub use dm::*;

@@ -24,3 +24,5 @@ pub const MAX_CUSTOM_EMOJIS: i64 = 50;
 pub const MAX_EMOJI_BYTES: usize = 256 * 1024;
 /// Longest custom emoji name, in chars (each of `[a-z0-9_-]`).
 pub const MAX_EMOJI_NAME_CHARS: usize = 32;
+/// Most speakers a `MEDIA_SUBSCRIBE` filter may name.
+pub const MAX_MEDIA_SPEAKER_FILTER: usize = 64;

@@ -178,8 +178,11 @@ pub enum ErrorCode {
     Forbidden,
     /// The command names something that does not exist.
     NotFound,
-    /// A binary frame: clients send text frames only.
+    /// A binary frame that is not an audio chunk, or an audio chunk outside a stream.
     BinaryNotAccepted,
+    /// The audio stream's buffer is full: the chunk was dropped (send closer to real
+    /// time, or `MEDIA_CLEAR`).
+    AudioBufferFull,
 }
 
 impl ErrorCode {
@@ -193,6 +196,7 @@ impl ErrorCode {
             Self::Forbidden => "FORBIDDEN",
             Self::NotFound => "NOT_FOUND",
             Self::BinaryNotAccepted => "BINARY_NOT_ACCEPTED",
+            Self::AudioBufferFull => "AUDIO_BUFFER_FULL",
         }
     }
 }

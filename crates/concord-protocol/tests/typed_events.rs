@@ -205,6 +205,14 @@ fn spec_events() -> Vec<(&'static str, Value)> {
         ("MEMBER_JOIN", json!({"server_id": S1, "user": profile()})),
         ("MEMBER_LEAVE", json!({"server_id": S1, "user": profile()})),
         ("USER_UPDATE", user()),
+        (
+            "MEDIA_STARTED",
+            json!({"user_id": U1, "channel_id": C1, "format": "pcm_s16le_48k"}),
+        ),
+        (
+            "MEDIA_ENDED",
+            json!({"user_id": U1, "channel_id": C1, "reason": "cleared"}),
+        ),
     ]
 }
 
