@@ -20,6 +20,9 @@ pub enum Scenario {
     Presence,
     /// Members send TYPING_START; the channel's members receive it.
     Typing,
+    /// Audio over the gateway (v2): voice channels of speakers and listeners; speakers
+    /// stream 20 ms PCM chunks, the server paces and relays them to the listeners.
+    Audio,
 }
 
 impl Scenario {
@@ -32,6 +35,7 @@ impl Scenario {
             Self::Storm => "storm",
             Self::Presence => "presence",
             Self::Typing => "typing",
+            Self::Audio => "audio",
         }
     }
 }
@@ -151,6 +155,16 @@ pub struct BenchArgs {
     /// Reconnect backoff: largest bound.
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     pub backoff_cap: Duration,
+    /// Audio: speakers per voice channel (the channels are N / (speakers + listeners)).
+    #[arg(long, default_value_t = 2)]
+    pub audio_speakers: usize,
+    /// Audio: listeners per voice channel.
+    #[arg(long, default_value_t = 10)]
+    pub audio_listeners: usize,
+    /// Audio: each speaker pushes all its chunks (`--messages` of them) at once, as a
+    /// bot playing a file does, instead of one every 20 ms.
+    #[arg(long)]
+    pub audio_ahead: bool,
     /// Print only the JSON lines (no table, no progress).
     #[arg(long)]
     pub json: bool,

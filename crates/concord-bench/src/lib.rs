@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod args;
+mod audio;
 mod backoff;
 mod content;
 mod fleet;

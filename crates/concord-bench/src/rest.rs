@@ -258,6 +258,33 @@ impl World {
         }))
     }
 
+    /// Creates a channel of `kind` named `name` in the world's server, as the owner;
+    /// returns its id.
+    pub(crate) async fn create_channel(
+        &self,
+        rest: &Rest,
+        name: &str,
+        kind: ChannelType,
+        limit: Duration,
+    ) -> anyhow::Result<String> {
+        let body = rest
+            .call(
+                Method::POST,
+                &format!("/servers/{}/channels", self.server_id),
+                Auth::Bearer(&self.access()),
+                Some(&CreateChannel {
+                    name: name.into(),
+                    kind,
+                    topic: None,
+                    category: None,
+                }),
+                limit,
+            )
+            .await?
+            .expect(StatusCode::CREATED, "create a channel")?;
+        text(&body, "id")
+    }
+
     fn access(&self) -> String {
         self.owner
             .read()

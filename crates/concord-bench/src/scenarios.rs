@@ -58,7 +58,7 @@ impl Ctx {
         }
     }
 
-    fn server(&self) -> Option<ProcSample> {
+    pub(crate) fn server(&self) -> Option<ProcSample> {
         self.args.server_pid.and_then(ProcSample::read)
     }
 
@@ -155,6 +155,7 @@ pub(crate) async fn run(ctx: &Ctx, scenario: Scenario) -> anyhow::Result<Value> 
         Scenario::Storm => storm(ctx).await,
         Scenario::Presence => client_events(ctx, Carrier::Presence).await,
         Scenario::Typing => client_events(ctx, Carrier::Typing).await,
+        Scenario::Audio => crate::audio::run(ctx).await,
     }
 }
 

@@ -166,8 +166,8 @@ pub fn opus_duration_us(packet: &[u8]) -> Option<u32> {
 /// The header of a client → server chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UplinkHeader {
-    /// The chunk's number in its stream: the first is 0, each later one higher than
-    /// the one before (a gap says chunks were skipped).
+    /// The chunk's number in its stream: any number for the first, each later one
+    /// higher than the one before (a gap says chunks were skipped).
     pub sequence: u32,
     /// Milliseconds since the stream's start on the sender's clock, relayed as is.
     pub timestamp: u32,
