@@ -174,7 +174,10 @@ export class Voice {
 
   async loadRoster(channelId) {
     const list = await this.session.call('GET', `/channels/${channelId}/voice`);
-    this.rosters.set(channelId, new Map(list.map((p) => [p.user_id, { username: p.username, self_mute: p.self_mute }])));
+    const roster = new Map(list.map((p) => [p.user_id, { username: p.username, self_mute: p.self_mute }]));
+    this.rosters.set(channelId, roster);
+    // Out of the channel while away (a new session found us gone): voice ends here too.
+    if (channelId === this.channel && !this.busy && !roster.has(this.me)) this.teardown();
     this.draw();
   }
 
