@@ -908,11 +908,14 @@ async fn a_person_in_the_web_client_and_a_bot_hear_each_other_over_the_gateway()
     until(&page, &format!("{bot_in_roster} !== null")).await;
     let dana = eval(&page, "window.concord.session.user.id").await;
     let dana = dana.as_str().expect("the page's user id").to_owned();
-    click(
-        &page,
-        &format!("#channel-list button[data-id=\"{lounge}\"]"),
+    // Clicked from the page: the channel list is redrawn as events come, and a button
+    // found a moment before may be stale by the time a WebDriver click lands.
+    page.execute(
+        &format!("document.querySelector('#channel-list button[data-id=\"{lounge}\"]').click()"),
+        vec![],
     )
-    .await;
+    .await
+    .expect("join the voice channel");
     until(
         &page,
         &format!(

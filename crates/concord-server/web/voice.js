@@ -10,7 +10,8 @@
 // or not), speakers (user ids whose stream is open, not our own),
 // sending (our own stream is open), received (user id -> chunks), outOfOrder (relayed
 // chunks whose sequence number was not above the speaker's last), events ("MEDIA_STARTED
-// <user id>" / "MEDIA_ENDED <user id> <reason>", in order), errors (ERROR codes)}.
+// <user id>" / "MEDIA_ENDED <user id> <reason>", in order), errors (audio ERROR codes,
+// and PLAYBACK_WORKLET / CAPTURE_WORKLET when a worklet fails)}.
 
 import { ApiError } from './api.js';
 import { byId, el, showError } from './dom.js';
@@ -211,6 +212,7 @@ export class Voice {
     const playback = new AudioWorkletNode(context, 'concord-playback', {
       numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [1],
     });
+    playback.onprocessorerror = () => this.stats.errors.push('PLAYBACK_WORKLET');
     playback.connect(context.destination);
     this.audio.playback = playback;
     let mic = null;
@@ -235,6 +237,7 @@ export class Voice {
         channelCount: 1, channelCountMode: 'explicit', channelInterpretation: 'speakers',
       });
       capture.port.onmessage = (event) => this.captured(event.data);
+      capture.onprocessorerror = () => this.stats.errors.push('CAPTURE_WORKLET');
       source.connect(capture);
       capture.connect(context.destination); // silent: keeps the node pulled
       this.audio.capture = capture;
