@@ -1037,6 +1037,9 @@ async fn a_person_in_the_web_client_and_a_bot_hear_each_other_over_the_gateway()
         ]),
         "the bot's second, all of it, in order, between its start and its end"
     );
+    // And it reached the speakers: the playback worklet played the bot's chunks through
+    // (some at least: its jitter buffer may drop a few on a loaded machine).
+    until_polled(&page, "window.concordAudioStats.chunksPlayed > 0").await;
     assert_eq!(
         eval(&page, &format!("{bot_in_roster}.dataset.speaking")).await,
         "false",

@@ -6,7 +6,9 @@
 //
 // A speaker starts (and restarts after running dry) once PREBUFFER chunks are queued,
 // 60 ms that ride out network jitter; past MAX_QUEUED the oldest are dropped, so a
-// burst never turns into lasting delay. An ended stream plays out what it has.
+// burst never turns into lasting delay. An ended stream plays out what it has. The
+// worklet posts 'played' for each chunk it has played to its end and 'dropped' for each
+// one it dropped, for the page's counters.
 
 import { Resampler } from './resample.js';
 
@@ -44,6 +46,7 @@ class Playback extends AudioWorkletProcessor {
     while (speaker.queue.length > MAX_QUEUED) {
       speaker.queue.shift();
       speaker.offset = 0;
+      this.port.postMessage('dropped');
     }
   }
 
@@ -69,6 +72,7 @@ class Playback extends AudioWorkletProcessor {
         if (speaker.offset === chunk.length) {
           speaker.queue.shift();
           speaker.offset = 0;
+          this.port.postMessage('played');
         }
       }
       if (speaker.queue.length === 0) {

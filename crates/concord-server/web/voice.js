@@ -7,7 +7,9 @@
 //
 // `window.concordAudioStats` counts what flows, for the browser test and the curious:
 // {chunksReceived, chunksSent, chunksCaptured (20 ms frames the microphone gave, sent
-// or not), speakers (user ids whose stream is open, not our own),
+// or not), chunksPlayed / chunksDropped (relayed chunks the playback worklet played to
+// their end / dropped from a too-long jitter buffer), speakers (user ids whose stream is
+// open, not our own),
 // sending (our own stream is open), received (user id -> chunks), outOfOrder (relayed
 // chunks whose sequence number was not above the speaker's last), events ("MEDIA_STARTED
 // <user id>" / "MEDIA_ENDED <user id> <reason>", in order), errors (audio ERROR codes,
@@ -76,7 +78,8 @@ export class Voice {
     this.decoders = new Map();
     this.busy = false;
     this.stats = {
-      chunksReceived: 0, chunksSent: 0, chunksCaptured: 0, speakers: [], sending: false,
+      chunksReceived: 0, chunksSent: 0, chunksCaptured: 0, chunksPlayed: 0, chunksDropped: 0,
+      speakers: [], sending: false,
       received: {}, outOfOrder: 0, events: [], errors: [],
     };
     window.concordAudioStats = this.stats;
@@ -213,6 +216,10 @@ export class Voice {
       numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [1],
     });
     playback.onprocessorerror = () => this.stats.errors.push('PLAYBACK_WORKLET');
+    playback.port.onmessage = (event) => {
+      if (event.data === 'played') this.stats.chunksPlayed += 1;
+      else if (event.data === 'dropped') this.stats.chunksDropped += 1;
+    };
     playback.connect(context.destination);
     this.audio.playback = playback;
     let mic = null;
