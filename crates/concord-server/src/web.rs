@@ -78,6 +78,26 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../web/dom.js"),
     },
     Asset {
+        name: "voice.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../web/voice.js"),
+    },
+    Asset {
+        name: "resample.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../web/resample.js"),
+    },
+    Asset {
+        name: "capture-worklet.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../web/capture-worklet.js"),
+    },
+    Asset {
+        name: "playback-worklet.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../web/playback-worklet.js"),
+    },
+    Asset {
         name: "icon.svg",
         content_type: "image/svg+xml",
         body: include_bytes!("../web/icon.svg"),

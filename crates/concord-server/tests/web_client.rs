@@ -153,14 +153,21 @@ const CHROMIUM: &str = "chromium";
 
 /// A new headless browser session with its own profile (its own localStorage).
 async fn browser(driver: &Driver) -> Client {
+    browser_with(driver, &[]).await
+}
+
+/// [`browser`] with more Chromium switches.
+async fn browser_with(driver: &Driver, extra: &[&str]) -> Client {
+    let mut args = vec![
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1200,760",
+    ];
+    args.extend_from_slice(extra);
     let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--disable-gpu", "--window-size=1200,760"],
-        }),
-    );
+    caps.insert("goog:chromeOptions".into(), json!({ "args": args }));
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
     let client = ClientBuilder::new(connector)
         .capabilities(caps)
@@ -685,6 +692,403 @@ async fn a_refused_token_is_refreshed_once_then_signed_out_instead_of_looping() 
     );
 
     carol.close().await.expect("close carol");
+    server.shutdown().await;
+    drop(driver);
+}
+
+// ---- voice in "gateway audio" mode (issue 20, docs/protocol-v2.md §15) ----
+
+/// Chromium switches for a page that captures and plays audio unattended: a fake
+/// microphone (a beep), the permission prompt answered yes, and sound without a click.
+const MEDIA_SWITCHES: &[&str] = &[
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+];
+
+/// Polls the JavaScript expression `condition` until it is true: for state outside the
+/// DOM (the audio counters), which the DOM-observing [`until`] does not see change. A
+/// guard against hangs only, generous for a loaded machine.
+async fn until_polled(client: &Client, condition: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT * 6;
+    loop {
+        let value = client
+            .execute(
+                &format!("try {{ return !!({condition}); }} catch (e) {{ return false; }}"),
+                vec![],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("evaluate {condition}: {e}"));
+        if value == Value::Bool(true) {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let stats = eval(client, "JSON.stringify(window.concordAudioStats)").await;
+            let error = eval(client, "document.getElementById('error').textContent").await;
+            panic!("waited in vain for `{condition}`; audio stats {stats}; error bar {error}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// What a raw v2 socket reads: a JSON frame (text) or an audio chunk (binary).
+enum Frame {
+    Json(Value),
+    Chunk(Vec<u8>),
+}
+
+/// A bot on a raw v2 WebSocket, which reads audio chunks as well as events.
+struct BotSocket {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    /// The bot's user id (from READY).
+    user_id: String,
+    last_beat: tokio::time::Instant,
+}
+
+impl BotSocket {
+    /// Connects to `server` with `?v=2`, IDENTIFYs with `bot_token` and reads READY.
+    async fn connect(server: &TestServer, bot_token: &str) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws?v=2", server.addr))
+            .await
+            .expect("bot socket");
+        let mut bot = Self {
+            ws,
+            user_id: String::new(),
+            last_beat: tokio::time::Instant::now(),
+        };
+        let Frame::Json(hello) = bot.next().await else {
+            panic!("a chunk before HELLO")
+        };
+        assert_eq!(hello["op"], "HELLO", "{hello}");
+        bot.send(json!({"op": "IDENTIFY", "d": {"bot_token": bot_token}}))
+            .await;
+        let ready = bot.event("READY").await;
+        bot.user_id = ready["user"]["id"].as_str().expect("READY user").to_owned();
+        bot
+    }
+
+    async fn send(&mut self, value: Value) {
+        use futures_util::SinkExt;
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::text(
+                value.to_string(),
+            ))
+            .await
+            .expect("bot send");
+    }
+
+    async fn send_binary(&mut self, bytes: Vec<u8>) {
+        use futures_util::SinkExt;
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::binary(bytes))
+            .await
+            .expect("bot send chunk");
+    }
+
+    /// The next frame; heartbeats (sent now and then to keep the session) and their
+    /// acks are handled here.
+    async fn next(&mut self) -> Frame {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            if self.last_beat.elapsed() > WAIT {
+                self.last_beat = tokio::time::Instant::now();
+                self.send(json!({"op": "HEARTBEAT"})).await;
+            }
+            let message = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("the bot waited in vain for a frame")
+                .expect("the bot's socket ended")
+                .expect("the bot's socket failed");
+            match message {
+                Message::Text(text) => {
+                    let frame: Value = serde_json::from_str(text.as_str()).expect("JSON");
+                    if frame["op"] == "HEARTBEAT_ACK" {
+                        continue;
+                    }
+                    assert_ne!(frame["op"], "ERROR", "the bot was refused: {frame}");
+                    return Frame::Json(frame);
+                }
+                Message::Binary(bytes) => return Frame::Chunk(bytes.to_vec()),
+                Message::Close(close) => panic!("the bot's socket closed: {close:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next DISPATCH of `t`, skipping other events and every audio chunk.
+    async fn event(&mut self, t: &str) -> Value {
+        loop {
+            if let Frame::Json(frame) = self.next().await
+                && frame["t"] == t
+            {
+                return frame["d"].clone();
+            }
+        }
+    }
+}
+
+/// A relayed chunk (§15.3): format code, sequence number, speaker (hyphenated), payload length.
+fn relayed(chunk: &[u8]) -> (u8, u32, String, usize) {
+    assert!(chunk.len() > 28, "a relayed chunk of {} bytes", chunk.len());
+    assert_eq!(chunk[..2], [0xA7, 0x02], "relayed chunk header");
+    let seq = u32::from_be_bytes(chunk[4..8].try_into().unwrap());
+    let hex: String = chunk[12..28].iter().map(|b| format!("{b:02x}")).collect();
+    let speaker = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    );
+    (chunk[2], seq, speaker, chunk.len() - 28)
+}
+
+/// One client chunk of 20 ms of a 440 Hz tone at 48 kHz: header and 960 samples.
+fn tone_chunk(seq: u32) -> Vec<u8> {
+    let mut frame = vec![0xA7, 0x01, 0, 0];
+    frame.extend_from_slice(&seq.to_be_bytes());
+    frame.extend_from_slice(&(seq * 20).to_be_bytes());
+    for i in 0..960u32 {
+        let t = f64::from(seq * 960 + i) / 48_000.0;
+        // A quarter of full scale: the product stays well inside i16.
+        #[allow(clippy::cast_possible_truncation)]
+        let sample = ((t * 440.0 * std::f64::consts::TAU).sin() * 8_000.0) as i16;
+        frame.extend_from_slice(&sample.to_le_bytes());
+    }
+    frame
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_in_the_web_client_and_a_bot_hear_each_other_over_the_gateway() {
+    let driver = start_driver();
+    let server = TestServer::start().await;
+    let owner = server.user("olive").await;
+    let guild = owner.create_server("Studio").await;
+    owner.create_channel(&guild, "general", "text").await;
+    let lounge = owner.create_channel(&guild, "Lounge", "voice").await;
+    let invite = owner
+        .api
+        .post(&format!("/servers/{guild}/invites"), &json!({}))
+        .await;
+    assert_eq!(invite.status, 201, "{}", invite.body);
+    let code = invite.body["code"].as_str().expect("code").to_owned();
+
+    // The bot: in the server and the voice channel, subscribed to every speaker.
+    let created = owner.api.post("/bots", &json!({"name": "Echo"})).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let bot_token = created.body["token"].as_str().expect("token").to_owned();
+    let bot_api = server.api().bot(&bot_token);
+    for path in [
+        format!("/servers/{guild}/join"),
+        format!("/channels/{lounge}/voice"),
+    ] {
+        let res = bot_api.post_empty(&path).await;
+        assert_eq!(res.status, 201, "{path}: {}", res.body);
+    }
+    let mut bot = BotSocket::connect(&server, &bot_token).await;
+    bot.send(json!({"op": "MEDIA_SUBSCRIBE", "d": null})).await;
+    let bot_id = bot.user_id.clone();
+
+    // A person signs in, joins the server, sees the bot in the voice channel and joins it.
+    let page = browser_with(&driver, MEDIA_SWITCHES).await;
+    register(&page, &server, "dana").await;
+    type_into(&page, "#join-code", &code).await;
+    click(&page, "#join-btn").await;
+    until(
+        &page,
+        "document.getElementById('channel-name').textContent === '# general'",
+    )
+    .await;
+    let bot_in_roster =
+        format!("document.querySelector('#channel-list .voice-member[data-id=\"{bot_id}\"]')");
+    until(&page, &format!("{bot_in_roster} !== null")).await;
+    let dana = eval(&page, "window.concord.session.user.id").await;
+    let dana = dana.as_str().expect("the page's user id").to_owned();
+    // Clicked from the page: the channel list is redrawn as events come, and a button
+    // found a moment before may be stale by the time a WebDriver click lands.
+    page.execute(
+        &format!("document.querySelector('#channel-list button[data-id=\"{lounge}\"]').click()"),
+        vec![],
+    )
+    .await
+    .expect("join the voice channel");
+    until(
+        &page,
+        &format!(
+            "!document.getElementById('voice-panel').hidden \
+             && document.querySelector('#channel-list .voice-member[data-id=\"{dana}\"]') !== null"
+        ),
+    )
+    .await;
+    // The bot hears her: MEDIA_STARTED (48 kHz PCM), then her chunks, in order.
+    loop {
+        match bot.next().await {
+            Frame::Chunk(chunk) => panic!("a chunk before MEDIA_STARTED: {:?}", relayed(&chunk)),
+            Frame::Json(frame) if frame["t"] == "MEDIA_STARTED" => {
+                assert_eq!(
+                    frame["d"],
+                    json!({"user_id": dana, "channel_id": lounge, "format": "pcm_s16le_48k"})
+                );
+                break;
+            }
+            Frame::Json(_) => {}
+        }
+    }
+    let mut heard = 0u32;
+    let mut last_seq = None;
+    let mut check = |chunk: &[u8], heard: &mut u32| {
+        let (format, seq, speaker, payload) = relayed(chunk);
+        assert_eq!(
+            (format, speaker.as_str(), payload),
+            (2, dana.as_str(), 1920),
+            "one 20 ms chunk of 48 kHz PCM from the page's user"
+        );
+        assert!(
+            last_seq.is_none_or(|last| seq > last),
+            "sequence {seq} after {last_seq:?}"
+        );
+        last_seq = Some(seq);
+        *heard += 1;
+    };
+    while heard < 25 {
+        if let Frame::Chunk(chunk) = bot.next().await {
+            check(&chunk, &mut heard);
+        }
+    }
+
+    // The page marks speakers as MEDIA_STARTED comes: watch for the bot's mark.
+    page.execute(
+        &format!(
+            "window.sawBotSpeaking = false;
+             const look = () => {{
+               if (document.querySelector('#channel-list .voice-member[data-id=\"{bot_id}\"][data-speaking=true]'))
+                 window.sawBotSpeaking = true;
+             }};
+             new MutationObserver(look).observe(document.getElementById('channel-list'),
+               {{ subtree: true, childList: true, attributes: true }});"
+        ),
+        vec![],
+    )
+    .await
+    .expect("watch the roster");
+
+    // The bot speaks: one second pushed at once, paced out by the server.
+    bot.send(json!({"op": "MEDIA_START", "d": {"format": "pcm_s16le_48k"}}))
+        .await;
+    loop {
+        match bot.next().await {
+            Frame::Chunk(chunk) => check(&chunk, &mut heard),
+            Frame::Json(frame) if frame["t"] == "MEDIA_STARTED" => {
+                assert_eq!(frame["d"]["user_id"], bot_id.as_str(), "{frame}");
+                break;
+            }
+            Frame::Json(_) => {}
+        }
+    }
+    for seq in 0..50 {
+        bot.send_binary(tone_chunk(seq)).await;
+    }
+    bot.send(json!({"op": "MEDIA_STOP"})).await;
+    loop {
+        match bot.next().await {
+            Frame::Chunk(chunk) => check(&chunk, &mut heard),
+            Frame::Json(frame) if frame["t"] == "MEDIA_ENDED" => {
+                assert_eq!(
+                    frame["d"],
+                    json!({"user_id": bot_id, "channel_id": lounge, "reason": "stopped"})
+                );
+                break;
+            }
+            Frame::Json(_) => {}
+        }
+    }
+    until_polled(
+        &page,
+        &format!(
+            "window.concordAudioStats.chunksReceived >= 50 \
+             && window.concordAudioStats.events.includes('MEDIA_ENDED {bot_id} stopped')"
+        ),
+    )
+    .await;
+    assert_eq!(
+        eval(
+            &page,
+            &format!(
+                "[window.concordAudioStats.chunksReceived, window.concordAudioStats.received['{bot_id}'],
+                  window.concordAudioStats.outOfOrder, window.concordAudioStats.speakers,
+                  window.concordAudioStats.events.filter(e => e.includes('{bot_id}')), window.sawBotSpeaking]"
+            )
+        )
+        .await,
+        json!([
+            50,
+            50,
+            0,
+            [],
+            [
+                format!("MEDIA_STARTED {bot_id}"),
+                format!("MEDIA_ENDED {bot_id} stopped")
+            ],
+            true
+        ]),
+        "the bot's second, all of it, in order, between its start and its end"
+    );
+    // And it reached the speakers: the playback worklet played the bot's chunks through
+    // (some at least: its jitter buffer may drop a few on a loaded machine).
+    until_polled(&page, "window.concordAudioStats.chunksPlayed > 0").await;
+    assert_eq!(
+        eval(&page, &format!("{bot_in_roster}.dataset.speaking")).await,
+        "false",
+        "the mark goes when the stream ends"
+    );
+
+    // Mute: the page's stream ends (stopped), after every chunk it sent.
+    click(&page, "#voice-mute").await;
+    loop {
+        match bot.next().await {
+            Frame::Chunk(chunk) => check(&chunk, &mut heard),
+            Frame::Json(frame) if frame["t"] == "MEDIA_ENDED" => {
+                assert_eq!(
+                    frame["d"],
+                    json!({"user_id": dana, "channel_id": lounge, "reason": "stopped"})
+                );
+                break;
+            }
+            Frame::Json(_) => {}
+        }
+    }
+    let sent = eval(
+        &page,
+        "[window.concordAudioStats.sending, window.concordAudioStats.chunksSent]",
+    )
+    .await;
+    assert_eq!(
+        sent,
+        json!([false, heard]),
+        "every chunk the page sent reached the bot, once"
+    );
+
+    // Leave: the bot sees her go, and no chunk of hers after her stream's end.
+    click(&page, "#voice-leave").await;
+    loop {
+        match bot.next().await {
+            Frame::Chunk(chunk) => panic!("a chunk after the end: {:?}", relayed(&chunk)),
+            Frame::Json(frame)
+                if frame["t"] == "VOICE_STATE_UPDATE" && frame["d"]["channel_id"].is_null() =>
+            {
+                assert_eq!(frame["d"]["user_id"], dana.as_str(), "{frame}");
+                break;
+            }
+            Frame::Json(_) => {}
+        }
+    }
+    until(&page, "document.getElementById('voice-panel').hidden").await;
+
+    page.close().await.expect("close the page");
     server.shutdown().await;
     drop(driver);
 }

@@ -49,6 +49,8 @@ export class Chat {
     this.channel = null;
     this.lastTyping = 0;
     this.editing = null;
+    /** The voice side (voice.js), set once both exist. */
+    this.voice = null;
     gateway.addEventListener('dispatch', (e) => this.dispatch(e.detail.t, e.detail.d));
     gateway.addEventListener('state', (e) => this.connection(e.detail));
     this.wire();
@@ -218,6 +220,7 @@ export class Chat {
     const text = this.serverChannels(serverId).filter((c) => c.type === 'text');
     const target = channelId && this.channels.has(channelId) ? channelId : text[0]?.id ?? null;
     await this.openChannel(target);
+    this.voice?.loadServer(serverId).catch(() => {});
     if (!this.members.has(serverId)) {
       const list = await patiently(() => this.session.call('GET', `/servers/${serverId}/members`));
       this.members.set(serverId, new Map(list.map((m) => [m.user_id, m])));
@@ -288,15 +291,27 @@ export class Chat {
     if (!this.server) return;
     for (const channel of this.serverChannels(this.server)) {
       const unread = this.unread.get(channel.id) ?? 0;
-      const voice = channel.type === 'voice';
+      if (channel.type === 'voice') {
+        // A voice channel is joined (gateway audio, voice.js), not opened.
+        const joined = this.voice?.channel === channel.id;
+        list.append(el('li', {},
+          el('button', {
+            className: joined ? 'channel voice joined' : 'channel voice',
+            disabled: !this.voice,
+            title: joined ? 'You are in this voice channel' : 'Join this voice channel',
+            data: { id: channel.id, type: 'voice' },
+            on: { click: () => this.voice.join(channel.id).catch(report) },
+          }, `🔊 ${channel.name}`),
+          this.voice?.roster(channel.id)));
+        continue;
+      }
       list.append(el('li', {},
         el('button', {
           className: channel.id === this.channel ? 'channel active' : 'channel',
-          disabled: voice,
-          title: voice ? 'Voice channels need a voice client' : channel.topic ?? '',
+          title: channel.topic ?? '',
           data: { id: channel.id },
           on: { click: () => this.openChannel(channel.id).catch(report) },
-        }, `${voice ? '🔊' : '#'} ${channel.name}`, unread > 0 && el('span', { className: 'badge' }, String(unread)))));
+        }, `# ${channel.name}`, unread > 0 && el('span', { className: 'badge' }, String(unread)))));
     }
   }
 

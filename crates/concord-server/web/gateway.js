@@ -1,13 +1,25 @@
 // The live connection: gateway protocol v2 (/ws?v=2) with IDENTIFY, sequence numbers,
 // heartbeats and RESUME after a drop, reconnecting with full-jitter backoff. The token
 // goes in IDENTIFY/RESUME, never in the URL (a URL token would make RESUME impossible).
+//
+// No `compress`: events come as text frames, so every binary frame is audio
+// (docs/protocol-v2.md §15.3). The check is on the first byte all the same (0xA7, the
+// audio magic), which is also how a compressed connection tells audio from the
+// compressed stream: were compression ever turned on here, a binary frame not starting
+// with 0xA7 would be the next piece of that stream, for the decoder.
+
+/** First byte of every audio frame, both ways. */
+export const AUDIO_MAGIC = 0xa7;
 
 const RESUME_FOR = 120_000;
 
 /**
  * Dispatches `dispatch` (detail: {t, d, s}), `state` (detail: 'connecting' |
- * 'connected' | 'reconnecting' | 'stopped'). A READY means a new session: what was
- * missed before it is unknown, and the listener reloads what it shows.
+ * 'connected' | 'reconnecting' | 'stopped') and `error` (detail: an ERROR's d:
+ * {code, message}). A READY means a new session: what was missed before it is
+ * unknown, and the listener reloads what it shows. Audio chunks (binary frames) go to
+ * `onAudio(DataView)`, set by whoever plays them: 50 a second per speaker, so a plain
+ * call rather than an event.
  */
 export class Gateway extends EventTarget {
   /** `session` gives the access token (and a refresh). */
@@ -26,6 +38,8 @@ export class Gateway extends EventTarget {
     this.retry = null;
     /** A 4004 close was answered with a refresh and no connection has succeeded since. */
     this.refreshedFor4004 = false;
+    /** Called with each audio chunk the server relays (a DataView of the whole frame). */
+    this.onAudio = null;
   }
 
   /** Opens the connection. */
@@ -52,6 +66,18 @@ export class Gateway extends EventTarget {
     return true;
   }
 
+  /** Sends a binary frame (an audio chunk) if connected and identified; returns whether it was sent. */
+  sendBinary(bytes) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN || !this.sessionId) return false;
+    this.ws.send(bytes);
+    return true;
+  }
+
+  /** Bytes queued on the socket and not yet sent (a sender backs off when this grows). */
+  get buffered() {
+    return this.ws?.bufferedAmount ?? 0;
+  }
+
   state(name) {
     this.current = name;
     this.dispatchEvent(new CustomEvent('state', { detail: name }));
@@ -60,14 +86,30 @@ export class Gateway extends EventTarget {
   open() {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(`${scheme}//${location.host}/ws?v=2`);
+    ws.binaryType = 'arraybuffer';
     this.ws = ws;
     if (this.current !== 'reconnecting') this.state('connecting');
     ws.onmessage = (event) => {
-      if (ws === this.ws) this.receive(JSON.parse(event.data));
+      if (ws !== this.ws) return;
+      if (typeof event.data === 'string') {
+        this.receive(JSON.parse(event.data));
+      } else {
+        this.binary(event.data);
+      }
     };
     ws.onclose = (event) => {
       if (ws === this.ws) this.closed(event.code);
     };
+  }
+
+  /** A binary frame: an audio chunk when it starts with the magic byte (§15.3). */
+  binary(buffer) {
+    const view = new DataView(buffer);
+    if (view.byteLength > 0 && view.getUint8(0) === AUDIO_MAGIC) {
+      this.onAudio?.(view);
+    }
+    // Anything else would be a piece of a compressed stream, which this client never
+    // asks for: nothing to decode it with, so it is ignored like any unknown frame.
   }
 
   receive(frame) {
@@ -100,8 +142,11 @@ export class Gateway extends EventTarget {
         this.dispatchEvent(new CustomEvent('dispatch', { detail: frame }));
         if (frame.t === 'READY' || frame.t === 'RESUMED') this.connected();
         break;
+      case 'ERROR':
+        this.dispatchEvent(new CustomEvent('error', { detail: frame.d }));
+        break;
       default:
-        break; // ERROR and anything new: nothing to do here
+        break; // anything new: nothing to do here
     }
   }
 

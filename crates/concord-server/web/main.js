@@ -5,11 +5,14 @@ import { Chat } from './chat.js';
 import { byId, showError } from './dom.js';
 import { Gateway } from './gateway.js';
 import { Session } from './session.js';
+import { Voice } from './voice.js';
 
 const session = new Session();
 const gateway = new Gateway(session);
 const chat = new Chat(session, gateway);
 const admin = new Admin(session, gateway, chat);
+const voice = new Voice(session, gateway, chat);
+chat.voice = voice;
 
 function screen(name) {
   byId('login').hidden = name !== 'login';
@@ -69,4 +72,4 @@ if (session.remembered) {
 }
 
 // For the browser test and the curious: the running client.
-window.concord = { session, gateway, chat, admin };
+window.concord = { session, gateway, chat, admin, voice };
