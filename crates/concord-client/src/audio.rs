@@ -207,7 +207,10 @@ impl Router {
     /// a chunk of no open stream, or one the application is too slow for, is dropped.
     pub(crate) fn chunk(&mut self, frame: &[u8]) {
         let Ok((header, payload)) = RelayedHeader::parse(frame) else {
-            tracing::debug!(len = frame.len(), "an audio frame that does not parse; dropped");
+            tracing::debug!(
+                len = frame.len(),
+                "an audio frame that does not parse; dropped"
+            );
             return;
         };
         let Some(open) = self.open.get(&header.speaker) else {
@@ -439,7 +442,7 @@ impl<W: Write + Seek> WavRecorder<W> {
     /// # Errors
     /// [`WavError::OddChunk`] for a payload of an odd length; the write fails.
     pub fn write_chunk(&mut self, payload: &[u8]) -> Result<(), WavError> {
-        if payload.len() % 2 != 0 {
+        if !payload.len().is_multiple_of(2) {
             return Err(WavError::OddChunk(payload.len()));
         }
         {
@@ -565,7 +568,10 @@ mod tests {
         ];
         for spec in cases {
             let err = PcmAudio::from_wav(Cursor::new(wav(spec, 10))).unwrap_err();
-            assert!(matches!(err, WavError::Unsupported { .. }), "{spec:?}: {err}");
+            assert!(
+                matches!(err, WavError::Unsupported { .. }),
+                "{spec:?}: {err}"
+            );
             assert!(err.to_string().contains("needed: 16-bit"), "{err}");
         }
         let err = PcmAudio::from_wav(Cursor::new(b"RIFF not a wav".to_vec())).unwrap_err();

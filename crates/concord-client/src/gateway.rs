@@ -8,8 +8,8 @@ use std::{
 use std::path::Path;
 
 use concord_protocol::{
-    AudioFormat, ChannelId, ClientFrame, GatewayError, MediaEndReason, MediaStart,
-    MediaSubscribe, Op, PresenceCommand, TypingCommand, UplinkHeader, UserId, VoiceSignalCommand,
+    AudioFormat, ChannelId, ClientFrame, GatewayError, MediaEndReason, MediaStart, MediaSubscribe,
+    Op, PresenceCommand, TypingCommand, UplinkHeader, UserId, VoiceSignalCommand,
 };
 use futures_util::{Stream, StreamExt};
 use tokio::{

@@ -799,7 +799,10 @@ mod tests {
     fn audio_chunks_on_a_zlib_connection_are_not_inflated() {
         let frames = zlib_frames(&[ACK, br#"{"op":"RECONNECT"}"#]);
         assert!(frames.iter().all(|f| f[0] != AUDIO_MAGIC));
-        audio_between_messages(Decoder::new(Some(Compression::ZlibStream), 1 << 20), &frames);
+        audio_between_messages(
+            Decoder::new(Some(Compression::ZlibStream), 1 << 20),
+            &frames,
+        );
     }
 
     #[test]
@@ -821,7 +824,10 @@ mod tests {
             frames.push(buf);
         }
         assert!(frames.iter().all(|f| f[0] != AUDIO_MAGIC));
-        audio_between_messages(Decoder::new(Some(Compression::ZstdStream), 1 << 20), &frames);
+        audio_between_messages(
+            Decoder::new(Some(Compression::ZstdStream), 1 << 20),
+            &frames,
+        );
     }
 
     #[test]

@@ -44,11 +44,17 @@ async fn scene() -> Scene {
     let res = alice.api.post("/bots", &json!({"name": "Speaker"})).await;
     assert_eq!(res.status, 201, "{}", res.text);
     let bot_token = res.body["token"].as_str().unwrap().to_string();
-    let bot_user: UserId = res.body["bot"]["user_id"].as_str().unwrap().parse().unwrap();
+    let bot_user: UserId = res.body["bot"]["user_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let bot_api = server.api().bot(&bot_token);
     let res = bot_api.post_empty(&format!("/servers/{guild}/join")).await;
     assert_eq!(res.status, 201, "{}", res.text);
-    let res = bot_api.post_empty(&format!("/channels/{voice}/voice")).await;
+    let res = bot_api
+        .post_empty(&format!("/channels/{voice}/voice"))
+        .await;
     assert_eq!(res.status, 201, "{}", res.text);
     alice.join_voice(&voice).await;
     Scene {
@@ -126,7 +132,10 @@ async fn a_tone_pushed_at_once_arrives_whole_and_in_order_then_ends_stopped() {
     bot.connect().await.unwrap();
     let tone = tone();
     let sent = bot
-        .send_audio(AudioFormat::Pcm48k, futures_util::stream::iter(tone.clone()))
+        .send_audio(
+            AudioFormat::Pcm48k,
+            futures_util::stream::iter(tone.clone()),
+        )
         .await
         .unwrap();
     assert_eq!(sent, 250);
@@ -144,7 +153,10 @@ async fn a_tone_pushed_at_once_arrives_whole_and_in_order_then_ends_stopped() {
         assert_eq!(chunk.format, AudioFormat::Pcm48k);
         assert!(chunk.payload == tone[i as usize], "chunk {i} differs");
     }
-    assert_eq!(speaker.end(), Some(StreamEnd::Media(MediaEndReason::Stopped)));
+    assert_eq!(
+        speaker.end(),
+        Some(StreamEnd::Media(MediaEndReason::Stopped))
+    );
     assert_eq!(speaker.dropped(), 0);
     // The player hears its own end: everything was released.
     assert_eq!(
@@ -169,8 +181,14 @@ async fn a_tone_pushed_at_once_arrives_whole_and_in_order_then_ends_stopped() {
         }
     }
     let (started, ended) = (started.unwrap(), ended.unwrap());
-    assert_eq!((started.user_id, started.format), (scene.bot_user, AudioFormat::Pcm48k));
-    assert_eq!((ended.user_id, ended.reason), (scene.bot_user, MediaEndReason::Stopped));
+    assert_eq!(
+        (started.user_id, started.format),
+        (scene.bot_user, AudioFormat::Pcm48k)
+    );
+    assert_eq!(
+        (ended.user_id, ended.reason),
+        (scene.bot_user, MediaEndReason::Stopped)
+    );
 
     bot.disconnect().await;
     listener.disconnect().await;
@@ -198,8 +216,15 @@ async fn a_stream_cleared_mid_way_ends_cleared_and_refusals_are_errors() {
     }
     bot.clear_audio().await.unwrap();
     let rest = drain(&mut speaker).await;
-    assert!(10 + rest.len() < 250, "{} chunks after the clear", rest.len());
-    assert_eq!(speaker.end(), Some(StreamEnd::Media(MediaEndReason::Cleared)));
+    assert!(
+        10 + rest.len() < 250,
+        "{} chunks after the clear",
+        rest.len()
+    );
+    assert_eq!(
+        speaker.end(),
+        Some(StreamEnd::Media(MediaEndReason::Cleared))
+    );
     assert_eq!(
         timeout(WAIT, bot.audio_end()).await.unwrap().unwrap(),
         MediaEndReason::Cleared

@@ -534,9 +534,7 @@ fn record(args: RecordArgs) -> anyhow::Result<()> {
 }
 
 /// Prints one finished stream as a JSON line.
-fn report(
-    done: Result<anyhow::Result<Recorded>, tokio::task::JoinError>,
-) -> anyhow::Result<()> {
+fn report(done: Result<anyhow::Result<Recorded>, tokio::task::JoinError>) -> anyhow::Result<()> {
     let recorded = done.context("a recording task failed")??;
     let line = serde_json::json!({
         "user_id": recorded.user_id,

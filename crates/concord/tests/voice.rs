@@ -139,7 +139,11 @@ async fn a_wav_played_is_recorded_sample_for_sample() {
         .await
         .unwrap()
         .unwrap();
-    assert!(recorded.status.success(), "{:?}", lines.try_iter().collect::<Vec<_>>());
+    assert!(
+        recorded.status.success(),
+        "{:?}",
+        lines.try_iter().collect::<Vec<_>>()
+    );
     let line: Value = serde_json::from_slice(&recorded.stdout).expect("one JSON line");
     assert_eq!(line["user_id"], bot_user.as_str());
     assert_eq!(line["reason"], "stopped");
@@ -156,7 +160,10 @@ async fn a_wav_played_is_recorded_sample_for_sample() {
     );
     let samples: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
     assert_eq!(samples.len(), 76 * 320);
-    assert!(samples[..played.len()] == played[..], "the recording differs");
+    assert!(
+        samples[..played.len()] == played[..],
+        "the recording differs"
+    );
     assert!(
         samples[played.len()..].iter().all(|s| *s == 0),
         "the padding is silence"
