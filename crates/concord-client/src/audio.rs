@@ -519,6 +519,83 @@ mod tests {
         }
     }
 
+    fn relayed(speaker: UserId, sequence: u32) -> Vec<u8> {
+        let mut frame = Vec::new();
+        RelayedHeader {
+            format: AudioFormat::Pcm16k,
+            sequence,
+            timestamp: sequence * 20,
+            speaker,
+        }
+        .write(&mut frame);
+        frame.extend_from_slice(&[u8::try_from(sequence % 256).unwrap(); 640]);
+        frame
+    }
+
+    #[tokio::test]
+    async fn the_router_gives_each_speaker_stream_its_own_chunks_and_end() {
+        let (me, ann, bo, channel) = (
+            UserId::new(),
+            UserId::new(),
+            UserId::new(),
+            ChannelId::new(),
+        );
+        let started = |user_id| MediaStarted {
+            user_id,
+            channel_id: channel,
+            format: AudioFormat::Pcm16k,
+        };
+        let mut router = Router {
+            own_user: Some(me),
+            ..Router::default()
+        };
+        // No receiver yet: a stream that opens now is not delivered, nor its chunks.
+        router.started(&started(bo));
+        router.chunk(&relayed(bo, 0));
+        let mut streams = router.listen(2);
+        router.started(&started(me));
+        router.started(&started(ann));
+        router.started(&started(ann)); // announced again by a second SUBSCRIBE
+        let mut ann_stream = streams.recv().await.unwrap();
+        assert_eq!((ann_stream.user_id, ann_stream.channel_id), (ann, channel));
+        assert!(
+            streams.rx.try_recv().is_err(),
+            "one stream for Ann, none for me"
+        );
+        for sequence in 0..3 {
+            router.chunk(&relayed(ann, sequence));
+        }
+        router.chunk(&relayed(me, 9));
+        router.chunk(b"\xA7 short");
+        router.ended(&MediaEnded {
+            user_id: ann,
+            channel_id: channel,
+            reason: MediaEndReason::Cleared,
+        });
+        // Two chunks fit; the third was dropped, not waited for.
+        assert_eq!(ann_stream.dropped(), 1);
+        assert_eq!(
+            ann_stream.end(),
+            Some(StreamEnd::Media(MediaEndReason::Cleared))
+        );
+        let first = ann_stream.recv().await.unwrap();
+        assert_eq!(
+            (first.sequence, first.timestamp, first.payload[0]),
+            (0, 0, 0)
+        );
+        assert_eq!(ann_stream.recv().await.unwrap().sequence, 1);
+        assert_eq!(ann_stream.recv().await, None);
+
+        // A session lost ends what is open; closing ends the receiver of streams.
+        router.started(&started(bo));
+        let mut bo_stream = streams.recv().await.unwrap();
+        router.end_all();
+        assert_eq!(bo_stream.recv().await, None);
+        assert_eq!(bo_stream.end(), Some(StreamEnd::SessionLost));
+        router.close();
+        assert!(streams.recv().await.is_none());
+    }
+
     #[test]
     fn a_wav_is_cut_into_20_ms_chunks_and_the_last_is_zero_padded() {
         // 16 kHz: 320 samples a chunk; 1000 samples = 3 chunks and 40 samples.
