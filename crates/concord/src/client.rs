@@ -379,8 +379,10 @@ fn play(args: PlayArgs) -> anyhow::Result<()> {
                 Err(anyhow::anyhow!("interrupted"))
             }
         };
+        // Leave before the gateway goes: the server drops the voice state of a user
+        // whose last session closes, and then a leave finds nothing to leave.
+        let left = leave(&rest, args.channel).await;
         gateway.disconnect().await;
-        let left = rest.leave_voice(args.channel).await;
         let sent = played?;
         left.map_err(|e| explain(e, &url, "leaving the voice channel"))?;
         let summary = serde_json::json!({
@@ -393,6 +395,14 @@ fn play(args: PlayArgs) -> anyhow::Result<()> {
         println!("{summary}");
         Ok(())
     })
+}
+
+/// `DELETE /channels/{id}/voice`; not being in it (any more) is no error.
+async fn leave(rest: &RestClient, channel: ChannelId) -> Result<(), RestError> {
+    match rest.leave_voice(channel).await {
+        Err(RestError::Http { status: 404, .. }) => Ok(()),
+        other => other,
+    }
 }
 
 /// What a recorded stream became.
@@ -525,8 +535,8 @@ fn record(args: RecordArgs) -> anyhow::Result<()> {
                 eprintln!("voice: {err:#}");
             }
         }
+        let left = leave(&rest, args.channel).await;
         gateway.disconnect().await;
-        let left = rest.leave_voice(args.channel).await;
         result?;
         left.map_err(|e| explain(e, &url, "leaving the voice channel"))?;
         Ok(())
