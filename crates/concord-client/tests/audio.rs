@@ -1,7 +1,8 @@
 //! Audio over the gateway through the SDK, against the real server: a bot plays a
 //! tone pushed all at once and a listener (on a compressed connection) receives every
 //! chunk in order, then `MEDIA_ENDED stopped`; a stream cleared mid-way ends `cleared`
-//! with fewer chunks; refusals come back as `Error::Refused`.
+//! with fewer chunks; refusals come back as `Error::Refused`; a subscription survives
+//! a RESUME, and a stream cut by one ends `disconnected` and is started again.
 
 use std::time::Duration;
 
@@ -243,6 +244,86 @@ async fn a_stream_cleared_mid_way_ends_cleared_and_refusals_are_errors() {
         }
     }
     bob.disconnect().await;
+    bot.disconnect().await;
+    listener.disconnect().await;
+}
+
+async fn resumed(events: &mut concord_client::EventStream) {
+    loop {
+        let event = timeout(WAIT, events.next())
+            .await
+            .expect("an event in time")
+            .expect("the gateway is running");
+        if let Event::Resumed { .. } = event {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_survives_a_resume_and_a_stream_is_started_again_after_one() {
+    let scene = scene().await;
+    let listener = scene.user(&scene.alice, Compression::ZlibStream);
+    let mut listener_events = listener.events();
+    let mut streams = listener.audio();
+    listener.connect().await.unwrap();
+    listener.subscribe_audio(None).await.unwrap();
+    // The listener's socket is closed (4009, resumable) and the session resumed.
+    scene
+        .server
+        .state
+        .hub
+        .close_user(scene.alice.user_id(), concord_gateway::CloseReason::Expired);
+    resumed(&mut listener_events).await;
+
+    let bot = scene.bot();
+    let mut bot_events = bot.events();
+    bot.connect().await.unwrap();
+    let tone = tone();
+    bot.start_audio(AudioFormat::Pcm48k).await.unwrap();
+    for (i, chunk) in tone.iter().enumerate().take(100) {
+        let i = u32::try_from(i).unwrap();
+        bot.send_audio_chunk(i, i * 20, chunk).await.unwrap();
+    }
+    // Still subscribed after the RESUME: the stream arrives.
+    let mut first = next_stream(&mut streams).await;
+    timeout(WAIT, first.next()).await.unwrap().unwrap();
+    // The bot's socket goes mid-stream: the stream ends `disconnected`, for the
+    // listener and, replayed on its RESUME, for the bot.
+    scene
+        .server
+        .state
+        .hub
+        .close_user(scene.bot_user, concord_gateway::CloseReason::Expired);
+    let heard = drain(&mut first).await;
+    assert!(heard.len() < 100, "{} chunks", heard.len());
+    assert_eq!(
+        first.end(),
+        Some(StreamEnd::Media(MediaEndReason::Disconnected))
+    );
+    resumed(&mut bot_events).await;
+    assert_eq!(
+        timeout(WAIT, bot.audio_end()).await.unwrap().unwrap(),
+        MediaEndReason::Disconnected
+    );
+
+    // Started again on the resumed session, and heard whole.
+    let sent = bot
+        .send_audio(
+            AudioFormat::Pcm48k,
+            futures_util::stream::iter(tone[..25].to_vec()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent, 25);
+    let mut second = next_stream(&mut streams).await;
+    let chunks = drain(&mut second).await;
+    assert_eq!(chunks.len(), 25);
+    assert!(chunks.iter().zip(&tone).all(|(c, t)| c.payload == *t));
+    assert_eq!(
+        second.end(),
+        Some(StreamEnd::Media(MediaEndReason::Stopped))
+    );
     bot.disconnect().await;
     listener.disconnect().await;
 }
