@@ -36,7 +36,10 @@ struct Scene {
 }
 
 async fn scene() -> Scene {
-    let server = TestServer::start().await;
+    scene_on(TestServer::start().await).await
+}
+
+async fn scene_on(server: TestServer) -> Scene {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let guild = alice.create_server("studio").await;
@@ -262,7 +265,11 @@ async fn resumed(events: &mut concord_client::EventStream) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_survives_a_resume_and_a_stream_is_started_again_after_one() {
-    let scene = scene().await;
+    // The presence grace of a real server: a user whose socket drops stays in the
+    // voice channel while the session waits for its RESUME (the test default, no
+    // grace, takes them out at once, and the subscription with them).
+    let server = TestServer::start_with(|config| config.limits.presence_grace_secs = 60).await;
+    let scene = scene_on(server).await;
     let listener = scene.user(&scene.alice, Compression::ZlibStream);
     let mut listener_events = listener.events();
     let mut streams = listener.audio();
