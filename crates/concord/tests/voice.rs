@@ -184,3 +184,45 @@ fn uuid_like() -> String {
         .as_nanos();
     format!("{}-{nanos}", std::process::id())
 }
+
+/// A WAV the gateway does not carry is refused before anything is joined, with the
+/// reason (nothing is resampled).
+#[test]
+fn a_wav_of_another_rate_is_refused_with_a_clear_message() {
+    let dir = std::env::temp_dir().join(format!("concord-voice-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("cd.wav");
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 44_100,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(&file, spec).unwrap();
+    for _ in 0..882 {
+        writer.write_sample(0i16).unwrap();
+    }
+    writer.finalize().unwrap();
+    let out = concord()
+        .args([
+            "voice",
+            "play",
+            "--url",
+            "http://127.0.0.1:9",
+            "--bot-token",
+            "unused",
+            "--channel",
+            "00000000-0000-0000-0000-000000000000",
+            file.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("unsupported WAV: 2 channel(s), 44100 Hz"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
