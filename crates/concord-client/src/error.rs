@@ -48,6 +48,9 @@ pub enum Error {
         /// Why, if the server said.
         reason: Option<concord_protocol::MediaEndReason>,
     },
+    /// What was asked needs protocol v2 (audio): this gateway speaks v1.
+    #[error("{0} needs protocol v2")]
+    NeedsV2(&'static str),
     /// A WAV file could not be read.
     #[error("WAV: {0}")]
     Wav(#[from] crate::audio::WavError),

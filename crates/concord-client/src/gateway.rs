@@ -337,6 +337,14 @@ impl Gateway {
 
     // ---- audio (`protocol-v2.md` §15) ----
 
+    /// Audio is v2 only: a v1 server ignores the commands.
+    fn audio_v2(&self) -> Result<(), Error> {
+        match self.config.version {
+            crate::Version::V2 => Ok(()),
+            crate::Version::V1 => Err(Error::NeedsV2("audio")),
+        }
+    }
+
     /// The speaker streams of the channel's audio from now on (replacing the
     /// receiver of an earlier call): one [`crate::audio::SpeakerStream`] per stream a
     /// speaker opens while this session is subscribed ([`Gateway::subscribe_audio`]).
@@ -352,8 +360,10 @@ impl Gateway {
     /// IDENTIFY the SDK sends it again. It ends when the user leaves the channel.
     ///
     /// # Errors
-    /// [`Error::Refused`] (`FORBIDDEN`: not in a voice channel), [`Error::NotConnected`].
+    /// [`Error::Refused`] (`FORBIDDEN`: not in a voice channel), [`Error::NotConnected`],
+    /// [`Error::NeedsV2`].
     pub async fn subscribe_audio(&self, speakers: Option<Vec<UserId>>) -> Result<(), Error> {
+        self.audio_v2()?;
         let subscribe = MediaSubscribe { speakers };
         let errors = self.shared.own.borrow().errors;
         self.send(Op::MediaSubscribe, &subscribe).await?;
@@ -385,8 +395,9 @@ impl Gateway {
     /// # Errors
     /// [`Error::Refused`] (`FORBIDDEN`: not in a voice channel, muted, no SPEAK),
     /// [`Error::AudioEnded`] if the connection was replaced first,
-    /// [`Error::NotConnected`].
+    /// [`Error::NotConnected`], [`Error::NeedsV2`].
     pub async fn start_audio(&self, format: AudioFormat) -> Result<(), Error> {
+        self.audio_v2()?;
         let before = self.shared.own.borrow().clone();
         self.send(Op::MediaStart, &MediaStart { format }).await?;
         let mut own = self.shared.own.subscribe();
