@@ -413,8 +413,11 @@ impl Driver {
         }
         self.shared.own.send_modify(|own| {
             own.epoch += 1;
-            // An own stream of the old session ended with it.
-            own.ended = own.started;
+            // An own stream of the old session ended with it, no MEDIA_ENDED said why.
+            if own.ended < own.started {
+                own.ended = own.started;
+                own.last_end = None;
+            }
         });
     }
 

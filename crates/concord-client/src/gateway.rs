@@ -1,11 +1,10 @@
 //! The application's handle on one gateway connection.
 
 use std::{
+    path::Path,
     sync::{Arc, Mutex},
     time::Duration,
 };
-
-use std::path::Path;
 
 use concord_protocol::{
     AudioFormat, ChannelId, ClientFrame, GatewayError, MediaEndReason, MediaStart, MediaSubscribe,
