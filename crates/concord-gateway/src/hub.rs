@@ -16,7 +16,7 @@ use std::{
 
 use concord_protocol::{Intents, UserId};
 
-use crate::{CloseReason, FrameBatch, Frames, Outbox, Payload, Pushed, QueueLimits};
+use crate::{AudioLane, CloseReason, FrameBatch, Frames, Outbox, Payload, Pushed, QueueLimits};
 
 /// Identifies one session (one socket) on this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -35,6 +35,9 @@ pub struct SessionEntry {
     pub v2: bool,
     /// The event groups it receives (every group for v1).
     pub intents: Intents,
+    /// Relayed audio, apart from the outbox (open while the session subscribes to a
+    /// voice channel's audio; v2 only).
+    pub audio: AudioLane,
     /// A socket serves it now. A v2 session whose socket dropped stays registered,
     /// detached, for the resume window: events keep queuing for it, but it does not
     /// count as the user being connected.
@@ -127,6 +130,7 @@ impl Hub {
             v2: kind.v2,
             intents: kind.intents,
             attached: AtomicBool::new(true),
+            audio: AudioLane::default(),
         });
         let mut state = self.write();
         state.sessions.insert(id, Arc::clone(&entry));
@@ -232,6 +236,11 @@ impl Hub {
     /// Queues `payload` on every session of `user`.
     pub fn send_to_user(&self, user: UserId, payload: &Payload) -> Delivery {
         self.send_to_users([user], payload)
+    }
+
+    /// The session registered under `id`, attached or not.
+    pub fn session(&self, id: SessionId) -> Option<Arc<SessionEntry>> {
+        self.read().sessions.get(&id).map(Arc::clone)
     }
 
     /// Queues `payload` on one session.

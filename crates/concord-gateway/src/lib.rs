@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod audio;
 mod compress;
 mod gateway;
 mod hub;
@@ -14,6 +15,7 @@ mod socket;
 mod stats;
 mod wire;
 
+pub use audio::{AUDIO_CHUNKS_DROPPED, AudioItem, AudioLane, AudioPushed, relayed_frame};
 pub use compress::{
     Compression, CompressionConfig, StreamCompressor, UnknownCompression, ZlibConfig, ZstdConfig,
 };

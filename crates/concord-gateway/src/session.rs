@@ -17,7 +17,7 @@ use std::{
 
 use async_trait::async_trait;
 use concord_protocol::{
-    ClientMessage, CloseCode, Command, ErrorCode, GatewayError, Op, OpFrame, UserId,
+    ClientMessage, CloseCode, Command, ErrorCode, GatewayError, MediaCommand, Op, OpFrame, UserId,
 };
 use futures_util::{Sink, SinkExt, Stream, StreamExt, task::AtomicWaker};
 use tokio::time::Instant;
@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::{
 };
 
 use crate::{
-    CloseReason, Frames, Hub, Payload, QueueLimits, RateWindow, SessionEntry, SessionId,
+    AudioItem, CloseReason, Frames, Hub, Payload, QueueLimits, RateWindow, SessionEntry, SessionId,
     StreamCompressor,
     linger::Linger,
     resume::Slot,
@@ -162,6 +162,37 @@ pub trait SessionHandler: Send + Sync + 'static {
     /// The session's socket is gone; `remaining` attached sessions of the user are left
     /// on this node. A v2 session may stay registered, detached, for its resume window.
     async fn disconnected(&self, session: &SessionEntry, ending: Ending, remaining: usize);
+    /// A v2 audio command (`MEDIA_*`). A domain without audio refuses it.
+    ///
+    /// # Errors
+    /// Why the command was refused (answered with ERROR).
+    async fn media(
+        &self,
+        _session: &SessionEntry,
+        command: MediaCommand,
+    ) -> Result<(), CommandError> {
+        let _ = command;
+        Err(CommandError::new(
+            ErrorCode::UnknownOp,
+            "audio is not served here",
+        ))
+    }
+    /// A v2 binary frame (an audio chunk, `docs/protocol-v2.md` §15.3). A domain without
+    /// audio refuses it.
+    ///
+    /// # Errors
+    /// Why the frame was refused (answered with ERROR).
+    async fn audio(
+        &self,
+        _session: &SessionEntry,
+        frame: bytes::Bytes,
+    ) -> Result<(), CommandError> {
+        let _ = frame;
+        Err(CommandError::new(
+            ErrorCode::BinaryNotAccepted,
+            "send JSON text frames",
+        ))
+    }
 }
 
 /// Maps a server-side close to its v1 code (`gateway.md` §6).
@@ -352,6 +383,7 @@ pub(crate) async fn serve<S: GatewaySocket>(
                 // between writes would hold the largest burst's capacity for as long
                 // as the connection lives, idle or not.
                 let mut taken = entry.outbox.take();
+                let mut wrote = false;
                 if !taken.entries.is_empty() {
                     // Unknown (not busy before this write) counts as no wait.
                     let waited = taken
@@ -373,10 +405,22 @@ pub(crate) async fn serve<S: GatewaySocket>(
                         return Exit::LOST;
                     }
                     last_write = Instant::now();
-                    if let Wire::V2(conn) = wire && conn.compressor.is_some() {
-                        // Arms the release of the compression context when idle.
-                        deadline.as_mut().reset(next_deadline(config, wire, last_inbound));
+                    wrote = true;
+                }
+                // Relayed audio after the events that were queued with it: a stream's
+                // MEDIA_STARTED is in the lane ahead of its first chunk.
+                if let Wire::V2(conn) = wire
+                    && let Some(audio) = entry.audio.take()
+                {
+                    if !Box::pin(write_audio(socket, entry.id, conn, audio, config.write_timeout)).await {
+                        return Exit::LOST;
                     }
+                    last_write = Instant::now();
+                    wrote = true;
+                }
+                if wrote && let Wire::V2(conn) = wire && conn.compressor.is_some() {
+                    // Arms the release of the compression context when idle.
+                    deadline.as_mut().reset(next_deadline(config, wire, last_inbound));
                 }
                 if let Some(reason) = taken.closing {
                     return close_for(socket, entry.id, wire, reason, config.write_timeout).await;
@@ -410,10 +454,13 @@ pub(crate) async fn serve<S: GatewaySocket>(
                             Exit::LOST
                         };
                     }
-                    Some(Ok(Message::Binary(_))) => {
-                        // v1 ignores binary frames; v2 says why nothing happened.
-                        if let Wire::V2(_) = wire {
-                            refuse(entry, ErrorCode::BinaryNotAccepted, "send JSON text frames", None);
+                    Some(Ok(Message::Binary(frame))) => {
+                        // v1 ignores binary frames; in v2 they are audio chunks, and a
+                        // refused one is answered.
+                        if let Wire::V2(_) = wire
+                            && let Err(err) = handler.audio(entry, frame).await
+                        {
+                            refuse(entry, err.code, err.message, None);
                         }
                     }
                     // Pings are answered by the codec.
@@ -529,6 +576,44 @@ async fn write_v2<S: GatewaySocket>(
             tracing::error!(session = session.0, error = %err, "compression failed; closing");
             return false;
         }
+    }
+    write_encoded(socket, &encoded, limit).await
+}
+
+/// Writes a session's relayed audio: chunks as they are (outside the compression
+/// stream, `docs/protocol-v2.md` §15.3), events numbered and kept for replay.
+async fn write_audio<S: GatewaySocket>(
+    socket: &mut S,
+    session: SessionId,
+    conn: &mut V2Conn,
+    items: std::collections::VecDeque<AudioItem>,
+    limit: Duration,
+) -> bool {
+    let mut encoded = Encoded::default();
+    let now = Instant::now();
+    let mut events = 0;
+    for item in items {
+        match item {
+            AudioItem::Chunk(frame) => encoded.raw(&frame),
+            AudioItem::Event(payload) => {
+                let frames = Frames::One(payload);
+                match conn.stream.encode(
+                    std::slice::from_ref(&frames),
+                    conn.compressor.as_mut(),
+                    &mut encoded,
+                ) {
+                    Ok(numbered) => events += numbered,
+                    Err(err) => {
+                        tracing::error!(session = session.0, error = %err, "compression failed; closing");
+                        return false;
+                    }
+                }
+                conn.stream.keep([frames], now);
+            }
+        }
+    }
+    if events > 0 && conn.compressor.is_some() {
+        conn.compressed_at = now;
     }
     write_encoded(socket, &encoded, limit).await
 }
@@ -695,6 +780,11 @@ async fn on_text_v2(
         Ok(ClientMessage::Heartbeat) => {}
         Ok(ClientMessage::Command(command)) => {
             if let Err(err) = handler.command(entry, command).await {
+                refuse(entry, err.code, err.message, None);
+            }
+        }
+        Ok(ClientMessage::Media(command)) => {
+            if let Err(err) = handler.media(entry, command).await {
                 refuse(entry, err.code, err.message, None);
             }
         }

@@ -48,6 +48,11 @@ impl Encoded {
         self.buf.is_empty()
     }
 
+    /// Appends bytes that are already whole frames (a relayed audio chunk).
+    pub(crate) fn raw(&mut self, frames: &[u8]) {
+        self.buf.extend_from_slice(frames);
+    }
+
     /// One frame: text uncompressed, or compressed into the stream as binary.
     /// `small`: a frame an idle connection also gets (not an event), which does not
     /// bring a released compression context back.

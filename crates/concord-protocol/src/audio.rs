@@ -397,11 +397,19 @@ mod tests {
         // config 0 (SILK 10 ms), code 1: two 10 ms frames.
         assert!(AudioFormat::Opus48k.check_chunk(&[1, 0, 0]).is_ok());
         // config 29 (CELT 5 ms), code 3 with 4 frames.
-        assert!(AudioFormat::Opus48k.check_chunk(&[(29 << 3) | 3, 4]).is_ok());
+        assert!(
+            AudioFormat::Opus48k
+                .check_chunk(&[(29 << 3) | 3, 4])
+                .is_ok()
+        );
         // config 3 (SILK 60 ms): too long.
         assert!(AudioFormat::Opus48k.check_chunk(&[3 << 3]).is_err());
         // code 3 with zero frames, and an empty packet.
-        assert!(AudioFormat::Opus48k.check_chunk(&[(31 << 3) | 3, 0]).is_err());
+        assert!(
+            AudioFormat::Opus48k
+                .check_chunk(&[(31 << 3) | 3, 0])
+                .is_err()
+        );
         assert!(AudioFormat::Opus48k.check_chunk(&[]).is_err());
     }
 

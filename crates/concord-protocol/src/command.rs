@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    ChannelId, ErrorCode, Identify, MediaCommand, MediaStart, MediaSubscribe, Op, PresenceCommand, Resume, Status, TypingCommand, UserId,
-    VoiceSignalCommand, limits,
+    ChannelId, ErrorCode, Identify, MediaCommand, MediaStart, MediaSubscribe, Op, PresenceCommand,
+    Resume, Status, TypingCommand, UserId, VoiceSignalCommand, limits,
 };
 
 /// A command for the chat domain.
@@ -173,7 +173,12 @@ fn media_start(d: Option<Value>) -> Result<MediaStart, ParseError> {
         .and_then(|d| d.get("format"))
         .and_then(Value::as_str)
         .and_then(crate::AudioFormat::parse)
-        .ok_or_else(|| invalid(OP, "format must be pcm_s16le_16k, pcm_s16le_48k or opus_48k"))?;
+        .ok_or_else(|| {
+            invalid(
+                OP,
+                "format must be pcm_s16le_16k, pcm_s16le_48k or opus_48k",
+            )
+        })?;
     Ok(MediaStart { format })
 }
 
@@ -363,9 +368,11 @@ mod tests {
             ClientMessage::parse(&format!(
                 r#"{{"op":"MEDIA_SUBSCRIBE","d":{{"speakers":["{speaker}"]}}}}"#
             )),
-            Ok(ClientMessage::Media(MediaCommand::Subscribe(MediaSubscribe {
-                speakers: Some(vec![speaker])
-            })))
+            Ok(ClientMessage::Media(MediaCommand::Subscribe(
+                MediaSubscribe {
+                    speakers: Some(vec![speaker])
+                }
+            )))
         );
         assert_eq!(
             ClientMessage::parse(r#"{"op":"MEDIA_SUBSCRIBE"}"#),

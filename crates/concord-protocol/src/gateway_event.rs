@@ -9,11 +9,11 @@ use serde_json::Value;
 
 use crate::{
     Channel, ChannelDelete, ChannelOverride, CustomEmoji, CustomEmojiDelete, DirectMessage,
-    DmChannel, Event, MediaEnded, MediaStarted, GatewayError, GoLiveInfo, GoLiveStop, Hello, InvalidSession, Invite,
-    InviteDelete, MemberChange, MemberRemoval, MemberRoleChange, MemberTimeout, Message,
-    MessageDelete, MessagePin, MessageUnpin, ModeratedMember, Op, OverrideDelete, PollVote,
-    PresenceUpdate, ReactionEvent, Ready, Resumed, Role, RoleDelete, ServerDelete, ServerDto,
-    TypingStart, User, VoiceParticipant, VoiceSignal,
+    DmChannel, Event, GatewayError, GoLiveInfo, GoLiveStop, Hello, InvalidSession, Invite,
+    InviteDelete, MediaEnded, MediaStarted, MemberChange, MemberRemoval, MemberRoleChange,
+    MemberTimeout, Message, MessageDelete, MessagePin, MessageUnpin, ModeratedMember, Op,
+    OverrideDelete, PollVote, PresenceUpdate, ReactionEvent, Ready, Resumed, Role, RoleDelete,
+    ServerDelete, ServerDto, TypingStart, User, VoiceParticipant, VoiceSignal,
 };
 
 /// Why a server frame could not be read.

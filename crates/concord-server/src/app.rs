@@ -136,6 +136,11 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
         Arc::clone(&metrics),
     )
     .map_err(std::io::Error::other)?;
+    let media = Arc::new(crate::media::MediaRelay::new(
+        config.audio,
+        Arc::clone(&directory) as Arc<dyn crate::media::VoiceRoster>,
+        metrics.audio(),
+    ));
     Ok(AppState {
         store,
         directory,
@@ -157,6 +162,7 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
         passwords,
         automod: Arc::new(crate::automod::AutomodRules::new()),
         webhooks,
+        media,
     })
 }
 

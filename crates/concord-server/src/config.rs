@@ -367,6 +367,25 @@ impl Default for WebhookConfig {
     }
 }
 
+/// Audio over the gateway (`[audio]`, `docs/protocol-v2.md` §15.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AudioConfig {
+    /// Seconds of audio one stream may hold ahead of its release (1–60).
+    pub buffer_secs: u64,
+    /// Chunks a subscriber may fall behind before its oldest are dropped (1–1000).
+    pub subscriber_queue_chunks: usize,
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        Self {
+            buffer_secs: 10,
+            subscriber_queue_chunks: 50,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -410,6 +429,8 @@ pub struct Config {
     pub refresh_reuse_grace_secs: u64,
     /// Outbound webhook delivery.
     pub webhooks: WebhookConfig,
+    /// Audio over the gateway.
+    pub audio: AudioConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -436,6 +457,7 @@ impl std::fmt::Debug for Config {
             .field("token_leeway_secs", &self.token_leeway_secs)
             .field("refresh_reuse_grace_secs", &self.refresh_reuse_grace_secs)
             .field("webhooks", &self.webhooks)
+            .field("audio", &self.audio)
             .finish()
     }
 }
@@ -458,6 +480,7 @@ impl Default for Config {
             token_leeway_secs: crate::auth::DEFAULT_LEEWAY_SECS,
             refresh_reuse_grace_secs: 10,
             webhooks: WebhookConfig::default(),
+            audio: AudioConfig::default(),
         }
     }
 }

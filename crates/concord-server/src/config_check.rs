@@ -138,6 +138,7 @@ fn check_values(config: &Config) -> Result<(), ConfigProblem> {
         ));
     }
     check_webhooks(&config.webhooks)?;
+    check_audio(config.audio)?;
     for origin in &config.cors_origins {
         let plain = origin == "*"
             || (origin.contains("://") && axum::http::HeaderValue::from_str(origin).is_ok());
@@ -179,6 +180,20 @@ fn check_webhooks(webhooks: &crate::config::WebhookConfig) -> Result<(), ConfigP
         return Err(key(
             "webhooks.retry_delays_ms",
             "each delay must be at most 3600000 (an hour)",
+        ));
+    }
+    Ok(())
+}
+
+/// `[audio]`: a buffer of 1 to 60 s per stream, 1 to 1000 chunks per subscriber.
+fn check_audio(audio: crate::config::AudioConfig) -> Result<(), ConfigProblem> {
+    if !(1..=60).contains(&audio.buffer_secs) {
+        return Err(key("audio.buffer_secs", "must be between 1 and 60"));
+    }
+    if !(1..=1000).contains(&audio.subscriber_queue_chunks) {
+        return Err(key(
+            "audio.subscriber_queue_chunks",
+            "must be between 1 and 1000",
         ));
     }
     Ok(())

@@ -16,6 +16,7 @@ pub mod files;
 mod housekeeping;
 pub mod limiter;
 mod listen;
+pub mod media;
 pub mod metered_store;
 pub mod metrics;
 pub mod origin;

@@ -70,6 +70,7 @@ pub struct Metrics {
     refused: Family<[(&'static str, &'static str); 1], Counter>,
     node: Arc<NodeCollector>,
     webhooks: Family<[(&'static str, &'static str); 1], Counter>,
+    audio: crate::media::AudioCounters,
 }
 
 impl fmt::Debug for Metrics {
@@ -179,6 +180,28 @@ impl Metrics {
             webhooks.clone(),
         );
 
+        let audio = crate::media::AudioCounters::default();
+        registry.register(
+            "concord_audio_chunks_received",
+            "Audio chunks accepted from senders",
+            audio.received.clone(),
+        );
+        registry.register(
+            "concord_audio_chunks_refused",
+            "Audio chunks refused (malformed, out of order, outside a stream, buffer full)",
+            audio.refused.clone(),
+        );
+        registry.register(
+            "concord_audio_chunks_relayed",
+            "Audio chunks queued on subscribers (one per subscriber per chunk)",
+            audio.relayed.clone(),
+        );
+        registry.register(
+            "concord_audio_streams",
+            "Audio streams open on this node",
+            audio.streams.clone(),
+        );
+
         Self {
             published: per_event(&published),
             deliveries: per_event(&deliveries),
@@ -194,7 +217,13 @@ impl Metrics {
             refused,
             node,
             webhooks,
+            audio,
         }
+    }
+
+    /// The audio relay's counters (shared with the relay).
+    pub fn audio(&self) -> crate::media::AudioCounters {
+        self.audio.clone()
     }
 
     /// Reports the sockets and sessions of `gateway` from now on.
@@ -443,6 +472,16 @@ impl Collector for NodeCollector {
                 &[(&[], clamp(gateway.replay_bytes()))],
             )?;
         }
+        let dropped = encoder.encode_descriptor(
+            "concord_audio_chunks_dropped",
+            "Audio chunks dropped from subscribers that fell behind (oldest first)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        ConstCounter::new(
+            concord_gateway::AUDIO_CHUNKS_DROPPED.load(std::sync::atomic::Ordering::Relaxed),
+        )
+        .encode(dropped)?;
         if let Some(bytes) = concord_sys::resident_bytes() {
             gauge(
                 &mut encoder,

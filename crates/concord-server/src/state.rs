@@ -48,6 +48,8 @@ pub struct AppState {
     pub automod: Arc<crate::automod::AutomodRules>,
     /// Outbound webhook delivery (issue 18 part C).
     pub webhooks: crate::webhooks::Webhooks,
+    /// Audio over the gateway: streams, pacing, relay.
+    pub media: Arc<crate::media::MediaRelay>,
 }
 
 impl std::fmt::Debug for AppState {

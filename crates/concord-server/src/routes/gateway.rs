@@ -25,8 +25,8 @@ use concord_gateway::{
     SessionEntry, SessionHandler,
 };
 use concord_protocol::{
-    ChannelId, Command, DmChannel, ErrorBody, ErrorCode, Event, PresenceCommand, Ready, Server,
-    TypingStart, UserId, VoiceSignal, VoiceSignalCommand, typing_timestamp,
+    ChannelId, Command, DmChannel, ErrorBody, ErrorCode, Event, MediaCommand, PresenceCommand,
+    Ready, Server, TypingStart, UserId, VoiceSignal, VoiceSignalCommand, typing_timestamp,
 };
 use concord_store::{Presence as Chosen, ReadyState, UserRecord};
 
@@ -304,8 +304,52 @@ impl SessionHandler for ChatSession {
         }
     }
 
+    async fn media(
+        &self,
+        session: &SessionEntry,
+        command: MediaCommand,
+    ) -> Result<(), CommandError> {
+        let media = &self.state.media;
+        match command {
+            MediaCommand::Start(start) => {
+                let channel = self.voice_channel_for(session, Permissions::SPEAK)?;
+                let muted = self
+                    .state
+                    .store
+                    .voice_state(session.user_id)
+                    .await
+                    .map_err(|err| {
+                        tracing::error!(session = session.id.0, error = %err, "voice state not read");
+                        CommandError::new(ErrorCode::InvalidPayload, "voice state unavailable")
+                    })?
+                    .is_some_and(|voice| voice.server_mute);
+                if muted {
+                    return Err(forbidden("server-muted in this voice channel"));
+                }
+                media.start(&self.registered(session)?, channel, start.format);
+                Ok(())
+            }
+            MediaCommand::Stop => media.stop(session.id),
+            MediaCommand::Clear => media.clear(session.id),
+            MediaCommand::Subscribe(subscribe) => {
+                let channel = self.voice_channel_for(session, Permissions(0))?;
+                media.subscribe(&self.registered(session)?, channel, subscribe.speakers);
+                Ok(())
+            }
+            MediaCommand::Unsubscribe => {
+                media.unsubscribe(session.id);
+                Ok(())
+            }
+        }
+    }
+
+    async fn audio(&self, session: &SessionEntry, frame: bytes::Bytes) -> Result<(), CommandError> {
+        self.state.media.chunk(session.id, frame)
+    }
+
     async fn disconnected(&self, session: &SessionEntry, ending: Ending, remaining: usize) {
         tracing::debug!(session = session.id.0, user = %session.user_id, ?ending, "gateway session ended");
+        self.state.media.disconnected(session.id);
         if let Some(family) = self.family {
             self.state.families.leave(family, session.id);
         }
@@ -355,6 +399,41 @@ impl ChatSession {
             .presence
             .chosen_changed(&self.state, session.user_id, chosen);
         Ok(())
+    }
+
+    /// The voice channel the session's user is in, where they hold VIEW_CHANNEL,
+    /// CONNECT_VOICE and `also` (audio, `docs/protocol-v2.md` §15.2).
+    fn voice_channel_for(
+        &self,
+        session: &SessionEntry,
+        also: Permissions,
+    ) -> Result<ChannelId, CommandError> {
+        let directory = &self.state.directory;
+        let channel = directory
+            .voice_channel(session.user_id)
+            .ok_or_else(|| forbidden("join a voice channel first"))?;
+        let needed = Permissions::VIEW_CHANNEL
+            .union(Permissions::CONNECT_VOICE)
+            .union(also);
+        let perms = directory
+            .channel_permissions(channel, session.user_id)
+            .ok_or_else(|| forbidden("not a member of that channel's server"))?;
+        if !perms.contains(needed) {
+            return Err(forbidden(if also.0 == 0 {
+                "missing VIEW_CHANNEL or CONNECT_VOICE in the voice channel"
+            } else {
+                "missing VIEW_CHANNEL, CONNECT_VOICE or SPEAK in the voice channel"
+            }));
+        }
+        Ok(channel)
+    }
+
+    /// The hub's handle on the session (the relay keeps a weak one).
+    fn registered(&self, session: &SessionEntry) -> Result<Arc<SessionEntry>, CommandError> {
+        self.state
+            .hub
+            .session(session.id)
+            .ok_or_else(|| CommandError::new(ErrorCode::InvalidPayload, "the session is closing"))
     }
 
     /// `gateway.md` §4: a server channel the sender may view and write in, not timed out.
