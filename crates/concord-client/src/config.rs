@@ -112,6 +112,14 @@ pub struct GatewayConfig {
     pub connector: Arc<dyn Connector>,
     /// Certificate authorities trusted for a `wss://` URL (default: the Mozilla set).
     pub tls: crate::Tls,
+    /// How many chunks of one speaker stream wait for the application
+    /// ([`crate::audio::SpeakerStream`]) before newer ones are dropped (default 500,
+    /// 10 s of audio).
+    pub audio_buffer: usize,
+    /// How far ahead of real time [`crate::Gateway::send_audio`] pushes chunks: the
+    /// server buffers them and paces them out (default 5 s; the server holds 10 s by
+    /// default, `[audio] buffer_secs`).
+    pub audio_lead: Duration,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -146,6 +154,8 @@ impl GatewayConfig {
             jitter_seed: None,
             connector: Arc::new(TcpConnector),
             tls: crate::Tls::default(),
+            audio_buffer: 500,
+            audio_lead: Duration::from_secs(5),
         }
     }
 

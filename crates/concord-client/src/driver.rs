@@ -1,7 +1,7 @@
 //! The task that owns the connection: connects, authenticates, heartbeats, reads and
 //! decodes frames, and reconnects with backoff until told to stop.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use concord_protocol::{GatewayEvent, Identify, Op, Resume, ServerMessage};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -167,7 +167,8 @@ impl Driver {
                 tokio::select! {
                     () = sleep_until(wake) => break,
                     command = self.commands.recv() => match command {
-                        Some(Command::Send(_)) => {} // not connected: dropped
+                        // Not connected: dropped (a Sync's waiter sees its sender go).
+                        Some(Command::Send(_) | Command::Binary(_) | Command::Sync(_)) => {}
                         Some(Command::Disconnect) | None => {
                             return self
                                 .finish(Some(1000), "disconnected by the application", Error::Disconnected)
@@ -186,6 +187,11 @@ impl Driver {
             let mut status = self.shared.status();
             status.state = ReadyState::Closed;
         }
+        self.shared.audio().close();
+        self.shared.own.send_modify(|own| {
+            own.closed = true;
+            own.epoch += 1;
+        });
         if let Some(first) = self.first.take() {
             let _ = first.send(Err(error));
         }
@@ -238,7 +244,7 @@ impl Driver {
             Version::V2 => {
                 let hello = timeout(limit, async {
                     loop {
-                        match next_message(&mut ws).await {
+                        match next_message(&mut ws, &self.shared).await {
                             Ok(ServerMessage::Hello(hello)) => return Ok(hello),
                             Ok(_) => {}
                             Err(end) => return Err(end),
@@ -264,6 +270,9 @@ impl Driver {
         // The first beat after interval × random(0..1), then every interval.
         let mut next_beat = Instant::now() + interval.mul_f64(self.rng.random_range(0.0..1.0));
         let mut beat_sent: Option<Instant> = None;
+        // Every HEARTBEAT in flight, oldest first: the driver's own (`None`) and those
+        // of `Gateway::sync` (answered on the ACK).
+        let mut acks: VecDeque<Option<oneshot::Sender<()>>> = VecDeque::new();
         let mut handshake_deadline = Some(Instant::now() + limit);
         loop {
             let timer = handshake_deadline.map_or(next_beat, |d| d.min(next_beat));
@@ -273,6 +282,17 @@ impl Driver {
                         if ws.send_text(text).await.is_err() {
                             return End::Retry { code: None, renew: false };
                         }
+                    }
+                    Some(Command::Binary(bytes)) => {
+                        if ws.send_binary(bytes).await.is_err() {
+                            return End::Retry { code: None, renew: false };
+                        }
+                    }
+                    Some(Command::Sync(answer)) => {
+                        if ws.heartbeat().await.is_err() {
+                            return End::Retry { code: None, renew: false };
+                        }
+                        acks.push_back(Some(answer));
                     }
                     Some(Command::Disconnect) | None => {
                         self.shared.status().state = ReadyState::Closing;
@@ -294,21 +314,27 @@ impl Driver {
                         if ws.heartbeat().await.is_err() {
                             return End::Retry { code: None, renew: false };
                         }
+                        acks.push_back(None);
                         beat_sent = Some(now);
                         next_beat = now + interval;
                     }
                 }
-                message = next_message(&mut ws) => {
+                message = next_message(&mut ws, &self.shared) => {
                     let message = match message {
                         Ok(m) => m,
                         Err(end) => return end,
                     };
                     match message {
-                        ServerMessage::HeartbeatAck => {
-                            if let Some(sent) = beat_sent.take() {
-                                self.shared.status().latency = Some(sent.elapsed());
+                        ServerMessage::HeartbeatAck => match acks.pop_front() {
+                            Some(Some(answer)) => {
+                                let _ = answer.send(());
                             }
-                        }
+                            _ => {
+                                if let Some(sent) = beat_sent.take() {
+                                    self.shared.status().latency = Some(sent.elapsed());
+                                }
+                            }
+                        },
                         ServerMessage::Dispatch { seq, event } => {
                             if let Some(seq) = seq {
                                 let mut status = self.shared.status();
@@ -319,11 +345,27 @@ impl Driver {
                                 status.seq = seq;
                             }
                             let follow = match &event {
-                                GatewayEvent::Ready(_) => {
+                                GatewayEvent::Ready(ready) => {
                                     self.shared.status().session_id = hello_session.clone();
+                                    self.new_session(ready.user.id);
+                                    if let Err(end) = self.resubscribe(&mut ws).await {
+                                        return end;
+                                    }
                                     Some(Event::Ready { session_id: hello_session.clone() })
                                 }
-                                GatewayEvent::Resumed(resumed) => Some(Event::Resumed { replayed: resumed.replayed }),
+                                GatewayEvent::Resumed(resumed) => {
+                                    // The server ended the own stream (`disconnected`).
+                                    self.shared.own.send_modify(|own| own.epoch += 1);
+                                    Some(Event::Resumed { replayed: resumed.replayed })
+                                }
+                                GatewayEvent::MediaStarted(started) => {
+                                    self.media_started(started);
+                                    None
+                                }
+                                GatewayEvent::MediaEnded(ended) => {
+                                    self.media_ended(ended);
+                                    None
+                                }
                                 _ => None,
                             };
                             if follow.is_some() {
@@ -349,12 +391,72 @@ impl Driver {
                             return End::Reconnect;
                         }
                         ServerMessage::Error(error) => {
+                            self.shared.own.send_modify(|own| {
+                                own.errors += 1;
+                                own.last_error = Some(error.clone());
+                            });
                             self.shared.fanout.emit(Event::Refused(error)).await;
                         }
                         _ => {}
                     }
                 }
             }
+        }
+    }
+
+    /// A new session (READY): the streams of the old one are gone.
+    fn new_session(&self, user: concord_protocol::UserId) {
+        {
+            let mut audio = self.shared.audio();
+            audio.end_all();
+            audio.own_user = Some(user);
+        }
+        self.shared.own.send_modify(|own| {
+            own.epoch += 1;
+            // An own stream of the old session ended with it, no MEDIA_ENDED said why.
+            if own.ended < own.started {
+                own.ended = own.started;
+                own.last_end = None;
+            }
+        });
+    }
+
+    /// After a fresh IDENTIFY: the audio subscription the application holds is sent
+    /// again (the old session's ended with it).
+    async fn resubscribe(&self, ws: &mut Socket) -> Result<(), End> {
+        let subscription = self.shared.status().subscription.clone();
+        let Some(subscription) = subscription else {
+            return Ok(());
+        };
+        let d = serde_json::to_value(subscription).ok();
+        ws.send_op(Op::MediaSubscribe, d)
+            .await
+            .map_err(|_| End::Retry {
+                code: None,
+                renew: false,
+            })
+    }
+
+    fn media_started(&self, started: &concord_protocol::MediaStarted) {
+        let mut audio = self.shared.audio();
+        if audio.own_user == Some(started.user_id) {
+            drop(audio);
+            self.shared.own.send_modify(|own| own.started += 1);
+        } else {
+            audio.started(started);
+        }
+    }
+
+    fn media_ended(&self, ended: &concord_protocol::MediaEnded) {
+        let mut audio = self.shared.audio();
+        if audio.own_user == Some(ended.user_id) {
+            drop(audio);
+            self.shared.own.send_modify(|own| {
+                own.ended += 1;
+                own.last_end = Some(ended.reason);
+            });
+        } else {
+            audio.ended(ended);
         }
     }
 
@@ -463,15 +565,24 @@ impl Driver {
     }
 }
 
-/// The next server frame, decoded; the connection's end otherwise. Cancel-safe: a frame
-/// taken from the socket is returned without another await.
-async fn next_message(ws: &mut Socket) -> Result<ServerMessage, End> {
+/// The next server message, decoded; the connection's end otherwise. Audio chunks on
+/// the way go to their speaker streams. Cancel-safe: a frame taken from the socket is
+/// handled without another await.
+async fn next_message(ws: &mut Socket, shared: &Shared) -> Result<ServerMessage, End> {
     let retry = End::Retry {
         code: None,
         renew: false,
     };
     loop {
-        return match ws.next_message().await {
+        let message = match ws.next_data().await {
+            Ok(raw::Data::Audio(frame)) => {
+                shared.audio().chunk(frame);
+                continue;
+            }
+            Ok(raw::Data::Message(bytes)) => raw::decode(bytes).map_err(RawError::Message),
+            Err(err) => Err(err),
+        };
+        return match message {
             Ok(message) => Ok(message),
             Err(RawError::Message(err)) => {
                 tracing::warn!(error = %err, "unreadable frame ignored");

@@ -36,4 +36,22 @@ pub enum Error {
     /// A command could not be encoded.
     #[error("command not encodable: {0}")]
     Encode(#[source] serde_json::Error),
+    /// The server refused a command (its ERROR), where the SDK waits for the answer
+    /// (audio commands).
+    #[error("refused by the server: {} ({})", .0.code.as_str(), .0.message)]
+    Refused(concord_protocol::GatewayError),
+    /// The session's audio stream ended before the SDK was done with it: `reason`
+    /// from the server's `MEDIA_ENDED`, or `None` when the connection was replaced
+    /// (a stream does not outlive its connection: start it again).
+    #[error("the audio stream ended ({reason:?})")]
+    AudioEnded {
+        /// Why, if the server said.
+        reason: Option<concord_protocol::MediaEndReason>,
+    },
+    /// What was asked needs protocol v2 (audio): this gateway speaks v1.
+    #[error("{0} needs protocol v2")]
+    NeedsV2(&'static str),
+    /// A WAV file could not be read.
+    #[error("WAV: {0}")]
+    Wav(#[from] crate::audio::WavError),
 }

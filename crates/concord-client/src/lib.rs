@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod audio;
 mod backoff;
 mod compress;
 mod config;

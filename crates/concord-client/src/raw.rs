@@ -26,8 +26,17 @@
 //! [`Decoder`] turns one WebSocket data frame into the bytes of one JSON message
 //! (inflating `zlib-stream` / `zstd-stream`), and [`decode`] reads those bytes as a
 //! typed [`ServerMessage`].
+//!
+//! **Audio.** A binary frame may also be an audio chunk (`protocol-v2.md` §15.3): on a
+//! connection without compression every binary frame is one; on a compressed one a
+//! binary frame whose first byte is [`AUDIO_MAGIC`] is one, and it is never fed to
+//! the inflater. [`Decoder::data`] and [`Connection::next_data`] tell the two apart;
+//! [`Connection::next_payload`] and [`Connection::next_message`] skip audio chunks.
+//! [`Connection::send_audio`] sends a client chunk.
 
-use concord_protocol::{ClientFrame, GatewayEvent, Op, ServerMessage};
+use concord_protocol::{
+    AUDIO_MAGIC, ClientFrame, GatewayEvent, Op, RelayedHeader, ServerMessage, UplinkHeader,
+};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::{
@@ -82,6 +91,31 @@ pub enum DecodeError {
     /// The compressed stream is broken, or a message is too large.
     #[error(transparent)]
     Inflate(#[from] InflateError),
+    /// An audio chunk given to [`Decoder::binary`], which decodes messages only
+    /// (see [`Decoder::data`]).
+    #[error("an audio chunk, not a message")]
+    Audio,
+}
+
+/// One data frame of the server, told apart by [`Decoder::data`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Data<'a> {
+    /// The bytes of one JSON message (inflated where the connection is compressed).
+    Message(&'a [u8]),
+    /// An audio chunk: the whole binary frame, header included (read it with
+    /// [`RelayedHeader::parse`], or [`Data::relayed`]).
+    Audio(&'a [u8]),
+}
+
+impl<'a> Data<'a> {
+    /// An audio chunk's header and payload; `None` for a message or a chunk whose
+    /// header does not read as a relayed chunk's.
+    pub fn relayed(&self) -> Option<(RelayedHeader, &'a [u8])> {
+        match self {
+            Self::Audio(frame) => RelayedHeader::parse(frame).ok(),
+            Self::Message(_) => None,
+        }
+    }
 }
 
 /// What went wrong on a [`Connection`].
@@ -174,15 +208,39 @@ impl Decoder {
         Ok(text)
     }
 
+    /// Whether a binary frame is an audio chunk (`protocol-v2.md` §15.3): every
+    /// binary frame on an uncompressed connection, one starting with
+    /// [`AUDIO_MAGIC`] on a compressed one.
+    pub fn is_audio(&self, frame: &[u8]) -> bool {
+        self.inflate.is_none() || frame.first() == Some(&AUDIO_MAGIC)
+    }
+
+    /// Tells a binary frame apart: an audio chunk is returned as it is (and the
+    /// compressed stream is left alone), anything else is inflated into one message
+    /// (valid until the next call).
+    ///
+    /// # Errors
+    /// Those of [`Decoder::binary`] for a frame that is not audio.
+    pub fn data<'a>(&'a mut self, frame: &'a [u8]) -> Result<Data<'a>, DecodeError> {
+        if self.is_audio(frame) {
+            return Ok(Data::Audio(frame));
+        }
+        self.binary(frame).map(Data::Message)
+    }
+
     /// Inflates one binary frame into one message (valid until the next call).
     ///
     /// # Errors
-    /// A binary frame on an uncompressed connection, a `zlib-stream` frame without
+    /// A binary frame on an uncompressed connection, an audio chunk
+    /// ([`DecodeError::Audio`], see [`Decoder::data`]), a `zlib-stream` frame without
     /// the sync-flush suffix, a broken stream, or a message over the limit.
     pub fn binary(&mut self, frame: &[u8]) -> Result<&[u8], DecodeError> {
         let Some(inflate) = self.inflate.as_mut() else {
             return Err(DecodeError::UnexpectedBinary);
         };
+        if frame.first() == Some(&AUDIO_MAGIC) {
+            return Err(DecodeError::Audio);
+        }
         if inflate.is_zlib() && !frame.ends_with(&ZLIB_SUFFIX) {
             return Err(DecodeError::MissingSyncFlush);
         }
@@ -373,6 +431,7 @@ enum Held {
     None,
     Text(Utf8Bytes),
     Decoded,
+    Audio(tokio_tungstenite::tungstenite::Bytes),
 }
 
 /// One gateway WebSocket. Reading is cancel-safe: a frame taken from the socket is
@@ -459,6 +518,30 @@ impl Connection {
         self.send_text(text).await
     }
 
+    /// Sends one audio chunk (`protocol-v2.md` §15.3) as a binary frame: the client
+    /// header, then `payload` (one 20 ms chunk of the stream's format).
+    ///
+    /// # Errors
+    /// The connection is gone.
+    pub async fn send_audio(
+        &mut self,
+        header: UplinkHeader,
+        payload: &[u8],
+    ) -> Result<(), RawError> {
+        self.send_binary(header.frame(payload)).await
+    }
+
+    /// Sends bytes as one binary frame.
+    ///
+    /// # Errors
+    /// The connection is gone.
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) -> Result<(), RawError> {
+        self.ws
+            .send(Message::Binary(bytes.into()))
+            .await
+            .map_err(RawError::Lost)
+    }
+
     /// Sends a HEARTBEAT.
     ///
     /// # Errors
@@ -476,13 +559,14 @@ impl Connection {
         self.ws.send(message).await
     }
 
-    /// The next message's bytes (one JSON document), skipping pings and pongs.
+    /// The next data frame: a message's bytes (one JSON document) or an audio chunk
+    /// (see [`Data`]); pings and pongs skipped.
     ///
     /// # Errors
     /// [`RawError::Closed`] with the server's close frame, [`RawError::Lost`] when
     /// the connection ends without one, [`RawError::Decode`] for a frame of the wrong
     /// kind or a broken compressed stream.
-    pub async fn next_payload(&mut self) -> Result<&[u8], RawError> {
+    pub async fn next_data(&mut self) -> Result<Data<'_>, RawError> {
         loop {
             let message = match self.ws.next().await {
                 Some(Ok(message)) => message,
@@ -500,8 +584,12 @@ impl Connection {
                     self.held = Held::Text(text);
                 }
                 Message::Binary(data) => {
-                    self.decoder.binary(&data)?;
-                    self.held = Held::Decoded;
+                    if self.decoder.is_audio(&data) {
+                        self.held = Held::Audio(data);
+                    } else {
+                        self.decoder.binary(&data)?;
+                        self.held = Held::Decoded;
+                    }
                 }
                 Message::Close(frame) => {
                     let close = frame.map(|f| Close {
@@ -513,7 +601,24 @@ impl Connection {
                 }
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
             }
-            return Ok(self.held());
+            return Ok(match &self.held {
+                Held::Audio(frame) => Data::Audio(frame),
+                _ => Data::Message(self.held()),
+            });
+        }
+    }
+
+    /// The next message's bytes (one JSON document), skipping pings, pongs and audio
+    /// chunks (read those with [`Connection::next_data`]).
+    ///
+    /// # Errors
+    /// Those of [`Connection::next_data`].
+    pub async fn next_payload(&mut self) -> Result<&[u8], RawError> {
+        loop {
+            let message = matches!(self.next_data().await?, Data::Message(_));
+            if message {
+                return Ok(self.held());
+            }
         }
     }
 
@@ -521,6 +626,7 @@ impl Connection {
         match &self.held {
             Held::Text(text) => text.as_bytes(),
             Held::Decoded => &self.decoder.out,
+            Held::Audio(frame) => frame,
             Held::None => &[],
         }
     }
@@ -653,6 +759,84 @@ mod tests {
             decoder.binary(&frames[1]),
             Err(DecodeError::Inflate(InflateError::TooBig(1000)))
         ));
+    }
+
+    /// A relayed chunk as the server sends it.
+    fn chunk(sequence: u32) -> Vec<u8> {
+        let mut frame = Vec::new();
+        concord_protocol::RelayedHeader {
+            format: concord_protocol::AudioFormat::Pcm16k,
+            sequence,
+            timestamp: sequence * 20,
+            speaker: concord_protocol::UserId::new(),
+        }
+        .write(&mut frame);
+        // A payload that starts like a zlib header, to show it is never inflated.
+        frame.extend_from_slice(&[0x78; 640]);
+        frame
+    }
+
+    /// Audio chunks between the messages of a compressed stream come out as audio
+    /// and leave the stream intact for the messages after them.
+    fn audio_between_messages(mut decoder: Decoder, frames: &[Vec<u8>]) {
+        let audio = chunk(7);
+        match decoder.data(&audio).unwrap() {
+            Data::Audio(bytes) => assert_eq!(bytes, &audio[..]),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(decoder.data(&frames[0]).unwrap(), Data::Message(ACK));
+        let (header, payload) = decoder.data(&audio).unwrap().relayed().unwrap();
+        assert_eq!((header.sequence, header.timestamp), (7, 140));
+        assert_eq!(payload.len(), 640);
+        assert!(matches!(decoder.binary(&audio), Err(DecodeError::Audio)));
+        assert_eq!(
+            decoder.data(&frames[1]).unwrap(),
+            Data::Message(br#"{"op":"RECONNECT"}"#)
+        );
+    }
+
+    #[test]
+    fn audio_chunks_on_a_zlib_connection_are_not_inflated() {
+        let frames = zlib_frames(&[ACK, br#"{"op":"RECONNECT"}"#]);
+        assert!(frames.iter().all(|f| f[0] != AUDIO_MAGIC));
+        audio_between_messages(
+            Decoder::new(Some(Compression::ZlibStream), 1 << 20),
+            &frames,
+        );
+    }
+
+    #[test]
+    fn audio_chunks_on_a_zstd_connection_are_not_inflated() {
+        let mut cctx = zstd_safe::CCtx::create();
+        let mut frames = Vec::new();
+        for message in [ACK, br#"{"op":"RECONNECT"}"#] {
+            let mut buf = vec![0u8; 1024];
+            let mut out = zstd_safe::OutBuffer::around(&mut buf[..]);
+            let mut input = zstd_safe::InBuffer::around(message);
+            cctx.compress_stream2(
+                &mut out,
+                &mut input,
+                zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_flush,
+            )
+            .unwrap();
+            let n = out.pos();
+            buf.truncate(n);
+            frames.push(buf);
+        }
+        assert!(frames.iter().all(|f| f[0] != AUDIO_MAGIC));
+        audio_between_messages(
+            Decoder::new(Some(Compression::ZstdStream), 1 << 20),
+            &frames,
+        );
+    }
+
+    #[test]
+    fn every_binary_frame_of_an_uncompressed_connection_is_audio() {
+        let mut plain = Decoder::new(None, 1 << 20);
+        assert_eq!(plain.data(b"\x01\x02").unwrap(), Data::Audio(b"\x01\x02"));
+        let audio = chunk(1);
+        assert!(plain.data(&audio).unwrap().relayed().is_some());
+        assert_eq!(Data::Message(ACK).relayed(), None);
     }
 
     #[test]

@@ -1,12 +1,13 @@
-//! The client commands: `tail`, `login` and `send`, all through the SDK
+//! The client commands: `tail`, `login`, `send` and `voice`, all through the SDK
 //! (`concord-client`).
 
-use std::time::Duration;
+use std::{collections::HashMap, path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
 use concord_client::{
     BotToken, Event, Gateway, GatewayConfig, RefreshToken, RestClient, RestError, StaticToken,
-    protocol::ChannelId,
+    audio::{AudioFormat, MediaEndReason, PcmAudio, SpeakerStream, StreamEnd, WavRecorder},
+    protocol::{ChannelId, UserId},
 };
 use futures_util::StreamExt;
 
@@ -64,6 +65,52 @@ pub(crate) struct SendArgs {
     channel: ChannelId,
     /// The message.
     text: String,
+}
+
+/// Audio over the gateway: play a WAV into a voice channel, or record one.
+#[derive(Debug, clap::Args)]
+pub(crate) struct VoiceArgs {
+    #[command(subcommand)]
+    command: VoiceCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum VoiceCommand {
+    /// Join a voice channel, play a WAV file (16-bit PCM mono, 16 or 48 kHz) into it,
+    /// wait until the last chunk has been heard, leave, and print a JSON summary.
+    Play(PlayArgs),
+    /// Join a voice channel and record every speaker's stream into its own WAV file
+    /// (`DIR/<user_id>.wav`, then `<user_id>-2.wav` …), printing one JSON line per
+    /// finished file. Ctrl-C or SIGTERM finishes the open files and leaves.
+    Record(RecordArgs),
+}
+
+/// `concord voice play`.
+#[derive(Debug, clap::Args)]
+struct PlayArgs {
+    #[command(flatten)]
+    connection: Connection,
+    /// The voice channel's id.
+    #[arg(long)]
+    channel: ChannelId,
+    /// The WAV file: 16-bit PCM, mono, 16000 or 48000 Hz (not converted).
+    file: PathBuf,
+}
+
+/// `concord voice record`.
+#[derive(Debug, clap::Args)]
+struct RecordArgs {
+    #[command(flatten)]
+    connection: Connection,
+    /// The voice channel's id.
+    #[arg(long)]
+    channel: ChannelId,
+    /// The directory the WAV files go to (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Exit once this many speaker streams have ended (default: run until Ctrl-C).
+    #[arg(long, alias = "max-streams", value_name = "N")]
+    exit_after_streams: Option<u32>,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -241,4 +288,273 @@ pub(crate) fn send(args: SendArgs) -> anyhow::Result<()> {
         );
         Ok(())
     })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// `concord voice`.
+pub(crate) fn voice(args: VoiceArgs) -> anyhow::Result<()> {
+    match args.command {
+        VoiceCommand::Play(args) => play(args),
+        VoiceCommand::Record(args) => record(args),
+    }
+}
+
+/// The wire name of a stream's end, for the JSON lines.
+fn end_name(end: Option<StreamEnd>) -> String {
+    match end {
+        Some(StreamEnd::Media(reason)) => reason_name(reason),
+        Some(StreamEnd::SessionLost) => "session_lost".into(),
+        Some(_) => "unknown".into(),
+        None => "interrupted".into(),
+    }
+}
+
+fn reason_name(reason: MediaEndReason) -> String {
+    serde_json::to_value(reason)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{reason:?}"))
+}
+
+/// `concord voice play`.
+fn play(args: PlayArgs) -> anyhow::Result<()> {
+    // A file that cannot be played fails before anything is joined.
+    let audio = PcmAudio::read_wav(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    runtime()?.block_on(async move {
+        let url = args.connection.url.clone();
+        let (rest, config) = args.connection.login().await?;
+        rest.join_voice(args.channel)
+            .await
+            .map_err(|e| explain(e, &url, "joining the voice channel"))?;
+        let gateway = Gateway::new(config());
+        let played = async {
+            gateway
+                .connect()
+                .await
+                .context("connecting to the gateway")?;
+            let chunks = audio.chunks();
+            let sent = gateway
+                .send_audio(audio.format, futures_util::stream::iter(chunks))
+                .await
+                .context("streaming the audio")?;
+            eprintln!("voice: {sent} chunks sent; waiting until they have been heard");
+            let reason = gateway
+                .audio_end()
+                .await
+                .context("waiting for the end of the stream")?;
+            if reason != MediaEndReason::Stopped {
+                bail!(
+                    "the stream ended early: {} (not all of the file was heard)",
+                    reason_name(reason)
+                );
+            }
+            Ok(sent)
+        };
+        let played = tokio::select! {
+            played = played => played,
+            () = interrupted() => {
+                let _ = gateway.clear_audio().await;
+                Err(anyhow::anyhow!("interrupted"))
+            }
+        };
+        // Leave before the gateway goes: the server drops the voice state of a user
+        // whose last session closes, and then a leave finds nothing to leave.
+        let left = leave(&rest, args.channel).await;
+        gateway.disconnect().await;
+        let sent = played?;
+        left.map_err(|e| explain(e, &url, "leaving the voice channel"))?;
+        let summary = serde_json::json!({
+            "file": args.file.display().to_string(),
+            "format": audio.format.as_str(),
+            "samples": audio.samples.len(),
+            "chunks": sent,
+            "reason": "stopped",
+        });
+        println!("{summary}");
+        Ok(())
+    })
+}
+
+/// `DELETE /channels/{id}/voice`; not being in it (any more) is no error.
+async fn leave(rest: &RestClient, channel: ChannelId) -> Result<(), RestError> {
+    match rest.leave_voice(channel).await {
+        Err(RestError::Http { status: 404, .. }) => Ok(()),
+        other => other,
+    }
+}
+
+/// What a recorded stream became.
+struct Recorded {
+    user_id: UserId,
+    format: AudioFormat,
+    file: Option<PathBuf>,
+    chunks: u64,
+    samples: u32,
+    gaps: u64,
+    end: Option<StreamEnd>,
+}
+
+/// Writes one speaker stream into `file` (PCM; Opus is drained and skipped) until
+/// it ends or `stop` says so; the file is finalized either way.
+async fn record_stream(
+    mut stream: SpeakerStream,
+    file: PathBuf,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Recorded> {
+    let mut recorder = if stream.format == AudioFormat::Opus48k {
+        eprintln!(
+            "voice: warning: {} speaks opus_48k, which is not recorded (no Opus decoder); skipped",
+            stream.user_id
+        );
+        None
+    } else {
+        Some(
+            WavRecorder::create(&file, stream.format)
+                .with_context(|| format!("creating {}", file.display()))?,
+        )
+    };
+    let (mut chunks, mut gaps, mut last) = (0u64, 0u64, None::<u32>);
+    let stopped = loop {
+        let chunk = tokio::select! {
+            chunk = stream.recv() => chunk,
+            _ = stop.wait_for(|stop| *stop) => break true,
+        };
+        let Some(chunk) = chunk else { break false };
+        if last.is_some_and(|last| chunk.sequence != last.wrapping_add(1)) {
+            gaps += 1;
+        }
+        last = Some(chunk.sequence);
+        chunks += 1;
+        if let Some(recorder) = recorder.as_mut() {
+            recorder
+                .write_chunk(&chunk.payload)
+                .with_context(|| format!("writing {}", file.display()))?;
+        }
+    };
+    let samples = match recorder {
+        Some(recorder) => recorder
+            .finalize()
+            .with_context(|| format!("finishing {}", file.display()))?,
+        None => 0,
+    };
+    Ok(Recorded {
+        user_id: stream.user_id,
+        format: stream.format,
+        file: (stream.format != AudioFormat::Opus48k).then_some(file),
+        chunks,
+        samples,
+        gaps: gaps + stream.dropped(),
+        end: if stopped { None } else { stream.end() },
+    })
+}
+
+/// `concord voice record`.
+fn record(args: RecordArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    runtime()?.block_on(async move {
+        let url = args.connection.url.clone();
+        let (rest, config) = args.connection.login().await?;
+        rest.join_voice(args.channel)
+            .await
+            .map_err(|e| explain(e, &url, "joining the voice channel"))?;
+        let gateway = Gateway::new(config());
+        let mut streams = gateway.audio();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut writers = tokio::task::JoinSet::new();
+        let recorded = async {
+            gateway
+                .connect()
+                .await
+                .context("connecting to the gateway")?;
+            gateway
+                .subscribe_audio(None)
+                .await
+                .context("subscribing to the channel's audio")?;
+            eprintln!(
+                "voice: recording channel {} into {}",
+                args.channel,
+                args.out.display()
+            );
+            let mut per_user: HashMap<UserId, u32> = HashMap::new();
+            let mut ended = 0u32;
+            loop {
+                if args.exit_after_streams.is_some_and(|n| ended >= n) {
+                    return Ok(());
+                }
+                tokio::select! {
+                    stream = streams.recv() => {
+                        let Some(stream) = stream else {
+                            bail!("the gateway closed");
+                        };
+                        let n = per_user.entry(stream.user_id).or_insert(0);
+                        *n += 1;
+                        let name = if *n == 1 {
+                            format!("{}.wav", stream.user_id)
+                        } else {
+                            format!("{}-{n}.wav", stream.user_id)
+                        };
+                        eprintln!("voice: {} started ({})", stream.user_id, stream.format.as_str());
+                        writers.spawn(record_stream(stream, args.out.join(name), stopped.clone()));
+                    }
+                    Some(done) = writers.join_next() => {
+                        report(done)?;
+                        ended += 1;
+                    }
+                    () = interrupted() => return Ok(()),
+                }
+            }
+        };
+        let result: anyhow::Result<()> = recorded.await;
+        // Finish every file still open.
+        let _ = stop.send(true);
+        while let Some(done) = writers.join_next().await {
+            if let Err(err) = report(done) {
+                eprintln!("voice: {err:#}");
+            }
+        }
+        let left = leave(&rest, args.channel).await;
+        gateway.disconnect().await;
+        result?;
+        left.map_err(|e| explain(e, &url, "leaving the voice channel"))?;
+        Ok(())
+    })
+}
+
+/// Prints one finished stream as a JSON line.
+fn report(done: Result<anyhow::Result<Recorded>, tokio::task::JoinError>) -> anyhow::Result<()> {
+    let recorded = done.context("a recording task failed")??;
+    let line = serde_json::json!({
+        "user_id": recorded.user_id,
+        "format": recorded.format.as_str(),
+        "file": recorded.file.map(|f| f.display().to_string()),
+        "chunks": recorded.chunks,
+        "samples": recorded.samples,
+        "gaps": recorded.gaps,
+        "reason": end_name(recorded.end),
+    });
+    println!("{line}");
+    Ok(())
 }

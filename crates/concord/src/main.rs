@@ -32,6 +32,9 @@ enum Command {
     Login(client::LoginArgs),
     /// Send a message to a channel.
     Send(client::SendArgs),
+    /// Play a WAV file into a voice channel, or record a voice channel into WAV
+    /// files, over the gateway (no WebRTC).
+    Voice(client::VoiceArgs),
 }
 
 /// Settings come from built-in defaults, then the configuration file, then `CONCORD_*`
@@ -73,6 +76,7 @@ fn main() -> anyhow::Result<()> {
         Command::Tail(args) => client::tail(args),
         Command::Login(args) => client::login(args),
         Command::Send(args) => client::send(args),
+        Command::Voice(args) => client::voice(args),
     }
 }
 
