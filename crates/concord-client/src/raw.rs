@@ -735,24 +735,31 @@ mod tests {
         ));
     }
 
+    /// Each message flushed to a block boundary of one zstd stream, as the server does.
+    fn zstd_frames(messages: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut cctx = zstd_safe::CCtx::create();
+        messages
+            .iter()
+            .map(|message| {
+                let mut buf = vec![0u8; message.len() + 1024];
+                let mut out = zstd_safe::OutBuffer::around(&mut buf[..]);
+                let mut input = zstd_safe::InBuffer::around(message);
+                cctx.compress_stream2(
+                    &mut out,
+                    &mut input,
+                    zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_flush,
+                )
+                .unwrap();
+                let n = out.pos();
+                buf.truncate(n);
+                buf
+            })
+            .collect()
+    }
+
     #[test]
     fn zstd_messages_decode_and_the_limit_holds() {
-        let mut cctx = zstd_safe::CCtx::create();
-        let mut frames = Vec::new();
-        for message in [ACK, &[b' '; 5000][..]] {
-            let mut buf = vec![0u8; 8192];
-            let mut out = zstd_safe::OutBuffer::around(&mut buf[..]);
-            let mut input = zstd_safe::InBuffer::around(message);
-            cctx.compress_stream2(
-                &mut out,
-                &mut input,
-                zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_flush,
-            )
-            .unwrap();
-            let n = out.pos();
-            buf.truncate(n);
-            frames.push(buf);
-        }
+        let frames = zstd_frames(&[ACK, &[b' '; 5000][..]]);
         let mut decoder = Decoder::new(Some(Compression::ZstdStream), 1000);
         assert_eq!(decoder.binary(&frames[0]).unwrap(), ACK);
         assert!(matches!(
@@ -807,22 +814,7 @@ mod tests {
 
     #[test]
     fn audio_chunks_on_a_zstd_connection_are_not_inflated() {
-        let mut cctx = zstd_safe::CCtx::create();
-        let mut frames = Vec::new();
-        for message in [ACK, br#"{"op":"RECONNECT"}"#] {
-            let mut buf = vec![0u8; 1024];
-            let mut out = zstd_safe::OutBuffer::around(&mut buf[..]);
-            let mut input = zstd_safe::InBuffer::around(message);
-            cctx.compress_stream2(
-                &mut out,
-                &mut input,
-                zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_flush,
-            )
-            .unwrap();
-            let n = out.pos();
-            buf.truncate(n);
-            frames.push(buf);
-        }
+        let frames = zstd_frames(&[ACK, br#"{"op":"RECONNECT"}"#]);
         assert!(frames.iter().all(|f| f[0] != AUDIO_MAGIC));
         audio_between_messages(
             Decoder::new(Some(Compression::ZstdStream), 1 << 20),

@@ -290,28 +290,6 @@ pub(crate) fn send(args: SendArgs) -> anyhow::Result<()> {
     })
 }
 
-/// Ctrl-C or SIGTERM.
-async fn interrupted() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-}
-
 /// `concord voice`.
 pub(crate) fn voice(args: VoiceArgs) -> anyhow::Result<()> {
     match args.command {
@@ -374,7 +352,7 @@ fn play(args: PlayArgs) -> anyhow::Result<()> {
         };
         let played = tokio::select! {
             played = played => played,
-            () = interrupted() => {
+            () = crate::shutdown_signal() => {
                 let _ = gateway.clear_audio().await;
                 Err(anyhow::anyhow!("interrupted"))
             }
@@ -523,7 +501,7 @@ fn record(args: RecordArgs) -> anyhow::Result<()> {
                         report(done)?;
                         ended += 1;
                     }
-                    () = interrupted() => return Ok(()),
+                    () = crate::shutdown_signal() => return Ok(()),
                 }
             }
         };

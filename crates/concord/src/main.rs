@@ -178,6 +178,7 @@ fn browsable(bound: SocketAddr) -> SocketAddr {
     }
 }
 
+/// Ctrl-C or SIGTERM: ends `serve`, and `voice record` (which then finalizes its files).
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
