@@ -2,6 +2,7 @@
 
 mod error;
 mod model;
+mod postgres;
 mod sqlite;
 mod store;
 // ---- invites, moderation, Go Live ----
@@ -14,8 +15,24 @@ pub mod conformance;
 
 pub use error::StoreError;
 pub use model::*;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use store::{
+    AdminStore, AttachmentStore, AuditStore, AutomodStore, BotStore, ChannelStore, ContentStore,
+    DmStore, EmojiStore, ExportStore, GatewaySessionStore, GoLiveStore, InviteStore, MessageStore,
+    ModerationStore, RoleStore, SearchStore, ServerStore, UserStore, VoiceStore, WebhookStore,
+};
 pub use store::{Store, StoreResult};
+
+/// The store traits, to bring their methods into scope: `use concord_store::prelude::*`.
+pub mod prelude {
+    pub use crate::store::{
+        AdminStore, AttachmentStore, AuditStore, AutomodStore, BotStore, ChannelStore,
+        ContentStore, DmStore, EmojiStore, ExportStore, GatewaySessionStore, GoLiveStore,
+        InviteStore, MessageStore, ModerationStore, RoleStore, SearchStore, ServerStore, Store,
+        UserStore, VoiceStore, WebhookStore,
+    };
+}
 // ---- invites, moderation, Go Live ----
 pub use outcome::*;
 // Message search (issue 18 part B).

@@ -320,7 +320,7 @@ pub struct RolePatch {
 
 // ---- content: threads, reactions, pins, polls, scheduled events (issue 12) ----
 
-/// A poll to insert with its announcing message ([`crate::Store::create_poll`]).
+/// A poll to insert with its announcing message ([`crate::ContentStore::create_poll`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPoll {
     /// Id.
@@ -343,7 +343,7 @@ pub struct PollRecord {
     pub channel_id: ChannelId,
 }
 
-/// What a vote did ([`crate::Store::cast_vote`]), read in the same transaction.
+/// What a vote did ([`crate::ContentStore::cast_vote`]), read in the same transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VoteOutcome {
     /// The poll after the vote.
@@ -355,7 +355,7 @@ pub struct VoteOutcome {
 }
 
 /// A scheduled event to insert with its announcing message
-/// ([`crate::Store::create_server_event`]); its server is the message channel's, its
+/// ([`crate::ContentStore::create_server_event`]); its server is the message channel's, its
 /// creator the message's author, its creation time the message's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewServerEvent {
@@ -532,7 +532,7 @@ pub struct AttachmentRecord {
     pub created_at: Timestamp,
 }
 
-/// What [`crate::Store::add_attachments`] did.
+/// What [`crate::AttachmentStore::add_attachments`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachmentAddition {
     /// Every attachment was added.
@@ -612,7 +612,7 @@ pub struct ExportCursor {
     pub id: uuid::Uuid,
 }
 
-/// A member as the export lists them ([`crate::Store::export_members`]).
+/// A member as the export lists them ([`crate::ExportStore::export_members`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportMemberRecord {
     /// The user.
@@ -634,7 +634,7 @@ impl ExportMemberRecord {
 }
 
 /// A live message of a server channel as the export writes it
-/// ([`crate::Store::export_messages`]).
+/// ([`crate::ExportStore::export_messages`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportMessageRecord {
     /// Id.
@@ -664,7 +664,7 @@ impl ExportMessageRecord {
 }
 
 /// One of a user's DM channels, with the other participant
-/// ([`crate::Store::export_dm_channels`]).
+/// ([`crate::ExportStore::export_dm_channels`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportDmChannelRecord {
     /// Id.
@@ -688,7 +688,7 @@ impl ExportDmChannelRecord {
 }
 
 /// A live direct message as the export writes it
-/// ([`crate::Store::export_dm_messages`]).
+/// ([`crate::ExportStore::export_dm_messages`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportDmMessageRecord {
     /// Id.

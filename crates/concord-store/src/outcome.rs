@@ -15,7 +15,7 @@ pub enum InviteRefusal {
     Exhausted,
 }
 
-/// The outcome of accepting an invite ([`crate::Store::accept_invite`]).
+/// The outcome of accepting an invite ([`crate::InviteStore::accept_invite`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InviteAcceptance {
     /// The user joined the server; the invite counted one more use.
@@ -28,7 +28,7 @@ pub enum InviteAcceptance {
     AlreadyMember(ServerId),
 }
 
-/// The outcome of going live ([`crate::Store::start_go_live`]).
+/// The outcome of going live ([`crate::GoLiveStore::start_go_live`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GoLiveStart {
     /// The session is stored (new, or the broadcaster's own one replaced).
@@ -41,7 +41,7 @@ pub enum GoLiveStart {
 
 // ---- custom emojis ----
 
-/// The outcome of adding a custom emoji ([`crate::Store::create_custom_emoji`]).
+/// The outcome of adding a custom emoji ([`crate::EmojiStore::create_custom_emoji`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmojiCreation {
     /// The emoji is stored.
@@ -70,7 +70,7 @@ pub enum AdminRefusal {
 
 // ---- automod (issue 18 part C) ----
 
-/// The outcome of adding a filtered word ([`crate::Store::add_automod_word`]).
+/// The outcome of adding a filtered word ([`crate::AutomodStore::add_automod_word`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WordAddition {
     /// The word is stored; this is the new row.

@@ -10,6 +10,7 @@ use sqlx::{
 };
 use uuid::Uuid;
 
+use super::SqliteStore;
 use super::{
     channels::insert_channel, get, id, opt_id, opt_ts, read_tx, rows, servers::insert_server,
     status, ts, users::user_row, write_tx,
@@ -19,6 +20,8 @@ use crate::{
     DeletedUser, InstanceSettingsRecord, NewChannel, ServerTemplateRecord, StoreError, StoreResult,
     UserRecord,
 };
+use crate::{AdminStore, AuditRecord};
+use async_trait::async_trait;
 
 fn settings_row(row: &SqliteRow) -> StoreResult<InstanceSettingsRecord> {
     let mode = match get::<Option<String>>(row, "registration_mode")? {
@@ -448,4 +451,105 @@ pub(super) async fn create_server_with_channels(
     super::audit::insert(&mut tx, audit).await?;
     tx.commit().await?;
     Ok(created)
+}
+
+#[async_trait]
+impl AdminStore for SqliteStore {
+    async fn instance_settings(&self) -> StoreResult<InstanceSettingsRecord> {
+        instance_settings(&self.pool).await
+    }
+
+    async fn update_instance_settings(
+        &self,
+        registration_mode: Option<RegistrationMode>,
+        by: UserId,
+        at: Timestamp,
+    ) -> StoreResult<InstanceSettingsRecord> {
+        update_instance_settings(&self.pool, registration_mode, by, at).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        user_by_email(&self.pool, email).await
+    }
+
+    async fn create_reset_token(
+        &self,
+        user: UserId,
+        token_hash: &str,
+        created_at: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        create_reset_token(&self.pool, user, token_hash, created_at, expires_at).await
+    }
+
+    async fn reset_token_user(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<UserRecord>> {
+        reset_token_user(&self.pool, token_hash, now).await
+    }
+
+    async fn consume_reset_token(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+        password_hash: &str,
+    ) -> StoreResult<Option<UserId>> {
+        consume_reset_token(&self.pool, token_hash, now, password_hash).await
+    }
+
+    async fn admin_counts(&self) -> StoreResult<AdminCounts> {
+        admin_counts(&self.pool).await
+    }
+
+    async fn admin_users(&self, query: &AdminUserQuery) -> StoreResult<(Vec<AdminUser>, i64)> {
+        admin_users(&self.pool, query).await
+    }
+
+    async fn admin_user(&self, id: UserId) -> StoreResult<Option<AdminUser>> {
+        admin_user(&self.pool, id).await
+    }
+
+    async fn set_admin_flags(
+        &self,
+        actor: UserId,
+        target: UserId,
+        flags: &AdminFlags,
+        at: Timestamp,
+    ) -> StoreResult<Result<(), AdminRefusal>> {
+        set_admin_flags(&self.pool, actor, target, flags, at).await
+    }
+
+    async fn delete_user_as_admin(
+        &self,
+        actor: UserId,
+        target: UserId,
+    ) -> StoreResult<Result<DeletedUser, AdminRefusal>> {
+        delete_user_as_admin(&self.pool, actor, target).await
+    }
+
+    async fn admin_servers(
+        &self,
+        query: &AdminServerQuery,
+    ) -> StoreResult<(Vec<AdminServer>, i64)> {
+        admin_servers(&self.pool, query).await
+    }
+
+    async fn server_templates(&self) -> StoreResult<Vec<ServerTemplateRecord>> {
+        server_templates(&self.pool).await
+    }
+
+    async fn server_template(&self, id: Uuid) -> StoreResult<Option<ServerTemplateRecord>> {
+        server_template(&self.pool, id).await
+    }
+
+    async fn create_server_with_channels(
+        &self,
+        server: &Server,
+        channels: &[NewChannel],
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<Vec<Channel>> {
+        create_server_with_channels(&self.pool, server, channels, audit).await
+    }
 }

@@ -7,8 +7,11 @@ use sqlx::{
     sqlite::{SqlitePool, SqliteRow},
 };
 
+use super::SqliteStore;
 use super::{get, id, opt_id, placeholders, rows, ts, write_tx};
+use crate::AttachmentStore;
 use crate::{AttachmentAddition, AttachmentRecord, FilePurge, StoreResult};
+use async_trait::async_trait;
 
 /// The columns of an attachment row, as [`attachment_row`] reads them.
 const COLS: &str =
@@ -133,4 +136,36 @@ pub(super) async fn forget_file_purges(pool: &SqlitePool, done: &[i64]) -> Store
         query.execute(pool).await?;
     }
     Ok(())
+}
+
+#[async_trait]
+impl AttachmentStore for SqliteStore {
+    async fn attachments(&self, message: MessageId) -> StoreResult<Vec<AttachmentRecord>> {
+        attachments(&self.pool, message).await
+    }
+
+    async fn attachment(
+        &self,
+        message: MessageId,
+        stored_name: &str,
+    ) -> StoreResult<Option<AttachmentRecord>> {
+        attachment(&self.pool, message, stored_name).await
+    }
+
+    async fn add_attachments(
+        &self,
+        message: MessageId,
+        records: &[AttachmentRecord],
+        limit: i64,
+    ) -> StoreResult<AttachmentAddition> {
+        add_attachments(&self.pool, message, records, limit).await
+    }
+
+    async fn file_purges(&self, limit: i64) -> StoreResult<Vec<FilePurge>> {
+        file_purges(&self.pool, limit).await
+    }
+
+    async fn forget_file_purges(&self, done: &[i64]) -> StoreResult<()> {
+        forget_file_purges(&self.pool, done).await
+    }
 }

@@ -7,8 +7,11 @@ use sqlx::{
     sqlite::{SqlitePool, SqliteRow},
 };
 
+use super::SqliteStore;
 use super::{get, opt_id, rows, ts};
+use crate::AuditStore;
 use crate::{AuditLogFilter, AuditRecord, StoreResult};
+use async_trait::async_trait;
 
 /// Inserts `audit` (when given) on `conn`, inside the caller's transaction.
 pub(super) async fn insert(
@@ -103,4 +106,15 @@ pub(super) async fn audit_logs(
     .fetch_all(pool)
     .await?;
     rows(&found, audit_row)
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn audit_logs(
+        &self,
+        server: ServerId,
+        query: &AuditLogFilter,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        audit_logs(&self.pool, server, query).await
+    }
 }

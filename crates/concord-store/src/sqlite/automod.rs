@@ -7,8 +7,11 @@ use concord_protocol::{
 };
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
+use super::SqliteStore;
 use super::{get, id, opt_id, rows, ts, write_tx};
+use crate::AutomodStore;
 use crate::{AutomodPatch, StoreError, StoreResult, WordAddition};
+use async_trait::async_trait;
 
 const CONFIG_COLS: &str = "server_id, enabled, spam_enabled, spam_max_messages, \
      spam_window_secs, spam_action, duplicate_enabled, word_filter_enabled, \
@@ -277,4 +280,63 @@ pub(super) async fn count_recent_messages(
     .fetch_one(pool)
     .await?;
     Ok(count)
+}
+
+#[async_trait]
+impl AutomodStore for SqliteStore {
+    async fn automod_config(&self, server: ServerId) -> StoreResult<Option<AutomodConfig>> {
+        automod_config(&self.pool, server).await
+    }
+
+    async fn update_automod_config(
+        &self,
+        server: ServerId,
+        patch: &AutomodPatch,
+        at: Timestamp,
+    ) -> StoreResult<AutomodConfig> {
+        update_automod_config(&self.pool, server, patch, at).await
+    }
+
+    async fn automod_words(&self, server: ServerId) -> StoreResult<Vec<WordFilter>> {
+        automod_words(&self.pool, server).await
+    }
+
+    async fn add_automod_word(&self, word: &WordFilter, limit: i64) -> StoreResult<WordAddition> {
+        add_automod_word(&self.pool, word, limit).await
+    }
+
+    async fn remove_automod_word(&self, server: ServerId, word: &str) -> StoreResult<bool> {
+        remove_automod_word(&self.pool, server, word).await
+    }
+
+    async fn append_automod_log(&self, entry: &AutomodLogEntry, keep: i64) -> StoreResult<()> {
+        append_automod_log(&self.pool, entry, keep).await
+    }
+
+    async fn automod_logs(
+        &self,
+        server: ServerId,
+        limit: i64,
+    ) -> StoreResult<Vec<AutomodLogEntry>> {
+        automod_logs(&self.pool, server, limit).await
+    }
+
+    async fn has_recent_duplicate(
+        &self,
+        channel: ChannelId,
+        author: UserId,
+        content: &str,
+        since: Timestamp,
+    ) -> StoreResult<bool> {
+        has_recent_duplicate(&self.pool, channel, author, content, since).await
+    }
+
+    async fn count_recent_messages(
+        &self,
+        channel: ChannelId,
+        author: UserId,
+        since: Timestamp,
+    ) -> StoreResult<i64> {
+        count_recent_messages(&self.pool, channel, author, since).await
+    }
 }

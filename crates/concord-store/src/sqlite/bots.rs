@@ -8,8 +8,11 @@ use sqlx::{
     sqlite::{SqlitePool, SqliteRow},
 };
 
+use super::{SqliteStore, fetch_each, users};
 use super::{get, id, opt_id, opt_ts, ts, users::insert_user, write_tx};
 use crate::{AuthoredMessage, BotRecord, NewUser, StoreResult};
+use crate::{BotStore, UserRecord};
+use async_trait::async_trait;
 
 /// The columns of a bot row, as [`bot_row`] reads them.
 const BOT_COLS: &str =
@@ -175,4 +178,73 @@ pub(super) async fn recent_messages_by_author(
             })
         })
         .collect()
+}
+
+#[async_trait]
+impl BotStore for SqliteStore {
+    async fn create_bot(&self, user: &NewUser, bot: &BotRecord) -> StoreResult<()> {
+        create_bot(&self.pool, user, bot).await
+    }
+
+    async fn bot(&self, id: BotId) -> StoreResult<Option<BotRecord>> {
+        bot(&self.pool, id).await
+    }
+
+    async fn bot_by_user(&self, user: UserId) -> StoreResult<Option<BotRecord>> {
+        bot_by_user(&self.pool, user).await
+    }
+
+    async fn bot_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<BotRecord>> {
+        bot_by_token_hash(&mut *self.pool.acquire().await?, token_hash).await
+    }
+
+    async fn bot_and_user_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<(BotRecord, UserRecord)>> {
+        // Two statements in one command to the connection's thread; no transaction: a
+        // bot's user row is never deleted while the bot row stays.
+        static BOT_AND_USER: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "{};\n{}",
+                BOT_BY_TOKEN_HASH.as_str(),
+                users::USER_BY_ID.replacen("?1", USER_OF_TOKEN_HASH, 1)
+            )
+        });
+        let mut conn = self.pool.acquire().await?;
+        let [bots, users] = fetch_each(&mut conn, BOT_AND_USER.as_str(), token_hash).await?;
+        let (Some(bot), Some(user)) = (bots.first(), users.first()) else {
+            return Ok(None);
+        };
+        Ok(Some((bot_row(bot)?, users::user_row(user)?)))
+    }
+
+    async fn bots_of_creator(&self, user: UserId) -> StoreResult<Vec<Bot>> {
+        bots_of_creator(&self.pool, user).await
+    }
+
+    async fn update_bot(
+        &self,
+        id: BotId,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> StoreResult<Option<Bot>> {
+        update_bot(&self.pool, id, name, description).await
+    }
+
+    async fn revoke_bot(&self, id: BotId, at: Timestamp) -> StoreResult<bool> {
+        revoke_bot(&self.pool, id, at).await
+    }
+
+    async fn set_bot_token(&self, id: BotId, token_hash: &str) -> StoreResult<bool> {
+        set_bot_token(&self.pool, id, token_hash).await
+    }
+
+    async fn recent_messages_by_author(
+        &self,
+        author: UserId,
+        limit: u32,
+    ) -> StoreResult<Vec<AuthoredMessage>> {
+        recent_messages_by_author(&self.pool, author, limit).await
+    }
 }

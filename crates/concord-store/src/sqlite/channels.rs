@@ -11,8 +11,11 @@ use sqlx::{
 };
 use uuid::Uuid;
 
+use super::SqliteStore;
 use super::{channel_type, dedup, fetch_in, get, id, opt_id, read_tx, rows, ts, write_tx};
+use crate::ChannelStore;
 use crate::{AuditRecord, ChannelPatch, DirectorySnapshot, NewChannel, StoreResult};
+use async_trait::async_trait;
 
 /// The columns of a channel row, as [`channel_row`] reads them.
 const CHANNEL_COLS: &str = "id, server_id, name, type, position, category, topic, created_at";
@@ -425,4 +428,103 @@ pub(super) async fn directory_snapshot(
     }
     tx.commit().await?;
     Ok(snapshot)
+}
+
+#[async_trait]
+impl ChannelStore for SqliteStore {
+    async fn create_channel(&self, channel: &NewChannel) -> StoreResult<Channel> {
+        create_channel(&self.pool, channel, None).await
+    }
+
+    async fn channel(&self, id: ChannelId) -> StoreResult<Option<Channel>> {
+        channel(&self.pool, id).await
+    }
+
+    async fn channels(&self, server: ServerId) -> StoreResult<Vec<Channel>> {
+        channels(&self.pool, server).await
+    }
+
+    async fn update_channel(
+        &self,
+        id: ChannelId,
+        patch: &ChannelPatch,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<Option<Channel>> {
+        update_channel(&self.pool, id, patch, audit).await
+    }
+
+    async fn delete_channel(
+        &self,
+        id: ChannelId,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<bool> {
+        delete_channel(&self.pool, id, audit).await
+    }
+
+    async fn create_role(&self, role: &Role) -> StoreResult<()> {
+        create_role(&self.pool, role, None).await
+    }
+
+    async fn assign_role(&self, server: ServerId, user: UserId, role: RoleId) -> StoreResult<bool> {
+        assign_role(&self.pool, server, user, role, None).await
+    }
+
+    async fn roles_of_servers(&self, servers: &[ServerId]) -> StoreResult<Vec<Role>> {
+        // A snapshot: the ids may span several `IN` lists.
+        let mut tx = read_tx(&self.pool).await?;
+        let roles = roles_of_servers(&mut tx, servers).await?;
+        tx.commit().await?;
+        Ok(roles)
+    }
+
+    async fn put_override(&self, ov: &ChannelOverride) -> StoreResult<ChannelOverride> {
+        put_override(&self.pool, ov).await
+    }
+
+    async fn overrides_of_servers(
+        &self,
+        servers: &[ServerId],
+    ) -> StoreResult<Vec<ChannelOverride>> {
+        let mut tx = read_tx(&self.pool).await?;
+        let overrides = overrides_of_servers(&mut tx, servers).await?;
+        tx.commit().await?;
+        Ok(overrides)
+    }
+
+    async fn set_timeout(
+        &self,
+        server: ServerId,
+        user: UserId,
+        expires_at: Timestamp,
+        created_by: Option<UserId>,
+        created_at: Timestamp,
+    ) -> StoreResult<()> {
+        set_timeout(&self.pool, server, user, expires_at, created_by, created_at).await
+    }
+
+    async fn directory_snapshot(&self, now: Timestamp) -> StoreResult<DirectorySnapshot> {
+        directory_snapshot(&self.pool, now).await
+    }
+
+    async fn create_channel_audited(
+        &self,
+        channel: &NewChannel,
+        audit: &AuditRecord,
+    ) -> StoreResult<Channel> {
+        create_channel(&self.pool, channel, Some(audit)).await
+    }
+
+    async fn create_role_audited(&self, role: &Role, audit: &AuditRecord) -> StoreResult<()> {
+        create_role(&self.pool, role, Some(audit)).await
+    }
+
+    async fn assign_role_audited(
+        &self,
+        server: ServerId,
+        user: UserId,
+        role: RoleId,
+        audit: &AuditRecord,
+    ) -> StoreResult<bool> {
+        assign_role(&self.pool, server, user, role, Some(audit)).await
+    }
 }

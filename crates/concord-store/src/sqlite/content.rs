@@ -12,10 +12,13 @@ use sqlx::{
     sqlite::{SqlitePool, SqliteRow},
 };
 
+use super::SqliteStore;
 use super::{IN_CHUNK, get, id, messages, opt_id, placeholders, read_tx, rows, ts, write_tx};
+use crate::ContentStore;
 use crate::{
     NewMessage, NewPoll, NewServerEvent, PollRecord, StoreError, StoreResult, VoteOutcome,
 };
+use async_trait::async_trait;
 
 // ---- the parts of a message row ----
 
@@ -526,4 +529,103 @@ pub(super) async fn upcoming_server_events(
     events.sort_by_key(|e| (e.starts_at, e.id));
     events.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     Ok(events)
+}
+
+#[async_trait]
+impl ContentStore for SqliteStore {
+    async fn thread_replies(
+        &self,
+        root: MessageId,
+        after: Option<MessageId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>> {
+        thread_replies(&self.pool, root, after, limit).await
+    }
+
+    async fn add_reaction(
+        &self,
+        message: MessageId,
+        user: UserId,
+        emoji: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        add_reaction(&self.pool, message, user, emoji, at).await
+    }
+
+    async fn remove_reaction(
+        &self,
+        message: MessageId,
+        user: UserId,
+        emoji: &str,
+    ) -> StoreResult<bool> {
+        remove_reaction(&self.pool, message, user, emoji).await
+    }
+
+    async fn reactions(
+        &self,
+        message: MessageId,
+        viewer: UserId,
+    ) -> StoreResult<Vec<ReactionCount>> {
+        reactions(&self.pool, message, viewer).await
+    }
+
+    async fn pin_message(&self, id: MessageId, by: UserId, at: Timestamp) -> StoreResult<bool> {
+        pin_message(&self.pool, id, by, at).await
+    }
+
+    async fn unpin_message(&self, id: MessageId) -> StoreResult<bool> {
+        unpin_message(&self.pool, id).await
+    }
+
+    async fn pinned_messages(&self, channel: ChannelId) -> StoreResult<Vec<Message>> {
+        pinned_messages(&self.pool, channel).await
+    }
+
+    async fn create_poll(&self, message: &NewMessage, poll: &NewPoll) -> StoreResult<Message> {
+        create_poll(&self.pool, message, poll).await
+    }
+
+    async fn poll(&self, id: PollId) -> StoreResult<Option<PollRecord>> {
+        poll(&self.pool, id).await
+    }
+
+    async fn poll_ballots(&self, id: PollId) -> StoreResult<Vec<(UserId, PollOptionId)>> {
+        poll_ballots(&self.pool, id).await
+    }
+
+    async fn user_votes(
+        &self,
+        user: UserId,
+        polls: &[PollId],
+    ) -> StoreResult<Vec<(PollId, PollOptionId)>> {
+        user_votes(&self.pool, user, polls).await
+    }
+
+    async fn cast_vote(
+        &self,
+        poll: PollId,
+        user: UserId,
+        option: PollOptionId,
+        at: Timestamp,
+    ) -> StoreResult<VoteOutcome> {
+        cast_vote(&self.pool, poll, user, option, at).await
+    }
+
+    async fn create_server_event(
+        &self,
+        message: &NewMessage,
+        event: &NewServerEvent,
+    ) -> StoreResult<Message> {
+        create_server_event(&self.pool, message, event).await
+    }
+
+    async fn upcoming_server_events(
+        &self,
+        server: ServerId,
+        channels: &[ChannelId],
+        after: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<ServerEvent>> {
+        upcoming_server_events(&self.pool, server, channels, after, limit).await
+    }
 }

@@ -9,12 +9,15 @@ use sqlx::{
 };
 use uuid::Uuid;
 
+use super::{SqliteStore, of_user};
 use super::{
     get, id, opt_id, opt_ts, read_tx, rows, ts,
     users::{USER_COLS_U, user_row},
     write_tx,
 };
+use crate::DmStore;
 use crate::{DmChannelRecord, DmChannelSummary, StoreResult};
+use async_trait::async_trait;
 
 /// The columns of a direct message row, as [`dm_message_row`] reads them.
 const DM_MESSAGE_COLS: &str = "id, channel_id, author_id, content, edited_at, created_at";
@@ -173,4 +176,35 @@ pub(super) async fn dm_messages(
     };
     tx.commit().await?;
     rows(&found, dm_message_row)
+}
+
+#[async_trait]
+impl DmStore for SqliteStore {
+    async fn open_dm_channel(
+        &self,
+        channel: &DmChannelRecord,
+    ) -> StoreResult<(DmChannelRecord, bool)> {
+        open_dm_channel(&self.pool, channel).await
+    }
+
+    async fn dm_channel(&self, id: DmChannelId) -> StoreResult<Option<DmChannelRecord>> {
+        dm_channel(&self.pool, id).await
+    }
+
+    async fn dm_channels_of_user(&self, user: UserId) -> StoreResult<Vec<DmChannelSummary>> {
+        of_user(&self.pool, &DMS_OF_USER, user, dm_summary_row).await
+    }
+
+    async fn create_dm_message(&self, message: &DirectMessage) -> StoreResult<()> {
+        create_dm_message(&self.pool, message).await
+    }
+
+    async fn dm_messages(
+        &self,
+        channel: DmChannelId,
+        before: Option<Uuid>,
+        limit: i64,
+    ) -> StoreResult<Vec<DirectMessage>> {
+        dm_messages(&self.pool, channel, before, limit).await
+    }
 }

@@ -6,8 +6,11 @@ use sqlx::{
     sqlite::{SqlitePool, SqliteRow},
 };
 
+use super::SqliteStore;
 use super::{get, id, rows, ts, write_tx};
+use crate::EmojiStore;
 use crate::{CustomEmojiRecord, EmojiCreation, StoreResult};
+use async_trait::async_trait;
 
 /// The columns of an emoji row, as [`emoji_row`] reads them.
 const EMOJI_COLS: &str = "id, server_id, created_by, name, content_type, file_size, created_at";
@@ -101,4 +104,31 @@ pub(super) async fn delete_custom_emoji(
     .fetch_optional(pool)
     .await?;
     row.as_ref().map(emoji_row).transpose()
+}
+
+#[async_trait]
+impl EmojiStore for SqliteStore {
+    async fn custom_emojis(&self, server: ServerId) -> StoreResult<Vec<CustomEmojiRecord>> {
+        custom_emojis(&self.pool, server).await
+    }
+
+    async fn custom_emoji(&self, id: CustomEmojiId) -> StoreResult<Option<CustomEmojiRecord>> {
+        custom_emoji(&self.pool, id).await
+    }
+
+    async fn create_custom_emoji(
+        &self,
+        emoji: &CustomEmojiRecord,
+        limit: i64,
+    ) -> StoreResult<EmojiCreation> {
+        create_custom_emoji(&self.pool, emoji, limit).await
+    }
+
+    async fn delete_custom_emoji(
+        &self,
+        server: ServerId,
+        id: CustomEmojiId,
+    ) -> StoreResult<Option<CustomEmojiRecord>> {
+        delete_custom_emoji(&self.pool, server, id).await
+    }
 }

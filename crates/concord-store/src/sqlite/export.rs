@@ -10,11 +10,14 @@ use concord_protocol::{ChannelId, DmChannelId, ServerId, UserId};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use uuid::Uuid;
 
+use super::SqliteStore;
 use super::{get, id, opt_id, opt_ts, rows, ts};
+use crate::ExportStore;
 use crate::{
     ExportCursor, ExportDmChannelRecord, ExportDmMessageRecord, ExportMemberRecord,
     ExportMessageRecord, StoreResult,
 };
+use async_trait::async_trait;
 
 /// The bound values of `after` (the start when `None`).
 fn start(after: Option<&ExportCursor>) -> (i64, Uuid) {
@@ -149,4 +152,43 @@ pub(super) async fn export_dm_messages(
     .fetch_all(pool)
     .await?;
     rows(&found, dm_message_row)
+}
+
+#[async_trait]
+impl ExportStore for SqliteStore {
+    async fn export_members(
+        &self,
+        server: ServerId,
+        after: Option<&ExportCursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<ExportMemberRecord>> {
+        export_members(&self.pool, server, after, limit).await
+    }
+
+    async fn export_messages(
+        &self,
+        channel: ChannelId,
+        after: Option<&ExportCursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<ExportMessageRecord>> {
+        export_messages(&self.pool, channel, after, limit).await
+    }
+
+    async fn export_dm_channels(
+        &self,
+        user: UserId,
+        after: Option<&ExportCursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<ExportDmChannelRecord>> {
+        export_dm_channels(&self.pool, user, after, limit).await
+    }
+
+    async fn export_dm_messages(
+        &self,
+        channel: DmChannelId,
+        after: Option<&ExportCursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<ExportDmMessageRecord>> {
+        export_dm_messages(&self.pool, channel, after, limit).await
+    }
 }

@@ -3,8 +3,11 @@
 use concord_protocol::{ChannelId, GoLiveInfo, GoLiveQuality, GoLiveSession, UserId};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
+use super::SqliteStore;
 use super::{get, id, rows, ts, write_tx};
+use crate::GoLiveStore;
 use crate::{GoLiveStart, StoreError, StoreResult};
+use async_trait::async_trait;
 
 fn go_live_row(row: &SqliteRow) -> StoreResult<GoLiveInfo> {
     let quality: String = get(row, "quality")?;
@@ -103,4 +106,23 @@ pub(super) async fn end_stale_go_live(
     .fetch_all(pool)
     .await?;
     rows(&ended, go_live_row)
+}
+
+#[async_trait]
+impl GoLiveStore for SqliteStore {
+    async fn go_live(&self, channel: ChannelId) -> StoreResult<Option<GoLiveInfo>> {
+        go_live(&self.pool, channel).await
+    }
+
+    async fn start_go_live(&self, info: &GoLiveInfo) -> StoreResult<GoLiveStart> {
+        start_go_live(&self.pool, info).await
+    }
+
+    async fn stop_go_live(&self, channel: ChannelId, broadcaster: UserId) -> StoreResult<bool> {
+        stop_go_live(&self.pool, channel, broadcaster).await
+    }
+
+    async fn end_stale_go_live(&self, user: UserId) -> StoreResult<Vec<GoLiveInfo>> {
+        end_stale_go_live(&self.pool, user).await
+    }
 }

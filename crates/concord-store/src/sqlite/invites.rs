@@ -7,8 +7,11 @@ use sqlx::{
     sqlite::{SqlitePool, SqliteRow},
 };
 
+use super::SqliteStore;
 use super::{get, id, opt_id, opt_ts, rows, ts, users::insert_user, write_tx};
+use crate::InviteStore;
 use crate::{AuditRecord, InviteAcceptance, InviteRefusal, NewUser, StoreResult, UserRecord};
+use async_trait::async_trait;
 
 /// The columns of an invite row, as [`invite_row`] reads them.
 const INVITE_COLS: &str = "id, server_id, code, created_by, max_uses, uses, expires_at, created_at";
@@ -203,4 +206,49 @@ pub(super) async fn create_user_with_invite(
     let created = insert_user(&mut tx, user).await?;
     tx.commit().await?;
     Ok(Ok(created))
+}
+
+#[async_trait]
+impl InviteStore for SqliteStore {
+    async fn create_invite(&self, invite: &Invite, audit: Option<&AuditRecord>) -> StoreResult<()> {
+        create_invite(&self.pool, invite, audit).await
+    }
+
+    async fn invites(&self, server: ServerId) -> StoreResult<Vec<Invite>> {
+        invites(&self.pool, server).await
+    }
+
+    async fn delete_invite(
+        &self,
+        server: ServerId,
+        invite: InviteId,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<bool> {
+        delete_invite(&self.pool, server, invite, audit).await
+    }
+
+    async fn invite_preview(
+        &self,
+        code: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<InvitePreview>> {
+        invite_preview(&self.pool, code, now).await
+    }
+
+    async fn accept_invite(
+        &self,
+        code: &str,
+        user: UserId,
+        now: Timestamp,
+    ) -> StoreResult<InviteAcceptance> {
+        accept_invite(&self.pool, code, user, now).await
+    }
+
+    async fn create_user_with_invite(
+        &self,
+        user: &NewUser,
+        code: &str,
+    ) -> StoreResult<Result<UserRecord, InviteRefusal>> {
+        create_user_with_invite(&self.pool, user, code).await
+    }
 }

@@ -14,7 +14,10 @@ use sqlx::{
 use super::{
     IN_CHUNK, content, dedup, get, id, opt_id, opt_ts, placeholders, read_tx, rows, ts, write_tx,
 };
+use super::{SqliteStore, of_user};
+use crate::MessageStore;
 use crate::{NewMessage, StoreError, StoreResult};
+use async_trait::async_trait;
 use uuid::Uuid;
 
 /// A message row with its live thread reply count, its poll's question and its
@@ -374,4 +377,68 @@ pub(super) fn mention_row(row: &SqliteRow) -> StoreResult<MentionCount> {
         channel_id: id(row, "channel_id")?,
         count: get(row, "n")?,
     })
+}
+
+#[async_trait]
+impl MessageStore for SqliteStore {
+    async fn ack_channel(
+        &self,
+        user: UserId,
+        channel: ChannelId,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        ack_channel(&self.pool, user, channel, at).await
+    }
+
+    async fn ack_dm(&self, user: UserId, channel: DmChannelId, at: Timestamp) -> StoreResult<()> {
+        ack_dm(&self.pool, user, channel, at).await
+    }
+
+    async fn unread_counts(&self, user: UserId) -> StoreResult<Vec<UnreadCount>> {
+        of_user(&self.pool, UNREAD_COUNTS, user, unread_row).await
+    }
+
+    async fn mention_counts(&self, user: UserId) -> StoreResult<Vec<MentionCount>> {
+        of_user(&self.pool, MENTION_COUNTS, user, mention_row).await
+    }
+
+    async fn create_message(&self, message: &NewMessage) -> StoreResult<Message> {
+        create_message(&self.pool, message).await
+    }
+
+    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        message(&self.pool, id).await
+    }
+
+    async fn messages(
+        &self,
+        channel: ChannelId,
+        before: Option<MessageId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>> {
+        messages(&self.pool, channel, before, limit).await
+    }
+
+    async fn edit_message(
+        &self,
+        id: MessageId,
+        content: &str,
+        mention_user_ids: &[UserId],
+        mention_everyone: bool,
+        edited_at: Timestamp,
+    ) -> StoreResult<Option<Message>> {
+        edit_message(
+            &self.pool,
+            id,
+            content,
+            mention_user_ids,
+            mention_everyone,
+            edited_at,
+        )
+        .await
+    }
+
+    async fn delete_message(&self, id: MessageId) -> StoreResult<bool> {
+        delete_message(&self.pool, id).await
+    }
 }

@@ -3,8 +3,11 @@
 use concord_protocol::{Ban, ServerId, Timeout, Timestamp, UserId};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
+use super::SqliteStore;
 use super::{get, id, opt_id, rows, ts, write_tx};
+use crate::ModerationStore;
 use crate::{AuditRecord, StoreResult};
+use async_trait::async_trait;
 
 fn ban_row(row: &SqliteRow) -> StoreResult<Ban> {
     Ok(Ban {
@@ -126,4 +129,37 @@ pub(super) async fn remove_timeout(
     super::audit::insert(&mut tx, audit).await?;
     tx.commit().await?;
     Ok(Some(until))
+}
+
+#[async_trait]
+impl ModerationStore for SqliteStore {
+    async fn ban(&self, ban: &Ban, audit: Option<&AuditRecord>) -> StoreResult<bool> {
+        self::ban(&self.pool, ban, audit).await
+    }
+
+    async fn unban(
+        &self,
+        server: ServerId,
+        user: UserId,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<bool> {
+        unban(&self.pool, server, user, audit).await
+    }
+
+    async fn bans(&self, server: ServerId) -> StoreResult<Vec<Ban>> {
+        bans(&self.pool, server).await
+    }
+
+    async fn put_timeout(&self, timeout: &Timeout, audit: Option<&AuditRecord>) -> StoreResult<()> {
+        put_timeout(&self.pool, timeout, audit).await
+    }
+
+    async fn remove_timeout(
+        &self,
+        server: ServerId,
+        user: UserId,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<Option<Timestamp>> {
+        remove_timeout(&self.pool, server, user, audit).await
+    }
 }

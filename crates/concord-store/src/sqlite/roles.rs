@@ -4,11 +4,14 @@
 use concord_protocol::{ChannelId, ChannelOverride, OverrideId, Role, RoleId, ServerId, UserId};
 use sqlx::{AssertSqlSafe, SqliteConnection, sqlite::SqlitePool};
 
+use super::SqliteStore;
 use super::{
     channels::{OVERRIDE_COLS, ROLE_COLS, override_row, put_override, role_row},
     rows, write_tx,
 };
+use crate::RoleStore;
 use crate::{AuditRecord, RolePatch, StoreResult};
+use async_trait::async_trait;
 
 async fn role_in(conn: &mut SqliteConnection, id: RoleId) -> StoreResult<Option<Role>> {
     let row = sqlx::query(AssertSqlSafe(format!(
@@ -176,4 +179,55 @@ pub(super) async fn delete_override(
     super::audit::insert(&mut tx, audit).await?;
     tx.commit().await?;
     Ok(true)
+}
+
+#[async_trait]
+impl RoleStore for SqliteStore {
+    async fn role(&self, id: RoleId) -> StoreResult<Option<Role>> {
+        role(&self.pool, id).await
+    }
+
+    async fn update_role(
+        &self,
+        id: RoleId,
+        patch: &crate::RolePatch,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<Option<(Role, bool)>> {
+        update_role(&self.pool, id, patch, audit).await
+    }
+
+    async fn delete_role(&self, id: RoleId, audit: Option<&AuditRecord>) -> StoreResult<bool> {
+        delete_role(&self.pool, id, audit).await
+    }
+
+    async fn unassign_role(
+        &self,
+        server: ServerId,
+        user: UserId,
+        role: RoleId,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<bool> {
+        unassign_role(&self.pool, server, user, role, audit).await
+    }
+
+    async fn overrides_of_channel(&self, channel: ChannelId) -> StoreResult<Vec<ChannelOverride>> {
+        overrides_of_channel(&self.pool, channel).await
+    }
+
+    async fn set_override(
+        &self,
+        ov: &ChannelOverride,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<(ChannelOverride, bool)> {
+        set_override(&self.pool, ov, audit).await
+    }
+
+    async fn delete_override(
+        &self,
+        channel: ChannelId,
+        id: concord_protocol::OverrideId,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<bool> {
+        delete_override(&self.pool, channel, id, audit).await
+    }
 }

@@ -13,8 +13,11 @@ use std::ops::Range;
 use concord_protocol::MessageId;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
+use super::SqliteStore;
 use super::{dedup, get, id, opt_id, read_tx, ts, write_tx};
+use crate::SearchStore;
 use crate::{MessageHit, MessageSearch, SearchResults, StoreResult, search_terms};
+use async_trait::async_trait;
 
 /// Marks that `highlight()` puts around the matched words. Only their places are
 /// used: the HTML is built by the server from the raw text. Tokens never contain
@@ -262,5 +265,16 @@ mod tests {
         // A text that holds a mark itself, or a mismatch: no ranges.
         assert!(marked_ranges("a\u{2}fox", "a\u{2}\u{2}fox\u{3}").is_empty());
         assert!(marked_ranges("fox", "\u{2}box\u{3}").is_empty());
+    }
+}
+
+#[async_trait]
+impl SearchStore for SqliteStore {
+    async fn search_messages(&self, query: &MessageSearch) -> StoreResult<SearchResults> {
+        search_messages(&self.pool, query).await
+    }
+
+    async fn flush_search_index(&self, limit: i64) -> StoreResult<u64> {
+        flush_search_index(&self.pool, limit).await
     }
 }

@@ -15,7 +15,10 @@ use super::{
     users::{USER_COLS_U, user_row},
     write_tx,
 };
+use super::{SqliteStore, of_user};
+use crate::ServerStore;
 use crate::{AuditRecord, MemberDetail, ServerPatch, StoreResult};
+use async_trait::async_trait;
 
 /// A server row with its member count (kept by triggers on `server_members`), as
 /// [`server_row`] reads it (alias `s`).
@@ -291,4 +294,75 @@ pub(super) async fn member_ids_by_usernames(
         .iter()
         .filter_map(|name| found.get(*name).copied())
         .collect())
+}
+
+#[async_trait]
+impl ServerStore for SqliteStore {
+    async fn create_server(&self, server: &Server) -> StoreResult<()> {
+        create_server(&self.pool, server).await
+    }
+
+    async fn server(&self, id: ServerId) -> StoreResult<Option<ServerDto>> {
+        server(&self.pool, id).await
+    }
+
+    async fn servers_of_user(&self, user: UserId) -> StoreResult<Vec<ServerDto>> {
+        of_user(&self.pool, &SERVERS_OF_USER, user, server_row).await
+    }
+
+    async fn public_servers(&self, limit: i64) -> StoreResult<Vec<ServerDto>> {
+        public_servers(&self.pool, limit).await
+    }
+
+    async fn update_server(
+        &self,
+        id: ServerId,
+        patch: &ServerPatch,
+        updated_at: Timestamp,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<Option<ServerDto>> {
+        update_server(&self.pool, id, patch, updated_at, audit).await
+    }
+
+    async fn delete_server(
+        &self,
+        id: ServerId,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<Option<Vec<CustomEmojiId>>> {
+        delete_server(&self.pool, id, audit).await
+    }
+
+    async fn add_member(
+        &self,
+        server: ServerId,
+        user: UserId,
+        joined_at: Timestamp,
+    ) -> StoreResult<()> {
+        add_member(&self.pool, server, user, joined_at).await
+    }
+
+    async fn remove_member(
+        &self,
+        server: ServerId,
+        user: UserId,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<bool> {
+        remove_member(&self.pool, server, user, audit).await
+    }
+
+    async fn members(&self, server: ServerId) -> StoreResult<Vec<MemberDetail>> {
+        members(&self.pool, server).await
+    }
+
+    async fn is_banned(&self, server: ServerId, user: UserId) -> StoreResult<bool> {
+        is_banned(&self.pool, server, user).await
+    }
+
+    async fn member_ids_by_usernames(
+        &self,
+        server: ServerId,
+        names: &[String],
+    ) -> StoreResult<Vec<UserId>> {
+        member_ids_by_usernames(&self.pool, server, names).await
+    }
 }

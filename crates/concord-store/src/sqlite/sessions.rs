@@ -3,8 +3,11 @@
 use concord_protocol::Timestamp;
 use sqlx::sqlite::SqlitePool;
 
+use super::SqliteStore;
 use super::{get, id, ts, write_tx};
+use crate::GatewaySessionStore;
 use crate::{SavedSession, StoreResult};
+use async_trait::async_trait;
 
 pub(super) async fn save(pool: &SqlitePool, sessions: &[SavedSession]) -> StoreResult<()> {
     let mut tx = write_tx(pool).await?;
@@ -50,4 +53,15 @@ pub(super) async fn take(pool: &SqlitePool, now: Timestamp) -> StoreResult<Vec<S
             })
         })
         .collect()
+}
+
+#[async_trait]
+impl GatewaySessionStore for SqliteStore {
+    async fn save_gateway_sessions(&self, sessions: &[SavedSession]) -> StoreResult<()> {
+        save(&self.pool, sessions).await
+    }
+
+    async fn take_gateway_sessions(&self, now: Timestamp) -> StoreResult<Vec<SavedSession>> {
+        take(&self.pool, now).await
+    }
 }

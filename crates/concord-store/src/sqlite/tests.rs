@@ -3,10 +3,12 @@
 
 use std::path::PathBuf;
 
-use concord_protocol::ChannelType;
+use crate::{DmChannelRecord, NewChannel, NewMessage, NewUser};
+use concord_protocol::{ChannelId, ChannelType, DmChannelId, MessageId, Role, RoleId};
 
 use super::*;
 use crate::conformance::server_def;
+use crate::prelude::*;
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);

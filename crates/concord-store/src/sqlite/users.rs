@@ -9,8 +9,11 @@ use sqlx::{
 };
 use uuid::Uuid;
 
+use super::SqliteStore;
 use super::{dedup, fetch_in_snapshot, get, id, status, ts, write_tx};
+use crate::UserStore;
 use crate::{NewUser, Presence, RefreshSession, StoreResult, UserPatch, UserRecord};
+use async_trait::async_trait;
 
 /// The columns of a user row, as [`user_row`] reads them.
 pub(super) const USER_COLS: &str = "id, username, email, password_hash, avatar_url, bio, \
@@ -279,4 +282,77 @@ pub(super) async fn delete_refresh_session(
     .fetch_optional(pool)
     .await?;
     Ok(id)
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn create_user(&self, user: &NewUser) -> StoreResult<UserRecord> {
+        create_user(&self.pool, user).await
+    }
+
+    async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        user(&mut *self.pool.acquire().await?, id).await
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        user_by_username(&self.pool, username).await
+    }
+
+    async fn users(&self, ids: &[UserId]) -> StoreResult<Vec<UserRecord>> {
+        users(&self.pool, ids).await
+    }
+
+    async fn update_user(&self, id: UserId, patch: &UserPatch) -> StoreResult<Option<UserRecord>> {
+        update_user(&self.pool, id, patch).await
+    }
+
+    async fn set_presence(&self, id: UserId, presence: &Presence) -> StoreResult<()> {
+        set_presence(&self.pool, id, presence).await
+    }
+
+    async fn create_refresh_session(
+        &self,
+        session: &RefreshSession,
+        now: Timestamp,
+        keep: usize,
+    ) -> StoreResult<()> {
+        create_refresh_session(&self.pool, session, now, keep).await
+    }
+
+    async fn refresh_session_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<RefreshSession>> {
+        refresh_session_by_hash(&self.pool, token_hash).await
+    }
+
+    async fn rotate_refresh_session(
+        &self,
+        id: Uuid,
+        old_hash: &str,
+        new_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        rotate_refresh_session(&self.pool, id, old_hash, new_hash, now).await
+    }
+
+    async fn refresh_session(&self, id: uuid::Uuid) -> StoreResult<Option<RefreshSession>> {
+        refresh_session(&self.pool, id).await
+    }
+
+    async fn revoke_refresh_session(&self, id: uuid::Uuid) -> StoreResult<bool> {
+        revoke_refresh_session(&self.pool, id).await
+    }
+
+    async fn delete_refresh_sessions(&self, user: UserId) -> StoreResult<()> {
+        delete_refresh_sessions(&self.pool, user).await
+    }
+
+    async fn delete_refresh_session(
+        &self,
+        user: UserId,
+        token_hash: &str,
+    ) -> StoreResult<Option<uuid::Uuid>> {
+        delete_refresh_session(&self.pool, user, token_hash).await
+    }
 }

@@ -6,8 +6,11 @@ use sqlx::{
     sqlite::{SqlitePool, SqliteRow},
 };
 
+use super::SqliteStore;
 use super::{get, id, opt_id, opt_ts, write_tx};
+use crate::VoiceStore;
 use crate::{StoreError, StoreResult};
+use async_trait::async_trait;
 
 /// The columns of a voice state row, as [`voice_row`] reads them.
 const VOICE_COLS: &str = "user_id, channel_id, self_mute, self_deaf, self_video, self_screen, \
@@ -116,4 +119,27 @@ pub(super) async fn clear_voice_states(pool: &SqlitePool) -> StoreResult<()> {
         .await?;
     tx.commit().await?;
     Ok(())
+}
+
+#[async_trait]
+impl VoiceStore for SqliteStore {
+    async fn voice_state(&self, user: UserId) -> StoreResult<Option<VoiceState>> {
+        voice_state(&self.pool, user).await
+    }
+
+    async fn voice_participants(&self, channel: ChannelId) -> StoreResult<Vec<VoiceParticipant>> {
+        voice_participants(&self.pool, channel).await
+    }
+
+    async fn put_voice_state(&self, state: &VoiceState) -> StoreResult<()> {
+        put_voice_state(&self.pool, state).await
+    }
+
+    async fn delete_voice_state(&self, user: UserId) -> StoreResult<Option<VoiceState>> {
+        delete_voice_state(&self.pool, user).await
+    }
+
+    async fn clear_voice_states(&self) -> StoreResult<()> {
+        clear_voice_states(&self.pool).await
+    }
 }

@@ -6,8 +6,11 @@ use sqlx::{
     sqlite::{SqlitePool, SqliteRow},
 };
 
+use super::SqliteStore;
 use super::{get, id, opt_ts, rows, ts, write_tx};
+use crate::WebhookStore;
 use crate::{StoreError, StoreResult, WebhookPatch, WebhookRecord};
+use async_trait::async_trait;
 
 /// The columns of a webhook row, as [`webhook_row`] reads them.
 const COLS: &str = "id, server_id, created_by, name, url, secret, event_types, enabled, \
@@ -161,4 +164,46 @@ pub(super) async fn record_webhook_delivery(
     };
     query.bind(webhook).execute(pool).await?;
     Ok(())
+}
+
+#[async_trait]
+impl WebhookStore for SqliteStore {
+    async fn webhooks(&self, server: ServerId) -> StoreResult<Vec<WebhookRecord>> {
+        webhooks(&self.pool, server).await
+    }
+
+    async fn webhook(
+        &self,
+        server: ServerId,
+        id: uuid::Uuid,
+    ) -> StoreResult<Option<WebhookRecord>> {
+        webhook(&self.pool, server, id).await
+    }
+
+    async fn create_webhook(&self, webhook: &WebhookRecord, limit: i64) -> StoreResult<bool> {
+        create_webhook(&self.pool, webhook, limit).await
+    }
+
+    async fn update_webhook(
+        &self,
+        server: ServerId,
+        id: uuid::Uuid,
+        patch: &WebhookPatch,
+        at: Timestamp,
+    ) -> StoreResult<Option<WebhookRecord>> {
+        update_webhook(&self.pool, server, id, patch, at).await
+    }
+
+    async fn delete_webhook(&self, server: ServerId, id: uuid::Uuid) -> StoreResult<bool> {
+        delete_webhook(&self.pool, server, id).await
+    }
+
+    async fn record_webhook_delivery(
+        &self,
+        id: uuid::Uuid,
+        delivered: bool,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        record_webhook_delivery(&self.pool, id, delivered, at).await
+    }
 }
