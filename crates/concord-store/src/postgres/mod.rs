@@ -17,18 +17,18 @@
 //! This file holds the pool, the migrations and the shared decoding helpers; the
 //! statements live in one file per area, each implementing that area's trait.
 
-use std::{borrow::Cow, str::FromStr, time::Duration};
+use std::{borrow::Cow, str::FromStr, sync::LazyLock, time::Duration};
 
 use async_trait::async_trait;
-use concord_protocol::{ChannelType, Id, Status, Timestamp, UserId};
+use concord_protocol::{ChannelType, Id, MentionCount, Status, Timestamp, UnreadCount, UserId};
 use sqlx::{
-    Postgres, Row, Transaction,
+    AssertSqlSafe, Postgres, Row, Transaction,
     migrate::{Migration, MigrationType, Migrator},
     postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow},
 };
 use uuid::Uuid;
 
-use crate::{ReadyState, Store, StoreError, StoreResult};
+use crate::{DmChannelRecord, DmChannelSummary, ReadyState, Store, StoreError, StoreResult};
 
 mod admin;
 mod attachments;
@@ -208,6 +208,120 @@ impl Store for PostgresStore {
     }
 
     async fn ready_state(&self, user: UserId) -> StoreResult<Option<ReadyState>> {
-        todo!("PostgresStore::ready_state {user}")
+        // One REPEATABLE READ snapshot for all of READY, so the counts agree with the
+        // server list. A READY dropped part-way drops the transaction, which sqlx rolls
+        // back before the connection is used again.
+        let mut tx = read_tx(&self.pool).await?;
+        let found = sqlx::query(users::USER_BY_ID.as_str())
+            .bind(user.get())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(user_record) = found.as_ref().map(users::user_row).transpose()? else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let mut of_user = async |sql: &str| -> StoreResult<Vec<PgRow>> {
+            Ok(sqlx::query(AssertSqlSafe(sql))
+                .bind(user.get())
+                .fetch_all(&mut *tx)
+                .await?)
+        };
+        let servers = of_user(&servers::SERVERS_OF_USER).await?;
+        let dms = of_user(READY_DMS_OF_USER.as_str()).await?;
+        let unread = of_user(READY_UNREAD_COUNTS).await?;
+        let mentions = of_user(READY_MENTION_COUNTS).await?;
+        let roles = of_user(&channels::ROLES_OF_USER).await?;
+        let overrides = of_user(channels::OVERRIDES_OF_USER).await?;
+        tx.commit().await?;
+
+        let mut roles = rows(&roles, channels::role_row)?;
+        channels::sort_roles(&mut roles);
+        let mut overrides = rows(&overrides, channels::override_row)?;
+        channels::sort_overrides(&mut overrides);
+        Ok(Some(ReadyState {
+            user: user_record,
+            servers: rows(&servers, servers::server_row)?,
+            dm_channels: rows(&dms, ready_dm_row)?,
+            unread_counts: rows(&unread, ready_unread_row)?,
+            mention_counts: rows(&mentions, ready_mention_row)?,
+            roles,
+            overrides,
+        }))
     }
+}
+
+// ---- READY's reads of other areas (DMs, unread and mention counts) ----
+
+/// The DM channels of user `$1` with the other member and the time of the last live
+/// message: channels with messages first, newest message first, then newest channel.
+static READY_DMS_OF_USER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT dc.id AS dm_id, dc.user_a AS dm_user_a, dc.user_b AS dm_user_b, \
+         dc.created_at AS dm_created_at, \
+         (SELECT MAX(d.created_at) FROM dm_messages d \
+          WHERE d.channel_id = dc.id AND NOT d.deleted) AS last_message_at, {} \
+         FROM dm_channels dc \
+         JOIN users u ON u.id = CASE WHEN dc.user_a = $1 THEN dc.user_b ELSE dc.user_a END \
+         WHERE dc.user_a = $1 OR dc.user_b = $1 \
+         ORDER BY last_message_at DESC NULLS LAST, dc.created_at DESC, dc.id DESC",
+        users::USER_COLS_U
+    )
+});
+
+/// Unread counts of user `$1`: live messages by others after the read mark, in server
+/// channels and DMs with a read state, zeros omitted, by channel.
+const READY_UNREAD_COUNTS: &str = "SELECT channel_id, n FROM ( \
+       SELECT rs.channel_id AS channel_id, \
+         (SELECT COUNT(*) FROM messages m WHERE m.channel_id = rs.channel_id \
+            AND m.created_at > rs.last_read_at AND NOT m.deleted \
+            AND m.author_id IS DISTINCT FROM rs.user_id) AS n \
+       FROM read_states rs JOIN channels c ON c.id = rs.channel_id \
+       WHERE rs.user_id = $1 \
+       UNION ALL \
+       SELECT rs.channel_id AS channel_id, \
+         (SELECT COUNT(*) FROM dm_messages d WHERE d.channel_id = rs.channel_id \
+            AND d.created_at > rs.last_read_at AND NOT d.deleted \
+            AND d.author_id IS DISTINCT FROM rs.user_id) AS n \
+       FROM read_states rs JOIN dm_channels dc ON dc.id = rs.channel_id \
+       WHERE rs.user_id = $1 \
+     ) AS counts WHERE n > 0 ORDER BY channel_id";
+
+/// Mention counts of user `$1` in server channels with a read state, zeros omitted,
+/// by channel.
+const READY_MENTION_COUNTS: &str = "SELECT channel_id, n FROM ( \
+       SELECT rs.channel_id AS channel_id, \
+         (SELECT COUNT(*) FROM messages m WHERE m.channel_id = rs.channel_id \
+            AND m.created_at > rs.last_read_at AND NOT m.deleted \
+            AND m.author_id IS DISTINCT FROM rs.user_id \
+            AND (m.mention_everyone OR EXISTS (SELECT 1 FROM message_mentions mm \
+                 WHERE mm.message_id = m.id AND mm.user_id = rs.user_id))) AS n \
+       FROM read_states rs JOIN channels c ON c.id = rs.channel_id \
+       WHERE rs.user_id = $1 \
+     ) AS counts WHERE n > 0 ORDER BY channel_id";
+
+fn ready_dm_row(row: &PgRow) -> StoreResult<DmChannelSummary> {
+    Ok(DmChannelSummary {
+        channel: DmChannelRecord {
+            id: id(row, "dm_id")?,
+            user_a: id(row, "dm_user_a")?,
+            user_b: id(row, "dm_user_b")?,
+            created_at: ts(row, "dm_created_at")?,
+        },
+        recipient: users::user_row(row)?,
+        last_message_at: opt_ts(row, "last_message_at")?,
+    })
+}
+
+fn ready_unread_row(row: &PgRow) -> StoreResult<UnreadCount> {
+    Ok(UnreadCount {
+        channel_id: get(row, "channel_id")?,
+        unread_count: get(row, "n")?,
+    })
+}
+
+fn ready_mention_row(row: &PgRow) -> StoreResult<MentionCount> {
+    Ok(MentionCount {
+        channel_id: id(row, "channel_id")?,
+        count: get(row, "n")?,
+    })
 }
