@@ -104,9 +104,11 @@ pub(super) async fn insert_channel(
     conn: &mut PgConnection,
     channel: &NewChannel,
 ) -> StoreResult<Channel> {
-    // Lock the server: two channels created at once must not both read the same max.
-    // (A missing server locks nothing; the insert's reference check then fails.)
-    sqlx::query("SELECT 1 FROM servers WHERE id = $1 FOR UPDATE")
+    // Lock the server row: two channels created at once must not both read the same
+    // max. NO KEY UPDATE serialises this with every other locker of the row but leaves
+    // reference checks (inserts of members, roles) free. A missing server locks
+    // nothing; the insert's reference check then fails.
+    sqlx::query("SELECT 1 FROM servers WHERE id = $1 FOR NO KEY UPDATE")
         .bind(channel.server_id.get())
         .execute(&mut *conn)
         .await?;

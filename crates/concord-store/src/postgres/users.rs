@@ -189,9 +189,10 @@ pub(super) async fn create_refresh_session(
 ) -> StoreResult<()> {
     let keep = i64::try_from(keep).unwrap_or(i64::MAX);
     let mut tx = write_tx(pool).await?;
-    // Lock the user: the trim below counts the user's sessions, so two logins at once
-    // must not both keep `keep` and leave `keep + 1`.
-    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+    // Lock the user row: the trim below counts the user's sessions, so two logins at
+    // once must not both keep `keep` and leave `keep + 1`. NO KEY UPDATE leaves
+    // reference checks on the user (their messages, memberships) free.
+    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
         .bind(session.user_id.get())
         .execute(&mut *tx)
         .await?;
