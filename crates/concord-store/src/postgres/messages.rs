@@ -465,7 +465,7 @@ pub(super) fn mention_row(row: &PgRow) -> StoreResult<MentionCount> {
 }
 
 /// Runs `sql`, whose one parameter is `user`, and decodes its rows with `f`.
-async fn of_user<T>(
+pub(super) async fn of_user<T>(
     pool: &PgPool,
     sql: &'static str,
     user: UserId,
