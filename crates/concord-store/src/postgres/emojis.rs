@@ -58,16 +58,17 @@ pub(super) async fn create_custom_emoji(
     emoji: &CustomEmojiRecord,
     limit: i64,
 ) -> StoreResult<EmojiCreation> {
-    // READ COMMITTED: the server row is locked before counting, so of two uploads
-    // racing for the last slot or for one name, the second counts the first's row.
-    // The creator's row is share-locked first (users before servers), as the
-    // insert's foreign key would do after the server lock.
+    // READ COMMITTED: the server row is locked (NO KEY UPDATE: joins and channel
+    // inserts referencing it go on) before counting, so of two uploads racing for the
+    // last slot or for one name, the second counts the first's row. The creator's row
+    // is key-share locked first (users before servers), as the insert's foreign key
+    // check would otherwise do after the server lock.
     let mut tx = write_tx(pool).await?;
     sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE")
         .bind(emoji.created_by.get())
         .execute(&mut *tx)
         .await?;
-    sqlx::query("SELECT 1 FROM servers WHERE id = $1 FOR UPDATE")
+    sqlx::query("SELECT 1 FROM servers WHERE id = $1 FOR NO KEY UPDATE")
         .bind(emoji.server_id.get())
         .execute(&mut *tx)
         .await?;
