@@ -344,6 +344,11 @@ CREATE TABLE instance_settings (
     updated_by        UUID       REFERENCES users (id) ON DELETE SET NULL
 );
 
+-- The singleton settings row, there from the start: `registration_mode` NULL means no
+-- admin has chosen one (the configured `registration` is in force).
+INSERT INTO instance_settings (id, registration_mode, updated_at)
+VALUES (1, NULL, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT);
+
 CREATE TABLE password_reset_tokens (
     id         UUID       PRIMARY KEY NOT NULL,
     user_id    UUID       NOT NULL REFERENCES users (id) ON DELETE CASCADE,
@@ -366,6 +371,33 @@ CREATE TABLE server_templates (
     is_builtin    BOOLEAN NOT NULL DEFAULT FALSE,
     created_at    BIGINT  NOT NULL
 );
+
+-- The three built-ins, with random ids per install.
+INSERT INTO server_templates (id, name, description, category, template_data, is_builtin, created_at)
+VALUES
+(gen_random_uuid(), 'Gaming', 'A server for playing games together: announcements, chat and voice rooms.', 'gaming',
+ '{"channels":[' ||
+ '{"name":"announcements","type":"text","category":"Information","position":0},' ||
+ '{"name":"general","type":"text","category":"Text Channels","position":1},' ||
+ '{"name":"gaming-chat","type":"text","category":"Text Channels","position":2},' ||
+ '{"name":"General","type":"voice","category":"Voice Channels","position":3},' ||
+ '{"name":"Gaming","type":"voice","category":"Voice Channels","position":4}]}',
+ TRUE, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT),
+(gen_random_uuid(), 'Community', 'A community hub: announcements, rules, general and off-topic chat, a voice room.', 'community',
+ '{"channels":[' ||
+ '{"name":"announcements","type":"text","category":"Information","position":0},' ||
+ '{"name":"rules","type":"text","category":"Information","position":1},' ||
+ '{"name":"general","type":"text","category":"Text Channels","position":2},' ||
+ '{"name":"off-topic","type":"text","category":"Text Channels","position":3},' ||
+ '{"name":"General","type":"voice","category":"Voice Channels","position":4}]}',
+ TRUE, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT),
+(gen_random_uuid(), 'Study Group', 'A place to study together: announcements, resources, homework help and a study room.', 'study',
+ '{"channels":[' ||
+ '{"name":"announcements","type":"text","category":"Information","position":0},' ||
+ '{"name":"resources","type":"text","category":"Text Channels","position":1},' ||
+ '{"name":"homework-help","type":"text","category":"Text Channels","position":2},' ||
+ '{"name":"Study Room","type":"voice","category":"Voice Channels","position":3}]}',
+ TRUE, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT);
 
 CREATE TABLE attachments (
     id          UUID       PRIMARY KEY NOT NULL,
