@@ -239,6 +239,8 @@ CREATE TABLE gateway_sessions (
 );
 
 CREATE TABLE reactions (
+    -- Insertion order (SQLite's rowid): orders emojis first used at the same time.
+    seq        BIGINT     GENERATED ALWAYS AS IDENTITY,
     message_id UUID       NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
     user_id    UUID       NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     emoji      TEXT    NOT NULL CHECK (octet_length(emoji) BETWEEN 1 AND 64),
