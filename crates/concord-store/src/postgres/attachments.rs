@@ -84,7 +84,7 @@ pub(super) async fn add_attachments(
     // places, the second waits and then counts the first's rows (Concord X2); a
     // concurrent delete of the message waits for this batch, then takes it too.
     let deleted: Option<bool> =
-        sqlx::query_scalar("SELECT deleted FROM messages WHERE id = $1 FOR UPDATE")
+        sqlx::query_scalar("SELECT deleted FROM messages WHERE id = $1 FOR NO KEY UPDATE")
             .bind(message.get())
             .fetch_optional(&mut *tx)
             .await?;

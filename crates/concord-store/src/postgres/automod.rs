@@ -155,10 +155,11 @@ pub(super) async fn add_automod_word(
     }
     // The server row is locked before reading: of two additions racing for the last
     // slot, or for one word, the second waits and then sees the first's row.
-    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM servers WHERE id = $1 FOR UPDATE")
-        .bind(word.server_id.get())
-        .fetch_optional(&mut *tx)
-        .await?;
+    let exists: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM servers WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(word.server_id.get())
+            .fetch_optional(&mut *tx)
+            .await?;
     if exists.is_none() {
         return Err(StoreError::NotFound);
     }

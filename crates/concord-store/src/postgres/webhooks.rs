@@ -80,10 +80,11 @@ pub(super) async fn create_webhook(
         .await?;
     // The server row is locked before counting: of two creations racing for the last
     // slot, the second waits and then counts the first's row (X14).
-    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM servers WHERE id = $1 FOR UPDATE")
-        .bind(webhook.server_id.get())
-        .fetch_optional(&mut *tx)
-        .await?;
+    let exists: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM servers WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(webhook.server_id.get())
+            .fetch_optional(&mut *tx)
+            .await?;
     if exists.is_none() {
         return Err(StoreError::NotFound);
     }
