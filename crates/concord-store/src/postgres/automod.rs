@@ -94,22 +94,23 @@ pub(super) async fn update_automod_config(
     at: Timestamp,
 ) -> StoreResult<AutomodConfig> {
     // One statement: the insert takes the table's defaults for what the patch leaves
-    // out, the conflict branch keeps the stored values for them.
+    // out, the conflict branch keeps the stored values for them (qualified: a bare
+    // column name would be ambiguous with `excluded`).
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO automod_configs ({CONFIG_COLS}) VALUES ($1, \
              COALESCE($2, FALSE), COALESCE($3, FALSE), COALESCE($4, 5), COALESCE($5, 5), \
              COALESCE($6, 'delete'), COALESCE($7, FALSE), COALESCE($8, FALSE), \
              COALESCE($9, 'delete'), COALESCE($10, 10), $11) \
          ON CONFLICT (server_id) DO UPDATE SET \
-             enabled = COALESCE($2, enabled), \
-             spam_enabled = COALESCE($3, spam_enabled), \
-             spam_max_messages = COALESCE($4, spam_max_messages), \
-             spam_window_secs = COALESCE($5, spam_window_secs), \
-             spam_action = COALESCE($6, spam_action), \
-             duplicate_enabled = COALESCE($7, duplicate_enabled), \
-             word_filter_enabled = COALESCE($8, word_filter_enabled), \
-             word_filter_action = COALESCE($9, word_filter_action), \
-             timeout_minutes = COALESCE($10, timeout_minutes), \
+             enabled = COALESCE($2, automod_configs.enabled), \
+             spam_enabled = COALESCE($3, automod_configs.spam_enabled), \
+             spam_max_messages = COALESCE($4, automod_configs.spam_max_messages), \
+             spam_window_secs = COALESCE($5, automod_configs.spam_window_secs), \
+             spam_action = COALESCE($6, automod_configs.spam_action), \
+             duplicate_enabled = COALESCE($7, automod_configs.duplicate_enabled), \
+             word_filter_enabled = COALESCE($8, automod_configs.word_filter_enabled), \
+             word_filter_action = COALESCE($9, automod_configs.word_filter_action), \
+             timeout_minutes = COALESCE($10, automod_configs.timeout_minutes), \
              updated_at = $11 \
          RETURNING {CONFIG_COLS}"
     )))
