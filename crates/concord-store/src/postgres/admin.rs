@@ -11,7 +11,10 @@ use sqlx::{
 use uuid::Uuid;
 
 use super::PostgresStore;
-use super::{get, id, opt_id, opt_ts, read_tx, rows, status, ts, write_tx};
+use super::{
+    channels::insert_channel, get, id, opt_id, opt_ts, read_tx, rows, servers::insert_server,
+    status, ts, users::user_row, write_tx,
+};
 use crate::{
     AdminCounts, AdminFlags, AdminRefusal, AdminServerQuery, AdminUserQuery, AdminUserSort,
     DeletedUser, InstanceSettingsRecord, NewChannel, ServerTemplateRecord, StoreError, StoreResult,
@@ -73,6 +76,17 @@ pub(super) async fn update_instance_settings(
     settings_row(&row)
 }
 
+pub(super) async fn user_by_email(pool: &PgPool, email: &str) -> StoreResult<Option<UserRecord>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {} FROM users WHERE email = $1",
+        super::users::USER_COLS
+    )))
+    .bind(email)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(user_row).transpose()
+}
+
 pub(super) async fn create_reset_token(
     pool: &PgPool,
     user: UserId,
@@ -105,6 +119,23 @@ pub(super) async fn create_reset_token(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+pub(super) async fn reset_token_user(
+    pool: &PgPool,
+    token_hash: &str,
+    now: Timestamp,
+) -> StoreResult<Option<UserRecord>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {} FROM users u JOIN password_reset_tokens t ON t.user_id = u.id \
+         WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.expires_at > $2",
+        super::users::USER_COLS_U
+    )))
+    .bind(token_hash)
+    .bind(now.as_micros())
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(user_row).transpose()
 }
 
 pub(super) async fn consume_reset_token(
@@ -439,6 +470,23 @@ pub(super) async fn server_template(
     row.as_ref().map(template_row).transpose()
 }
 
+pub(super) async fn create_server_with_channels(
+    pool: &PgPool,
+    server: &Server,
+    channels: &[NewChannel],
+    audit: Option<&crate::AuditRecord>,
+) -> StoreResult<Vec<Channel>> {
+    let mut tx = write_tx(pool).await?;
+    insert_server(&mut tx, server).await?;
+    let mut created = Vec::with_capacity(channels.len());
+    for channel in channels {
+        created.push(insert_channel(&mut tx, channel).await?);
+    }
+    super::audit::insert(&mut tx, audit).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
 #[async_trait]
 impl AdminStore for PostgresStore {
     async fn instance_settings(&self) -> StoreResult<InstanceSettingsRecord> {
@@ -455,7 +503,7 @@ impl AdminStore for PostgresStore {
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
-        todo!("PostgresStore::user_by_email {email}")
+        user_by_email(&self.pool, email).await
     }
 
     async fn create_reset_token(
@@ -473,7 +521,7 @@ impl AdminStore for PostgresStore {
         token_hash: &str,
         now: Timestamp,
     ) -> StoreResult<Option<UserRecord>> {
-        todo!("PostgresStore::reset_token_user {token_hash} {now:?}")
+        reset_token_user(&self.pool, token_hash, now).await
     }
 
     async fn consume_reset_token(
@@ -536,11 +584,6 @@ impl AdminStore for PostgresStore {
         channels: &[NewChannel],
         audit: Option<&AuditRecord>,
     ) -> StoreResult<Vec<Channel>> {
-        todo!(
-            "PostgresStore::create_server_with_channels {:?} {} {:?}",
-            server.id,
-            channels.len(),
-            audit.map(|a| a.id)
-        )
+        create_server_with_channels(&self.pool, server, channels, audit).await
     }
 }

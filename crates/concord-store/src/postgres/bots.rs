@@ -8,8 +8,8 @@ use sqlx::{
     postgres::{PgPool, PgRow},
 };
 
-use super::PostgresStore;
-use super::{get, id, opt_id, opt_ts, ts};
+use super::{PostgresStore, users};
+use super::{get, id, opt_id, opt_ts, ts, users::insert_user, write_tx};
 use crate::{AuthoredMessage, BotRecord, NewUser, StoreResult};
 use crate::{BotStore, UserRecord};
 use async_trait::async_trait;
@@ -21,6 +21,18 @@ const BOT_COLS: &str =
 /// The bot whose token hashes to `$1`.
 pub(super) static BOT_BY_TOKEN_HASH: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {BOT_COLS} FROM bots WHERE token_hash = $1"));
+
+/// The bot whose token hashes to `$1` joined with its user: the bot's own `id` and
+/// `created_at` renamed (`bot_id`, `bot_created_at`), the user's columns as
+/// [`users::user_row`] reads them.
+static BOT_AND_USER_BY_TOKEN_HASH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT b.id AS bot_id, b.user_id, b.name, b.description, b.created_by, \
+         b.token_hash, b.revoked_at, b.created_at AS bot_created_at, {} \
+         FROM bots b JOIN users u ON u.id = b.user_id WHERE b.token_hash = $1",
+        users::USER_COLS_U
+    )
+});
 
 pub(super) fn bot_row(row: &PgRow) -> StoreResult<BotRecord> {
     bot_fields(row, "id", "created_at")
@@ -44,6 +56,27 @@ fn bot_fields(
         },
         token_hash: get(row, "token_hash")?,
     })
+}
+
+pub(super) async fn create_bot(pool: &PgPool, user: &NewUser, bot: &BotRecord) -> StoreResult<()> {
+    let mut tx = write_tx(pool).await?;
+    insert_user(&mut tx, user).await?;
+    sqlx::query(
+        "INSERT INTO bots (id, user_id, name, description, created_by, token_hash, \
+         revoked_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(bot.bot.id.get())
+    .bind(bot.bot.user_id.get())
+    .bind(&bot.bot.name)
+    .bind(&bot.bot.description)
+    .bind(bot.bot.created_by.map(UserId::get))
+    .bind(&bot.token_hash)
+    .bind(bot.bot.revoked_at.map(Timestamp::as_micros))
+    .bind(bot.bot.created_at.as_micros())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 pub(super) async fn bot(pool: &PgPool, id: BotId) -> StoreResult<Option<BotRecord>> {
@@ -160,7 +193,7 @@ pub(super) async fn recent_messages_by_author(
 #[async_trait]
 impl BotStore for PostgresStore {
     async fn create_bot(&self, user: &NewUser, bot: &BotRecord) -> StoreResult<()> {
-        todo!("PostgresStore::create_bot {:?} {:?}", user.id, bot.bot.id)
+        create_bot(&self.pool, user, bot).await
     }
 
     async fn bot(&self, id: BotId) -> StoreResult<Option<BotRecord>> {
@@ -179,7 +212,19 @@ impl BotStore for PostgresStore {
         &self,
         token_hash: &str,
     ) -> StoreResult<Option<(BotRecord, UserRecord)>> {
-        todo!("PostgresStore::bot_and_user_by_token_hash {token_hash}")
+        // One statement: the bot joined with its user (a bot's user row is never
+        // deleted while the bot row stays).
+        let row = sqlx::query(BOT_AND_USER_BY_TOKEN_HASH.as_str())
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some((
+            bot_fields(&row, "bot_id", "bot_created_at")?,
+            users::user_row(&row)?,
+        )))
     }
 
     async fn bots_of_creator(&self, user: UserId) -> StoreResult<Vec<Bot>> {
