@@ -10,7 +10,7 @@ use axum::{
     response::Response,
 };
 use concord_gateway::{CloseReason, Gateway, Hub, SavedSession};
-use concord_store::{SqliteStore, Store};
+use concord_store::{PostgresStore, SqliteStore, Store};
 use tokio::net::{TcpListener, TcpSocket};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
@@ -49,7 +49,7 @@ pub enum ServeError {
     #[error("database")]
     Store(#[from] concord_store::StoreError),
     /// The configured database URL is not supported.
-    #[error("unsupported database URL (expected sqlite://…)")]
+    #[error("unsupported database URL (expected sqlite://… or postgres://…)")]
     DatabaseUrl,
     /// The JWT secret is too short.
     #[error("jwt_secret must be at least 32 characters")]
@@ -72,6 +72,9 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
         source,
     })?;
     let url = config.database_url();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(PostgresStore::connect(&url).await?));
+    }
     let path = url
         .strip_prefix("sqlite://")
         .ok_or(ServeError::DatabaseUrl)?;

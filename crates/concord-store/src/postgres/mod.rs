@@ -114,6 +114,49 @@ impl PostgresStore {
         Self::connect_with(options, 4).await
     }
 
+    /// Creates the database `url` names unless it exists (connecting to the server's
+    /// `postgres` database to do so). Several callers racing to create it is fine.
+    ///
+    /// # Errors
+    /// When the server cannot be reached or the URL names no database.
+    pub async fn create_database(url: &str) -> Result<(), StoreError> {
+        use sqlx::ConnectOptions;
+        let options = PgConnectOptions::from_str(url)?;
+        let name = options
+            .get_database()
+            .ok_or_else(|| {
+                StoreError::Database(sqlx::Error::Configuration(
+                    "the URL names no database".into(),
+                ))
+            })?
+            .to_owned();
+        let mut conn = options.clone().database("postgres").connect().await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&name)
+                .fetch_one(&mut conn)
+                .await?;
+        if !exists {
+            let create = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+            // Another node may win the race; the database exists either way.
+            if let Err(err) = sqlx::query(sqlx::AssertSqlSafe(create))
+                .execute(&mut conn)
+                .await
+            {
+                let raced = sqlx::query_scalar::<_, bool>(
+                    "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
+                )
+                .bind(&name)
+                .fetch_one(&mut conn)
+                .await?;
+                if !raced {
+                    return Err(err.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
