@@ -605,6 +605,11 @@ impl Config {
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("concord.db").display()))
     }
+
+    /// [`Config::database_url`] as it may be logged: a password in it is hidden.
+    pub fn database_url_for_logs(&self) -> String {
+        redact_url(&self.database_url())
+    }
 }
 
 /// `scheme://user:password@host/…` with the password hidden.
@@ -622,6 +627,17 @@ fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_postgres_password_never_reaches_the_logs() {
+        let config = Config {
+            database_url: Some("postgres://concord:hunter2@db:5432/concord".into()),
+            ..Config::default()
+        };
+        let logged = config.database_url_for_logs();
+        assert_eq!(logged, "postgres://concord:<redacted>@db:5432/concord");
+        assert!(!logged.contains("hunter2"));
+    }
 
     #[test]
     fn defaults_then_file_then_env() {

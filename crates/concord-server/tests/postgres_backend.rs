@@ -32,9 +32,7 @@ async fn rest_gateway_and_restart_on_postgres() {
     bob.join(&hall).await;
 
     let (mut gw, ready) = server.connect(&bob.ws_query()).await;
-    let servers = ready["servers"]
-        .as_array()
-        .expect("READY lists servers");
+    let servers = ready["servers"].as_array().expect("READY lists servers");
     assert!(
         servers.iter().any(|s| s["id"] == hall.as_str()),
         "bob's READY holds the server he joined: {ready}"

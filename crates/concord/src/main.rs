@@ -142,7 +142,7 @@ async fn run(config: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
     let data_dir = std::fs::canonicalize(&config.data_dir).unwrap_or(config.data_dir.clone());
     tracing::info!(
         data_dir = %data_dir.display(),
-        database = %config.database_url(), // sqlite only (checked): no credentials in it
+        database = %config.database_url_for_logs(),
         config_file = %file.as_ref().map_or("none (defaults and environment)".into(), |f| f.display().to_string()),
         registration = %registration(config.registration),
         "concord starting"
