@@ -11,9 +11,7 @@ use sqlx::{
 };
 
 use super::PostgresStore;
-use super::{
-    channel_type, get, id, opt_id, read_tx, rows, servers::insert_audit, ts, uuids, write_tx,
-};
+use super::{channel_type, get, id, opt_id, read_tx, rows, ts, uuids, write_tx};
 use crate::ChannelStore;
 use crate::{AuditRecord, ChannelPatch, DirectorySnapshot, NewChannel, StoreResult};
 use async_trait::async_trait;
@@ -93,7 +91,7 @@ pub(super) async fn create_channel(
     // Always a transaction: `insert_channel` holds its server's lock until the commit.
     let mut tx = write_tx(pool).await?;
     let created = insert_channel(&mut tx, channel).await?;
-    insert_audit(&mut tx, audit).await?;
+    super::audit::insert(&mut tx, audit).await?;
     tx.commit().await?;
     Ok(created)
 }
@@ -174,7 +172,7 @@ pub(super) async fn update_channel(
         return Ok(None);
     };
     let updated = channel_row(&row)?;
-    insert_audit(&mut tx, audit).await?;
+    super::audit::insert(&mut tx, audit).await?;
     tx.commit().await?;
     Ok(Some(updated))
 }
@@ -192,7 +190,7 @@ pub(super) async fn delete_channel(
     if done.rows_affected() != 1 {
         return Ok(false);
     }
-    insert_audit(&mut tx, audit).await?;
+    super::audit::insert(&mut tx, audit).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -218,7 +216,7 @@ pub(super) async fn create_role(
     .bind(role.created_at.as_micros())
     .execute(&mut *tx)
     .await?;
-    insert_audit(&mut tx, audit).await?;
+    super::audit::insert(&mut tx, audit).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -243,7 +241,7 @@ pub(super) async fn assign_role(
     if done.rows_affected() != 1 {
         return Ok(false);
     }
-    insert_audit(&mut tx, audit).await?;
+    super::audit::insert(&mut tx, audit).await?;
     tx.commit().await?;
     Ok(true)
 }

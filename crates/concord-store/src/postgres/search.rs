@@ -163,6 +163,17 @@ fn marked_ranges(content: &str, marked: &str) -> Vec<Range<usize>> {
     if plain == content { ranges } else { Vec::new() }
 }
 
+#[async_trait]
+impl SearchStore for PostgresStore {
+    async fn search_messages(&self, search: &MessageSearch) -> StoreResult<SearchResults> {
+        search_messages(&self.pool, search).await
+    }
+
+    async fn flush_search_index(&self, limit: i64) -> StoreResult<u64> {
+        flush_search_index(&self.pool, limit).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,16 +188,5 @@ mod tests {
         // A text that holds a mark itself, or a mismatch: no ranges.
         assert!(marked_ranges("a\u{2}fox", "a\u{2}\u{2}fox\u{3}").is_empty());
         assert!(marked_ranges("fox", "\u{2}box\u{3}").is_empty());
-    }
-}
-
-#[async_trait]
-impl SearchStore for PostgresStore {
-    async fn search_messages(&self, search: &MessageSearch) -> StoreResult<SearchResults> {
-        search_messages(&self.pool, search).await
-    }
-
-    async fn flush_search_index(&self, limit: i64) -> StoreResult<u64> {
-        flush_search_index(&self.pool, limit).await
     }
 }

@@ -54,31 +54,6 @@ pub(super) fn server_row(row: &PgRow) -> StoreResult<ServerDto> {
     })
 }
 
-/// Inserts `audit` (when given) on `conn`, inside the caller's transaction.
-pub(super) async fn insert_audit(
-    conn: &mut PgConnection,
-    audit: Option<&AuditRecord>,
-) -> StoreResult<()> {
-    let Some(audit) = audit else {
-        return Ok(());
-    };
-    sqlx::query(
-        "INSERT INTO audit_logs (id, server_id, actor_id, action, target_type, target_id, \
-         details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(audit.id)
-    .bind(audit.server_id.map(ServerId::get))
-    .bind(audit.actor_id.map(UserId::get))
-    .bind(&audit.action)
-    .bind(&audit.target_type)
-    .bind(audit.target_id)
-    .bind(&audit.details)
-    .bind(audit.created_at.as_micros())
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 async fn fetch_server(conn: &mut PgConnection, id: ServerId) -> StoreResult<Option<ServerDto>> {
     let row = sqlx::query(AssertSqlSafe(format!(
         "{} WHERE s.id = $1",
@@ -173,7 +148,7 @@ pub(super) async fn update_server(
         return Ok(None);
     };
     let server = server_row(&row)?;
-    insert_audit(&mut tx, audit).await?;
+    super::audit::insert(&mut tx, audit).await?;
     tx.commit().await?;
     Ok(Some(server))
 }
@@ -200,7 +175,7 @@ pub(super) async fn delete_server(
     let emojis = rows(&emojis, |row| super::id(row, "id"))?;
     // Written first: the delete's cascade then sets its `server_id` to NULL (as the
     // reference's row ends up).
-    insert_audit(&mut tx, audit).await?;
+    super::audit::insert(&mut tx, audit).await?;
     let done = sqlx::query("DELETE FROM servers WHERE id = $1")
         .bind(id.get())
         .execute(&mut *tx)
@@ -247,7 +222,7 @@ pub(super) async fn remove_member(
     if done.rows_affected() != 1 {
         return Ok(false);
     }
-    insert_audit(&mut tx, audit).await?;
+    super::audit::insert(&mut tx, audit).await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -244,6 +244,17 @@ fn marked_ranges(content: &str, marked: &str) -> Vec<Range<usize>> {
     ranges
 }
 
+#[async_trait]
+impl SearchStore for SqliteStore {
+    async fn search_messages(&self, query: &MessageSearch) -> StoreResult<SearchResults> {
+        search_messages(&self.pool, query).await
+    }
+
+    async fn flush_search_index(&self, limit: i64) -> StoreResult<u64> {
+        flush_search_index(&self.pool, limit).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,16 +276,5 @@ mod tests {
         // A text that holds a mark itself, or a mismatch: no ranges.
         assert!(marked_ranges("a\u{2}fox", "a\u{2}\u{2}fox\u{3}").is_empty());
         assert!(marked_ranges("fox", "\u{2}box\u{3}").is_empty());
-    }
-}
-
-#[async_trait]
-impl SearchStore for SqliteStore {
-    async fn search_messages(&self, query: &MessageSearch) -> StoreResult<SearchResults> {
-        search_messages(&self.pool, query).await
-    }
-
-    async fn flush_search_index(&self, limit: i64) -> StoreResult<u64> {
-        flush_search_index(&self.pool, limit).await
     }
 }
