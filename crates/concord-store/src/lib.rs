@@ -3,6 +3,7 @@
 mod error;
 mod model;
 mod postgres;
+mod shared;
 mod sqlite;
 mod store;
 // ---- invites, moderation, Go Live ----

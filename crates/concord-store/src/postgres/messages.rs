@@ -1,6 +1,6 @@
 //! Server channel messages, their mentions, and read state.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use concord_protocol::{
     ChannelId, DmChannelId, MentionCount, Message, MessageId, Poll, PollId, PollOption,
@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::PostgresStore;
 use super::{get, id, opt_id, opt_ts, read_tx, rows, ts, uuids, write_tx};
 use crate::MessageStore;
+use crate::shared::dedup;
 use crate::{NewMessage, StoreError, StoreResult};
 use async_trait::async_trait;
 
@@ -129,16 +130,6 @@ async fn attach_poll_options(conn: &mut PgConnection, messages: &mut [Message]) 
 }
 
 // ---- messages ----
-
-/// `items` without repeats, first occurrence kept.
-fn dedup<T: Copy + Eq + std::hash::Hash>(items: &[T]) -> Vec<T> {
-    let mut seen = HashSet::with_capacity(items.len());
-    items
-        .iter()
-        .copied()
-        .filter(|item| seen.insert(*item))
-        .collect()
-}
 
 /// Fills in what [`message_row`] leaves out: mentions, and the options and counts of
 /// polls.

@@ -222,16 +222,12 @@ fn opt_ts(row: &PgRow, col: &'static str) -> StoreResult<Option<Timestamp>> {
 
 fn status(row: &PgRow, col: &'static str) -> StoreResult<Status> {
     let text: String = get(row, col)?;
-    Status::parse(&text).ok_or(StoreError::Corrupt(col))
+    crate::shared::parse_status(&text, col)
 }
 
 fn channel_type(row: &PgRow, col: &'static str) -> StoreResult<ChannelType> {
     let text: String = get(row, col)?;
-    match text.as_str() {
-        "text" => Ok(ChannelType::Text),
-        "voice" => Ok(ChannelType::Voice),
-        _ => Err(StoreError::Corrupt(col)),
-    }
+    crate::shared::parse_channel_type(&text, col)
 }
 
 fn rows<T>(rows: &[PgRow], f: fn(&PgRow) -> StoreResult<T>) -> StoreResult<Vec<T>> {
@@ -278,9 +274,9 @@ impl Store for PostgresStore {
         tx.commit().await?;
 
         let mut roles = rows(&roles, channels::role_row)?;
-        channels::sort_roles(&mut roles);
+        crate::shared::sort_roles(&mut roles);
         let mut overrides = rows(&overrides, channels::override_row)?;
-        channels::sort_overrides(&mut overrides);
+        crate::shared::sort_overrides(&mut overrides);
         Ok(Some(ReadyState {
             user: user_record,
             servers: rows(&servers, servers::server_row)?,

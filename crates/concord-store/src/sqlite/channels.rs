@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::SqliteStore;
 use super::{channel_type, dedup, fetch_in, get, id, opt_id, read_tx, rows, ts, write_tx};
 use crate::ChannelStore;
+use crate::shared::{sort_overrides, sort_roles};
 use crate::{AuditRecord, ChannelPatch, DirectorySnapshot, NewChannel, StoreResult};
 use async_trait::async_trait;
 
@@ -250,23 +251,6 @@ pub(super) async fn roles_of_servers(
     let mut roles = fetch_in(conn, &ROLES_OF, &ids, role_row).await?;
     sort_roles(&mut roles);
     Ok(roles)
-}
-
-/// By server, then position DESC within each.
-pub(super) fn sort_roles(roles: &mut [Role]) {
-    roles.sort_by_key(|r| {
-        (
-            r.server_id,
-            std::cmp::Reverse(r.position),
-            r.created_at,
-            r.id,
-        )
-    });
-}
-
-/// By channel.
-pub(super) fn sort_overrides(overrides: &mut [ChannelOverride]) {
-    overrides.sort_by_key(|ov| (ov.channel_id, ov.id));
 }
 
 pub(super) async fn put_override<'c, E>(

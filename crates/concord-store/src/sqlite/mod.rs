@@ -28,6 +28,7 @@ use sqlx::{
 };
 use uuid::Uuid;
 
+use crate::shared::dedup;
 use crate::{ReadyState, Store, StoreError, StoreResult};
 // Content: threads, reactions, pins, polls, scheduled events (issue 12).
 // ---- invites, moderation, Go Live ----
@@ -302,16 +303,12 @@ fn opt_ts(row: &SqliteRow, col: &'static str) -> StoreResult<Option<Timestamp>> 
 
 fn status(row: &SqliteRow, col: &'static str) -> StoreResult<Status> {
     let text: String = get(row, col)?;
-    Status::parse(&text).ok_or(StoreError::Corrupt(col))
+    crate::shared::parse_status(&text, col)
 }
 
 fn channel_type(row: &SqliteRow, col: &'static str) -> StoreResult<ChannelType> {
     let text: String = get(row, col)?;
-    match text.as_str() {
-        "text" => Ok(ChannelType::Text),
-        "voice" => Ok(ChannelType::Voice),
-        _ => Err(StoreError::Corrupt(col)),
-    }
+    crate::shared::parse_channel_type(&text, col)
 }
 
 fn rows<T>(rows: &[SqliteRow], f: fn(&SqliteRow) -> StoreResult<T>) -> StoreResult<Vec<T>> {
@@ -330,16 +327,6 @@ fn placeholders(n: usize) -> String {
         out.push('?');
     }
     out
-}
-
-/// Ids in first-seen order, each once.
-fn dedup<T: Copy + Eq + std::hash::Hash>(items: &[T]) -> Vec<T> {
-    let mut seen = std::collections::HashSet::with_capacity(items.len());
-    items
-        .iter()
-        .copied()
-        .filter(|item| seen.insert(*item))
-        .collect()
 }
 
 /// Runs `sql` (with one `{}` for a placeholder list) over `ids` in chunks.
@@ -474,9 +461,9 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let mut roles = rows(&roles, channels::role_row)?;
-        channels::sort_roles(&mut roles);
+        crate::shared::sort_roles(&mut roles);
         let mut overrides = rows(&overrides, channels::override_row)?;
-        channels::sort_overrides(&mut overrides);
+        crate::shared::sort_overrides(&mut overrides);
         Ok(Some(ReadyState {
             user,
             servers: rows(&servers, servers::server_row)?,
