@@ -79,6 +79,18 @@ struct State {
 pub struct Hub {
     state: RwLock<State>,
     next_id: AtomicU64,
+    users: std::sync::OnceLock<Arc<dyn UserWatch>>,
+}
+
+/// Told when a user's first session on this node registers (attached or not) and
+/// when their last one is removed: a node of a cluster subscribes to what its users
+/// need. Called under the hub's lock, in order; it must be quick and must not call
+/// back into the hub.
+pub trait UserWatch: Send + Sync + std::fmt::Debug {
+    /// `user` has a session on this node now, and had none.
+    fn first(&self, user: UserId);
+    /// `user`'s last session on this node is gone.
+    fn last(&self, user: UserId);
 }
 
 /// Outcome of a fan-out.
@@ -134,12 +146,20 @@ impl Hub {
         });
         let mut state = self.write();
         state.sessions.insert(id, Arc::clone(&entry));
-        state
-            .by_user
-            .entry(user_id)
-            .or_default()
-            .push(Arc::clone(&entry));
+        let sessions = state.by_user.entry(user_id).or_default();
+        sessions.push(Arc::clone(&entry));
+        if sessions.len() == 1
+            && let Some(users) = self.users.get()
+        {
+            users.first(user_id);
+        }
         entry
+    }
+
+    /// Tells `watch` of every user's first and last session from now on (once per
+    /// hub; a second call is ignored). Set it before any session registers.
+    pub fn watch_users(&self, watch: Arc<dyn UserWatch>) {
+        let _ = self.users.set(watch);
     }
 
     /// Removes a session; returns how many attached sessions its user still has on
@@ -159,6 +179,9 @@ impl Hub {
                 }
                 if list.is_empty() {
                     state.by_user.remove(&user);
+                    if let Some(users) = self.users.get() {
+                        users.last(user);
+                    }
                     0
                 } else {
                     attached_in(list)

@@ -23,7 +23,7 @@ pub use gateway::{
     AuthFailure, Authenticator, Credential, Gateway, GatewayConfig, Principal, SavedSession,
     codec_config,
 };
-pub use hub::{Census, Delivery, Hub, SessionEntry, SessionId, SessionKind};
+pub use hub::{Census, Delivery, Hub, SessionEntry, SessionId, SessionKind, UserWatch};
 pub use outbox::{
     BatchExcept, CloseReason, FrameBatch, Frames, Outbox, Pushed, QueueLimits, Taken,
 };

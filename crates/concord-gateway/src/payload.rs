@@ -104,6 +104,26 @@ impl Payload {
         Some(payload)
     }
 
+    /// A dispatch of `event` from its v1 JSON text as another node's
+    /// [`Payload::json_bytes`] gave it, tagged with the event's intent and v2-only
+    /// flag; `None` unless the text is a dispatch of that event.
+    pub fn dispatch_json(event: Event, text: &str) -> Option<Self> {
+        let rest = text.as_bytes().strip_prefix(DISPATCH_PREFIX)?;
+        let named = rest
+            .strip_prefix(b"\"t\":\"")?
+            .strip_prefix(event.as_str().as_bytes())?;
+        if !named.starts_with(b"\",") {
+            return None;
+        }
+        let mut payload = Self::text(text);
+        payload.meta = Meta {
+            dispatch: true,
+            v2_only: event.v2_only(),
+            intent: event.intent().map_or(0, Intents::bits),
+        };
+        Some(payload)
+    }
+
     /// A frame carrying `text`.
     pub fn text(text: &str) -> Self {
         let mut buffer = Vec::with_capacity(MAX_HEADER + text.len());

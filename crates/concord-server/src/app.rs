@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use crate::{
     auth::TokenKeys,
-    bus::{Events, Fanout, LocalBus},
+    bus::{Events, Fanout},
     caps::IpCounter,
     config::Config,
     directory::Directory,
@@ -48,6 +48,9 @@ pub enum ServeError {
     /// The database.
     #[error("database")]
     Store(#[from] concord_store::StoreError),
+    /// The bus between nodes (`bus_url`) could not be joined.
+    #[error("bus")]
+    Bus(#[from] concord_bus::BusError),
     /// The configured database URL is not supported.
     #[error("unsupported database URL (expected sqlite://… or postgres://…)")]
     DatabaseUrl,
@@ -115,21 +118,55 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
     let hub = Arc::new(Hub::new());
     let metrics = Arc::new(Metrics::new(Arc::clone(&hub)));
     let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store, Arc::clone(&metrics)));
-    // Nobody is connected to a node that is starting: stale voice states go.
-    store.clear_voice_states().await?;
+    // A node of a cluster joins the bus before it reads the directory: every change
+    // committed after the read reaches it (one committed just before may arrive too;
+    // applying a change twice is harmless).
+    let bus = match &config.bus_url {
+        None => {
+            // Nobody is connected to a lone node that is starting: stale voice states go.
+            store.clear_voice_states().await?;
+            None
+        }
+        Some(url) => {
+            let mut options = concord_bus::NatsOptions::new(url.clone());
+            options.prefix.clone_from(&config.bus_prefix);
+            options.name = format!("concord {}", config.listen);
+            let (bus, inbox) = concord_bus::NatsBus::connect(options).await?;
+            tracing::info!(bus = config.bus_url_for_logs(), node = %concord_bus::Bus::node(&bus), "joined the cluster's bus");
+            Some((Arc::new(bus) as Arc<dyn concord_bus::Bus>, inbox))
+        }
+    };
     let snapshot = store
         .directory_snapshot(concord_protocol::Timestamp::now())
         .await?;
     let directory = Arc::new(Directory::from_snapshot(snapshot));
     let tick = Duration::from_millis(config.limits.presence_batch_ms);
     let families = Arc::new(Families::default());
-    let bus = Arc::new(LocalBus::new(Fanout::new(
+    let fanout = Fanout::new(
         Arc::clone(&directory),
         Arc::clone(&hub),
         Arc::clone(&families),
         tick,
         Arc::clone(&metrics),
-    )));
+    );
+    let events = match bus {
+        None => Events::new(fanout, None, Arc::clone(&metrics)),
+        Some((bus, inbox)) => {
+            let interests =
+                crate::cluster::Interests::start(Arc::clone(&bus), Arc::clone(&directory));
+            hub.watch_users(Arc::new(interests.clone()));
+            let fanout = fanout.with_interests(interests.clone());
+            let cluster = crate::cluster::Cluster::start(
+                bus,
+                inbox,
+                fanout.clone(),
+                interests,
+                Arc::clone(&directory),
+                Arc::clone(&metrics),
+            );
+            Events::new(fanout, Some(cluster), Arc::clone(&metrics))
+        }
+    };
     let grace = Duration::from_secs(config.limits.presence_grace_secs);
     let passwords = Arc::new(Passwords::start(config.password)?);
     let sessions_per_ip = IpCounter::new(config.limits.sessions_per_ip);
@@ -149,7 +186,7 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
         directory,
         hub,
         families,
-        events: Events::new(bus, Arc::clone(&metrics)),
+        events,
         metrics,
         presence: Arc::new(Presence::new(grace)),
         limiters: Arc::new(Limiters::new(&config.limits)),

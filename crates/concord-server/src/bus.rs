@@ -1,10 +1,11 @@
-//! The bus: how events and directory changes reach every node's Hub.
+//! What a node publishes and how it receives: events and directory changes for its
+//! Hub.
 //!
-//! A domain service commits to the store, then publishes. Each node receives every
-//! message in publish order, applies directory changes to its in-memory directory and
-//! resolves dispatch audiences against it, then queues the payload on its local
-//! sessions. [`LocalBus`] is the single-node bus (delivery happens inside `publish`);
-//! a networked bus (NATS) implements the same trait.
+//! A domain service commits to the store, then publishes through [`Events`]: the
+//! message is delivered on this node at once (directory changes applied, dispatch
+//! audiences resolved against the directory and queued on local sessions), then, on
+//! a node of a cluster, handed to [`crate::cluster`] for the others, whose
+//! [`Fanout`] receives it the same way. A single node has no bus beyond this.
 
 use std::{
     collections::HashMap,
@@ -92,12 +93,6 @@ pub struct Variant {
     pub payload: Payload,
 }
 
-/// Carries [`BusMessage`]s to every node, in order.
-pub trait Bus: Send + Sync + 'static {
-    /// Publishes one message.
-    fn publish(&self, message: BusMessage);
-}
-
 /// What one node does with each bus message.
 #[derive(Debug, Clone)]
 pub struct Fanout {
@@ -106,6 +101,7 @@ pub struct Fanout {
     families: Arc<Families>,
     presence: Arc<PresenceTicks>,
     metrics: Arc<Metrics>,
+    interests: Option<crate::cluster::Interests>,
 }
 
 /// Presence announcements waiting for the next tick.
@@ -149,13 +145,27 @@ impl Fanout {
             families,
             presence,
             metrics,
+            interests: None,
         }
+    }
+
+    /// The same receiver, keeping `interests` in step with the directory changes it
+    /// applies (a node of a cluster).
+    #[must_use]
+    pub fn with_interests(mut self, interests: crate::cluster::Interests) -> Self {
+        self.interests = Some(interests);
+        self
     }
 
     /// Applies or delivers one message on this node.
     pub fn receive(&self, message: &BusMessage) {
         match message {
-            BusMessage::Directory(change) => self.directory.apply(change),
+            BusMessage::Directory(change) => {
+                self.directory.apply(change);
+                if let Some(interests) = &self.interests {
+                    interests.directory_changed(change);
+                }
+            }
             BusMessage::CloseSessions { user } => {
                 self.hub
                     .close_user(*user, concord_gateway::CloseReason::Revoked);
@@ -381,29 +391,12 @@ fn tally(events: &[Event]) -> Vec<(Event, usize)> {
     counts
 }
 
-/// The in-process bus of a single node.
-#[derive(Debug, Clone)]
-pub struct LocalBus {
-    node: Fanout,
-}
-
-impl LocalBus {
-    /// A bus delivering to this one node.
-    pub fn new(node: Fanout) -> Self {
-        Self { node }
-    }
-}
-
-impl Bus for LocalBus {
-    fn publish(&self, message: BusMessage) {
-        self.node.receive(&message);
-    }
-}
-
-/// The domain's handle for publishing: serializes each event once.
+/// The domain's handle for publishing: serializes each event once, delivers it to
+/// this node's sessions at once, and hands it to the other nodes, if any.
 #[derive(Clone)]
 pub struct Events {
-    bus: Arc<dyn Bus>,
+    node: Fanout,
+    cluster: Option<crate::cluster::Cluster>,
     metrics: Arc<Metrics>,
 }
 
@@ -414,9 +407,30 @@ impl std::fmt::Debug for Events {
 }
 
 impl Events {
-    /// Publishing through `bus`, counted in `metrics`.
-    pub fn new(bus: Arc<dyn Bus>, metrics: Arc<Metrics>) -> Self {
-        Self { bus, metrics }
+    /// Publishing to this node's receiver, and through `cluster` to the other nodes;
+    /// counted in `metrics`.
+    pub fn new(
+        node: Fanout,
+        cluster: Option<crate::cluster::Cluster>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            node,
+            cluster,
+            metrics,
+        }
+    }
+
+    /// The node's cluster, when it has other nodes.
+    pub fn cluster(&self) -> Option<&crate::cluster::Cluster> {
+        self.cluster.as_ref()
+    }
+
+    fn publish(&self, message: BusMessage) {
+        self.node.receive(&message);
+        if let Some(cluster) = &self.cluster {
+            cluster.send(&message);
+        }
     }
 
     /// Publishes event `t` with payload `d` to `audience` (one serialization).
@@ -424,7 +438,7 @@ impl Events {
         match Payload::dispatch(t, d) {
             Ok(payload) => {
                 self.metrics.published(t);
-                self.bus.publish(BusMessage::Dispatch {
+                self.publish(BusMessage::Dispatch {
                     audience,
                     event: t,
                     payload,
@@ -456,7 +470,7 @@ impl Events {
         match serialized {
             Ok((default, variants)) => {
                 self.metrics.published(t);
-                self.bus.publish(BusMessage::DispatchEach {
+                self.publish(BusMessage::DispatchEach {
                     audience,
                     event: t,
                     default,
@@ -469,17 +483,17 @@ impl Events {
 
     /// Closes every session of `user` on every node (revoked, disabled, deleted).
     pub fn close_sessions(&self, user: UserId) {
-        self.bus.publish(BusMessage::CloseSessions { user });
+        self.publish(BusMessage::CloseSessions { user });
     }
 
     /// Closes the sessions login `family` opened, on every node.
     pub fn close_family(&self, family: uuid::Uuid) {
-        self.bus.publish(BusMessage::CloseFamily { family });
+        self.publish(BusMessage::CloseFamily { family });
     }
 
     /// Publishes a directory change.
     pub fn change(&self, change: DirectoryChange) {
-        self.bus.publish(BusMessage::Directory(change));
+        self.publish(BusMessage::Directory(change));
     }
 }
 

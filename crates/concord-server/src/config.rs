@@ -402,6 +402,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Database URL; default: `sqlite://<data_dir>/concord.db`.
     pub database_url: Option<String>,
+    /// The bus between nodes: unset = this process alone (in-process bus);
+    /// `nats://host:port` = NATS, shared by every node of the cluster.
+    pub bus_url: Option<String>,
+    /// The NATS subject prefix of the cluster (nodes of one cluster share it; two
+    /// clusters on one NATS need different ones).
+    pub bus_prefix: String,
     /// Registration mode, until an instance admin chooses one (`PATCH /admin/settings`,
     /// stored in the database), which is in force from then on.
     pub registration: RegistrationMode,
@@ -443,6 +449,8 @@ impl std::fmt::Debug for Config {
                 "database_url",
                 &self.database_url.as_ref().map(|u| redact_url(u)),
             )
+            .field("bus_url", &self.bus_url.as_ref().map(|u| redact_url(u)))
+            .field("bus_prefix", &self.bus_prefix)
             .field("registration", &self.registration)
             .field("log_format", &self.log_format)
             .field(
@@ -469,6 +477,8 @@ impl Default for Config {
             listen_backlog: 4096,
             data_dir: PathBuf::from("./concord-data"),
             database_url: None,
+            bus_url: None,
+            bus_prefix: "concord".into(),
             registration: RegistrationMode::Open,
             log_format: LogFormat::Text,
             jwt_secret: None,
@@ -559,6 +569,13 @@ impl Config {
         if let Some(v) = env("CONCORD_DATABASE_URL") {
             self.database_url = Some(v);
         }
+        if let Some(v) = env("CONCORD_BUS_URL") {
+            // Set but empty: the in-process bus, as when unset.
+            self.bus_url = (!v.is_empty()).then_some(v);
+        }
+        if let Some(v) = env("CONCORD_BUS_PREFIX") {
+            self.bus_prefix = v;
+        }
         if let Some(v) = env("CONCORD_REGISTRATION") {
             self.registration = match v.as_str() {
                 "open" => RegistrationMode::Open,
@@ -609,6 +626,11 @@ impl Config {
     /// [`Config::database_url`] as it may be logged: a password in it is hidden.
     pub fn database_url_for_logs(&self) -> String {
         redact_url(&self.database_url())
+    }
+
+    /// [`Config::bus_url`] as it may be logged: a password in it is hidden.
+    pub fn bus_url_for_logs(&self) -> Option<String> {
+        self.bus_url.as_deref().map(redact_url)
     }
 }
 

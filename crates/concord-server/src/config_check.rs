@@ -130,11 +130,27 @@ fn check_values(config: &Config) -> Result<(), ConfigProblem> {
         return Err(key("metrics.token", "must be at least 32 characters"));
     }
     if let Some(url) = &config.database_url
-        && !url.starts_with("sqlite://")
+        && !["sqlite://", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
     {
         return Err(key(
             "database_url",
-            "only sqlite://PATH is supported by this build",
+            "must be sqlite://PATH or postgres://USER@HOST:PORT/DATABASE",
+        ));
+    }
+    if let Some(url) = &config.bus_url
+        && !url.starts_with("nats://")
+    {
+        return Err(key(
+            "bus_url",
+            "must be nats://HOST:PORT (or leave it out: one node, in-process bus)",
+        ));
+    }
+    if !concord_bus::valid_prefix(&config.bus_prefix) {
+        return Err(key(
+            "bus_prefix",
+            "must be letters, digits, '-' and '_' in dot-separated parts (\"concord.prod\")",
         ));
     }
     check_webhooks(&config.webhooks)?;
@@ -306,8 +322,13 @@ mod tests {
             ),
             (
                 "database_url",
-                Box::new(|c| c.database_url = Some("postgres://db/concord".into())),
+                Box::new(|c| c.database_url = Some("mysql://db/concord".into())),
             ),
+            (
+                "bus_url",
+                Box::new(|c| c.bus_url = Some("redis://127.0.0.1:6379".into())),
+            ),
+            ("bus_prefix", Box::new(|c| c.bus_prefix = "a.>".into())),
             (
                 "cors_origins",
                 Box::new(|c| c.cors_origins = vec!["chat.example.org".into()]),

@@ -16,8 +16,9 @@ use concord_store::DirectorySnapshot;
 
 use crate::perms::{self, OverrideBits, Permissions};
 
-/// A change to the directory, applied on every node.
-#[derive(Debug, Clone, PartialEq)]
+/// A change to the directory, applied on every node (as JSON between nodes).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum DirectoryChange {
     /// A server was created with its owner as sole member.
@@ -243,6 +244,11 @@ impl Directory {
     pub fn apply(&self, change: &DirectoryChange) {
         let mut state = self.write();
         let touched_server = match change {
+            // Applied twice (a node starting while it was published), it must not
+            // forget the members who joined since.
+            DirectoryChange::ServerCreated { server, .. } if state.servers.contains_key(server) => {
+                None
+            }
             DirectoryChange::ServerCreated { server, owner } => {
                 let mut members = HashMap::new();
                 members.insert(*owner, Member::default());

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body;
 pub mod bus;
 pub mod caps;
+pub mod cluster;
 pub mod config;
 pub mod config_check;
 pub mod directory;

@@ -70,6 +70,7 @@ pub struct Metrics {
     refused: Family<[(&'static str, &'static str); 1], Counter>,
     node: Arc<NodeCollector>,
     webhooks: Family<[(&'static str, &'static str); 1], Counter>,
+    bus: Family<[(&'static str, &'static str); 1], Counter>,
     audio: crate::media::AudioCounters,
 }
 
@@ -172,6 +173,14 @@ impl Metrics {
             started: SystemTime::now(),
         });
         registry.register_collector(Box::new(Arc::clone(&node)));
+        let bus = Family::default();
+        registry.register(
+            "concord_bus_messages",
+            "Messages between nodes, by outcome: published, received, retried (a publish \
+             that failed and was tried again), dropped (given up after retries or with the \
+             queue full: logged), unreadable",
+            bus.clone(),
+        );
         let webhooks = Family::default();
         registry.register(
             "concord_webhook_deliveries",
@@ -217,6 +226,7 @@ impl Metrics {
             refused,
             node,
             webhooks,
+            bus,
             audio,
         }
     }
@@ -279,6 +289,17 @@ impl Metrics {
     /// `dropped`).
     pub fn webhook(&self, outcome: &'static str) {
         self.webhooks.get_or_create(&[("outcome", outcome)]).inc();
+    }
+
+    /// Counts one bus message of `outcome` (published, received, retried, dropped,
+    /// unreadable).
+    pub fn bus(&self, outcome: &'static str) {
+        self.bus.get_or_create(&[("outcome", outcome)]).inc();
+    }
+
+    /// Bus messages of one outcome so far.
+    pub fn bus_count(&self, outcome: &'static str) -> u64 {
+        self.bus.get_or_create(&[("outcome", outcome)]).get()
     }
 
     /// A webhook delivery count of one outcome so far.

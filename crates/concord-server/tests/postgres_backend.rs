@@ -3,27 +3,12 @@
 //! `CONCORD_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/…`); each
 //! test gets a database of its own there.
 
-use concord_store::PostgresStore;
-use concord_testkit::TestServer;
+use concord_testkit::{TestServer, fresh_postgres_url};
 use serde_json::json;
-
-/// A fresh, empty database on the test PostgreSQL server.
-async fn fresh_database_url() -> String {
-    let base = std::env::var("CONCORD_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/concord_test".to_owned());
-    let server = base
-        .rsplit_once('/')
-        .map_or(base.as_str(), |(server, _)| server);
-    let url = format!("{server}/concord_srv_{}", uuid::Uuid::new_v4().simple());
-    PostgresStore::create_database(&url)
-        .await
-        .expect("PostgreSQL answers at CONCORD_TEST_DATABASE_URL");
-    url
-}
 
 #[tokio::test]
 async fn rest_gateway_and_restart_on_postgres() {
-    let url = fresh_database_url().await;
+    let url = fresh_postgres_url().await;
     let server = TestServer::start_with(|c| c.database_url = Some(url.clone())).await;
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;

@@ -18,6 +18,30 @@ use tokio_tungstenite::tungstenite::{self, Message};
 /// milliseconds.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// A fresh, empty database on the test PostgreSQL server
+/// (`CONCORD_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/…`): its
+/// URL. `.ci/run` drops these (`concord_srv_*`) before each run.
+///
+/// # Panics
+/// If PostgreSQL does not answer.
+pub async fn fresh_postgres_url() -> String {
+    let base = std::env::var("CONCORD_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/concord_test".to_owned());
+    let server = base
+        .rsplit_once('/')
+        .map_or(base.as_str(), |(server, _)| server);
+    let url = format!("{server}/concord_srv_{}", uuid::Uuid::new_v4().simple());
+    concord_store::PostgresStore::create_database(&url)
+        .await
+        .expect("PostgreSQL answers at CONCORD_TEST_DATABASE_URL");
+    url
+}
+
+/// The test NATS server (`CONCORD_TEST_NATS_URL`, default `nats://127.0.0.1:4222`).
+pub fn nats_url() -> String {
+    std::env::var("CONCORD_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
 /// A real Concord server on 127.0.0.1:0 with its own temporary data directory.
 pub struct TestServer {
     /// Bound address.
@@ -301,6 +325,15 @@ impl TestUser {
                 .to_string(),
             api: server.api().bearer(&token),
             token,
+        }
+    }
+
+    /// The same user with a client for another node of the same cluster.
+    #[must_use]
+    pub fn on(&self, server: &TestServer) -> Self {
+        Self {
+            api: server.api().bearer(&self.token),
+            ..self.clone()
         }
     }
 

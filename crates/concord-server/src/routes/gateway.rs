@@ -261,6 +261,11 @@ fn forbidden(message: &str) -> CommandError {
 impl SessionHandler for ChatSession {
     async fn ready(&self, session: &SessionEntry) -> Result<Payload, ReadyError> {
         self.join_family(session);
+        // On a node of a cluster, the session's subscriptions (asked for when it
+        // registered) are in effect before READY is read: nothing after it is missed.
+        if let Some(cluster) = self.state.events.cluster() {
+            cluster.interests().sync().await;
+        }
         // The user is re-read with the rest of READY: the chosen presence may have
         // changed since the upgrade. The fresh record also feeds `connected`, which
         // follows once READY is written.

@@ -1,0 +1,286 @@
+//! Causal order of directory changes, shared by every bus.
+//!
+//! Each node counts the directory changes it has published, and the ones it has
+//! received from each other node. A message carries its publisher's counts at the
+//! moment of publishing; a receiver holds it back until it has received as many
+//! changes from each of those nodes, so that an event never overtakes a membership or
+//! permission change its publisher had seen (the event and the change travel on
+//! different subjects, which a broker does not order against each other).
+//!
+//! A change lost by the broker must not stall a node forever: a message held longer
+//! than [`Ordering::hold`] is delivered anyway, and counted.
+//!
+//! A node learns of another node from the first directory change it receives from
+//! it. A dependency on a node it has not heard from yet counts as met: such changes
+//! were published before this node subscribed, so its directory, loaded from the
+//! database after subscribing, already holds them.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering as Atomic},
+    },
+    time::Duration,
+};
+
+use tokio::{sync::mpsc, time::Instant};
+
+use crate::{BusMessage, Kind, NodeId};
+
+/// Counts of one node, shared by its publish side and its receive loop.
+#[derive(Debug)]
+pub struct Ordering {
+    node: NodeId,
+    hold: Duration,
+    published: AtomicU64,
+    received: Mutex<HashMap<NodeId, u64>>,
+    released_early: AtomicU64,
+}
+
+impl Ordering {
+    /// Counts for `node`, holding a message back at most `hold`.
+    pub fn new(node: NodeId, hold: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            node,
+            hold,
+            published: AtomicU64::new(0),
+            received: Mutex::default(),
+            released_early: AtomicU64::new(0),
+        })
+    }
+
+    /// The longest a received message waits for the directory changes before it.
+    pub fn hold(&self) -> Duration {
+        self.hold
+    }
+
+    /// Messages delivered before the changes they depended on arrived (lost or late).
+    pub fn released_early(&self) -> u64 {
+        self.released_early.load(Atomic::Relaxed)
+    }
+
+    /// The sequence number and dependencies of a message this node publishes now.
+    /// Call in publish order (the caller serializes its publishes).
+    pub(crate) fn stamp(&self, kind: Kind) -> (u64, Vec<(NodeId, u64)>) {
+        let own = match kind {
+            Kind::Directory => self.published.fetch_add(1, Atomic::AcqRel) + 1,
+            Kind::Event => self.published.load(Atomic::Acquire),
+        };
+        let received = self.received.lock().unwrap_or_else(|e| e.into_inner());
+        let mut deps = Vec::with_capacity(received.len() + 1);
+        if own > 0 {
+            deps.push((self.node, own));
+        }
+        deps.extend(received.iter().map(|(n, c)| (*n, *c)));
+        let seq = if kind == Kind::Directory { own } else { 0 };
+        (seq, deps)
+    }
+
+    fn met(&self, message: &BusMessage) -> bool {
+        let received = self.received.lock().unwrap_or_else(|e| e.into_inner());
+        message.deps.iter().all(|(node, count)| {
+            if *node == self.node {
+                return true;
+            }
+            match received.get(node) {
+                // The message's own change is its dependency on its origin: the one
+                // before it must have arrived.
+                Some(have) if *node == message.origin && message.kind == Kind::Directory => {
+                    *have + 1 >= *count
+                }
+                Some(have) => have >= count,
+                None => true,
+            }
+        })
+    }
+
+    fn delivered(&self, message: &BusMessage) {
+        if message.kind == Kind::Directory {
+            let mut received = self.received.lock().unwrap_or_else(|e| e.into_inner());
+            let have = received.entry(message.origin).or_insert(0);
+            *have = (*have).max(message.seq);
+        }
+    }
+}
+
+/// Runs a node's receive side: takes messages as they arrive, holds each until its
+/// dependencies are met (or [`Ordering::hold`] passed), and hands them to the inbox in
+/// that order. Ends when `arrivals` closes or the inbox is dropped.
+pub(crate) async fn run(
+    order: Arc<Ordering>,
+    mut arrivals: mpsc::Receiver<BusMessage>,
+    inbox: mpsc::Sender<BusMessage>,
+) {
+    let mut held: VecDeque<(Instant, BusMessage)> = VecDeque::new();
+    loop {
+        let deadline = held.front().map(|(at, _)| *at + order.hold);
+        let arrival = tokio::select! {
+            arrival = arrivals.recv() => match arrival {
+                Some(message) => Some(message),
+                None => break,
+            },
+            () = sleep_until(deadline) => None,
+        };
+        let mut ready = Vec::new();
+        match arrival {
+            Some(message) if held.is_empty() && order.met(&message) => ready.push(message),
+            Some(message) => held.push_back((Instant::now(), message)),
+            None => {
+                // The oldest held message waited its time: out it goes, as if met.
+                if let Some((_, message)) = held.pop_front() {
+                    order.released_early.fetch_add(1, Atomic::Relaxed);
+                    tracing::warn!(
+                        origin = %message.origin,
+                        event = %message.event,
+                        "bus message delivered without the directory changes before it"
+                    );
+                    order.delivered(&message);
+                    ready.push(message);
+                }
+            }
+        }
+        for message in &ready {
+            order.delivered(message);
+        }
+        // Each delivery may meet what is held: scan until nothing more moves.
+        loop {
+            let Some(at) = held.iter().position(|(_, m)| order.met(m)) else {
+                break;
+            };
+            let Some((_, message)) = held.remove(at) else {
+                break;
+            };
+            order.delivered(&message);
+            ready.push(message);
+        }
+        for message in ready {
+            if inbox.send(message).await.is_err() {
+                return;
+            }
+        }
+    }
+    // Arrivals ended: what is held goes out as it is.
+    for (_, message) in held {
+        if inbox.send(message).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::Audience;
+
+    fn message(origin: NodeId, kind: Kind, seq: u64, deps: Vec<(NodeId, u64)>) -> BusMessage {
+        BusMessage {
+            origin,
+            kind,
+            seq,
+            deps,
+            audience: Audience::Everyone,
+            event: format!("{kind:?}-{seq}"),
+            body: Bytes::new(),
+        }
+    }
+
+    fn start() -> (
+        Arc<Ordering>,
+        mpsc::Sender<BusMessage>,
+        mpsc::Receiver<BusMessage>,
+    ) {
+        let order = Ordering::new(NodeId::new(), Duration::from_secs(2));
+        let (arrivals, arriving) = mpsc::channel(16);
+        let (inbox, receiver) = mpsc::channel(16);
+        tokio::spawn(run(Arc::clone(&order), arriving, inbox));
+        (order, arrivals, receiver)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_that_overtook_its_change_waits_for_it() {
+        let (order, arrivals, mut inbox) = start();
+        let (a, b) = (NodeId::new(), NodeId::new());
+        // a's first change, seen by this node: a is known from now on.
+        arrivals
+            .send(message(a, Kind::Directory, 1, vec![(a, 1)]))
+            .await
+            .unwrap();
+        assert_eq!(inbox.recv().await.unwrap().seq, 1);
+        // b saw a's second change and published; its event arrives first.
+        arrivals
+            .send(message(b, Kind::Event, 0, vec![(a, 2)]))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(inbox.try_recv().is_err(), "held");
+        arrivals
+            .send(message(a, Kind::Directory, 2, vec![(a, 2)]))
+            .await
+            .unwrap();
+        assert_eq!(inbox.recv().await.unwrap().kind, Kind::Directory);
+        assert_eq!(inbox.recv().await.unwrap().kind, Kind::Event);
+        assert_eq!(order.released_early(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_change_holds_what_follows_only_for_the_hold() {
+        let (order, arrivals, mut inbox) = start();
+        let a = NodeId::new();
+        arrivals
+            .send(message(a, Kind::Directory, 1, vec![(a, 1)]))
+            .await
+            .unwrap();
+        assert_eq!(inbox.recv().await.unwrap().seq, 1);
+        // Change 2 is lost; change 3 and an event after it wait, then go, in order.
+        arrivals
+            .send(message(a, Kind::Directory, 3, vec![(a, 3)]))
+            .await
+            .unwrap();
+        arrivals
+            .send(message(a, Kind::Event, 0, vec![(a, 3)]))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1900)).await;
+        assert!(inbox.try_recv().is_err(), "held within the hold");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(inbox.recv().await.unwrap().seq, 3);
+        assert_eq!(inbox.recv().await.unwrap().kind, Kind::Event);
+        assert_eq!(order.released_early(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dependencies_on_unheard_nodes_and_on_itself_count_as_met() {
+        let (order, arrivals, mut inbox) = start();
+        let (stranger, b) = (NodeId::new(), NodeId::new());
+        let own = order.node;
+        arrivals
+            .send(message(b, Kind::Event, 0, vec![(stranger, 40), (own, 7)]))
+            .await
+            .unwrap();
+        assert_eq!(inbox.recv().await.unwrap().origin, b);
+    }
+
+    #[test]
+    fn stamps_count_own_changes_and_carry_what_was_received() {
+        let order = Ordering::new(NodeId::new(), Duration::from_secs(1));
+        assert_eq!(order.stamp(Kind::Event), (0, vec![]));
+        assert_eq!(order.stamp(Kind::Directory), (1, vec![(order.node, 1)]));
+        let other = NodeId::new();
+        order.delivered(&message(other, Kind::Directory, 5, vec![]));
+        let (seq, mut deps) = order.stamp(Kind::Event);
+        deps.sort();
+        let mut want = vec![(order.node, 1), (other, 5)];
+        want.sort();
+        assert_eq!((seq, deps), (0, want));
+    }
+}

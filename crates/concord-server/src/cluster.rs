@@ -1,0 +1,491 @@
+//! Several nodes as one server: the node's side of [`concord_bus`].
+//!
+//! A node delivers what it publishes to its own sessions at once (as a single node
+//! does), then hands it to [`Cluster`], which queues it for the bus in order; one
+//! task publishes the queue, retrying a failed publish before the next message so the
+//! order holds. A message the bus cannot take after [`RETRIES`] tries is dropped,
+//! logged and counted (`concord_bus_messages_total{outcome="dropped"}`): the database
+//! still has it (history, READY), only the live push is lost.
+//!
+//! What other nodes publish arrives on the node's inbox and goes through the same
+//! receiver as its own messages ([`Fanout::receive`]). Each message is decoded once
+//! per node; a dispatch's JSON becomes one frame shared by every local recipient.
+//!
+//! [`Interests`] keeps the node subscribed to exactly what its sessions need: a user's
+//! subject while it holds a session of theirs, a server's while it holds a session of
+//! one of its members.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use concord_bus::{Bus, Inbox, Interest, Outgoing};
+use concord_gateway::Payload;
+use concord_protocol::{Event, ServerId, UserId};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    bus::{Audience, BusMessage, Fanout, Variant},
+    directory::{Directory, DirectoryChange},
+    metrics::Metrics,
+    perms::Permissions,
+};
+
+/// Tries of one publish before its message is dropped.
+pub const RETRIES: u32 = 8;
+/// Messages waiting for the bus before new ones are dropped (and counted).
+pub const QUEUE: usize = 64 * 1024;
+
+const DIRECTORY: &str = "@directory";
+const CLOSE_SESSIONS: &str = "@close_sessions";
+const CLOSE_FAMILY: &str = "@close_family";
+const EACH: &str = "@each";
+
+/// The node's handle on the bus.
+#[derive(Clone)]
+pub struct Cluster {
+    queue: mpsc::Sender<Outgoing>,
+    directory: Arc<Directory>,
+    metrics: Arc<Metrics>,
+    interests: Interests,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Starts the node's publisher over `bus`, and its receiver from `inbox` into
+    /// `fanout`.
+    pub fn start(
+        bus: Arc<dyn Bus>,
+        inbox: Inbox,
+        fanout: Fanout,
+        interests: Interests,
+        directory: Arc<Directory>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let (queue, queued) = mpsc::channel(QUEUE);
+        tokio::spawn(publish_all(bus, queued, Arc::clone(&metrics)));
+        tokio::spawn(receive_all(inbox, fanout, Arc::clone(&metrics)));
+        Self {
+            queue,
+            directory,
+            metrics,
+            interests,
+        }
+    }
+
+    /// What the node watches.
+    pub fn interests(&self) -> &Interests {
+        &self.interests
+    }
+
+    /// Queues `message` (already delivered on this node) for the other nodes.
+    pub fn send(&self, message: &BusMessage) {
+        let Some(mut outgoing) = encode(message, &self.directory) else {
+            return;
+        };
+        if let concord_bus::Audience::Server(server)
+        | concord_bus::Audience::Channel { server, .. }
+        | concord_bus::Audience::ServerPermission { server, .. } = outgoing.audience
+            && self.interests.just_joined(server)
+        {
+            outgoing = outgoing.to_every_node();
+        }
+        if let Err(err) = self.queue.try_send(outgoing) {
+            self.metrics.bus("dropped");
+            tracing::error!(error = %err, "bus queue full: message not sent to other nodes");
+        }
+    }
+}
+
+/// Publishes the queue in order; a failed publish is retried (with backoff) before
+/// the next message goes.
+async fn publish_all(
+    bus: Arc<dyn Bus>,
+    mut queued: mpsc::Receiver<Outgoing>,
+    metrics: Arc<Metrics>,
+) {
+    while let Some(message) = queued.recv().await {
+        let mut wait = Duration::from_millis(50);
+        for attempt in 1..=RETRIES {
+            match bus.publish(message.clone()).await {
+                Ok(()) => {
+                    metrics.bus("published");
+                    break;
+                }
+                Err(err) if attempt < RETRIES => {
+                    metrics.bus("retried");
+                    tracing::warn!(event = %message.event, attempt, error = %err, "bus publish failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(err) => {
+                    metrics.bus("dropped");
+                    tracing::error!(event = %message.event, error = %err, "bus publish failed; message not sent to other nodes");
+                }
+            }
+        }
+    }
+}
+
+/// Hands what other nodes published to this node's receiver.
+async fn receive_all(mut inbox: Inbox, fanout: Fanout, metrics: Arc<Metrics>) {
+    while let Some(message) = inbox.recv().await {
+        match decode(message) {
+            Ok(message) => {
+                metrics.bus("received");
+                fanout.receive(&message);
+            }
+            Err(reason) => {
+                metrics.bus("unreadable");
+                tracing::warn!(reason, "bus message from another node not understood");
+            }
+        }
+    }
+}
+
+/// The network form of a node's message; `None` for one that concerns this node only.
+pub(crate) fn encode(message: &BusMessage, directory: &Directory) -> Option<Outgoing> {
+    Some(match message {
+        BusMessage::Directory(change) => match serde_json::to_vec(change) {
+            Ok(body) => Outgoing::directory(DIRECTORY, Bytes::from(body)),
+            Err(err) => {
+                tracing::error!(error = %err, "directory change not serializable");
+                return None;
+            }
+        },
+        BusMessage::Dispatch {
+            audience,
+            event,
+            payload,
+        } => Outgoing::event(
+            audience_out(audience, directory)?,
+            event.as_str(),
+            Bytes::copy_from_slice(payload.json_bytes()),
+        ),
+        BusMessage::DispatchEach {
+            audience,
+            event,
+            default,
+            variants,
+        } => {
+            let mut body = BytesMut::new();
+            let name = event.as_str().as_bytes();
+            body.put_u8(name.len() as u8);
+            body.put_slice(name);
+            put_frame(&mut body, default);
+            body.put_u32(variants.len() as u32);
+            for variant in variants {
+                body.put_u32(variant.users.len() as u32);
+                for user in &variant.users {
+                    body.put_slice(user.get().as_bytes());
+                }
+                put_frame(&mut body, &variant.payload);
+            }
+            Outgoing::event(audience_out(audience, directory)?, EACH, body.freeze())
+        }
+        BusMessage::CloseSessions { user } => Outgoing::event(
+            concord_bus::Audience::Users(vec![*user]),
+            CLOSE_SESSIONS,
+            Bytes::new(),
+        ),
+        BusMessage::CloseFamily { family } => Outgoing::event(
+            concord_bus::Audience::Everyone,
+            CLOSE_FAMILY,
+            Bytes::copy_from_slice(family.as_bytes()),
+        ),
+    })
+}
+
+fn put_frame(body: &mut BytesMut, payload: &Payload) {
+    let json = payload.json_bytes();
+    body.put_u32(json.len() as u32);
+    body.put_slice(json);
+}
+
+fn audience_out(audience: &Audience, directory: &Directory) -> Option<concord_bus::Audience> {
+    use concord_bus::Audience as Out;
+    Some(match audience {
+        Audience::Server(server) => Out::Server(*server),
+        Audience::Channel(channel) => match directory.channel(*channel) {
+            Some(facts) => Out::Channel {
+                server: facts.server,
+                channel: *channel,
+            },
+            // A channel unknown here is unknown everywhere (deleted): no one to tell.
+            None => return None,
+        },
+        Audience::ServerPermission(server, permissions) => Out::ServerPermission {
+            server: *server,
+            permissions: permissions.0 as u64,
+        },
+        Audience::Users(users) => Out::Users(users.clone()),
+        Audience::CoMembers(user) => Out::CoMembers(*user),
+    })
+}
+
+fn audience_in(audience: concord_bus::Audience) -> Result<Audience, &'static str> {
+    use concord_bus::Audience as In;
+    Ok(match audience {
+        In::Everyone => return Err("an event for everyone"),
+        In::Server(server) => Audience::Server(server),
+        In::Channel { channel, .. } => Audience::Channel(channel),
+        In::ServerPermission {
+            server,
+            permissions,
+        } => Audience::ServerPermission(server, Permissions(permissions as i64)),
+        In::Users(users) => Audience::Users(users),
+        In::CoMembers(user) => Audience::CoMembers(user),
+    })
+}
+
+fn event_named(name: &str) -> Result<Event, &'static str> {
+    Event::ALL
+        .iter()
+        .copied()
+        .find(|event| event.as_str() == name)
+        .ok_or("an event this node does not know")
+}
+
+/// A dispatch frame from another node's JSON: checked to be one, so a session never
+/// writes what is not.
+fn frame(event: Event, json: &[u8]) -> Result<Payload, &'static str> {
+    let text = std::str::from_utf8(json).map_err(|_| "a frame that is not UTF-8")?;
+    Payload::dispatch_json(event, text).ok_or("a frame that is not a dispatch")
+}
+
+/// A node's message from the network form.
+pub(crate) fn decode(message: concord_bus::BusMessage) -> Result<BusMessage, &'static str> {
+    let mut body = message.body;
+    Ok(match message.event.as_str() {
+        DIRECTORY => BusMessage::Directory(
+            serde_json::from_slice::<DirectoryChange>(&body)
+                .map_err(|_| "a directory change this node cannot read")?,
+        ),
+        CLOSE_SESSIONS => match message.audience {
+            concord_bus::Audience::Users(users) if users.len() == 1 => {
+                BusMessage::CloseSessions { user: users[0] }
+            }
+            _ => return Err("a close for other than one user"),
+        },
+        CLOSE_FAMILY => BusMessage::CloseFamily {
+            family: uuid::Uuid::from_slice(&body).map_err(|_| "a close without its login")?,
+        },
+        EACH => {
+            let name = take(&mut body, 1).and_then(|n| take(&mut body, usize::from(n[0])))?;
+            let event = event_named(std::str::from_utf8(&name).map_err(|_| "a bad name")?)?;
+            let default = take_frame(&mut body, event)?;
+            let n = take_u32(&mut body)? as usize;
+            let mut variants = Vec::with_capacity(n.min(1024));
+            for _ in 0..n {
+                let users = take_u32(&mut body)? as usize;
+                let ids = take(&mut body, users.checked_mul(16).ok_or("too many users")?)?;
+                let users = ids
+                    .chunks_exact(16)
+                    .map(|id| UserId::from_uuid(uuid::Uuid::from_slice(id).unwrap_or_default()))
+                    .collect();
+                variants.push(Variant {
+                    users,
+                    payload: take_frame(&mut body, event)?,
+                });
+            }
+            BusMessage::DispatchEach {
+                audience: audience_in(message.audience)?,
+                event,
+                default,
+                variants,
+            }
+        }
+        name => {
+            let event = event_named(name)?;
+            BusMessage::Dispatch {
+                audience: audience_in(message.audience)?,
+                event,
+                payload: frame(event, &body)?,
+            }
+        }
+    })
+}
+
+fn take(body: &mut Bytes, n: usize) -> Result<Bytes, &'static str> {
+    if body.remaining() < n {
+        return Err("a truncated message");
+    }
+    Ok(body.split_to(n))
+}
+
+fn take_u32(body: &mut Bytes) -> Result<u32, &'static str> {
+    take(body, 4).map(|mut b| b.get_u32())
+}
+
+fn take_frame(body: &mut Bytes, event: Event) -> Result<Payload, &'static str> {
+    let n = take_u32(body)? as usize;
+    let json = take(body, n)?;
+    frame(event, &json)
+}
+
+/// What the node watches on the bus, kept in step with its sessions and directory.
+///
+/// Changes go to the bus through one task in the order they were made, so a watch
+/// and the unwatch after it never swap.
+#[derive(Clone)]
+pub struct Interests {
+    commands: mpsc::UnboundedSender<Command>,
+    state: Arc<Mutex<Watched>>,
+    directory: Arc<Directory>,
+    /// Servers whose membership changed lately, and when.
+    joined: Arc<Mutex<HashMap<ServerId, tokio::time::Instant>>>,
+}
+
+/// How long after a member joins a server its events go to every node rather than
+/// to the nodes watching it: the time a node that learnt of the join needs to
+/// subscribe to the server's route (one round trip to the broker), with margin.
+pub const JOIN_WINDOW: Duration = Duration::from_secs(2);
+
+impl std::fmt::Debug for Interests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interests").finish_non_exhaustive()
+    }
+}
+
+/// The servers watched for each user with sessions on this node.
+#[derive(Default)]
+struct Watched {
+    servers: HashMap<UserId, HashSet<ServerId>>,
+}
+
+impl concord_gateway::UserWatch for Interests {
+    fn first(&self, user: UserId) {
+        // Read under the lock that `directory_changed` takes after each change: a
+        // change is either in this read or seen by it afterwards.
+        let mut state = self.lock();
+        let servers: HashSet<ServerId> = self.directory.servers_of(user).into_iter().collect();
+        self.command(Command::Watch(Interest::User(user)));
+        for server in &servers {
+            self.command(Command::Watch(Interest::Server(*server)));
+        }
+        state.servers.insert(user, servers);
+    }
+
+    fn last(&self, user: UserId) {
+        let servers = self.lock().servers.remove(&user).unwrap_or_default();
+        self.command(Command::Unwatch(Interest::User(user)));
+        for server in servers {
+            self.command(Command::Unwatch(Interest::Server(server)));
+        }
+    }
+}
+
+enum Command {
+    Watch(Interest),
+    Unwatch(Interest),
+    Sync(oneshot::Sender<()>),
+}
+
+impl Interests {
+    /// Starts the task that tells `bus` what this node watches.
+    pub fn start(bus: Arc<dyn Bus>, directory: Arc<Directory>) -> Self {
+        let (commands, mut pending) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(command) = pending.recv().await {
+                let result = match command {
+                    Command::Watch(interest) => bus.watch(interest).await,
+                    Command::Unwatch(interest) => bus.unwatch(interest).await,
+                    Command::Sync(done) => {
+                        let result = bus.sync().await;
+                        let _ = done.send(());
+                        result
+                    }
+                };
+                if let Err(err) = result {
+                    tracing::error!(error = %err, "bus subscription change failed");
+                }
+            }
+        });
+        Self {
+            commands,
+            state: Arc::default(),
+            directory,
+            joined: Arc::default(),
+        }
+    }
+
+    /// Whether `server` gained a member within [`JOIN_WINDOW`].
+    pub fn just_joined(&self, server: ServerId) -> bool {
+        let joined = self.joined.lock().unwrap_or_else(|e| e.into_inner());
+        joined
+            .get(&server)
+            .is_some_and(|at| at.elapsed() < JOIN_WINDOW)
+    }
+
+    fn joined(&self, server: ServerId) {
+        let mut joined = self.joined.lock().unwrap_or_else(|e| e.into_inner());
+        if joined.len() >= 1024 {
+            joined.retain(|_, at| at.elapsed() < JOIN_WINDOW);
+        }
+        joined.insert(server, tokio::time::Instant::now());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Watched> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn command(&self, command: Command) {
+        // The task lives as long as the runtime; nothing to do once it is gone.
+        let _ = self.commands.send(command);
+    }
+
+    /// Returns once the broker has taken every subscription asked for so far: a
+    /// session's READY is read after this, so nothing published after it is missed.
+    pub async fn sync(&self) {
+        let (done, synced) = oneshot::channel();
+        self.command(Command::Sync(done));
+        let _ = synced.await;
+    }
+
+    /// Follows a directory change: a local user who joins a server starts watching
+    /// it; one who leaves, or whose server is deleted, stops.
+    pub fn directory_changed(&self, change: &DirectoryChange) {
+        if let DirectoryChange::ServerCreated { server, .. }
+        | DirectoryChange::MemberAdded { server, .. } = change
+        {
+            self.joined(*server);
+        }
+        let mut state = self.lock();
+        match change {
+            DirectoryChange::ServerCreated {
+                server,
+                owner: user,
+            }
+            | DirectoryChange::MemberAdded { server, user } => {
+                if let Some(servers) = state.servers.get_mut(user)
+                    && servers.insert(*server)
+                {
+                    self.command(Command::Watch(Interest::Server(*server)));
+                }
+            }
+            DirectoryChange::MemberRemoved { server, user } => {
+                if let Some(servers) = state.servers.get_mut(user)
+                    && servers.remove(server)
+                {
+                    self.command(Command::Unwatch(Interest::Server(*server)));
+                }
+            }
+            DirectoryChange::ServerDeleted { server } => {
+                for servers in state.servers.values_mut() {
+                    if servers.remove(server) {
+                        self.command(Command::Unwatch(Interest::Server(*server)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Three nodes on loopback behave as one server: one PostgreSQL database, one NATS,
+//! one JWT secret; each node its own port and data directory. A user must not be
+//! able to tell which node they are on.
+//!
+//! Services come from `CONCORD_TEST_DATABASE_URL` and `CONCORD_TEST_NATS_URL`
+//! (defaults 127.0.0.1:5432 and 127.0.0.1:4222); each test gets its own database and
+//! its own subject prefix, so runs never see each other.
+
+use concord_testkit::{TestServer, fresh_postgres_url, nats_url};
+use serde_json::json;
+
+/// `n` nodes of one fresh cluster.
+async fn cluster(n: usize) -> Vec<TestServer> {
+    let database = fresh_postgres_url().await;
+    let prefix = format!("concord-test.{}", uuid::Uuid::new_v4().simple());
+    let secret = format!("cluster-secret-{}", uuid::Uuid::new_v4().simple());
+    let mut nodes = Vec::with_capacity(n);
+    for _ in 0..n {
+        nodes.push(
+            TestServer::start_with(|c| {
+                c.database_url = Some(database.clone());
+                c.bus_url = Some(nats_url());
+                c.bus_prefix.clone_from(&prefix);
+                c.jwt_secret = Some(secret.clone());
+            })
+            .await,
+        );
+    }
+    nodes
+}
+
+async fn shutdown(nodes: Vec<TestServer>) {
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn messages_typing_and_joins_cross_nodes() {
+    let nodes = cluster(3).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let carol = c.user("carol").await;
+    let hall = alice.create_server("three nodes").await;
+    let general = alice.create_channel(&hall, "general", "text").await;
+    // Joins go through the joiner's own node.
+    bob.join(&hall).await;
+    carol.join(&hall).await;
+
+    let (mut alice_gw, _) = a.connect(&alice.ws_query()).await;
+    let (mut bob_gw, ready) = b.connect(&bob.ws_query()).await;
+    assert!(
+        ready["servers"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["id"] == hall.as_str())),
+        "READY on b lists the server made on a: {ready}"
+    );
+    let (mut carol_gw, _) = c.connect(&carol.ws_query()).await;
+
+    alice.post(&general, "from a").await;
+    for gw in [&mut alice_gw, &mut bob_gw, &mut carol_gw] {
+        assert_eq!(gw.next_event("MESSAGE_CREATE").await["content"], "from a");
+    }
+    bob.post(&general, "from b").await;
+    for gw in [&mut alice_gw, &mut bob_gw, &mut carol_gw] {
+        assert_eq!(gw.next_event("MESSAGE_CREATE").await["content"], "from b");
+    }
+
+    // A gateway op on c reaches a session on a.
+    carol_gw
+        .send(&json!({"op": "TYPING_START", "d": {"channel_id": general}}))
+        .await;
+    let typing = alice_gw.next_event("TYPING_START").await;
+    assert_eq!(typing["user_id"], carol.user_id().to_string());
+
+    // Dave is connected to c before he joins (on a): c learns of the join from the
+    // bus and must not miss what is posted right after it.
+    let dave = c.user("dave").await;
+    let (mut dave_gw, _) = c.connect(&dave.ws_query()).await;
+    dave.on(a).join(&hall).await;
+    alice.post(&general, "right after the join").await;
+    assert_eq!(
+        dave_gw.next_event("MESSAGE_CREATE").await["content"],
+        "right after the join"
+    );
+    shutdown(nodes).await;
+}
+
+#[tokio::test]
+async fn permissions_and_moderation_on_one_node_hold_on_the_others() {
+    let nodes = cluster(2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let hall = alice.create_server("rules").await;
+    let open = alice.create_channel(&hall, "open", "text").await;
+    let secret = alice.create_channel(&hall, "secret", "text").await;
+    bob.join(&hall).await;
+    let (mut bob_gw, _) = b.connect(&bob.ws_query()).await;
+
+    // An override made on a hides the channel from bob on b.
+    let res = a
+        .api()
+        .bearer(&alice.token)
+        .raw(
+            "PUT",
+            &format!("/channels/{secret}/overrides"),
+            Some("application/json"),
+            json!({"user_id": bob.user_id().to_string(), "allow": 0, "deny": 1}).to_string(),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let changed = bob_gw.next_event("CHANNEL_OVERRIDE_UPDATE").await;
+    assert_eq!(changed["channel_id"], secret.as_str());
+    alice.post(&secret, "not for bob").await;
+    alice.post(&open, "for everyone").await;
+    // Same server, same route: in order. The hidden one never comes.
+    assert_eq!(
+        bob_gw.next_event("MESSAGE_CREATE").await["content"],
+        "for everyone"
+    );
+
+    // A kick on a reaches bob on b, and nothing of the server after it.
+    let res = a
+        .api()
+        .bearer(&alice.token)
+        .post(
+            &format!("/servers/{hall}/members/{}/kick", bob.user_id()),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status, 204, "{}", res.text);
+    let kick = bob_gw.next_event("MEMBER_KICK").await;
+    assert_eq!(kick["user_id"], bob.user_id().to_string());
+
+    // Logging out everywhere on a closes bob's sessions on b.
+    let res = a.api().bearer(&bob.token).post_empty("/auth/logout").await;
+    assert_eq!(res.status, 204, "{}", res.text);
+    assert!(matches!(
+        bob_gw.closed().await,
+        concord_testkit::Closed::Code(_)
+    ));
+    shutdown(nodes).await;
+}
