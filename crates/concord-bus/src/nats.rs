@@ -195,7 +195,7 @@ impl Bus for NatsBus {
         if self.closed.load(Atomic::Acquire) {
             return Err(BusError::Closed);
         }
-        let max = usize::try_from(self.client.server_info().max_payload).unwrap_or(usize::MAX);
+        let max = self.client.server_info().max_payload;
         let _turn = self.publishing.lock().await;
         let (seq, deps) = self.order.stamp(message.kind);
         for (route, audience) in routes(&message) {

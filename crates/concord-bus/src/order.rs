@@ -144,10 +144,7 @@ pub(crate) async fn run(
             order.delivered(message);
         }
         // Each delivery may meet what is held: scan until nothing more moves.
-        loop {
-            let Some(at) = held.iter().position(|(_, m)| order.met(m)) else {
-                break;
-            };
+        while let Some(at) = held.iter().position(|(_, m)| order.met(m)) {
             let Some((_, message)) = held.remove(at) else {
                 break;
             };

@@ -279,7 +279,7 @@ mod tests {
 
     #[test]
     fn values_that_cannot_work_are_refused_by_their_key() {
-        let cases: [(&str, Adjust); 16] = [
+        let cases: [(&str, Adjust); 18] = [
             (
                 "limits.rest_per_ip.per_second",
                 Box::new(|c| c.limits.rest_per_ip.per_second = 0),
