@@ -181,7 +181,7 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
         Arc::clone(&directory) as Arc<dyn crate::media::VoiceRoster>,
         metrics.audio(),
     ));
-    Ok(AppState {
+    let state = AppState {
         store,
         directory,
         hub,
@@ -203,7 +203,10 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
         automod: Arc::new(crate::automod::AutomodRules::new()),
         webhooks,
         media,
-    })
+    };
+    // A node of a cluster follows the others' presence for its life.
+    tokio::spawn(crate::presence::follow_cluster(state.clone()));
+    Ok(state)
 }
 
 /// The HTTP application: every route, under `/` and `/api`.

@@ -435,16 +435,39 @@ impl Events {
 
     /// Publishes event `t` with payload `d` to `audience` (one serialization).
     pub fn dispatch<T: Serialize + ?Sized>(&self, audience: Audience, t: Event, d: &T) {
+        if let Some(message) = self.dispatch_message(audience, t, d) {
+            self.publish(message);
+        }
+    }
+
+    /// Delivers event `t` with payload `d` to `audience` on this node only (presence,
+    /// which each node derives for its own sessions from what the nodes tell each
+    /// other).
+    pub fn dispatch_here<T: Serialize + ?Sized>(&self, audience: Audience, t: Event, d: &T) {
+        if let Some(message) = self.dispatch_message(audience, t, d) {
+            self.node.receive(&message);
+        }
+    }
+
+    fn dispatch_message<T: Serialize + ?Sized>(
+        &self,
+        audience: Audience,
+        t: Event,
+        d: &T,
+    ) -> Option<BusMessage> {
         match Payload::dispatch(t, d) {
             Ok(payload) => {
                 self.metrics.published(t);
-                self.publish(BusMessage::Dispatch {
+                Some(BusMessage::Dispatch {
                     audience,
                     event: t,
                     payload,
-                });
+                })
             }
-            Err(err) => tracing::error!(event = t.as_str(), error = %err, "event not serializable"),
+            Err(err) => {
+                tracing::error!(event = t.as_str(), error = %err, "event not serializable");
+                None
+            }
         }
     }
 

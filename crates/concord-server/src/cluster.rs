@@ -40,17 +40,49 @@ pub const RETRIES: u32 = 8;
 pub const QUEUE: usize = 64 * 1024;
 
 const DIRECTORY: &str = "@directory";
+const PRESENCE: &str = "@presence";
 const CLOSE_SESSIONS: &str = "@close_sessions";
 const CLOSE_FAMILY: &str = "@close_family";
 const EACH: &str = "@each";
 
+/// What nodes tell each other about presence (`crate::presence`): who holds whom
+/// online, and that they are alive. Sent to every node.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "signal", rename_all = "snake_case")]
+pub enum Signal {
+    /// The sender holds the user online now (a session, or one within its grace),
+    /// with this chosen presence.
+    Up(concord_protocol::PresenceUpdate),
+    /// The sender no longer holds the user online.
+    Down {
+        /// The user.
+        user: UserId,
+    },
+    /// The user chose another presence.
+    Chosen(concord_protocol::PresenceUpdate),
+    /// The sender is alive (every heartbeat).
+    Alive,
+    /// A node that just started asks every node for the users it holds.
+    RosterRequest,
+    /// Users the sender holds online (an answer to a roster request, in parts).
+    Roster {
+        /// The users and their chosen presence.
+        users: Vec<concord_protocol::PresenceUpdate>,
+    },
+}
+
+/// A [`Signal`] and the node it came from.
+pub type FromNode = (concord_bus::NodeId, Signal);
+
 /// The node's handle on the bus.
 #[derive(Clone)]
 pub struct Cluster {
+    node: concord_bus::NodeId,
     queue: mpsc::Sender<Outgoing>,
     directory: Arc<Directory>,
     metrics: Arc<Metrics>,
     interests: Interests,
+    signals: Arc<Mutex<Option<mpsc::UnboundedReceiver<FromNode>>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -70,14 +102,51 @@ impl Cluster {
         directory: Arc<Directory>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let node = bus.node();
         let (queue, queued) = mpsc::channel(QUEUE);
+        let (signal, signals) = mpsc::unbounded_channel();
         tokio::spawn(publish_all(bus, queued, Arc::clone(&metrics)));
-        tokio::spawn(receive_all(inbox, fanout, Arc::clone(&metrics)));
+        tokio::spawn(receive_all(inbox, fanout, signal, Arc::clone(&metrics)));
         Self {
+            node,
             queue,
             directory,
             metrics,
             interests,
+            signals: Arc::new(Mutex::new(Some(signals))),
+        }
+    }
+
+    /// This node.
+    pub fn node(&self) -> concord_bus::NodeId {
+        self.node
+    }
+
+    /// The presence signals other nodes send, for the one task that follows them
+    /// (`None` after the first call).
+    pub fn take_signals(&self) -> Option<mpsc::UnboundedReceiver<FromNode>> {
+        self.signals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Tells every other node `signal`, in order with this node's other messages.
+    pub fn signal(&self, signal: &Signal) {
+        match serde_json::to_vec(signal) {
+            Ok(body) => self.enqueue(Outgoing::event(
+                concord_bus::Audience::Everyone,
+                PRESENCE,
+                Bytes::from(body),
+            )),
+            Err(err) => tracing::error!(error = %err, "presence signal not serializable"),
+        }
+    }
+
+    fn enqueue(&self, outgoing: Outgoing) {
+        if let Err(err) = self.queue.try_send(outgoing) {
+            self.metrics.bus("dropped");
+            tracing::error!(error = %err, "bus queue full: message not sent to other nodes");
         }
     }
 
@@ -98,10 +167,7 @@ impl Cluster {
         {
             outgoing = outgoing.to_every_node();
         }
-        if let Err(err) = self.queue.try_send(outgoing) {
-            self.metrics.bus("dropped");
-            tracing::error!(error = %err, "bus queue full: message not sent to other nodes");
-        }
+        self.enqueue(outgoing);
     }
 }
 
@@ -136,8 +202,26 @@ async fn publish_all(
 }
 
 /// Hands what other nodes published to this node's receiver.
-async fn receive_all(mut inbox: Inbox, fanout: Fanout, metrics: Arc<Metrics>) {
+async fn receive_all(
+    mut inbox: Inbox,
+    fanout: Fanout,
+    signals: mpsc::UnboundedSender<FromNode>,
+    metrics: Arc<Metrics>,
+) {
     while let Some(message) = inbox.recv().await {
+        if message.event == PRESENCE {
+            match serde_json::from_slice::<Signal>(&message.body) {
+                Ok(signal) => {
+                    metrics.bus("received");
+                    let _ = signals.send((message.origin, signal));
+                }
+                Err(_) => {
+                    metrics.bus("unreadable");
+                    tracing::warn!("presence signal from another node not understood");
+                }
+            }
+            continue;
+        }
         match decode(message) {
             Ok(message) => {
                 metrics.bus("received");

@@ -408,6 +408,9 @@ pub struct Config {
     /// The NATS subject prefix of the cluster (nodes of one cluster share it; two
     /// clusters on one NATS need different ones).
     pub bus_prefix: String,
+    /// Seconds between the heartbeats a node of a cluster sends; a node silent for
+    /// three is taken for dead and the users only it held go offline.
+    pub bus_heartbeat_secs: u64,
     /// Registration mode, until an instance admin chooses one (`PATCH /admin/settings`,
     /// stored in the database), which is in force from then on.
     pub registration: RegistrationMode,
@@ -451,6 +454,7 @@ impl std::fmt::Debug for Config {
             )
             .field("bus_url", &self.bus_url.as_ref().map(|u| redact_url(u)))
             .field("bus_prefix", &self.bus_prefix)
+            .field("bus_heartbeat_secs", &self.bus_heartbeat_secs)
             .field("registration", &self.registration)
             .field("log_format", &self.log_format)
             .field(
@@ -479,6 +483,7 @@ impl Default for Config {
             database_url: None,
             bus_url: None,
             bus_prefix: "concord".into(),
+            bus_heartbeat_secs: 5,
             registration: RegistrationMode::Open,
             log_format: LogFormat::Text,
             jwt_secret: None,
@@ -575,6 +580,12 @@ impl Config {
         }
         if let Some(v) = env("CONCORD_BUS_PREFIX") {
             self.bus_prefix = v;
+        }
+        if let Some(v) = env("CONCORD_BUS_HEARTBEAT_SECS") {
+            self.bus_heartbeat_secs = v.parse().map_err(|e| ConfigError::Env {
+                name: "CONCORD_BUS_HEARTBEAT_SECS",
+                reason: format!("{e}"),
+            })?;
         }
         if let Some(v) = env("CONCORD_REGISTRATION") {
             self.registration = match v.as_str() {

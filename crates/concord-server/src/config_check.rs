@@ -147,6 +147,9 @@ fn check_values(config: &Config) -> Result<(), ConfigProblem> {
             "must be nats://HOST:PORT (or leave it out: one node, in-process bus)",
         ));
     }
+    if config.bus_heartbeat_secs == 0 {
+        return Err(key("bus_heartbeat_secs", "must be at least 1"));
+    }
     if !concord_bus::valid_prefix(&config.bus_prefix) {
         return Err(key(
             "bus_prefix",

@@ -1,14 +1,23 @@
-//! Presence derived from the set of live sessions (`gateway.md` §8).
+//! Presence derived from the set of live sessions (`gateway.md` §8), across nodes.
 //!
-//! A user is online while at least one session lives. Their chosen status, custom
-//! status and activity persist across sessions. Online is announced when the first
-//! session starts; offline when the last one ends — at once after a clean 1000 close by
-//! the client, otherwise after a grace period, so a reconnect does not flash offline.
-//! Announcements are made under the presence lock, so "online" and "offline" for one
-//! user can never be published out of order.
+//! A user is online while at least one session lives, on any node. Their chosen
+//! status, custom status and activity persist across sessions. Online is announced
+//! when the first session starts; offline when the last one ends — at once after a
+//! clean 1000 close by the client, otherwise after a grace period, so a reconnect does
+//! not flash offline. Announcements are made under the presence lock, so "online" and
+//! "offline" for one user can never be delivered out of order.
+//!
+//! With several nodes, each node *holds* the users with a session on it (or within
+//! its grace period) and tells the others ([`Signal::Up`], [`Signal::Down`]); every
+//! node keeps who holds whom and announces a user's change to its own sessions when
+//! the user's cluster-wide state flips. So each node derives the same presence, and
+//! no announcement crosses the bus. Nodes send [`Signal::Alive`] every
+//! `bus_heartbeat_secs`; a node not heard from for three of them is taken for dead,
+//! and the users only it held go offline (and leave voice). A node that starts asks
+//! the others for the users they hold ([`Signal::RosterRequest`]).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Mutex,
         atomic::{AtomicU64, Ordering},
@@ -16,22 +25,31 @@ use std::{
     time::Duration,
 };
 
+use concord_bus::NodeId;
 use concord_gateway::Ending;
 use concord_protocol::{Event, PresenceUpdate, Status, UserId, VoiceParticipant, VoiceState};
 use concord_store::{Presence as Chosen, UserRecord};
 
-use crate::{bus::Audience, directory::DirectoryChange, routes, state::AppState};
+use crate::{bus::Audience, cluster::Signal, directory::DirectoryChange, routes, state::AppState};
 
 #[derive(Debug)]
 struct Entry {
     chosen: Chosen,
-    /// Peers were told this user is online (and not yet that they went offline).
-    announced: bool,
+    /// This node holds the user online: a live session, or one in its grace period.
+    here: bool,
+    /// Other nodes that hold the user online.
+    elsewhere: HashSet<NodeId>,
     /// A pending offline, by generation.
     grace: Option<u64>,
 }
 
-/// Per-user presence of this node.
+impl Entry {
+    fn online(&self) -> bool {
+        self.here || !self.elsewhere.is_empty()
+    }
+}
+
+/// Per-user presence as this node knows it.
 #[derive(Debug)]
 pub struct Presence {
     users: Mutex<HashMap<UserId, Entry>>,
@@ -48,6 +66,34 @@ pub fn chosen_of(user: &UserRecord) -> Chosen {
     }
 }
 
+/// The chosen presence of `user` as nodes tell it each other.
+fn wire(user: UserId, chosen: &Chosen) -> PresenceUpdate {
+    PresenceUpdate {
+        user_id: user,
+        status: chosen.status,
+        custom_status: chosen.custom_status.clone(),
+        activity: chosen.activity.clone(),
+    }
+}
+
+fn unwire(update: PresenceUpdate) -> (UserId, Chosen) {
+    (
+        update.user_id,
+        Chosen {
+            status: update.status,
+            custom_status: update.custom_status,
+            activity: update.activity,
+        },
+    )
+}
+
+/// Tells the other nodes, if there are any.
+fn tell(state: &AppState, signal: &Signal) {
+    if let Some(cluster) = state.events.cluster() {
+        cluster.signal(signal);
+    }
+}
+
 impl Presence {
     /// Presence with the given grace period.
     pub fn new(grace: Duration) -> Self {
@@ -58,9 +104,10 @@ impl Presence {
         }
     }
 
-    /// Whether peers see `user` as connected (live session, or within the grace period).
+    /// Whether peers see `user` as connected (a live session on some node, or one
+    /// within the grace period).
     pub fn is_online(&self, user: UserId) -> bool {
-        self.lock().get(&user).is_some_and(|e| e.announced)
+        self.lock().get(&user).is_some_and(Entry::online)
     }
 
     /// The status others see for a user whose chosen status is `chosen`.
@@ -77,30 +124,45 @@ impl Presence {
         let mut users = self.lock();
         let entry = users.entry(user.id).or_insert_with(|| Entry {
             chosen: chosen_of(user),
-            announced: false,
+            here: false,
+            elsewhere: HashSet::new(),
             grace: None,
         });
         // A reconnect inside the grace period: peers never saw offline.
         entry.grace = None;
-        if !entry.announced {
-            entry.announced = true;
+        if !entry.here {
+            let was_online = entry.online();
+            entry.here = true;
             entry.chosen = chosen_of(user);
-            announce(state, user.id, &entry.chosen, true);
+            tell(state, &Signal::Up(wire(user.id, &entry.chosen)));
+            if !was_online {
+                announce(state, user.id, &entry.chosen, true);
+            }
         }
     }
 
     /// The chosen presence changed (gateway op or REST); announces it if the user is
-    /// online and the change is visible.
+    /// online and the change is visible, and tells the other nodes.
     pub fn chosen_changed(&self, state: &AppState, user: UserId, chosen: Chosen) {
-        let mut users = self.lock();
-        if let Some(entry) = users.get_mut(&user) {
-            let visible_before = visible(&entry.chosen);
-            let changed = entry.chosen != chosen;
-            entry.chosen = chosen;
-            if entry.announced && (changed || visible_before) {
-                announce(state, user, &entry.chosen, true);
-            }
+        if self.chosen_is(state, user, chosen.clone()) {
+            tell(state, &Signal::Chosen(wire(user, &chosen)));
         }
+    }
+
+    /// Records `chosen` for an online `user`, announcing it here; whether the user
+    /// is online.
+    fn chosen_is(&self, state: &AppState, user: UserId, chosen: Chosen) -> bool {
+        let mut users = self.lock();
+        let Some(entry) = users.get_mut(&user) else {
+            return false;
+        };
+        let visible_before = visible(&entry.chosen);
+        let changed = entry.chosen != chosen;
+        entry.chosen = chosen;
+        if entry.online() && (changed || visible_before) {
+            announce(state, user, &entry.chosen, true);
+        }
+        true
     }
 
     /// A session of `user` ended; `remaining` of theirs are still live on this node.
@@ -124,31 +186,172 @@ impl Presence {
         });
     }
 
-    /// Announces offline and leaves voice, unless a session came back (or, for a grace
-    /// timer, a newer one superseded it).
+    /// This node holds the user no more, unless a session came back (or, for a grace
+    /// timer, a newer one superseded it); offline is announced (and voice left) if
+    /// no other node holds them either.
     fn go_offline(&self, state: &AppState, user: UserId, generation: Option<u64>) {
         {
             let mut users = self.lock();
-            let Some(entry) = users.get(&user) else {
+            let Some(entry) = users.get_mut(&user) else {
                 return;
             };
             if generation.is_some() && entry.grace != generation {
                 return;
             }
-            if state.hub.is_connected(user) {
+            if state.hub.is_connected(user) || !entry.here {
+                return;
+            }
+            entry.here = false;
+            entry.grace = None;
+            tell(state, &Signal::Down { user });
+            if entry.online() {
                 return;
             }
             let entry = users.remove(&user).unwrap_or_else(|| unreachable!());
-            if entry.announced {
-                announce(state, user, &entry.chosen, false);
-            }
+            announce(state, user, &entry.chosen, false);
         }
         let state = state.clone();
         tokio::spawn(async move { leave_voice(&state, user).await });
     }
 
+    /// `node` holds `user` with presence `chosen`.
+    fn held_elsewhere(&self, state: &AppState, node: NodeId, user: UserId, chosen: Chosen) {
+        let mut users = self.lock();
+        let entry = users.entry(user).or_insert_with(|| Entry {
+            chosen: chosen.clone(),
+            here: false,
+            elsewhere: HashSet::new(),
+            grace: None,
+        });
+        let was_online = entry.online();
+        entry.elsewhere.insert(node);
+        entry.chosen = chosen;
+        if !was_online {
+            announce(state, user, &entry.chosen, true);
+        }
+    }
+
+    /// `node` holds these users no more (all of them: `None`); those no node holds
+    /// now go offline.
+    fn released_elsewhere(&self, state: &AppState, node: NodeId, user: Option<UserId>) {
+        let mut gone = Vec::new();
+        {
+            let mut users = self.lock();
+            let mut check = |user: UserId, entry: &mut Entry| {
+                if entry.elsewhere.remove(&node) && !entry.online() {
+                    announce(state, user, &entry.chosen, false);
+                    gone.push(user);
+                }
+            };
+            match user {
+                Some(user) => {
+                    if let Some(entry) = users.get_mut(&user) {
+                        check(user, entry);
+                    }
+                }
+                None => {
+                    for (user, entry) in users.iter_mut() {
+                        check(*user, entry);
+                    }
+                }
+            }
+            for user in &gone {
+                users.remove(user);
+            }
+        }
+        if !gone.is_empty() {
+            let state = state.clone();
+            tokio::spawn(async move {
+                for user in gone {
+                    leave_voice(&state, user).await;
+                }
+            });
+        }
+    }
+
+    /// The users this node holds online, with their chosen presence.
+    fn held_here(&self) -> Vec<PresenceUpdate> {
+        self.lock()
+            .iter()
+            .filter(|(_, entry)| entry.here)
+            .map(|(user, entry)| wire(*user, &entry.chosen))
+            .collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, Entry>> {
         self.users.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Users in one [`Signal::Roster`] message.
+const ROSTER_PART: usize = 2000;
+
+/// Follows what the other nodes say about presence, sends this node's heartbeat, and
+/// takes a node that fell silent for three heartbeats for dead. Runs for the life of
+/// a node of a cluster.
+pub async fn follow_cluster(state: AppState) {
+    let Some(cluster) = state.events.cluster().cloned() else {
+        return;
+    };
+    let Some(mut signals) = cluster.take_signals() else {
+        return;
+    };
+    let beat = Duration::from_secs(state.config.bus_heartbeat_secs.max(1));
+    let silent = beat * 3;
+    let mut last_heard: HashMap<NodeId, tokio::time::Instant> = HashMap::new();
+    cluster.signal(&Signal::RosterRequest);
+    let mut heartbeat = tokio::time::interval(beat);
+    loop {
+        tokio::select! {
+            signal = signals.recv() => {
+                let Some((node, signal)) = signal else { return };
+                last_heard.insert(node, tokio::time::Instant::now());
+                apply(&state, &cluster, node, signal);
+            }
+            _ = heartbeat.tick() => {
+                cluster.signal(&Signal::Alive);
+                let now = tokio::time::Instant::now();
+                let dead: Vec<NodeId> = last_heard
+                    .iter()
+                    .filter(|(_, at)| now.duration_since(**at) > silent)
+                    .map(|(node, _)| *node)
+                    .collect();
+                for node in dead {
+                    tracing::warn!(%node, "node silent for three heartbeats: its users go offline");
+                    last_heard.remove(&node);
+                    state.presence.released_elsewhere(&state, node, None);
+                }
+            }
+        }
+    }
+}
+
+fn apply(state: &AppState, cluster: &crate::cluster::Cluster, node: NodeId, signal: Signal) {
+    let presence = &state.presence;
+    match signal {
+        Signal::Up(update) => {
+            let (user, chosen) = unwire(update);
+            presence.held_elsewhere(state, node, user, chosen);
+        }
+        Signal::Down { user } => presence.released_elsewhere(state, node, Some(user)),
+        Signal::Chosen(update) => {
+            let (user, chosen) = unwire(update);
+            presence.chosen_is(state, user, chosen);
+        }
+        Signal::Roster { users } => {
+            for update in users {
+                let (user, chosen) = unwire(update);
+                presence.held_elsewhere(state, node, user, chosen);
+            }
+        }
+        Signal::RosterRequest => {
+            for part in presence.held_here().chunks(ROSTER_PART) {
+                cluster.signal(&Signal::Roster {
+                    users: part.to_vec(),
+                });
+            }
+        }
+        Signal::Alive => {}
     }
 }
 
@@ -177,9 +380,10 @@ fn announce(state: &AppState, user: UserId, chosen: &Chosen, online: bool) {
             activity: None,
         }
     };
+    // Each node announces to its own sessions (see the module's documentation).
     state
         .events
-        .dispatch(Audience::CoMembers(user), Event::PresenceUpdate, &update);
+        .dispatch_here(Audience::CoMembers(user), Event::PresenceUpdate, &update);
 }
 
 /// Removes the user's voice state (if any), ends their Go Live session, and tells

@@ -6,13 +6,18 @@
 //! (defaults 127.0.0.1:5432 and 127.0.0.1:4222); each test gets its own database and
 //! its own subject prefix, so runs never see each other.
 
-use concord_testkit::{TestServer, fresh_postgres_url, nats_url};
+use concord_testkit::{TestServer, fresh_bus_prefix, fresh_postgres_url, nats_url};
 use serde_json::json;
 
 /// `n` nodes of one fresh cluster.
 async fn cluster(n: usize) -> Vec<TestServer> {
+    cluster_with(n, |_| {}).await
+}
+
+/// `n` nodes of one fresh cluster, each configured by `adjust` too.
+async fn cluster_with(n: usize, adjust: impl Fn(&mut concord_server::Config)) -> Vec<TestServer> {
     let database = fresh_postgres_url().await;
-    let prefix = format!("concord-test.{}", uuid::Uuid::new_v4().simple());
+    let prefix = fresh_bus_prefix();
     let secret = format!("cluster-secret-{}", uuid::Uuid::new_v4().simple());
     let mut nodes = Vec::with_capacity(n);
     for _ in 0..n {
@@ -22,6 +27,7 @@ async fn cluster(n: usize) -> Vec<TestServer> {
                 c.bus_url = Some(nats_url());
                 c.bus_prefix.clone_from(&prefix);
                 c.jwt_secret = Some(secret.clone());
+                adjust(c);
             })
             .await,
         );
@@ -141,5 +147,61 @@ async fn permissions_and_moderation_on_one_node_hold_on_the_others() {
         bob_gw.closed().await,
         concord_testkit::Closed::Code(_)
     ));
+    shutdown(nodes).await;
+}
+
+/// The next PRESENCE_UPDATE about `user`.
+async fn presence_of(
+    gateway: &mut concord_testkit::Gateway,
+    user: &concord_testkit::TestUser,
+) -> serde_json::Value {
+    loop {
+        let frame = gateway.next_frame().await;
+        if frame["t"] == "PRESENCE_UPDATE" && frame["d"]["user_id"] == user.id.as_str() {
+            return frame["d"].clone();
+        }
+    }
+}
+
+#[tokio::test]
+async fn presence_is_the_clusters_not_one_nodes() {
+    // A long grace period: a dropped socket keeps its user online on its node.
+    let nodes = cluster_with(3, |c| c.limits.presence_grace_secs = 600).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let hall = alice.create_server("who is here").await;
+    bob.join(&hall).await;
+    let (mut alice_gw, _) = a.connect(&alice.ws_query()).await;
+
+    let (bob_on_b, _) = b.connect(&bob.ws_query()).await;
+    assert_eq!(presence_of(&mut alice_gw, &bob).await["status"], "online");
+    // A second session on another node, closed cleanly: b still has him.
+    let (bob_on_c, _) = c.connect(&bob.ws_query()).await;
+    // c, where alice has no session, knows she is online on a.
+    let members = bob.on(c).api.get(&format!("/servers/{hall}/members")).await;
+    assert_eq!(members.status, 200, "{}", members.text);
+    let alice_seen = members.body.as_array().and_then(|m| {
+        m.iter()
+            .find(|m| m["user"]["id"] == alice.id.as_str() || m["user_id"] == alice.id.as_str())
+            .cloned()
+    });
+    assert!(
+        alice_seen.is_some_and(|m| m.to_string().contains("\"status\":\"online\"")),
+        "{}",
+        members.text
+    );
+    bob_on_c.close(1000).await;
+    // b's socket drops: b holds him for the grace period; he comes back on c.
+    bob_on_b.drop_abruptly();
+    let (_bob_again, _) = c.connect(&bob.ws_query()).await;
+    // Nobody saw him offline: the next thing alice hears of bob is his new status.
+    let res = bob
+        .on(c)
+        .api
+        .patch("/users/@me", &json!({"status": "away"}))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(presence_of(&mut alice_gw, &bob).await["status"], "away");
     shutdown(nodes).await;
 }

@@ -37,6 +37,12 @@ pub async fn fresh_postgres_url() -> String {
     url
 }
 
+/// A subject prefix of its own on the test NATS, so that clusters of different tests
+/// never hear each other.
+pub fn fresh_bus_prefix() -> String {
+    format!("concord-test.{}", uuid::Uuid::new_v4().simple())
+}
+
 /// The test NATS server (`CONCORD_TEST_NATS_URL`, default `nats://127.0.0.1:4222`).
 pub fn nats_url() -> String {
     std::env::var("CONCORD_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
@@ -169,36 +175,15 @@ impl TestServer {
     /// # Panics
     /// If the connection fails or the first frame is not READY.
     pub async fn connect(&self, query: &str) -> (Gateway, Value) {
-        let mut gateway = self.connect_raw(query).await.expect("gateway upgrade");
-        let ready = gateway.next_frame().await;
-        assert_eq!(ready["op"], "DISPATCH", "first frame: {ready}");
-        assert_eq!(ready["t"], "READY", "first frame: {ready}");
-        (gateway, ready["d"].clone())
+        Gateway::connect(&self.addr.to_string(), query).await
     }
 
-    /// Opens a gateway connection without reading anything.
+    /// Upgrades `/ws?{query}` without reading anything.
     ///
     /// # Errors
-    /// The handshake error (e.g. HTTP 401).
+    /// The handshake's failure (a refused upgrade's status, say).
     pub async fn connect_raw(&self, query: &str) -> Result<Gateway, tungstenite::Error> {
-        let url = format!("ws://{}/ws?{query}", self.addr);
-        let compression = if query.contains("compress=zlib-stream") {
-            Some(Compression::ZlibStream)
-        } else if query.contains("compress=zstd-stream") {
-            Some(Compression::ZstdStream)
-        } else {
-            None
-        };
-        // tungstenite's own message limit, as a plain client has it.
-        let options = ConnectOptions::new()
-            .with_compression(compression)
-            .with_max_message_size(64 << 20);
-        match Connection::connect(&url, &options).await {
-            Ok(conn) => Ok(Gateway { conn }),
-            Err(RawError::Handshake(err)) => Err(err),
-            Err(RawError::Io(err)) => Err(tungstenite::Error::Io(err)),
-            Err(other) => Err(tungstenite::Error::Io(std::io::Error::other(other))),
-        }
+        Gateway::connect_raw(&self.addr.to_string(), query).await
     }
 
     /// Opens a protocol v2 connection with `?v=2&{query}` (`query` may name a
@@ -309,6 +294,11 @@ pub struct TestUser {
 impl TestUser {
     /// From an AuthResponse body.
     pub fn from_auth(server: &TestServer, body: &Value) -> Self {
+        Self::from_response(&server.api(), body)
+    }
+
+    /// From an AuthResponse body, with a client on `api`'s server.
+    pub fn from_response(api: &Api, body: &Value) -> Self {
         let token = body["access_token"]
             .as_str()
             .expect("access_token")
@@ -323,7 +313,7 @@ impl TestUser {
                 .as_str()
                 .expect("refresh_token")
                 .to_string(),
-            api: server.api().bearer(&token),
+            api: api.bearer(&token),
             token,
         }
     }
@@ -331,8 +321,14 @@ impl TestUser {
     /// The same user with a client for another node of the same cluster.
     #[must_use]
     pub fn on(&self, server: &TestServer) -> Self {
+        self.on_api(&server.api())
+    }
+
+    /// The same user with a client on `api`'s server.
+    #[must_use]
+    pub fn on_api(&self, api: &Api) -> Self {
         Self {
-            api: server.api().bearer(&self.token),
+            api: api.bearer(&self.token),
             ..self.clone()
         }
     }
@@ -579,7 +575,8 @@ pub struct Api {
 }
 
 impl Api {
-    fn new(base: &str) -> Self {
+    /// A client without credentials for the server at `base` (`http://host:port`).
+    pub fn new(base: &str) -> Self {
         Self {
             rest: concord_client::RestClient::new(base)
                 .with_retry(concord_client::rest::RetryPolicy::none()),
@@ -685,6 +682,48 @@ fn json_request(method: Method, path: &str, body: &Value) -> RawRequest {
 #[derive(Debug)]
 pub struct Gateway {
     conn: Connection,
+}
+
+impl Gateway {
+    /// Connects to `ws://{addr}/ws?{query}` (v1 unless the query says otherwise) and
+    /// reads READY: the gateway and READY's `d`.
+    ///
+    /// # Panics
+    /// If the upgrade fails or the first frame is not READY.
+    pub async fn connect(addr: &str, query: &str) -> (Self, Value) {
+        let mut gateway = Self::connect_raw(addr, query)
+            .await
+            .expect("gateway upgrade");
+        let ready = gateway.next_frame().await;
+        assert_eq!(ready["op"], "DISPATCH", "first frame: {ready}");
+        assert_eq!(ready["t"], "READY", "first frame: {ready}");
+        (gateway, ready["d"].clone())
+    }
+
+    /// Upgrades `ws://{addr}/ws?{query}` without reading anything.
+    ///
+    /// # Errors
+    /// The handshake's failure (a refused upgrade's status, say).
+    pub async fn connect_raw(addr: &str, query: &str) -> Result<Self, tungstenite::Error> {
+        let url = format!("ws://{addr}/ws?{query}");
+        let compression = if query.contains("compress=zlib-stream") {
+            Some(Compression::ZlibStream)
+        } else if query.contains("compress=zstd-stream") {
+            Some(Compression::ZstdStream)
+        } else {
+            None
+        };
+        // tungstenite's own message limit, as a plain client has it.
+        let options = ConnectOptions::new()
+            .with_compression(compression)
+            .with_max_message_size(64 << 20);
+        match Connection::connect(&url, &options).await {
+            Ok(conn) => Ok(Self { conn }),
+            Err(RawError::Handshake(err)) => Err(err),
+            Err(RawError::Io(err)) => Err(tungstenite::Error::Io(err)),
+            Err(other) => Err(tungstenite::Error::Io(std::io::Error::other(other))),
+        }
+    }
 }
 
 /// Parses a server frame, checking on the way that it decodes as the typed protocol

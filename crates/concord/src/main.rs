@@ -58,7 +58,12 @@ struct ServeArgs {
 /// The environment variables `serve` reads besides its flags'.
 const SERVE_ENV: &str = "\
 More environment variables (they override the configuration file):
-  CONCORD_DATABASE_URL   database [default: sqlite://<data-dir>/concord.db]
+  CONCORD_DATABASE_URL   database: sqlite://PATH or postgres://USER@HOST:PORT/DB
+                         [default: sqlite://<data-dir>/concord.db]
+  CONCORD_BUS_URL        bus between the nodes of a cluster: nats://HOST:PORT
+                         [default: none, one node with an in-process bus]
+  CONCORD_BUS_PREFIX     NATS subject prefix of the cluster [default: concord]
+  CONCORD_BUS_HEARTBEAT_SECS   seconds between node heartbeats [default: 5]
   CONCORD_REGISTRATION   open | invite_only | closed [default: open]
   CONCORD_LOG_FORMAT     text | json [default: text]; RUST_LOG filters the logs
   CONCORD_JWT_SECRET     token signing secret, at least 32 characters
@@ -143,6 +148,7 @@ async fn run(config: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
     tracing::info!(
         data_dir = %data_dir.display(),
         database = %config.database_url_for_logs(),
+        bus = %config.bus_url_for_logs().unwrap_or_else(|| "in-process (one node)".into()),
         config_file = %file.as_ref().map_or("none (defaults and environment)".into(), |f| f.display().to_string()),
         registration = %registration(config.registration),
         "concord starting"

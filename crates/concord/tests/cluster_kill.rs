@@ -1,0 +1,257 @@
+//! Node death: three `concord serve` processes on loopback (one PostgreSQL database,
+//! one NATS, one secret), messages posted without pause, and one node killed with
+//! SIGKILL. Its clients reconnect to the survivors; every message the server
+//! acknowledged is in the history; the survivors' sessions miss nothing and keep
+//! working; the dead node's users go offline within three heartbeats.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use concord_testkit::{Api, Gateway, TestUser, fresh_bus_prefix, fresh_postgres_url, nats_url};
+use serde_json::{Value, json};
+
+/// A guard against hangs, not a timing assertion.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// One `concord serve` process.
+struct Node {
+    child: Child,
+    url: String,
+}
+
+impl Node {
+    fn start(database: &str, prefix: &str, secret: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("concord-node-{}", uuid::Uuid::new_v4()));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_concord"));
+        for (name, _) in std::env::vars() {
+            if name.starts_with("CONCORD_") {
+                command.env_remove(name);
+            }
+        }
+        // Every request of the test comes from 127.0.0.1: per-address limits off.
+        std::fs::create_dir_all(&dir).expect("data dir");
+        let config = dir.join("concord.toml");
+        std::fs::write(
+            &config,
+            "[limits]\n\
+             rest_per_ip = { per_second = 100000, burst = 100000 }\n\
+             auth_per_ip = { per_second = 100000, burst = 100000 }\n",
+        )
+        .expect("config file");
+        let mut child = command
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&dir)
+            .env("CONCORD_DATABASE_URL", database)
+            .env("CONCORD_BUS_URL", nats_url())
+            .env("CONCORD_BUS_PREFIX", prefix)
+            .env("CONCORD_BUS_HEARTBEAT_SECS", "1")
+            .env("CONCORD_JWT_SECRET", secret)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn concord serve");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = stdout.lines();
+            let _ = tx.send(lines.next().and_then(Result::ok));
+            // Keep reading so the process never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let bound = rx
+            .recv_timeout(WAIT)
+            .ok()
+            .flatten()
+            .expect("the node prints its address");
+        Self {
+            child,
+            url: format!("http://{bound}"),
+        }
+    }
+
+    fn api(&self) -> Api {
+        Api::new(&self.url)
+    }
+
+    async fn connect(&self, user: &TestUser) -> Gateway {
+        let addr = self.url.trim_start_matches("http://");
+        Gateway::connect(addr, &user.ws_query()).await.0
+    }
+
+    fn kill(&mut self) {
+        // SIGKILL: no shutdown, no goodbye on the bus.
+        self.child.kill().expect("kill -9");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn register(node: &Node, name: &str) -> TestUser {
+    let res = node
+        .api()
+        .post(
+            "/auth/register",
+            &json!({"username": name, "password": "correct-horse-42"}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    TestUser::from_response(&node.api(), &res.body)
+}
+
+/// The next MESSAGE_CREATE's content, skipping presence.
+async fn next_message(gateway: &mut Gateway) -> String {
+    let d = gateway.next_event("MESSAGE_CREATE").await;
+    d["content"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_one_of_three_nodes_loses_nothing_committed() {
+    let database = fresh_postgres_url().await;
+    let prefix = fresh_bus_prefix();
+    let secret = format!("cluster-secret-{}", uuid::Uuid::new_v4().simple());
+    let mut nodes: Vec<Node> = (0..3)
+        .map(|_| Node::start(&database, &prefix, &secret))
+        .collect();
+
+    let alice = register(&nodes[0], "alice").await;
+    let bob = register(&nodes[1], "bob").await;
+    let carol = register(&nodes[2], "carol").await;
+    let hall = alice.create_server("doomed node").await;
+    let general = alice.create_channel(&hall, "general", "text").await;
+    bob.join(&hall).await;
+    carol.join(&hall).await;
+
+    let mut alice_gw = nodes[0].connect(&alice).await;
+    let mut bob_gw = nodes[1].connect(&bob).await;
+    let mut carol_gw = nodes[2].connect(&carol).await;
+    alice.post(&general, "before").await;
+    for gw in [&mut alice_gw, &mut bob_gw, &mut carol_gw] {
+        assert_eq!(next_message(gw).await, "before");
+    }
+
+    // Alice posts through node 0 without pause while node 1 dies.
+    let poster = {
+        let alice = alice.clone();
+        let general = general.clone();
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for n in 0..60 {
+                let content = format!("load {n}");
+                let res = alice
+                    .api
+                    .post(
+                        &format!("/channels/{general}/messages"),
+                        &json!({"content": content}),
+                    )
+                    .await;
+                if res.status == 201 {
+                    acknowledged.push(content);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            acknowledged
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    nodes[1].kill();
+    drop(bob_gw);
+    // Bob's client reconnects to a survivor.
+    let mut bob_gw = nodes[2].connect(&bob).await;
+    let acknowledged = poster.await.expect("poster");
+    assert_eq!(acknowledged.len(), 60, "node 0 kept accepting posts");
+
+    // The survivors' sessions got every acknowledged message, in order.
+    for gw in [&mut alice_gw, &mut carol_gw] {
+        for want in &acknowledged {
+            assert_eq!(&next_message(gw).await, want);
+        }
+    }
+    // Every acknowledged message is in the history, read through another node.
+    let history = carol
+        .on_api(&nodes[2].api())
+        .api
+        .get(&format!("/channels/{general}/messages?limit=100"))
+        .await;
+    assert_eq!(history.status, 200, "{}", history.text);
+    let stored: Vec<&str> = history
+        .body
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    for want in &acknowledged {
+        assert!(stored.contains(&want.as_str()), "{want} lost: {stored:?}");
+    }
+
+    // The survivors keep working, for the reconnected client too.
+    alice.post(&general, "after").await;
+    for gw in [&mut alice_gw, &mut carol_gw] {
+        assert_eq!(next_message(gw).await, "after");
+    }
+    // Bob's new session on node 2 started during the load: from READY on, he has
+    // every message without a gap, then "after".
+    let mut since_ready = Vec::new();
+    loop {
+        let got = next_message(&mut bob_gw).await;
+        if got == "after" {
+            break;
+        }
+        since_ready.push(got);
+    }
+    assert!(
+        acknowledged.ends_with(&since_ready),
+        "bob's session missed some: {since_ready:?}"
+    );
+
+    drop(bob_gw);
+    drop(alice_gw);
+    drop(carol_gw);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_users_go_offline_within_three_heartbeats() {
+    let database = fresh_postgres_url().await;
+    let prefix = fresh_bus_prefix();
+    let secret = format!("cluster-secret-{}", uuid::Uuid::new_v4().simple());
+    let mut nodes: Vec<Node> = (0..2)
+        .map(|_| Node::start(&database, &prefix, &secret))
+        .collect();
+    let alice = register(&nodes[0], "alice").await;
+    let dave = register(&nodes[1], "dave").await;
+    let hall = alice.create_server("watchers").await;
+    dave.join(&hall).await;
+    let mut alice_gw = nodes[0].connect(&alice).await;
+    let _dave_gw = nodes[1].connect(&dave).await;
+    let online = next_presence(&mut alice_gw, &dave).await;
+    assert_eq!(online["status"], "online", "{online}");
+
+    nodes[1].kill();
+    // Node 0 hears nothing from node 1 for three heartbeats (3 s): dave goes offline.
+    let offline = next_presence(&mut alice_gw, &dave).await;
+    assert_eq!(offline["status"], "offline", "{offline}");
+}
+
+/// The next PRESENCE_UPDATE about `user`.
+async fn next_presence(gateway: &mut Gateway, user: &TestUser) -> Value {
+    loop {
+        let frame = gateway.next_frame().await;
+        if frame["t"] == "PRESENCE_UPDATE" && frame["d"]["user_id"] == user.id.as_str() {
+            return frame["d"].clone();
+        }
+    }
+}
