@@ -316,11 +316,20 @@ where
     let limits = state.config.limits.clone();
     let metrics = Arc::clone(&state.metrics);
     let gateway = routes::gateway::endpoint(&state);
-    // v2 sessions saved by the last graceful shutdown wait for their RESUME again.
-    match store
-        .take_gateway_sessions(concord_protocol::Timestamp::now())
-        .await
-    {
+    // A lone node saves its v2 sessions when it stops and takes them back when it
+    // starts: nothing is published while it is down, so a RESUME after the restart
+    // misses nothing. A node of a cluster does neither: the other nodes publish while
+    // it is down, and a session restored without those events would resume with a
+    // silent gap; its clients identify again instead.
+    let alone = state.events.cluster().is_none();
+    let taken = if alone {
+        store
+            .take_gateway_sessions(concord_protocol::Timestamp::now())
+            .await
+    } else {
+        Ok(Vec::new())
+    };
+    match taken {
         Ok(saved) => {
             let saved = saved.into_iter().map(|s| SavedSession {
                 id: s.id,
@@ -372,7 +381,7 @@ where
                 state: s.state,
             })
             .collect();
-        if !saved.is_empty() {
+        if alone && !saved.is_empty() {
             match store.save_gateway_sessions(&saved).await {
                 Ok(()) => tracing::info!(saved = saved.len(), "gateway sessions saved for RESUME"),
                 Err(err) => tracing::error!(error = %err, "gateway sessions not saved"),
