@@ -13,6 +13,11 @@
 # SERVER_CPUS / CLIENT_CPUS (CPU lists for `taskset -c`, e.g. "0,1" and "2-15": the
 # server on two cores of a larger machine, the load client on the others, so that
 # the server's figures are not shared with the client's).
+# DATABASE_URL (a postgres:// URL: the server on PostgreSQL; the database must exist
+# and be empty, e.g. `createdb -h 127.0.0.1 -U postgres concord_bench_1`), NODES (default 1: with more, that many nodes on
+# ports PORT, PORT+1, … share DATABASE_URL, which is then required, and the NATS at
+# BUS_URL, default nats://127.0.0.1:4222; the bench spreads its connections over their
+# gateways, posts through the first and adds up their CPU time).
 # Every argument goes to `concord bench`; the JSON summaries are kept in
 # $WORK/bench.json (WORK defaults to a new temporary directory).
 set -euo pipefail
@@ -24,7 +29,7 @@ WORK=${WORK:-$(mktemp -d -t concord-bench.XXXXXX)}
 [ -x "$BIN" ] || { echo "build first: cargo build --release -p concord" >&2; exit 1; }
 
 mkdir -p "$WORK"
-rm -rf "$WORK/data"
+rm -rf "$WORK"/data*
 CAPS=${CAPS-"connections_per_ip = 1000000
 sessions_per_ip = 1000000
 sessions_per_user = 1000000"}
@@ -45,25 +50,51 @@ SERVER_PIN=() CLIENT_PIN=()
 [ -n "${SERVER_CPUS:-}" ] && SERVER_PIN=(taskset -c "$SERVER_CPUS")
 [ -n "${CLIENT_CPUS:-}" ] && CLIENT_PIN=(taskset -c "$CLIENT_CPUS")
 
-"${SERVER_PIN[@]}" "$BIN" serve --listen "127.0.0.1:$PORT" --config "$WORK/concord.toml" \
-    --data-dir "$WORK/data" > "$WORK/server.log" 2>&1 &
-SERVER=$!
-trap 'kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true' EXIT
-# The server prints its bound address, alone on a line, once it listens. Anything
-# else (a server still running on the port, say) must stop the run: the bench would
-# otherwise measure whatever answers there.
-listening() { grep -qx "127.0.0.1:$PORT" "$WORK/server.log" 2>/dev/null; }
-for _ in $(seq 100); do
-    listening && break
-    kill -0 "$SERVER" 2>/dev/null || break
-    sleep 0.1
-done
-if ! listening || ! kill -0 "$SERVER" 2>/dev/null; then
-    echo "the server did not start on port $PORT:" >&2
-    cat "$WORK/server.log" >&2
+NODES=${NODES:-1}
+if [ "$NODES" -gt 1 ] && [ -z "${DATABASE_URL:-}" ]; then
+    echo "NODES=$NODES needs DATABASE_URL=postgres://…" >&2
     exit 1
 fi
+NODE_ENV=()
+[ -n "${DATABASE_URL:-}" ] && NODE_ENV+=("CONCORD_DATABASE_URL=$DATABASE_URL")
+if [ "$NODES" -gt 1 ]; then
+    NODE_ENV+=("CONCORD_BUS_URL=${BUS_URL:-nats://127.0.0.1:4222}"
+        "CONCORD_BUS_PREFIX=concord-bench.$$"
+        "CONCORD_JWT_SECRET=bench-cluster-secret-0123456789abcdef")
+fi
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null || true' EXIT
+for n in $(seq 0 $((NODES - 1))); do
+    port=$((PORT + n))
+    env "${NODE_ENV[@]}" "${SERVER_PIN[@]}" "$BIN" serve --listen "127.0.0.1:$port" \
+        --config "$WORK/concord.toml" --data-dir "$WORK/data$n" > "$WORK/server$n.log" 2>&1 &
+    PIDS+=("$!")
+    # A node prints its bound address, alone on a line, once it listens. Anything
+    # else (a server still running on the port, say) must stop the run: the bench
+    # would otherwise measure whatever answers there.
+    listening() { grep -qx "127.0.0.1:$port" "$WORK/server$n.log" 2>/dev/null; }
+    for _ in $(seq 300); do
+        listening && break
+        kill -0 "${PIDS[$n]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ! listening || ! kill -0 "${PIDS[$n]}" 2>/dev/null; then
+        echo "node $n did not start on port $port:" >&2
+        cat "$WORK/server$n.log" >&2
+        exit 1
+    fi
+done
+SERVER=${PIDS[0]}
+MORE=()
+if [ "$NODES" -gt 1 ]; then
+    urls="" pids=""
+    for n in $(seq 1 $((NODES - 1))); do
+        urls="$urls${urls:+,}ws://127.0.0.1:$((PORT + n))/ws"
+        pids="$pids${pids:+,}${PIDS[$n]}"
+    done
+    MORE=(--also-ws-url "$urls" --also-server-pid "$pids")
+fi
 
-"${CLIENT_PIN[@]}" "$CLIENT_BIN" bench --url "http://127.0.0.1:$PORT" --server-pid "$SERVER" "$@" | tee "$WORK/bench.out"
+"${CLIENT_PIN[@]}" "$CLIENT_BIN" bench --url "http://127.0.0.1:$PORT" --server-pid "$SERVER" "${MORE[@]}" "$@" | tee "$WORK/bench.out"
 grep '^{' "$WORK/bench.out" > "$WORK/bench.json" || true
 echo "JSON summaries: $WORK/bench.json" >&2

@@ -77,6 +77,11 @@ pub struct BenchArgs {
     /// Gateway URL, when it is not `ws://<host of --url>/ws`.
     #[arg(long)]
     pub ws_url: Option<String>,
+    /// More gateways of the same cluster (comma-separated `ws://host:port/ws`):
+    /// connection i goes to the (i mod (1 + count))-th gateway, the first being
+    /// `--ws-url`'s. REST calls all go to `--url`.
+    #[arg(long, value_delimiter = ',')]
+    pub also_ws_url: Vec<String>,
     /// Gateway protocol: `1` (the Together protocol, what the reference speaks) or
     /// `2` (Concord's v2: `?v=2`, HELLO before READY, heartbeats required).
     #[arg(long, value_enum, default_value = "1")]
@@ -119,6 +124,10 @@ pub struct BenchArgs {
     /// Server process id: report its CPU time per delivery and its memory.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// More server processes (the other nodes of a cluster, comma-separated): their
+    /// CPU time and memory are added to `--server-pid`'s.
+    #[arg(long, value_delimiter = ',')]
+    pub also_server_pid: Vec<u32>,
     /// Loopback source addresses to spread connections over (127.0.0.<first>..),
     /// so that N is not limited by one address's ephemeral ports; 0 = let the OS
     /// choose. Only used when the server address is loopback.

@@ -118,6 +118,7 @@ pub async fn run_to(args: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow::Re
     let target = Target::resolve(
         &args.url,
         args.ws_url.as_deref(),
+        &args.also_ws_url,
         args.sources,
         args.first_source,
         args.protocol,
@@ -193,11 +194,11 @@ async fn settle_server(ctx: &scenarios::Ctx) {
     };
     let step = Duration::from_millis(250);
     let give_up = Instant::now() + Duration::from_secs(30);
-    let mut last = procfs::ProcSample::read(pid);
+    let mut last = procfs::ProcSample::read_sum(pid, &ctx.args.also_server_pid);
     let mut calm = 0;
     while calm < 2 && Instant::now() < give_up {
         tokio::time::sleep(step).await;
-        let now = procfs::ProcSample::read(pid);
+        let now = procfs::ProcSample::read_sum(pid, &ctx.args.also_server_pid);
         let busy_us = match (last, now) {
             (Some(a), Some(b)) => b.cpu_us.saturating_sub(a.cpu_us),
             _ => return,

@@ -25,6 +25,19 @@ impl ProcSample {
         Self::parse(&stat, &status, clock_ticks())
     }
 
+    /// The sum over `first` and `more` (the nodes of a cluster); `None` if any is
+    /// unreadable.
+    pub(crate) fn read_sum(first: u32, more: &[u32]) -> Option<Self> {
+        let mut sum = Self::read(first)?;
+        for pid in more {
+            let one = Self::read(*pid)?;
+            sum.cpu_us += one.cpu_us;
+            sum.rss_kib += one.rss_kib;
+            sum.hwm_kib += one.hwm_kib;
+        }
+        Some(sum)
+    }
+
     /// The bench process itself.
     pub(crate) fn read_self() -> Option<Self> {
         Self::read(std::process::id())

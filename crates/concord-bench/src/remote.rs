@@ -416,6 +416,7 @@ mod tests {
                 ws_url: "ws://127.0.0.1:1/ws".into(),
                 sources: vec![],
                 protocol: crate::args::Protocol::V2,
+                more: vec![],
             },
             carrier: Carrier::Message,
             slots: 3,

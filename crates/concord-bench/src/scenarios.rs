@@ -59,7 +59,9 @@ impl Ctx {
     }
 
     pub(crate) fn server(&self) -> Option<ProcSample> {
-        self.args.server_pid.and_then(ProcSample::read)
+        self.args
+            .server_pid
+            .and_then(|pid| ProcSample::read_sum(pid, &self.args.also_server_pid))
     }
 
     fn marker(&self) -> Marker {

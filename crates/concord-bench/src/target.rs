@@ -27,6 +27,10 @@ pub(crate) struct Target {
     pub(crate) sources: Vec<IpAddr>,
     /// The gateway protocol version spoken.
     pub(crate) protocol: Protocol,
+    /// More gateways of a cluster (address and URL): connections are spread over the
+    /// first and these, round-robin by connection index.
+    #[serde(default)]
+    pub(crate) more: Vec<(SocketAddr, String)>,
 }
 
 /// A gateway socket past READY.
@@ -41,6 +45,7 @@ impl Target {
     pub(crate) async fn resolve(
         url: &str,
         ws_url: Option<&str>,
+        also: &[String],
         sources: u8,
         first_source: u8,
         protocol: Protocol,
@@ -64,25 +69,27 @@ impl Target {
                 format!("{scheme}://{host}:{port}/ws")
             }
         };
-        let parsed =
-            reqwest::Url::parse(&ws_url).with_context(|| format!("gateway URL {ws_url}"))?;
-        if parsed.scheme() != "ws" {
-            bail!("gateway URL {ws_url} must start with ws://");
+        let addr = gateway_address(&ws_url).await?;
+        let mut more = Vec::with_capacity(also.len());
+        for url in also {
+            let url = url.trim_end_matches('/').to_string();
+            more.push((gateway_address(&url).await?, url));
         }
-        let host = parsed.host_str().context("gateway URL has no host")?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let port = parsed.port_or_known_default().unwrap_or(80);
-        let addr = tokio::net::lookup_host((host, port))
-            .await
-            .with_context(|| format!("resolving {host}:{port}"))?
-            .min_by_key(|a| !a.is_ipv4())
-            .with_context(|| format!("{host} has no address"))?;
         Ok(Self {
             addr,
             ws_url,
             sources: source_addresses(addr.ip(), sources, first_source),
             protocol,
+            more,
         })
+    }
+
+    /// The address and URL of the gateway connection `global` goes to.
+    fn gateway_for(&self, global: usize) -> (SocketAddr, &str) {
+        match global % (1 + self.more.len()) {
+            0 => (self.addr, &self.ws_url),
+            n => (self.more[n - 1].0, &self.more[n - 1].1),
+        }
     }
 
     /// The gateway query of a bot: its token in the URL, so that READY comes at once
@@ -114,7 +121,8 @@ impl Target {
     }
 
     async fn open_unbounded(&self, global: usize, query: &str) -> Result<Opened, AttemptError> {
-        let socket = if self.addr.is_ipv4() {
+        let (addr, ws_url) = self.gateway_for(global);
+        let socket = if addr.is_ipv4() {
             TcpSocket::new_v4()
         } else {
             TcpSocket::new_v6()
@@ -125,9 +133,9 @@ impl Target {
                 .bind(SocketAddr::new(source, 0))
                 .map_err(AttemptError::Io)?;
         }
-        let stream = socket.connect(self.addr).await.map_err(AttemptError::Io)?;
+        let stream = socket.connect(addr).await.map_err(AttemptError::Io)?;
         let _ = stream.set_nodelay(true);
-        let url = format!("{}?{query}", self.ws_url);
+        let url = format!("{ws_url}?{query}");
         // Small buffers: the bench may hold tens of thousands of mostly idle sockets.
         let options = ConnectOptions {
             read_buffer_size: Some(4 * 1024),
@@ -237,6 +245,22 @@ impl std::fmt::Display for AttemptError {
     }
 }
 
+/// Where a `ws://host:port/path` gateway URL points.
+async fn gateway_address(ws_url: &str) -> anyhow::Result<SocketAddr> {
+    let parsed = reqwest::Url::parse(ws_url).with_context(|| format!("gateway URL {ws_url}"))?;
+    if parsed.scheme() != "ws" {
+        bail!("gateway URL {ws_url} must start with ws://");
+    }
+    let host = parsed.host_str().context("gateway URL has no host")?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    tokio::net::lookup_host((host, port))
+        .await
+        .with_context(|| format!("resolving {host}:{port}"))?
+        .min_by_key(|a| !a.is_ipv4())
+        .with_context(|| format!("{host} has no address"))
+}
+
 /// `127.0.0.<first>..` for an IPv4 loopback server; nothing otherwise (a source
 /// address on `lo` cannot reach another host).
 pub(crate) fn source_addresses(server: IpAddr, count: u8, first: u8) -> Vec<IpAddr> {
@@ -271,22 +295,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn connections_are_spread_over_the_gateways_of_a_cluster() {
+        let t = Target::resolve(
+            "http://127.0.0.1:8091",
+            None,
+            &["ws://127.0.0.1:8092/ws".into(), "ws://127.0.0.1:8093/ws/".into()],
+            0,
+            2,
+            Protocol::V1,
+        )
+        .await
+        .unwrap();
+        let picked: Vec<_> = (0..4).map(|i| t.gateway_for(i).1.to_owned()).collect();
+        assert_eq!(
+            picked,
+            [
+                "ws://127.0.0.1:8091/ws",
+                "ws://127.0.0.1:8092/ws",
+                "ws://127.0.0.1:8093/ws",
+                "ws://127.0.0.1:8091/ws"
+            ]
+        );
+        assert_eq!(t.gateway_for(2).0.port(), 8093);
+    }
+
+    #[tokio::test]
     async fn urls_resolve() {
-        let t = Target::resolve("http://127.0.0.1:8091/api/", None, 4, 2, Protocol::V1)
+        let t = Target::resolve("http://127.0.0.1:8091/api/", None, &[], 4, 2, Protocol::V1)
             .await
             .unwrap();
         assert_eq!(t.ws_url, "ws://127.0.0.1:8091/ws");
         assert_eq!(t.query("b.t"), "bot_token=b.t");
         assert_eq!(t.addr, "127.0.0.1:8091".parse().unwrap());
         assert_eq!(t.source_for(5), Some("127.0.0.3".parse().unwrap()));
-        let t = Target::resolve("http://x", Some("ws://127.0.0.1:9/gw/"), 0, 2, Protocol::V2)
+        let t = Target::resolve("http://x", Some("ws://127.0.0.1:9/gw/"), &[], 0, 2, Protocol::V2)
             .await
             .unwrap();
         assert_eq!(t.ws_url, "ws://127.0.0.1:9/gw");
         assert_eq!(t.query("b.t"), "v=2&bot_token=b.t");
         assert_eq!(t.source_for(1), None);
         assert!(
-            Target::resolve("https://127.0.0.1", None, 1, 2, Protocol::V1)
+            Target::resolve("https://127.0.0.1", None, &[], 1, 2, Protocol::V1)
                 .await
                 .is_err()
         );
