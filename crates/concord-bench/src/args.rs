@@ -155,6 +155,12 @@ pub struct BenchArgs {
     /// the other scenarios count deliveries to the first server's channel.
     #[arg(long, default_value_t = 1)]
     pub servers: usize,
+    /// Members join the server only once the first scenario has them all connected
+    /// (READY without the server): no connect announces presence to anyone, so a
+    /// large N is not dominated by the v1 presence flood (N² frames). Every later
+    /// connect of the run (storm, churn) announces as usual.
+    #[arg(long)]
+    pub join_after_connect: bool,
     /// Churn: connections dropped and reconnected per second.
     #[arg(long, default_value_t = 10.0)]
     pub churn_rate: f64,

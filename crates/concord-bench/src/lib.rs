@@ -142,6 +142,7 @@ pub async fn run_to(args: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow::Re
         &run_id,
         args.connections,
         args.servers,
+        !args.join_after_connect,
         args.setup_concurrency,
         setup_started + args.setup_timeout,
         progress,

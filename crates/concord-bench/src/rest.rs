@@ -143,6 +143,8 @@ pub(crate) struct World {
     pub(crate) channel_id: String,
     pub(crate) members: Vec<Member>,
     owner: RwLock<OwnerTokens>,
+    /// Whether the members have joined (at creation, or by [`World::join_all`]).
+    joined: std::sync::atomic::AtomicBool,
 }
 
 fn text(body: &Value, key: &str) -> anyhow::Result<String> {
@@ -162,12 +164,15 @@ fn remaining(deadline: Instant) -> anyhow::Result<Duration> {
 impl World {
     /// Registers an owner, creates the server and channel (and `servers - 1` more
     /// servers without one), then creates `members` bots, `concurrency` at a time, and
-    /// joins bot i to server i mod `servers`.
+    /// joins bot i to server i mod `servers` (unless `join` is false: see
+    /// [`World::join_all`]).
+    #[allow(clippy::too_many_arguments, reason = "the bench's setup knobs")]
     pub(crate) async fn create(
         rest: &Rest,
         run_id: &str,
         members: usize,
         servers: usize,
+        join: bool,
         concurrency: usize,
         deadline: Instant,
         progress: bool,
@@ -240,7 +245,10 @@ impl World {
                 let (access, created) = (&access, &created);
                 let server_id = &servers[i % servers.len()];
                 async move {
-                    let member = add_bot(rest, access, server_id, run_id, i, deadline).await?;
+                    let member = add_bot(rest, access, run_id, i, deadline).await?;
+                    if join {
+                        self::join(rest, server_id, &member.token, deadline).await?;
+                    }
                     created.fetch_add(1, Ordering::Relaxed);
                     Ok(member)
                 }
@@ -255,7 +263,27 @@ impl World {
             channel_id,
             members,
             owner: RwLock::new(OwnerTokens { access, refresh }),
+            joined: std::sync::atomic::AtomicBool::new(join),
         }))
+    }
+
+    /// Joins every member to the first server, `concurrency` at a time, once per run
+    /// (a world made with `join` false; later calls do nothing).
+    pub(crate) async fn join_all(
+        &self,
+        rest: &Rest,
+        concurrency: usize,
+        deadline: Instant,
+    ) -> anyhow::Result<()> {
+        if self.joined.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let results: Vec<anyhow::Result<()>> = stream::iter(&self.members)
+            .map(|member| join(rest, &self.server_id, &member.token, deadline))
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        results.into_iter().collect()
     }
 
     /// Creates a channel of `kind` named `name` in the world's server, as the owner;
@@ -377,12 +405,11 @@ async fn create_server(
     text(&server, "id")
 }
 
-/// Creates bot `i` and joins it to the server. Bot usernames carry a random suffix, so
-/// a rare collision (or a transient error) is retried a few times.
+/// Creates bot `i`. Bot usernames carry a random suffix, so a rare collision (or a
+/// transient error) is retried a few times.
 async fn add_bot(
     rest: &Rest,
     access: &str,
-    server_id: &str,
     run_id: &str,
     i: usize,
     deadline: Instant,
@@ -418,7 +445,6 @@ async fn add_bot(
             .as_str()
             .map(str::to_string)
             .with_context(|| format!("bot without user_id: {body}"))?;
-        join(rest, server_id, &token, deadline).await?;
         return Ok(Member { token, user_id });
     }
     Err(last_error.unwrap_or_else(|| anyhow!("create bot {i} failed")))

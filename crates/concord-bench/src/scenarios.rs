@@ -40,6 +40,17 @@ pub(crate) struct Ctx {
 const FRAMES_PER_SEC_PER_CONN: f64 = 18.0;
 
 impl Ctx {
+    /// With `--join-after-connect`: the members, all connected now, join the server
+    /// (once per run).
+    async fn join_if_late(&self, deadline: Instant) -> anyhow::Result<()> {
+        if self.args.join_after_connect {
+            self.world
+                .join_all(&self.rest, self.args.setup_concurrency, deadline)
+                .await?;
+        }
+        Ok(())
+    }
+
     fn plan(&self, carrier: Carrier, slots: usize, timed_below: usize) -> FleetPlan {
         let deadline_ns = now_ns()
             .saturating_add(u64::try_from(self.args.duration.as_nanos()).unwrap_or(u64::MAX / 2));
@@ -167,6 +178,7 @@ async fn idle(ctx: &Ctx) -> anyhow::Result<Value> {
     let mut fleet = Fleet::start(ctx.plan(Carrier::Message, 0, 0), ctx.args.procs).await?;
     let display = ctx.display("idle", &fleet);
     let info = fleet.wait_connected().await?;
+    ctx.join_if_late(ctx.deadline(Instant::now())).await?;
     let at_ready = ctx.server();
     let client_at_ready = ProcSample::read_self();
     let quiet = fleet.wait_quiet(ctx.args.settle).await?;
@@ -329,6 +341,7 @@ async fn fanout(ctx: &Ctx, churn: bool) -> anyhow::Result<Value> {
     let mut fleet = Fleet::start(ctx.plan(Carrier::Message, slots, messages), procs).await?;
     let display = ctx.display(scenario.name(), &fleet);
     let info = fleet.wait_connected().await?;
+    ctx.join_if_late(deadline).await?;
     // The connect-time presence flood is not part of the fan-out's bill.
     let _ = fleet.wait_quiet(ctx.args.settle).await?;
 

@@ -299,7 +299,10 @@ mod tests {
         let t = Target::resolve(
             "http://127.0.0.1:8091",
             None,
-            &["ws://127.0.0.1:8092/ws".into(), "ws://127.0.0.1:8093/ws/".into()],
+            &[
+                "ws://127.0.0.1:8092/ws".into(),
+                "ws://127.0.0.1:8093/ws/".into(),
+            ],
             0,
             2,
             Protocol::V1,
@@ -328,9 +331,16 @@ mod tests {
         assert_eq!(t.query("b.t"), "bot_token=b.t");
         assert_eq!(t.addr, "127.0.0.1:8091".parse().unwrap());
         assert_eq!(t.source_for(5), Some("127.0.0.3".parse().unwrap()));
-        let t = Target::resolve("http://x", Some("ws://127.0.0.1:9/gw/"), &[], 0, 2, Protocol::V2)
-            .await
-            .unwrap();
+        let t = Target::resolve(
+            "http://x",
+            Some("ws://127.0.0.1:9/gw/"),
+            &[],
+            0,
+            2,
+            Protocol::V2,
+        )
+        .await
+        .unwrap();
         assert_eq!(t.ws_url, "ws://127.0.0.1:9/gw");
         assert_eq!(t.query("b.t"), "v=2&bot_token=b.t");
         assert_eq!(t.source_for(1), None);

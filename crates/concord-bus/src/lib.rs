@@ -275,8 +275,33 @@ pub(crate) enum Route {
 /// (one copy each, narrowed to that user); beyond, to every node.
 const USERS_SPLIT: usize = 4;
 
+/// The copies of one message `origin` publishes, each with its route: stamped with
+/// its sequence number and dependencies ([`Ordering`]), and its audience narrowed to
+/// the route where the route is one user's.
+pub(crate) fn copies(
+    message: &Outgoing,
+    origin: NodeId,
+    (seq, deps): (u64, Vec<(NodeId, u64)>),
+) -> Vec<(Route, BusMessage)> {
+    routes(message)
+        .into_iter()
+        .map(|(route, audience)| {
+            let copy = BusMessage {
+                origin,
+                kind: message.kind,
+                seq,
+                deps: deps.clone(),
+                audience,
+                event: message.event.clone(),
+                body: message.body.clone(),
+            };
+            (route, copy)
+        })
+        .collect()
+}
+
 /// The routes of one message, each with the audience its copy carries.
-pub(crate) fn routes(message: &Outgoing) -> Vec<(Route, Audience)> {
+fn routes(message: &Outgoing) -> Vec<(Route, Audience)> {
     let audience = &message.audience;
     if message.kind == Kind::Directory || message.wide {
         return vec![(Route::All, audience.clone())];

@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::{
-    Bus, BusError, BusMessage, INBOX_CAPACITY, Inbox, Interest, NodeId, Outgoing, Route,
+    Bus, BusError, BusMessage, INBOX_CAPACITY, Inbox, Interest, NodeId, Outgoing, Route, copies,
     order::{self, Ordering},
-    routes, wire,
+    wire,
 };
 
 /// How long a local node holds a message for the changes before it.
@@ -88,23 +88,14 @@ impl Bus for LocalNode {
 
     async fn publish(&self, message: Outgoing) -> Result<(), BusError> {
         let _turn = self.publishing.lock().await;
-        let (seq, deps) = self.order.stamp(message.kind);
+        let stamp = self.order.stamp(message.kind);
         let mut sends = Vec::new();
         {
             let members = self.cluster.lock();
             if !members.iter().any(|m| m.node == self.node) {
                 return Err(BusError::Closed);
             }
-            for (route, audience) in routes(&message) {
-                let copy = BusMessage {
-                    origin: self.node,
-                    kind: message.kind,
-                    seq,
-                    deps: deps.clone(),
-                    audience,
-                    event: message.event.clone(),
-                    body: message.body.clone(),
-                };
+            for (route, copy) in copies(&message, self.node, stamp) {
                 // Through the wire format, as a network bus would carry it.
                 let copy = wire::decode(&wire::encode(&copy))
                     .map_err(|e| BusError::Unavailable(e.to_string()))?;

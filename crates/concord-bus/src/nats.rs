@@ -27,9 +27,9 @@ use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::{
     BROKER_TIMEOUT, Bus, BusError, BusMessage, INBOX_CAPACITY, Inbox, Interest, NodeId, Outgoing,
-    Route,
+    Route, copies,
     order::{self, Ordering},
-    routes, wire,
+    wire,
 };
 
 /// How to reach NATS.
@@ -197,17 +197,9 @@ impl Bus for NatsBus {
         }
         let max = self.client.server_info().max_payload;
         let _turn = self.publishing.lock().await;
-        let (seq, deps) = self.order.stamp(message.kind);
-        for (route, audience) in routes(&message) {
-            let bytes = wire::encode(&BusMessage {
-                origin: self.node,
-                kind: message.kind,
-                seq,
-                deps: deps.clone(),
-                audience,
-                event: message.event.clone(),
-                body: message.body.clone(),
-            });
+        let stamp = self.order.stamp(message.kind);
+        for (route, copy) in copies(&message, self.node, stamp) {
+            let bytes = wire::encode(&copy);
             if max > 0 && bytes.len() > max {
                 return Err(BusError::TooLarge(bytes.len()));
             }

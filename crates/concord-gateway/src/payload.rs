@@ -163,6 +163,12 @@ impl Payload {
         &self.frame[usize::from(self.header)..]
     }
 
+    /// The JSON text, sharing the frame's buffer (no copy): what another node needs
+    /// to rebuild the frame ([`Payload::dispatch_json`]).
+    pub fn json_shared(&self) -> Bytes {
+        self.frame.slice(usize::from(self.header)..)
+    }
+
     /// For a dispatch, what follows [`DISPATCH_PREFIX`]: `"t":…,"d":…}`.
     pub(crate) fn dispatch_rest(&self) -> Option<&[u8]> {
         self.meta

@@ -33,9 +33,9 @@ fn new_user(name: &str) -> NewUser {
     }
 }
 
-/// A user in 50 servers, each with 5 channels, 3 roles, 2 overrides, and unread messages.
-async fn ready_world() -> (concord_server::AppState, UserId) {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
+/// A user in 50 servers, each with 5 channels, 3 roles, 2 overrides, and unread
+/// messages, in `store`.
+async fn ready_world(store: Arc<dyn Store>) -> (concord_server::AppState, UserId) {
     let owner = store.create_user(&new_user("owner")).await.unwrap();
     let me = store.create_user(&new_user("me")).await.unwrap();
     for s in 0..50 {
@@ -126,13 +126,34 @@ fn ready(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let (state, me) = runtime.block_on(ready_world());
+    let sqlite: Arc<dyn Store> = Arc::new(runtime.block_on(SqliteStore::in_memory()).unwrap());
+    let (state, me) = runtime.block_on(ready_world(sqlite));
     let mut group = c.benchmark_group("ready");
     group.sample_size(30);
     group.bench_function("build READY, user in 50 servers", |b| {
         b.to_async(&runtime)
             .iter(|| async { build_ready(&state, me).await.unwrap() })
     });
+    // The same on PostgreSQL (a fresh database on CONCORD_BENCH_DATABASE_URL's
+    // server, default the local one), when it answers.
+    let base = std::env::var("CONCORD_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/concord_bench".into());
+    let server = base.rsplit_once('/').map_or(base.as_str(), |(s, _)| s);
+    let url = format!("{server}/concord_bench_{}", uuid::Uuid::new_v4().simple());
+    let postgres = runtime.block_on(async {
+        concord_store::PostgresStore::create_database(&url).await?;
+        concord_store::PostgresStore::connect(&url).await
+    });
+    match postgres {
+        Ok(postgres) => {
+            let (state, me) = runtime.block_on(ready_world(Arc::new(postgres)));
+            group.bench_function("build READY, user in 50 servers, PostgreSQL", |b| {
+                b.to_async(&runtime)
+                    .iter(|| async { build_ready(&state, me).await.unwrap() })
+            });
+        }
+        Err(err) => eprintln!("PostgreSQL READY bench skipped: {err}"),
+    }
     group.finish();
 }
 

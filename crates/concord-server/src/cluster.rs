@@ -252,7 +252,7 @@ pub(crate) fn encode(message: &BusMessage, directory: &Directory) -> Option<Outg
         } => Outgoing::event(
             audience_out(audience, directory)?,
             event.as_str(),
-            Bytes::copy_from_slice(payload.json_bytes()),
+            payload.json_shared(),
         ),
         BusMessage::DispatchEach {
             audience,
@@ -570,6 +570,300 @@ impl Interests {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use concord_protocol::{
+        ChannelId, ChannelOverride, ChannelType, OverrideId, RoleId, Timestamp,
+    };
+
+    use super::*;
+
+    fn directory_with_channel() -> (Arc<Directory>, ServerId, ChannelId) {
+        let directory = Arc::new(Directory::new());
+        let (server, channel) = (ServerId::new(), ChannelId::new());
+        directory.apply(&DirectoryChange::ServerCreated {
+            server,
+            owner: UserId::new(),
+        });
+        directory.apply(&DirectoryChange::ChannelCreated {
+            channel,
+            server,
+            kind: ChannelType::Text,
+        });
+        (directory, server, channel)
+    }
+
+    fn through_the_wire(message: &BusMessage, directory: &Directory) -> BusMessage {
+        let outgoing = encode(message, directory).expect("sent");
+        let wire = concord_bus::wire::encode(&concord_bus::BusMessage {
+            origin: concord_bus::NodeId::new(),
+            kind: outgoing.kind,
+            seq: 0,
+            deps: Vec::new(),
+            audience: outgoing.audience,
+            event: outgoing.event,
+            body: outgoing.body,
+        });
+        decode(concord_bus::wire::decode(&wire).expect("readable")).expect("understood")
+    }
+
+    fn text(payload: &Payload) -> &str {
+        payload.as_str()
+    }
+
+    #[test]
+    fn every_kind_of_message_reads_back_on_another_node() {
+        let (directory, server, channel) = directory_with_channel();
+        let (a, b) = (UserId::new(), UserId::new());
+        let frame =
+            Payload::dispatch(Event::MessageCreate, &serde_json::json!({"content": "hi"})).unwrap();
+        let audiences = [
+            Audience::Server(server),
+            Audience::Channel(channel),
+            Audience::ServerPermission(server, Permissions::VIEW_CHANNEL),
+            Audience::Users(vec![a]),
+            Audience::Users((0..9).map(|_| UserId::new()).collect()),
+            Audience::CoMembers(b),
+        ];
+        for audience in audiences {
+            let sent = BusMessage::Dispatch {
+                audience: audience.clone(),
+                event: Event::MessageCreate,
+                payload: frame.clone(),
+            };
+            match through_the_wire(&sent, &directory) {
+                BusMessage::Dispatch {
+                    audience: got,
+                    event,
+                    payload,
+                } => {
+                    assert_eq!(got, audience);
+                    assert_eq!(event, Event::MessageCreate);
+                    assert_eq!(text(&payload), text(&frame));
+                    assert_eq!(
+                        payload.frame(),
+                        frame.frame(),
+                        "the same frame, header and all"
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let each = BusMessage::DispatchEach {
+            audience: Audience::Server(server),
+            event: Event::PollVote,
+            default: Payload::dispatch(Event::PollVote, &1).unwrap(),
+            variants: vec![Variant {
+                users: vec![a, b],
+                payload: Payload::dispatch(Event::PollVote, &2).unwrap(),
+            }],
+        };
+        match through_the_wire(&each, &directory) {
+            BusMessage::DispatchEach {
+                event,
+                default,
+                variants,
+                ..
+            } => {
+                assert_eq!(event, Event::PollVote);
+                assert!(text(&default).ends_with(r#""d":1}"#));
+                assert_eq!(variants.len(), 1);
+                assert_eq!(variants[0].users, [a, b]);
+                assert!(text(&variants[0].payload).ends_with(r#""d":2}"#));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            through_the_wire(&BusMessage::CloseSessions { user: a }, &directory),
+            BusMessage::CloseSessions { user } if user == a
+        ));
+        let family = uuid::Uuid::new_v4();
+        assert!(matches!(
+            through_the_wire(&BusMessage::CloseFamily { family }, &directory),
+            BusMessage::CloseFamily { family: f } if f == family
+        ));
+    }
+
+    #[test]
+    fn every_directory_change_reads_back_as_it_was() {
+        let (directory, server, channel) = directory_with_channel();
+        let (user, role) = (UserId::new(), RoleId::new());
+        let changes = [
+            DirectoryChange::ServerCreated {
+                server,
+                owner: user,
+            },
+            DirectoryChange::ServerDeleted { server },
+            DirectoryChange::MemberAdded { server, user },
+            DirectoryChange::MemberRemoved { server, user },
+            DirectoryChange::ChannelCreated {
+                channel,
+                server,
+                kind: ChannelType::Voice,
+            },
+            DirectoryChange::ChannelDeleted { channel },
+            DirectoryChange::RoleUpserted {
+                role,
+                server,
+                permissions: 1 << 14,
+                position: 3,
+            },
+            DirectoryChange::RoleDeleted { role, server },
+            DirectoryChange::MemberRoleAdded { server, user, role },
+            DirectoryChange::MemberRoleRemoved { server, user, role },
+            DirectoryChange::OverrideUpserted(ChannelOverride {
+                id: OverrideId::new(),
+                channel_id: channel,
+                role_id: None,
+                user_id: Some(user),
+                allow: 0,
+                deny: 1,
+            }),
+            DirectoryChange::OverrideDeleted {
+                channel,
+                id: OverrideId::new(),
+            },
+            DirectoryChange::TimeoutSet {
+                server,
+                user,
+                until: Some(Timestamp::now()),
+            },
+            DirectoryChange::TimeoutSet {
+                server,
+                user,
+                until: None,
+            },
+            DirectoryChange::VoiceJoined { user, channel },
+            DirectoryChange::VoiceLeft { user },
+        ];
+        for change in changes {
+            match through_the_wire(&BusMessage::Directory(change.clone()), &directory) {
+                BusMessage::Directory(got) => assert_eq!(got, change),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    /// A bus that only records what it is asked to watch.
+    #[derive(Debug, Default)]
+    struct Recording {
+        watching: Mutex<HashMap<Interest, i32>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Bus for Recording {
+        fn node(&self) -> concord_bus::NodeId {
+            concord_bus::NodeId(uuid::Uuid::nil())
+        }
+        async fn publish(&self, _: Outgoing) -> Result<(), concord_bus::BusError> {
+            Ok(())
+        }
+        async fn watch(&self, interest: Interest) -> Result<(), concord_bus::BusError> {
+            *self.watching.lock().unwrap().entry(interest).or_default() += 1;
+            Ok(())
+        }
+        async fn unwatch(&self, interest: Interest) -> Result<(), concord_bus::BusError> {
+            *self.watching.lock().unwrap().entry(interest).or_default() -= 1;
+            Ok(())
+        }
+        async fn sync(&self) -> Result<(), concord_bus::BusError> {
+            Ok(())
+        }
+        async fn close(&self) {}
+    }
+
+    impl Recording {
+        fn watched(&self) -> HashMap<Interest, i32> {
+            let mut watching = self.watching.lock().unwrap().clone();
+            watching.retain(|_, n| *n != 0);
+            watching
+        }
+    }
+
+    #[tokio::test]
+    async fn a_node_watches_its_users_and_their_servers_while_they_are_here() {
+        use concord_gateway::UserWatch;
+        let (directory, server, _) = directory_with_channel();
+        let (user, other_server) = (UserId::new(), ServerId::new());
+        directory.apply(&DirectoryChange::MemberAdded { server, user });
+        let bus = Arc::new(Recording::default());
+        let interests = Interests::start(Arc::clone(&bus) as Arc<dyn Bus>, Arc::clone(&directory));
+        interests.first(user);
+        interests.sync().await;
+        let want = |pairs: &[(Interest, i32)]| pairs.iter().copied().collect::<HashMap<_, _>>();
+        assert_eq!(
+            bus.watched(),
+            want(&[(Interest::User(user), 1), (Interest::Server(server), 1)])
+        );
+        // Joining a server while here: watched too (and the server's events go to
+        // every node for a while).
+        let joined = DirectoryChange::ServerCreated {
+            server: other_server,
+            owner: user,
+        };
+        directory.apply(&joined);
+        interests.directory_changed(&joined);
+        assert!(interests.just_joined(other_server));
+        interests.sync().await;
+        assert_eq!(bus.watched()[&Interest::Server(other_server)], 1);
+        // Leaving one, then the last session going: nothing is left watched.
+        let left = DirectoryChange::MemberRemoved { server, user };
+        directory.apply(&left);
+        interests.directory_changed(&left);
+        interests.last(user);
+        interests.sync().await;
+        assert_eq!(bus.watched(), HashMap::new());
+        // A change about a user with no session here watches nothing.
+        interests.directory_changed(&DirectoryChange::MemberAdded {
+            server,
+            user: UserId::new(),
+        });
+        interests.sync().await;
+        assert_eq!(bus.watched(), HashMap::new());
+    }
+
+    #[test]
+    fn what_another_node_cannot_use_is_refused_not_delivered() {
+        let node = concord_bus::NodeId::new();
+        let message = |event: &str, audience, body: &'static [u8]| concord_bus::BusMessage {
+            origin: node,
+            kind: concord_bus::Kind::Event,
+            seq: 0,
+            deps: Vec::new(),
+            audience,
+            event: event.into(),
+            body: Bytes::from_static(body),
+        };
+        let everyone = concord_bus::Audience::Everyone;
+        let server = concord_bus::Audience::Server(ServerId::new());
+        let bad = [
+            // Not a frame, or a frame of another event than it claims.
+            message("MESSAGE_CREATE", server.clone(), b"{\"op\":\"HELLO\"}"),
+            message(
+                "MESSAGE_CREATE",
+                server.clone(),
+                br#"{"op":"DISPATCH","t":"TYPING_START","d":{}}"#,
+            ),
+            message("NO_SUCH_EVENT", server.clone(), b""),
+            // An event for every node is not a dispatch any session takes.
+            message(
+                "MESSAGE_CREATE",
+                everyone.clone(),
+                br#"{"op":"DISPATCH","t":"MESSAGE_CREATE","d":{}}"#,
+            ),
+            message(DIRECTORY, everyone.clone(), b"{\"change\":\"nonsense\"}"),
+            message(CLOSE_SESSIONS, everyone.clone(), b""),
+            message(CLOSE_FAMILY, everyone, b"short"),
+            message(EACH, server.clone(), b"\x0aPOLL_VOTE"),
+            message(EACH, server, b"\x09POLL_VOTE\xff\xff\xff\xff"),
+        ];
+        for message in bad {
+            let event = message.event.clone();
+            assert!(decode(message).is_err(), "{event}");
         }
     }
 }

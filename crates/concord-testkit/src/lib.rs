@@ -159,15 +159,7 @@ impl TestServer {
     /// # Panics
     /// If registration fails.
     pub async fn user(&self, username: &str) -> TestUser {
-        let res = self
-            .api()
-            .post(
-                "/auth/register",
-                &json!({"username": username, "password": "correct-horse-42"}),
-            )
-            .await;
-        assert_eq!(res.status, 201, "register {username}: {}", res.body);
-        TestUser::from_auth(self, &res.body)
+        TestUser::register(&self.api(), username).await
     }
 
     /// Opens a gateway connection with `?{query}` and reads READY.
@@ -295,6 +287,21 @@ impl TestUser {
     /// From an AuthResponse body.
     pub fn from_auth(server: &TestServer, body: &Value) -> Self {
         Self::from_response(&server.api(), body)
+    }
+
+    /// Registers a user (password `correct-horse-42`) on `api`'s server.
+    ///
+    /// # Panics
+    /// If registration fails.
+    pub async fn register(api: &Api, username: &str) -> Self {
+        let res = api
+            .post(
+                "/auth/register",
+                &json!({"username": username, "password": "correct-horse-42"}),
+            )
+            .await;
+        assert_eq!(res.status, 201, "register {username}: {}", res.body);
+        Self::from_response(api, &res.body)
     }
 
     /// From an AuthResponse body, with a client on `api`'s server.

