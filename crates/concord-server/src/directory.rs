@@ -504,6 +504,11 @@ impl Directory {
         self.read().voice.get(&user).copied()
     }
 
+    /// Every user in a voice channel.
+    pub fn voice_users(&self) -> Vec<UserId> {
+        self.read().voice.keys().copied().collect()
+    }
+
     // ---- audiences ----
 
     /// Every channel of `server`.

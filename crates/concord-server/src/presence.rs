@@ -301,12 +301,33 @@ pub async fn follow_cluster(state: AppState) {
     let mut last_heard: HashMap<NodeId, tokio::time::Instant> = HashMap::new();
     cluster.signal(&Signal::RosterRequest);
     let mut heartbeat = tokio::time::interval(beat);
+    // Once the other nodes have had time to answer the roster request: voice states
+    // of users online nowhere are left over from nodes that stopped (a lone node clears
+    // all of them at start; a node of a cluster must not clear the others' users').
+    let sweep = tokio::time::sleep(silent);
+    tokio::pin!(sweep);
+    let mut swept = false;
     loop {
         tokio::select! {
             signal = signals.recv() => {
                 let Some((node, signal)) = signal else { return };
                 last_heard.insert(node, tokio::time::Instant::now());
                 apply(&state, &cluster, node, signal);
+            }
+            () = &mut sweep, if !swept => {
+                swept = true;
+                let stale: Vec<UserId> = state
+                    .directory
+                    .voice_users()
+                    .into_iter()
+                    .filter(|user| !state.presence.is_online(*user))
+                    .collect();
+                if !stale.is_empty() {
+                    tracing::info!(users = stale.len(), "voice states of users online nowhere cleared");
+                }
+                for user in stale {
+                    leave_voice(&state, user).await;
+                }
             }
             _ = heartbeat.tick() => {
                 cluster.signal(&Signal::Alive);

@@ -2,7 +2,7 @@
 //! one NATS, one secret), messages posted without pause, and one node killed with
 //! SIGKILL. Its clients reconnect to the survivors; every message the server
 //! acknowledged is in the history; the survivors' sessions miss nothing and keep
-//! working; the dead node's users go offline within three heartbeats.
+//! working; the dead node's users go offline within three heartbeats and leave voice.
 
 use std::{
     io::{BufRead, BufReader},
@@ -226,16 +226,34 @@ async fn a_dead_nodes_users_go_offline_within_three_heartbeats() {
     let alice = register(&nodes[0], "alice").await;
     let dave = register(&nodes[1], "dave").await;
     let hall = alice.create_server("watchers").await;
+    let lounge = alice.create_channel(&hall, "lounge", "voice").await;
     dave.join(&hall).await;
     let mut alice_gw = nodes[0].connect(&alice).await;
     let _dave_gw = nodes[1].connect(&dave).await;
     let online = next_presence(&mut alice_gw, &dave).await;
     assert_eq!(online["status"], "online", "{online}");
+    dave.join_voice(&lounge).await;
+    let joined = alice_gw.next_event("VOICE_STATE_UPDATE").await;
+    assert_eq!(joined["channel_id"], lounge.as_str(), "{joined}");
 
     nodes[1].kill();
-    // Node 0 hears nothing from node 1 for three heartbeats (3 s): dave goes offline.
-    let offline = next_presence(&mut alice_gw, &dave).await;
+    // Node 0 hears nothing from node 1 for three heartbeats (3 s): dave goes offline,
+    // and out of the voice channel he can no longer be in.
+    // (Presence goes out on the next presence tick, the voice leave at once: either
+    // may come first.)
+    let (mut offline, mut left) = (None, None);
+    while offline.is_none() || left.is_none() {
+        let frame = alice_gw.next_frame().await;
+        let about_dave = frame["d"]["user_id"] == dave.id.as_str();
+        match frame["t"].as_str() {
+            Some("PRESENCE_UPDATE") if about_dave => offline = Some(frame["d"].clone()),
+            Some("VOICE_STATE_UPDATE") if about_dave => left = Some(frame["d"].clone()),
+            _ => {}
+        }
+    }
+    let (offline, left) = (offline.unwrap_or_default(), left.unwrap_or_default());
     assert_eq!(offline["status"], "offline", "{offline}");
+    assert!(left["channel_id"].is_null(), "{left}");
 }
 
 /// The next PRESENCE_UPDATE about `user`.

@@ -20,7 +20,7 @@
 use std::{borrow::Cow, str::FromStr, sync::LazyLock, time::Duration};
 
 use async_trait::async_trait;
-use concord_protocol::{ChannelType, Id, MentionCount, Status, Timestamp, UnreadCount, UserId};
+use concord_protocol::{ChannelType, Id, Status, Timestamp, UserId};
 use sqlx::{
     AssertSqlSafe, Postgres, Row, Transaction,
     migrate::{Migration, MigrationType, Migrator},
