@@ -218,10 +218,12 @@ pub fn router(state: AppState) -> Router {
 /// [`router`] over a gateway endpoint built by the caller.
 pub fn router_with(state: AppState, gateway: Arc<Gateway>) -> Router {
     state.metrics.watch_gateway(&gateway);
-    let limited = routes::limited(&state, gateway).layer(middleware::from_fn_with_state(
-        state.clone(),
-        limit_requests,
-    ));
+    let limited = routes::limited(&state, gateway)
+        .layer(middleware::from_fn_with_state(state.clone(), flush_bus))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limit_requests,
+        ));
     let api = routes::health().merge(limited).fallback(not_found_fallback);
     let cors = cors(&state.config.cors_origins);
     let router = Router::new()
@@ -252,6 +254,18 @@ pub fn router_with(state: AppState, gateway: Arc<Gateway>) -> Router {
             observe_requests,
         ))
         .with_state(state)
+}
+
+/// On a node of a cluster, a write answers only once what it published is on the bus
+/// (at most 1 s): the client's next step, through whichever node, finds the change.
+async fn flush_bus(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let write =
+        request.method() != axum::http::Method::GET && request.method() != axum::http::Method::HEAD;
+    let response = next.run(request).await;
+    if write && let Some(cluster) = state.events.cluster() {
+        cluster.flushed(Duration::from_secs(1)).await;
+    }
+    response
 }
 
 /// CORS for the configured origins (PUT included: the reference forgot it, R10).

@@ -83,6 +83,10 @@ pub struct Cluster {
     metrics: Arc<Metrics>,
     interests: Interests,
     signals: Arc<Mutex<Option<mpsc::UnboundedReceiver<FromNode>>>>,
+    /// Messages queued so far, and (watched) how many of them the bus has taken or
+    /// given up on: what [`Cluster::flushed`] compares.
+    queued: Arc<std::sync::atomic::AtomicU64>,
+    done: tokio::sync::watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -105,7 +109,8 @@ impl Cluster {
         let node = bus.node();
         let (queue, queued) = mpsc::channel(QUEUE);
         let (signal, signals) = mpsc::unbounded_channel();
-        tokio::spawn(publish_all(bus, queued, Arc::clone(&metrics)));
+        let (done_tx, done) = tokio::sync::watch::channel(0);
+        tokio::spawn(publish_all(bus, queued, done_tx, Arc::clone(&metrics)));
         tokio::spawn(receive_all(inbox, fanout, signal, Arc::clone(&metrics)));
         Self {
             node,
@@ -114,7 +119,19 @@ impl Cluster {
             metrics,
             interests,
             signals: Arc::new(Mutex::new(Some(signals))),
+            queued: Arc::default(),
+            done,
         }
+    }
+
+    /// Returns once everything queued before the call is on the bus (or was given up
+    /// on), at most after `limit`. A REST write awaits it before it answers, so a
+    /// client that acts next through another node finds the change there (it is on
+    /// its way to every node, which applies it in well under a millisecond on a LAN).
+    pub async fn flushed(&self, limit: Duration) {
+        let target = self.queued.load(std::sync::atomic::Ordering::Acquire);
+        let mut done = self.done.clone();
+        let _ = tokio::time::timeout(limit, done.wait_for(|n| *n >= target)).await;
     }
 
     /// This node.
@@ -144,9 +161,15 @@ impl Cluster {
     }
 
     fn enqueue(&self, outgoing: Outgoing) {
-        if let Err(err) = self.queue.try_send(outgoing) {
-            self.metrics.bus("dropped");
-            tracing::error!(error = %err, "bus queue full: message not sent to other nodes");
+        match self.queue.try_send(outgoing) {
+            Ok(()) => {
+                self.queued
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            }
+            Err(err) => {
+                self.metrics.bus("dropped");
+                tracing::error!(error = %err, "bus queue full: message not sent to other nodes");
+            }
         }
     }
 
@@ -176,6 +199,7 @@ impl Cluster {
 async fn publish_all(
     bus: Arc<dyn Bus>,
     mut queued: mpsc::Receiver<Outgoing>,
+    done: tokio::sync::watch::Sender<u64>,
     metrics: Arc<Metrics>,
 ) {
     while let Some(message) = queued.recv().await {
@@ -198,6 +222,7 @@ async fn publish_all(
                 }
             }
         }
+        done.send_modify(|n| *n += 1);
     }
 }
 

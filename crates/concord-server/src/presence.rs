@@ -41,11 +41,26 @@ struct Entry {
     elsewhere: HashSet<NodeId>,
     /// A pending offline, by generation.
     grace: Option<u64>,
+    /// In a cluster: an offline waiting for [`CONFIRM`], by generation.
+    confirm: Option<u64>,
 }
 
+/// In a cluster, how long a user held by no node waits before offline is announced
+/// (and voice left): a session opened on another node a moment before the last one
+/// here closed has had time to say so, and a user moving between nodes does not
+/// flash offline or drop out of voice.
+const CONFIRM: Duration = Duration::from_millis(500);
+
 impl Entry {
+    /// Held by some node now.
     fn online(&self) -> bool {
         self.here || !self.elsewhere.is_empty()
+    }
+
+    /// Online as peers were last told: held, or held by none for less than
+    /// [`CONFIRM`] (offline not announced yet).
+    fn shown_online(&self) -> bool {
+        self.online() || self.confirm.is_some()
     }
 }
 
@@ -107,7 +122,7 @@ impl Presence {
     /// Whether peers see `user` as connected (a live session on some node, or one
     /// within the grace period).
     pub fn is_online(&self, user: UserId) -> bool {
-        self.lock().get(&user).is_some_and(Entry::online)
+        self.lock().get(&user).is_some_and(Entry::shown_online)
     }
 
     /// The status others see for a user whose chosen status is `chosen`.
@@ -127,12 +142,14 @@ impl Presence {
             here: false,
             elsewhere: HashSet::new(),
             grace: None,
+            confirm: None,
         });
         // A reconnect inside the grace period: peers never saw offline.
         entry.grace = None;
         if !entry.here {
-            let was_online = entry.online();
+            let was_online = entry.shown_online();
             entry.here = true;
+            entry.confirm = None;
             entry.chosen = chosen_of(user);
             tell(state, &Signal::Up(wire(user.id, &entry.chosen)));
             if !was_online {
@@ -159,7 +176,7 @@ impl Presence {
         let visible_before = visible(&entry.chosen);
         let changed = entry.chosen != chosen;
         entry.chosen = chosen;
-        if entry.online() && (changed || visible_before) {
+        if entry.shown_online() && (changed || visible_before) {
             announce(state, user, &entry.chosen, true);
         }
         true
@@ -207,11 +224,45 @@ impl Presence {
             if entry.online() {
                 return;
             }
+            if state.events.cluster().is_some() {
+                self.confirm_later(state, user, entry);
+                return;
+            }
             let entry = users.remove(&user).unwrap_or_else(|| unreachable!());
             announce(state, user, &entry.chosen, false);
         }
         let state = state.clone();
         tokio::spawn(async move { leave_voice(&state, user).await });
+    }
+
+    /// Offline for `user`, held by no node now, unless a node holds them again
+    /// within [`CONFIRM`].
+    fn confirm_later(&self, state: &AppState, user: UserId, entry: &mut Entry) {
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        entry.confirm = Some(generation);
+        let state = state.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(CONFIRM).await;
+            state
+                .presence
+                .confirm_offline(&state, user, generation)
+                .await;
+        });
+    }
+
+    async fn confirm_offline(&self, state: &AppState, user: UserId, generation: u64) {
+        {
+            let mut users = self.lock();
+            let Some(entry) = users.get(&user) else {
+                return;
+            };
+            if entry.online() || entry.confirm != Some(generation) {
+                return;
+            }
+            let entry = users.remove(&user).unwrap_or_else(|| unreachable!());
+            announce(state, user, &entry.chosen, false);
+        }
+        leave_voice(state, user).await;
     }
 
     /// `node` holds `user` with presence `chosen`.
@@ -222,9 +273,11 @@ impl Presence {
             here: false,
             elsewhere: HashSet::new(),
             grace: None,
+            confirm: None,
         });
-        let was_online = entry.online();
+        let was_online = entry.shown_online();
         entry.elsewhere.insert(node);
+        entry.confirm = None;
         entry.chosen = chosen;
         if !was_online {
             announce(state, user, &entry.chosen, true);
@@ -234,38 +287,23 @@ impl Presence {
     /// `node` holds these users no more (all of them: `None`); those no node holds
     /// now go offline.
     fn released_elsewhere(&self, state: &AppState, node: NodeId, user: Option<UserId>) {
-        let mut gone = Vec::new();
-        {
-            let mut users = self.lock();
-            let mut check = |user: UserId, entry: &mut Entry| {
-                if entry.elsewhere.remove(&node) && !entry.online() {
-                    announce(state, user, &entry.chosen, false);
-                    gone.push(user);
-                }
-            };
-            match user {
-                Some(user) => {
-                    if let Some(entry) = users.get_mut(&user) {
-                        check(user, entry);
-                    }
-                }
-                None => {
-                    for (user, entry) in users.iter_mut() {
-                        check(*user, entry);
-                    }
+        let mut users = self.lock();
+        let check = |user: UserId, entry: &mut Entry| {
+            if entry.elsewhere.remove(&node) && !entry.online() {
+                self.confirm_later(state, user, entry);
+            }
+        };
+        match user {
+            Some(user) => {
+                if let Some(entry) = users.get_mut(&user) {
+                    check(user, entry);
                 }
             }
-            for user in &gone {
-                users.remove(user);
-            }
-        }
-        if !gone.is_empty() {
-            let state = state.clone();
-            tokio::spawn(async move {
-                for user in gone {
-                    leave_voice(&state, user).await;
+            None => {
+                for (user, entry) in users.iter_mut() {
+                    check(*user, entry);
                 }
-            });
+            }
         }
     }
 

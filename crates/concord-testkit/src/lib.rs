@@ -57,6 +57,10 @@ pub struct TestServer {
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     dir: PathBuf,
+    /// The other nodes, when the server is a cluster (see [`TestServer::start_with`]).
+    peers: Vec<TestServer>,
+    /// Which node the next client goes to.
+    turn: std::sync::atomic::AtomicUsize,
 }
 
 /// Configuration for tests: cheap password hashing, limits that tests do not trip
@@ -94,11 +98,55 @@ impl TestServer {
     ///
     /// # Panics
     /// If the server cannot start.
+    ///
+    /// With `CONCORD_TEST_NODES=n` (n > 1) in the environment, and no database or bus
+    /// chosen by `adjust`, the server is a cluster of n nodes on a fresh PostgreSQL
+    /// database and a NATS subject prefix of its own: each new client ([`api`],
+    /// [`connect`], so each [`user`]) goes to the next node in turn, and the same tests
+    /// check that the nodes behave as one server. White-box assertions (`state`) see
+    /// the first node.
+    ///
+    /// [`api`]: TestServer::api
+    /// [`connect`]: TestServer::connect
+    /// [`user`]: TestServer::user
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = std::env::temp_dir().join(format!("concord-test-{}", uuid::Uuid::new_v4()));
         let mut config = test_config(dir.clone());
         adjust(&mut config);
-        Self::start_config(config).await
+        let nodes = std::env::var("CONCORD_TEST_NODES")
+            .ok()
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(1);
+        if nodes < 2 || config.database_url.is_some() || config.bus_url.is_some() {
+            return Self::start_config(config).await;
+        }
+        config.database_url = Some(fresh_postgres_url().await);
+        config.bus_url = Some(nats_url());
+        config.bus_prefix = fresh_bus_prefix();
+        config
+            .jwt_secret
+            .get_or_insert_with(|| format!("test-cluster-{}", uuid::Uuid::new_v4().simple()));
+        let mut first = Self::start_config(config.clone()).await;
+        for _ in 1..nodes {
+            let mut peer = config.clone();
+            peer.data_dir =
+                std::env::temp_dir().join(format!("concord-test-{}", uuid::Uuid::new_v4()));
+            first.peers.push(Self::start_config(peer).await);
+        }
+        first
+    }
+
+    /// The address of the node the next client goes to.
+    fn next_addr(&self) -> SocketAddr {
+        if self.peers.is_empty() {
+            return self.addr;
+        }
+        let turn =
+            self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % (self.peers.len() + 1);
+        match turn {
+            0 => self.addr,
+            n => self.peers[n - 1].addr,
+        }
     }
 
     /// Stops the server the way SIGTERM does, then starts a new one on the same data
@@ -110,9 +158,21 @@ impl TestServer {
         self.stop().await;
         let mut config = (*self.state.config).clone();
         config.listen = self.addr;
-        // The old server's directory now belongs to the new one.
+        // The old server's directory now belongs to the new one (a cluster's nodes'
+        // to theirs).
         self.dir = PathBuf::new();
-        Self::start_config(config).await
+        let mut peers = Vec::new();
+        for mut peer in std::mem::take(&mut self.peers) {
+            let mut config = (*peer.state.config).clone();
+            config.listen = peer.addr;
+            peer.dir = PathBuf::new();
+            peers.push(config);
+        }
+        let mut first = Self::start_config(config).await;
+        for config in peers {
+            first.peers.push(Self::start_config(config).await);
+        }
+        first
     }
 
     async fn start_config(config: Config) -> Self {
@@ -141,6 +201,8 @@ impl TestServer {
             shutdown: Some(tx),
             task: Some(task),
             dir,
+            peers: Vec::new(),
+            turn: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -151,7 +213,7 @@ impl TestServer {
 
     /// A REST client without credentials.
     pub fn api(&self) -> Api {
-        Api::new(&self.url(""))
+        Api::new(&format!("http://{}", self.next_addr()))
     }
 
     /// Registers a user (password `correct-horse-42`) and returns them with a client.
@@ -167,7 +229,7 @@ impl TestServer {
     /// # Panics
     /// If the connection fails or the first frame is not READY.
     pub async fn connect(&self, query: &str) -> (Gateway, Value) {
-        Gateway::connect(&self.addr.to_string(), query).await
+        Gateway::connect(&self.next_addr().to_string(), query).await
     }
 
     /// Upgrades `/ws?{query}` without reading anything.
@@ -175,7 +237,7 @@ impl TestServer {
     /// # Errors
     /// The handshake's failure (a refused upgrade's status, say).
     pub async fn connect_raw(&self, query: &str) -> Result<Gateway, tungstenite::Error> {
-        Gateway::connect_raw(&self.addr.to_string(), query).await
+        Gateway::connect_raw(&self.next_addr().to_string(), query).await
     }
 
     /// Opens a protocol v2 connection with `?v=2&{query}` (`query` may name a
@@ -248,6 +310,9 @@ impl TestServer {
     }
 
     async fn stop(&mut self) {
+        for peer in &mut self.peers {
+            Box::pin(peer.stop()).await;
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
