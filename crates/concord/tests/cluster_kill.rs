@@ -104,6 +104,16 @@ async fn register(node: &Node, name: &str) -> TestUser {
     TestUser::register(&node.api(), name).await
 }
 
+/// `n` nodes of a fresh cluster: a database, a subject prefix and a secret of their own.
+async fn cluster(n: usize) -> Vec<Node> {
+    let database = fresh_postgres_url().await;
+    let prefix = fresh_bus_prefix();
+    let secret = format!("cluster-secret-{}", uuid::Uuid::new_v4().simple());
+    (0..n)
+        .map(|_| Node::start(&database, &prefix, &secret))
+        .collect()
+}
+
 /// The next MESSAGE_CREATE's content, skipping presence.
 async fn next_message(gateway: &mut Gateway) -> String {
     let d = gateway.next_event("MESSAGE_CREATE").await;
@@ -112,12 +122,7 @@ async fn next_message(gateway: &mut Gateway) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_one_of_three_nodes_loses_nothing_committed() {
-    let database = fresh_postgres_url().await;
-    let prefix = fresh_bus_prefix();
-    let secret = format!("cluster-secret-{}", uuid::Uuid::new_v4().simple());
-    let mut nodes: Vec<Node> = (0..3)
-        .map(|_| Node::start(&database, &prefix, &secret))
-        .collect();
+    let mut nodes = cluster(3).await;
 
     let alice = register(&nodes[0], "alice").await;
     let bob = register(&nodes[1], "bob").await;
@@ -217,12 +222,7 @@ async fn kill_9_one_of_three_nodes_loses_nothing_committed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_nodes_users_go_offline_within_three_heartbeats() {
-    let database = fresh_postgres_url().await;
-    let prefix = fresh_bus_prefix();
-    let secret = format!("cluster-secret-{}", uuid::Uuid::new_v4().simple());
-    let mut nodes: Vec<Node> = (0..2)
-        .map(|_| Node::start(&database, &prefix, &secret))
-        .collect();
+    let mut nodes = cluster(2).await;
     let alice = register(&nodes[0], "alice").await;
     let dave = register(&nodes[1], "dave").await;
     let hall = alice.create_server("watchers").await;
