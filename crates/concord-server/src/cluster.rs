@@ -46,7 +46,8 @@ const CLOSE_FAMILY: &str = "@close_family";
 const EACH: &str = "@each";
 
 /// What nodes tell each other about presence (`crate::presence`): who holds whom
-/// online, and that they are alive. Sent to every node.
+/// online, and that they are alive; and the login attempts each counted, so that the
+/// per-account throttle holds for the cluster. Sent to every node.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "signal", rename_all = "snake_case")]
 pub enum Signal {
@@ -68,6 +69,12 @@ pub enum Signal {
     Roster {
         /// The users and their chosen presence.
         users: Vec<concord_protocol::PresenceUpdate>,
+    },
+    /// The sender let one login attempt for this account through its throttle
+    /// (`limits.login_per_account`): every node counts it.
+    LoginAttempt {
+        /// The username tried.
+        username: String,
     },
 }
 

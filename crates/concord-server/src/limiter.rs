@@ -101,6 +101,12 @@ impl Limiters {
         })
     }
 
+    /// Counts a login attempt for `username` that another node of the cluster let
+    /// through, so the account's bucket is the cluster's, not this node's.
+    pub fn note_login(&self, username: &str) {
+        let _ = self.login_per_account.check_key(&username.to_owned());
+    }
+
     /// Forgets idle keys so that the maps do not grow without bound.
     pub fn prune(&self) {
         self.per_ip.retain_recent();

@@ -410,6 +410,7 @@ fn apply(state: &AppState, cluster: &crate::cluster::Cluster, node: NodeId, sign
                 });
             }
         }
+        Signal::LoginAttempt { username } => state.limiters.note_login(&username),
         Signal::Alive => {}
     }
 }

@@ -205,3 +205,36 @@ async fn presence_is_the_clusters_not_one_nodes() {
     assert_eq!(presence_of(&mut alice_gw, &bob).await["status"], "away");
     shutdown(nodes).await;
 }
+
+#[tokio::test]
+async fn the_login_throttle_counts_attempts_on_every_node() {
+    let nodes = cluster_with(2, |c| {
+        c.limits.login_per_account = concord_server::config::PerMinute {
+            per_minute: 1,
+            burst: 3,
+        };
+    })
+    .await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    a.user("victim").await;
+    let mut answers = Vec::new();
+    for attempt in 0..6 {
+        let node = if attempt % 2 == 0 { a } else { b };
+        let res = node
+            .api()
+            .post(
+                "/auth/login",
+                &json!({"username": "victim", "password": "wrong guess 123"}),
+            )
+            .await;
+        answers.push(res.status);
+    }
+    // Three attempts in all, not three per node.
+    assert_eq!(&answers[..3], [401, 401, 401], "{answers:?}");
+    assert_eq!(answers.last(), Some(&429), "{answers:?}");
+    assert!(
+        answers.iter().filter(|s| **s == 401).count() < 6,
+        "{answers:?}"
+    );
+    shutdown(nodes).await;
+}

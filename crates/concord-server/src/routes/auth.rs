@@ -157,6 +157,11 @@ async fn login(
     check_chars("Username", &body.username, 1, 128)?;
     check_chars("Password", &body.password, 1, 128)?;
     state.limiters.check_login(&body.username)?;
+    if let Some(cluster) = state.events.cluster() {
+        cluster.signal(&crate::cluster::Signal::LoginAttempt {
+            username: body.username.clone(),
+        });
+    }
 
     let found = state.store.user_by_username(&body.username).await?;
     // Bots have no password and can never log in.
