@@ -28,13 +28,17 @@ use tokio::{sync::mpsc, time::Instant};
 
 use crate::{BusMessage, Kind, NodeId};
 
+/// How long a node keeps counting an origin it has received no change from.
+const FORGET: Duration = Duration::from_secs(600);
+
 /// Counts of one node, shared by its publish side and its receive loop.
 #[derive(Debug)]
 pub struct Ordering {
     node: NodeId,
     hold: Duration,
     published: AtomicU64,
-    received: Mutex<HashMap<NodeId, u64>>,
+    /// Per origin: changes received, and when the last one came.
+    received: Mutex<HashMap<NodeId, (u64, Instant)>>,
     released_early: AtomicU64,
 }
 
@@ -67,12 +71,15 @@ impl Ordering {
             Kind::Directory => self.published.fetch_add(1, Atomic::AcqRel) + 1,
             Kind::Event => self.published.load(Atomic::Acquire),
         };
-        let received = self.received.lock().unwrap_or_else(|e| e.into_inner());
+        let mut received = self.received.lock().unwrap_or_else(|e| e.into_inner());
+        // A node silent for long (stopped: node ids are fresh at each start) leaves
+        // the stamps, so they do not grow with every restart in a cluster's life.
+        received.retain(|_, (_, at)| at.elapsed() < FORGET);
         let mut deps = Vec::with_capacity(received.len() + 1);
         if own > 0 {
             deps.push((self.node, own));
         }
-        deps.extend(received.iter().map(|(n, c)| (*n, *c)));
+        deps.extend(received.iter().map(|(n, (c, _))| (*n, *c)));
         let seq = if kind == Kind::Directory { own } else { 0 };
         (seq, deps)
     }
@@ -83,7 +90,7 @@ impl Ordering {
             if *node == self.node {
                 return true;
             }
-            match received.get(node) {
+            match received.get(node).map(|(count, _)| count) {
                 // The message's own change is its dependency on its origin: the one
                 // before it must have arrived.
                 Some(have) if *node == message.origin && message.kind == Kind::Directory => {
@@ -98,8 +105,11 @@ impl Ordering {
     fn delivered(&self, message: &BusMessage) {
         if message.kind == Kind::Directory {
             let mut received = self.received.lock().unwrap_or_else(|e| e.into_inner());
-            let have = received.entry(message.origin).or_insert(0);
+            let (have, at) = received
+                .entry(message.origin)
+                .or_insert((0, Instant::now()));
             *have = (*have).max(message.seq);
+            *at = Instant::now();
         }
     }
 }
@@ -265,6 +275,18 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(inbox.recv().await.unwrap().origin, b);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_origin_silent_for_long_leaves_the_stamps() {
+        let order = Ordering::new(NodeId::new(), Duration::from_secs(1));
+        let (old, recent) = (NodeId::new(), NodeId::new());
+        order.delivered(&message(old, Kind::Directory, 3, vec![]));
+        tokio::time::advance(FORGET - Duration::from_secs(1)).await;
+        order.delivered(&message(recent, Kind::Directory, 1, vec![]));
+        assert_eq!(order.stamp(Kind::Event).1.len(), 2);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(order.stamp(Kind::Event).1, vec![(recent, 1)]);
     }
 
     #[test]
