@@ -201,6 +201,18 @@ mod tests {
         }
     }
 
+    /// Lets the ordering task take what was sent, then moves virtual time by `d`
+    /// and lets it act on that.
+    async fn pass(d: Duration) {
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::advance(d).await;
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+    }
+
     fn start() -> (
         Arc<Ordering>,
         mpsc::Sender<BusMessage>,
@@ -228,7 +240,7 @@ mod tests {
             .send(message(b, Kind::Event, 0, vec![(a, 2)]))
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        pass(Duration::from_millis(500)).await;
         assert!(inbox.try_recv().is_err(), "held");
         arrivals
             .send(message(a, Kind::Directory, 2, vec![(a, 2)]))
@@ -257,10 +269,10 @@ mod tests {
             .send(message(a, Kind::Event, 0, vec![(a, 3)]))
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(1900)).await;
+        pass(Duration::from_millis(1900)).await;
         assert!(inbox.try_recv().is_err(), "held within the hold");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(inbox.recv().await.unwrap().seq, 3);
+        pass(Duration::from_millis(200)).await;
+        assert_eq!(inbox.try_recv().unwrap().seq, 3, "out once the hold passed");
         assert_eq!(inbox.recv().await.unwrap().kind, Kind::Event);
         assert_eq!(order.released_early(), 1);
     }

@@ -141,11 +141,15 @@ async fn kill_9_one_of_three_nodes_loses_nothing_committed() {
     }
 
     // Alice posts through node 0 without pause while node 1 dies.
+    // The kill comes once a third of the posts went through: mid-load, by count
+    // rather than by a wall-clock wait.
+    let (a_third, in_load) = tokio::sync::oneshot::channel();
     let poster = {
         let alice = alice.clone();
         let general = general.clone();
         tokio::spawn(async move {
             let mut acknowledged = Vec::new();
+            let mut a_third = Some(a_third);
             for n in 0..60 {
                 let content = format!("load {n}");
                 let res = alice
@@ -158,12 +162,16 @@ async fn kill_9_one_of_three_nodes_loses_nothing_committed() {
                 if res.status == 201 {
                     acknowledged.push(content);
                 }
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                if n == 20
+                    && let Some(a_third) = a_third.take()
+                {
+                    let _ = a_third.send(());
+                }
             }
             acknowledged
         })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    in_load.await.expect("the poster reached a third");
     nodes[1].kill();
     drop(bob_gw);
     // Bob's client reconnects to a survivor.
