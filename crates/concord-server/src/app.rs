@@ -142,13 +142,24 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
     let directory = Arc::new(Directory::from_snapshot(snapshot));
     let tick = Duration::from_millis(config.limits.presence_batch_ms);
     let families = Arc::new(Families::default());
+    let webhooks = crate::webhooks::Webhooks::start(
+        &config.webhooks,
+        Arc::clone(&store),
+        Arc::clone(&metrics),
+    )
+    .map_err(std::io::Error::other)?;
+    let automod = Arc::new(crate::automod::AutomodRules::new());
     let fanout = Fanout::new(
         Arc::clone(&directory),
         Arc::clone(&hub),
         Arc::clone(&families),
         tick,
         Arc::clone(&metrics),
-    );
+    )
+    .with_caches(crate::bus::Caches {
+        automod: Arc::clone(&automod),
+        webhooks: webhooks.clone(),
+    });
     let events = match bus {
         None => Events::new(fanout, None, Arc::clone(&metrics)),
         Some((bus, inbox)) => {
@@ -163,6 +174,7 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
                 interests,
                 Arc::clone(&directory),
                 Arc::clone(&metrics),
+                Duration::from_secs(config.bus_heartbeat_secs.max(1)),
             );
             Events::new(fanout, Some(cluster), Arc::clone(&metrics))
         }
@@ -170,12 +182,6 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
     let grace = Duration::from_secs(config.limits.presence_grace_secs);
     let passwords = Arc::new(Passwords::start(config.password)?);
     let sessions_per_ip = IpCounter::new(config.limits.sessions_per_ip);
-    let webhooks = crate::webhooks::Webhooks::start(
-        &config.webhooks,
-        Arc::clone(&store),
-        Arc::clone(&metrics),
-    )
-    .map_err(std::io::Error::other)?;
     let media = Arc::new(crate::media::MediaRelay::new(
         config.audio,
         Arc::clone(&directory) as Arc<dyn crate::media::VoiceRoster>,
@@ -200,7 +206,7 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
         attachments,
         sessions_per_ip,
         passwords,
-        automod: Arc::new(crate::automod::AutomodRules::new()),
+        automod,
         webhooks,
         media,
     };
@@ -256,15 +262,19 @@ pub fn router_with(state: AppState, gateway: Arc<Gateway>) -> Router {
         .with_state(state)
 }
 
-/// On a node of a cluster, a write answers only once what it published is on the bus
-/// (at most 1 s): the client's next step, through whichever node, finds the change.
+/// On a node of a cluster, a write answers only once what it published is on the bus,
+/// and once every node has applied the changes it made (membership, roles,
+/// overrides, sessions closed; at most 1 s): the client's next step, through
+/// whichever node, finds the change.
 async fn flush_bus(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let write =
         request.method() != axum::http::Method::GET && request.method() != axum::http::Method::HEAD;
+    let Some(cluster) = state.events.cluster().filter(|_| write) else {
+        return next.run(request).await;
+    };
+    let changes = cluster.changes();
     let response = next.run(request).await;
-    if write && let Some(cluster) = state.events.cluster() {
-        cluster.flushed(Duration::from_secs(1)).await;
-    }
+    cluster.settled(changes).await;
     response
 }
 

@@ -3,8 +3,8 @@
 //!
 //! A message costs no database read for a server without automod: each server's
 //! settings and words are loaded once into [`AutomodRules`] and dropped there by the
-//! automod routes when they change them. The cache lives in this node's memory; with
-//! several nodes, a change would have to reach the others over the bus.
+//! automod routes when they change them, on every node of a cluster
+//! ([`crate::bus::Cached::Automod`] travels like a directory change).
 //!
 //! Concord departs from the reference in three ways: the owner and holders of
 //! ADMINISTRATOR are exempt (X9); outcomes are published like the manual ones

@@ -82,6 +82,51 @@ pub enum BusMessage {
         /// Frames for particular users; a user is listed in at most one.
         variants: Vec<Variant>,
     },
+    /// Drop what every node's cache holds of rows that just changed.
+    Forget(Cached),
+}
+
+/// Rows a node keeps in memory, which a change made through any node makes stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "cache", rename_all = "snake_case")]
+pub enum Cached {
+    /// A server's automod settings and words.
+    Automod {
+        /// The server.
+        server: ServerId,
+    },
+    /// A server's webhooks.
+    Webhooks {
+        /// The server.
+        server: ServerId,
+    },
+    /// Every server's webhooks (rows went by cascade).
+    AllWebhooks,
+}
+
+/// The node's caches of stored rows, as [`BusMessage::Forget`] reaches them.
+#[derive(Clone)]
+pub struct Caches {
+    /// Automod rules per server.
+    pub automod: Arc<crate::automod::AutomodRules>,
+    /// Webhook delivery, with its targets per server.
+    pub webhooks: crate::webhooks::Webhooks,
+}
+
+impl std::fmt::Debug for Caches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caches").finish_non_exhaustive()
+    }
+}
+
+impl Caches {
+    fn forget(&self, cached: Cached) {
+        match cached {
+            Cached::Automod { server } => self.automod.invalidate(server),
+            Cached::Webhooks { server } => self.webhooks.invalidate(server),
+            Cached::AllWebhooks => self.webhooks.invalidate_all(),
+        }
+    }
 }
 
 /// One recipient-specific frame of a [`BusMessage::DispatchEach`].
@@ -102,6 +147,7 @@ pub struct Fanout {
     presence: Arc<PresenceTicks>,
     metrics: Arc<Metrics>,
     interests: Option<crate::cluster::Interests>,
+    caches: Option<Caches>,
 }
 
 /// Presence announcements waiting for the next tick.
@@ -146,7 +192,15 @@ impl Fanout {
             presence,
             metrics,
             interests: None,
+            caches: None,
         }
+    }
+
+    /// The same receiver, dropping from `caches` what [`BusMessage::Forget`] names.
+    #[must_use]
+    pub fn with_caches(mut self, caches: Caches) -> Self {
+        self.caches = Some(caches);
+        self
     }
 
     /// The same receiver, keeping `interests` in step with the directory changes it
@@ -171,6 +225,11 @@ impl Fanout {
                     .close_user(*user, concord_gateway::CloseReason::Revoked);
             }
             BusMessage::CloseFamily { family } => self.families.end(*family, &self.hub),
+            BusMessage::Forget(cached) => {
+                if let Some(caches) = &self.caches {
+                    caches.forget(*cached);
+                }
+            }
             BusMessage::DispatchEach {
                 audience,
                 event,
@@ -512,6 +571,11 @@ impl Events {
     /// Closes the sessions login `family` opened, on every node.
     pub fn close_family(&self, family: uuid::Uuid) {
         self.publish(BusMessage::CloseFamily { family });
+    }
+
+    /// Drops `cached` from every node's cache (the rows changed).
+    pub fn forget(&self, cached: Cached) {
+        self.publish(BusMessage::Forget(cached));
     }
 
     /// Publishes a directory change.

@@ -44,6 +44,7 @@ const PRESENCE: &str = "@presence";
 const CLOSE_SESSIONS: &str = "@close_sessions";
 const CLOSE_FAMILY: &str = "@close_family";
 const EACH: &str = "@each";
+const FORGET: &str = "@forget";
 
 /// What nodes tell each other about presence (`crate::presence`): who holds whom
 /// online, and that they are alive; and the login attempts each counted, so that the
@@ -76,6 +77,67 @@ pub enum Signal {
         /// The username tried.
         username: String,
     },
+    /// The sender made a change (a write through REST) and waits until every node has
+    /// applied it: each answers [`Signal::Applied`] once it has applied everything
+    /// the sender published before the barrier.
+    Barrier {
+        /// The sender's number for this barrier.
+        id: u64,
+    },
+    /// This node has applied what `node` published before its barrier `id`.
+    Applied {
+        /// The node whose barrier this answers.
+        node: uuid::Uuid,
+        /// The barrier.
+        id: u64,
+    },
+}
+
+/// How long a write waits for the other nodes to apply its changes before it
+/// answers anyway (a node dying meanwhile; logged).
+pub const BARRIER_LIMIT: Duration = Duration::from_secs(1);
+
+/// The writes waiting for every other node to apply them ([`Cluster::settled`]),
+/// and the nodes that must answer.
+#[derive(Debug, Default)]
+struct Barriers {
+    /// Changes other nodes must have applied before a write answers (directory
+    /// changes, sessions closed) queued so far.
+    changes: std::sync::atomic::AtomicU64,
+    next: std::sync::atomic::AtomicU64,
+    state: Mutex<BarrierState>,
+}
+
+#[derive(Debug, Default)]
+struct BarrierState {
+    /// Every other node heard from, and when last (each says it lives every
+    /// heartbeat).
+    peers: HashMap<concord_bus::NodeId, tokio::time::Instant>,
+    /// Per barrier: the nodes yet to answer, and the waiting write.
+    waiting: HashMap<u64, (HashSet<concord_bus::NodeId>, oneshot::Sender<()>)>,
+}
+
+impl Barriers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BarrierState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn heard(&self, node: concord_bus::NodeId) {
+        self.lock().peers.insert(node, tokio::time::Instant::now());
+    }
+
+    fn applied(&self, node: concord_bus::NodeId, id: u64) {
+        let mut state = self.lock();
+        let Some((pending, _)) = state.waiting.get_mut(&id) else {
+            return;
+        };
+        pending.remove(&node);
+        if pending.is_empty()
+            && let Some((_, done)) = state.waiting.remove(&id)
+        {
+            let _ = done.send(());
+        }
+    }
 }
 
 /// A [`Signal`] and the node it came from.
@@ -94,6 +156,9 @@ pub struct Cluster {
     /// given up on: what [`Cluster::flushed`] compares.
     queued: Arc<std::sync::atomic::AtomicU64>,
     done: tokio::sync::watch::Receiver<u64>,
+    barriers: Arc<Barriers>,
+    /// A node silent this long is not waited for (three heartbeats).
+    silent: Duration,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -105,6 +170,7 @@ impl std::fmt::Debug for Cluster {
 impl Cluster {
     /// Starts the node's publisher over `bus`, and its receiver from `inbox` into
     /// `fanout`.
+    /// `heartbeat` is the cluster's (`bus_heartbeat_secs`).
     pub fn start(
         bus: Arc<dyn Bus>,
         inbox: Inbox,
@@ -112,14 +178,14 @@ impl Cluster {
         interests: Interests,
         directory: Arc<Directory>,
         metrics: Arc<Metrics>,
+        heartbeat: Duration,
     ) -> Self {
         let node = bus.node();
         let (queue, queued) = mpsc::channel(QUEUE);
         let (signal, signals) = mpsc::unbounded_channel();
         let (done_tx, done) = tokio::sync::watch::channel(0);
         tokio::spawn(publish_all(bus, queued, done_tx, Arc::clone(&metrics)));
-        tokio::spawn(receive_all(inbox, fanout, signal, Arc::clone(&metrics)));
-        Self {
+        let cluster = Self {
             node,
             queue,
             directory,
@@ -128,6 +194,63 @@ impl Cluster {
             signals: Arc::new(Mutex::new(Some(signals))),
             queued: Arc::default(),
             done,
+            barriers: Arc::default(),
+            silent: heartbeat * 3,
+        };
+        tokio::spawn(receive_all(inbox, fanout, signal, cluster.clone()));
+        cluster
+    }
+
+    /// Changes queued so far that other nodes must apply before a write answers:
+    /// what [`Cluster::settled`] compares against.
+    pub fn changes(&self) -> u64 {
+        self.barriers
+            .changes
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Returns once what this node queued before the call is on the bus and, if any
+    /// change was queued since `changes` was read ([`Cluster::changes`]), once every
+    /// other node alive has applied it (at most [`BARRIER_LIMIT`]). A REST write
+    /// awaits it before it answers: the client's next request, through whichever
+    /// node, finds the change made — a kicked member is refused, a new role counts.
+    pub async fn settled(&self, changes: u64) {
+        if self.changes() == changes {
+            self.flushed(BARRIER_LIMIT).await;
+            return;
+        }
+        let id = self
+            .barriers
+            .next
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (done, answered) = oneshot::channel();
+        let alone = {
+            let mut state = self.barriers.lock();
+            let now = tokio::time::Instant::now();
+            state
+                .peers
+                .retain(|_, heard| now.duration_since(*heard) <= self.silent);
+            let pending: HashSet<_> = state.peers.keys().copied().collect();
+            let alone = pending.is_empty();
+            if !alone {
+                state.waiting.insert(id, (pending, done));
+            }
+            alone
+        };
+        if alone {
+            self.flushed(BARRIER_LIMIT).await;
+            return;
+        }
+        // Queued after the write's own messages: a node answers once it has applied
+        // them (same route, and the barrier carries the causal stamp).
+        self.signal(&Signal::Barrier { id });
+        if tokio::time::timeout(BARRIER_LIMIT, answered).await.is_err() {
+            let late = self.barriers.lock().waiting.remove(&id);
+            let late: Vec<String> = late
+                .map(|(nodes, _)| nodes.iter().map(ToString::to_string).collect())
+                .unwrap_or_default();
+            self.metrics.bus("barrier_timeout");
+            tracing::warn!(nodes = ?late, "nodes did not confirm a change within the limit");
         }
     }
 
@@ -190,6 +313,11 @@ impl Cluster {
         let Some(mut outgoing) = encode(message, &self.directory) else {
             return;
         };
+        if outgoing.kind == concord_bus::Kind::Directory {
+            self.barriers
+                .changes
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
         if let concord_bus::Audience::Server(server)
         | concord_bus::Audience::Channel { server, .. }
         | concord_bus::Audience::ServerPermission { server, .. } = outgoing.audience
@@ -238,14 +366,32 @@ async fn receive_all(
     mut inbox: Inbox,
     fanout: Fanout,
     signals: mpsc::UnboundedSender<FromNode>,
-    metrics: Arc<Metrics>,
+    cluster: Cluster,
 ) {
+    let metrics = Arc::clone(&cluster.metrics);
     while let Some(message) = inbox.recv().await {
         if message.event == PRESENCE {
             match serde_json::from_slice::<Signal>(&message.body) {
                 Ok(signal) => {
                     metrics.bus("received");
-                    let _ = signals.send((message.origin, signal));
+                    cluster.barriers.heard(message.origin);
+                    match signal {
+                        // Everything the origin published before it has been applied:
+                        // it came first on the same route, or was held until its
+                        // stamp was met, and this loop applies in order.
+                        Signal::Barrier { id } => cluster.signal(&Signal::Applied {
+                            node: message.origin.0,
+                            id,
+                        }),
+                        Signal::Applied { node, id } => {
+                            if node == cluster.node.0 {
+                                cluster.barriers.applied(message.origin, id);
+                            }
+                        }
+                        signal => {
+                            let _ = signals.send((message.origin, signal));
+                        }
+                    }
                 }
                 Err(_) => {
                     metrics.bus("unreadable");
@@ -307,16 +453,23 @@ pub(crate) fn encode(message: &BusMessage, directory: &Directory) -> Option<Outg
             }
             Outgoing::event(audience_out(audience, directory)?, EACH, body.freeze())
         }
-        BusMessage::CloseSessions { user } => Outgoing::event(
-            concord_bus::Audience::Users(vec![*user]),
+        // Closing sessions changes state other nodes must see at once (a kicked or
+        // logged-out user's next request, through any node, is refused): like a
+        // directory change, it goes to every node in causal order.
+        BusMessage::CloseSessions { user } => Outgoing::directory(
             CLOSE_SESSIONS,
-            Bytes::new(),
+            Bytes::copy_from_slice(user.get().as_bytes()),
         ),
-        BusMessage::CloseFamily { family } => Outgoing::event(
-            concord_bus::Audience::Everyone,
-            CLOSE_FAMILY,
-            Bytes::copy_from_slice(family.as_bytes()),
-        ),
+        BusMessage::CloseFamily { family } => {
+            Outgoing::directory(CLOSE_FAMILY, Bytes::copy_from_slice(family.as_bytes()))
+        }
+        BusMessage::Forget(cached) => match serde_json::to_vec(cached) {
+            Ok(body) => Outgoing::directory(FORGET, Bytes::from(body)),
+            Err(err) => {
+                tracing::error!(error = %err, "cache change not serializable");
+                return None;
+            }
+        },
     })
 }
 
@@ -385,12 +538,14 @@ pub(crate) fn decode(message: concord_bus::BusMessage) -> Result<BusMessage, &'s
             serde_json::from_slice::<DirectoryChange>(&body)
                 .map_err(|_| "a directory change this node cannot read")?,
         ),
-        CLOSE_SESSIONS => match message.audience {
-            concord_bus::Audience::Users(users) if users.len() == 1 => {
-                BusMessage::CloseSessions { user: users[0] }
-            }
-            _ => return Err("a close for other than one user"),
+        CLOSE_SESSIONS => BusMessage::CloseSessions {
+            user: UserId::from_uuid(
+                uuid::Uuid::from_slice(&body).map_err(|_| "a close without its user")?,
+            ),
         },
+        FORGET => BusMessage::Forget(
+            serde_json::from_slice(&body).map_err(|_| "a cache this node does not know")?,
+        ),
         CLOSE_FAMILY => BusMessage::CloseFamily {
             family: uuid::Uuid::from_slice(&body).map_err(|_| "a close without its login")?,
         },
@@ -718,6 +873,16 @@ mod tests {
             through_the_wire(&BusMessage::CloseFamily { family }, &directory),
             BusMessage::CloseFamily { family: f } if f == family
         ));
+        for cached in [
+            crate::bus::Cached::Automod { server },
+            crate::bus::Cached::Webhooks { server },
+            crate::bus::Cached::AllWebhooks,
+        ] {
+            assert!(matches!(
+                through_the_wire(&BusMessage::Forget(cached), &directory),
+                BusMessage::Forget(c) if c == cached
+            ));
+        }
     }
 
     #[test]
@@ -889,7 +1054,8 @@ mod tests {
             ),
             message(DIRECTORY, everyone.clone(), b"{\"change\":\"nonsense\"}"),
             message(CLOSE_SESSIONS, everyone.clone(), b""),
-            message(CLOSE_FAMILY, everyone, b"short"),
+            message(CLOSE_FAMILY, everyone.clone(), b"short"),
+            message(FORGET, everyone, br#"{"cache":"everything"}"#),
             message(EACH, server.clone(), b"\x0aPOLL_VOTE"),
             message(EACH, server, b"\x09POLL_VOTE\xff\xff\xff\xff"),
         ];

@@ -178,7 +178,8 @@ impl Metrics {
             "concord_bus_messages",
             "Messages between nodes, by outcome: published, received, retried (a publish \
              that failed and was tried again), dropped (given up after retries or with the \
-             queue full: logged), unreadable",
+             queue full: logged), unreadable, barrier_timeout (a write whose changes \
+             some node did not confirm within 1 s)",
             bus.clone(),
         );
         let webhooks = Family::default();

@@ -440,7 +440,8 @@ fn apply(state: &AppState, cluster: &crate::cluster::Cluster, node: NodeId, sign
             }
         }
         Signal::LoginAttempt { username } => state.limiters.note_login(&username),
-        Signal::Alive => {}
+        // Answered by the node's receiver itself (`crate::cluster`).
+        Signal::Alive | Signal::Barrier { .. } | Signal::Applied { .. } => {}
     }
 }
 

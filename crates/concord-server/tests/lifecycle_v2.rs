@@ -557,11 +557,12 @@ async fn losing_view_channel_sends_channel_delete_and_regaining_it_channel_creat
     let mut allowed = ov.clone();
     allowed.deny = 0;
     let stored = server.state.store.put_override(&allowed).await.unwrap();
-    concord_server::visibility::publish_permission_change(
-        &server.state,
-        concord_server::directory::DirectoryChange::OverrideUpserted(stored),
-    )
-    .await;
+    server
+        .settled(concord_server::visibility::publish_permission_change(
+            &server.state,
+            concord_server::directory::DirectoryChange::OverrideUpserted(stored),
+        ))
+        .await;
     let created = next_v2(&mut bob_gw, "CHANNEL_CREATE").await;
     assert_eq!(created["id"], json!(secret));
     assert_eq!(created["name"], "secret");

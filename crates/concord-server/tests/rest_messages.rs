@@ -201,11 +201,15 @@ async fn create_message_errors_in_order() {
         .set_timeout(server_id, late.user_id(), until, Some(owner), now)
         .await
         .unwrap();
-    server.state.events.change(DirectoryChange::TimeoutSet {
-        server: server_id,
-        user: late.user_id(),
-        until: Some(until),
-    });
+    server
+        .settled(async {
+            server.state.events.change(DirectoryChange::TimeoutSet {
+                server: server_id,
+                user: late.user_id(),
+                until: Some(until),
+            })
+        })
+        .await;
     assert_error(&late.api.post(&path, &json!({"content": "x"})).await, 403);
 
     let elsewhere = bob.post(&random, "in random").await;

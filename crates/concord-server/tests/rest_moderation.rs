@@ -717,11 +717,15 @@ async fn a_timeout_ends_by_itself() {
     let mut stored: Timeout = serde_json::from_value(res.body.clone()).unwrap();
     stored.expires_at = ended;
     server.state.store.put_timeout(&stored, None).await.unwrap();
-    server.state.events.change(DirectoryChange::TimeoutSet {
-        server: sid,
-        user: bob.user_id(),
-        until: Some(ended),
-    });
+    server
+        .settled(async {
+            server.state.events.change(DirectoryChange::TimeoutSet {
+                server: sid,
+                user: bob.user_id(),
+                until: Some(ended),
+            })
+        })
+        .await;
     assert_eq!(next(&mut alice_gw).await.0, "MEMBER_TIMEOUT");
     assert_eq!(bob.api.post(&messages, &post).await.status, 201);
     expect_message(&mut alice_gw, "now?").await;

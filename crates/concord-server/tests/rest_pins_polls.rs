@@ -64,7 +64,9 @@ async fn grant_role(server: &TestServer, server_id: &str, user: &TestUser, bits:
             role: role.id,
         },
     ] {
-        visibility::publish_permission_change(&server.state, change).await;
+        server
+            .settled(visibility::publish_permission_change(&server.state, change))
+            .await;
     }
 }
 
@@ -79,7 +81,11 @@ async fn allow(server: &TestServer, channel: &str, user: &TestUser, bits: i64) {
         deny: 0,
     };
     let stored = server.state.store.put_override(&ov).await.unwrap();
-    visibility::publish_permission_change(&server.state, DirectoryChange::OverrideUpserted(stored))
+    server
+        .settled(visibility::publish_permission_change(
+            &server.state,
+            DirectoryChange::OverrideUpserted(stored),
+        ))
         .await;
 }
 
@@ -94,11 +100,15 @@ async fn time_out(server: &TestServer, sid: &str, owner: &TestUser, user: &TestU
         .set_timeout(server_id, user.user_id(), until, Some(owner.user_id()), now)
         .await
         .unwrap();
-    server.state.events.change(DirectoryChange::TimeoutSet {
-        server: server_id,
-        user: user.user_id(),
-        until: Some(until),
-    });
+    server
+        .settled(async {
+            server.state.events.change(DirectoryChange::TimeoutSet {
+                server: server_id,
+                user: user.user_id(),
+                until: Some(until),
+            })
+        })
+        .await;
 }
 
 async fn create_poll(user: &TestUser, channel: &str, question: &str, options: &[&str]) -> Value {

@@ -59,20 +59,28 @@ async fn grant_role(server: &TestServer, server_id: &str, user: &TestUser, bits:
             .await
             .unwrap()
     );
-    server.state.events.change(DirectoryChange::RoleUpserted {
-        role: role.id,
-        server: sid,
-        permissions: bits,
-        position: 1,
-    });
     server
-        .state
-        .events
-        .change(DirectoryChange::MemberRoleAdded {
-            server: sid,
-            user: user.user_id(),
-            role: role.id,
-        });
+        .settled(async {
+            server.state.events.change(DirectoryChange::RoleUpserted {
+                role: role.id,
+                server: sid,
+                permissions: bits,
+                position: 1,
+            })
+        })
+        .await;
+    server
+        .settled(async {
+            server
+                .state
+                .events
+                .change(DirectoryChange::MemberRoleAdded {
+                    server: sid,
+                    user: user.user_id(),
+                    role: role.id,
+                })
+        })
+        .await;
 }
 
 // ---- servers ----

@@ -71,11 +71,15 @@ async fn time_out(server: &TestServer, sid: &str, owner: &TestUser, user: &TestU
         .set_timeout(server_id, user.user_id(), until, Some(owner.user_id()), now)
         .await
         .unwrap();
-    server.state.events.change(DirectoryChange::TimeoutSet {
-        server: server_id,
-        user: user.user_id(),
-        until: Some(until),
-    });
+    server
+        .settled(async {
+            server.state.events.change(DirectoryChange::TimeoutSet {
+                server: server_id,
+                user: user.user_id(),
+                until: Some(until),
+            })
+        })
+        .await;
 }
 
 // ---- threads ----

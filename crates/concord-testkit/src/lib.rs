@@ -288,12 +288,28 @@ impl TestServer {
             allow: 0,
             deny: bits,
         };
-        let stored = self.state.store.put_override(&ov).await.unwrap();
-        concord_server::visibility::publish_permission_change(
-            &self.state,
-            DirectoryChange::OverrideUpserted(stored),
-        )
+        self.settled(async {
+            let stored = self.state.store.put_override(&ov).await.unwrap();
+            concord_server::visibility::publish_permission_change(
+                &self.state,
+                DirectoryChange::OverrideUpserted(stored),
+            )
+            .await;
+        })
         .await;
+    }
+
+    /// Runs `write` (changes made through this node's `state`, white-box) and, as a
+    /// REST write does, returns once every node of a cluster has applied the changes
+    /// it published.
+    pub async fn settled<T>(&self, write: impl std::future::Future<Output = T>) -> T {
+        let cluster = self.state.events.cluster();
+        let changes = cluster.map(concord_server::cluster::Cluster::changes);
+        let out = write.await;
+        if let (Some(cluster), Some(changes)) = (cluster, changes) {
+            cluster.settled(changes).await;
+        }
+        out
     }
 
     /// Stops the server the way SIGTERM does and waits for it.

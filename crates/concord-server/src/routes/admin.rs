@@ -23,6 +23,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     auth::Principal,
+    bus::Cached,
     config,
     directory::DirectoryChange,
     error::{ApiError, ApiResult},
@@ -430,7 +431,7 @@ async fn delete_user(
     }
     super::emojis::delete_files(&state, &deleted.emojis).await;
     // Their webhooks went by cascade: no more deliveries to them.
-    state.webhooks.invalidate_all();
+    state.events.forget(Cached::AllWebhooks);
     Ok(StatusCode::NO_CONTENT)
 }
 

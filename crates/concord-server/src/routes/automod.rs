@@ -16,6 +16,7 @@ use super::audit::owner_only;
 use crate::{
     access,
     auth::Principal,
+    bus::Cached,
     error::{ApiError, ApiResult},
     extract::{Json, Path},
     state::AppState,
@@ -156,7 +157,7 @@ async fn update_config(
         Err(StoreError::NotFound) => return Err(access::server_not_found()),
         Err(err) => return Err(err.into()),
     };
-    state.automod.invalidate(server);
+    state.events.forget(Cached::Automod { server });
     Ok(axum::Json(config))
 }
 
@@ -227,7 +228,7 @@ async fn add_word(
     let limit = i64::try_from(AUTOMOD_MAX_WORDS).unwrap_or(i64::MAX);
     match state.store.add_automod_word(&row, limit).await {
         Ok(WordAddition::Added(row)) => {
-            state.automod.invalidate(server);
+            state.events.forget(Cached::Automod { server });
             Ok((StatusCode::CREATED, axum::Json(row)))
         }
         Ok(WordAddition::Existing(row)) => Ok((StatusCode::CREATED, axum::Json(row))),
@@ -269,7 +270,7 @@ async fn remove_word(
         .remove_automod_word(server, &word.to_lowercase())
         .await?
     {
-        state.automod.invalidate(server);
+        state.events.forget(Cached::Automod { server });
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -22,6 +22,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     access,
     auth::Principal,
+    bus::Cached,
     error::{ApiError, ApiResult},
     extract::{Json, Path},
     perms::Permissions,
@@ -209,7 +210,7 @@ async fn create_webhook(
     if !state.store.create_webhook(&record, MAX_WEBHOOKS).await? {
         return Err(ApiError::bad_request("Servers are limited to 10 webhooks"));
     }
-    state.webhooks.invalidate(server);
+    state.events.forget(Cached::Webhooks { server });
     let secret = record.secret.clone();
     let created = WebhookCreated {
         webhook: record.into_dto(),
@@ -295,7 +296,7 @@ async fn update_webhook(
         .update_webhook(server, id, &patch, Timestamp::now())
         .await?
         .ok_or_else(webhook_not_found)?;
-    state.webhooks.invalidate(server);
+    state.events.forget(Cached::Webhooks { server });
     Ok(axum::Json(updated.into_dto()))
 }
 
@@ -326,7 +327,7 @@ async fn delete_webhook(
     if !state.store.delete_webhook(server, id).await? {
         return Err(webhook_not_found());
     }
-    state.webhooks.invalidate(server);
+    state.events.forget(Cached::Webhooks { server });
     Ok(StatusCode::NO_CONTENT)
 }
 

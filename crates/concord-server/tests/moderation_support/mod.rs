@@ -29,20 +29,28 @@ pub(crate) async fn grant(server: &TestServer, server_id: &str, user: &TestUser,
             .await
             .unwrap()
     );
-    server.state.events.change(DirectoryChange::RoleUpserted {
-        role: role.id,
-        server: sid,
-        permissions: bits,
-        position: 1,
-    });
     server
-        .state
-        .events
-        .change(DirectoryChange::MemberRoleAdded {
-            server: sid,
-            user: user.user_id(),
-            role: role.id,
-        });
+        .settled(async {
+            server.state.events.change(DirectoryChange::RoleUpserted {
+                role: role.id,
+                server: sid,
+                permissions: bits,
+                position: 1,
+            })
+        })
+        .await;
+    server
+        .settled(async {
+            server
+                .state
+                .events
+                .change(DirectoryChange::MemberRoleAdded {
+                    server: sid,
+                    user: user.user_id(),
+                    role: role.id,
+                })
+        })
+        .await;
 }
 
 /// The next frame that is not a PRESENCE_UPDATE, as `(t, d)`.

@@ -56,11 +56,18 @@ mod webhooks;
 mod tests;
 
 /// The PostgreSQL migrations, embedded in the binary (applied in version order).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "search plain text",
+        include_str!("../../migrations/postgres/0002_search_plain_text.sql"),
+    ),
+];
 
 /// Connections per node unless the URL's options say otherwise.
 const POOL_SIZE: u32 = 16;

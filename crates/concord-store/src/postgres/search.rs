@@ -1,6 +1,6 @@
 //! Message search (issue 18 part B) over `messages.search_vector`, the generated
-//! `to_tsvector('english', content)` of each message, with a GIN index on the live
-//! ones.
+//! `to_tsvector('english', translate(content, '<>&', '   '))` of each message (chat
+//! text is not HTML: see migration 0002), with a GIN index on the live ones.
 //!
 //! The query is `plainto_tsquery('english', …)` of the words [`search_terms`] keeps,
 //! joined by spaces: every word required, each stemmed as the vector's words are, and
@@ -41,6 +41,10 @@ const HITS: &str = "WITH hits AS MATERIALIZED ( \
      WHERE m.search_vector @@ plainto_tsquery('english', $1) AND NOT m.deleted \
      AND m.channel_id = ANY($2) \
      )";
+
+/// Characters the parser would read as HTML markup, read as spaces instead (the
+/// `translate` of migration 0002 and of the headline below).
+const MARKUP: [char; 3] = ['<', '>', '&'];
 
 /// The `ts_headline` options that mark every match in the whole text.
 fn headline_options() -> String {
@@ -90,7 +94,8 @@ pub(super) async fn search_messages(
         ", cursor AS (SELECT score, created_at, id FROM hits WHERE id = $3) \
          SELECT h.score::FLOAT8 AS score, m.id, m.channel_id, m.author_id, u.username, \
          m.content, m.created_at, \
-         ts_headline('english', m.content, plainto_tsquery('english', $1), $5) AS marked \
+         ts_headline('english', translate(m.content, '<>&', '   '), \
+           plainto_tsquery('english', $1), $5) AS marked \
          FROM hits h JOIN messages m ON m.id = h.id \
          LEFT JOIN users u ON u.id = m.author_id \
          WHERE $3::UUID IS NULL OR EXISTS (SELECT 1 FROM cursor c WHERE h.score < c.score \
@@ -139,8 +144,9 @@ fn hit_row(row: &PgRow) -> StoreResult<MessageHit> {
 }
 
 /// The byte ranges of `content` between the marks of `marked` (`content` with
-/// [`OPEN`]/[`CLOSE`] inserted). None when the text holds a mark character itself
-/// (the places would be ambiguous) or `marked` is not `content` with marks added.
+/// [`MARKUP`] read as spaces and [`OPEN`]/[`CLOSE`] inserted: one byte for one, so
+/// the places are the same). None when the text holds a mark character itself (the
+/// places would be ambiguous) or `marked` is not such a copy of `content`.
 fn marked_ranges(content: &str, marked: &str) -> Vec<Range<usize>> {
     if content.contains([OPEN, CLOSE]) {
         return Vec::new();
@@ -160,7 +166,12 @@ fn marked_ranges(content: &str, marked: &str) -> Vec<Range<usize>> {
             plain.push(c);
         }
     }
-    if plain == content { ranges } else { Vec::new() }
+    let same = plain.len() == content.len()
+        && plain
+            .chars()
+            .zip(content.chars())
+            .all(|(p, c)| p == c || (p == ' ' && MARKUP.contains(&c)));
+    if same { ranges } else { Vec::new() }
 }
 
 #[async_trait]
@@ -181,7 +192,7 @@ mod tests {
     #[test]
     fn marks_become_byte_ranges() {
         let content = "é fox <b>jumps</b>";
-        let marked = "é \u{2}fox\u{3} <b>\u{2}jumps\u{3}</b>";
+        let marked = "é \u{2}fox\u{3}  b \u{2}jumps\u{3} /b ";
         let ranges = marked_ranges(content, marked);
         assert_eq!(ranges, vec![3..6, 10..15]);
         assert_eq!(&content[ranges[1].clone()], "jumps");
