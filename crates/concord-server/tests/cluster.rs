@@ -238,3 +238,90 @@ async fn the_login_throttle_counts_attempts_on_every_node() {
     );
     shutdown(nodes).await;
 }
+
+/// A change made through one node holds for the very next request through any other:
+/// the write answers only once every node has applied it. Each round flips the state
+/// and asks another node at once; a node still behind would answer the old way.
+#[tokio::test]
+async fn a_write_through_one_node_holds_for_the_next_request_on_any_other() {
+    let nodes = cluster(3).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let hall = alice.create_server("read your writes").await;
+    let general = alice.create_channel(&hall, "general", "text").await;
+    bob.join(&hall).await;
+    let bob_on = [bob.on(b), bob.on(c)];
+    let messages = format!("/channels/{general}/messages");
+
+    for round in 0..10 {
+        let reader = &bob_on[round % 2];
+        // A user override denying VIEW_CHANNEL (1), then its removal.
+        let res = alice
+            .api
+            .raw(
+                "PUT",
+                &format!("/channels/{general}/overrides"),
+                Some("application/json"),
+                &json!({"user_id": bob.id, "allow": 0, "deny": 1}).to_string(),
+            )
+            .await;
+        assert!(res.status == 200 || res.status == 201, "{}", res.text);
+        let id = res.body["id"].as_str().expect("override id").to_owned();
+        assert_eq!(reader.api.get(&messages).await.status, 403, "round {round}");
+        let res = alice
+            .api
+            .delete(&format!("/channels/{general}/overrides/{id}"))
+            .await;
+        assert_eq!(res.status, 204, "{}", res.text);
+        assert_eq!(reader.api.get(&messages).await.status, 200, "round {round}");
+    }
+
+    // Automod rules are cached per node: a change through a drops them everywhere.
+    let res = alice
+        .api
+        .patch(
+            &format!("/servers/{hall}/automod"),
+            &json!({"enabled": true, "word_filter_enabled": true}),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    for (round, reader) in bob_on.iter().enumerate() {
+        // Each node has read (and cached) the rules before the word is added.
+        assert_eq!(
+            reader
+                .api
+                .post(&messages, &json!({"content": format!("fine {round}")}))
+                .await
+                .status,
+            201
+        );
+    }
+    let res = alice
+        .api
+        .post(
+            &format!("/servers/{hall}/automod/words"),
+            &json!({"word": "darn"}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    for reader in &bob_on {
+        let res = reader
+            .api
+            .post(&messages, &json!({"content": "oh darn"}))
+            .await;
+        assert_eq!(res.status, 403, "{}", res.text);
+    }
+
+    // A kick through a: bob's next request through b or c is a non-member's.
+    let res = alice
+        .api
+        .post_empty(&format!("/servers/{hall}/members/{}/kick", bob.id))
+        .await;
+    assert_eq!(res.status, 204, "{}", res.text);
+    for reader in &bob_on {
+        // An outsider's answer: the channel is not found.
+        assert_eq!(reader.api.get(&messages).await.status, 404);
+    }
+    shutdown(nodes).await;
+}
