@@ -160,6 +160,11 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
         automod: Arc::clone(&automod),
         webhooks: webhooks.clone(),
     });
+    let media = Arc::new(crate::media::MediaRelay::new(
+        config.audio,
+        Arc::clone(&directory) as Arc<dyn crate::media::VoiceRoster>,
+        metrics.audio(),
+    ));
     let events = match bus {
         None => Events::new(fanout, None, Arc::clone(&metrics)),
         Some((bus, inbox)) => {
@@ -176,17 +181,13 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
                 Arc::clone(&metrics),
                 Duration::from_secs(config.bus_heartbeat_secs.max(1)),
             );
+            cluster.connect_audio(&media);
             Events::new(fanout, Some(cluster), Arc::clone(&metrics))
         }
     };
     let grace = Duration::from_secs(config.limits.presence_grace_secs);
     let passwords = Arc::new(Passwords::start(config.password)?);
     let sessions_per_ip = IpCounter::new(config.limits.sessions_per_ip);
-    let media = Arc::new(crate::media::MediaRelay::new(
-        config.audio,
-        Arc::clone(&directory) as Arc<dyn crate::media::VoiceRoster>,
-        metrics.audio(),
-    ));
     let state = AppState {
         store,
         directory,

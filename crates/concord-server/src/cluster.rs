@@ -45,6 +45,16 @@ const CLOSE_SESSIONS: &str = "@close_sessions";
 const CLOSE_FAMILY: &str = "@close_family";
 const EACH: &str = "@each";
 const FORGET: &str = "@forget";
+const MEDIA: &str = "@media";
+const MEDIA_CHUNK: &str = "@media_chunk";
+
+/// A stream's start or end, as it crosses the bus (chunks travel as raw bytes).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "media", rename_all = "snake_case")]
+enum MediaSignal {
+    Started(concord_protocol::MediaStarted),
+    Ended(concord_protocol::MediaEnded),
+}
 
 /// What nodes tell each other about presence (`crate::presence`): who holds whom
 /// online, and that they are alive; and the login attempts each counted, so that the
@@ -159,6 +169,8 @@ pub struct Cluster {
     barriers: Arc<Barriers>,
     /// A node silent this long is not waited for (three heartbeats).
     silent: Duration,
+    /// The node's audio relay, which other nodes' streams go to.
+    audio: Arc<std::sync::OnceLock<std::sync::Weak<crate::media::MediaRelay>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -196,9 +208,17 @@ impl Cluster {
             done,
             barriers: Arc::default(),
             silent: heartbeat * 3,
+            audio: Arc::default(),
         };
         tokio::spawn(receive_all(inbox, fanout, signal, cluster.clone()));
         cluster
+    }
+
+    /// Joins `media` to the cluster: its streams go to the other nodes, theirs come to
+    /// it.
+    pub fn connect_audio(&self, media: &Arc<crate::media::MediaRelay>) {
+        let _ = self.audio.set(Arc::downgrade(media));
+        media.connect_uplink(Box::new(self.clone()));
     }
 
     /// Changes queued so far that other nodes must apply before a write answers:
@@ -329,6 +349,71 @@ impl Cluster {
     }
 }
 
+impl crate::media::AudioUplink for Cluster {
+    fn send(&self, channel: concord_protocol::ChannelId, message: crate::media::RemoteAudio) {
+        let Some(server) = self.directory.channel(channel).map(|facts| facts.server) else {
+            return;
+        };
+        let Some((event, body)) = media_out(message) else {
+            return;
+        };
+        // Always on the server's own route (never widened), so a stream's start, chunks
+        // and end stay in order.
+        self.enqueue(Outgoing::event(
+            concord_bus::Audience::Channel { server, channel },
+            event,
+            body,
+        ));
+    }
+}
+
+/// The network form of an audio message: its event name and body.
+fn media_out(message: crate::media::RemoteAudio) -> Option<(&'static str, Bytes)> {
+    use crate::media::RemoteAudio;
+    let signal = match message {
+        RemoteAudio::Chunk { header, payload } => {
+            let mut body = Vec::with_capacity(16 + payload.len());
+            header.write(&mut body);
+            body.extend_from_slice(&payload);
+            return Some((MEDIA_CHUNK, Bytes::from(body)));
+        }
+        RemoteAudio::Started(started) => MediaSignal::Started(started),
+        RemoteAudio::Ended(ended) => MediaSignal::Ended(ended),
+    };
+    serde_json::to_vec(&signal)
+        .ok()
+        .map(|body| (MEDIA, Bytes::from(body)))
+}
+
+/// Reads another node's audio message: the channel and what it says.
+fn media_in(
+    message: &concord_bus::BusMessage,
+) -> Result<(concord_protocol::ChannelId, crate::media::RemoteAudio), &'static str> {
+    use crate::media::RemoteAudio;
+    let concord_bus::Audience::Channel { channel, .. } = message.audience else {
+        return Err("audio for other than a channel");
+    };
+    let audio = if message.event == MEDIA_CHUNK {
+        let (header, payload) = concord_protocol::RelayedHeader::parse(&message.body)
+            .map_err(|_| "a malformed audio chunk")?;
+        header
+            .format
+            .check_chunk(payload)
+            .map_err(|_| "an audio chunk of the wrong size")?;
+        let payload = message.body.slice(message.body.len() - payload.len()..);
+        RemoteAudio::Chunk { header, payload }
+    } else {
+        match serde_json::from_slice(&message.body).map_err(|_| "an audio event not understood")? {
+            MediaSignal::Started(started) if started.channel_id == channel => {
+                RemoteAudio::Started(started)
+            }
+            MediaSignal::Ended(ended) if ended.channel_id == channel => RemoteAudio::Ended(ended),
+            _ => return Err("an audio event of another channel"),
+        }
+    };
+    Ok((channel, audio))
+}
+
 /// Publishes the queue in order; a failed publish is retried (with backoff) before
 /// the next message goes.
 async fn publish_all(
@@ -396,6 +481,21 @@ async fn receive_all(
                 Err(_) => {
                     metrics.bus("unreadable");
                     tracing::warn!("presence signal from another node not understood");
+                }
+            }
+            continue;
+        }
+        if message.event == MEDIA || message.event == MEDIA_CHUNK {
+            match media_in(&message) {
+                Ok((channel, audio)) => {
+                    metrics.bus("received");
+                    if let Some(media) = cluster.audio.get().and_then(std::sync::Weak::upgrade) {
+                        media.remote(message.origin, channel, audio);
+                    }
+                }
+                Err(reason) => {
+                    metrics.bus("unreadable");
+                    tracing::warn!(reason, "audio from another node not understood");
                 }
             }
             continue;
@@ -1063,5 +1163,82 @@ mod tests {
             let event = message.event.clone();
             assert!(decode(message).is_err(), "{event}");
         }
+    }
+
+    #[test]
+    fn audio_reads_back_on_another_node_and_bad_audio_is_refused() {
+        use crate::media::RemoteAudio;
+        use concord_protocol::{AudioFormat, MediaEndReason, MediaEnded, MediaStarted};
+        let (server, channel) = (ServerId::new(), ChannelId::new());
+        let speaker = UserId::new();
+        let node = concord_bus::NodeId::new();
+        let wire =
+            |event: &str, audience: concord_bus::Audience, body: Bytes| concord_bus::BusMessage {
+                origin: node,
+                kind: concord_bus::Kind::Event,
+                seq: 0,
+                deps: Vec::new(),
+                audience,
+                event: event.into(),
+                body,
+            };
+        let here = concord_bus::Audience::Channel { server, channel };
+        let messages = [
+            RemoteAudio::Started(MediaStarted {
+                user_id: speaker,
+                channel_id: channel,
+                format: AudioFormat::Pcm16k,
+            }),
+            RemoteAudio::Chunk {
+                header: concord_protocol::RelayedHeader {
+                    format: AudioFormat::Pcm16k,
+                    sequence: 9,
+                    timestamp: 180,
+                    speaker,
+                },
+                payload: Bytes::from(vec![1u8; 640]),
+            },
+            RemoteAudio::Ended(MediaEnded {
+                user_id: speaker,
+                channel_id: channel,
+                reason: MediaEndReason::Left,
+            }),
+        ];
+        for message in messages {
+            let (event, body) = media_out(message.clone()).unwrap();
+            let (read_channel, read) = media_in(&wire(event, here.clone(), body)).unwrap();
+            assert_eq!((read_channel, read), (channel, message));
+        }
+        let (_, started) = media_out(RemoteAudio::Started(MediaStarted {
+            user_id: speaker,
+            channel_id: ChannelId::new(),
+            format: AudioFormat::Pcm16k,
+        }))
+        .unwrap();
+        let bad = [
+            // Not for a channel; a channel's event naming another; not a chunk; a
+            // chunk of the wrong size for its format.
+            wire(
+                MEDIA,
+                concord_bus::Audience::Server(server),
+                started.clone(),
+            ),
+            wire(MEDIA, here.clone(), started),
+            wire(MEDIA_CHUNK, here.clone(), Bytes::from_static(b"\x00\x01")),
+            wire(MEDIA, here.clone(), Bytes::from_static(b"{}")),
+        ];
+        for message in bad {
+            assert!(media_in(&message).is_err(), "{message:?}");
+        }
+        let mut short = Vec::new();
+        concord_protocol::RelayedHeader {
+            format: AudioFormat::Pcm16k,
+            sequence: 1,
+            timestamp: 0,
+            speaker,
+        }
+        .write(&mut short);
+        short.extend_from_slice(&[0u8; 3]);
+        assert!(media_in(&wire(MEDIA_CHUNK, here, Bytes::from(short))).is_err());
     }
 }

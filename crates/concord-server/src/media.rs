@@ -11,6 +11,13 @@
 //! Who is in which voice channel comes from the directory at every tick: a speaker
 //! who left the channel has their stream ended, and a subscriber who left is dropped,
 //! whichever node the leave went through.
+//!
+//! On a node of a cluster, the relay also sends its streams to the other nodes
+//! ([`AudioUplink`]: each start, each chunk as the pacer releases it, each end, on the
+//! route of the channel's server) and relays the other nodes' streams to its own
+//! subscribers as they arrive ([`MediaRelay::remote`]): a listener hears a speaker
+//! connected to another node as if both were on one. A node that dies ends its
+//! streams everywhere (`disconnected`).
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -98,10 +105,58 @@ impl Subscriber {
     }
 }
 
+/// A stream of a speaker connected to another node, as this node relays it.
+#[derive(Debug)]
+struct RemoteStream {
+    origin: concord_bus::NodeId,
+    user: UserId,
+    format: AudioFormat,
+}
+
 #[derive(Debug, Default)]
 struct ChannelAudio {
     streams: Vec<Stream>,
     subscribers: Vec<Subscriber>,
+    /// Other nodes' streams in this channel.
+    remote: Vec<RemoteStream>,
+}
+
+impl ChannelAudio {
+    fn is_empty(&self) -> bool {
+        self.streams.is_empty() && self.subscribers.is_empty() && self.remote.is_empty()
+    }
+
+    /// Queues `payload` (an event) for every subscriber who hears `speaker`.
+    fn tell(&self, speaker: UserId, payload: &Payload) {
+        for subscriber in self.subscribers.iter().filter(|s| s.hears(speaker)) {
+            if let Some(target) = subscriber.entry.upgrade() {
+                target.audio.push_event(payload.clone(), &target.outbox);
+            }
+        }
+    }
+}
+
+/// What a node's relay tells the other nodes of a cluster about its streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteAudio {
+    /// A stream opened.
+    Started(MediaStarted),
+    /// The pacer released one chunk of a stream.
+    Chunk {
+        /// The relayed header (speaker, format, sequence, timestamp).
+        header: RelayedHeader,
+        /// The audio.
+        payload: Bytes,
+    },
+    /// A stream ended.
+    Ended(MediaEnded),
+}
+
+/// Where a node's relay sends [`RemoteAudio`] for the other nodes (the cluster).
+pub trait AudioUplink: Send + Sync + 'static {
+    /// Sends `message` about a stream in `channel` to the nodes that may have its
+    /// subscribers. Must not block (called under the relay's lock).
+    fn send(&self, channel: ChannelId, message: RemoteAudio);
 }
 
 #[derive(Debug, Default)]
@@ -119,6 +174,8 @@ struct Relay {
 pub struct MediaRelay {
     relay: Mutex<Relay>,
     roster: Arc<dyn VoiceRoster>,
+    /// The other nodes, on a node of a cluster (set once, after the bus is up).
+    uplink: std::sync::OnceLock<Box<dyn AudioUplink>>,
     /// Chunks a stream may hold.
     max_buffered: usize,
     /// Chunks a subscriber's lane may hold.
@@ -156,6 +213,7 @@ impl MediaRelay {
         Self {
             relay: Mutex::new(Relay::default()),
             roster,
+            uplink: std::sync::OnceLock::new(),
             max_buffered: (config.buffer_secs as usize).saturating_mul(per_second),
             lane_chunks: config.subscriber_queue_chunks,
             counters,
@@ -164,6 +222,113 @@ impl MediaRelay {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Relay> {
         self.relay.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends this node's streams to the other nodes through `uplink` from now on (a
+    /// node of a cluster; once).
+    pub fn connect_uplink(&self, uplink: Box<dyn AudioUplink>) {
+        if self.uplink.set(uplink).is_err() {
+            tracing::warn!("audio uplink set twice; the first one stays");
+        }
+    }
+
+    fn up(&self, channel: ChannelId, message: RemoteAudio) {
+        if let Some(uplink) = self.uplink.get() {
+            uplink.send(channel, message);
+        }
+    }
+
+    /// What another node said about one of its streams in `channel`: relayed to this
+    /// node's subscribers who hear its speaker and are in the channel now. A chunk of
+    /// a stream this node has not heard start (it joined the cluster since) starts
+    /// it here first.
+    pub fn remote(&self, origin: concord_bus::NodeId, channel: ChannelId, message: RemoteAudio) {
+        let mut relay = self.lock();
+        let audio = relay.channels.entry(channel).or_default();
+        match message {
+            RemoteAudio::Started(started) => {
+                audio.remote.retain(|r| r.user != started.user_id);
+                audio.remote.push(RemoteStream {
+                    origin,
+                    user: started.user_id,
+                    format: started.format,
+                });
+                if let Some(payload) = event(Event::MediaStarted, &started) {
+                    audio.tell(started.user_id, &payload);
+                }
+            }
+            RemoteAudio::Chunk { header, payload } => {
+                let speaker = header.speaker;
+                if !audio
+                    .remote
+                    .iter()
+                    .any(|r| r.origin == origin && r.user == speaker)
+                {
+                    audio.remote.retain(|r| r.user != speaker);
+                    audio.remote.push(RemoteStream {
+                        origin,
+                        user: speaker,
+                        format: header.format,
+                    });
+                    let started = MediaStarted {
+                        user_id: speaker,
+                        channel_id: channel,
+                        format: header.format,
+                    };
+                    if let Some(payload) = event(Event::MediaStarted, &started) {
+                        audio.tell(speaker, &payload);
+                    }
+                }
+                let frame = relayed_frame(&header, &payload);
+                let mut relayed = 0;
+                for subscriber in audio.subscribers.iter().filter(|s| s.hears(speaker)) {
+                    if self.roster.voice_channel(subscriber.user) != Some(channel) {
+                        continue;
+                    }
+                    if let Some(target) = subscriber.entry.upgrade() {
+                        target.audio.push_chunk(frame.clone(), &target.outbox);
+                        relayed += 1;
+                    }
+                }
+                self.counters.relayed.inc_by(relayed);
+            }
+            RemoteAudio::Ended(ended) => {
+                let before = audio.remote.len();
+                audio
+                    .remote
+                    .retain(|r| !(r.origin == origin && r.user == ended.user_id));
+                if audio.remote.len() < before
+                    && let Some(payload) = event(Event::MediaEnded, &ended)
+                {
+                    audio.tell(ended.user_id, &payload);
+                }
+            }
+        }
+        if audio.is_empty() {
+            relay.channels.remove(&channel);
+        }
+    }
+
+    /// Node `origin` is gone: its streams end here as disconnected.
+    pub fn node_gone(&self, origin: concord_bus::NodeId) {
+        let mut relay = self.lock();
+        for (&channel, audio) in &mut relay.channels {
+            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut audio.remote)
+                .into_iter()
+                .partition(|r| r.origin == origin);
+            audio.remote = kept;
+            for stream in gone {
+                let ended = MediaEnded {
+                    user_id: stream.user,
+                    channel_id: channel,
+                    reason: MediaEndReason::Disconnected,
+                };
+                if let Some(payload) = event(Event::MediaEnded, &ended) {
+                    audio.tell(stream.user, &payload);
+                }
+            }
+        }
+        relay.channels.retain(|_, audio| !audio.is_empty());
     }
 
     /// Opens `entry`'s stream in `channel` (the caller checked that the user may speak
@@ -183,13 +348,13 @@ impl MediaRelay {
         };
         if let Some(payload) = event(Event::MediaStarted, &started) {
             entry.outbox.push(payload.clone());
-            let audio = relay.channels.entry(channel).or_default();
-            for subscriber in audio.subscribers.iter().filter(|s| s.hears(entry.user_id)) {
-                if let Some(target) = subscriber.entry.upgrade() {
-                    target.audio.push_event(payload.clone(), &target.outbox);
-                }
-            }
+            relay
+                .channels
+                .entry(channel)
+                .or_default()
+                .tell(entry.user_id, &payload);
         }
+        self.up(channel, RemoteAudio::Started(started));
         relay
             .channels
             .entry(channel)
@@ -373,15 +538,20 @@ impl MediaRelay {
             speakers,
         };
         let audio = relay.channels.entry(channel).or_default();
-        for stream in &audio.streams {
+        let open = audio
+            .streams
+            .iter()
+            .map(|s| (s.user, s.format))
+            .chain(audio.remote.iter().map(|r| (r.user, r.format)));
+        for (speaker, format) in open {
             let heard_before = previous
                 .as_ref()
-                .is_some_and(|(c, old)| *c == channel && old.hears(stream.user));
-            if subscriber.hears(stream.user) && !heard_before {
+                .is_some_and(|(c, old)| *c == channel && old.hears(speaker));
+            if subscriber.hears(speaker) && !heard_before {
                 let started = MediaStarted {
-                    user_id: stream.user,
+                    user_id: speaker,
                     channel_id: channel,
-                    format: stream.format,
+                    format,
                 };
                 if let Some(payload) = event(Event::MediaStarted, &started) {
                     entry.audio.push_event(payload, &entry.outbox);
@@ -428,7 +598,7 @@ impl MediaRelay {
         if close_lane && let Some(entry) = subscriber.entry.upgrade() {
             entry.audio.close();
         }
-        if audio.streams.is_empty() && audio.subscribers.is_empty() {
+        if audio.is_empty() {
             relay.channels.remove(&channel);
         }
         Some((channel, subscriber))
@@ -448,11 +618,34 @@ impl MediaRelay {
         };
         let stream = audio.streams.swap_remove(at);
         self.counters.streams.dec();
-        announce_end(audio, channel, &stream, reason);
-        if audio.streams.is_empty() && audio.subscribers.is_empty() {
+        self.announce_end(audio, channel, &stream, reason);
+        if audio.is_empty() {
             relay.channels.remove(&channel);
         }
         true
+    }
+
+    /// Sends `MEDIA_ENDED` for `stream` to the channel's subscribers who hear it, to
+    /// its sender and to the other nodes.
+    fn announce_end(
+        &self,
+        audio: &ChannelAudio,
+        channel: ChannelId,
+        stream: &Stream,
+        reason: MediaEndReason,
+    ) {
+        let ended = MediaEnded {
+            user_id: stream.user,
+            channel_id: channel,
+            reason,
+        };
+        if let Some(payload) = event(Event::MediaEnded, &ended) {
+            audio.tell(stream.user, &payload);
+            if let Some(sender) = stream.sender.upgrade() {
+                sender.outbox.push(payload);
+            }
+        }
+        self.up(channel, RemoteAudio::Ended(ended));
     }
 
     /// The pacer: one release every 20 ms while any stream is open. A late tick is
@@ -492,7 +685,7 @@ impl MediaRelay {
                 let stream = &mut audio.streams[index];
                 if self.roster.voice_channel(stream.user) != Some(channel) {
                     let stream = audio.streams.swap_remove(index);
-                    announce_end(audio, channel, &stream, MediaEndReason::Left);
+                    self.announce_end(audio, channel, &stream, MediaEndReason::Left);
                     ended.push(stream.session);
                     continue;
                 }
@@ -513,11 +706,26 @@ impl MediaRelay {
                             relayed += 1;
                         }
                     }
+                    if self.uplink.get().is_some() {
+                        let header = RelayedHeader {
+                            format: stream.format,
+                            sequence: chunk.sequence,
+                            timestamp: chunk.timestamp,
+                            speaker,
+                        };
+                        self.up(
+                            channel,
+                            RemoteAudio::Chunk {
+                                header,
+                                payload: chunk.payload,
+                            },
+                        );
+                    }
                 }
                 let stream = &audio.streams[index];
                 if stream.stopping && stream.buffer.is_empty() {
                     let stream = audio.streams.swap_remove(index);
-                    announce_end(audio, channel, &stream, MediaEndReason::Stopped);
+                    self.announce_end(audio, channel, &stream, MediaEndReason::Stopped);
                     ended.push(stream.session);
                     continue;
                 }
@@ -528,33 +736,10 @@ impl MediaRelay {
             relay.senders.remove(&session);
             self.counters.streams.dec();
         }
-        relay
-            .channels
-            .retain(|_, audio| !audio.streams.is_empty() || !audio.subscribers.is_empty());
+        relay.channels.retain(|_, audio| !audio.is_empty());
         self.counters.relayed.inc_by(relayed);
         relay.ticking = !relay.senders.is_empty();
         relay.ticking
-    }
-}
-
-/// Sends `MEDIA_ENDED` for `stream` to the channel's subscribers who hear it and to
-/// its sender.
-fn announce_end(audio: &ChannelAudio, channel: ChannelId, stream: &Stream, reason: MediaEndReason) {
-    let ended = MediaEnded {
-        user_id: stream.user,
-        channel_id: channel,
-        reason,
-    };
-    let Some(payload) = event(Event::MediaEnded, &ended) else {
-        return;
-    };
-    for subscriber in audio.subscribers.iter().filter(|s| s.hears(stream.user)) {
-        if let Some(target) = subscriber.entry.upgrade() {
-            target.audio.push_event(payload.clone(), &target.outbox);
-        }
-    }
-    if let Some(sender) = stream.sender.upgrade() {
-        sender.outbox.push(payload);
     }
 }
 
@@ -844,5 +1029,124 @@ mod tests {
             "a session hears nothing of its own user: {own:?}"
         );
         assert_eq!(own.iter().filter(|i| i.is_ok()).count(), 1, "but hears b");
+    }
+
+    /// What a relay sends to the other nodes, kept for the test to look at.
+    #[derive(Default, Clone)]
+    struct Sent(Arc<Mutex<Vec<(ChannelId, RemoteAudio)>>>);
+
+    impl AudioUplink for Sent {
+        fn send(&self, channel: ChannelId, message: RemoteAudio) {
+            self.0.lock().unwrap().push((channel, message));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn streams_cross_to_other_nodes_and_end_with_their_node() {
+        // Node one: a speaker streams three chunks; what it sends to the others is
+        // exactly the start, the chunks in order and the end.
+        let one = Scene::new(AudioConfig::default());
+        let sent = Sent::default();
+        one.relay.connect_uplink(Box::new(sent.clone()));
+        let bot = one.member();
+        one.relay.start(&bot, one.channel, AudioFormat::Pcm16k);
+        for sequence in 0..3 {
+            one.relay.chunk(bot.id, pcm(sequence)).unwrap();
+        }
+        one.relay.stop(bot.id).unwrap();
+        ticks(4).await;
+        let sent = sent.0.lock().unwrap().clone();
+        let kinds: Vec<String> = sent
+            .iter()
+            .map(|(channel, m)| {
+                assert_eq!(*channel, one.channel);
+                match m {
+                    RemoteAudio::Started(s) => format!("started {}", s.user_id == bot.user_id),
+                    RemoteAudio::Chunk { header, payload } => {
+                        format!("chunk {} {}", header.sequence, payload.len())
+                    }
+                    RemoteAudio::Ended(e) => format!("ended {:?}", e.reason),
+                }
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "started true",
+                "chunk 0 640",
+                "chunk 1 640",
+                "chunk 2 640",
+                "ended Stopped"
+            ]
+        );
+
+        // Node two relays it to its subscriber in the channel; one who subscribes
+        // later is told of the open stream; a chunk of a stream it never heard start
+        // starts it first; a dead node's streams end as disconnected.
+        let two = Scene::new(AudioConfig::default());
+        let listener = two.member();
+        two.relay.subscribe(&listener, two.channel, None);
+        let origin = concord_bus::NodeId::new();
+        let speaker = UserId::new();
+        let started = MediaStarted {
+            user_id: speaker,
+            channel_id: two.channel,
+            format: AudioFormat::Pcm16k,
+        };
+        let chunk = |sequence: u32, speaker: UserId| RemoteAudio::Chunk {
+            header: RelayedHeader {
+                format: AudioFormat::Pcm16k,
+                sequence,
+                timestamp: sequence * CHUNK_MS,
+                speaker,
+            },
+            payload: Bytes::from(vec![0u8; 640]),
+        };
+        two.relay
+            .remote(origin, two.channel, RemoteAudio::Started(started));
+        two.relay.remote(origin, two.channel, chunk(7, speaker));
+        let items = drain(&listener);
+        assert!(
+            matches!(&items[0], Err(e) if e.contains("MEDIA_STARTED")),
+            "{items:?}"
+        );
+        assert_eq!(items[1], Ok(7));
+        let late = two.member();
+        two.relay.subscribe(&late, two.channel, None);
+        assert!(matches!(&drain(&late)[0], Err(e) if e.contains("MEDIA_STARTED")));
+
+        let unheard = UserId::new();
+        two.relay.remote(origin, two.channel, chunk(1, unheard));
+        let items = drain(&listener);
+        assert!(
+            matches!(&items[0], Err(e) if e.contains("MEDIA_STARTED") && e.contains(&unheard.to_string())),
+            "{items:?}"
+        );
+        assert_eq!(items[1], Ok(1));
+
+        assert_eq!(drain(&late).len(), 2);
+        // A listener who left the channel hears nothing more.
+        two.leave(late.user_id);
+        two.relay.remote(origin, two.channel, chunk(8, speaker));
+        assert_eq!(drain(&late), Vec::<Result<u32, String>>::new());
+        assert_eq!(drain(&listener), vec![Ok(8)]);
+
+        two.relay.node_gone(origin);
+        let items = drain(&listener);
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert!(items.iter().all(
+            |i| matches!(i, Err(e) if e.contains("MEDIA_ENDED") && e.contains("disconnected"))
+        ));
+        // Gone: an end from that node now tells nobody anything.
+        two.relay.remote(
+            origin,
+            two.channel,
+            RemoteAudio::Ended(MediaEnded {
+                user_id: speaker,
+                channel_id: two.channel,
+                reason: MediaEndReason::Stopped,
+            }),
+        );
+        assert_eq!(drain(&listener), Vec::<Result<u32, String>>::new());
     }
 }

@@ -372,6 +372,7 @@ pub async fn follow_cluster(state: AppState) {
                 for node in liveness.dead() {
                     tracing::warn!(%node, "node silent for three heartbeats: its users go offline");
                     state.presence.released_elsewhere(&state, node, None);
+                    state.media.node_gone(node);
                 }
             }
         }

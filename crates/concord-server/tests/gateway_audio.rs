@@ -36,7 +36,9 @@ impl Peer {
             Some(Compression::ZlibStream) => "&compress=zlib-stream".into(),
             Some(Compression::ZstdStream) => "&compress=zstd-stream".into(),
         };
-        let url = format!("ws://{}/ws?v=2{query}", server.addr);
+        // Through the next node: run as a cluster (scripts/cluster-suite.sh), speakers
+        // and listeners are on different nodes.
+        let url = format!("ws://{}/ws?v=2{query}", server.next_addr());
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("upgrade");

@@ -136,8 +136,9 @@ impl TestServer {
         first
     }
 
-    /// The address of the node the next client goes to.
-    fn next_addr(&self) -> SocketAddr {
+    /// The address of the node the next client goes to (the server's own unless it
+    /// runs as a cluster: then each call gives the next node).
+    pub fn next_addr(&self) -> SocketAddr {
         if self.peers.is_empty() {
             return self.addr;
         }
