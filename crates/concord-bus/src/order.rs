@@ -10,10 +10,18 @@
 //! A change lost by the broker must not stall a node forever: a message held longer
 //! than [`Ordering::hold`] is delivered anyway, and counted.
 //!
-//! A node learns of another node from the first directory change it receives from
-//! it. A dependency on a node it has not heard from yet counts as met: such changes
-//! were published before this node subscribed, so its directory, loaded from the
-//! database after subscribing, already holds them.
+//! Every directory change travels on the route every node receives (`.all`), in order
+//! per origin, and so does every message for every node (heartbeats, signals). So a
+//! message from X that came that way, carrying X's own count c, tells the receiver it
+//! has had all of X's changes up to c it will ever get: those it did not receive
+//! predate its subscription, and its directory, loaded from the database after
+//! subscribing, already holds them. That is how a node learns another's count, and
+//! why such a message's dependency on its own origin counts as met even from a node
+//! never heard from. A message on another route (a server's, a user's) from an origin
+//! not heard from on the common route yet waits for it (each node says it lives on
+//! it every heartbeat, and asks the others at start): its origin's change may still
+//! be on its way. A dependency on a third node not heard from counts as met: that
+//! node may be long gone, and its changes are then in the database.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -86,6 +94,7 @@ impl Ordering {
 
     fn met(&self, message: &BusMessage) -> bool {
         let received = self.received.lock().unwrap_or_else(|e| e.into_inner());
+        let common = on_common_route(message);
         message.deps.iter().all(|(node, count)| {
             if *node == self.node {
                 return true;
@@ -97,21 +106,40 @@ impl Ordering {
                     *have + 1 >= *count
                 }
                 Some(have) => have >= count,
+                // The first word from its origin on the common route: what came before
+                // it that way predates this node (module docs).
+                None if *node == message.origin => common,
                 None => true,
             }
         })
     }
 
     fn delivered(&self, message: &BusMessage) {
-        if message.kind == Kind::Directory {
-            let mut received = self.received.lock().unwrap_or_else(|e| e.into_inner());
-            let (have, at) = received
-                .entry(message.origin)
-                .or_insert((0, Instant::now()));
-            *have = (*have).max(message.seq);
-            *at = Instant::now();
-        }
+        let count = if message.kind == Kind::Directory {
+            message.seq
+        } else if on_common_route(message) {
+            // Everything the origin changed before this message came first.
+            message
+                .deps
+                .iter()
+                .find(|(node, _)| *node == message.origin)
+                .map_or(0, |(_, count)| *count)
+        } else {
+            return;
+        };
+        let mut received = self.received.lock().unwrap_or_else(|e| e.into_inner());
+        let (have, at) = received
+            .entry(message.origin)
+            .or_insert((0, Instant::now()));
+        *have = (*have).max(count);
+        *at = Instant::now();
     }
+}
+
+/// Whether `message` came on the route every node receives, in order with its
+/// origin's directory changes.
+fn on_common_route(message: &BusMessage) -> bool {
+    message.kind == Kind::Directory || message.audience == crate::Audience::Everyone
 }
 
 /// Runs a node's receive side: takes messages as they arrive, holds each until its
@@ -278,7 +306,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn dependencies_on_unheard_nodes_and_on_itself_count_as_met() {
+    async fn dependencies_on_unheard_third_nodes_and_on_itself_count_as_met() {
         let (order, arrivals, mut inbox) = start();
         let (stranger, b) = (NodeId::new(), NodeId::new());
         let own = order.node;
@@ -287,6 +315,45 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(inbox.recv().await.unwrap().origin, b);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_origin_is_known_from_its_first_word_on_the_common_route() {
+        let (order, arrivals, mut inbox) = start();
+        let a = NodeId::new();
+        // a made 4 changes before this node subscribed (its directory has them), then
+        // a 5th, on its way; an event that depends on it comes first on a server's
+        // route: held, since a has not been heard on the common route yet.
+        let mut event = message(a, Kind::Event, 0, vec![(a, 5)]);
+        event.audience = Audience::Server(concord_protocol::ServerId::new());
+        arrivals.send(event).await.unwrap();
+        pass(Duration::from_millis(500)).await;
+        assert!(inbox.try_recv().is_err(), "held");
+        // The 5th change arrives: the first word from a on the common route. Both go,
+        // in order.
+        arrivals
+            .send(message(a, Kind::Directory, 5, vec![(a, 5)]))
+            .await
+            .unwrap();
+        assert_eq!(inbox.recv().await.unwrap().kind, Kind::Directory);
+        assert_eq!(inbox.recv().await.unwrap().kind, Kind::Event);
+
+        // A heartbeat on the common route tells b's count: b's event after it goes at
+        // once.
+        let b = NodeId::new();
+        arrivals
+            .send(message(b, Kind::Event, 0, vec![(b, 9)]))
+            .await
+            .unwrap();
+        assert_eq!(inbox.recv().await.unwrap().origin, b);
+        let mut event = message(b, Kind::Event, 0, vec![(b, 9)]);
+        event.audience = Audience::Users(vec![concord_protocol::UserId::new()]);
+        arrivals.send(event).await.unwrap();
+        assert!(matches!(
+            inbox.recv().await.unwrap().audience,
+            Audience::Users(_)
+        ));
+        assert_eq!(order.released_early(), 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -434,7 +434,13 @@ fn apply(state: &AppState, cluster: &crate::cluster::Cluster, node: NodeId, sign
             }
         }
         Signal::RosterRequest => {
-            for part in presence.held_here().chunks(ROSTER_PART) {
+            let held = presence.held_here();
+            if held.is_empty() {
+                // Answered even so: the answer also tells the new node how many
+                // directory changes this one has made (`concord_bus` order).
+                cluster.signal(&Signal::Roster { users: Vec::new() });
+            }
+            for part in held.chunks(ROSTER_PART) {
                 cluster.signal(&Signal::Roster {
                     users: part.to_vec(),
                 });
