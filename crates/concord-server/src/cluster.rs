@@ -87,6 +87,12 @@ pub enum Signal {
         /// The username tried.
         username: String,
     },
+    /// Requests of these bots the sender let through lately (`limits.per_bot`): every
+    /// node takes them from its own buckets.
+    BotRequests {
+        /// Per bot user: requests.
+        counts: Vec<(UserId, u32)>,
+    },
     /// The sender made a change (a write through REST) and waits until every node has
     /// applied it: each answers [`Signal::Applied`] once it has applied everything
     /// the sender published before the barrier.

@@ -25,6 +25,11 @@ pub struct Limiters {
     per_bot: DefaultKeyedRateLimiter<UserId>,
     login_per_account: DefaultKeyedRateLimiter<String>,
     trusted_proxies: Vec<IpAddr>,
+    /// On a node of a cluster: bot requests let through since the node last told the
+    /// others ([`Limiters::take_bot_requests`]); `None` on a lone node.
+    bot_requests: std::sync::Mutex<Option<std::collections::HashMap<UserId, u32>>>,
+    /// The per-bot burst: the most one report can take from a bucket.
+    bot_burst: u32,
 }
 
 fn quota(rate: Rate) -> Quota {
@@ -50,6 +55,8 @@ impl Limiters {
             per_bot: RateLimiter::keyed(quota(limits.per_bot)),
             login_per_account: RateLimiter::keyed(slow_quota(limits.login_per_account)),
             trusted_proxies: limits.trusted_proxies.clone(),
+            bot_requests: std::sync::Mutex::new(None),
+            bot_burst: limits.per_bot.burst.max(1),
         }
     }
 
@@ -84,7 +91,41 @@ impl Limiters {
     pub fn check_bot(&self, bot_user: UserId) -> Result<(), ApiError> {
         self.per_bot
             .check_key(&bot_user)
-            .map_err(|_| ApiError::too_many_requests(None))
+            .map_err(|_| ApiError::too_many_requests(None))?;
+        if let Some(counts) = self.bot_requests().as_mut() {
+            *counts.entry(bot_user).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    fn bot_requests(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Option<std::collections::HashMap<UserId, u32>>> {
+        self.bot_requests.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// From now on, counts the bot requests this node lets through, for the node to
+    /// tell the others ([`Limiters::take_bot_requests`]): a node of a cluster.
+    pub fn share_bot_requests(&self) {
+        self.bot_requests().get_or_insert_with(Default::default);
+    }
+
+    /// The bot requests let through since the last call, per bot.
+    pub fn take_bot_requests(&self) -> Vec<(UserId, u32)> {
+        self.bot_requests()
+            .as_mut()
+            .map(|counts| counts.drain().collect())
+            .unwrap_or_default()
+    }
+
+    /// Takes `n` requests that another node let through from `bot_user`'s bucket, so
+    /// the per-bot limit is the cluster's, not each node's.
+    pub fn note_bot(&self, bot_user: UserId, n: u32) {
+        for _ in 0..n.min(self.bot_burst) {
+            if self.per_bot.check_key(&bot_user).is_err() {
+                break;
+            }
+        }
     }
 
     /// One login attempt for `username`, whichever address it comes from (429 with
@@ -198,5 +239,36 @@ mod tests {
         assert!(is_auth_route("/auth/login"));
         assert!(is_auth_route("/api/auth/refresh"));
         assert!(!is_auth_route("/users/@me"));
+    }
+
+    #[test]
+    fn bot_requests_are_counted_for_the_cluster_only_when_shared() {
+        let limiters = Limiters::new(&Limits {
+            per_bot: Rate {
+                per_second: 1,
+                burst: 3,
+            },
+            ..Limits::default()
+        });
+        let (bot, other) = (UserId::new(), UserId::new());
+        // A lone node keeps no counts.
+        limiters.check_bot(bot).unwrap();
+        assert!(limiters.take_bot_requests().is_empty());
+        limiters.share_bot_requests();
+        limiters.check_bot(bot).unwrap();
+        limiters.check_bot(other).unwrap();
+        let mut taken = limiters.take_bot_requests();
+        taken.sort();
+        let mut want = vec![(bot, 1), (other, 1)];
+        want.sort();
+        assert_eq!(taken, want);
+        assert!(limiters.take_bot_requests().is_empty());
+        // Another node's report takes from the bucket (never more than a burst).
+        limiters.note_bot(other, u32::MAX);
+        assert!(limiters.check_bot(other).is_err());
+        // bot had 1 token left; refusals are not counted.
+        limiters.check_bot(bot).unwrap();
+        assert!(limiters.check_bot(bot).is_err());
+        assert_eq!(limiters.take_bot_requests(), vec![(bot, 1)]);
     }
 }

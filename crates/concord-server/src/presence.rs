@@ -321,6 +321,9 @@ impl Presence {
     }
 }
 
+/// How often a node tells the others the bot requests it let through.
+const BOT_BATCH: Duration = Duration::from_millis(20);
+
 /// Users in one [`Signal::Roster`] message.
 const ROSTER_PART: usize = 2000;
 
@@ -339,6 +342,11 @@ pub async fn follow_cluster(state: AppState) {
     let mut liveness = Liveness::new(silent);
     cluster.signal(&Signal::RosterRequest);
     let mut heartbeat = tokio::time::interval(beat);
+    // Bot requests let through here, told to the others in batches: the per-bot limit
+    // holds for the cluster within one batch's worth.
+    state.limiters.share_bot_requests();
+    let mut bot_batch = tokio::time::interval(BOT_BATCH);
+    bot_batch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // Once the other nodes have had time to answer the roster request: voice states
     // of users online nowhere are left over from nodes that stopped (a lone node clears
     // all of them at start; a node of a cluster must not clear the others' users').
@@ -365,6 +373,12 @@ pub async fn follow_cluster(state: AppState) {
                 }
                 for user in stale {
                     leave_voice(&state, user).await;
+                }
+            }
+            _ = bot_batch.tick() => {
+                let counts = state.limiters.take_bot_requests();
+                if !counts.is_empty() {
+                    cluster.signal(&Signal::BotRequests { counts });
                 }
             }
             _ = heartbeat.tick() => {
@@ -447,6 +461,11 @@ fn apply(state: &AppState, cluster: &crate::cluster::Cluster, node: NodeId, sign
             }
         }
         Signal::LoginAttempt { username } => state.limiters.note_login(&username),
+        Signal::BotRequests { counts } => {
+            for (bot, n) in counts {
+                state.limiters.note_bot(bot, n);
+            }
+        }
         // Answered by the node's receiver itself (`crate::cluster`).
         Signal::Alive | Signal::Barrier { .. } | Signal::Applied { .. } => {}
     }

@@ -325,3 +325,40 @@ async fn a_write_through_one_node_holds_for_the_next_request_on_any_other() {
     }
     shutdown(nodes).await;
 }
+
+/// The per-bot limit (`rest.md` §4) is the cluster's: a bot that spent its burst
+/// through one node finds the other nodes' buckets spent too (each node tells the
+/// others what it let through, in batches), not a fresh burst on each node.
+#[tokio::test]
+async fn the_per_bot_limit_counts_requests_on_every_node() {
+    const BURST: u32 = 40;
+    let nodes = cluster_with(3, |c| {
+        c.limits.per_bot = concord_server::config::Rate {
+            per_second: 1,
+            burst: BURST,
+        };
+    })
+    .await;
+    let alice = nodes[0].user("alice").await;
+    let res = alice.api.post("/bots", &json!({"name": "Busy"})).await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    let token = res.body["token"].as_str().expect("token").to_owned();
+    let on = |n: usize| nodes[n].api().bot(&token);
+
+    let first = on(0);
+    for _ in 0..BURST {
+        assert_eq!(first.get("/users/@me").await.status, 200);
+    }
+    assert_eq!(first.get("/users/@me").await.status, 429);
+    for n in [1, 2] {
+        let bot = on(n);
+        // Requests the node let through before the first node's report reached it:
+        // a node with a bucket of its own would let all BURST through.
+        let mut passed = 0;
+        while bot.get("/users/@me").await.status == 200 {
+            passed += 1;
+            assert!(passed < BURST, "node {n} let the bot spend a fresh burst");
+        }
+    }
+    shutdown(nodes).await;
+}
