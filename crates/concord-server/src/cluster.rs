@@ -1129,17 +1129,27 @@ mod tests {
         assert_eq!(bus.watched(), HashMap::new());
     }
 
-    #[test]
-    fn what_another_node_cannot_use_is_refused_not_delivered() {
-        let node = concord_bus::NodeId::new();
-        let message = |event: &str, audience, body: &'static [u8]| concord_bus::BusMessage {
-            origin: node,
+    /// An event as another node's message arrives here.
+    fn from_elsewhere(
+        event: &str,
+        audience: concord_bus::Audience,
+        body: Bytes,
+    ) -> concord_bus::BusMessage {
+        concord_bus::BusMessage {
+            origin: concord_bus::NodeId::new(),
             kind: concord_bus::Kind::Event,
             seq: 0,
             deps: Vec::new(),
             audience,
             event: event.into(),
-            body: Bytes::from_static(body),
+            body,
+        }
+    }
+
+    #[test]
+    fn what_another_node_cannot_use_is_refused_not_delivered() {
+        let message = |event: &str, audience, body: &'static [u8]| {
+            from_elsewhere(event, audience, Bytes::from_static(body))
         };
         let everyone = concord_bus::Audience::Everyone;
         let server = concord_bus::Audience::Server(ServerId::new());
@@ -1177,17 +1187,7 @@ mod tests {
         use concord_protocol::{AudioFormat, MediaEndReason, MediaEnded, MediaStarted};
         let (server, channel) = (ServerId::new(), ChannelId::new());
         let speaker = UserId::new();
-        let node = concord_bus::NodeId::new();
-        let wire =
-            |event: &str, audience: concord_bus::Audience, body: Bytes| concord_bus::BusMessage {
-                origin: node,
-                kind: concord_bus::Kind::Event,
-                seq: 0,
-                deps: Vec::new(),
-                audience,
-                event: event.into(),
-                body,
-            };
+        let wire = from_elsewhere;
         let here = concord_bus::Audience::Channel { server, channel };
         let messages = [
             RemoteAudio::Started(MediaStarted {

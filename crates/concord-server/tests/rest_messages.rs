@@ -3,8 +3,8 @@
 //! error row, and who receives each event. Every "must not receive" is checked with a
 //! positive control: a later event the excluded session does receive arrives first.
 
-use concord_protocol::{ChannelId, MessageId, ServerId, Timestamp};
-use concord_server::{directory::DirectoryChange, perms::Permissions};
+use concord_protocol::{ChannelId, MessageId, Timestamp};
+use concord_server::perms::Permissions;
 use concord_store::NewMessage;
 use concord_testkit::MESSAGE_KEYS;
 use concord_testkit::{Response, TestServer, TestUser, assert_error, assert_keys, str_of};
@@ -191,25 +191,7 @@ async fn create_message_errors_in_order() {
     assert_error(&mute.api.post(&path, &json!({"content": "x"})).await, 403);
     assert_error(&blind.api.post(&path, &json!({"content": "x"})).await, 403);
 
-    let now = Timestamp::now();
-    let until = now.add_micros(3_600_000_000);
-    let server_id: ServerId = sid.parse().unwrap();
-    let owner = alice.user_id();
-    server
-        .state
-        .store
-        .set_timeout(server_id, late.user_id(), until, Some(owner), now)
-        .await
-        .unwrap();
-    server
-        .settled(async {
-            server.state.events.change(DirectoryChange::TimeoutSet {
-                server: server_id,
-                user: late.user_id(),
-                until: Some(until),
-            })
-        })
-        .await;
+    server.time_out(&sid, &alice, &late).await;
     assert_error(&late.api.post(&path, &json!({"content": "x"})).await, 403);
 
     let elsewhere = bob.post(&random, "in random").await;

@@ -89,28 +89,6 @@ async fn allow(server: &TestServer, channel: &str, user: &TestUser, bits: i64) {
         .await;
 }
 
-/// Times `user` out in `server` for an hour, as the moderation routes will.
-async fn time_out(server: &TestServer, sid: &str, owner: &TestUser, user: &TestUser) {
-    let now = Timestamp::now();
-    let until = now.add_micros(3_600_000_000);
-    let server_id: ServerId = sid.parse().unwrap();
-    server
-        .state
-        .store
-        .set_timeout(server_id, user.user_id(), until, Some(owner.user_id()), now)
-        .await
-        .unwrap();
-    server
-        .settled(async {
-            server.state.events.change(DirectoryChange::TimeoutSet {
-                server: server_id,
-                user: user.user_id(),
-                until: Some(until),
-            })
-        })
-        .await;
-}
-
 async fn create_poll(user: &TestUser, channel: &str, question: &str, options: &[&str]) -> Value {
     let res = user
         .api
@@ -436,7 +414,7 @@ async fn poll_creation_errors_in_order() {
     server
         .deny(&general, &blind, Permissions::VIEW_CHANNEL.0)
         .await;
-    time_out(&server, &sid, &alice, &late).await;
+    server.time_out(&sid, &alice, &late).await;
     let path = format!("/channels/{general}/polls");
     let unknown = format!("/channels/{}/polls", unknown_id());
     let good = json!({"question": "Q?", "options": ["a", "b"]});
@@ -776,7 +754,7 @@ async fn scheduled_event_errors_in_order() {
     server
         .deny(&general, &mute, Permissions::SEND_MESSAGES.0)
         .await;
-    time_out(&server, &sid, &alice, &late).await;
+    server.time_out(&sid, &alice, &late).await;
     let path = format!("/channels/{general}/events");
     let unknown = format!("/channels/{}/events", unknown_id());
     let at = "2099-01-01T00:00:00Z";

@@ -1,8 +1,8 @@
 //! Servers, members, channels and read state over real HTTP (`rest.md` §7.3–§7.5):
 //! every success shape and every error row, in the contract's check order.
 
-use concord_protocol::{Role, RoleId, ServerId, Timestamp, UserId};
-use concord_server::{directory::DirectoryChange, perms::Permissions};
+use concord_protocol::{ServerId, UserId};
+use concord_server::perms::Permissions;
 use concord_testkit::{Response, TestServer, TestUser, assert_error, assert_keys, str_of};
 use serde_json::{Value, json};
 
@@ -37,51 +37,6 @@ const CHANNEL_KEYS: &[&str] = &[
     "topic",
     "created_at",
 ];
-
-/// Gives `user` a role holding `bits` in `server_id`.
-async fn grant_role(server: &TestServer, server_id: &str, user: &TestUser, bits: i64) {
-    let sid: ServerId = server_id.parse().unwrap();
-    let role = Role {
-        id: RoleId::new(),
-        server_id: sid,
-        name: "granted".into(),
-        permissions: bits,
-        color: None,
-        position: 1,
-        created_at: Timestamp::now(),
-    };
-    server.state.store.create_role(&role).await.unwrap();
-    assert!(
-        server
-            .state
-            .store
-            .assign_role(sid, user.user_id(), role.id)
-            .await
-            .unwrap()
-    );
-    server
-        .settled(async {
-            server.state.events.change(DirectoryChange::RoleUpserted {
-                role: role.id,
-                server: sid,
-                permissions: bits,
-                position: 1,
-            })
-        })
-        .await;
-    server
-        .settled(async {
-            server
-                .state
-                .events
-                .change(DirectoryChange::MemberRoleAdded {
-                    server: sid,
-                    user: user.user_id(),
-                    role: role.id,
-                })
-        })
-        .await;
-}
 
 // ---- servers ----
 
@@ -674,7 +629,9 @@ async fn channel_list_omits_channels_the_caller_cannot_view() {
     server
         .deny(&secret, &bob, Permissions::VIEW_CHANNEL.0)
         .await;
-    grant_role(&server, &sid, &admin, Permissions::ADMINISTRATOR.0).await;
+    server
+        .grant(&sid, &admin, Permissions::ADMINISTRATOR.0)
+        .await;
     server
         .deny(&secret, &admin, Permissions::VIEW_CHANNEL.0)
         .await;

@@ -3,8 +3,7 @@
 //! order, and who receives each event. Every "must not receive" is checked with a
 //! positive control: a later event the excluded session does receive arrives first.
 
-use concord_protocol::{ServerId, Timestamp};
-use concord_server::{directory::DirectoryChange, perms::Permissions};
+use concord_server::perms::Permissions;
 use concord_testkit::MESSAGE_KEYS;
 use concord_testkit::{TestServer, TestUser, assert_error, assert_keys, str_of};
 use serde_json::{Value, json};
@@ -58,28 +57,6 @@ fn ids(body: &Value) -> Vec<String> {
         .iter()
         .map(|m| str_of(&m["id"]))
         .collect()
-}
-
-/// Times `user` out in `server` for an hour, as the moderation routes will.
-async fn time_out(server: &TestServer, sid: &str, owner: &TestUser, user: &TestUser) {
-    let now = Timestamp::now();
-    let until = now.add_micros(3_600_000_000);
-    let server_id: ServerId = sid.parse().unwrap();
-    server
-        .state
-        .store
-        .set_timeout(server_id, user.user_id(), until, Some(owner.user_id()), now)
-        .await
-        .unwrap();
-    server
-        .settled(async {
-            server.state.events.change(DirectoryChange::TimeoutSet {
-                server: server_id,
-                user: user.user_id(),
-                until: Some(until),
-            })
-        })
-        .await;
 }
 
 // ---- threads ----
@@ -175,7 +152,7 @@ async fn thread_errors_in_order() {
     server
         .deny(&general, &blind, Permissions::VIEW_CHANNEL.0)
         .await;
-    time_out(&server, &sid, &alice, &late).await;
+    server.time_out(&sid, &alice, &late).await;
     let root = str_of(&alice.post(&general, "root").await["id"]);
     let path = thread_path(&general, &root);
     let body = json!({"content": "x"});
@@ -418,7 +395,7 @@ async fn reaction_errors_in_order() {
     // The timed-out member reacts before the timeout: taking it back stays allowed.
     let ok = reaction_path(&general, &message, "ok");
     assert_eq!(late.api.put(&ok).await.status, 204);
-    time_out(&server, &sid, &alice, &late).await;
+    server.time_out(&sid, &alice, &late).await;
     let elsewhere = str_of(&alice.post(&random, "elsewhere").await["id"]);
     let gone = str_of(&alice.post(&general, "gone").await["id"]);
     assert_eq!(

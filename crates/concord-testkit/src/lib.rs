@@ -7,7 +7,9 @@ use concord_client::{
     Compression,
     raw::{ConnectOptions, Connection, RawError},
 };
-use concord_protocol::{ChannelId, ChannelOverride, OverrideId, UserId};
+use concord_protocol::{
+    ChannelId, ChannelOverride, OverrideId, Role, RoleId, ServerId, Timestamp, UserId,
+};
 use concord_server::{AppState, Config, config::Rate, directory::DirectoryChange};
 use serde_json::{Value, json};
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -296,6 +298,70 @@ impl TestServer {
                 DirectoryChange::OverrideUpserted(stored),
             )
             .await;
+        })
+        .await;
+    }
+
+    /// Gives `user` a new role holding `bits` in `server` (white-box: stored, then
+    /// published as the role routes publish it), settled on every node.
+    ///
+    /// # Panics
+    /// If the store refuses.
+    pub async fn grant(&self, server: &str, user: &TestUser, bits: i64) {
+        let sid: ServerId = server.parse().unwrap();
+        let role = Role {
+            id: RoleId::new(),
+            server_id: sid,
+            name: format!("granted {bits}"),
+            permissions: bits,
+            color: None,
+            position: 1,
+            created_at: Timestamp::now(),
+        };
+        self.state.store.create_role(&role).await.unwrap();
+        assert!(
+            self.state
+                .store
+                .assign_role(sid, user.user_id(), role.id)
+                .await
+                .unwrap()
+        );
+        self.settled(async {
+            self.state.events.change(DirectoryChange::RoleUpserted {
+                role: role.id,
+                server: sid,
+                permissions: bits,
+                position: 1,
+            });
+            self.state.events.change(DirectoryChange::MemberRoleAdded {
+                server: sid,
+                user: user.user_id(),
+                role: role.id,
+            });
+        })
+        .await;
+    }
+
+    /// Times `user` out in `server` for an hour on `by`'s word (white-box, as the
+    /// moderation routes do), settled on every node.
+    ///
+    /// # Panics
+    /// If the store refuses.
+    pub async fn time_out(&self, server: &str, by: &TestUser, user: &TestUser) {
+        let now = Timestamp::now();
+        let until = now.add_micros(3_600_000_000);
+        let sid: ServerId = server.parse().unwrap();
+        self.state
+            .store
+            .set_timeout(sid, user.user_id(), until, Some(by.user_id()), now)
+            .await
+            .unwrap();
+        self.settled(async {
+            self.state.events.change(DirectoryChange::TimeoutSet {
+                server: sid,
+                user: user.user_id(),
+                until: Some(until),
+            });
         })
         .await;
     }

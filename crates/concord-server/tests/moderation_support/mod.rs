@@ -2,55 +2,12 @@
 
 #![allow(dead_code, reason = "each test crate uses a part of these")]
 
-use concord_protocol::{Role, RoleId, ServerId, Timestamp};
-use concord_server::directory::DirectoryChange;
 use concord_testkit::{Gateway, TestServer, TestUser};
 use serde_json::{Value, json};
 
-/// Gives `user` a role holding `bits` in `server_id` (there is no role route yet):
-/// stored, then published as the role routes publish it.
+/// Gives `user` a role holding `bits` in `server_id`, as the role routes publish it.
 pub(crate) async fn grant(server: &TestServer, server_id: &str, user: &TestUser, bits: i64) {
-    let sid: ServerId = server_id.parse().unwrap();
-    let role = Role {
-        id: RoleId::new(),
-        server_id: sid,
-        name: format!("granted {bits}"),
-        permissions: bits,
-        color: None,
-        position: 1,
-        created_at: Timestamp::now(),
-    };
-    server.state.store.create_role(&role).await.unwrap();
-    assert!(
-        server
-            .state
-            .store
-            .assign_role(sid, user.user_id(), role.id)
-            .await
-            .unwrap()
-    );
-    server
-        .settled(async {
-            server.state.events.change(DirectoryChange::RoleUpserted {
-                role: role.id,
-                server: sid,
-                permissions: bits,
-                position: 1,
-            })
-        })
-        .await;
-    server
-        .settled(async {
-            server
-                .state
-                .events
-                .change(DirectoryChange::MemberRoleAdded {
-                    server: sid,
-                    user: user.user_id(),
-                    role: role.id,
-                })
-        })
-        .await;
+    server.grant(server_id, user, bits).await;
 }
 
 /// The next frame that is not a PRESENCE_UPDATE, as `(t, d)`.
