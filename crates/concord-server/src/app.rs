@@ -332,6 +332,7 @@ where
 {
     let hub = Arc::clone(&state.hub);
     let store = Arc::clone(&state.store);
+    let events = state.events.clone();
     let housekeeping = crate::housekeeping::spawn(Arc::clone(&state.limiters));
     let search_indexer = crate::housekeeping::spawn_search_indexer(Arc::clone(&state.store));
     // Attachment files whose rows went while no purge ran (a crash, a delete by a path
@@ -419,6 +420,9 @@ where
     housekeeping.abort();
     search_indexer.abort();
     let _ = drained_rx.await;
+    if let Some(cluster) = events.cluster() {
+        cluster.leave().await;
+    }
     Ok(())
 }
 

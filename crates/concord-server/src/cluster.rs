@@ -100,6 +100,8 @@ pub enum Signal {
         /// The sender's number for this barrier.
         id: u64,
     },
+    /// The sender is leaving the cluster (it stops): not waited for any more.
+    Leaving,
     /// This node has applied what `node` published before its barrier `id`.
     Applied {
         /// The node whose barrier this answers.
@@ -142,6 +144,25 @@ impl Barriers {
         self.lock().peers.insert(node, tokio::time::Instant::now());
     }
 
+    /// `node` left: no barrier waits for it (until it is heard from again).
+    fn gone(&self, node: concord_bus::NodeId) {
+        let mut state = self.lock();
+        state.peers.remove(&node);
+        let done: Vec<u64> = state
+            .waiting
+            .iter_mut()
+            .filter_map(|(id, (pending, _))| {
+                pending.remove(&node);
+                pending.is_empty().then_some(*id)
+            })
+            .collect();
+        for id in done {
+            if let Some((_, answered)) = state.waiting.remove(&id) {
+                let _ = answered.send(());
+            }
+        }
+    }
+
     fn applied(&self, node: concord_bus::NodeId, id: u64) {
         let mut state = self.lock();
         let Some((pending, _)) = state.waiting.get_mut(&id) else {
@@ -163,6 +184,7 @@ pub type FromNode = (concord_bus::NodeId, Signal);
 #[derive(Clone)]
 pub struct Cluster {
     node: concord_bus::NodeId,
+    bus: Arc<dyn Bus>,
     queue: mpsc::Sender<Outgoing>,
     directory: Arc<Directory>,
     metrics: Arc<Metrics>,
@@ -202,9 +224,15 @@ impl Cluster {
         let (queue, queued) = mpsc::channel(QUEUE);
         let (signal, signals) = mpsc::unbounded_channel();
         let (done_tx, done) = tokio::sync::watch::channel(0);
-        tokio::spawn(publish_all(bus, queued, done_tx, Arc::clone(&metrics)));
+        tokio::spawn(publish_all(
+            Arc::clone(&bus),
+            queued,
+            done_tx,
+            Arc::clone(&metrics),
+        ));
         let cluster = Self {
             node,
+            bus,
             queue,
             directory,
             metrics,
@@ -218,6 +246,15 @@ impl Cluster {
         };
         tokio::spawn(receive_all(inbox, fanout, signal, cluster.clone()));
         cluster
+    }
+
+    /// Leaves the cluster as the node stops: tells the others (who stop waiting for
+    /// it), sends what is still queued, and closes the bus (the node's heartbeats and
+    /// receiving end with it).
+    pub async fn leave(&self) {
+        self.signal(&Signal::Leaving);
+        self.flushed(BARRIER_LIMIT).await;
+        self.bus.close().await;
     }
 
     /// Joins `media` to the cluster: its streams go to the other nodes, theirs come to
@@ -271,11 +308,20 @@ impl Cluster {
         // them (same route, and the barrier carries the causal stamp).
         self.signal(&Signal::Barrier { id });
         if tokio::time::timeout(BARRIER_LIMIT, answered).await.is_err() {
-            let late = self.barriers.lock().waiting.remove(&id);
-            let late: Vec<String> = late
-                .map(|(nodes, _)| nodes.iter().map(ToString::to_string).collect())
+            let mut state = self.barriers.lock();
+            let late = state
+                .waiting
+                .remove(&id)
+                .map(|(nodes, _)| nodes)
                 .unwrap_or_default();
+            // Most likely dead: not waited for again until heard from (otherwise every
+            // write would wait the full limit until the node counts as silent).
+            for node in &late {
+                state.peers.remove(node);
+            }
+            drop(state);
             self.metrics.bus("barrier_timeout");
+            let late: Vec<String> = late.iter().map(ToString::to_string).collect();
             tracing::warn!(nodes = ?late, "nodes did not confirm a change within the limit");
         }
     }
@@ -479,6 +525,7 @@ async fn receive_all(
                                 cluster.barriers.applied(message.origin, id);
                             }
                         }
+                        Signal::Leaving => cluster.barriers.gone(message.origin),
                         signal => {
                             let _ = signals.send((message.origin, signal));
                         }

@@ -467,7 +467,7 @@ fn apply(state: &AppState, cluster: &crate::cluster::Cluster, node: NodeId, sign
             }
         }
         // Answered by the node's receiver itself (`crate::cluster`).
-        Signal::Alive | Signal::Barrier { .. } | Signal::Applied { .. } => {}
+        Signal::Alive | Signal::Barrier { .. } | Signal::Applied { .. } | Signal::Leaving => {}
     }
 }
 

@@ -362,3 +362,31 @@ async fn the_per_bot_limit_counts_requests_on_every_node() {
     }
     shutdown(nodes).await;
 }
+
+/// A node that stops leaves the cluster: the others stop waiting for it at once, and
+/// no write after it waits out the barrier's limit.
+#[tokio::test]
+async fn a_node_that_stops_is_not_waited_for() {
+    let mut nodes = cluster(3).await;
+    let alice = nodes[0].user("alice").await;
+    let hall = alice.create_server("one goes").await;
+    // Every node has heard from every other (heartbeats at start): stop one.
+    nodes.pop().expect("a third node").shutdown().await;
+    for name in ["after-1", "after-2"] {
+        alice.create_channel(&hall, name, "text").await;
+    }
+    assert_eq!(barrier_timeouts(&nodes[0]).await, 0.0);
+    shutdown(nodes).await;
+}
+
+/// `concord_bus_messages_total{outcome="barrier_timeout"}` of `node`.
+async fn barrier_timeouts(node: &TestServer) -> f64 {
+    let metrics = node.api().get("/metrics").await;
+    metrics
+        .text
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("concord_bus_messages_total{outcome=\"barrier_timeout\"} ")
+        })
+        .map_or(0.0, |n| n.trim().parse().expect("a count"))
+}
