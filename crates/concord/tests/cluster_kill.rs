@@ -245,6 +245,16 @@ async fn a_dead_nodes_users_go_offline_within_three_heartbeats() {
     assert_eq!(joined["channel_id"], lounge.as_str(), "{joined}");
 
     nodes[1].kill();
+    // A write that changes shared state waits for every node to apply it: the dead
+    // one cannot answer, so the first such write waits out the barrier's limit (1 s,
+    // counted); the dead node is not waited for again.
+    alice.create_channel(&hall, "after-1", "text").await;
+    alice.create_channel(&hall, "after-2", "text").await;
+    let metrics = nodes[0].api().get("/metrics").await;
+    let timeouts = metrics.text.lines().find_map(|line| {
+        line.strip_prefix("concord_bus_messages_total{outcome=\"barrier_timeout\"} ")
+    });
+    assert_eq!(timeouts.map(str::trim), Some("1"), "{}", metrics.text);
     // Node 0 hears nothing from node 1 for three heartbeats (3 s): dave goes offline,
     // and out of the voice channel he can no longer be in.
     // (Presence goes out on the next presence tick, the voice leave at once: either
