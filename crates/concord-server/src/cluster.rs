@@ -115,9 +115,72 @@ pub enum Signal {
 /// answers anyway (a node dying meanwhile; logged).
 pub const BARRIER_LIMIT: Duration = Duration::from_secs(1);
 
+/// The other nodes this node has heard from, and when last: what presence takes a
+/// node's death from ([`Liveness::dead`]) and what a write waits for
+/// ([`Liveness::waited_for`]).
+#[derive(Debug)]
+pub(crate) struct Liveness {
+    /// Silent longer than this (three heartbeats): dead.
+    silent: Duration,
+    last_heard: HashMap<concord_bus::NodeId, tokio::time::Instant>,
+    /// Nodes that left or missed a barrier: not waited for until heard from again.
+    skipped: HashSet<concord_bus::NodeId>,
+}
+
+impl Liveness {
+    pub(crate) fn new(silent: Duration) -> Self {
+        Self {
+            silent,
+            last_heard: HashMap::new(),
+            skipped: HashSet::new(),
+        }
+    }
+
+    /// Anything from `node` says it lives.
+    pub(crate) fn heard(&mut self, node: concord_bus::NodeId) {
+        self.last_heard.insert(node, tokio::time::Instant::now());
+        self.skipped.remove(&node);
+    }
+
+    /// `node` is not waited for until heard from again (it is still reported dead
+    /// once silent).
+    fn skip(&mut self, node: concord_bus::NodeId) {
+        self.skipped.insert(node);
+    }
+
+    /// The nodes a write waits for: heard from within `silent`, not skipped.
+    fn waited_for(&self) -> HashSet<concord_bus::NodeId> {
+        let now = tokio::time::Instant::now();
+        self.last_heard
+            .iter()
+            .filter(|(node, at)| {
+                now.duration_since(**at) <= self.silent && !self.skipped.contains(*node)
+            })
+            .map(|(node, _)| *node)
+            .collect()
+    }
+
+    /// The nodes silent for longer than `silent`, each reported once (then
+    /// forgotten until heard from again).
+    pub(crate) fn dead(&mut self) -> Vec<concord_bus::NodeId> {
+        let now = tokio::time::Instant::now();
+        let dead: Vec<_> = self
+            .last_heard
+            .iter()
+            .filter(|(_, at)| now.duration_since(**at) > self.silent)
+            .map(|(node, _)| *node)
+            .collect();
+        for node in &dead {
+            self.last_heard.remove(node);
+            self.skipped.remove(node);
+        }
+        dead
+    }
+}
+
 /// The writes waiting for every other node to apply them ([`Cluster::settled`]),
 /// and the nodes that must answer.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Barriers {
     /// Changes other nodes must have applied before a write answers (directory
     /// changes, sessions closed) queued so far.
@@ -126,51 +189,53 @@ struct Barriers {
     state: Mutex<BarrierState>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct BarrierState {
-    /// Every other node heard from, and when last (each says it lives every
-    /// heartbeat).
-    peers: HashMap<concord_bus::NodeId, tokio::time::Instant>,
+    liveness: Liveness,
     /// Per barrier: the nodes yet to answer, and the waiting write.
     waiting: HashMap<u64, (HashSet<concord_bus::NodeId>, oneshot::Sender<()>)>,
 }
 
 impl Barriers {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BarrierState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn new(silent: Duration) -> Self {
+        Self {
+            changes: std::sync::atomic::AtomicU64::new(0),
+            next: std::sync::atomic::AtomicU64::new(0),
+            state: Mutex::new(BarrierState {
+                liveness: Liveness::new(silent),
+                waiting: HashMap::new(),
+            }),
+        }
     }
 
-    fn heard(&self, node: concord_bus::NodeId) {
-        self.lock().peers.insert(node, tokio::time::Instant::now());
+    fn lock(&self) -> std::sync::MutexGuard<'_, BarrierState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// `node` left: no barrier waits for it (until it is heard from again).
     fn gone(&self, node: concord_bus::NodeId) {
         let mut state = self.lock();
-        state.peers.remove(&node);
-        let done: Vec<u64> = state
-            .waiting
-            .iter_mut()
-            .filter_map(|(id, (pending, _))| {
-                pending.remove(&node);
-                pending.is_empty().then_some(*id)
-            })
-            .collect();
-        for id in done {
-            if let Some((_, answered)) = state.waiting.remove(&id) {
-                let _ = answered.send(());
-            }
+        state.liveness.skip(node);
+        let ids: Vec<u64> = state.waiting.keys().copied().collect();
+        for id in ids {
+            state.answered(node, id);
         }
     }
 
     fn applied(&self, node: concord_bus::NodeId, id: u64) {
-        let mut state = self.lock();
-        let Some((pending, _)) = state.waiting.get_mut(&id) else {
+        self.lock().answered(node, id);
+    }
+}
+
+impl BarrierState {
+    /// `node` no longer holds barrier `id` up; the write goes once none does.
+    fn answered(&mut self, node: concord_bus::NodeId, id: u64) {
+        let Some((pending, _)) = self.waiting.get_mut(&id) else {
             return;
         };
         pending.remove(&node);
         if pending.is_empty()
-            && let Some((_, done)) = state.waiting.remove(&id)
+            && let Some((_, done)) = self.waiting.remove(&id)
         {
             let _ = done.send(());
         }
@@ -195,8 +260,6 @@ pub struct Cluster {
     queued: Arc<std::sync::atomic::AtomicU64>,
     done: tokio::sync::watch::Receiver<u64>,
     barriers: Arc<Barriers>,
-    /// A node silent this long is not waited for (three heartbeats).
-    silent: Duration,
     /// The node's audio relay, which other nodes' streams go to.
     audio: Arc<std::sync::OnceLock<std::sync::Weak<crate::media::MediaRelay>>>,
 }
@@ -240,12 +303,17 @@ impl Cluster {
             signals: Arc::new(Mutex::new(Some(signals))),
             queued: Arc::default(),
             done,
-            barriers: Arc::default(),
-            silent: heartbeat * 3,
+            barriers: Arc::new(Barriers::new(heartbeat * 3)),
             audio: Arc::default(),
         };
         tokio::spawn(receive_all(inbox, fanout, signal, cluster.clone()));
         cluster
+    }
+
+    /// The other nodes silent for three heartbeats, each reported once (see
+    /// [`Liveness::dead`]).
+    pub fn dead_nodes(&self) -> Vec<concord_bus::NodeId> {
+        self.barriers.lock().liveness.dead()
     }
 
     /// Leaves the cluster as the node stops: tells the others (who stop waiting for
@@ -289,11 +357,7 @@ impl Cluster {
         let (done, answered) = oneshot::channel();
         let alone = {
             let mut state = self.barriers.lock();
-            let now = tokio::time::Instant::now();
-            state
-                .peers
-                .retain(|_, heard| now.duration_since(*heard) <= self.silent);
-            let pending: HashSet<_> = state.peers.keys().copied().collect();
+            let pending = state.liveness.waited_for();
             let alone = pending.is_empty();
             if !alone {
                 state.waiting.insert(id, (pending, done));
@@ -317,7 +381,7 @@ impl Cluster {
             // Most likely dead: not waited for again until heard from (otherwise every
             // write would wait the full limit until the node counts as silent).
             for node in &late {
-                state.peers.remove(node);
+                state.liveness.skip(*node);
             }
             drop(state);
             self.metrics.bus("barrier_timeout");
@@ -511,7 +575,7 @@ async fn receive_all(
             match serde_json::from_slice::<Signal>(&message.body) {
                 Ok(signal) => {
                     metrics.bus("received");
-                    cluster.barriers.heard(message.origin);
+                    cluster.barriers.lock().liveness.heard(message.origin);
                     match signal {
                         // Everything the origin published before it has been applied:
                         // it came first on the same route, or was held until its
@@ -1293,5 +1357,34 @@ mod tests {
         .write(&mut short);
         short.extend_from_slice(&[0u8; 3]);
         assert!(media_in(&wire(MEDIA_CHUNK, here, Bytes::from(short))).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_is_dead_once_silent_past_three_heartbeats_and_said_so_once() {
+        let mut liveness = Liveness::new(Duration::from_secs(15));
+        let (quiet, chatty) = (concord_bus::NodeId::new(), concord_bus::NodeId::new());
+        liveness.heard(quiet);
+        liveness.heard(chatty);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        liveness.heard(chatty);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(liveness.dead(), [], "15 s exactly is not past the limit");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(liveness.dead(), [quiet]);
+        assert_eq!(liveness.dead(), [], "reported once");
+        // A dead node that speaks again is alive again.
+        liveness.heard(quiet);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(liveness.dead(), [chatty]);
+        // Writes wait for the nodes heard lately and not skipped (left, or missed a
+        // barrier) until they speak again; a skipped node is still reported dead.
+        assert_eq!(liveness.waited_for(), HashSet::from([quiet]));
+        liveness.skip(quiet);
+        assert!(liveness.waited_for().is_empty());
+        liveness.heard(quiet);
+        assert_eq!(liveness.waited_for(), HashSet::from([quiet]));
+        liveness.skip(quiet);
+        tokio::time::advance(Duration::from_secs(16)).await;
+        assert_eq!(liveness.dead(), [quiet]);
     }
 }

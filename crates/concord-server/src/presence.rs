@@ -339,7 +339,6 @@ pub async fn follow_cluster(state: AppState) {
     };
     let beat = Duration::from_secs(state.config.bus_heartbeat_secs.max(1));
     let silent = beat * 3;
-    let mut liveness = Liveness::new(silent);
     cluster.signal(&Signal::RosterRequest);
     let mut heartbeat = tokio::time::interval(beat);
     // Bot requests let through here, told to the others in batches: the per-bot limit
@@ -357,7 +356,6 @@ pub async fn follow_cluster(state: AppState) {
         tokio::select! {
             signal = signals.recv() => {
                 let Some((node, signal)) = signal else { return };
-                liveness.heard(node);
                 apply(&state, &cluster, node, signal);
             }
             () = &mut sweep, if !swept => {
@@ -383,49 +381,13 @@ pub async fn follow_cluster(state: AppState) {
             }
             _ = heartbeat.tick() => {
                 cluster.signal(&Signal::Alive);
-                for node in liveness.dead() {
+                for node in cluster.dead_nodes() {
                     tracing::warn!(%node, "node silent for three heartbeats: its users go offline");
                     state.presence.released_elsewhere(&state, node, None);
                     state.media.node_gone(node);
                 }
             }
         }
-    }
-}
-
-/// The other nodes this node has heard from, and when last.
-struct Liveness {
-    silent: Duration,
-    last_heard: HashMap<NodeId, tokio::time::Instant>,
-}
-
-impl Liveness {
-    fn new(silent: Duration) -> Self {
-        Self {
-            silent,
-            last_heard: HashMap::new(),
-        }
-    }
-
-    /// Anything from `node` says it lives.
-    fn heard(&mut self, node: NodeId) {
-        self.last_heard.insert(node, tokio::time::Instant::now());
-    }
-
-    /// The nodes silent for longer than `silent`, each reported once (then
-    /// forgotten until heard from again).
-    fn dead(&mut self) -> Vec<NodeId> {
-        let now = tokio::time::Instant::now();
-        let dead: Vec<NodeId> = self
-            .last_heard
-            .iter()
-            .filter(|(_, at)| now.duration_since(**at) > self.silent)
-            .map(|(node, _)| *node)
-            .collect();
-        for node in &dead {
-            self.last_heard.remove(node);
-        }
-        dead
     }
 }
 
@@ -540,28 +502,4 @@ pub async fn leave_voice(state: &AppState, user: UserId) {
     state
         .events
         .dispatch(Audience::Channel(channel), Event::VoiceStateUpdate, &leave);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn a_node_is_dead_once_silent_past_three_heartbeats_and_said_so_once() {
-        let mut liveness = Liveness::new(Duration::from_secs(15));
-        let (quiet, chatty) = (NodeId::new(), NodeId::new());
-        liveness.heard(quiet);
-        liveness.heard(chatty);
-        tokio::time::advance(Duration::from_secs(10)).await;
-        liveness.heard(chatty);
-        tokio::time::advance(Duration::from_secs(5)).await;
-        assert_eq!(liveness.dead(), [], "15 s exactly is not past the limit");
-        tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!(liveness.dead(), [quiet]);
-        assert_eq!(liveness.dead(), [], "reported once");
-        // A dead node that speaks again is alive again.
-        liveness.heard(quiet);
-        tokio::time::advance(Duration::from_secs(10)).await;
-        assert_eq!(liveness.dead(), [chatty]);
-    }
 }
