@@ -381,12 +381,7 @@ async fn a_node_that_stops_is_not_waited_for() {
 
 /// `concord_bus_messages_total{outcome="barrier_timeout"}` of `node`.
 async fn barrier_timeouts(node: &TestServer) -> f64 {
-    let metrics = node.api().get("/metrics").await;
-    metrics
-        .text
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix("concord_bus_messages_total{outcome=\"barrier_timeout\"} ")
-        })
-        .map_or(0.0, |n| n.trim().parse().expect("a count"))
+    node.api()
+        .metric("concord_bus_messages_total{outcome=\"barrier_timeout\"}")
+        .await
 }

@@ -4,7 +4,7 @@
 //! recipient sees only their own vote. Every "must not receive" is checked with a
 //! positive control: a later event the excluded session does receive arrives first.
 
-use concord_protocol::{ChannelId, ChannelOverride, OverrideId, Role, RoleId, ServerId, Timestamp};
+use concord_protocol::{ChannelId, ChannelOverride, OverrideId};
 use concord_server::{directory::DirectoryChange, perms::Permissions, visibility};
 use concord_testkit::MESSAGE_KEYS;
 use concord_testkit::{Response, TestServer, TestUser, assert_error, assert_keys, str_of};
@@ -27,47 +27,6 @@ fn unknown_id() -> String {
 
 fn pin_path(channel: &str, message: &str) -> String {
     format!("/channels/{channel}/messages/{message}/pin")
-}
-
-/// Gives `user` a role holding `bits` in `server_id`, published as the roles routes
-/// will.
-async fn grant_role(server: &TestServer, server_id: &str, user: &TestUser, bits: i64) {
-    let sid: ServerId = server_id.parse().unwrap();
-    let role = Role {
-        id: RoleId::new(),
-        server_id: sid,
-        name: "granted".into(),
-        permissions: bits,
-        color: None,
-        position: 1,
-        created_at: Timestamp::now(),
-    };
-    server.state.store.create_role(&role).await.unwrap();
-    assert!(
-        server
-            .state
-            .store
-            .assign_role(sid, user.user_id(), role.id)
-            .await
-            .unwrap()
-    );
-    for change in [
-        DirectoryChange::RoleUpserted {
-            role: role.id,
-            server: sid,
-            permissions: bits,
-            position: 1,
-        },
-        DirectoryChange::MemberRoleAdded {
-            server: sid,
-            user: user.user_id(),
-            role: role.id,
-        },
-    ] {
-        server
-            .settled(visibility::publish_permission_change(&server.state, change))
-            .await;
-    }
 }
 
 /// Allows `bits` to `user` on `channel` through a user override.
@@ -147,7 +106,9 @@ async fn pins_change_once_and_reach_the_channel_viewers() {
     for user in [&bob, &moderator, &erin] {
         user.join(&sid).await;
     }
-    grant_role(&server, &sid, &moderator, Permissions::MANAGE_MESSAGES.0).await;
+    server
+        .grant(&sid, &moderator, Permissions::MANAGE_MESSAGES.0)
+        .await;
     let general = alice.create_channel(&sid, "general", "text").await;
     let lobby = alice.create_channel(&sid, "lobby", "text").await;
     server
@@ -276,8 +237,12 @@ async fn pin_errors_in_order() {
     for user in [&bob, &moderator, &blind_mod] {
         user.join(&sid).await;
     }
-    grant_role(&server, &sid, &moderator, Permissions::MANAGE_MESSAGES.0).await;
-    grant_role(&server, &sid, &blind_mod, Permissions::MANAGE_MESSAGES.0).await;
+    server
+        .grant(&sid, &moderator, Permissions::MANAGE_MESSAGES.0)
+        .await;
+    server
+        .grant(&sid, &blind_mod, Permissions::MANAGE_MESSAGES.0)
+        .await;
     let general = alice.create_channel(&sid, "general", "text").await;
     let random = alice.create_channel(&sid, "random", "text").await;
     server

@@ -303,7 +303,8 @@ impl TestServer {
     }
 
     /// Gives `user` a new role holding `bits` in `server` (white-box: stored, then
-    /// published as the role routes publish it), settled on every node.
+    /// published as the role routes publish it, with what it changes in who may view
+    /// which channel), settled on every node.
     ///
     /// # Panics
     /// If the store refuses.
@@ -327,17 +328,21 @@ impl TestServer {
                 .unwrap()
         );
         self.settled(async {
-            self.state.events.change(DirectoryChange::RoleUpserted {
-                role: role.id,
-                server: sid,
-                permissions: bits,
-                position: 1,
-            });
-            self.state.events.change(DirectoryChange::MemberRoleAdded {
-                server: sid,
-                user: user.user_id(),
-                role: role.id,
-            });
+            for change in [
+                DirectoryChange::RoleUpserted {
+                    role: role.id,
+                    server: sid,
+                    permissions: bits,
+                    position: 1,
+                },
+                DirectoryChange::MemberRoleAdded {
+                    server: sid,
+                    user: user.user_id(),
+                    role: role.id,
+                },
+            ] {
+                concord_server::visibility::publish_permission_change(&self.state, change).await;
+            }
         })
         .await;
     }
@@ -767,6 +772,20 @@ impl Api {
     /// GET.
     pub async fn get(&self, path: &str) -> Response {
         self.send(RawRequest::new(Method::GET, path)).await
+    }
+
+    /// The value of one series of `GET /metrics` (`series` as it stands before the
+    /// value, labels included: `name{label="v"}`); 0 when the node has none yet.
+    ///
+    /// # Panics
+    /// If `/metrics` does not answer 200 or the value is not a number.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let res = self.get("/metrics").await;
+        assert_eq!(res.status, 200, "{}", res.text);
+        res.text
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map_or(0.0, |value| value.trim().parse().expect("a number"))
     }
 
     /// GET with one extra header.
