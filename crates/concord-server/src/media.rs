@@ -126,6 +126,20 @@ impl ChannelAudio {
         self.streams.is_empty() && self.subscribers.is_empty() && self.remote.is_empty()
     }
 
+    /// Opens (or reopens) another node's stream and tells the subscribers who hear
+    /// its speaker.
+    fn open_remote(&mut self, origin: concord_bus::NodeId, started: &MediaStarted) {
+        self.remote.retain(|r| r.user != started.user_id);
+        self.remote.push(RemoteStream {
+            origin,
+            user: started.user_id,
+            format: started.format,
+        });
+        if let Some(payload) = event(Event::MediaStarted, started) {
+            self.tell(started.user_id, &payload);
+        }
+    }
+
     /// Queues `payload` (an event) for every subscriber who hears `speaker`.
     fn tell(&self, speaker: UserId, payload: &Payload) {
         for subscriber in self.subscribers.iter().filter(|s| s.hears(speaker)) {
@@ -246,17 +260,7 @@ impl MediaRelay {
         let mut relay = self.lock();
         let audio = relay.channels.entry(channel).or_default();
         match message {
-            RemoteAudio::Started(started) => {
-                audio.remote.retain(|r| r.user != started.user_id);
-                audio.remote.push(RemoteStream {
-                    origin,
-                    user: started.user_id,
-                    format: started.format,
-                });
-                if let Some(payload) = event(Event::MediaStarted, &started) {
-                    audio.tell(started.user_id, &payload);
-                }
-            }
+            RemoteAudio::Started(started) => audio.open_remote(origin, &started),
             RemoteAudio::Chunk { header, payload } => {
                 let speaker = header.speaker;
                 if !audio
@@ -264,20 +268,14 @@ impl MediaRelay {
                     .iter()
                     .any(|r| r.origin == origin && r.user == speaker)
                 {
-                    audio.remote.retain(|r| r.user != speaker);
-                    audio.remote.push(RemoteStream {
+                    audio.open_remote(
                         origin,
-                        user: speaker,
-                        format: header.format,
-                    });
-                    let started = MediaStarted {
-                        user_id: speaker,
-                        channel_id: channel,
-                        format: header.format,
-                    };
-                    if let Some(payload) = event(Event::MediaStarted, &started) {
-                        audio.tell(speaker, &payload);
-                    }
+                        &MediaStarted {
+                            user_id: speaker,
+                            channel_id: channel,
+                            format: header.format,
+                        },
+                    );
                 }
                 let frame = relayed_frame(&header, &payload);
                 let mut relayed = 0;
