@@ -78,6 +78,17 @@ impl LocalNode {
     pub fn ordering(&self) -> &Ordering {
         &self.order
     }
+
+    /// Changes what this node watches (`Closed` once it left the cluster).
+    fn watching(&self, change: impl FnOnce(&mut HashMap<Interest, usize>)) -> Result<(), BusError> {
+        let mut members = self.cluster.lock();
+        let member = members
+            .iter_mut()
+            .find(|m| m.node == self.node)
+            .ok_or(BusError::Closed)?;
+        change(&mut member.watching);
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -118,28 +129,18 @@ impl Bus for LocalNode {
     }
 
     async fn watch(&self, interest: Interest) -> Result<(), BusError> {
-        let mut members = self.cluster.lock();
-        let member = members
-            .iter_mut()
-            .find(|m| m.node == self.node)
-            .ok_or(BusError::Closed)?;
-        *member.watching.entry(interest).or_insert(0) += 1;
-        Ok(())
+        self.watching(|watching| *watching.entry(interest).or_insert(0) += 1)
     }
 
     async fn unwatch(&self, interest: Interest) -> Result<(), BusError> {
-        let mut members = self.cluster.lock();
-        let member = members
-            .iter_mut()
-            .find(|m| m.node == self.node)
-            .ok_or(BusError::Closed)?;
-        if let Some(count) = member.watching.get_mut(&interest) {
-            *count -= 1;
-            if *count == 0 {
-                member.watching.remove(&interest);
+        self.watching(|watching| {
+            if let Some(count) = watching.get_mut(&interest) {
+                *count -= 1;
+                if *count == 0 {
+                    watching.remove(&interest);
+                }
             }
-        }
-        Ok(())
+        })
     }
 
     async fn sync(&self) -> Result<(), BusError> {

@@ -241,6 +241,10 @@ mod tests {
         }
     }
 
+    async fn arrive(arrivals: &mpsc::Sender<BusMessage>, message: BusMessage) {
+        arrivals.send(message).await.unwrap();
+    }
+
     fn start() -> (
         Arc<Ordering>,
         mpsc::Sender<BusMessage>,
@@ -258,22 +262,13 @@ mod tests {
         let (order, arrivals, mut inbox) = start();
         let (a, b) = (NodeId::new(), NodeId::new());
         // a's first change, seen by this node: a is known from now on.
-        arrivals
-            .send(message(a, Kind::Directory, 1, vec![(a, 1)]))
-            .await
-            .unwrap();
+        arrive(&arrivals, message(a, Kind::Directory, 1, vec![(a, 1)])).await;
         assert_eq!(inbox.recv().await.unwrap().seq, 1);
         // b saw a's second change and published; its event arrives first.
-        arrivals
-            .send(message(b, Kind::Event, 0, vec![(a, 2)]))
-            .await
-            .unwrap();
+        arrive(&arrivals, message(b, Kind::Event, 0, vec![(a, 2)])).await;
         pass(Duration::from_millis(500)).await;
         assert!(inbox.try_recv().is_err(), "held");
-        arrivals
-            .send(message(a, Kind::Directory, 2, vec![(a, 2)]))
-            .await
-            .unwrap();
+        arrive(&arrivals, message(a, Kind::Directory, 2, vec![(a, 2)])).await;
         assert_eq!(inbox.recv().await.unwrap().kind, Kind::Directory);
         assert_eq!(inbox.recv().await.unwrap().kind, Kind::Event);
         assert_eq!(order.released_early(), 0);
@@ -283,20 +278,11 @@ mod tests {
     async fn a_lost_change_holds_what_follows_only_for_the_hold() {
         let (order, arrivals, mut inbox) = start();
         let a = NodeId::new();
-        arrivals
-            .send(message(a, Kind::Directory, 1, vec![(a, 1)]))
-            .await
-            .unwrap();
+        arrive(&arrivals, message(a, Kind::Directory, 1, vec![(a, 1)])).await;
         assert_eq!(inbox.recv().await.unwrap().seq, 1);
         // Change 2 is lost; change 3 and an event after it wait, then go, in order.
-        arrivals
-            .send(message(a, Kind::Directory, 3, vec![(a, 3)]))
-            .await
-            .unwrap();
-        arrivals
-            .send(message(a, Kind::Event, 0, vec![(a, 3)]))
-            .await
-            .unwrap();
+        arrive(&arrivals, message(a, Kind::Directory, 3, vec![(a, 3)])).await;
+        arrive(&arrivals, message(a, Kind::Event, 0, vec![(a, 3)])).await;
         pass(Duration::from_millis(1900)).await;
         assert!(inbox.try_recv().is_err(), "held within the hold");
         pass(Duration::from_millis(200)).await;
@@ -310,10 +296,11 @@ mod tests {
         let (order, arrivals, mut inbox) = start();
         let (stranger, b) = (NodeId::new(), NodeId::new());
         let own = order.node;
-        arrivals
-            .send(message(b, Kind::Event, 0, vec![(stranger, 40), (own, 7)]))
-            .await
-            .unwrap();
+        arrive(
+            &arrivals,
+            message(b, Kind::Event, 0, vec![(stranger, 40), (own, 7)]),
+        )
+        .await;
         assert_eq!(inbox.recv().await.unwrap().origin, b);
     }
 
@@ -326,29 +313,23 @@ mod tests {
         // route: held, since a has not been heard on the common route yet.
         let mut event = message(a, Kind::Event, 0, vec![(a, 5)]);
         event.audience = Audience::Server(concord_protocol::ServerId::new());
-        arrivals.send(event).await.unwrap();
+        arrive(&arrivals, event).await;
         pass(Duration::from_millis(500)).await;
         assert!(inbox.try_recv().is_err(), "held");
         // The 5th change arrives: the first word from a on the common route. Both go,
         // in order.
-        arrivals
-            .send(message(a, Kind::Directory, 5, vec![(a, 5)]))
-            .await
-            .unwrap();
+        arrive(&arrivals, message(a, Kind::Directory, 5, vec![(a, 5)])).await;
         assert_eq!(inbox.recv().await.unwrap().kind, Kind::Directory);
         assert_eq!(inbox.recv().await.unwrap().kind, Kind::Event);
 
         // A heartbeat on the common route tells b's count: b's event after it goes at
         // once.
         let b = NodeId::new();
-        arrivals
-            .send(message(b, Kind::Event, 0, vec![(b, 9)]))
-            .await
-            .unwrap();
+        arrive(&arrivals, message(b, Kind::Event, 0, vec![(b, 9)])).await;
         assert_eq!(inbox.recv().await.unwrap().origin, b);
         let mut event = message(b, Kind::Event, 0, vec![(b, 9)]);
         event.audience = Audience::Users(vec![concord_protocol::UserId::new()]);
-        arrivals.send(event).await.unwrap();
+        arrive(&arrivals, event).await;
         assert!(matches!(
             inbox.recv().await.unwrap().audience,
             Audience::Users(_)
