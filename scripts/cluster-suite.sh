@@ -33,10 +33,6 @@ skip=(
   a_restart_leaves_no_stale_session
   a_session_resumes_across_a_graceful_restart_without_losing_an_event
   two_people_chat_in_two_browsers_and_a_restart_loses_and_repeats_nothing
-  # RESUME through another node than the session's: not built (INVALID_SESSION,
-  # then IDENTIFY).
-  a_resume_inside_the_grace_period_announces_nothing_and_a_clean_close_goes_offline_at_once
-  every_event_arrives_exactly_once_across_a_thousand_forced_disconnects
 )
 args=()
 for name in "${skip[@]}"; do args+=(--skip "$name"); done

@@ -272,6 +272,34 @@ pub async fn a_closed_node_refuses_and_its_inbox_ends<C: Cluster>(cluster: C) {
     );
 }
 
+/// A message to one node reaches that node alone, once it watches its own route, in
+/// order with the rest of its publisher's messages on that route.
+pub async fn a_node_message_reaches_that_node_only<C: Cluster>(cluster: C) {
+    let (a, _a_in) = cluster.join().await;
+    let (b, mut b_in) = cluster.join().await;
+    let (c, mut c_in) = cluster.join().await;
+    b.watch(Interest::Node(b.node())).await.unwrap();
+    c.watch(Interest::Node(c.node())).await.unwrap();
+    b.sync().await.unwrap();
+    c.sync().await.unwrap();
+    for n in 0..5 {
+        a.publish(event(Audience::Node(b.node()), &format!("to-b-{n}")))
+            .await
+            .unwrap();
+    }
+    for n in 0..5 {
+        let got = next(&mut b_in).await;
+        assert_eq!(got.event, format!("to-b-{n}"));
+        assert_eq!(got.audience, Audience::Node(b.node()));
+        assert_eq!(got.origin, a.node());
+    }
+    a.publish(Outgoing::directory("marker", Bytes::new()))
+        .await
+        .unwrap();
+    only(&c, &mut c_in, "marker").await;
+    only(&b, &mut b_in, "marker").await;
+}
+
 /// Expands the suite into `#[tokio::test]`s, each calling `$cluster` for a fresh
 /// cluster.
 #[macro_export]
@@ -286,6 +314,7 @@ macro_rules! bus_conformance_tests {
             user_audiences_reach_the_users_nodes,
             a_wide_event_reaches_every_node_in_causal_order,
             a_closed_node_refuses_and_its_inbox_ends,
+            a_node_message_reaches_that_node_only,
         );
     };
     (@cases $cluster:expr; $($case:ident),* $(,)?) => {

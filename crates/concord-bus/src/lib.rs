@@ -91,6 +91,9 @@ pub enum Audience {
     Users(Vec<UserId>),
     /// Everyone sharing a server with the user, the user excluded.
     CoMembers(UserId),
+    /// One node, for what concerns that node alone (a session relayed through another
+    /// node, say).
+    Node(NodeId),
 }
 
 /// What a node watches: it receives the events of a server while it holds a session
@@ -101,6 +104,8 @@ pub enum Interest {
     Server(ServerId),
     /// Events to one user.
     User(UserId),
+    /// What is addressed to one node ([`Audience::Node`]): each node watches its own.
+    Node(NodeId),
 }
 
 /// Whether a message is an event or a directory change.
@@ -323,5 +328,6 @@ fn routes(message: &Outgoing) -> Vec<(Route, Audience)> {
                 .collect()
         }
         Audience::Users(_) => vec![(Route::All, audience.clone())],
+        Audience::Node(node) => vec![(Route::To(Interest::Node(*node)), audience.clone())],
     }
 }

@@ -155,6 +155,7 @@ impl NatsBus {
             Route::To(Interest::User(user)) => {
                 format!("{}.u.{}", self.prefix, user.get().simple())
             }
+            Route::To(Interest::Node(node)) => format!("{}.n.{}", self.prefix, node.0.simple()),
         }
     }
 

@@ -6,6 +6,7 @@
 //! 16  origin node          u64 seq
 //! u16 deps, then per dep:  16 node, u64 count
 //! u8  audience tag, then its ids (16 bytes each; u64 permissions; u32 user count)
+//!     (a node's own route: tag 6, the node's 16 bytes)
 //! u8  event name length, then its UTF-8
 //! ..  body (the rest)
 //! ```
@@ -92,6 +93,10 @@ pub fn encode(message: &BusMessage) -> Bytes {
             out.put_u8(5);
             out.put_slice(user.get().as_bytes());
         }
+        Audience::Node(node) => {
+            out.put_u8(6);
+            out.put_slice(node.0.as_bytes());
+        }
     }
     out.put_u8(event.len() as u8);
     out.put_slice(event);
@@ -150,6 +155,7 @@ pub fn decode(bytes: &Bytes) -> Result<BusMessage, WireError> {
             Audience::Users(users)
         }
         5 => Audience::CoMembers(UserId::from_uuid(r.uuid()?)),
+        6 => Audience::Node(NodeId(r.uuid()?)),
         tag => return Err(WireError::Tag("audience", tag)),
     };
     let len = usize::from(r.u8()?);
@@ -240,6 +246,7 @@ mod tests {
             Audience::Users(vec![u, v]),
             Audience::Users(vec![]),
             Audience::CoMembers(u),
+            Audience::Node(NodeId::new()),
         ];
         audiences
             .into_iter()

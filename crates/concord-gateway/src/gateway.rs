@@ -25,8 +25,9 @@ use tokio_tungstenite::{
 };
 
 use crate::{
-    Compression, CompressionConfig, Frames, GatewaySocket, Hub, Payload, ReplayBudget,
-    ReplayLimits, SessionConfig, SessionHandler, SocketStats, StreamCompressor, WsSocket,
+    Compression, CompressionConfig, Frames, GatewaySocket, Hub, Payload, RelayedSocket,
+    RemoteSessions, ReplayBudget, ReplayLimits, SessionConfig, SessionHandler, SocketStats,
+    StreamCompressor, WsSocket,
     hub::SessionKind,
     replay::Replay,
     resume::{Sessions, Slot},
@@ -173,6 +174,27 @@ pub struct Gateway {
     sessions: Arc<Sessions>,
     budget: Arc<ReplayBudget>,
     stats: Arc<SocketStats>,
+    /// The cluster, asked for a session a RESUME names that this node lacks.
+    remote: std::sync::OnceLock<Arc<dyn RemoteSessions>>,
+    /// Connections relayed now: this node's clients served elsewhere, and sessions
+    /// served here for other nodes' clients.
+    relayed: [Arc<std::sync::atomic::AtomicUsize>; 2],
+}
+
+/// Counts one relayed connection while it lives.
+struct RelayCount(Arc<std::sync::atomic::AtomicUsize>);
+
+impl RelayCount {
+    fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for RelayCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for Gateway {
@@ -292,7 +314,40 @@ impl Gateway {
             config,
             sessions: Arc::default(),
             stats: Arc::default(),
+            remote: std::sync::OnceLock::new(),
+            relayed: Default::default(),
         })
+    }
+
+    /// Connections relayed now: (this node's clients whose sessions another node
+    /// serves, sessions served here for clients on other nodes).
+    pub fn relayed(&self) -> (usize, usize) {
+        let [clients, owned] = &self.relayed;
+        (
+            clients.load(std::sync::atomic::Ordering::Relaxed),
+            owned.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Joins the endpoint to a cluster: a RESUME for a session another node holds is
+    /// relayed to it (see [`RemoteSessions`]). Once; later calls are ignored.
+    pub fn set_remote(&self, remote: Arc<dyn RemoteSessions>) {
+        let _ = self.remote.set(remote);
+    }
+
+    /// Whether this node holds v2 session `session_id` of `user` (served or parked).
+    pub fn holds(&self, session_id: &str, user: UserId) -> bool {
+        self.sessions
+            .get(session_id)
+            .is_some_and(|slot| slot.entry.user_id == user)
+    }
+
+    /// Serves a v2 connection that another node relays (see [`RelayedSocket`]): as a
+    /// WebSocket after its HELLO (which that node sent, announcing `hello`), without
+    /// compression (that node compresses). Its first frame is the client's RESUME.
+    pub async fn serve_relayed(self: Arc<Self>, socket: RelayedSocket, hello: String) {
+        let _counted = RelayCount::new(&self.relayed[1]);
+        self.await_identify(socket, None, hello, false).await;
     }
 
     /// Upgrades and open sockets by protocol version.
@@ -556,6 +611,21 @@ impl Gateway {
                 .await;
             return;
         }
+        self.await_identify(socket, compressor, session_id, true)
+            .await;
+    }
+
+    /// Waits for IDENTIFY or RESUME (answering heartbeats meanwhile), then serves the
+    /// session. `may_relay`: a RESUME for a session another node holds is relayed
+    /// there (not for a connection that is itself relayed: one hop at most).
+    async fn await_identify<S: GatewaySocket>(
+        self: Arc<Self>,
+        mut socket: S,
+        mut compressor: Option<StreamCompressor>,
+        session_id: String,
+        may_relay: bool,
+    ) {
+        let limit = self.config.session.write_timeout;
         let mut deadline = Instant::now() + self.config.identify_timeout;
         loop {
             let inbound = match tokio::time::timeout_at(deadline, socket.next()).await {
@@ -630,6 +700,21 @@ impl Gateway {
                             return;
                         }
                         None => {
+                            let remote = self.remote.get().filter(|_| may_relay);
+                            if let Some(remote) = remote
+                                && let Some(link) = remote
+                                    .open(
+                                        &resume.session_id,
+                                        principal.user_id,
+                                        &session_id,
+                                        text.to_string(),
+                                    )
+                                    .await
+                            {
+                                let _counted = RelayCount::new(&self.relayed[0]);
+                                crate::relay::run(socket, compressor, link, limit).await;
+                                return;
+                            }
                             let invalid = InvalidSession { resumable: false };
                             if !send_op(
                                 &mut socket,

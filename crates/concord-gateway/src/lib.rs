@@ -8,6 +8,7 @@ mod linger;
 mod outbox;
 mod payload;
 mod rate;
+mod relay;
 mod replay;
 mod resume;
 mod session;
@@ -29,6 +30,7 @@ pub use outbox::{
 };
 pub use payload::Payload;
 pub use rate::RateWindow;
+pub use relay::{RelayLink, RelayedSocket, RemoteSessions, ToClient, ToOwner};
 pub use replay::{ReplayBudget, ReplayLimits};
 pub use session::{
     CommandError, Ending, GatewaySocket, ReadyError, SessionConfig, SessionHandler,

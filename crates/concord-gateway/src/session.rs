@@ -39,7 +39,8 @@ static HEARTBEAT_ACK: LazyLock<Payload> =
     LazyLock::new(|| Payload::text(concord_protocol::HEARTBEAT_ACK));
 
 /// `RECONNECT`, encoded once.
-static RECONNECT: LazyLock<Payload> = LazyLock::new(|| Payload::text(r#"{"op":"RECONNECT"}"#));
+pub(crate) static RECONNECT: LazyLock<Payload> =
+    LazyLock::new(|| Payload::text(r#"{"op":"RECONNECT"}"#));
 
 /// A WebSocket the session can drive: messages in, control frames out through the
 /// codec, and data frames out as pre-encoded bytes.

@@ -53,10 +53,15 @@ impl Encoded {
         self.buf.extend_from_slice(frames);
     }
 
+    /// Empties it for the next write (its buffers stay).
+    pub(crate) fn clear(&mut self) {
+        self.buf.clear();
+    }
+
     /// One frame: text uncompressed, or compressed into the stream as binary.
     /// `small`: a frame an idle connection also gets (not an event), which does not
     /// bring a released compression context back.
-    fn message(
+    pub(crate) fn message(
         &mut self,
         compressor: Option<&mut StreamCompressor>,
         head: &[u8],
@@ -93,7 +98,7 @@ impl Encoded {
 }
 
 /// An unmasked frame header for a payload of `len` bytes.
-fn push_header(out: &mut Vec<u8>, first: u8, len: usize) {
+pub(crate) fn push_header(out: &mut Vec<u8>, first: u8, len: usize) {
     out.push(first);
     if len < 126 {
         out.push(len as u8);

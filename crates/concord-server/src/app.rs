@@ -225,6 +225,9 @@ pub fn router(state: AppState) -> Router {
 /// [`router`] over a gateway endpoint built by the caller.
 pub fn router_with(state: AppState, gateway: Arc<Gateway>) -> Router {
     state.metrics.watch_gateway(&gateway);
+    if let Some(cluster) = state.events.cluster() {
+        cluster.connect_gateway(&gateway);
+    }
     let limited = routes::limited(&state, gateway)
         .layer(middleware::from_fn_with_state(state.clone(), flush_bus))
         .layer(middleware::from_fn_with_state(
@@ -376,6 +379,7 @@ where
         Err(err) => tracing::error!(error = %err, "saved gateway sessions not read"),
     }
     let draining = Arc::clone(&gateway);
+    let relaying = state.events.cluster().cloned();
     let app = router_with(state, gateway);
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
     let (stop_accepting, stop_rx) = tokio::sync::watch::channel(false);
@@ -386,6 +390,10 @@ where
         // session would then be taken and lost with this one).
         let _ = stop_accepting.send(true);
         tracing::info!("shutting down: closing gateway sessions");
+        // Clients relayed to other nodes' sessions reconnect and resume elsewhere.
+        if let Some(cluster) = &relaying {
+            cluster.end_relays();
+        }
         hub.close_all(CloseReason::Shutdown);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while (hub.attached_count() > 0 || !draining.settled())

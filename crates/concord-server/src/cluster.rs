@@ -15,6 +15,8 @@
 //! subject while it holds a session of theirs, a server's while it holds a session of
 //! one of its members.
 
+mod relay;
+
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
@@ -262,6 +264,8 @@ pub struct Cluster {
     barriers: Arc<Barriers>,
     /// The node's audio relay, which other nodes' streams go to.
     audio: Arc<std::sync::OnceLock<std::sync::Weak<crate::media::MediaRelay>>>,
+    /// v2 sessions relayed between this node and others (RESUME on any node).
+    relays: Arc<relay::Relays>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -305,6 +309,7 @@ impl Cluster {
             done,
             barriers: Arc::new(Barriers::new(heartbeat * 3)),
             audio: Arc::default(),
+            relays: Arc::default(),
         };
         tokio::spawn(receive_all(inbox, fanout, signal, cluster.clone()));
         cluster
@@ -313,7 +318,11 @@ impl Cluster {
     /// The other nodes silent for three heartbeats, each reported once (see
     /// [`Liveness::dead`]).
     pub fn dead_nodes(&self) -> Vec<concord_bus::NodeId> {
-        self.barriers.lock().liveness.dead()
+        let dead = self.barriers.lock().liveness.dead();
+        for node in &dead {
+            self.cut_relays(*node);
+        }
+        dead
     }
 
     /// Leaves the cluster as the node stops: tells the others (who stop waiting for
@@ -589,7 +598,10 @@ async fn receive_all(
                                 cluster.barriers.applied(message.origin, id);
                             }
                         }
-                        Signal::Leaving => cluster.barriers.gone(message.origin),
+                        Signal::Leaving => {
+                            cluster.barriers.gone(message.origin);
+                            cluster.cut_relays(message.origin);
+                        }
                         signal => {
                             let _ = signals.send((message.origin, signal));
                         }
@@ -598,6 +610,16 @@ async fn receive_all(
                 Err(_) => {
                     metrics.bus("unreadable");
                     tracing::warn!("presence signal from another node not understood");
+                }
+            }
+            continue;
+        }
+        if message.event == relay::RELAY {
+            match cluster.relay_in(message.origin, message.body) {
+                Ok(()) => metrics.bus("received"),
+                Err(reason) => {
+                    metrics.bus("unreadable");
+                    tracing::warn!(reason, "relay message from another node not understood");
                 }
             }
             continue;
@@ -721,6 +743,7 @@ fn audience_in(audience: concord_bus::Audience) -> Result<Audience, &'static str
     use concord_bus::Audience as In;
     Ok(match audience {
         In::Everyone => return Err("an event for everyone"),
+        In::Node(_) => return Err("an event for one node"),
         In::Server(server) => Audience::Server(server),
         In::Channel { channel, .. } => Audience::Channel(channel),
         In::ServerPermission {

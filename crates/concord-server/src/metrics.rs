@@ -493,6 +493,16 @@ impl Collector for NodeCollector {
                 "Bytes held by the replay buffers of v2 sessions",
                 &[(&[], clamp(gateway.replay_bytes()))],
             )?;
+            let (clients, owned) = gateway.relayed();
+            gauge(
+                &mut encoder,
+                "concord_gateway_relayed_sessions",
+                "v2 sessions resumed through another node than their own: end=\"client\" this node's clients served elsewhere, end=\"owner\" sessions served here for other nodes' clients",
+                &[
+                    (&[("end", "client")], clamp(clients)),
+                    (&[("end", "owner")], clamp(owned)),
+                ],
+            )?;
         }
         let dropped = encoder.encode_descriptor(
             "concord_audio_chunks_dropped",

@@ -385,3 +385,87 @@ async fn barrier_timeouts(node: &TestServer) -> f64 {
         .metric("concord_bus_messages_total{outcome=\"barrier_timeout\"}")
         .await
 }
+
+/// A v2 client that comes back through another node resumes there: the session's
+/// owner serves it through that node (what it missed, RESUMED, then live events and
+/// heartbeats), compressed with that node's stream; nothing is lost or repeated. A
+/// lost relay parks the session for the next RESUME, through any node; the owner
+/// stopping tells its relayed clients to RECONNECT (1001), and its sessions go with it.
+#[tokio::test]
+async fn a_v2_session_resumes_through_any_node() {
+    let mut nodes = cluster(3).await;
+    let alice = nodes[0].user("alice").await;
+    let hall = alice.create_server("resume anywhere").await;
+    let general = alice.create_channel(&hall, "general", "text").await;
+    let (gateway, hello, ready) = nodes[0].identify_v2(&alice, "", Some(&["messages"])).await;
+    assert_eq!(ready["s"], 1);
+    let session = hello["session_id"].as_str().unwrap().to_owned();
+    let resume = |seq: u64| json!({"op": "RESUME", "d": {"token": alice.token, "session_id": session, "seq": seq}});
+    gateway.drop_abruptly();
+    alice.post(&general, "missed 1").await;
+    alice.post(&general, "missed 2").await;
+
+    // Through b, zlib-compressed by b.
+    let mut relayed = nodes[1]
+        .connect_raw("v=2&compress=zlib-stream")
+        .await
+        .unwrap();
+    assert_eq!(relayed.next_frame().await["op"], "HELLO");
+    relayed.send(&resume(1)).await;
+    for (s, content) in [(2, "missed 1"), (3, "missed 2")] {
+        let frame = relayed.next_frame().await;
+        assert_eq!(
+            (frame["s"].as_u64(), &frame["d"]["content"]),
+            (Some(s), &json!(content))
+        );
+    }
+    let resumed = relayed.next_frame().await;
+    assert_eq!(resumed["t"], "RESUMED", "{resumed}");
+    assert_eq!(
+        (resumed["s"].as_u64(), &resumed["d"]["replayed"]),
+        (Some(4), &json!(2))
+    );
+    alice.post(&general, "live").await;
+    let live = relayed.next_frame().await;
+    assert_eq!(
+        (live["s"].as_u64(), &live["d"]["content"]),
+        (Some(5), &json!("live"))
+    );
+    relayed.send(&json!({"op": "HEARTBEAT", "d": null})).await;
+    assert_eq!(relayed.next_frame().await, json!({"op": "HEARTBEAT_ACK"}));
+    let relayed_gauge = |end: &str| format!("concord_gateway_relayed_sessions{{end=\"{end}\"}}");
+    assert_eq!(nodes[1].api().metric(&relayed_gauge("client")).await, 1.0);
+    assert_eq!(nodes[0].api().metric(&relayed_gauge("owner")).await, 1.0);
+    assert_eq!(nodes[0].state.hub.session_count(), 1, "the owner keeps it");
+    assert_eq!(nodes[1].state.hub.session_count(), 0);
+
+    // Lost again: resumed through c, uncompressed, from where it was.
+    relayed.drop_abruptly();
+    alice.post(&general, "missed 3").await;
+    let mut relayed = nodes[2].connect_raw("v=2").await.unwrap();
+    assert_eq!(relayed.next_frame().await["op"], "HELLO");
+    relayed.send(&resume(5)).await;
+    let frame = relayed.next_frame().await;
+    assert_eq!(
+        (frame["s"].as_u64(), &frame["d"]["content"]),
+        (Some(6), &json!("missed 3"))
+    );
+    assert_eq!(relayed.next_frame().await["t"], "RESUMED");
+    // A session nobody holds is refused without waiting for anyone.
+    let mut stranger = nodes[1].connect_raw("v=2").await.unwrap();
+    assert_eq!(stranger.next_frame().await["op"], "HELLO");
+    stranger
+        .send(&json!({"op": "RESUME", "d": {"token": alice.token, "session_id": "0123456789abcdef", "seq": 1}}))
+        .await;
+    assert_eq!(stranger.next_frame().await["op"], "INVALID_SESSION");
+
+    // The owner stops: reconnect; the session went with its node.
+    nodes.remove(0).shutdown().await;
+    assert_eq!(relayed.next_frame().await["op"], "RECONNECT");
+    assert_eq!(relayed.closed().await, concord_testkit::Closed::Code(1001));
+    let mut again = nodes[0].connect_raw("v=2").await.unwrap();
+    assert_eq!(again.next_frame().await["op"], "HELLO");
+    again.send(&resume(7)).await;
+    assert_eq!(again.next_frame().await["op"], "INVALID_SESSION");
+    shutdown(nodes).await;
+}

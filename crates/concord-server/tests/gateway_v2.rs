@@ -207,11 +207,7 @@ async fn every_event_arrives_exactly_once_across_a_thousand_forced_disconnects()
     let rest = total as usize - seen.len();
     read_events(&mut gateway, &mut seen, last_s, rest).await;
     assert_eq!(seen.len() as u64, total);
-    assert_eq!(
-        server.state.hub.session_count(),
-        1,
-        "one session throughout"
-    );
+    assert_eq!(server.session_count(), 1, "one session throughout");
 }
 
 async fn decoded_session(server: &TestServer, alice: &TestUser, codec: &str) {

@@ -152,6 +152,17 @@ impl TestServer {
         }
     }
 
+    /// Gateway sessions held by every node of the server (its own, or every node's when
+    /// it runs as a cluster).
+    pub fn session_count(&self) -> usize {
+        self.state.hub.session_count()
+            + self
+                .peers
+                .iter()
+                .map(|peer| peer.state.hub.session_count())
+                .sum::<usize>()
+    }
+
     /// Stops the server the way SIGTERM does, then starts a new one on the same data
     /// directory (database and secrets), configuration and address.
     ///

@@ -1,0 +1,599 @@
+//! RESUME on any node: the cluster's side of [`concord_gateway::RemoteSessions`].
+//!
+//! A node given a RESUME for a session it lacks asks every live node who holds it
+//! ([`RelayMessage::Find`], on the common route; each answers on the asker's own
+//! route, so the asker stops waiting as soon as the owner says so or everyone has said
+//! no). It then opens a relay to the owner ([`RelayMessage::Open`], carrying the
+//! client's RESUME, on the owner's route only). From then on the client's frames go to
+//! the owner's route and the owner's frames to the client's node's, each in order (one
+//! publisher, one route). The owner serves the session over a
+//! [`concord_gateway::RelayedSocket`]; the client's node relays bytes to the
+//! WebSocket (`concord_gateway` describes both ends).
+//!
+//! A relay ends with either connection, or with the other node: one that dies (silent
+//! three heartbeats) or leaves has its relays cut on this node.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use async_trait::async_trait;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use concord_bus::{Audience, Interest, NodeId, Outgoing};
+use concord_gateway::{Gateway, RelayLink, RelayedSocket, RemoteSessions, ToClient, ToOwner};
+use concord_protocol::UserId;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::{BARRIER_LIMIT, Cluster};
+
+/// The event name relay messages travel under.
+pub(super) const RELAY: &str = "@relay";
+
+/// Frames waiting on either end of a relay before it counts as overflowed.
+const RELAY_QUEUE: usize = 1024;
+
+/// Most bytes of the owner's output in one bus message (well under any broker's
+/// limit); more goes in pieces, which the client's node joins.
+const PIECE: usize = 64 * 1024;
+
+/// What relays say on the bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RelayMessage {
+    /// Who holds `session` of `user`? (to every node)
+    Find {
+        ticket: Uuid,
+        user: UserId,
+        session: String,
+    },
+    /// The sender holds it.
+    Here { ticket: Uuid },
+    /// The sender does not.
+    NotHere { ticket: Uuid },
+    /// Serve the session for a client on the sender: `resume` first.
+    Open {
+        relay: Uuid,
+        hello: String,
+        resume: String,
+    },
+    /// The client's frame, to the owner.
+    FromClient { relay: Uuid, frame: ToOwner },
+    /// The owner's output, to the client's node.
+    FromOwner { relay: Uuid, out: ToClient },
+}
+
+impl RelayMessage {
+    fn encode(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(64);
+        let mut head = |tag: u8, id: &Uuid| {
+            out.put_u8(tag);
+            out.put_slice(id.as_bytes());
+        };
+        match self {
+            Self::Find {
+                ticket,
+                user,
+                session,
+            } => {
+                head(0, ticket);
+                out.put_slice(user.get().as_bytes());
+                out.put_slice(session.as_bytes());
+            }
+            Self::Here { ticket } => head(1, ticket),
+            Self::NotHere { ticket } => head(2, ticket),
+            Self::Open {
+                relay,
+                hello,
+                resume,
+            } => {
+                head(3, relay);
+                let hello = &hello.as_bytes()[..hello.len().min(usize::from(u16::MAX))];
+                out.put_u16(hello.len() as u16);
+                out.put_slice(hello);
+                out.put_slice(resume.as_bytes());
+            }
+            Self::FromClient { relay, frame } => match frame {
+                ToOwner::Text(text) => {
+                    head(4, relay);
+                    out.put_slice(text.as_bytes());
+                }
+                ToOwner::Binary(bytes) => {
+                    head(5, relay);
+                    out.put_slice(bytes);
+                }
+                ToOwner::Closed(code) => {
+                    head(6, relay);
+                    if let Some(code) = code {
+                        out.put_u16(*code);
+                    }
+                }
+            },
+            Self::FromOwner { relay, out: sent } => match sent {
+                ToClient::Bytes(bytes) => {
+                    head(7, relay);
+                    out.put_slice(bytes);
+                }
+                ToClient::Close { code, reason } => {
+                    head(8, relay);
+                    out.put_u16(*code);
+                    out.put_slice(reason.as_bytes());
+                }
+            },
+        }
+        out.freeze()
+    }
+
+    fn decode(mut body: Bytes) -> Result<Self, &'static str> {
+        const SHORT: &str = "a relay message cut short";
+        if body.len() < 17 {
+            return Err(SHORT);
+        }
+        let tag = body.get_u8();
+        let id = Uuid::from_slice(&body.split_to(16)).map_err(|_| SHORT)?;
+        let text =
+            |bytes: Bytes| String::from_utf8(bytes.to_vec()).map_err(|_| "relay text not UTF-8");
+        Ok(match tag {
+            0 => {
+                if body.len() < 16 {
+                    return Err(SHORT);
+                }
+                let user = Uuid::from_slice(&body.split_to(16)).map_err(|_| SHORT)?;
+                Self::Find {
+                    ticket: id,
+                    user: UserId::from_uuid(user),
+                    session: text(body)?,
+                }
+            }
+            1 => Self::Here { ticket: id },
+            2 => Self::NotHere { ticket: id },
+            3 => {
+                if body.len() < 2 {
+                    return Err(SHORT);
+                }
+                let len = usize::from(body.get_u16());
+                if body.len() < len {
+                    return Err(SHORT);
+                }
+                let hello = text(body.split_to(len))?;
+                Self::Open {
+                    relay: id,
+                    hello,
+                    resume: text(body)?,
+                }
+            }
+            4 => Self::FromClient {
+                relay: id,
+                frame: ToOwner::Text(text(body)?),
+            },
+            5 => Self::FromClient {
+                relay: id,
+                frame: ToOwner::Binary(body),
+            },
+            6 => Self::FromClient {
+                relay: id,
+                frame: ToOwner::Closed(match body.len() {
+                    0 => None,
+                    2 => Some(body.get_u16()),
+                    _ => return Err("a relay close of the wrong length"),
+                }),
+            },
+            7 => Self::FromOwner {
+                relay: id,
+                out: ToClient::Bytes(body),
+            },
+            8 => {
+                if body.len() < 2 {
+                    return Err(SHORT);
+                }
+                let code = body.get_u16();
+                Self::FromOwner {
+                    relay: id,
+                    out: ToClient::Close {
+                        code,
+                        reason: text(body)?,
+                    },
+                }
+            }
+            _ => return Err("a relay message of an unknown kind"),
+        })
+    }
+}
+
+/// A relay from a client on this node to the session's owner.
+struct ClientEnd {
+    owner: NodeId,
+    to_socket: mpsc::Sender<ToClient>,
+    overflowed: Arc<AtomicBool>,
+}
+
+/// A session this node serves for a client on another node.
+struct OwnerEnd {
+    client: NodeId,
+    to_session: mpsc::Sender<ToOwner>,
+}
+
+/// This node's relays.
+#[derive(Default)]
+pub(super) struct Relays {
+    table: Mutex<Table>,
+    gateway: std::sync::OnceLock<Weak<Gateway>>,
+    /// Set once this node watches its own route.
+    route: tokio::sync::OnceCell<()>,
+    /// The node is stopping: it no longer says it holds a session.
+    leaving: AtomicBool,
+}
+
+#[derive(Default)]
+struct Table {
+    /// Open questions: the nodes yet to answer, and the asker.
+    finds: HashMap<Uuid, (HashSet<NodeId>, oneshot::Sender<Option<NodeId>>)>,
+    clients: HashMap<Uuid, ClientEnd>,
+    owners: HashMap<Uuid, OwnerEnd>,
+}
+
+impl Relays {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Cluster {
+    /// Joins the gateway to the cluster: a RESUME for a session another node holds is
+    /// relayed there, and this node serves its own sessions to the others' clients.
+    pub fn connect_gateway(&self, gateway: &Arc<Gateway>) {
+        let _ = self.relays.gateway.set(Arc::downgrade(gateway));
+        gateway.set_remote(Arc::new(self.clone()));
+    }
+
+    /// The node stops: its clients' relays end (they reconnect and resume through
+    /// another node), and it no longer claims sessions.
+    pub fn end_relays(&self) {
+        self.relays.leaving.store(true, Ordering::Release);
+        self.relays.lock().clients.clear();
+    }
+
+    /// Relays with `node` (dead or gone) end: its clients here are told to reconnect,
+    /// the sessions served here for its clients park.
+    pub(super) fn cut_relays(&self, node: NodeId) {
+        let mut table = self.relays.lock();
+        table.clients.retain(|_, end| end.owner != node);
+        table.owners.retain(|_, end| end.client != node);
+        for (waiting, _) in table.finds.values_mut() {
+            waiting.remove(&node);
+        }
+        let answered: Vec<Uuid> = table
+            .finds
+            .iter()
+            .filter(|(_, (waiting, _))| waiting.is_empty())
+            .map(|(ticket, _)| *ticket)
+            .collect();
+        for ticket in answered {
+            if let Some((_, asker)) = table.finds.remove(&ticket) {
+                let _ = asker.send(None);
+            }
+        }
+    }
+
+    /// Watches this node's own route (once).
+    async fn own_route(&self) -> bool {
+        self.relays
+            .route
+            .get_or_try_init(|| async {
+                self.bus.watch(Interest::Node(self.node)).await?;
+                self.bus.sync().await
+            })
+            .await
+            .is_ok()
+    }
+
+    fn send_relay(&self, audience: Audience, message: &RelayMessage) {
+        self.enqueue(Outgoing::event(audience, RELAY, message.encode()));
+    }
+
+    /// The owner's output for a client on `to`, in pieces the bus takes.
+    fn to_client(&self, to: NodeId, relay: Uuid, out: ToClient) {
+        match out {
+            ToClient::Bytes(mut bytes) => {
+                while !bytes.is_empty() {
+                    let piece = bytes.split_to(bytes.len().min(PIECE));
+                    let out = ToClient::Bytes(piece);
+                    self.send_relay(Audience::Node(to), &RelayMessage::FromOwner { relay, out });
+                }
+            }
+            close => self.send_relay(
+                Audience::Node(to),
+                &RelayMessage::FromOwner { relay, out: close },
+            ),
+        }
+    }
+
+    /// A relay message from `origin`.
+    pub(super) fn relay_in(&self, origin: NodeId, body: Bytes) -> Result<(), &'static str> {
+        match RelayMessage::decode(body)? {
+            RelayMessage::Find {
+                ticket,
+                user,
+                session,
+            } => self.find(origin, ticket, user, &session),
+            RelayMessage::Here { ticket } => {
+                if let Some((_, asker)) = self.relays.lock().finds.remove(&ticket) {
+                    let _ = asker.send(Some(origin));
+                }
+            }
+            RelayMessage::NotHere { ticket } => {
+                let mut table = self.relays.lock();
+                if let Some((waiting, _)) = table.finds.get_mut(&ticket) {
+                    waiting.remove(&origin);
+                    if waiting.is_empty()
+                        && let Some((_, asker)) = table.finds.remove(&ticket)
+                    {
+                        let _ = asker.send(None);
+                    }
+                }
+            }
+            RelayMessage::Open {
+                relay,
+                hello,
+                resume,
+            } => self.serve(origin, relay, hello, resume),
+            RelayMessage::FromClient { relay, frame } => {
+                let mut table = self.relays.lock();
+                let Some(end) = table.owners.get(&relay).filter(|end| end.client == origin) else {
+                    return Ok(());
+                };
+                let closed = matches!(frame, ToOwner::Closed(_));
+                if end.to_session.try_send(frame).is_err() || closed {
+                    // Closed, or the client floods faster than its session reads:
+                    // the session's socket ends (it parks, resumable).
+                    table.owners.remove(&relay);
+                    drop(table);
+                    if !closed {
+                        self.to_client(
+                            origin,
+                            relay,
+                            ToClient::Close {
+                                code: concord_protocol::CloseCode::RateLimited.code(),
+                                reason: "rate limited".into(),
+                            },
+                        );
+                    }
+                }
+            }
+            RelayMessage::FromOwner { relay, out } => {
+                let mut table = self.relays.lock();
+                let Some(end) = table.clients.get(&relay).filter(|end| end.owner == origin) else {
+                    return Ok(());
+                };
+                let last = matches!(out, ToClient::Close { .. });
+                if end.to_socket.try_send(out).is_err() {
+                    // The client reads too slowly: its relay ends (4013).
+                    end.overflowed.store(true, Ordering::Release);
+                    table.clients.remove(&relay);
+                } else if last {
+                    table.clients.remove(&relay);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers `asker`'s question: does this node hold the session?
+    fn find(&self, asker: NodeId, ticket: Uuid, user: UserId, session: &str) {
+        let here = !self.relays.leaving.load(Ordering::Acquire)
+            && self
+                .relays
+                .gateway
+                .get()
+                .and_then(Weak::upgrade)
+                .is_some_and(|gateway| gateway.holds(session, user));
+        if !here {
+            self.send_relay(Audience::Node(asker), &RelayMessage::NotHere { ticket });
+            return;
+        }
+        // The client's frames will come on this node's route: watch it before saying
+        // so.
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            let message = if cluster.own_route().await {
+                RelayMessage::Here { ticket }
+            } else {
+                RelayMessage::NotHere { ticket }
+            };
+            cluster.send_relay(Audience::Node(asker), &message);
+        });
+    }
+
+    /// Serves a session for a client on `client`'s node.
+    fn serve(&self, client: NodeId, relay: Uuid, hello: String, resume: String) {
+        let gateway = self.relays.gateway.get().and_then(Weak::upgrade);
+        let Some(gateway) = gateway.filter(|_| !self.relays.leaving.load(Ordering::Acquire)) else {
+            self.to_client(
+                client,
+                relay,
+                ToClient::Close {
+                    code: concord_protocol::CloseCode::GoingAway.code(),
+                    reason: "node going away".into(),
+                },
+            );
+            return;
+        };
+        let (to_session, from_client) = mpsc::channel(RELAY_QUEUE);
+        let _ = to_session.try_send(ToOwner::Text(resume));
+        self.relays
+            .lock()
+            .owners
+            .insert(relay, OwnerEnd { client, to_session });
+        let closed = Arc::new(AtomicBool::new(false));
+        let sender = self.clone();
+        let sent_close = Arc::clone(&closed);
+        let to_client = Box::new(move |out: ToClient| {
+            if matches!(out, ToClient::Close { .. }) {
+                sent_close.store(true, Ordering::Release);
+            }
+            sender.to_client(client, relay, out);
+        });
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            gateway
+                .serve_relayed(RelayedSocket::new(from_client, to_client), hello)
+                .await;
+            // Ended without a close of its own (taken over by another RESUME, say):
+            // the client's node closes the client, which may resume again.
+            let open = cluster.relays.lock().owners.remove(&relay).is_some();
+            if open && !closed.load(Ordering::Acquire) {
+                cluster.to_client(
+                    client,
+                    relay,
+                    ToClient::Close {
+                        code: concord_protocol::CloseCode::GoingAway.code(),
+                        reason: "session moved".into(),
+                    },
+                );
+            }
+        });
+    }
+}
+
+#[async_trait]
+impl RemoteSessions for Cluster {
+    async fn open(
+        &self,
+        session_id: &str,
+        user: UserId,
+        hello: &str,
+        resume: String,
+    ) -> Option<RelayLink> {
+        if self.relays.leaving.load(Ordering::Acquire) || !self.own_route().await {
+            return None;
+        }
+        let ticket = Uuid::new_v4();
+        let (asker, answer) = oneshot::channel();
+        let waited = self.barriers.lock().liveness.waited_for();
+        if waited.is_empty() {
+            return None;
+        }
+        self.relays.lock().finds.insert(ticket, (waited, asker));
+        self.send_relay(
+            Audience::Everyone,
+            &RelayMessage::Find {
+                ticket,
+                user,
+                session: session_id.to_owned(),
+            },
+        );
+        let owner = match tokio::time::timeout(BARRIER_LIMIT, answer).await {
+            Ok(Ok(Some(owner))) => owner,
+            _ => {
+                self.relays.lock().finds.remove(&ticket);
+                return None;
+            }
+        };
+        let relay = Uuid::new_v4();
+        let (to_socket, from_owner) = mpsc::channel(RELAY_QUEUE);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        self.relays.lock().clients.insert(
+            relay,
+            ClientEnd {
+                owner,
+                to_socket,
+                overflowed: Arc::clone(&overflowed),
+            },
+        );
+        self.send_relay(
+            Audience::Node(owner),
+            &RelayMessage::Open {
+                relay,
+                hello: hello.to_owned(),
+                resume,
+            },
+        );
+        tracing::debug!(%owner, "v2 session resumed through this node, served by its owner");
+        let cluster = self.clone();
+        Some(RelayLink {
+            from_owner,
+            to_owner: Box::new(move |frame| {
+                if matches!(frame, ToOwner::Closed(_)) {
+                    cluster.relays.lock().clients.remove(&relay);
+                }
+                cluster.send_relay(
+                    Audience::Node(owner),
+                    &RelayMessage::FromClient { relay, frame },
+                );
+            }),
+            overflowed,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_relay_message_reads_back_and_a_cut_one_is_refused() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let messages = [
+            RelayMessage::Find {
+                ticket: a,
+                user: UserId::new(),
+                session: "0123abcd".into(),
+            },
+            RelayMessage::Here { ticket: a },
+            RelayMessage::NotHere { ticket: b },
+            RelayMessage::Open {
+                relay: b,
+                hello: "hello-id".into(),
+                resume: r#"{"op":"RESUME","d":{"seq":3}}"#.into(),
+            },
+            RelayMessage::FromClient {
+                relay: a,
+                frame: ToOwner::Text("{\"op\":\"HEARTBEAT\"}".into()),
+            },
+            RelayMessage::FromClient {
+                relay: a,
+                frame: ToOwner::Binary(Bytes::from_static(&[0, 1, 2])),
+            },
+            RelayMessage::FromClient {
+                relay: a,
+                frame: ToOwner::Closed(None),
+            },
+            RelayMessage::FromClient {
+                relay: a,
+                frame: ToOwner::Closed(Some(1000)),
+            },
+            RelayMessage::FromOwner {
+                relay: b,
+                out: ToClient::Bytes(Bytes::from_static(b"\x81\x02{}")),
+            },
+            RelayMessage::FromOwner {
+                relay: b,
+                out: ToClient::Close {
+                    code: 4006,
+                    reason: "heartbeat timeout".into(),
+                },
+            },
+        ];
+        for message in messages {
+            let bytes = message.encode();
+            assert_eq!(RelayMessage::decode(bytes.clone()), Ok(message.clone()));
+            for cut in [0, 1, 16] {
+                assert!(RelayMessage::decode(bytes.slice(..cut)).is_err());
+            }
+        }
+        let mut open = RelayMessage::Open {
+            relay: a,
+            hello: "h".repeat(40),
+            resume: String::new(),
+        }
+        .encode();
+        open.truncate(30);
+        assert!(RelayMessage::decode(open).is_err(), "hello cut short");
+        let mut unknown = BytesMut::from(&RelayMessage::Here { ticket: a }.encode()[..]);
+        unknown[0] = 42;
+        assert!(RelayMessage::decode(unknown.freeze()).is_err());
+    }
+}
