@@ -700,7 +700,11 @@ impl Gateway {
                             return;
                         }
                         None => {
-                            let remote = self.remote.get().filter(|_| may_relay);
+                            // Only a well-formed id (this crate's: 32 hex digits) is
+                            // worth a question to every node.
+                            let plausible = resume.session_id.len() == 32
+                                && resume.session_id.bytes().all(|b| b.is_ascii_hexdigit());
+                            let remote = self.remote.get().filter(|_| may_relay && plausible);
                             if let Some(remote) = remote
                                 && let Some(link) = remote
                                     .open(

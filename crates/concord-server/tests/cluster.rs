@@ -451,11 +451,11 @@ async fn a_v2_session_resumes_through_any_node() {
         (Some(6), &json!("missed 3"))
     );
     assert_eq!(relayed.next_frame().await["t"], "RESUMED");
-    // A session nobody holds is refused without waiting for anyone.
+    // A session no node holds is refused (every node answers that it lacks it).
     let mut stranger = nodes[1].connect_raw("v=2").await.unwrap();
     assert_eq!(stranger.next_frame().await["op"], "HELLO");
     stranger
-        .send(&json!({"op": "RESUME", "d": {"token": alice.token, "session_id": "0123456789abcdef", "seq": 1}}))
+        .send(&json!({"op": "RESUME", "d": {"token": alice.token, "session_id": "0123456789abcdef0123456789abcdef", "seq": 1}}))
         .await;
     assert_eq!(stranger.next_frame().await["op"], "INVALID_SESSION");
 

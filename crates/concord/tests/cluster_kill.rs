@@ -283,3 +283,107 @@ async fn next_presence(gateway: &mut Gateway, user: &TestUser) -> Value {
         }
     }
 }
+
+/// A protocol v2 connection to `node` that has read HELLO, and HELLO's `d`.
+async fn v2(node: &Node) -> (Gateway, Value) {
+    let addr = node.url.trim_start_matches("http://");
+    let mut gateway = Gateway::connect_raw(addr, "v=2").await.expect("upgrade");
+    let hello = gateway.next_frame().await;
+    assert_eq!(hello["op"], "HELLO");
+    (gateway, hello["d"].clone())
+}
+
+/// RESUMEs `session` of `user` after `seq` through `node`; returns the connection and
+/// the MESSAGE_CREATE contents replayed before RESUMED, after checking that the
+/// numbering runs on without a gap. `None`: INVALID_SESSION.
+async fn resume(
+    node: &Node,
+    user: &TestUser,
+    session: &str,
+    seq: &mut u64,
+) -> Option<(Gateway, Vec<String>)> {
+    let (mut gateway, _) = v2(node).await;
+    gateway
+        .send(&json!({"op": "RESUME", "d": {"token": user.token, "session_id": session, "seq": *seq}}))
+        .await;
+    let mut replayed = Vec::new();
+    loop {
+        let frame = gateway.next_frame().await;
+        if frame["op"] == "INVALID_SESSION" {
+            return None;
+        }
+        assert_eq!(
+            frame["s"].as_u64(),
+            Some(*seq + 1),
+            "no gap, no repeat: {frame}"
+        );
+        *seq += 1;
+        match frame["t"].as_str() {
+            Some("RESUMED") => return Some((gateway, replayed)),
+            Some("MESSAGE_CREATE") => {
+                replayed.push(
+                    frame["d"]["content"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A v2 client whose connection another node relays to its session's node: when the
+/// relaying node dies, it resumes through a third and misses nothing; when the
+/// session's own node dies, the relaying node tells it to reconnect within three
+/// heartbeats, and its session is gone with that node (it identifies again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_v2_client_resumes_past_its_relays_death() {
+    let mut nodes = cluster(3).await;
+    let alice = register(&nodes[0], "alice").await;
+    let hall = alice.create_server("relayed").await;
+    let general = alice.create_channel(&hall, "general", "text").await;
+    // The session is node 0's; the client comes back through node 1.
+    let (mut first, hello) = v2(&nodes[0]).await;
+    first
+        .send(&json!({"op": "IDENTIFY", "d": {"token": alice.token, "intents": ["messages"]}}))
+        .await;
+    let ready = first.next_frame().await;
+    assert_eq!(ready["t"], "READY", "{ready}");
+    let session = hello["session_id"].as_str().expect("session id").to_owned();
+    let mut seq = 1;
+    first.drop_abruptly();
+    let (mut relayed, replayed) = resume(&nodes[1], &alice, &session, &mut seq)
+        .await
+        .expect("resumed through node 1");
+    assert!(replayed.is_empty());
+    alice.post(&general, "relayed").await;
+    assert_eq!(next_message(&mut relayed).await, "relayed");
+    seq += 1;
+
+    // The relaying node dies; the session's node goes on numbering what comes.
+    nodes[1].kill();
+    for content in ["gap 1", "gap 2"] {
+        alice.post(&general, content).await;
+    }
+    assert_eq!(relayed.closed().await, concord_testkit::Closed::Abrupt);
+    let (mut relayed, replayed) = resume(&nodes[2], &alice, &session, &mut seq)
+        .await
+        .expect("resumed through node 2");
+    assert_eq!(replayed, ["gap 1", "gap 2"]);
+    alice.post(&general, "live").await;
+    assert_eq!(next_message(&mut relayed).await, "live");
+    seq += 1;
+
+    // The session's own node dies: node 2 hears nothing from it for three heartbeats
+    // and sends its client on; the session is gone.
+    nodes[0].kill();
+    assert_eq!(relayed.next_frame().await["op"], "RECONNECT");
+    assert_eq!(relayed.closed().await, concord_testkit::Closed::Code(1001));
+    assert!(
+        resume(&nodes[2], &alice, &session, &mut seq)
+            .await
+            .is_none(),
+        "INVALID_SESSION"
+    );
+}

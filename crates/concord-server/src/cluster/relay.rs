@@ -34,12 +34,19 @@ use super::{BARRIER_LIMIT, Cluster};
 /// The event name relay messages travel under.
 pub(super) const RELAY: &str = "@relay";
 
-/// Frames waiting on either end of a relay before it counts as overflowed.
-const RELAY_QUEUE: usize = 1024;
+/// Messages of the owner's output waiting for the client's socket before the relay
+/// counts as overflowed (4013): at most `OUTPUT_QUEUE × PIECE` bytes (4 MiB) per relay.
+/// One message is usually one write of the owner's session (a linger's worth of
+/// events), so this is rarely more than a few hundred kilobytes.
+const OUTPUT_QUEUE: usize = 256;
 
-/// Most bytes of the owner's output in one bus message (well under any broker's
-/// limit); more goes in pieces, which the client's node joins.
-const PIECE: usize = 64 * 1024;
+/// The client's frames waiting for its session on the owner (at most 16 KiB each; the
+/// session reads them as they come and rate-limits them itself).
+const INPUT_QUEUE: usize = 64;
+
+/// Most bytes of the owner's output in one bus message; more goes in pieces, which
+/// the client's node joins.
+const PIECE: usize = 16 * 1024;
 
 /// What relays say on the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -421,7 +428,7 @@ impl Cluster {
             );
             return;
         };
-        let (to_session, from_client) = mpsc::channel(RELAY_QUEUE);
+        let (to_session, from_client) = mpsc::channel(INPUT_QUEUE);
         let _ = to_session.try_send(ToOwner::Text(resume));
         self.relays
             .lock()
@@ -493,7 +500,7 @@ impl RemoteSessions for Cluster {
             }
         };
         let relay = Uuid::new_v4();
-        let (to_socket, from_owner) = mpsc::channel(RELAY_QUEUE);
+        let (to_socket, from_owner) = mpsc::channel(OUTPUT_QUEUE);
         let overflowed = Arc::new(AtomicBool::new(false));
         self.relays.lock().clients.insert(
             relay,
