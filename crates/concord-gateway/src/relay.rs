@@ -63,6 +63,11 @@ pub enum ToOwner {
     Closed(Option<u16>),
 }
 
+/// The close code (1006, never sent in a close frame) with which the owner tells the
+/// client's node to drop the connection without a close frame: the owner's session
+/// left it the way it leaves one of its own sockets (another RESUME took it over).
+pub const DROPPED: u16 = 1006;
+
 /// What the owner sends the client's node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToClient {
@@ -264,13 +269,17 @@ fn take_frames(
     }
 }
 
-/// Sends a close frame with `code` (any code: the owner's, forwarded).
+/// Sends a close frame with `code` (any code: the owner's, forwarded), or none for
+/// [`DROPPED`].
 async fn close_with<S: GatewaySocket>(
     socket: &mut S,
     code: u16,
     reason: String,
     limit: std::time::Duration,
 ) {
+    if code == DROPPED {
+        return;
+    }
     let frame = CloseFrame {
         code: WsCloseCode::from(code),
         reason: reason.into(),

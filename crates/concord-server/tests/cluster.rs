@@ -389,8 +389,9 @@ async fn barrier_timeouts(node: &TestServer) -> f64 {
 /// A v2 client that comes back through another node resumes there: the session's
 /// owner serves it through that node (what it missed, RESUMED, then live events and
 /// heartbeats), compressed with that node's stream; nothing is lost or repeated. A
-/// lost relay parks the session for the next RESUME, through any node; the owner
-/// stopping tells its relayed clients to RECONNECT (1001), and its sessions go with it.
+/// lost relay parks the session for the next RESUME, through any node, and a RESUME
+/// elsewhere takes it over; the owner stopping tells its relayed clients to RECONNECT
+/// (1001), and its sessions go with it.
 #[tokio::test]
 async fn a_v2_session_resumes_through_any_node() {
     let mut nodes = cluster(3).await;
@@ -451,6 +452,18 @@ async fn a_v2_session_resumes_through_any_node() {
         (Some(6), &json!("missed 3"))
     );
     assert_eq!(relayed.next_frame().await["t"], "RESUMED");
+    // Another RESUME takes it over while c still relays it: c's client is dropped
+    // without a close frame, as a node's own socket would be.
+    let mut taken = nodes[1].connect_raw("v=2").await.unwrap();
+    assert_eq!(taken.next_frame().await["op"], "HELLO");
+    taken.send(&resume(7)).await;
+    let resumed = taken.next_frame().await;
+    assert_eq!(
+        (&resumed["t"], resumed["s"].as_u64()),
+        (&json!("RESUMED"), Some(8))
+    );
+    assert_eq!(relayed.closed().await, concord_testkit::Closed::Abrupt);
+    let mut relayed = taken;
     // A session no node holds is refused (every node answers that it lacks it).
     let mut stranger = nodes[1].connect_raw("v=2").await.unwrap();
     assert_eq!(stranger.next_frame().await["op"], "HELLO");
@@ -465,7 +478,7 @@ async fn a_v2_session_resumes_through_any_node() {
     assert_eq!(relayed.closed().await, concord_testkit::Closed::Code(1001));
     let mut again = nodes[0].connect_raw("v=2").await.unwrap();
     assert_eq!(again.next_frame().await["op"], "HELLO");
-    again.send(&resume(7)).await;
+    again.send(&resume(8)).await;
     assert_eq!(again.next_frame().await["op"], "INVALID_SESSION");
     shutdown(nodes).await;
 }

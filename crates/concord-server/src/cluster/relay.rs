@@ -448,16 +448,16 @@ impl Cluster {
             gateway
                 .serve_relayed(RelayedSocket::new(from_client, to_client), hello)
                 .await;
-            // Ended without a close of its own (taken over by another RESUME, say):
-            // the client's node closes the client, which may resume again.
+            // Ended without a close of its own (another RESUME took the session): the
+            // client's connection is dropped, as a socket of this node's would be.
             let open = cluster.relays.lock().owners.remove(&relay).is_some();
             if open && !closed.load(Ordering::Acquire) {
                 cluster.to_client(
                     client,
                     relay,
                     ToClient::Close {
-                        code: concord_protocol::CloseCode::GoingAway.code(),
-                        reason: "session moved".into(),
+                        code: concord_gateway::DROPPED,
+                        reason: String::new(),
                     },
                 );
             }
