@@ -17,7 +17,7 @@ use std::{
     collections::{HashMap, HashSet},
     sync::{
         Arc, Mutex, Weak,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
 };
 
@@ -67,10 +67,10 @@ enum RelayMessage {
         hello: String,
         resume: String,
     },
-    /// The client's frame, to the owner.
-    FromClient { relay: Uuid, frame: ToOwner },
-    /// The owner's output, to the client's node.
-    FromOwner { relay: Uuid, out: ToClient },
+    /// The client's frame, to the owner; `n` counts them from 0 per relay.
+    FromClient { relay: Uuid, n: u32, frame: ToOwner },
+    /// The owner's output, to the client's node; `n` counts them from 0 per relay.
+    FromOwner { relay: Uuid, n: u32, out: ToClient },
 }
 
 impl RelayMessage {
@@ -103,29 +103,38 @@ impl RelayMessage {
                 out.put_slice(hello);
                 out.put_slice(resume.as_bytes());
             }
-            Self::FromClient { relay, frame } => match frame {
+            Self::FromClient { relay, n, frame } => match frame {
                 ToOwner::Text(text) => {
                     head(4, relay);
+                    out.put_u32(*n);
                     out.put_slice(text.as_bytes());
                 }
                 ToOwner::Binary(bytes) => {
                     head(5, relay);
+                    out.put_u32(*n);
                     out.put_slice(bytes);
                 }
                 ToOwner::Closed(code) => {
                     head(6, relay);
+                    out.put_u32(*n);
                     if let Some(code) = code {
                         out.put_u16(*code);
                     }
                 }
             },
-            Self::FromOwner { relay, out: sent } => match sent {
+            Self::FromOwner {
+                relay,
+                n,
+                out: sent,
+            } => match sent {
                 ToClient::Bytes(bytes) => {
                     head(7, relay);
+                    out.put_u32(*n);
                     out.put_slice(bytes);
                 }
                 ToClient::Close { code, reason } => {
                     head(8, relay);
+                    out.put_u32(*n);
                     out.put_u16(*code);
                     out.put_slice(reason.as_bytes());
                 }
@@ -143,6 +152,15 @@ impl RelayMessage {
         let id = Uuid::from_slice(&body.split_to(16)).map_err(|_| SHORT)?;
         let text =
             |bytes: Bytes| String::from_utf8(bytes.to_vec()).map_err(|_| "relay text not UTF-8");
+        // Frames either way are numbered.
+        let n = if tag >= 4 {
+            if body.len() < 4 {
+                return Err(SHORT);
+            }
+            body.get_u32()
+        } else {
+            0
+        };
         Ok(match tag {
             0 => {
                 if body.len() < 16 {
@@ -174,14 +192,17 @@ impl RelayMessage {
             }
             4 => Self::FromClient {
                 relay: id,
+                n,
                 frame: ToOwner::Text(text(body)?),
             },
             5 => Self::FromClient {
                 relay: id,
+                n,
                 frame: ToOwner::Binary(body),
             },
             6 => Self::FromClient {
                 relay: id,
+                n,
                 frame: ToOwner::Closed(match body.len() {
                     0 => None,
                     2 => Some(body.get_u16()),
@@ -190,6 +211,7 @@ impl RelayMessage {
             },
             7 => Self::FromOwner {
                 relay: id,
+                n,
                 out: ToClient::Bytes(body),
             },
             8 => {
@@ -199,6 +221,7 @@ impl RelayMessage {
                 let code = body.get_u16();
                 Self::FromOwner {
                     relay: id,
+                    n,
                     out: ToClient::Close {
                         code,
                         reason: text(body)?,
@@ -215,12 +238,20 @@ struct ClientEnd {
     owner: NodeId,
     to_socket: mpsc::Sender<ToClient>,
     overflowed: Arc<AtomicBool>,
+    /// Frames sent to the owner so far (the next one's number).
+    sent: Arc<AtomicU32>,
+    /// The number the owner's next message must carry.
+    expected: u32,
 }
 
 /// A session this node serves for a client on another node.
 struct OwnerEnd {
     client: NodeId,
     to_session: mpsc::Sender<ToOwner>,
+    /// Messages sent to the client's node so far (the next one's number).
+    sent: Arc<AtomicU32>,
+    /// The number the client's next frame must carry.
+    expected: u32,
 }
 
 /// This node's relays.
@@ -301,21 +332,33 @@ impl Cluster {
         self.enqueue(Outgoing::event(audience, RELAY, message.encode()));
     }
 
-    /// The owner's output for a client on `to`, in pieces the bus takes.
-    fn to_client(&self, to: NodeId, relay: Uuid, out: ToClient) {
+    /// The owner's output for a client on `to`, in pieces the bus takes, numbered
+    /// with `sent`.
+    fn to_client(&self, to: NodeId, relay: Uuid, sent: &AtomicU32, out: ToClient) {
+        let send = |out| {
+            let n = sent.fetch_add(1, Ordering::AcqRel);
+            self.send_relay(
+                Audience::Node(to),
+                &RelayMessage::FromOwner { relay, n, out },
+            );
+        };
         match out {
             ToClient::Bytes(mut bytes) => {
                 while !bytes.is_empty() {
-                    let piece = bytes.split_to(bytes.len().min(PIECE));
-                    let out = ToClient::Bytes(piece);
-                    self.send_relay(Audience::Node(to), &RelayMessage::FromOwner { relay, out });
+                    send(ToClient::Bytes(bytes.split_to(bytes.len().min(PIECE))));
                 }
             }
-            close => self.send_relay(
-                Audience::Node(to),
-                &RelayMessage::FromOwner { relay, out: close },
-            ),
+            close => send(close),
         }
+    }
+
+    /// A client's frame for its session on `to`, numbered with `sent`.
+    fn to_owner(&self, to: NodeId, relay: Uuid, sent: &AtomicU32, frame: ToOwner) {
+        let n = sent.fetch_add(1, Ordering::AcqRel);
+        self.send_relay(
+            Audience::Node(to),
+            &RelayMessage::FromClient { relay, n, frame },
+        );
     }
 
     /// A relay message from `origin`.
@@ -347,36 +390,63 @@ impl Cluster {
                 hello,
                 resume,
             } => self.serve(origin, relay, hello, resume),
-            RelayMessage::FromClient { relay, frame } => {
+            RelayMessage::FromClient { relay, n, frame } => {
                 let mut table = self.relays.lock();
-                let Some(end) = table.owners.get(&relay).filter(|end| end.client == origin) else {
+                let Some(end) = table
+                    .owners
+                    .get_mut(&relay)
+                    .filter(|end| end.client == origin)
+                else {
                     return Ok(());
                 };
+                let in_order = n == end.expected;
+                end.expected = end.expected.wrapping_add(1);
                 let closed = matches!(frame, ToOwner::Closed(_));
-                if end.to_session.try_send(frame).is_err() || closed {
-                    // Closed, or the client floods faster than its session reads:
-                    // the session's socket ends (it parks, resumable).
-                    table.owners.remove(&relay);
-                    drop(table);
-                    if !closed {
-                        self.to_client(
-                            origin,
-                            relay,
-                            ToClient::Close {
-                                code: concord_protocol::CloseCode::RateLimited.code(),
-                                reason: "rate limited".into(),
-                            },
-                        );
-                    }
+                let taken = in_order && end.to_session.try_send(frame).is_ok();
+                if taken && !closed {
+                    return Ok(());
+                }
+                // Closed; or a frame lost on the way (the bus gave up on one), or a
+                // client flooding faster than its session reads: the session's socket
+                // ends (it parks, resumable) and the client is sent on.
+                let Some(end) = table.owners.remove(&relay) else {
+                    return Ok(());
+                };
+                drop(table);
+                if !taken {
+                    let (code, reason) = if in_order {
+                        (concord_protocol::CloseCode::RateLimited, "rate limited")
+                    } else {
+                        (concord_protocol::CloseCode::GoingAway, "relay interrupted")
+                    };
+                    let close = ToClient::Close {
+                        code: code.code(),
+                        reason: reason.into(),
+                    };
+                    self.to_client(origin, relay, &end.sent, close);
                 }
             }
-            RelayMessage::FromOwner { relay, out } => {
+            RelayMessage::FromOwner { relay, n, out } => {
                 let mut table = self.relays.lock();
-                let Some(end) = table.clients.get(&relay).filter(|end| end.owner == origin) else {
+                let Some(end) = table
+                    .clients
+                    .get_mut(&relay)
+                    .filter(|end| end.owner == origin)
+                else {
                     return Ok(());
                 };
+                let in_order = n == end.expected;
+                end.expected = end.expected.wrapping_add(1);
                 let last = matches!(out, ToClient::Close { .. });
-                if end.to_socket.try_send(out).is_err() {
+                if !in_order {
+                    // A piece lost on the way (the bus gave up on one): what follows
+                    // cannot be trusted. The client is told to reconnect and resume
+                    // (the owner's replay has everything), and the session parks.
+                    if let Some(end) = table.clients.remove(&relay) {
+                        drop(table);
+                        self.to_owner(origin, relay, &end.sent, ToOwner::Closed(None));
+                    }
+                } else if end.to_socket.try_send(out).is_err() {
                     // The client reads too slowly: its relay ends (4013).
                     end.overflowed.store(true, Ordering::Release);
                     table.clients.remove(&relay);
@@ -421,6 +491,7 @@ impl Cluster {
             self.to_client(
                 client,
                 relay,
+                &AtomicU32::new(0),
                 ToClient::Close {
                     code: concord_protocol::CloseCode::GoingAway.code(),
                     reason: "node going away".into(),
@@ -430,18 +501,24 @@ impl Cluster {
         };
         let (to_session, from_client) = mpsc::channel(INPUT_QUEUE);
         let _ = to_session.try_send(ToOwner::Text(resume));
-        self.relays
-            .lock()
-            .owners
-            .insert(relay, OwnerEnd { client, to_session });
+        let sent = Arc::new(AtomicU32::new(0));
+        self.relays.lock().owners.insert(
+            relay,
+            OwnerEnd {
+                client,
+                to_session,
+                sent: Arc::clone(&sent),
+                expected: 0,
+            },
+        );
         let closed = Arc::new(AtomicBool::new(false));
         let sender = self.clone();
-        let sent_close = Arc::clone(&closed);
+        let (sent_close, counter) = (Arc::clone(&closed), Arc::clone(&sent));
         let to_client = Box::new(move |out: ToClient| {
             if matches!(out, ToClient::Close { .. }) {
                 sent_close.store(true, Ordering::Release);
             }
-            sender.to_client(client, relay, out);
+            sender.to_client(client, relay, &counter, out);
         });
         let cluster = self.clone();
         tokio::spawn(async move {
@@ -455,6 +532,7 @@ impl Cluster {
                 cluster.to_client(
                     client,
                     relay,
+                    &sent,
                     ToClient::Close {
                         code: concord_gateway::DROPPED,
                         reason: String::new(),
@@ -502,12 +580,15 @@ impl RemoteSessions for Cluster {
         let relay = Uuid::new_v4();
         let (to_socket, from_owner) = mpsc::channel(OUTPUT_QUEUE);
         let overflowed = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU32::new(0));
         self.relays.lock().clients.insert(
             relay,
             ClientEnd {
                 owner,
                 to_socket,
                 overflowed: Arc::clone(&overflowed),
+                sent: Arc::clone(&sent),
+                expected: 0,
             },
         );
         self.send_relay(
@@ -526,10 +607,7 @@ impl RemoteSessions for Cluster {
                 if matches!(frame, ToOwner::Closed(_)) {
                     cluster.relays.lock().clients.remove(&relay);
                 }
-                cluster.send_relay(
-                    Audience::Node(owner),
-                    &RelayMessage::FromClient { relay, frame },
-                );
+                cluster.to_owner(owner, relay, &sent, frame);
             }),
             overflowed,
         })
@@ -538,6 +616,8 @@ impl RemoteSessions for Cluster {
 
 #[cfg(test)]
 mod tests {
+    use concord_bus::Bus;
+
     use super::*;
 
     #[test]
@@ -558,26 +638,32 @@ mod tests {
             },
             RelayMessage::FromClient {
                 relay: a,
+                n: 7,
                 frame: ToOwner::Text("{\"op\":\"HEARTBEAT\"}".into()),
             },
             RelayMessage::FromClient {
                 relay: a,
+                n: 14,
                 frame: ToOwner::Binary(Bytes::from_static(&[0, 1, 2])),
             },
             RelayMessage::FromClient {
                 relay: a,
+                n: 21,
                 frame: ToOwner::Closed(None),
             },
             RelayMessage::FromClient {
                 relay: a,
+                n: 28,
                 frame: ToOwner::Closed(Some(1000)),
             },
             RelayMessage::FromOwner {
                 relay: b,
+                n: 35,
                 out: ToClient::Bytes(Bytes::from_static(b"\x81\x02{}")),
             },
             RelayMessage::FromOwner {
                 relay: b,
+                n: 42,
                 out: ToClient::Close {
                     code: 4006,
                     reason: "heartbeat timeout".into(),
@@ -589,6 +675,12 @@ mod tests {
             assert_eq!(RelayMessage::decode(bytes.clone()), Ok(message.clone()));
             for cut in [0, 1, 16] {
                 assert!(RelayMessage::decode(bytes.slice(..cut)).is_err());
+            }
+            if bytes[0] >= 4 {
+                assert!(
+                    RelayMessage::decode(bytes.slice(..19)).is_err(),
+                    "its number cut short"
+                );
             }
         }
         let mut open = RelayMessage::Open {
@@ -602,5 +694,121 @@ mod tests {
         let mut unknown = BytesMut::from(&RelayMessage::Here { ticket: a }.encode()[..]);
         unknown[0] = 42;
         assert!(RelayMessage::decode(unknown.freeze()).is_err());
+    }
+
+    /// A cluster node over an in-process bus, and another node of that bus watching
+    /// its own route (the relay's other end, as the test plays it).
+    async fn node_and_peer() -> (Cluster, concord_bus::LocalNode, concord_bus::Inbox) {
+        let local = concord_bus::LocalCluster::new();
+        let (bus, inbox) = local.join();
+        let (peer, peer_inbox) = local.join();
+        peer.watch(Interest::Node(peer.node())).await.unwrap();
+        peer.sync().await.unwrap();
+        let bus: Arc<dyn Bus> = Arc::new(bus);
+        let directory = Arc::new(crate::directory::Directory::new());
+        let hub = Arc::new(concord_gateway::Hub::new());
+        let metrics = Arc::new(crate::metrics::Metrics::new(Arc::clone(&hub)));
+        let fanout = crate::bus::Fanout::new(
+            Arc::clone(&directory),
+            hub,
+            Arc::default(),
+            std::time::Duration::ZERO,
+            Arc::clone(&metrics),
+        );
+        let interests = super::super::Interests::start(Arc::clone(&bus), Arc::clone(&directory));
+        let cluster = Cluster::start(
+            bus,
+            inbox,
+            fanout,
+            interests,
+            directory,
+            metrics,
+            std::time::Duration::from_secs(1),
+        );
+        (cluster, peer, peer_inbox)
+    }
+
+    /// The next relay message `inbox` gets.
+    async fn next_relay(inbox: &mut concord_bus::Inbox) -> RelayMessage {
+        loop {
+            let message = inbox.recv().await.expect("the bus is open");
+            if message.event == RELAY {
+                return RelayMessage::decode(message.body).unwrap();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_piece_of_the_owners_output_ends_the_relay_and_parks_the_session() {
+        let (cluster, owner, mut owner_in) = node_and_peer().await;
+        let relay = Uuid::new_v4();
+        let (to_socket, mut from_owner) = mpsc::channel(8);
+        cluster.relays.lock().clients.insert(
+            relay,
+            ClientEnd {
+                owner: owner.node(),
+                to_socket,
+                overflowed: Arc::default(),
+                sent: Arc::new(AtomicU32::new(3)),
+                expected: 0,
+            },
+        );
+        let piece = |n| {
+            let out = ToClient::Bytes(Bytes::from_static(b"\x81\x02{}"));
+            RelayMessage::FromOwner { relay, n, out }.encode()
+        };
+        cluster.relay_in(owner.node(), piece(0)).unwrap();
+        cluster.relay_in(owner.node(), piece(2)).unwrap();
+        cluster.relay_in(owner.node(), piece(3)).unwrap();
+        assert!(matches!(from_owner.recv().await, Some(ToClient::Bytes(_))));
+        assert_eq!(from_owner.recv().await, None, "nothing after the gap");
+        assert!(cluster.relays.lock().clients.is_empty());
+        assert_eq!(
+            next_relay(&mut owner_in).await,
+            RelayMessage::FromClient {
+                relay,
+                n: 3,
+                frame: ToOwner::Closed(None)
+            },
+            "the owner's socket ends: the session parks"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lost_client_frame_ends_the_sessions_socket_and_sends_the_client_on() {
+        let (cluster, client, mut client_in) = node_and_peer().await;
+        let relay = Uuid::new_v4();
+        let (to_session, mut from_client) = mpsc::channel(8);
+        cluster.relays.lock().owners.insert(
+            relay,
+            OwnerEnd {
+                client: client.node(),
+                to_session,
+                sent: Arc::default(),
+                expected: 0,
+            },
+        );
+        let frame = |n| {
+            let frame = ToOwner::Text("{\"op\":\"HEARTBEAT\"}".into());
+            RelayMessage::FromClient { relay, n, frame }.encode()
+        };
+        cluster.relay_in(client.node(), frame(0)).unwrap();
+        cluster.relay_in(client.node(), frame(1)).unwrap();
+        cluster.relay_in(client.node(), frame(3)).unwrap();
+        for _ in 0..2 {
+            assert!(matches!(from_client.recv().await, Some(ToOwner::Text(_))));
+        }
+        assert_eq!(from_client.recv().await, None, "the session's socket ends");
+        assert_eq!(
+            next_relay(&mut client_in).await,
+            RelayMessage::FromOwner {
+                relay,
+                n: 0,
+                out: ToClient::Close {
+                    code: 1001,
+                    reason: "relay interrupted".into()
+                }
+            }
+        );
     }
 }
