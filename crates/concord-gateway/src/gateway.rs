@@ -343,11 +343,16 @@ impl Gateway {
     }
 
     /// Serves a v2 connection that another node relays (see [`RelayedSocket`]): as a
-    /// WebSocket after its HELLO (which that node sent, announcing `hello`), without
-    /// compression (that node compresses). Its first frame is the client's RESUME.
-    pub async fn serve_relayed(self: Arc<Self>, socket: RelayedSocket, hello: String) {
+    /// WebSocket after its HELLO (which that node sent), without compression (that
+    /// node compresses). Its first frame is the client's RESUME. Returns `true` when
+    /// the RESUME was refused (INVALID_SESSION sent): the connection goes back to that
+    /// node, where an IDENTIFY opens a session.
+    pub async fn serve_relayed(self: Arc<Self>, socket: RelayedSocket) -> bool {
         let _counted = RelayCount::new(&self.relayed[1]);
-        self.await_identify(socket, None, hello, false).await;
+        // Named only if an IDENTIFY came on the relayed socket, which the client's
+        // node never forwards.
+        let session_id = uuid::Uuid::new_v4().simple().to_string();
+        self.await_identify(socket, None, session_id, false).await
     }
 
     /// Upgrades and open sockets by protocol version.
@@ -617,14 +622,15 @@ impl Gateway {
 
     /// Waits for IDENTIFY or RESUME (answering heartbeats meanwhile), then serves the
     /// session. `may_relay`: a RESUME for a session another node holds is relayed
-    /// there (not for a connection that is itself relayed: one hop at most).
+    /// there. A connection that is itself relayed (`may_relay` false: one hop at most)
+    /// ends after a refused RESUME, returning `true`: the client's node takes it back.
     async fn await_identify<S: GatewaySocket>(
         self: Arc<Self>,
         mut socket: S,
         mut compressor: Option<StreamCompressor>,
         session_id: String,
         may_relay: bool,
-    ) {
+    ) -> bool {
         let limit = self.config.session.write_timeout;
         let mut deadline = Instant::now() + self.config.identify_timeout;
         loop {
@@ -638,15 +644,15 @@ impl Gateway {
                         limit,
                     )
                     .await;
-                    return;
+                    return false;
                 }
             };
             let text = match inbound {
                 Some(Ok(Message::Text(text))) => text,
-                Some(Ok(Message::Close(_))) | None => return,
+                Some(Ok(Message::Close(_))) | None => return false,
                 Some(Err(err)) => {
                     session::close_on_read_error(&mut socket, &err, limit).await;
-                    return;
+                    return false;
                 }
                 Some(Ok(_)) => continue,
             };
@@ -655,7 +661,7 @@ impl Gateway {
                 Ok(ClientMessage::Heartbeat) => {
                     let ack = Payload::text(concord_protocol::HEARTBEAT_ACK);
                     if !send_plain(&mut socket, compressor.as_mut(), &ack, limit).await {
-                        return;
+                        return false;
                     }
                 }
                 Ok(ClientMessage::Identify(identify)) => {
@@ -668,7 +674,7 @@ impl Gateway {
                         .authenticate_or_close(&mut socket, token.as_deref(), bot_token.as_deref())
                         .await
                     else {
-                        return;
+                        return false;
                     };
                     self.identified(
                         socket,
@@ -678,7 +684,7 @@ impl Gateway {
                         intents.unwrap_or(Intents::ALL),
                     )
                     .await;
-                    return;
+                    return false;
                 }
                 Ok(ClientMessage::Resume(resume)) => {
                     let Some(principal) = self
@@ -689,7 +695,7 @@ impl Gateway {
                         )
                         .await
                     else {
-                        return;
+                        return false;
                     };
                     match self.take_over(&resume, principal.user_id).await {
                         Some((slot, owner, stream, replay)) => {
@@ -697,7 +703,7 @@ impl Gateway {
                                 socket, compressor, slot, owner, stream, replay, principal,
                             )
                             .await;
-                            return;
+                            return false;
                         }
                         None => {
                             // Only a well-formed id (this crate's: 32 hex digits) is
@@ -707,17 +713,18 @@ impl Gateway {
                             let remote = self.remote.get().filter(|_| may_relay && plausible);
                             if let Some(remote) = remote
                                 && let Some(link) = remote
-                                    .open(
-                                        &resume.session_id,
-                                        principal.user_id,
-                                        &session_id,
-                                        text.to_string(),
-                                    )
+                                    .open(&resume.session_id, principal.user_id, text.to_string())
                                     .await
                             {
-                                let _counted = RelayCount::new(&self.relayed[0]);
-                                crate::relay::run(socket, compressor, link, limit).await;
-                                return;
+                                let counted = RelayCount::new(&self.relayed[0]);
+                                let back = crate::relay::run(socket, compressor, link, limit).await;
+                                let Some(back) = back else { return false };
+                                drop(counted);
+                                // The owner refused it and said so: the client may
+                                // IDENTIFY here.
+                                (socket, compressor) = back;
+                                deadline = Instant::now() + self.config.identify_timeout;
+                                continue;
                             }
                             let invalid = InvalidSession { resumable: false };
                             if !send_op(
@@ -729,7 +736,10 @@ impl Gateway {
                             )
                             .await
                             {
-                                return;
+                                return false;
+                            }
+                            if !may_relay {
+                                return true;
                             }
                             // The client may IDENTIFY on this socket: a fresh deadline.
                             deadline = Instant::now() + self.config.identify_timeout;
@@ -746,7 +756,7 @@ impl Gateway {
                     // rather than left to run into the deadline.
                     let error = session::error_frame(err.code(), err.to_string(), None);
                     if !send_plain(&mut socket, compressor.as_mut(), &error, limit).await {
-                        return;
+                        return false;
                     }
                 }
                 _ => {}

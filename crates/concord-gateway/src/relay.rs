@@ -74,6 +74,10 @@ pub enum ToClient {
     /// Whole WebSocket frames, uncompressed, as the owner wrote them. A bus may carry
     /// them in pieces cut anywhere; the client's node writes whole frames only.
     Bytes(Bytes),
+    /// The owner refused the RESUME (its INVALID_SESSION went before): the client's
+    /// node serves the connection itself again, and an IDENTIFY on it opens a session
+    /// there.
+    HandBack,
     /// Close the client's connection with this code and reason.
     Close {
         /// The close code.
@@ -105,16 +109,9 @@ impl std::fmt::Debug for RelayLink {
 #[async_trait]
 pub trait RemoteSessions: Send + Sync + 'static {
     /// Finds the node holding v2 session `session_id` of `user` and opens a relay to
-    /// it; the owner gets `resume` (the client's RESUME frame) first and `hello` (the
-    /// session id this node's HELLO announced, for a fresh IDENTIFY after an
-    /// INVALID_SESSION). `None`: no live node holds it.
-    async fn open(
-        &self,
-        session_id: &str,
-        user: UserId,
-        hello: &str,
-        resume: String,
-    ) -> Option<RelayLink>;
+    /// it; the owner gets `resume` (the client's RESUME frame) first. `None`: no live
+    /// node holds it.
+    async fn open(&self, session_id: &str, user: UserId, resume: String) -> Option<RelayLink>;
 }
 
 /// The owner's end of a relay: a [`GatewaySocket`] whose frames go to the client's
@@ -288,12 +285,14 @@ async fn close_with<S: GatewaySocket>(
 }
 
 /// Relays between the client's `socket` and the session's owner until either ends.
+/// Returns the socket and its compression when the owner hands the connection back
+/// (it refused the RESUME).
 pub(crate) async fn run<S: GatewaySocket>(
     mut socket: S,
     mut compressor: Option<StreamCompressor>,
     mut link: RelayLink,
     limit: std::time::Duration,
-) {
+) -> Option<(S, Option<StreamCompressor>)> {
     let mut pending = BytesMut::new();
     let mut encoded = Encoded::default();
     loop {
@@ -302,12 +301,12 @@ pub(crate) async fn run<S: GatewaySocket>(
                 Some(ToClient::Bytes(bytes)) => {
                     pending.extend_from_slice(&bytes);
                     // Whatever else is already here goes in the same write.
-                    let mut close = None;
+                    let mut last = None;
                     while let Ok(more) = link.from_owner.try_recv() {
                         match more {
                             ToClient::Bytes(bytes) => pending.extend_from_slice(&bytes),
-                            ToClient::Close { code, reason } => {
-                                close = Some((code, reason));
+                            end => {
+                                last = Some(end);
                                 break;
                             }
                         }
@@ -318,22 +317,27 @@ pub(crate) async fn run<S: GatewaySocket>(
                         && session::write_encoded(&mut socket, &encoded, limit).await;
                     if !written {
                         (link.to_owner)(ToOwner::Closed(None));
-                        return;
+                        return None;
                     }
-                    if let Some((code, reason)) = close {
-                        close_with(&mut socket, code, reason, limit).await;
-                        return;
+                    match last {
+                        Some(ToClient::Close { code, reason }) => {
+                            close_with(&mut socket, code, reason, limit).await;
+                            return None;
+                        }
+                        Some(ToClient::HandBack) => return Some((socket, compressor)),
+                        _ => {}
                     }
                 }
+                Some(ToClient::HandBack) => return Some((socket, compressor)),
                 Some(ToClient::Close { code, reason }) => {
                     close_with(&mut socket, code, reason, limit).await;
-                    return;
+                    return None;
                 }
                 None if link.overflowed.load(Ordering::Acquire) => {
                     (link.to_owner)(ToOwner::Closed(None));
                     session::close(&mut socket, CloseCode::SlowConsumer, "send queue full", limit)
                         .await;
-                    return;
+                    return None;
                 }
                 None => {
                     // The owner's node died or left: resume elsewhere (or identify
@@ -348,7 +352,7 @@ pub(crate) async fn run<S: GatewaySocket>(
                         session::close(&mut socket, CloseCode::GoingAway, "node going away", limit)
                             .await;
                     }
-                    return;
+                    return None;
                 }
             },
             inbound = socket.next() => match inbound {
@@ -358,16 +362,16 @@ pub(crate) async fn run<S: GatewaySocket>(
                     (link.to_owner)(ToOwner::Closed(frame.map(|frame| u16::from(frame.code))));
                     // Answer the close handshake; the client may already be gone.
                     let _ = tokio::time::timeout(limit, SinkExt::flush(&mut socket)).await;
-                    return;
+                    return None;
                 }
                 None => {
                     (link.to_owner)(ToOwner::Closed(None));
-                    return;
+                    return None;
                 }
                 Some(Err(err)) => {
                     (link.to_owner)(ToOwner::Closed(None));
                     session::close_on_read_error(&mut socket, &err, limit).await;
-                    return;
+                    return None;
                 }
                 // A ping's pong is queued in the codec: send it now.
                 Some(Ok(_)) => {

@@ -482,3 +482,41 @@ async fn a_v2_session_resumes_through_any_node() {
     assert_eq!(again.next_frame().await["op"], "INVALID_SESSION");
     shutdown(nodes).await;
 }
+
+/// A RESUME that the session's node refuses (here: `seq` beyond what it sent) comes
+/// back to the client's node with the refusal; an IDENTIFY on the same socket opens the
+/// new session there, in the same compressed stream.
+#[tokio::test]
+async fn a_resume_refused_by_the_sessions_node_leaves_the_client_where_it_is() {
+    let nodes = cluster(2).await;
+    let alice = nodes[0].user("alice").await;
+    let (gateway, hello, _) = nodes[0].identify_v2(&alice, "", Some(&["messages"])).await;
+    gateway.drop_abruptly();
+    let mut other = nodes[1]
+        .connect_raw("v=2&compress=zstd-stream")
+        .await
+        .unwrap();
+    assert_eq!(other.next_frame().await["op"], "HELLO");
+    other
+        .send(&json!({"op": "RESUME", "d": {"token": alice.token, "session_id": hello["session_id"], "seq": 99}}))
+        .await;
+    assert_eq!(other.next_frame().await["op"], "INVALID_SESSION");
+    assert_eq!(
+        nodes[0].state.hub.session_count(),
+        0,
+        "a refused RESUME ends it"
+    );
+    other
+        .send(&json!({"op": "IDENTIFY", "d": {"token": alice.token}}))
+        .await;
+    let ready = other.next_frame().await;
+    assert_eq!(
+        (&ready["t"], ready["s"].as_u64()),
+        (&json!("READY"), Some(1))
+    );
+    assert_eq!(nodes[1].state.hub.session_count(), 1, "the client's node's");
+    assert_eq!(nodes[0].state.hub.session_count(), 0);
+    let gauge = "concord_gateway_relayed_sessions{end=\"client\"}";
+    assert_eq!(nodes[1].api().metric(gauge).await, 0.0, "no relay left");
+    shutdown(nodes).await;
+}

@@ -62,11 +62,7 @@ enum RelayMessage {
     /// The sender does not.
     NotHere { ticket: Uuid },
     /// Serve the session for a client on the sender: `resume` first.
-    Open {
-        relay: Uuid,
-        hello: String,
-        resume: String,
-    },
+    Open { relay: Uuid, resume: String },
     /// The client's frame, to the owner; `n` counts them from 0 per relay.
     FromClient { relay: Uuid, n: u32, frame: ToOwner },
     /// The owner's output, to the client's node; `n` counts them from 0 per relay.
@@ -92,15 +88,8 @@ impl RelayMessage {
             }
             Self::Here { ticket } => head(1, ticket),
             Self::NotHere { ticket } => head(2, ticket),
-            Self::Open {
-                relay,
-                hello,
-                resume,
-            } => {
+            Self::Open { relay, resume } => {
                 head(3, relay);
-                let hello = &hello.as_bytes()[..hello.len().min(usize::from(u16::MAX))];
-                out.put_u16(hello.len() as u16);
-                out.put_slice(hello);
                 out.put_slice(resume.as_bytes());
             }
             Self::FromClient { relay, n, frame } => match frame {
@@ -137,6 +126,10 @@ impl RelayMessage {
                     out.put_u32(*n);
                     out.put_u16(*code);
                     out.put_slice(reason.as_bytes());
+                }
+                ToClient::HandBack => {
+                    head(9, relay);
+                    out.put_u32(*n);
                 }
             },
         }
@@ -175,21 +168,10 @@ impl RelayMessage {
             }
             1 => Self::Here { ticket: id },
             2 => Self::NotHere { ticket: id },
-            3 => {
-                if body.len() < 2 {
-                    return Err(SHORT);
-                }
-                let len = usize::from(body.get_u16());
-                if body.len() < len {
-                    return Err(SHORT);
-                }
-                let hello = text(body.split_to(len))?;
-                Self::Open {
-                    relay: id,
-                    hello,
-                    resume: text(body)?,
-                }
-            }
+            3 => Self::Open {
+                relay: id,
+                resume: text(body)?,
+            },
             4 => Self::FromClient {
                 relay: id,
                 n,
@@ -228,6 +210,11 @@ impl RelayMessage {
                     },
                 }
             }
+            9 if body.is_empty() => Self::FromOwner {
+                relay: id,
+                n,
+                out: ToClient::HandBack,
+            },
             _ => return Err("a relay message of an unknown kind"),
         })
     }
@@ -385,11 +372,7 @@ impl Cluster {
                     }
                 }
             }
-            RelayMessage::Open {
-                relay,
-                hello,
-                resume,
-            } => self.serve(origin, relay, hello, resume),
+            RelayMessage::Open { relay, resume } => self.serve(origin, relay, resume),
             RelayMessage::FromClient { relay, n, frame } => {
                 let mut table = self.relays.lock();
                 let Some(end) = table
@@ -437,7 +420,7 @@ impl Cluster {
                 };
                 let in_order = n == end.expected;
                 end.expected = end.expected.wrapping_add(1);
-                let last = matches!(out, ToClient::Close { .. });
+                let last = !matches!(out, ToClient::Bytes(_));
                 if !in_order {
                     // A piece lost on the way (the bus gave up on one): what follows
                     // cannot be trusted. The client is told to reconnect and resume
@@ -485,7 +468,7 @@ impl Cluster {
     }
 
     /// Serves a session for a client on `client`'s node.
-    fn serve(&self, client: NodeId, relay: Uuid, hello: String, resume: String) {
+    fn serve(&self, client: NodeId, relay: Uuid, resume: String) {
         let gateway = self.relays.gateway.get().and_then(Weak::upgrade);
         let Some(gateway) = gateway.filter(|_| !self.relays.leaving.load(Ordering::Acquire)) else {
             self.to_client(
@@ -522,36 +505,32 @@ impl Cluster {
         });
         let cluster = self.clone();
         tokio::spawn(async move {
-            gateway
-                .serve_relayed(RelayedSocket::new(from_client, to_client), hello)
+            let refused = gateway
+                .serve_relayed(RelayedSocket::new(from_client, to_client))
                 .await;
-            // Ended without a close of its own (another RESUME took the session): the
-            // client's connection is dropped, as a socket of this node's would be.
             let open = cluster.relays.lock().owners.remove(&relay).is_some();
-            if open && !closed.load(Ordering::Acquire) {
-                cluster.to_client(
-                    client,
-                    relay,
-                    &sent,
-                    ToClient::Close {
-                        code: concord_gateway::DROPPED,
-                        reason: String::new(),
-                    },
-                );
+            if !open || closed.load(Ordering::Acquire) {
+                return;
             }
+            let last = if refused {
+                // The client's node serves the connection again.
+                ToClient::HandBack
+            } else {
+                // Ended without a close of its own (another RESUME took the session):
+                // the client's connection is dropped, as a socket of this node's is.
+                ToClient::Close {
+                    code: concord_gateway::DROPPED,
+                    reason: String::new(),
+                }
+            };
+            cluster.to_client(client, relay, &sent, last);
         });
     }
 }
 
 #[async_trait]
 impl RemoteSessions for Cluster {
-    async fn open(
-        &self,
-        session_id: &str,
-        user: UserId,
-        hello: &str,
-        resume: String,
-    ) -> Option<RelayLink> {
+    async fn open(&self, session_id: &str, user: UserId, resume: String) -> Option<RelayLink> {
         if self.relays.leaving.load(Ordering::Acquire) || !self.own_route().await {
             return None;
         }
@@ -591,14 +570,7 @@ impl RemoteSessions for Cluster {
                 expected: 0,
             },
         );
-        self.send_relay(
-            Audience::Node(owner),
-            &RelayMessage::Open {
-                relay,
-                hello: hello.to_owned(),
-                resume,
-            },
-        );
+        self.send_relay(Audience::Node(owner), &RelayMessage::Open { relay, resume });
         tracing::debug!(%owner, "v2 session resumed through this node, served by its owner");
         let cluster = self.clone();
         Some(RelayLink {
@@ -633,7 +605,6 @@ mod tests {
             RelayMessage::NotHere { ticket: b },
             RelayMessage::Open {
                 relay: b,
-                hello: "hello-id".into(),
                 resume: r#"{"op":"RESUME","d":{"seq":3}}"#.into(),
             },
             RelayMessage::FromClient {
@@ -669,6 +640,11 @@ mod tests {
                     reason: "heartbeat timeout".into(),
                 },
             },
+            RelayMessage::FromOwner {
+                relay: a,
+                n: 49,
+                out: ToClient::HandBack,
+            },
         ];
         for message in messages {
             let bytes = message.encode();
@@ -683,14 +659,6 @@ mod tests {
                 );
             }
         }
-        let mut open = RelayMessage::Open {
-            relay: a,
-            hello: "h".repeat(40),
-            resume: String::new(),
-        }
-        .encode();
-        open.truncate(30);
-        assert!(RelayMessage::decode(open).is_err(), "hello cut short");
         let mut unknown = BytesMut::from(&RelayMessage::Here { ticket: a }.encode()[..]);
         unknown[0] = 42;
         assert!(RelayMessage::decode(unknown.freeze()).is_err());
