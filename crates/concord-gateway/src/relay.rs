@@ -18,7 +18,10 @@
 //! (the session parks, resumable); the owner's close is forwarded with its code; the
 //! owner's node dying or leaving closes the client with RECONNECT and 1001 (it
 //! resumes elsewhere, or identifies again if the session died with its node); a
-//! client that reads too slowly for the relay's queue is closed 4013, resumable.
+//! client that reads too slowly for the relay's queue is closed 4013, resumable. A
+//! RESUME the owner refuses comes back with its INVALID_SESSION
+//! ([`ToClient::HandBack`]): the client's node serves the socket again, and an
+//! IDENTIFY on it opens a session there.
 
 use std::{
     io::Cursor,
