@@ -180,6 +180,73 @@ impl Liveness {
     }
 }
 
+/// Questions put to other nodes, each waiting for an answer from every node asked:
+/// the asker learns `None` once all have answered (or left), or `Some` as soon as one
+/// settles it. A write's barrier (every node applied it) and a RESUME's search for
+/// its session (every node lacks it, or one holds it) are both such questions.
+#[derive(Debug)]
+pub(crate) struct RollCall<K, T> {
+    open: HashMap<K, (HashSet<concord_bus::NodeId>, oneshot::Sender<Option<T>>)>,
+}
+
+impl<K, T> Default for RollCall<K, T> {
+    fn default() -> Self {
+        Self {
+            open: HashMap::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Copy, T> RollCall<K, T> {
+    /// Puts question `key` to `nodes`: what the returned receiver gets.
+    pub(crate) fn ask(
+        &mut self,
+        key: K,
+        nodes: HashSet<concord_bus::NodeId>,
+    ) -> oneshot::Receiver<Option<T>> {
+        let (asker, answer) = oneshot::channel();
+        self.open.insert(key, (nodes, asker));
+        answer
+    }
+
+    /// `node` has answered `key` without settling it; the asker learns `None` once
+    /// every node asked has.
+    pub(crate) fn answered(&mut self, key: K, node: concord_bus::NodeId) {
+        let Some((pending, _)) = self.open.get_mut(&key) else {
+            return;
+        };
+        pending.remove(&node);
+        if pending.is_empty()
+            && let Some((_, asker)) = self.open.remove(&key)
+        {
+            let _ = asker.send(None);
+        }
+    }
+
+    /// `key` is settled with `value`, whoever has yet to answer.
+    pub(crate) fn settle(&mut self, key: K, value: T) {
+        if let Some((_, asker)) = self.open.remove(&key) {
+            let _ = asker.send(Some(value));
+        }
+    }
+
+    /// `node` left or died: it answers nothing more, so no question waits for it.
+    pub(crate) fn gone(&mut self, node: concord_bus::NodeId) {
+        let keys: Vec<K> = self.open.keys().copied().collect();
+        for key in keys {
+            self.answered(key, node);
+        }
+    }
+
+    /// Drops question `key` (its asker gave up); returns the nodes that never answered.
+    pub(crate) fn withdraw(&mut self, key: K) -> HashSet<concord_bus::NodeId> {
+        self.open
+            .remove(&key)
+            .map(|(nodes, _)| nodes)
+            .unwrap_or_default()
+    }
+}
+
 /// The writes waiting for every other node to apply them ([`Cluster::settled`]),
 /// and the nodes that must answer.
 #[derive(Debug)]
@@ -195,7 +262,7 @@ struct Barriers {
 struct BarrierState {
     liveness: Liveness,
     /// Per barrier: the nodes yet to answer, and the waiting write.
-    waiting: HashMap<u64, (HashSet<concord_bus::NodeId>, oneshot::Sender<()>)>,
+    waiting: RollCall<u64, ()>,
 }
 
 impl Barriers {
@@ -205,7 +272,7 @@ impl Barriers {
             next: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(BarrierState {
                 liveness: Liveness::new(silent),
-                waiting: HashMap::new(),
+                waiting: RollCall::default(),
             }),
         }
     }
@@ -218,29 +285,12 @@ impl Barriers {
     fn gone(&self, node: concord_bus::NodeId) {
         let mut state = self.lock();
         state.liveness.skip(node);
-        let ids: Vec<u64> = state.waiting.keys().copied().collect();
-        for id in ids {
-            state.answered(node, id);
-        }
+        state.waiting.gone(node);
     }
 
-    fn applied(&self, node: concord_bus::NodeId, id: u64) {
-        self.lock().answered(node, id);
-    }
-}
-
-impl BarrierState {
     /// `node` no longer holds barrier `id` up; the write goes once none does.
-    fn answered(&mut self, node: concord_bus::NodeId, id: u64) {
-        let Some((pending, _)) = self.waiting.get_mut(&id) else {
-            return;
-        };
-        pending.remove(&node);
-        if pending.is_empty()
-            && let Some((_, done)) = self.waiting.remove(&id)
-        {
-            let _ = done.send(());
-        }
+    fn applied(&self, node: concord_bus::NodeId, id: u64) {
+        self.lock().waiting.answered(id, node);
     }
 }
 
@@ -363,30 +413,21 @@ impl Cluster {
             .barriers
             .next
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (done, answered) = oneshot::channel();
-        let alone = {
+        let answered = {
             let mut state = self.barriers.lock();
             let pending = state.liveness.waited_for();
-            let alone = pending.is_empty();
-            if !alone {
-                state.waiting.insert(id, (pending, done));
-            }
-            alone
+            (!pending.is_empty()).then(|| state.waiting.ask(id, pending))
         };
-        if alone {
+        let Some(answered) = answered else {
             self.flushed(BARRIER_LIMIT).await;
             return;
-        }
+        };
         // Queued after the write's own messages: a node answers once it has applied
         // them (same route, and the barrier carries the causal stamp).
         self.signal(&Signal::Barrier { id });
         if tokio::time::timeout(BARRIER_LIMIT, answered).await.is_err() {
             let mut state = self.barriers.lock();
-            let late = state
-                .waiting
-                .remove(&id)
-                .map(|(nodes, _)| nodes)
-                .unwrap_or_default();
+            let late = state.waiting.withdraw(id);
             // Most likely dead: not waited for again until heard from (otherwise every
             // write would wait the full limit until the node counts as silent).
             for node in &late {
@@ -1380,6 +1421,32 @@ mod tests {
         .write(&mut short);
         short.extend_from_slice(&[0u8; 3]);
         assert!(media_in(&wire(MEDIA_CHUNK, here, Bytes::from(short))).is_err());
+    }
+
+    #[test]
+    fn a_roll_call_ends_when_every_node_answered_left_or_one_settled_it() {
+        let (a, b, c) = (
+            concord_bus::NodeId::new(),
+            concord_bus::NodeId::new(),
+            concord_bus::NodeId::new(),
+        );
+        let mut calls = RollCall::<u64, concord_bus::NodeId>::default();
+        let mut all = calls.ask(1, HashSet::from([a, b, c]));
+        let mut settled = calls.ask(2, HashSet::from([a, b, c]));
+        let mut given_up = calls.ask(3, HashSet::from([a, b]));
+        calls.answered(1, a);
+        calls.answered(1, a);
+        calls.answered(2, a);
+        assert!(all.try_recv().is_err(), "b and c have yet to answer");
+        calls.gone(b);
+        calls.answered(1, c);
+        assert_eq!(all.try_recv(), Ok(None));
+        calls.settle(2, c);
+        assert_eq!(settled.try_recv(), Ok(Some(c)));
+        calls.answered(2, c);
+        assert_eq!(calls.withdraw(3), HashSet::from([a]));
+        assert!(given_up.try_recv().is_err(), "withdrawn: never answered");
+        assert!(calls.open.is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -14,7 +14,7 @@
 //! three heartbeats) or leaves has its relays cut on this node.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{
         Arc, Mutex, Weak,
         atomic::{AtomicBool, AtomicU32, Ordering},
@@ -26,10 +26,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use concord_bus::{Audience, Interest, NodeId, Outgoing};
 use concord_gateway::{Gateway, RelayLink, RelayedSocket, RemoteSessions, ToClient, ToOwner};
 use concord_protocol::UserId;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{BARRIER_LIMIT, Cluster};
+use super::{BARRIER_LIMIT, Cluster, RollCall};
 
 /// The event name relay messages travel under.
 pub(super) const RELAY: &str = "@relay";
@@ -255,7 +255,7 @@ pub(super) struct Relays {
 #[derive(Default)]
 struct Table {
     /// Open questions: the nodes yet to answer, and the asker.
-    finds: HashMap<Uuid, (HashSet<NodeId>, oneshot::Sender<Option<NodeId>>)>,
+    finds: RollCall<Uuid, NodeId>,
     clients: HashMap<Uuid, ClientEnd>,
     owners: HashMap<Uuid, OwnerEnd>,
 }
@@ -287,20 +287,7 @@ impl Cluster {
         let mut table = self.relays.lock();
         table.clients.retain(|_, end| end.owner != node);
         table.owners.retain(|_, end| end.client != node);
-        for (waiting, _) in table.finds.values_mut() {
-            waiting.remove(&node);
-        }
-        let answered: Vec<Uuid> = table
-            .finds
-            .iter()
-            .filter(|(_, (waiting, _))| waiting.is_empty())
-            .map(|(ticket, _)| *ticket)
-            .collect();
-        for ticket in answered {
-            if let Some((_, asker)) = table.finds.remove(&ticket) {
-                let _ = asker.send(None);
-            }
-        }
+        table.finds.gone(node);
     }
 
     /// Watches this node's own route (once).
@@ -356,22 +343,8 @@ impl Cluster {
                 user,
                 session,
             } => self.find(origin, ticket, user, &session),
-            RelayMessage::Here { ticket } => {
-                if let Some((_, asker)) = self.relays.lock().finds.remove(&ticket) {
-                    let _ = asker.send(Some(origin));
-                }
-            }
-            RelayMessage::NotHere { ticket } => {
-                let mut table = self.relays.lock();
-                if let Some((waiting, _)) = table.finds.get_mut(&ticket) {
-                    waiting.remove(&origin);
-                    if waiting.is_empty()
-                        && let Some((_, asker)) = table.finds.remove(&ticket)
-                    {
-                        let _ = asker.send(None);
-                    }
-                }
-            }
+            RelayMessage::Here { ticket } => self.relays.lock().finds.settle(ticket, origin),
+            RelayMessage::NotHere { ticket } => self.relays.lock().finds.answered(ticket, origin),
             RelayMessage::Open { relay, resume } => self.serve(origin, relay, resume),
             RelayMessage::FromClient { relay, n, frame } => {
                 let mut table = self.relays.lock();
@@ -535,12 +508,11 @@ impl RemoteSessions for Cluster {
             return None;
         }
         let ticket = Uuid::new_v4();
-        let (asker, answer) = oneshot::channel();
         let waited = self.barriers.lock().liveness.waited_for();
         if waited.is_empty() {
             return None;
         }
-        self.relays.lock().finds.insert(ticket, (waited, asker));
+        let answer = self.relays.lock().finds.ask(ticket, waited);
         self.send_relay(
             Audience::Everyone,
             &RelayMessage::Find {
@@ -552,7 +524,7 @@ impl RemoteSessions for Cluster {
         let owner = match tokio::time::timeout(BARRIER_LIMIT, answer).await {
             Ok(Ok(Some(owner))) => owner,
             _ => {
-                self.relays.lock().finds.remove(&ticket);
+                self.relays.lock().finds.withdraw(ticket);
                 return None;
             }
         };
