@@ -176,25 +176,6 @@ pub struct Gateway {
     stats: Arc<SocketStats>,
     /// The cluster, asked for a session a RESUME names that this node lacks.
     remote: std::sync::OnceLock<Arc<dyn RemoteSessions>>,
-    /// Connections relayed now: this node's clients served elsewhere, and sessions
-    /// served here for other nodes' clients.
-    relayed: [Arc<std::sync::atomic::AtomicUsize>; 2],
-}
-
-/// Counts one relayed connection while it lives.
-struct RelayCount(Arc<std::sync::atomic::AtomicUsize>);
-
-impl RelayCount {
-    fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
-        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Self(Arc::clone(count))
-    }
-}
-
-impl Drop for RelayCount {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 impl std::fmt::Debug for Gateway {
@@ -315,18 +296,7 @@ impl Gateway {
             sessions: Arc::default(),
             stats: Arc::default(),
             remote: std::sync::OnceLock::new(),
-            relayed: Default::default(),
         })
-    }
-
-    /// Connections relayed now: (this node's clients whose sessions another node
-    /// serves, sessions served here for clients on other nodes).
-    pub fn relayed(&self) -> (usize, usize) {
-        let [clients, owned] = &self.relayed;
-        (
-            clients.load(std::sync::atomic::Ordering::Relaxed),
-            owned.load(std::sync::atomic::Ordering::Relaxed),
-        )
     }
 
     /// Joins the endpoint to a cluster: a RESUME for a session another node holds is
@@ -348,7 +318,7 @@ impl Gateway {
     /// the RESUME was refused (INVALID_SESSION sent): the connection goes back to that
     /// node, where an IDENTIFY opens a session.
     pub async fn serve_relayed(self: Arc<Self>, socket: RelayedSocket) -> bool {
-        let _counted = RelayCount::new(&self.relayed[1]);
+        let _counted = self.stats.relaying(true);
         // Named only if an IDENTIFY came on the relayed socket, which the client's
         // node never forwards.
         let session_id = uuid::Uuid::new_v4().simple().to_string();
@@ -716,7 +686,7 @@ impl Gateway {
                                     .open(&resume.session_id, principal.user_id, text.to_string())
                                     .await
                             {
-                                let counted = RelayCount::new(&self.relayed[0]);
+                                let counted = self.stats.relaying(false);
                                 let back = crate::relay::run(socket, compressor, link, limit).await;
                                 let Some(back) = back else { return false };
                                 drop(counted);

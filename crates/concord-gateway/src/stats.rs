@@ -1,5 +1,6 @@
 //! What a node's gateway counts for its operator: upgrades and open sockets by
-//! protocol version, and sockets closed for breaking the protocol. Plain atomics, read when metrics are scraped; nothing here is on
+//! protocol version, connections relayed between nodes, and sockets closed for
+//! breaking the protocol. Plain atomics, read when metrics are scraped; nothing here is on
 //! the delivery path.
 
 use std::sync::{
@@ -17,6 +18,9 @@ const VERSIONS: usize = 2;
 pub struct SocketStats {
     upgrades: [AtomicU64; VERSIONS],
     open: [AtomicI64; VERSIONS],
+    /// v2 connections relayed now: this node's clients whose session another node
+    /// serves, and sessions served here for other nodes' clients.
+    relayed: [AtomicI64; 2],
     violations: [AtomicU64; PROTOCOL_VIOLATIONS.len()],
 }
 
@@ -47,6 +51,22 @@ impl SocketStats {
             stats: Arc::clone(self),
             v2,
         }
+    }
+
+    /// Counts a relayed connection, on the session's node (`owner`) or the client's,
+    /// until the returned guard drops.
+    pub(crate) fn relaying(self: &Arc<Self>, owner: bool) -> Relaying {
+        self.relayed[usize::from(owner)].fetch_add(1, Ordering::Relaxed);
+        Relaying {
+            stats: Arc::clone(self),
+            owner,
+        }
+    }
+
+    /// Relayed connections open now: sessions served here for other nodes' clients
+    /// (`owner`), or this node's clients whose session another node serves.
+    pub fn relayed(&self, owner: bool) -> u64 {
+        u64::try_from(self.relayed[usize::from(owner)].load(Ordering::Relaxed)).unwrap_or(0)
     }
 
     /// Counts a socket closed with `code` for breaking the protocol (one of
@@ -97,6 +117,19 @@ impl Drop for OpenSocket {
     }
 }
 
+/// A relayed connection's place in [`SocketStats`]; dropping it closes the place.
+#[derive(Debug)]
+pub(crate) struct Relaying {
+    stats: Arc<SocketStats>,
+    owner: bool,
+}
+
+impl Drop for Relaying {
+    fn drop(&mut self) {
+        self.stats.relayed[usize::from(self.owner)].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +172,20 @@ mod tests {
         );
         drop(b);
         assert_eq!(stats.counts(true).open, 0);
+    }
+
+    #[test]
+    fn a_relay_counts_on_its_end_until_its_guard_drops() {
+        let stats = Arc::new(SocketStats::default());
+        let client = stats.relaying(false);
+        let owner = stats.relaying(true);
+        let other = stats.relaying(true);
+        assert_eq!((stats.relayed(false), stats.relayed(true)), (1, 2));
+        drop(owner);
+        drop(client);
+        assert_eq!((stats.relayed(false), stats.relayed(true)), (0, 1));
+        drop(other);
+        assert_eq!(stats.relayed(true), 0);
     }
 
     #[test]

@@ -335,7 +335,8 @@ where
 {
     let hub = Arc::clone(&state.hub);
     let store = Arc::clone(&state.store);
-    let events = state.events.clone();
+    // A node of a cluster: it leaves the cluster once stopped.
+    let cluster = state.events.cluster().cloned();
     let housekeeping = crate::housekeeping::spawn(Arc::clone(&state.limiters));
     let search_indexer = crate::housekeeping::spawn_search_indexer(Arc::clone(&state.store));
     // Attachment files whose rows went while no purge ran (a crash, a delete by a path
@@ -350,7 +351,7 @@ where
     // misses nothing. A node of a cluster does neither: the other nodes publish while
     // it is down, and a session restored without those events would resume with a
     // silent gap; its clients identify again instead.
-    let alone = state.events.cluster().is_none();
+    let alone = cluster.is_none();
     let taken = if alone {
         store
             .take_gateway_sessions(concord_protocol::Timestamp::now())
@@ -379,7 +380,7 @@ where
         Err(err) => tracing::error!(error = %err, "saved gateway sessions not read"),
     }
     let draining = Arc::clone(&gateway);
-    let relaying = state.events.cluster().cloned();
+    let relaying = cluster.clone();
     let app = router_with(state, gateway);
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
     let (stop_accepting, stop_rx) = tokio::sync::watch::channel(false);
@@ -428,7 +429,7 @@ where
     housekeeping.abort();
     search_indexer.abort();
     let _ = drained_rx.await;
-    if let Some(cluster) = events.cluster() {
+    if let Some(cluster) = &cluster {
         cluster.leave().await;
     }
     Ok(())

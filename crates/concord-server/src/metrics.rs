@@ -493,7 +493,7 @@ impl Collector for NodeCollector {
                 "Bytes held by the replay buffers of v2 sessions",
                 &[(&[], clamp(gateway.replay_bytes()))],
             )?;
-            let (clients, owned) = gateway.relayed();
+            let (clients, owned) = (stats.relayed(false), stats.relayed(true));
             gauge(
                 &mut encoder,
                 "concord_gateway_relayed_sessions",
