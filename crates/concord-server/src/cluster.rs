@@ -294,8 +294,22 @@ impl Barriers {
     }
 }
 
-/// A [`Signal`] and the node it came from.
-pub type FromNode = (concord_bus::NodeId, Signal);
+/// Callers of [`Cluster::caught_up`] not yet in a round, and whether rounds run.
+#[derive(Debug, Default)]
+struct CatchUps {
+    next: Vec<oneshot::Sender<()>>,
+    running: bool,
+}
+
+/// What the one task that follows the other nodes ([`Cluster::take_signals`])
+/// receives, in the order the receiver took it from the bus.
+#[derive(Debug)]
+pub enum FromNode {
+    /// A [`Signal`] and the node it came from.
+    Signal(concord_bus::NodeId, Signal),
+    /// Answer once everything before it is applied ([`Cluster::caught_up`]).
+    CaughtUp(oneshot::Sender<()>),
+}
 
 /// The node's handle on the bus.
 #[derive(Clone)]
@@ -307,6 +321,10 @@ pub struct Cluster {
     metrics: Arc<Metrics>,
     interests: Interests,
     signals: Arc<Mutex<Option<mpsc::UnboundedReceiver<FromNode>>>>,
+    /// The receiver's end of `signals`, for [`Cluster::caught_up`]'s marker.
+    signal_tx: mpsc::UnboundedSender<FromNode>,
+    /// Callers of [`Cluster::caught_up`] waiting for the next round.
+    catch_ups: Arc<Mutex<CatchUps>>,
     /// Messages queued so far, and (watched) how many of them the bus has taken or
     /// given up on: what [`Cluster::flushed`] compares.
     queued: Arc<std::sync::atomic::AtomicU64>,
@@ -355,6 +373,8 @@ impl Cluster {
             metrics,
             interests,
             signals: Arc::new(Mutex::new(Some(signals))),
+            signal_tx: signal.clone(),
+            catch_ups: Arc::default(),
             queued: Arc::default(),
             done,
             barriers: Arc::new(Barriers::new(heartbeat * 3)),
@@ -409,6 +429,13 @@ impl Cluster {
             self.flushed(BARRIER_LIMIT).await;
             return;
         }
+        self.barrier().await;
+    }
+
+    /// Asks every other node alive to answer once it has applied what this node
+    /// published so far, and returns once all have (at most [`BARRIER_LIMIT`]; a node
+    /// that missed it is not waited for again until heard from).
+    async fn barrier(&self) {
         let id = self
             .barriers
             .next
@@ -437,6 +464,52 @@ impl Cluster {
             self.metrics.bus("barrier_timeout");
             let late: Vec<String> = late.iter().map(ToString::to_string).collect();
             tracing::warn!(nodes = ?late, "nodes did not confirm a change within the limit");
+        }
+    }
+
+    /// Returns once this node has applied every signal the other nodes alive sent
+    /// before the call (at most about twice [`BARRIER_LIMIT`]): a barrier every node
+    /// answers after what it sent before, then a marker through the task that applies
+    /// signals ([`FromNode::CaughtUp`]). Nodes' messages are ordered per node, not
+    /// across nodes, so this is how a node learns that none of them still has a word
+    /// on the way: presence waits for it before it calls a user offline.
+    ///
+    /// Callers share rounds: one that comes while a round runs joins the next, whose
+    /// barrier goes out after its call, so a thousand users going offline at once
+    /// cost a round or two, not a thousand.
+    pub async fn caught_up(&self) {
+        let (tx, rx) = oneshot::channel();
+        let start = {
+            let mut catch_ups = self.catch_ups.lock().unwrap_or_else(|e| e.into_inner());
+            catch_ups.next.push(tx);
+            !std::mem::replace(&mut catch_ups.running, true)
+        };
+        if start {
+            let cluster = self.clone();
+            tokio::spawn(async move { cluster.catch_up_rounds().await });
+        }
+        let _ = rx.await;
+    }
+
+    async fn catch_up_rounds(&self) {
+        loop {
+            let round = {
+                let mut catch_ups = self.catch_ups.lock().unwrap_or_else(|e| e.into_inner());
+                if catch_ups.next.is_empty() {
+                    catch_ups.running = false;
+                    return;
+                }
+                std::mem::take(&mut catch_ups.next)
+            };
+            self.barrier().await;
+            let (tx, applied) = oneshot::channel();
+            if self.signal_tx.send(FromNode::CaughtUp(tx)).is_ok() {
+                // Bounded: a node whose signals nobody follows (tests) answers never.
+                let _ = tokio::time::timeout(BARRIER_LIMIT, applied).await;
+            }
+            for waiter in round {
+                let _ = waiter.send(());
+            }
         }
     }
 
@@ -644,7 +717,7 @@ async fn receive_all(
                             cluster.cut_relays(message.origin);
                         }
                         signal => {
-                            let _ = signals.send((message.origin, signal));
+                            let _ = signals.send(FromNode::Signal(message.origin, signal));
                         }
                     }
                 }
@@ -1447,6 +1520,95 @@ mod tests {
         assert_eq!(calls.withdraw(3), HashSet::from([a]));
         assert!(given_up.try_recv().is_err(), "withdrawn: never answered");
         assert!(calls.open.is_empty());
+    }
+
+    /// A node of `local` as a server starts it, on a directory and Hub of its own.
+    pub(super) async fn node_on(local: &concord_bus::LocalCluster) -> Cluster {
+        let (bus, inbox) = local.join();
+        let bus: Arc<dyn Bus> = Arc::new(bus);
+        let directory = Arc::new(Directory::new());
+        let hub = Arc::new(concord_gateway::Hub::new());
+        let metrics = Arc::new(Metrics::new(Arc::clone(&hub)));
+        let fanout = Fanout::new(
+            Arc::clone(&directory),
+            hub,
+            Arc::default(),
+            Duration::ZERO,
+            Arc::clone(&metrics),
+        );
+        let interests = Interests::start(Arc::clone(&bus), Arc::clone(&directory));
+        Cluster::start(
+            bus,
+            inbox,
+            fanout,
+            interests,
+            directory,
+            metrics,
+            Duration::from_secs(1),
+        )
+    }
+
+    /// The next thing `signals` hands the task that follows them.
+    async fn next_from(signals: &mut mpsc::UnboundedReceiver<FromNode>) -> FromNode {
+        tokio::time::timeout(Duration::from_secs(10), signals.recv())
+            .await
+            .expect("in time")
+            .expect("open")
+    }
+
+    #[tokio::test]
+    async fn caught_up_waits_for_what_the_other_nodes_said_before_and_callers_share_rounds() {
+        let local = concord_bus::LocalCluster::new();
+        let (a, b) = (node_on(&local).await, node_on(&local).await);
+        let mut signals = a.take_signals().expect("first take");
+        b.signal(&Signal::Alive);
+        assert!(
+            matches!(next_from(&mut signals).await, FromNode::Signal(node, Signal::Alive) if node == b.node())
+        );
+        // b has its say, then a hundred callers on a want to know they heard all of it.
+        b.signal(&Signal::LoginAttempt {
+            username: "bob".into(),
+        });
+        let callers: Vec<_> = (0..100)
+            .map(|_| {
+                let a = a.clone();
+                tokio::spawn(async move { a.caught_up().await })
+            })
+            .collect();
+        match next_from(&mut signals).await {
+            FromNode::Signal(node, Signal::LoginAttempt { username }) => {
+                assert_eq!((node, username.as_str()), (b.node(), "bob"));
+            }
+            other => panic!("b's word comes first: {other:?}"),
+        }
+        // Only after it, the marker; no caller is answered before the follower is.
+        let FromNode::CaughtUp(applied) = next_from(&mut signals).await else {
+            panic!("the marker follows b's word");
+        };
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            callers.iter().all(|caller| !caller.is_finished()),
+            "answered before the follower applied what came before"
+        );
+        applied.send(()).unwrap();
+        // Callers that came while a round ran would share one more.
+        let more = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let follower = tokio::spawn({
+            let more = Arc::clone(&more);
+            async move {
+                while let Some(FromNode::CaughtUp(applied)) = signals.recv().await {
+                    more.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let _ = applied.send(());
+                }
+            }
+        });
+        for caller in callers {
+            caller.await.unwrap();
+        }
+        follower.abort();
+        assert!(more.load(std::sync::atomic::Ordering::Relaxed) <= 1);
     }
 
     #[tokio::test(start_paused = true)]

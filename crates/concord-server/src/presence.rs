@@ -30,7 +30,13 @@ use concord_gateway::Ending;
 use concord_protocol::{Event, PresenceUpdate, Status, UserId, VoiceParticipant, VoiceState};
 use concord_store::{Presence as Chosen, UserRecord};
 
-use crate::{bus::Audience, cluster::Signal, directory::DirectoryChange, routes, state::AppState};
+use crate::{
+    bus::Audience,
+    cluster::{FromNode, Signal},
+    directory::DirectoryChange,
+    routes,
+    state::AppState,
+};
 
 #[derive(Debug)]
 struct Entry {
@@ -46,9 +52,10 @@ struct Entry {
 }
 
 /// In a cluster, how long a user held by no node waits before offline is announced
-/// (and voice left): a session opened on another node a moment before the last one
-/// here closed has had time to say so, and a user moving between nodes does not
-/// flash offline or drop out of voice.
+/// (and voice left), so that a user moving between nodes does not flash offline or
+/// drop out of voice. Then the node waits until every node alive has had its say
+/// ([`crate::cluster::Cluster::caught_up`]): a session opened on another node before
+/// the last one here closed keeps the user online however late its word arrives.
 const CONFIRM: Duration = Duration::from_millis(500);
 
 impl Entry {
@@ -243,6 +250,12 @@ impl Presence {
         let state = state.clone();
         tokio::spawn(async move {
             tokio::time::sleep(CONFIRM).await;
+            // A node's word that it holds the user may still be on its way (nodes'
+            // messages are ordered per node only): wait until every node alive has
+            // had its say, however loaded the bus.
+            if let Some(cluster) = state.events.cluster() {
+                cluster.caught_up().await;
+            }
             state
                 .presence
                 .confirm_offline(&state, user, generation)
@@ -355,8 +368,13 @@ pub async fn follow_cluster(state: AppState) {
     loop {
         tokio::select! {
             signal = signals.recv() => {
-                let Some((node, signal)) = signal else { return };
-                apply(&state, &cluster, node, signal);
+                match signal {
+                    Some(FromNode::Signal(node, signal)) => apply(&state, &cluster, node, signal),
+                    Some(FromNode::CaughtUp(applied)) => {
+                        let _ = applied.send(());
+                    }
+                    None => return,
+                }
             }
             () = &mut sweep, if !swept => {
                 swept = true;

@@ -163,6 +163,19 @@ impl TestServer {
                 .sum::<usize>()
     }
 
+    /// Returns once every node of a cluster has delivered to its sessions what the
+    /// other nodes published before the call (nothing to wait for on one node). A REST
+    /// write that only sends events answers once they are on the bus, not once other
+    /// nodes delivered them: a test that connects after such a write and expects its
+    /// next event to be a later one waits for this first.
+    pub async fn delivered(&self) {
+        for node in std::iter::once(self).chain(&self.peers) {
+            if let Some(cluster) = node.state.events.cluster() {
+                cluster.caught_up().await;
+            }
+        }
+    }
+
     /// Stops the server the way SIGTERM does, then starts a new one on the same data
     /// directory (database and secrets), configuration and address.
     ///

@@ -640,31 +640,10 @@ mod tests {
     /// its own route (the relay's other end, as the test plays it).
     async fn node_and_peer() -> (Cluster, concord_bus::LocalNode, concord_bus::Inbox) {
         let local = concord_bus::LocalCluster::new();
-        let (bus, inbox) = local.join();
+        let cluster = super::super::tests::node_on(&local).await;
         let (peer, peer_inbox) = local.join();
         peer.watch(Interest::Node(peer.node())).await.unwrap();
         peer.sync().await.unwrap();
-        let bus: Arc<dyn Bus> = Arc::new(bus);
-        let directory = Arc::new(crate::directory::Directory::new());
-        let hub = Arc::new(concord_gateway::Hub::new());
-        let metrics = Arc::new(crate::metrics::Metrics::new(Arc::clone(&hub)));
-        let fanout = crate::bus::Fanout::new(
-            Arc::clone(&directory),
-            hub,
-            Arc::default(),
-            std::time::Duration::ZERO,
-            Arc::clone(&metrics),
-        );
-        let interests = super::super::Interests::start(Arc::clone(&bus), Arc::clone(&directory));
-        let cluster = Cluster::start(
-            bus,
-            inbox,
-            fanout,
-            interests,
-            directory,
-            metrics,
-            std::time::Duration::from_secs(1),
-        );
         (cluster, peer, peer_inbox)
     }
 
