@@ -321,8 +321,9 @@ pub struct Cluster {
     metrics: Arc<Metrics>,
     interests: Interests,
     signals: Arc<Mutex<Option<mpsc::UnboundedReceiver<FromNode>>>>,
-    /// The receiver's end of `signals`, for [`Cluster::caught_up`]'s marker.
-    signal_tx: mpsc::UnboundedSender<FromNode>,
+    /// The receiver's end of `signals`, for [`Cluster::caught_up`]'s marker (weak:
+    /// the follower's channel closes when the receiver ends, and the follower with it).
+    signal_tx: mpsc::WeakUnboundedSender<FromNode>,
     /// Callers of [`Cluster::caught_up`] waiting for the next round.
     catch_ups: Arc<Mutex<CatchUps>>,
     /// Messages queued so far, and (watched) how many of them the bus has taken or
@@ -373,7 +374,7 @@ impl Cluster {
             metrics,
             interests,
             signals: Arc::new(Mutex::new(Some(signals))),
-            signal_tx: signal.clone(),
+            signal_tx: signal.downgrade(),
             catch_ups: Arc::default(),
             queued: Arc::default(),
             done,
@@ -503,7 +504,11 @@ impl Cluster {
             };
             self.barrier().await;
             let (tx, applied) = oneshot::channel();
-            if self.signal_tx.send(FromNode::CaughtUp(tx)).is_ok() {
+            let sent = self
+                .signal_tx
+                .upgrade()
+                .is_some_and(|signals| signals.send(FromNode::CaughtUp(tx)).is_ok());
+            if sent {
                 // Bounded: a node whose signals nobody follows (tests) answers never.
                 let _ = tokio::time::timeout(BARRIER_LIMIT, applied).await;
             }
