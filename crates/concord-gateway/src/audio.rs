@@ -125,8 +125,8 @@ impl AudioLane {
     }
 
     /// Queues an event behind the chunks already queued and wakes the writer. A lane
-    /// holding [`MAX_LANE_EVENTS`] events already closes its session as too slow
-    /// (4013), as an ordinary queue would. Returns whether it was queued.
+    /// holding 256 events already closes its session as too slow (4013), as an
+    /// ordinary queue would. Returns whether it was queued.
     pub fn push_event(&self, event: Payload, outbox: &Outbox) -> bool {
         let mut guard = self.lock();
         let Some(lane) = guard.as_mut() else {

@@ -321,8 +321,9 @@ pub struct Cluster {
     metrics: Arc<Metrics>,
     interests: Interests,
     signals: Arc<Mutex<Option<mpsc::UnboundedReceiver<FromNode>>>>,
-    /// The receiver's end of `signals`, for [`Cluster::caught_up`]'s marker (weak:
-    /// the follower's channel closes when the receiver ends, and the follower with it).
+    /// A second sender into `signals`, beside the receiver task's, for
+    /// [`Cluster::caught_up`]'s marker; weak, so that the channel still closes when
+    /// the receiver task ends (and the follower with it).
     signal_tx: mpsc::WeakUnboundedSender<FromNode>,
     /// Callers of [`Cluster::caught_up`] waiting for the next round.
     catch_ups: Arc<Mutex<CatchUps>>,
