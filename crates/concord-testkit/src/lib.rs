@@ -168,6 +168,11 @@ impl TestServer {
     /// write that only sends events answers once they are on the bus, not once other
     /// nodes delivered them: a test that connects after such a write and expects its
     /// next event to be a later one waits for this first.
+    ///
+    /// Each node waits for [`concord_server::cluster::Cluster::caught_up`]: the other
+    /// nodes' answers to its barrier come on the common route, their events on their
+    /// servers' routes; one NATS server (the tests') keeps a connection's messages in
+    /// order across subjects, so the events came first.
     pub async fn delivered(&self) {
         for node in std::iter::once(self).chain(&self.peers) {
             if let Some(cluster) = node.state.events.cluster() {
