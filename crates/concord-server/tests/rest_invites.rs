@@ -228,7 +228,6 @@ async fn preview_and_accept_follow_the_contract_and_join_like_join_does() {
     )
     .await;
     stored_invite(&server, &hall, "Forever1", None, None).await;
-    server.delivered().await;
     let (mut alice_gw, _) = server.connect(&alice.ws_query()).await;
     let (mut alice_v2, _, _) = server.identify_v2(&alice, "", None).await;
 

@@ -307,7 +307,6 @@ async fn ban_removes_announces_once_and_blocks_join_and_invites_until_lifted() {
         .post(&format!("/servers/{hall}/invites"), &json!({}))
         .await;
     let code = invite.body["code"].as_str().unwrap().to_owned();
-    server.delivered().await;
     let (mut alice_gw, _) = server.connect(&alice.ws_query()).await;
     let (mut bob_gw, _) = server.connect(&bob.ws_query()).await;
     let (mut frank_gw, _) = server.connect(&frank.ws_query()).await;

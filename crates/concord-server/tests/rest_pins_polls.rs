@@ -116,7 +116,6 @@ async fn pins_change_once_and_reach_the_channel_viewers() {
         .await;
     let first = str_of(&bob.post(&general, "pin me").await["id"]);
     let second = str_of(&bob.post(&general, "and me").await["id"]);
-    server.delivered().await;
     let (mut alice_gw, _) = server.connect(&alice.ws_query()).await;
     let (mut bob_gw, _) = server.connect(&bob.ws_query()).await;
     let (mut mod_gw, _) = server.connect(&moderator.ws_query()).await;
@@ -447,7 +446,6 @@ async fn each_viewer_sees_only_their_own_vote() {
     let message_id = str_of(&message["id"]);
     let pizza = str_of(&poll["options"][0]["id"]);
     let soup = str_of(&poll["options"][1]["id"]);
-    server.delivered().await;
     let (mut alice_gw, _) = server.connect(&alice.ws_query()).await;
     let (mut bob_gw, _) = server.connect(&bob.ws_query()).await;
     let (mut carol_gw, _) = server.connect(&carol.ws_query()).await;

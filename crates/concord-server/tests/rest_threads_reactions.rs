@@ -77,8 +77,6 @@ async fn thread_replies_go_to_the_channel_viewers_as_thread_message_create() {
         .await;
     let root = alice.post(&general, "root").await;
     let root_id = str_of(&root["id"]);
-    server.delivered().await;
-
     let (mut alice_gw, _) = server.connect(&alice.ws_query()).await;
     let (mut bob_gw, _) = server.connect(&bob.ws_query()).await;
     let (mut erin_gw, _) = server.connect(&erin.ws_query()).await;
@@ -290,7 +288,6 @@ async fn reactions_add_once_list_and_remove_with_events_to_viewers() {
         .deny(&general, &erin, Permissions::VIEW_CHANNEL.0)
         .await;
     let message = str_of(&alice.post(&general, "react to me").await["id"]);
-    server.delivered().await;
     let (mut alice_gw, _) = server.connect(&alice.ws_query()).await;
     let (mut bob_gw, _) = server.connect(&bob.ws_query()).await;
     let (mut erin_gw, _) = server.connect(&erin.ws_query()).await;

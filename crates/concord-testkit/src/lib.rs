@@ -163,11 +163,15 @@ impl TestServer {
                 .sum::<usize>()
     }
 
-    /// Returns once every node of a cluster has delivered to its sessions what the
-    /// other nodes published before the call (nothing to wait for on one node). A REST
-    /// write that only sends events answers once they are on the bus, not once other
-    /// nodes delivered them: a test that connects after such a write and expects its
-    /// next event to be a later one waits for this first.
+    /// Returns once every node of a cluster has delivered to its sessions (and applied)
+    /// what the other nodes published before the call (nothing to wait for on one
+    /// node). [`connect`](Self::connect) waits for it, so that a new session's node
+    /// knows what the suite's earlier steps did, as one node would: a REST write that
+    /// only sends events answers once they are on the bus, not once other nodes
+    /// delivered them, and a session opened on one node is online on the others once
+    /// their word arrives. Without the wait, a session opened on another node may get
+    /// such an event, or the PRESENCE_UPDATE of a user READY showed offline, after
+    /// READY (both documented in docs/deployment.md).
     ///
     /// Each node waits for [`concord_server::cluster::Cluster::caught_up`]: the other
     /// nodes' answers to its barrier come on the common route, their events on their
@@ -256,19 +260,23 @@ impl TestServer {
         TestUser::register(&self.api(), username).await
     }
 
-    /// Opens a gateway connection with `?{query}` and reads READY.
+    /// Opens a gateway connection with `?{query}` and reads READY (on a cluster, once
+    /// every node has [`delivered`](Self::delivered) what came before).
     ///
     /// # Panics
     /// If the connection fails or the first frame is not READY.
     pub async fn connect(&self, query: &str) -> (Gateway, Value) {
+        self.delivered().await;
         Gateway::connect(&self.next_addr().to_string(), query).await
     }
 
-    /// Upgrades `/ws?{query}` without reading anything.
+    /// Upgrades `/ws?{query}` without reading anything (on a cluster, once every node
+    /// has [`delivered`](Self::delivered) what came before).
     ///
     /// # Errors
     /// The handshake's failure (a refused upgrade's status, say).
     pub async fn connect_raw(&self, query: &str) -> Result<Gateway, tungstenite::Error> {
+        self.delivered().await;
         Gateway::connect_raw(&self.next_addr().to_string(), query).await
     }
 
