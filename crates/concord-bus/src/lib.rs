@@ -36,7 +36,7 @@ use std::{fmt, time::Duration};
 use async_trait::async_trait;
 use bytes::Bytes;
 use concord_protocol::{ChannelId, ServerId, UserId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 pub use local::{LocalCluster, LocalNode};
@@ -223,6 +223,16 @@ impl Inbox {
     }
 }
 
+/// A node's link to the broker ([`Bus::link`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Link {
+    /// The link is lost now: nothing published meanwhile reaches this node, and the
+    /// other nodes do not hear from it.
+    pub cut_off: bool,
+    /// How many times it was lost so far.
+    pub losses: u64,
+}
+
 /// How many received messages may wait for the node's receiver before the bus itself
 /// waits (and, for NATS, the broker's per-subscription buffer takes the rest).
 pub const INBOX_CAPACITY: usize = 16 * 1024;
@@ -263,6 +273,12 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Stops receiving and publishing; the inbox ends.
     async fn close(&self);
+
+    /// This node's link to the broker, as it changes. A bus without a broker (in
+    /// process) never loses it: the receiver never changes.
+    fn link(&self) -> watch::Receiver<Link> {
+        watch::channel(Link::default()).1
+    }
 }
 
 /// How long [`Bus::sync`] and a publish may take before they fail.

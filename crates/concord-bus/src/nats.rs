@@ -23,11 +23,14 @@ use std::{
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+};
 
 use crate::{
-    BROKER_TIMEOUT, Bus, BusError, BusMessage, INBOX_CAPACITY, Inbox, Interest, NodeId, Outgoing,
-    Route, copies,
+    BROKER_TIMEOUT, Bus, BusError, BusMessage, INBOX_CAPACITY, Inbox, Interest, Link, NodeId,
+    Outgoing, Route, copies,
     order::{self, Ordering},
     wire,
 };
@@ -43,16 +46,20 @@ pub struct NatsOptions {
     pub hold: Duration,
     /// The connection's name as the broker shows it.
     pub name: String,
+    /// How often the client pings the broker when nothing else came from it: a link
+    /// that fell silent (no close, no reset) is taken for lost after three unanswered.
+    pub ping: Duration,
 }
 
 impl NatsOptions {
-    /// Defaults for `url`: prefix `concord`, hold 2 s.
+    /// Defaults for `url`: prefix `concord`, hold 2 s, ping every 2 s.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             prefix: "concord".into(),
             hold: Duration::from_secs(2),
             name: "concord".into(),
+            ping: Duration::from_secs(2),
         }
     }
 }
@@ -69,6 +76,8 @@ pub struct NatsBus {
     watching: tokio::sync::Mutex<HashMap<Interest, Watch>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     closed: AtomicBool,
+    /// The connection to NATS as its events tell it.
+    link: watch::Receiver<Link>,
 }
 
 #[derive(Debug)]
@@ -102,15 +111,28 @@ impl NatsBus {
                 options.prefix
             )));
         }
+        let (link_tx, link) = watch::channel(Link::default());
+        let link_tx = Arc::new(link_tx);
         let client = async_nats::ConnectOptions::new()
             .name(options.name.clone())
-            .event_callback(|event| async move {
-                match event {
-                    async_nats::Event::Connected => tracing::info!("bus: connected to NATS"),
-                    async_nats::Event::Disconnected => {
-                        tracing::warn!("bus: disconnected from NATS; reconnecting");
+            .ping_interval(options.ping)
+            .event_callback(move |event| {
+                let link = Arc::clone(&link_tx);
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            link.send_if_modified(|l| std::mem::replace(&mut l.cut_off, false));
+                            tracing::info!("bus: connected to NATS");
+                        }
+                        async_nats::Event::Disconnected => {
+                            link.send_modify(|l| {
+                                l.cut_off = true;
+                                l.losses += 1;
+                            });
+                            tracing::warn!("bus: disconnected from NATS; reconnecting");
+                        }
+                        other => tracing::warn!(event = %other, "bus: NATS"),
                     }
-                    other => tracing::warn!(event = %other, "bus: NATS"),
                 }
             })
             .connect(options.url.as_str())
@@ -131,6 +153,7 @@ impl NatsBus {
             watching: tokio::sync::Mutex::default(),
             tasks: Mutex::new(vec![ordering]),
             closed: AtomicBool::new(false),
+            link,
         };
         let all = bus.subscribe(Route::All).await?;
         bus.tasks
@@ -283,6 +306,10 @@ impl Bus for NatsBus {
             task.abort();
         }
         let _ = self.client.flush().await;
+    }
+
+    fn link(&self) -> watch::Receiver<Link> {
+        self.link.clone()
     }
 }
 

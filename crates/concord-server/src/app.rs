@@ -131,6 +131,10 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
             let mut options = concord_bus::NatsOptions::new(url.clone());
             options.prefix.clone_from(&config.bus_prefix);
             options.name = format!("concord {}", config.listen);
+            // A silent link is found lost after three unanswered pings: within about
+            // 1.5 heartbeats, well before the others' three heartbeats of silence
+            // would make this node take them for dead (`crate::presence`).
+            options.ping = Duration::from_secs(config.bus_heartbeat_secs.max(1)).div_f64(2.0);
             let (bus, inbox) = concord_bus::NatsBus::connect(options).await?;
             tracing::info!(bus = config.bus_url_for_logs(), node = %concord_bus::Bus::node(&bus), "joined the cluster's bus");
             Some((Arc::new(bus) as Arc<dyn concord_bus::Bus>, inbox))

@@ -76,8 +76,15 @@ pub enum Signal {
     Chosen(concord_protocol::PresenceUpdate),
     /// The sender is alive (every heartbeat).
     Alive,
-    /// A node that just started asks every node for the users it holds.
+    /// A node that just started, or whose link to the bus came back, asks every node
+    /// for the users it holds.
     RosterRequest,
+    /// Asks one node for the users it holds: sent by each node that had taken it for
+    /// dead (three heartbeats of silence) and hears from it again.
+    RosterAsk {
+        /// The node asked.
+        node: uuid::Uuid,
+    },
     /// Users the sender holds online (an answer to a roster request, in parts).
     Roster {
         /// The users and their chosen presence.
@@ -127,7 +134,14 @@ pub(crate) struct Liveness {
     last_heard: HashMap<concord_bus::NodeId, tokio::time::Instant>,
     /// Nodes that left or missed a barrier: not waited for until heard from again.
     skipped: HashSet<concord_bus::NodeId>,
+    /// Nodes reported dead, and when: one heard from again came back (a node that was
+    /// cut off, or stalled); forgotten after [`REMEMBER_DEAD`].
+    reported_dead: HashMap<concord_bus::NodeId, tokio::time::Instant>,
 }
+
+/// How long a node reported dead is remembered, should it come back (node ids are
+/// fresh at each start, so one that restarted is a new node).
+const REMEMBER_DEAD: Duration = Duration::from_secs(3600);
 
 impl Liveness {
     pub(crate) fn new(silent: Duration) -> Self {
@@ -135,13 +149,25 @@ impl Liveness {
             silent,
             last_heard: HashMap::new(),
             skipped: HashSet::new(),
+            reported_dead: HashMap::new(),
         }
     }
 
-    /// Anything from `node` says it lives.
-    pub(crate) fn heard(&mut self, node: concord_bus::NodeId) {
+    /// Anything from `node` says it lives. True if it had been reported dead: it came
+    /// back.
+    pub(crate) fn heard(&mut self, node: concord_bus::NodeId) -> bool {
         self.last_heard.insert(node, tokio::time::Instant::now());
         self.skipped.remove(&node);
+        self.reported_dead.remove(&node).is_some()
+    }
+
+    /// This node's own link to the bus came back: whoever it has not heard from
+    /// meanwhile was silent to it, not dead, and gets three heartbeats from now.
+    pub(crate) fn link_restored(&mut self) {
+        let now = tokio::time::Instant::now();
+        for at in self.last_heard.values_mut() {
+            *at = now;
+        }
     }
 
     /// `node` is not waited for until heard from again (it is still reported dead
@@ -172,9 +198,12 @@ impl Liveness {
             .filter(|(_, at)| now.duration_since(**at) > self.silent)
             .map(|(node, _)| *node)
             .collect();
+        self.reported_dead
+            .retain(|_, at| now.duration_since(*at) < REMEMBER_DEAD);
         for node in &dead {
             self.last_heard.remove(node);
             self.skipped.remove(node);
+            self.reported_dead.insert(*node, now);
         }
         dead
     }
@@ -395,6 +424,18 @@ impl Cluster {
             self.cut_relays(*node);
         }
         dead
+    }
+
+    /// This node's link to the bus, as it changes.
+    pub fn link(&self) -> tokio::sync::watch::Receiver<concord_bus::Link> {
+        self.bus.link()
+    }
+
+    /// This node's link to the bus came back after it was lost: the other nodes get
+    /// three heartbeats from now before they are taken for dead (their silence was
+    /// this node's deafness).
+    pub fn link_restored(&self) {
+        self.barriers.lock().liveness.link_restored();
     }
 
     /// Leaves the cluster as the node stops: tells the others (who stop waiting for
@@ -704,7 +745,12 @@ async fn receive_all(
             match serde_json::from_slice::<Signal>(&message.body) {
                 Ok(signal) => {
                     metrics.bus("received");
-                    cluster.barriers.lock().liveness.heard(message.origin);
+                    if cluster.barriers.lock().liveness.heard(message.origin) {
+                        tracing::info!(node = %message.origin, "a node taken for dead is heard again: asking it who it holds");
+                        cluster.signal(&Signal::RosterAsk {
+                            node: message.origin.0,
+                        });
+                    }
                     match signal {
                         // Everything the origin published before it has been applied:
                         // it came first on the same route, or was held until its
@@ -1621,7 +1667,7 @@ mod tests {
     async fn a_node_is_dead_once_silent_past_three_heartbeats_and_said_so_once() {
         let mut liveness = Liveness::new(Duration::from_secs(15));
         let (quiet, chatty) = (concord_bus::NodeId::new(), concord_bus::NodeId::new());
-        liveness.heard(quiet);
+        assert!(!liveness.heard(quiet), "a new node is not one coming back");
         liveness.heard(chatty);
         tokio::time::advance(Duration::from_secs(10)).await;
         liveness.heard(chatty);
@@ -1630,8 +1676,9 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(liveness.dead(), [quiet]);
         assert_eq!(liveness.dead(), [], "reported once");
-        // A dead node that speaks again is alive again.
-        liveness.heard(quiet);
+        // A dead node that speaks again is alive again, and said to be back once.
+        assert!(liveness.heard(quiet));
+        assert!(!liveness.heard(quiet));
         tokio::time::advance(Duration::from_secs(10)).await;
         assert_eq!(liveness.dead(), [chatty]);
         // Writes wait for the nodes heard lately and not skipped (left, or missed a
@@ -1644,5 +1691,23 @@ mod tests {
         liveness.skip(quiet);
         tokio::time::advance(Duration::from_secs(16)).await;
         assert_eq!(liveness.dead(), [quiet]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_its_own_link_came_back_a_node_gives_the_others_three_heartbeats_again() {
+        let mut liveness = Liveness::new(Duration::from_secs(15));
+        let other = concord_bus::NodeId::new();
+        liveness.heard(other);
+        // Cut off for 20 s: nothing came, and nobody was taken for dead meanwhile.
+        tokio::time::advance(Duration::from_secs(20)).await;
+        liveness.link_restored();
+        tokio::time::advance(Duration::from_secs(15)).await;
+        assert_eq!(liveness.dead(), [], "silent 15 s since the link came back");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(liveness.dead(), [other]);
+        // Long gone: no longer remembered, so not "back" if the id ever spoke again.
+        tokio::time::advance(REMEMBER_DEAD).await;
+        assert_eq!(liveness.dead(), []);
+        assert!(!liveness.heard(other));
     }
 }

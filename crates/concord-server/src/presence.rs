@@ -14,7 +14,11 @@
 //! no announcement crosses the bus. Nodes send [`Signal::Alive`] every
 //! `bus_heartbeat_secs`; a node not heard from for three of them is taken for dead,
 //! and the users only it held go offline (and leave voice). A node that starts asks
-//! the others for the users they hold ([`Signal::RosterRequest`]).
+//! the others for the users they hold ([`Signal::RosterRequest`]). A node taken for
+//! dead that is heard again is asked who it holds ([`Signal::RosterAsk`]). A node whose
+//! own link to the bus is lost takes nobody for dead meanwhile (the silence is its own);
+//! once the link is back it forgets who the others held and asks them all again (what
+//! they said meanwhile never came).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -320,6 +324,23 @@ impl Presence {
         }
     }
 
+    /// Forgets which users the other nodes hold: this node's link to the bus was lost,
+    /// so it missed what they said meanwhile (and has just asked them again). A user no
+    /// node is known to hold now goes offline unless one claims them within
+    /// [`CONFIRM`], which the answers do.
+    fn forget_elsewhere(&self, state: &AppState) {
+        let mut users = self.lock();
+        for (user, entry) in users.iter_mut() {
+            if entry.elsewhere.is_empty() {
+                continue;
+            }
+            entry.elsewhere.clear();
+            if !entry.online() {
+                self.confirm_later(state, *user, entry);
+            }
+        }
+    }
+
     /// The users this node holds online, with their chosen presence.
     fn held_here(&self) -> Vec<PresenceUpdate> {
         self.lock()
@@ -365,8 +386,33 @@ pub async fn follow_cluster(state: AppState) {
     let sweep = tokio::time::sleep(silent);
     tokio::pin!(sweep);
     let mut swept = false;
+    // While this node's own link to the bus is lost, the others' silence is its own
+    // deafness: none of them is taken for dead, and once the link is back it asks
+    // them all who they hold (what they said meanwhile never came).
+    let mut link = cluster.link();
+    let mut link_open = true;
+    let (mut cut_off, mut losses) = {
+        let now = *link.borrow_and_update();
+        (now.cut_off, now.losses)
+    };
     loop {
         tokio::select! {
+            changed = link.changed(), if link_open => {
+                if changed.is_err() {
+                    link_open = false;
+                    continue;
+                }
+                let now = *link.borrow_and_update();
+                if now.cut_off && !cut_off {
+                    tracing::warn!("link to the bus lost: no node is taken for dead until it is back");
+                } else if !now.cut_off && (cut_off || now.losses != losses) {
+                    tracing::info!("link to the bus back: asking every node who it holds");
+                    cluster.link_restored();
+                    cluster.signal(&Signal::RosterRequest);
+                    state.presence.forget_elsewhere(&state);
+                }
+                (cut_off, losses) = (now.cut_off, now.losses);
+            }
             signal = signals.recv() => {
                 match signal {
                     Some(FromNode::Signal(node, signal)) => apply(&state, &cluster, node, signal),
@@ -399,6 +445,9 @@ pub async fn follow_cluster(state: AppState) {
             }
             _ = heartbeat.tick() => {
                 cluster.signal(&Signal::Alive);
+                if cut_off {
+                    continue;
+                }
                 for node in cluster.dead_nodes() {
                     tracing::warn!(%node, "node silent for three heartbeats: its users go offline");
                     state.presence.released_elsewhere(&state, node, None);
@@ -427,17 +476,10 @@ fn apply(state: &AppState, cluster: &crate::cluster::Cluster, node: NodeId, sign
                 presence.held_elsewhere(state, node, user, chosen);
             }
         }
-        Signal::RosterRequest => {
-            let held = presence.held_here();
-            if held.is_empty() {
-                // Answered even so: the answer also tells the new node how many
-                // directory changes this one has made (`concord_bus` order).
-                cluster.signal(&Signal::Roster { users: Vec::new() });
-            }
-            for part in held.chunks(ROSTER_PART) {
-                cluster.signal(&Signal::Roster {
-                    users: part.to_vec(),
-                });
+        Signal::RosterRequest => send_roster(presence, cluster),
+        Signal::RosterAsk { node } => {
+            if node == cluster.node().0 {
+                send_roster(presence, cluster);
             }
         }
         Signal::LoginAttempt { username } => state.limiters.note_login(&username),
@@ -448,6 +490,21 @@ fn apply(state: &AppState, cluster: &crate::cluster::Cluster, node: NodeId, sign
         }
         // Answered by the node's receiver itself (`crate::cluster`).
         Signal::Alive | Signal::Barrier { .. } | Signal::Applied { .. } | Signal::Leaving => {}
+    }
+}
+
+/// Tells every node the users this one holds (in parts).
+fn send_roster(presence: &Presence, cluster: &crate::cluster::Cluster) {
+    let held = presence.held_here();
+    if held.is_empty() {
+        // Sent even so: it also tells a new node how many directory changes this one
+        // has made (`concord_bus` order).
+        cluster.signal(&Signal::Roster { users: Vec::new() });
+    }
+    for part in held.chunks(ROSTER_PART) {
+        cluster.signal(&Signal::Roster {
+            users: part.to_vec(),
+        });
     }
 }
 

@@ -6,28 +6,37 @@
 //! (defaults 127.0.0.1:5432 and 127.0.0.1:4222); each test gets its own database and
 //! its own subject prefix, so runs never see each other.
 
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
 use concord_testkit::{TestServer, fresh_bus_prefix, fresh_postgres_url, nats_url};
 use serde_json::json;
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::watch,
+};
 
 /// `n` nodes of one fresh cluster.
 async fn cluster(n: usize) -> Vec<TestServer> {
-    cluster_with(n, |_| {}).await
+    cluster_with(n, |_, _| {}).await
 }
 
-/// `n` nodes of one fresh cluster, each configured by `adjust` too.
-async fn cluster_with(n: usize, adjust: impl Fn(&mut concord_server::Config)) -> Vec<TestServer> {
+/// `n` nodes of one fresh cluster, each configured by `adjust` too (given its index).
+async fn cluster_with(
+    n: usize,
+    adjust: impl Fn(usize, &mut concord_server::Config),
+) -> Vec<TestServer> {
     let database = fresh_postgres_url().await;
     let prefix = fresh_bus_prefix();
     let secret = format!("cluster-secret-{}", uuid::Uuid::new_v4().simple());
     let mut nodes = Vec::with_capacity(n);
-    for _ in 0..n {
+    for index in 0..n {
         nodes.push(
             TestServer::start_with(|c| {
                 c.database_url = Some(database.clone());
                 c.bus_url = Some(nats_url());
                 c.bus_prefix.clone_from(&prefix);
                 c.jwt_secret = Some(secret.clone());
-                adjust(c);
+                adjust(index, c);
             })
             .await,
         );
@@ -166,7 +175,7 @@ async fn presence_of(
 #[tokio::test]
 async fn presence_is_the_clusters_not_one_nodes() {
     // A long grace period: a dropped socket keeps its user online on its node.
-    let nodes = cluster_with(3, |c| c.limits.presence_grace_secs = 600).await;
+    let nodes = cluster_with(3, |_, c| c.limits.presence_grace_secs = 600).await;
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
     let alice = a.user("alice").await;
     let bob = b.user("bob").await;
@@ -208,7 +217,7 @@ async fn presence_is_the_clusters_not_one_nodes() {
 
 #[tokio::test]
 async fn the_login_throttle_counts_attempts_on_every_node() {
-    let nodes = cluster_with(2, |c| {
+    let nodes = cluster_with(2, |_, c| {
         c.limits.login_per_account = concord_server::config::PerMinute {
             per_minute: 1,
             burst: 3,
@@ -332,7 +341,7 @@ async fn a_write_through_one_node_holds_for_the_next_request_on_any_other() {
 #[tokio::test]
 async fn the_per_bot_limit_counts_requests_on_every_node() {
     const BURST: u32 = 40;
-    let nodes = cluster_with(3, |c| {
+    let nodes = cluster_with(3, |_, c| {
         c.limits.per_bot = concord_server::config::Rate {
             per_second: 1,
             burst: BURST,
@@ -518,5 +527,127 @@ async fn a_resume_refused_by_the_sessions_node_leaves_the_client_where_it_is() {
     assert_eq!(nodes[0].state.hub.session_count(), 0);
     let gauge = "concord_gateway_relayed_sessions{end=\"client\"}";
     assert_eq!(nodes[1].api().metric(gauge).await, 0.0, "no relay left");
+    shutdown(nodes).await;
+}
+
+/// A TCP proxy on loopback in front of the tests' NATS, which a test cuts (every
+/// connection through it dropped, new ones closed at once) and restores.
+struct Cuttable {
+    addr: SocketAddr,
+    open: Arc<watch::Sender<bool>>,
+}
+
+impl Cuttable {
+    async fn start() -> Self {
+        let target = nats_url()
+            .trim_start_matches("nats://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy bind");
+        let addr = listener.local_addr().expect("proxy address");
+        let open = Arc::new(watch::Sender::new(true));
+        let gate = Arc::clone(&open);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !*gate.borrow() {
+                    continue;
+                }
+                let (target, mut passing) = (target.clone(), gate.subscribe());
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = passing.wait_for(|open| !open) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, open }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://{}", self.addr)
+    }
+
+    fn cut(&self) {
+        self.open.send_replace(false);
+    }
+
+    fn restore(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+/// A node cut off from NATS for longer than three heartbeats, then back. The other
+/// node takes it for dead meanwhile (its user goes offline there) and, hearing it
+/// again, asks it who it holds (he is online again). The node that was cut off takes
+/// nobody for dead (the silence was its own), so its user never sees the other
+/// node's go offline; once back it asks every node who they hold, and learns that a
+/// user who left meanwhile is offline.
+#[tokio::test]
+async fn a_node_cut_off_from_nats_takes_nobody_for_dead_and_its_users_come_back() {
+    let proxy = Cuttable::start().await;
+    let bus_of_b = proxy.url();
+    let nodes = cluster_with(2, |index, c| {
+        c.bus_heartbeat_secs = 1;
+        if index == 1 {
+            c.bus_url = Some(bus_of_b.clone());
+        }
+    })
+    .await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let alice = a.user("alice").await;
+    let carol = a.user("carol").await;
+    let bob = b.user("bob").await;
+    let hall = alice.create_server("through a proxy").await;
+    let general = alice.create_channel(&hall, "general", "text").await;
+    bob.join(&hall).await;
+    carol.join(&hall).await;
+    let (mut alice_gw, _) = a.connect(&alice.ws_query()).await;
+    let (carol_gw, _) = a.connect(&carol.ws_query()).await;
+    let (mut bob_gw, _) = b.connect(&bob.ws_query()).await;
+    assert_eq!(presence_of(&mut alice_gw, &bob).await["status"], "online");
+
+    proxy.cut();
+    // carol leaves while b hears nothing.
+    carol_gw.close(1000).await;
+    // a hears nothing from b for three heartbeats: bob goes offline there.
+    assert_eq!(presence_of(&mut alice_gw, &bob).await["status"], "offline");
+    // b, cut off as long, still holds alice online: for two more seconds of the cut
+    // (past b's own three heartbeats), bob does not see her go offline. (Her coming
+    // online may still reach him: his READY may have been built before a's word.)
+    let offline = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            let update = presence_of(&mut bob_gw, &alice).await;
+            if update["status"] == "offline" {
+                return update;
+            }
+        }
+    })
+    .await;
+    assert!(
+        offline.is_err(),
+        "alice went offline for bob while b was cut off"
+    );
+
+    proxy.restore();
+    // b reconnects; a hears it again, asks who it holds: bob is back.
+    assert_eq!(presence_of(&mut alice_gw, &bob).await["status"], "online");
+    // b asked a who it holds: carol, who left meanwhile, goes offline for bob; alice
+    // stayed online throughout, and her message comes with no offline of hers.
+    alice.post(&general, "you are back").await;
+    let (mut message, mut carol_left) = (false, false);
+    while !(message && carol_left) {
+        let frame = bob_gw.next_frame().await;
+        if frame["t"] == "PRESENCE_UPDATE" && frame["d"]["status"] == "offline" {
+            assert_eq!(frame["d"]["user_id"], carol.id.as_str(), "{frame}");
+            carol_left = true;
+        } else if frame["t"] == "MESSAGE_CREATE" {
+            assert_eq!(frame["d"]["content"], "you are back");
+            message = true;
+        }
+    }
     shutdown(nodes).await;
 }
