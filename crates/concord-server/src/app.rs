@@ -182,6 +182,7 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppSta
                 fanout.clone(),
                 interests,
                 Arc::clone(&directory),
+                Arc::clone(&store),
                 Arc::clone(&metrics),
                 Duration::from_secs(config.bus_heartbeat_secs.max(1)),
             );

@@ -87,6 +87,13 @@ impl AutomodRules {
         cache.servers.remove(&server);
     }
 
+    /// Forgets every server's rules (a node that may have missed changes).
+    pub fn invalidate_all(&self) {
+        let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
+        cache.generation += 1;
+        cache.servers.clear();
+    }
+
     /// `server`'s rules, from memory or loaded.
     ///
     /// # Errors

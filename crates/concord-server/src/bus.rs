@@ -120,6 +120,11 @@ impl std::fmt::Debug for Caches {
 }
 
 impl Caches {
+    fn forget_all(&self) {
+        self.automod.invalidate_all();
+        self.webhooks.invalidate_all();
+    }
+
     fn forget(&self, cached: Cached) {
         match cached {
             Cached::Automod { server } => self.automod.invalidate(server),
@@ -209,6 +214,27 @@ impl Fanout {
     pub fn with_interests(mut self, interests: crate::cluster::Interests) -> Self {
         self.interests = Some(interests);
         self
+    }
+
+    /// Starts over from `snapshot` after this node may have missed messages (its link
+    /// to the bus was lost): the directory is replaced and the caches emptied, and
+    /// every session is closed, not resumable (1011), since what it missed cannot be
+    /// replayed; its client reconnects and gets a READY as things are now. Sessions
+    /// opened from here on watch what the new directory says.
+    pub fn start_over(&self, snapshot: concord_store::DirectorySnapshot) {
+        self.directory.replace(snapshot);
+        if let Some(interests) = &self.interests {
+            interests.resync();
+        }
+        if let Some(caches) = &self.caches {
+            caches.forget_all();
+        }
+        self.close_all();
+    }
+
+    /// Closes every session, not resumable (1011): they missed events.
+    pub fn close_all(&self) {
+        self.hub.close_all(concord_gateway::CloseReason::Internal);
     }
 
     /// Applies or delivers one message on this node.

@@ -365,6 +365,8 @@ pub struct Cluster {
     audio: Arc<std::sync::OnceLock<std::sync::Weak<crate::media::MediaRelay>>>,
     /// v2 sessions relayed between this node and others (RESUME on any node).
     relays: Arc<relay::Relays>,
+    /// Tells the receiver to start over from the database ([`Cluster::link_restored`]).
+    start_over: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -377,12 +379,17 @@ impl Cluster {
     /// Starts the node's publisher over `bus`, and its receiver from `inbox` into
     /// `fanout`.
     /// `heartbeat` is the cluster's (`bus_heartbeat_secs`).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the node's parts, each handed on once"
+    )]
     pub fn start(
         bus: Arc<dyn Bus>,
         inbox: Inbox,
         fanout: Fanout,
         interests: Interests,
         directory: Arc<Directory>,
+        store: Arc<dyn concord_store::Store>,
         metrics: Arc<Metrics>,
         heartbeat: Duration,
     ) -> Self {
@@ -411,8 +418,9 @@ impl Cluster {
             barriers: Arc::new(Barriers::new(heartbeat * 3)),
             audio: Arc::default(),
             relays: Arc::default(),
+            start_over: Arc::default(),
         };
-        tokio::spawn(receive_all(inbox, fanout, signal, cluster.clone()));
+        tokio::spawn(receive_all(inbox, fanout, signal, cluster.clone(), store));
         cluster
     }
 
@@ -433,9 +441,13 @@ impl Cluster {
 
     /// This node's link to the bus came back after it was lost: the other nodes get
     /// three heartbeats from now before they are taken for dead (their silence was
-    /// this node's deafness).
+    /// this node's deafness), and the node starts over from the database, since it
+    /// missed whatever was published meanwhile: the directory and caches are read
+    /// again, every relay ends and every session is closed (not resumable: what it
+    /// missed cannot be replayed), so that its client gets a READY as things are now.
     pub fn link_restored(&self) {
         self.barriers.lock().liveness.link_restored();
+        self.start_over.notify_one();
     }
 
     /// Leaves the cluster as the node stops: tells the others (who stop waiting for
@@ -732,15 +744,64 @@ async fn publish_all(
     }
 }
 
+/// How many times a node that starts over tries to read the directory before it
+/// gives up until the next try (a second apart).
+const START_OVER_TRIES: u32 = 5;
+
+/// Starts over after the node's link to the bus was lost ([`Cluster::link_restored`]).
+/// Runs in the receive loop, which applies nothing meanwhile: a change received while
+/// the directory is read is applied after it (twice, if the read had it: harmless),
+/// never lost under the new directory.
+async fn start_over(cluster: &Cluster, fanout: &Fanout, store: &dyn concord_store::Store) {
+    cluster.cut_all_relays();
+    for attempt in 1..=START_OVER_TRIES {
+        match store
+            .directory_snapshot(concord_protocol::Timestamp::now())
+            .await
+        {
+            Ok(snapshot) => {
+                fanout.start_over(snapshot);
+                tracing::warn!(
+                    "link to the bus back: directory read again, every session closed to start over"
+                );
+                return;
+            }
+            Err(err) => {
+                tracing::error!(attempt, error = %err, "starting over: directory not read");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    // The sessions missed events all the same; the directory is read again later.
+    fanout.close_all();
+    let again = Arc::clone(&cluster.start_over);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        again.notify_one();
+    });
+}
+
 /// Hands what other nodes published to this node's receiver.
 async fn receive_all(
     mut inbox: Inbox,
     fanout: Fanout,
     signals: mpsc::UnboundedSender<FromNode>,
     cluster: Cluster,
+    store: Arc<dyn concord_store::Store>,
 ) {
     let metrics = Arc::clone(&cluster.metrics);
-    while let Some(message) = inbox.recv().await {
+    loop {
+        let message = tokio::select! {
+            biased;
+            () = cluster.start_over.notified() => {
+                start_over(&cluster, &fanout, store.as_ref()).await;
+                continue;
+            }
+            message = inbox.recv() => match message {
+                Some(message) => message,
+                None => break,
+            },
+        };
         if message.event == PRESENCE {
             match serde_json::from_slice::<Signal>(&message.body) {
                 Ok(signal) => {
@@ -1125,6 +1186,22 @@ impl Interests {
         let (done, synced) = oneshot::channel();
         self.command(Command::Sync(done));
         let _ = synced.await;
+    }
+
+    /// Brings what is watched in step with a directory replaced as a whole
+    /// ([`Directory::replace`]): each user here watches their servers as it says now.
+    pub fn resync(&self) {
+        let mut state = self.lock();
+        for (user, servers) in &mut state.servers {
+            let now: HashSet<ServerId> = self.directory.servers_of(*user).into_iter().collect();
+            for server in now.difference(servers) {
+                self.command(Command::Watch(Interest::Server(*server)));
+            }
+            for server in servers.difference(&now) {
+                self.command(Command::Unwatch(Interest::Server(*server)));
+            }
+            *servers = now;
+        }
     }
 
     /// Follows a directory change: a local user who joins a server starts watching
@@ -1589,12 +1666,16 @@ mod tests {
             Arc::clone(&metrics),
         );
         let interests = Interests::start(Arc::clone(&bus), Arc::clone(&directory));
+        let store = concord_store::SqliteStore::in_memory()
+            .await
+            .expect("in-memory store");
         Cluster::start(
             bus,
             inbox,
             fanout,
             interests,
             directory,
+            Arc::new(store),
             metrics,
             Duration::from_secs(1),
         )

@@ -240,6 +240,22 @@ impl Directory {
         dir
     }
 
+    /// Replaces everything with a new store snapshot (a node that may have missed
+    /// changes reads the database again).
+    pub fn replace(&self, snapshot: DirectorySnapshot) {
+        let fresh = Self::from_snapshot(snapshot)
+            .state
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut state = self.write();
+        *state = fresh;
+        // Lock order: state, then cache.
+        self.viewers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// Applies one change.
     pub fn apply(&self, change: &DirectoryChange) {
         let mut state = self.write();

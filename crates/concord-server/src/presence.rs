@@ -18,7 +18,7 @@
 //! dead that is heard again is asked who it holds ([`Signal::RosterAsk`]). A node whose
 //! own link to the bus is lost takes nobody for dead meanwhile (the silence is its own);
 //! once the link is back it forgets who the others held and asks them all again (what
-//! they said meanwhile never came).
+//! they said meanwhile never came), and starts over ([`crate::cluster::Cluster::link_restored`]).
 
 use std::{
     collections::{HashMap, HashSet},

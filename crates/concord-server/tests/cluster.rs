@@ -8,7 +8,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use concord_testkit::{TestServer, fresh_bus_prefix, fresh_postgres_url, nats_url};
+use concord_testkit::{Closed, TestServer, fresh_bus_prefix, fresh_postgres_url, nats_url};
 use serde_json::json;
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -583,31 +583,40 @@ impl Cuttable {
 /// A node cut off from NATS for longer than three heartbeats, then back. The other
 /// node takes it for dead meanwhile (its user goes offline there) and, hearing it
 /// again, asks it who it holds (he is online again). The node that was cut off takes
-/// nobody for dead (the silence was its own), so its user never sees the other
-/// node's go offline; once back it asks every node who they hold, and learns that a
-/// user who left meanwhile is offline.
+/// nobody for dead (the silence was its own), so its users never see the other
+/// node's go offline. Once back it starts over, since it missed what was published
+/// meanwhile: it asks every node who they hold (a user who left meanwhile is offline
+/// there), reads the directory again (a member kicked meanwhile gets nothing more of
+/// that server) and closes its sessions, not resumable (1011), so their clients
+/// reconnect to things as they are now.
 #[tokio::test]
-async fn a_node_cut_off_from_nats_takes_nobody_for_dead_and_its_users_come_back() {
+async fn a_node_cut_off_from_nats_takes_nobody_for_dead_and_starts_over_once_back() {
     let proxy = Cuttable::start().await;
     let bus_of_b = proxy.url();
     let nodes = cluster_with(2, |index, c| {
         c.bus_heartbeat_secs = 1;
+        // Sessions b closes as it starts over do not flash offline.
+        c.limits.presence_grace_secs = 30;
         if index == 1 {
             c.bus_url = Some(bus_of_b.clone());
         }
     })
     .await;
     let (a, b) = (&nodes[0], &nodes[1]);
-    let alice = a.user("alice").await;
-    let carol = a.user("carol").await;
-    let bob = b.user("bob").await;
+    let (alice, carol) = (a.user("alice").await, a.user("carol").await);
+    let (bob, dave) = (b.user("bob").await, b.user("dave").await);
     let hall = alice.create_server("through a proxy").await;
     let general = alice.create_channel(&hall, "general", "text").await;
-    bob.join(&hall).await;
-    carol.join(&hall).await;
+    let side = alice.create_server("on the side").await;
+    let aside = alice.create_channel(&side, "aside", "text").await;
+    for user in [&bob, &carol, &dave] {
+        user.join(&hall).await;
+    }
+    dave.join(&side).await;
     let (mut alice_gw, _) = a.connect(&alice.ws_query()).await;
     let (carol_gw, _) = a.connect(&carol.ws_query()).await;
     let (mut bob_gw, _) = b.connect(&bob.ws_query()).await;
+    let (mut dave_gw, _) = b.connect(&dave.ws_query()).await;
     assert_eq!(presence_of(&mut alice_gw, &bob).await["status"], "online");
 
     proxy.cut();
@@ -615,6 +624,12 @@ async fn a_node_cut_off_from_nats_takes_nobody_for_dead_and_its_users_come_back(
     carol_gw.close(1000).await;
     // a hears nothing from b for three heartbeats: bob goes offline there.
     assert_eq!(presence_of(&mut alice_gw, &bob).await["status"], "offline");
+    // dave is kicked from the hall while b hears nothing.
+    let kick = alice
+        .api
+        .post_empty(&format!("/servers/{hall}/members/{}/kick", dave.id))
+        .await;
+    assert!(kick.status < 300, "{} {}", kick.status, kick.text);
     // b, cut off as long, still holds alice online: for two more seconds of the cut
     // (past b's own three heartbeats), bob does not see her go offline. (Her coming
     // online may still reach him: his READY may have been built before a's word.)
@@ -633,21 +648,38 @@ async fn a_node_cut_off_from_nats_takes_nobody_for_dead_and_its_users_come_back(
     );
 
     proxy.restore();
-    // b reconnects; a hears it again, asks who it holds: bob is back.
+    // b reconnects; a hears it again and asks who it holds: bob is back.
     assert_eq!(presence_of(&mut alice_gw, &bob).await["status"], "online");
-    // b asked a who it holds: carol, who left meanwhile, goes offline for bob; alice
-    // stayed online throughout, and her message comes with no offline of hers.
-    alice.post(&general, "you are back").await;
-    let (mut message, mut carol_left) = (false, false);
-    while !(message && carol_left) {
-        let frame = bob_gw.next_frame().await;
-        if frame["t"] == "PRESENCE_UPDATE" && frame["d"]["status"] == "offline" {
-            assert_eq!(frame["d"]["user_id"], carol.id.as_str(), "{frame}");
-            carol_left = true;
-        } else if frame["t"] == "MESSAGE_CREATE" {
-            assert_eq!(frame["d"]["content"], "you are back");
-            message = true;
-        }
+    // b starts over: its sessions are closed, not resumable.
+    assert_eq!(bob_gw.closed().await, Closed::Code(1011));
+    assert_eq!(dave_gw.closed().await, Closed::Code(1011));
+
+    // bob comes back: b asked a who it holds, and carol is offline there (at once,
+    // or as soon as b has waited for a's answer, which reaches his new session).
+    let (mut bob_gw, _) = b.connect(&bob.ws_query()).await;
+    let members = bob.on(b).api.get(&format!("/servers/{hall}/members")).await;
+    assert_eq!(members.status, 200, "{}", members.text);
+    let carol_online = members.body.as_array().is_some_and(|m| {
+        m.iter().any(|m| {
+            (m["user"]["id"] == carol.id.as_str() || m["user_id"] == carol.id.as_str())
+                && m.to_string().contains("\"status\":\"online\"")
+        })
+    });
+    if carol_online {
+        assert_eq!(presence_of(&mut bob_gw, &carol).await["status"], "offline");
     }
+    // dave comes back: b read the directory again, so the hall's events no longer
+    // reach him (the side server's still do), while bob gets them.
+    let (mut dave_gw, _) = b.connect(&dave.ws_query()).await;
+    alice.post(&general, "after the kick").await;
+    assert_eq!(
+        bob_gw.next_event("MESSAGE_CREATE").await["content"],
+        "after the kick"
+    );
+    alice.post(&aside, "on the side").await;
+    assert_eq!(
+        dave_gw.next_event("MESSAGE_CREATE").await["content"],
+        "on the side"
+    );
     shutdown(nodes).await;
 }

@@ -281,6 +281,15 @@ impl Cluster {
         self.relays.lock().clients.clear();
     }
 
+    /// Every relay ends (this node's link to the bus was lost, and frames with it):
+    /// clients here are told to reconnect, sessions served here for others' clients
+    /// park.
+    pub(super) fn cut_all_relays(&self) {
+        let mut table = self.relays.lock();
+        table.clients.clear();
+        table.owners.clear();
+    }
+
     /// Relays with `node` (dead or gone) end: its clients here are told to reconnect,
     /// the sessions served here for its clients park.
     pub(super) fn cut_relays(&self, node: NodeId) {
