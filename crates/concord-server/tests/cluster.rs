@@ -617,6 +617,7 @@ async fn a_node_cut_off_from_nats_takes_nobody_for_dead_and_starts_over_once_bac
     let (carol_gw, _) = a.connect(&carol.ws_query()).await;
     let (mut bob_gw, _) = b.connect(&bob.ws_query()).await;
     let (mut dave_gw, _) = b.connect(&dave.ws_query()).await;
+    let (mut dave_v2, dave_hello, _) = b.identify_v2(&dave, "", None).await;
     assert_eq!(presence_of(&mut alice_gw, &bob).await["status"], "online");
 
     proxy.cut();
@@ -653,6 +654,14 @@ async fn a_node_cut_off_from_nats_takes_nobody_for_dead_and_starts_over_once_bac
     // b starts over: its sessions are closed, not resumable.
     assert_eq!(bob_gw.closed().await, Closed::Code(1011));
     assert_eq!(dave_gw.closed().await, Closed::Code(1011));
+    assert_eq!(dave_v2.closed().await, Closed::Code(1011));
+    // The v2 session missed what b missed: its RESUME is refused, and it identifies.
+    let mut again = b.connect_raw("v=2").await.expect("upgrade");
+    assert_eq!(again.next_frame().await["op"], "HELLO");
+    again
+        .send(&json!({"op": "RESUME", "d": {"token": dave.token, "session_id": dave_hello["session_id"], "seq": 1}}))
+        .await;
+    assert_eq!(again.next_frame().await["op"], "INVALID_SESSION");
 
     // bob comes back: b asked a who it holds, and carol is offline there (at once,
     // or as soon as b has waited for a's answer, which reaches his new session).
