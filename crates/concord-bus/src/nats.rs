@@ -35,6 +35,9 @@ use crate::{
     wire,
 };
 
+/// The longest wait between two tries to reach NATS again.
+const RECONNECT_MAX: Duration = Duration::from_secs(1);
+
 /// How to reach NATS.
 #[derive(Debug, Clone)]
 pub struct NatsOptions {
@@ -116,6 +119,13 @@ impl NatsBus {
         let client = async_nats::ConnectOptions::new()
             .name(options.name.clone())
             .ping_interval(options.ping)
+            // A node cut off misses everything published meanwhile and starts over once
+            // back: it tries again at least every second (the client's default backs
+            // off to 4 s).
+            .reconnect_delay_callback(|attempts| {
+                let exponent = u32::try_from(attempts).unwrap_or(u32::MAX);
+                Duration::from_millis(2_u64.saturating_pow(exponent)).min(RECONNECT_MAX)
+            })
             .event_callback(move |event| {
                 let link = Arc::clone(&link_tx);
                 async move {
