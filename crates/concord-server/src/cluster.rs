@@ -790,10 +790,14 @@ async fn receive_all(
     store: Arc<dyn concord_store::Store>,
 ) {
     let metrics = Arc::clone(&cluster.metrics);
+    // One waiter for the whole loop, not one registered and dropped per message.
+    let start_over_signal = Arc::clone(&cluster.start_over);
+    let mut told_to_start_over = std::pin::pin!(start_over_signal.notified());
     loop {
         let message = tokio::select! {
             biased;
-            () = cluster.start_over.notified() => {
+            () = &mut told_to_start_over => {
+                told_to_start_over.set(start_over_signal.notified());
                 start_over(&cluster, &fanout, store.as_ref()).await;
                 continue;
             }

@@ -545,12 +545,21 @@ fn announce(state: &AppState, user: UserId, chosen: &Chosen, online: bool) {
 /// The directory mirrors every voice state (joins and leaves are applied to it as
 /// they are stored), so a user it has in no channel is left alone: nothing to delete,
 /// and no store write for each of the many users going offline outside voice.
+///
+/// In a cluster every node sees the user go offline and calls this; the one whose
+/// delete removed the row does the rest, so GO_LIVE_STOP and the leave come from one
+/// node, in that order, once.
 pub async fn leave_voice(state: &AppState, user: UserId) {
     if state.directory.voice_channel(user).is_none() {
         return;
     }
     let removed = match state.store.delete_voice_state(user).await {
-        Ok(removed) => removed,
+        Ok(Some(removed)) => Some(removed),
+        Ok(None) => {
+            // Gone already: whoever removed it tells every node (this one too, soon).
+            state.directory.apply(&DirectoryChange::VoiceLeft { user });
+            return;
+        }
         Err(err) => {
             tracing::error!(%user, error = %err, "voice cleanup failed");
             return;
