@@ -174,8 +174,10 @@ pub struct BusMessage {
     pub origin: NodeId,
     /// Event or directory change.
     pub kind: Kind,
-    /// For a directory change, how many the origin had published counting this one;
-    /// zero for an event.
+    /// For a directory change, how many changes the origin had published counting
+    /// this one; for an event, how many events (zero from a node that does not number
+    /// them). Only changes are held back by it ([`Ordering`]); an event's number lets
+    /// a receiver count those that arrive after a later one ([`OrderCounts`]).
     pub seq: u64,
     /// The publisher's applied directory changes per origin when it published.
     pub deps: Vec<(NodeId, u64)>,
@@ -221,6 +223,18 @@ impl Inbox {
     pub fn try_recv(&mut self) -> Option<BusMessage> {
         self.receiver.try_recv().ok()
     }
+}
+
+/// What a node's receive side counted of the order messages arrived in
+/// ([`Bus::order_counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrderCounts {
+    /// Messages delivered without a directory change published before them, once held
+    /// as long as allowed (the change was lost or late).
+    pub released_early: u64,
+    /// Events that arrived after a later event of the same origin (on another
+    /// subject), delivered as they came.
+    pub reordered: u64,
 }
 
 /// A node's link to the broker ([`Bus::link`]).
@@ -278,6 +292,11 @@ pub trait Bus: Send + Sync + 'static {
     /// process) never loses it: the receiver never changes.
     fn link(&self) -> watch::Receiver<Link> {
         watch::channel(Link::default()).1
+    }
+
+    /// What this node's receive side counted so far of the order messages came in.
+    fn order_counts(&self) -> OrderCounts {
+        OrderCounts::default()
     }
 }
 

@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::{
-    Bus, BusError, BusMessage, INBOX_CAPACITY, Inbox, Interest, NodeId, Outgoing, Route, copies,
+    Bus, BusError, BusMessage, INBOX_CAPACITY, Inbox, Interest, NodeId, OrderCounts, Outgoing,
+    Route, copies,
     order::{self, Ordering},
     wire,
 };
@@ -150,5 +151,9 @@ impl Bus for LocalNode {
 
     async fn close(&self) {
         self.cluster.lock().retain(|m| m.node != self.node);
+    }
+
+    fn order_counts(&self) -> OrderCounts {
+        self.order.counts()
     }
 }

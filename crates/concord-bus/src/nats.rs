@@ -30,7 +30,7 @@ use tokio::{
 
 use crate::{
     BROKER_TIMEOUT, Bus, BusError, BusMessage, INBOX_CAPACITY, Inbox, Interest, Link, NodeId,
-    Outgoing, Route, copies,
+    OrderCounts, Outgoing, Route, copies,
     order::{self, Ordering},
     wire,
 };
@@ -320,6 +320,10 @@ impl Bus for NatsBus {
 
     fn link(&self) -> watch::Receiver<Link> {
         self.link.clone()
+    }
+
+    fn order_counts(&self) -> OrderCounts {
+        self.order.counts()
     }
 }
 

@@ -45,9 +45,13 @@ pub struct Ordering {
     node: NodeId,
     hold: Duration,
     published: AtomicU64,
+    /// Events this node published (each event's number, for receivers to notice one
+    /// overtaken by a later one).
+    events: AtomicU64,
     /// Per origin: changes received, and when the last one came.
     received: Mutex<HashMap<NodeId, (u64, Instant)>>,
     released_early: AtomicU64,
+    reordered: AtomicU64,
 }
 
 impl Ordering {
@@ -57,8 +61,10 @@ impl Ordering {
             node,
             hold,
             published: AtomicU64::new(0),
+            events: AtomicU64::new(0),
             received: Mutex::default(),
             released_early: AtomicU64::new(0),
+            reordered: AtomicU64::new(0),
         })
     }
 
@@ -70,6 +76,22 @@ impl Ordering {
     /// Messages delivered before the changes they depended on arrived (lost or late).
     pub fn released_early(&self) -> u64 {
         self.released_early.load(Atomic::Relaxed)
+    }
+
+    /// Events that arrived after a later event of the same origin. The broker keeps a
+    /// publisher's order on each subject, but each subscription is read apart, so two
+    /// events on different subjects (a server's and a user's, say) can swap on the
+    /// way in; nothing holds them back, since no rule orders events among themselves.
+    pub fn reordered(&self) -> u64 {
+        self.reordered.load(Atomic::Relaxed)
+    }
+
+    /// What the receive side has counted so far.
+    pub fn counts(&self) -> crate::OrderCounts {
+        crate::OrderCounts {
+            released_early: self.released_early(),
+            reordered: self.reordered(),
+        }
     }
 
     /// The sequence number and dependencies of a message this node publishes now.
@@ -88,7 +110,10 @@ impl Ordering {
             deps.push((self.node, own));
         }
         deps.extend(received.iter().map(|(n, (c, _))| (*n, *c)));
-        let seq = if kind == Kind::Directory { own } else { 0 };
+        let seq = match kind {
+            Kind::Directory => own,
+            Kind::Event => self.events.fetch_add(1, Atomic::AcqRel) + 1,
+        };
         (seq, deps)
     }
 
@@ -151,6 +176,7 @@ pub(crate) async fn run(
     inbox: mpsc::Sender<BusMessage>,
 ) {
     let mut held: VecDeque<(Instant, BusMessage)> = VecDeque::new();
+    let mut latest = LatestEvents::default();
     loop {
         let deadline = held.front().map(|(at, _)| *at + order.hold);
         let arrival = tokio::select! {
@@ -160,6 +186,11 @@ pub(crate) async fn run(
             },
             () = sleep_until(deadline) => None,
         };
+        if let Some(message) = &arrival
+            && latest.overtaken(message)
+        {
+            order.reordered.fetch_add(1, Atomic::Relaxed);
+        }
         let mut ready = Vec::new();
         match arrival {
             Some(message) if held.is_empty() && order.met(&message) => ready.push(message),
@@ -200,6 +231,41 @@ pub(crate) async fn run(
         if inbox.send(message).await.is_err() {
             return;
         }
+    }
+}
+
+/// The latest event number received from each origin.
+#[derive(Default)]
+struct LatestEvents {
+    by_origin: HashMap<NodeId, (u64, Instant)>,
+    last_pruned: Option<Instant>,
+}
+
+impl LatestEvents {
+    /// Whether `message` is an event that a later one of its origin arrived before.
+    /// A node receives only the events of the subjects it watches, so gaps are
+    /// normal; only a step back counts.
+    fn overtaken(&mut self, message: &BusMessage) -> bool {
+        if message.kind != Kind::Event || message.seq == 0 {
+            // A change, or an event of a node that does not number them.
+            return false;
+        }
+        let now = Instant::now();
+        if self
+            .last_pruned
+            .is_none_or(|at| now.duration_since(at) > FORGET)
+        {
+            self.by_origin
+                .retain(|_, (_, at)| now.duration_since(*at) < FORGET);
+            self.last_pruned = Some(now);
+        }
+        let (latest, at) = self.by_origin.entry(message.origin).or_insert((0, now));
+        *at = now;
+        if message.seq < *latest {
+            return true;
+        }
+        *latest = message.seq;
+        false
     }
 }
 
@@ -350,9 +416,9 @@ mod tests {
     }
 
     #[test]
-    fn stamps_count_own_changes_and_carry_what_was_received() {
+    fn stamps_count_own_changes_and_events_apart_and_carry_what_was_received() {
         let order = Ordering::new(NodeId::new(), Duration::from_secs(1));
-        assert_eq!(order.stamp(Kind::Event), (0, vec![]));
+        assert_eq!(order.stamp(Kind::Event), (1, vec![]), "the first event");
         assert_eq!(order.stamp(Kind::Directory), (1, vec![(order.node, 1)]));
         let other = NodeId::new();
         order.delivered(&message(other, Kind::Directory, 5, vec![]));
@@ -360,6 +426,32 @@ mod tests {
         deps.sort();
         let mut want = vec![(order.node, 1), (other, 5)];
         want.sort();
-        assert_eq!((seq, deps), (0, want));
+        assert_eq!((seq, deps), (2, want), "the second event");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_overtaken_by_a_later_one_of_its_origin_is_counted_and_delivered() {
+        let (order, arrivals, mut inbox) = start();
+        let (a, b) = (NodeId::new(), NodeId::new());
+        let event = |origin, seq| {
+            let mut m = message(origin, Kind::Event, seq, vec![]);
+            m.audience = Audience::Server(concord_protocol::ServerId::new());
+            m
+        };
+        // a's events 1, 4 and 7 (the others went to subjects this node does not
+        // watch: gaps are normal); then 6, which 7 overtook; b's own numbering apart;
+        // a node that does not number its events (0) is not counted.
+        for (origin, seq) in [(a, 1), (a, 4), (b, 2), (a, 7), (a, 6), (b, 3), (b, 0)] {
+            arrive(&arrivals, event(origin, seq)).await;
+            assert_eq!(inbox.recv().await.unwrap().seq, seq, "delivered as it came");
+        }
+        assert_eq!(order.reordered(), 1);
+        assert_eq!(
+            order.counts(),
+            crate::OrderCounts {
+                released_early: 0,
+                reordered: 1
+            }
+        );
     }
 }

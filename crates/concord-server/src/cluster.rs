@@ -394,6 +394,7 @@ impl Cluster {
         heartbeat: Duration,
     ) -> Self {
         let node = bus.node();
+        metrics.watch_bus(&bus);
         let (queue, queued) = mpsc::channel(QUEUE);
         let (signal, signals) = mpsc::unbounded_channel();
         let (done_tx, done) = tokio::sync::watch::channel(0);

@@ -170,6 +170,7 @@ impl Metrics {
         let node = Arc::new(NodeCollector {
             hub,
             gateway: Mutex::new(Weak::new()),
+            bus: Mutex::new(None),
             started: SystemTime::now(),
         });
         registry.register_collector(Box::new(Arc::clone(&node)));
@@ -240,6 +241,11 @@ impl Metrics {
     /// Reports the sockets and sessions of `gateway` from now on.
     pub fn watch_gateway(&self, gateway: &Arc<Gateway>) {
         *self.node.gateway.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(gateway);
+    }
+
+    /// Reports what `bus` counts of the order messages from other nodes arrive in.
+    pub fn watch_bus(&self, bus: &Arc<dyn concord_bus::Bus>) {
+        *self.node.bus.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(bus));
     }
 
     /// Counts one event published by this node.
@@ -398,12 +404,19 @@ pub struct Totals {
 }
 
 /// What the node holds, read at each scrape.
-#[derive(Debug)]
 struct NodeCollector {
     hub: Arc<Hub>,
     /// Weak: the gateway's sessions reach the state that holds these metrics.
     gateway: Mutex<Weak<Gateway>>,
+    /// The bus to the other nodes, in a cluster.
+    bus: Mutex<Option<Arc<dyn concord_bus::Bus>>>,
     started: SystemTime,
+}
+
+impl fmt::Debug for NodeCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeCollector").finish_non_exhaustive()
+    }
 }
 
 fn gauge(
@@ -503,6 +516,26 @@ impl Collector for NodeCollector {
                     (&[("end", "owner")], clamp(owned)),
                 ],
             )?;
+        }
+        let bus = self.bus.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(bus) = bus {
+            let counts = bus.order_counts();
+            let mut order = encoder.encode_descriptor(
+                "concord_bus_out_of_order",
+                "Messages from other nodes that arrived out of their publisher's order, by \
+                 kind: released_early (delivered without a directory change published \
+                 before it, after waiting the hold: the change was lost or late), reordered \
+                 (an event that came after a later event of the same node, on another \
+                 subject; delivered as it came)",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (kind, count) in [
+                ("released_early", counts.released_early),
+                ("reordered", counts.reordered),
+            ] {
+                ConstCounter::new(count).encode(order.encode_family(&[("kind", kind)])?)?;
+            }
         }
         let dropped = encoder.encode_descriptor(
             "concord_audio_chunks_dropped",

@@ -99,6 +99,15 @@ async fn messages_typing_and_joins_cross_nodes() {
         dave_gw.next_event("MESSAGE_CREATE").await["content"],
         "right after the join"
     );
+
+    // Each node reports the order the others' messages came in.
+    for node in &nodes {
+        let metrics = node.api().get("/metrics").await.text;
+        for kind in ["released_early", "reordered"] {
+            let series = format!("concord_bus_out_of_order_total{{kind=\"{kind}\"}} ");
+            assert!(metrics.contains(&series), "{series} missing:\n{metrics}");
+        }
+    }
     shutdown(nodes).await;
 }
 
