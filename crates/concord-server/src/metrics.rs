@@ -536,6 +536,23 @@ impl Collector for NodeCollector {
             ] {
                 ConstCounter::new(count).encode(order.encode_family(&[("kind", kind)])?)?;
             }
+            let link = *bus.link().borrow();
+            gauge(
+                &mut encoder,
+                "concord_bus_link_up",
+                "Whether this node's link to the broker is up (1) or lost (0: nothing \
+                 published meanwhile reaches it)",
+                &[(&[], i64::from(!link.cut_off))],
+            )?;
+            let losses = encoder.encode_descriptor(
+                "concord_bus_link_losses",
+                "Times this node lost its link to the broker; each time the link came \
+                 back, the node started over (directory read again, every session closed \
+                 with 1011)",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            ConstCounter::new(link.losses).encode(losses)?;
         }
         let dropped = encoder.encode_descriptor(
             "concord_audio_chunks_dropped",

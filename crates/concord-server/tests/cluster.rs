@@ -664,6 +664,18 @@ async fn a_node_cut_off_from_nats_takes_nobody_for_dead_and_starts_over_once_bac
     assert_eq!(bob_gw.closed().await, Closed::Code(1011));
     assert_eq!(dave_gw.closed().await, Closed::Code(1011));
     assert_eq!(dave_v2.closed().await, Closed::Code(1011));
+    // Its metrics tell the operator: the link was lost, and is up again.
+    assert!(b.api().metric("concord_bus_link_losses_total").await >= 1.0);
+    assert_eq!(b.api().metric("concord_bus_link_up").await, 1.0);
+    assert_eq!(a.api().metric("concord_bus_link_losses_total").await, 0.0);
+    assert!(
+        a.api()
+            .get("/metrics")
+            .await
+            .text
+            .contains("\nconcord_bus_link_up 1\n"),
+        "a's link is up"
+    );
     // The v2 session missed what b missed: its RESUME is refused, and it identifies.
     let mut again = b.connect_raw("v=2").await.expect("upgrade");
     assert_eq!(again.next_frame().await["op"], "HELLO");
