@@ -19,7 +19,8 @@
 # BUS_URL, default nats://127.0.0.1:4222; the bench spreads its connections over their
 # gateways, posts through the first and adds up their CPU time).
 # Every argument goes to `concord bench`; the JSON summaries are kept in
-# $WORK/bench.json (WORK defaults to a new temporary directory).
+# $WORK/bench.json (WORK defaults to a new temporary directory), and with several
+# nodes each node's bus counters at the end in $WORK/bus-node<n>.txt.
 set -euo pipefail
 
 PORT=${PORT:-8093}
@@ -98,3 +99,12 @@ fi
 "${CLIENT_PIN[@]}" "$CLIENT_BIN" bench --url "http://127.0.0.1:$PORT" --server-pid "$SERVER" "${MORE[@]}" "$@" | tee "$WORK/bench.out"
 grep '^{' "$WORK/bench.out" > "$WORK/bench.json" || true
 echo "JSON summaries: $WORK/bench.json" >&2
+if [ "$NODES" -gt 1 ]; then
+    # What crossed the bus, per node, before the nodes stop: messages by outcome,
+    # arrivals out of order, the link to NATS.
+    for n in $(seq 0 $((NODES - 1))); do
+        curl -s --max-time 5 "http://127.0.0.1:$((PORT + n))/metrics" \
+            | grep '^concord_bus_' > "$WORK/bus-node$n.txt" || true
+        echo "node $n:" $(sed 's/^concord_bus_//' "$WORK/bus-node$n.txt") >&2
+    done
+fi
