@@ -3,6 +3,7 @@
 //! v2 handshake (HELLO, IDENTIFY, RESUME) before a session is served.
 
 use std::{
+    collections::HashMap,
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -25,9 +26,9 @@ use tokio_tungstenite::{
 };
 
 use crate::{
-    Compression, CompressionConfig, Frames, GatewaySocket, Hub, Payload, RelayedSocket,
-    RemoteSessions, ReplayBudget, ReplayLimits, SessionConfig, SessionHandler, SocketStats,
-    StreamCompressor, WsSocket,
+    Compression, CompressionConfig, Frames, GatewaySocket, Hub, Payload, Pushed, RelayedSocket,
+    RemoteSessions, ReplayBudget, ReplayLimits, SessionConfig, SessionEntry, SessionHandler,
+    SocketStats, StreamCompressor, WsSocket,
     hub::SessionKind,
     replay::Replay,
     resume::{Sessions, Slot},
@@ -124,6 +125,27 @@ struct SavedState {
     replay: Vec<(u64, String)>,
     /// Events queued but never sent (v1 frame JSON), numbered after `seq` on RESUME.
     queued: Vec<String>,
+}
+
+/// A parked v2 session as its node starts to hand it over ([`Gateway::parked`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parked {
+    /// The id its client resumes.
+    pub id: String,
+    /// Whose.
+    pub user_id: UserId,
+    /// The event groups it receives.
+    pub intents: Intents,
+    /// How many events are queued for it now: the node taking it over matches what
+    /// it is sent after these against what it was sent itself ([`Gateway::adopt`]).
+    pub mark: usize,
+}
+
+/// A session that another node is handing over, receiving here meanwhile
+/// ([`Gateway::shadow`]).
+#[derive(Debug)]
+pub struct Shadow {
+    entry: Arc<SessionEntry>,
 }
 
 /// Settings of the gateway endpoint.
@@ -354,50 +376,57 @@ impl Gateway {
     /// Takes every parked v2 session that can still be resumed, serialized, for a
     /// graceful shutdown to store; they leave this node.
     pub fn save(&self) -> Vec<SavedSession> {
-        let mut saved = Vec::new();
-        for slot in self.sessions.all() {
-            let Some((stream, parked_at)) = slot.take_parked() else {
-                continue;
-            };
-            let entry = &slot.entry;
-            let taken = entry.outbox.take();
-            if taken.closing == Some(crate::CloseReason::Overflow) {
-                continue;
-            }
-            let left = self
-                .config
-                .resume_window
-                .saturating_sub(parked_at.elapsed());
-            if left.is_zero() {
-                continue;
-            }
-            let state = SavedState {
-                intents: entry.intents.bits(),
-                seq: stream.seq,
-                replay: stream
-                    .replay
-                    .entries()
-                    .map(|(seq, payload)| (seq, payload.as_str().to_owned()))
-                    .collect(),
-                queued: taken
-                    .entries
-                    .iter()
-                    .flat_map(Frames::iter)
-                    .filter(|p| p.dispatch_rest().is_some())
-                    .map(|p| p.as_str().to_owned())
-                    .collect(),
-            };
-            match serde_json::to_string(&state) {
-                Ok(state) => saved.push(SavedSession {
-                    id: slot.id.clone(),
-                    user_id: entry.user_id,
-                    expires_in: left,
-                    state,
-                }),
-                Err(err) => tracing::error!(error = %err, "session not saved"),
+        self.sessions
+            .all()
+            .iter()
+            .filter_map(|slot| self.save_slot(slot))
+            .collect()
+    }
+
+    /// Takes parked session `slot` for good, serialized; `None` if it is not parked
+    /// or cannot be resumed any more (its window passed, or it overflowed).
+    fn save_slot(&self, slot: &Slot) -> Option<SavedSession> {
+        let (stream, parked_at) = slot.take_parked()?;
+        let entry = &slot.entry;
+        let taken = entry.outbox.take();
+        if taken.closing == Some(crate::CloseReason::Overflow) {
+            return None;
+        }
+        let left = self
+            .config
+            .resume_window
+            .saturating_sub(parked_at.elapsed());
+        if left.is_zero() {
+            return None;
+        }
+        let state = SavedState {
+            intents: entry.intents.bits(),
+            seq: stream.seq,
+            replay: stream
+                .replay
+                .entries()
+                .map(|(seq, payload)| (seq, payload.as_str().to_owned()))
+                .collect(),
+            queued: taken
+                .entries
+                .iter()
+                .flat_map(Frames::iter)
+                .filter(|p| p.dispatch_rest().is_some())
+                .map(|p| p.as_str().to_owned())
+                .collect(),
+        };
+        match serde_json::to_string(&state) {
+            Ok(state) => Some(SavedSession {
+                id: slot.id.clone(),
+                user_id: entry.user_id,
+                expires_in: left,
+                state,
+            }),
+            Err(err) => {
+                tracing::error!(error = %err, "session not saved");
+                None
             }
         }
-        saved
     }
 
     /// Parks sessions saved by a previous run of this node (or another), each waiting
@@ -418,30 +447,141 @@ impl Gateway {
                 self.config.session.queue,
                 Intents::from_bits(state.intents),
             );
-            let mut replay = Replay::new(self.config.replay, Arc::clone(&self.budget));
-            let now = Instant::now();
-            for (seq, text) in &state.replay {
-                if let Some(payload) = Payload::dispatch_from_json(text) {
-                    replay.push(*seq, payload, now);
-                }
-            }
             for text in &state.queued {
                 if let Some(payload) = Payload::dispatch_from_json(text) {
                     entry.outbox.push(payload);
                 }
             }
-            let stream = V2Stream {
-                seq: state.seq,
-                replay,
-            };
-            let (slot, parking) = self
-                .sessions
-                .insert_parked(session.id, entry, handler, stream);
-            self.sessions
-                .expire_after(slot, parking, session.expires_in, Arc::clone(&self.hub));
+            self.park_saved(session, entry, handler, &state);
             restored += 1;
         }
         restored
+    }
+
+    /// Parks a saved session's numbering and replay buffer over `entry`, which already
+    /// holds its queued events, until a RESUME or the end of its window.
+    fn park_saved(
+        &self,
+        session: SavedSession,
+        entry: Arc<SessionEntry>,
+        handler: Arc<dyn SessionHandler>,
+        state: &SavedState,
+    ) {
+        let mut replay = Replay::new(self.config.replay, Arc::clone(&self.budget));
+        let now = Instant::now();
+        for (seq, text) in &state.replay {
+            if let Some(payload) = Payload::dispatch_from_json(text) {
+                replay.push(*seq, payload, now);
+            }
+        }
+        let stream = V2Stream {
+            seq: state.seq,
+            replay,
+        };
+        let (slot, parking) = self
+            .sessions
+            .insert_parked(session.id, entry, handler, stream);
+        self.sessions
+            .expire_after(slot, parking, session.expires_in, Arc::clone(&self.hub));
+    }
+
+    /// The parked v2 sessions, as a node that is leaving starts to hand them over to
+    /// others ([`Gateway::take_saved`] then takes each; [`Gateway::adopt`] parks it
+    /// on the node that takes it).
+    pub fn parked(&self) -> Vec<Parked> {
+        self.sessions
+            .all()
+            .into_iter()
+            .filter(|slot| slot.is_parked())
+            .map(|slot| Parked {
+                id: slot.id.clone(),
+                user_id: slot.entry.user_id,
+                intents: slot.entry.intents,
+                mark: slot
+                    .entry
+                    .outbox
+                    .count_where(|p| p.dispatch_rest().is_some()),
+            })
+            .collect()
+    }
+
+    /// Takes parked session `id` for good, serialized as [`Gateway::save`] does, and
+    /// stops sending it anything; `None` if it is not parked or cannot be resumed.
+    pub fn take_saved(&self, id: &str) -> Option<SavedSession> {
+        let slot = self.sessions.get(id)?;
+        let saved = self.save_slot(&slot);
+        self.sessions.remove(&slot, &self.hub);
+        saved
+    }
+
+    /// Starts taking over a session of `user` that another node hands over: a parked
+    /// session with its intents is sent, from now on, what the session would be.
+    pub fn shadow(&self, user_id: UserId, intents: Intents) -> Shadow {
+        Shadow {
+            entry: self
+                .hub
+                .register_detached(user_id, self.config.session.queue, intents),
+        }
+    }
+
+    /// Forgets what `shadow` was sent so far: it holds what is sent from now on.
+    pub fn reset_shadow(&self, shadow: &Shadow) {
+        shadow.entry.outbox.take();
+    }
+
+    /// Gives up a session being taken over.
+    pub fn drop_shadow(&self, shadow: Shadow) {
+        self.hub.unregister(shadow.entry.id);
+    }
+
+    /// Parks session `saved`, which the node it leaves took ([`Gateway::take_saved`])
+    /// once `shadow` was receiving here, for a RESUME on this node. What the shadow was
+    /// sent follows what the session was sent there, less what both were sent: the
+    /// session's events queued there after `mark` ([`Parked::mark`]) that the shadow
+    /// holds too, frame for frame (an event's frame is the same bytes on every node).
+    /// Returns whether the session was parked here.
+    pub async fn adopt(&self, saved: SavedSession, mark: usize, shadow: Shadow) -> bool {
+        let state = match serde_json::from_str::<SavedState>(&saved.state) {
+            Ok(state) if saved.user_id == shadow.entry.user_id => state,
+            _ => {
+                tracing::warn!(session = %saved.id, "handed over session unreadable; dropped");
+                self.drop_shadow(shadow);
+                return false;
+            }
+        };
+        let Some(handler) = self.auth.restore(saved.user_id).await else {
+            self.drop_shadow(shadow);
+            return false;
+        };
+        let mut sent_there: HashMap<&str, usize> = HashMap::new();
+        for text in state.queued.iter().skip(mark) {
+            *sent_there.entry(text.as_str()).or_default() += 1;
+        }
+        let queued: Vec<Payload> = state
+            .queued
+            .iter()
+            .filter_map(|text| Payload::dispatch_from_json(text))
+            .collect();
+        let entry = Arc::clone(&shadow.entry);
+        let pushed = entry.outbox.replace(|sent_here| {
+            let mut frames = queued;
+            for payload in sent_here {
+                if payload.dispatch_rest().is_none() {
+                    continue;
+                }
+                match sent_there.get_mut(payload.as_str()) {
+                    Some(count) if *count > 0 => *count -= 1,
+                    _ => frames.push(payload),
+                }
+            }
+            frames
+        });
+        if pushed != Pushed::Queued {
+            self.drop_shadow(shadow);
+            return false;
+        }
+        self.park_saved(saved, entry, handler, &state);
+        true
     }
 
     /// The codec's settings: the inbound limit enforced while reading (close 1009), a

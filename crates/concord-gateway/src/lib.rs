@@ -21,8 +21,8 @@ pub use compress::{
     Compression, CompressionConfig, StreamCompressor, UnknownCompression, ZlibConfig, ZstdConfig,
 };
 pub use gateway::{
-    AuthFailure, Authenticator, Credential, Gateway, GatewayConfig, Principal, SavedSession,
-    codec_config,
+    AuthFailure, Authenticator, Credential, Gateway, GatewayConfig, Parked, Principal,
+    SavedSession, Shadow, codec_config,
 };
 pub use hub::{Census, Delivery, Hub, SessionEntry, SessionId, SessionKind, UserWatch};
 pub use outbox::{

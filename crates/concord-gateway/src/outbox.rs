@@ -187,6 +187,13 @@ impl CloseReason {
     pub const fn resumes_here(self) -> bool {
         matches!(self, Self::Revoked | Self::Expired)
     }
+
+    /// Whether a session closed for this reason still queues what it is sent (within
+    /// its bounds): one that may resume here, and one closed by a shutdown, whose
+    /// events go with it to the next process or to the node it is handed over to.
+    pub const fn keeps_queueing(self) -> bool {
+        matches!(self, Self::Revoked | Self::Expired | Self::Shutdown)
+    }
 }
 
 /// Bounds of one outbox.
@@ -273,7 +280,7 @@ impl Outbox {
         // Sized before taking the lock: a batch less a run sums the run's lengths.
         let (count, bytes) = (entry.count(), entry.bytes());
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.closing.is_some_and(|reason| !reason.resumes_here()) {
+        if state.closing.is_some_and(|reason| !reason.keeps_queueing()) {
             return Pushed::Closed;
         }
         if state.frames + count > self.limits.max_frames
@@ -363,6 +370,46 @@ impl Outbox {
     /// Waits until something was pushed or a close was asked for since the last drain.
     pub async fn ready(&self) {
         self.wake.notified().await;
+    }
+
+    /// How many queued frames `wanted` picks.
+    pub fn count_where(&self, wanted: impl Fn(&Payload) -> bool) -> usize {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state
+            .entries
+            .iter()
+            .flat_map(Frames::iter)
+            .filter(|p| wanted(p))
+            .count()
+    }
+
+    /// Replaces what is queued with what `rewrite` makes of it (the queued frames, in
+    /// order), with no push in between. Over the queue's bounds, the session closes as
+    /// for any overflow.
+    pub fn replace(&self, rewrite: impl FnOnce(Vec<Payload>) -> Vec<Payload>) -> Pushed {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let queued = std::mem::take(&mut state.entries)
+            .iter()
+            .flat_map(Frames::iter)
+            .cloned()
+            .collect();
+        let frames = rewrite(queued);
+        let bytes = frames.iter().map(Payload::len).sum();
+        let pushed = if frames.len() > self.limits.max_frames || bytes > self.limits.max_bytes {
+            state.closing = Some(CloseReason::Overflow);
+            state.frames = 0;
+            state.bytes = 0;
+            Pushed::Overflow
+        } else {
+            state.frames = frames.len();
+            state.bytes = bytes;
+            state.entries = frames.into_iter().map(Frames::One).collect();
+            Pushed::Queued
+        };
+        state.since = None;
+        drop(state);
+        self.wake.notify_one();
+        pushed
     }
 
     /// Frames queued now.
@@ -482,6 +529,38 @@ mod tests {
         assert_eq!(Frames::except(&batch, 2..2).count(), 5);
         assert_eq!(Frames::except(&batch, 0..5).count(), 0);
         assert!(Frames::except(&batch, 0..5).get(0).is_none());
+    }
+
+    #[test]
+    fn replace_rewrites_the_queue_at_once_and_a_shutdown_keeps_it_queueing() {
+        let outbox = Outbox::new(QueueLimits {
+            max_frames: 3,
+            max_bytes: 1 << 20,
+        });
+        outbox.close(CloseReason::Shutdown);
+        for text in ["a", "b"] {
+            assert_eq!(outbox.push(Payload::text(text)), Pushed::Queued);
+        }
+        assert_eq!(outbox.count_where(|p| p.as_str() == "b"), 1);
+        let pushed = outbox.replace(|queued| {
+            assert_eq!(queued.len(), 2);
+            let mut frames = vec![Payload::text("z")];
+            frames.extend(queued.into_iter().filter(|p| p.as_str() != "a"));
+            frames
+        });
+        assert_eq!(pushed, Pushed::Queued);
+        let texts: Vec<String> = outbox
+            .take()
+            .entries
+            .iter()
+            .flat_map(Frames::iter)
+            .map(|p| p.as_str().to_owned())
+            .collect();
+        assert_eq!(texts, ["z", "b"]);
+        // Over the bounds: the session closes as for any overflow.
+        let pushed = outbox.replace(|_| vec![Payload::text("x"); 4]);
+        assert_eq!(pushed, Pushed::Overflow);
+        assert_eq!(outbox.len(), 0);
     }
 
     #[test]

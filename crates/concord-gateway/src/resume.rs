@@ -128,6 +128,12 @@ impl Slot {
         ))
     }
 
+    /// Whether the session waits for a RESUME, with no socket serving it.
+    pub(crate) fn is_parked(&self) -> bool {
+        let state = self.lock();
+        !state.gone && state.owner == 0 && state.stream.is_some()
+    }
+
     /// Whether no socket is in the middle of handing the session over: parked, gone, or
     /// not owned.
     fn settled(&self) -> bool {

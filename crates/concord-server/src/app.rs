@@ -396,8 +396,11 @@ where
         // session would then be taken and lost with this one).
         let _ = stop_accepting.send(true);
         tracing::info!("shutting down: closing gateway sessions");
-        // Clients relayed to other nodes' sessions reconnect and resume elsewhere.
+        // Clients relayed to other nodes' sessions reconnect and resume elsewhere; this
+        // node's own sessions go to the nodes that stay, and a RESUME for one of them
+        // elsewhere waits until it is there.
         if let Some(cluster) = &relaying {
+            cluster.begin_handover();
             cluster.end_relays();
         }
         hub.close_all(CloseReason::Shutdown);
@@ -406,6 +409,12 @@ where
             && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some(cluster) = &relaying {
+            let handed = cluster.hand_over(&draining).await;
+            if handed > 0 {
+                tracing::info!(handed, "gateway sessions handed over to other nodes");
+            }
         }
         // What live v2 sessions need to RESUME after the restart.
         let saved: Vec<_> = draining

@@ -15,6 +15,7 @@
 //! subject while it holds a session of theirs, a server's while it holds a session of
 //! one of its members.
 
+mod handoff;
 mod relay;
 
 use std::{
@@ -367,6 +368,8 @@ pub struct Cluster {
     relays: Arc<relay::Relays>,
     /// Tells the receiver to start over from the database ([`Cluster::link_restored`]).
     start_over: Arc<tokio::sync::Notify>,
+    /// Sessions handed over between this node and others as a node stops.
+    handoffs: Arc<handoff::Handoffs>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -420,6 +423,7 @@ impl Cluster {
             audio: Arc::default(),
             relays: Arc::default(),
             start_over: Arc::default(),
+            handoffs: Arc::default(),
         };
         tokio::spawn(receive_all(inbox, fanout, signal, cluster.clone(), store));
         cluster
@@ -842,6 +846,16 @@ async fn receive_all(
                 Err(_) => {
                     metrics.bus("unreadable");
                     tracing::warn!("presence signal from another node not understood");
+                }
+            }
+            continue;
+        }
+        if message.event == handoff::HANDOFF {
+            match cluster.handoff_in(message.origin, &message.body) {
+                Ok(()) => metrics.bus("received"),
+                Err(reason) => {
+                    metrics.bus("unreadable");
+                    tracing::warn!(reason, "handover message from another node not understood");
                 }
             }
             continue;

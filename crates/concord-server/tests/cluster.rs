@@ -490,15 +490,116 @@ async fn a_v2_session_resumes_through_any_node() {
         .await;
     assert_eq!(stranger.next_frame().await["op"], "INVALID_SESSION");
 
-    // The owner stops: reconnect; the session went with its node.
+    // The owner stops: reconnect; the session was handed over to a node that stays,
+    // and resumes through either.
     nodes.remove(0).shutdown().await;
     assert_eq!(relayed.next_frame().await["op"], "RECONNECT");
     assert_eq!(relayed.closed().await, concord_testkit::Closed::Code(1001));
     let mut again = nodes[0].connect_raw("v=2").await.unwrap();
     assert_eq!(again.next_frame().await["op"], "HELLO");
     again.send(&resume(8)).await;
-    assert_eq!(again.next_frame().await["op"], "INVALID_SESSION");
+    let resumed = again.next_frame().await;
+    assert_eq!(
+        (&resumed["t"], resumed["s"].as_u64()),
+        (&json!("RESUMED"), Some(9)),
+        "{resumed}"
+    );
     shutdown(nodes).await;
+}
+
+/// A node that stops hands its v2 sessions over to the nodes that stay: a client told
+/// to reconnect resumes on another node and gets every message posted before, during
+/// and after the handover, once each, in order, numbered without a gap.
+#[tokio::test]
+async fn a_stopping_node_hands_its_sessions_over_and_they_resume_elsewhere_without_a_gap() {
+    const POSTS: usize = 120;
+    let mut nodes = cluster(3).await;
+    let alice = nodes[0].user("alice").await;
+    let bob = nodes[2].user("bob").await;
+    let hall = bob.create_server("handover").await;
+    let general = bob.create_channel(&hall, "general", "text").await;
+    alice.join(&hall).await;
+    let (mut old, hello, ready) = nodes[0].identify_v2(&alice, "", Some(&["messages"])).await;
+    let mut seen = Seen {
+        last: ready["s"].as_u64().expect("READY is numbered"),
+        messages: Vec::new(),
+    };
+    let poster = tokio::spawn(async move {
+        for n in 0..POSTS {
+            bob.post(&general, &format!("m{n}")).await;
+        }
+    });
+    // A few arrive before the node stops; the rest before, during and after the
+    // handover.
+    while seen.messages.len() < 5 {
+        seen.take(&old.next_frame().await);
+    }
+    let leaving = nodes.remove(0);
+    let reading = async {
+        loop {
+            let frame = old.next_frame().await;
+            if frame["op"] == "RECONNECT" {
+                break;
+            }
+            seen.take(&frame);
+        }
+        assert_eq!(old.closed().await, Closed::Code(1001));
+    };
+    tokio::join!(leaving.shutdown(), reading);
+    let mut gateway = nodes[1].connect_raw("v=2").await.unwrap();
+    assert_eq!(gateway.next_frame().await["op"], "HELLO");
+    gateway
+        .send(&json!({"op": "RESUME", "d": {"token": alice.token, "session_id": hello["session_id"], "seq": seen.last}}))
+        .await;
+    loop {
+        let frame = gateway.next_frame().await;
+        let resumed = frame["t"] == "RESUMED";
+        seen.take(&frame);
+        if resumed {
+            break;
+        }
+    }
+    while seen.messages.len() < POSTS {
+        seen.take(&gateway.next_frame().await);
+    }
+    poster.await.expect("every post answered");
+    let expected: Vec<String> = (0..POSTS).map(|n| format!("m{n}")).collect();
+    assert_eq!(seen.messages, expected, "every message once, in order");
+    // Nothing more comes: no event was queued twice.
+    nothing_more(&mut gateway).await;
+    shutdown(nodes).await;
+}
+
+/// What a v2 client received: the last number, and the messages' contents in order.
+struct Seen {
+    last: u64,
+    messages: Vec<String>,
+}
+
+impl Seen {
+    fn take(&mut self, frame: &serde_json::Value) {
+        if let Some(s) = frame["s"].as_u64() {
+            assert_eq!(s, self.last + 1, "numbered without a gap: {frame}");
+            self.last = s;
+        }
+        if frame["t"] == "MESSAGE_CREATE" {
+            let content = frame["d"]["content"].as_str().unwrap_or_default();
+            self.messages.push(content.to_owned());
+        }
+    }
+}
+
+/// Nothing but presence comes after the last expected event: a heartbeat's ACK comes
+/// back before any other frame.
+async fn nothing_more(gateway: &mut concord_testkit::Gateway) {
+    gateway.send(&json!({"op": "HEARTBEAT", "d": null})).await;
+    loop {
+        let frame = gateway.next_frame().await;
+        if frame["op"] == "HEARTBEAT_ACK" {
+            return;
+        }
+        assert_eq!(frame["t"], "PRESENCE_UPDATE", "nothing sent twice: {frame}");
+    }
 }
 
 /// A RESUME that the session's node refuses (here: `seq` beyond what it sent) comes

@@ -29,7 +29,7 @@ use concord_protocol::UserId;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{BARRIER_LIMIT, Cluster, RollCall};
+use super::{BARRIER_LIMIT, Cluster, RollCall, handoff::Whereabouts};
 
 /// The event name relay messages travel under.
 pub(super) const RELAY: &str = "@relay";
@@ -48,6 +48,9 @@ const INPUT_QUEUE: usize = 64;
 /// the client's node joins.
 const PIECE: usize = 16 * 1024;
 
+/// How long a RESUME waits for a session its node is handing over to another.
+const MOVING_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// What relays say on the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum RelayMessage {
@@ -61,6 +64,10 @@ enum RelayMessage {
     Here { ticket: Uuid },
     /// The sender does not.
     NotHere { ticket: Uuid },
+    /// The sender is handing it over to another node: the answer comes later.
+    Moving { ticket: Uuid },
+    /// The sender handed it over to `owner`.
+    Elsewhere { ticket: Uuid, owner: NodeId },
     /// Serve the session for a client on the sender: `resume` first.
     Open { relay: Uuid, resume: String },
     /// The client's frame, to the owner; `n` counts them from 0 per relay.
@@ -88,6 +95,11 @@ impl RelayMessage {
             }
             Self::Here { ticket } => head(1, ticket),
             Self::NotHere { ticket } => head(2, ticket),
+            Self::Moving { ticket } => head(10, ticket),
+            Self::Elsewhere { ticket, owner } => {
+                head(11, ticket);
+                out.put_slice(owner.0.as_bytes());
+            }
             Self::Open { relay, resume } => {
                 head(3, relay);
                 out.put_slice(resume.as_bytes());
@@ -146,7 +158,7 @@ impl RelayMessage {
         let text =
             |bytes: Bytes| String::from_utf8(bytes.to_vec()).map_err(|_| "relay text not UTF-8");
         // Frames either way are numbered.
-        let n = if tag >= 4 {
+        let n = if (4..=9).contains(&tag) {
             if body.len() < 4 {
                 return Err(SHORT);
             }
@@ -215,6 +227,11 @@ impl RelayMessage {
                 n,
                 out: ToClient::HandBack,
             },
+            10 if body.is_empty() => Self::Moving { ticket: id },
+            11 => Self::Elsewhere {
+                ticket: id,
+                owner: NodeId(Uuid::from_slice(&body).map_err(|_| SHORT)?),
+            },
             _ => return Err("a relay message of an unknown kind"),
         })
     }
@@ -256,6 +273,8 @@ pub(super) struct Relays {
 struct Table {
     /// Open questions: the nodes yet to answer, and the asker.
     finds: RollCall<Uuid, NodeId>,
+    /// Open questions a node answered with [`RelayMessage::Moving`].
+    moving: std::collections::HashSet<Uuid>,
     clients: HashMap<Uuid, ClientEnd>,
     owners: HashMap<Uuid, OwnerEnd>,
 }
@@ -300,7 +319,7 @@ impl Cluster {
     }
 
     /// Watches this node's own route (once).
-    async fn own_route(&self) -> bool {
+    pub(super) async fn own_route(&self) -> bool {
         self.relays
             .route
             .get_or_try_init(|| async {
@@ -354,6 +373,12 @@ impl Cluster {
             } => self.find(origin, ticket, user, &session),
             RelayMessage::Here { ticket } => self.relays.lock().finds.settle(ticket, origin),
             RelayMessage::NotHere { ticket } => self.relays.lock().finds.answered(ticket, origin),
+            RelayMessage::Moving { ticket } => {
+                self.relays.lock().moving.insert(ticket);
+            }
+            RelayMessage::Elsewhere { ticket, owner } => {
+                self.relays.lock().finds.settle(ticket, owner);
+            }
             RelayMessage::Open { relay, resume } => self.serve(origin, relay, resume),
             RelayMessage::FromClient { relay, n, frame } => {
                 let mut table = self.relays.lock();
@@ -425,13 +450,14 @@ impl Cluster {
 
     /// Answers `asker`'s question: does this node hold the session?
     fn find(&self, asker: NodeId, ticket: Uuid, user: UserId, session: &str) {
-        let here = !self.relays.leaving.load(Ordering::Acquire)
-            && self
-                .relays
-                .gateway
-                .get()
-                .and_then(Weak::upgrade)
-                .is_some_and(|gateway| gateway.holds(session, user));
+        let holds = self
+            .gateway()
+            .is_some_and(|gateway| gateway.holds(session, user));
+        if let Some(whereabouts) = self.whereabouts(session, holds, asker, ticket) {
+            self.answer_find(asker, ticket, whereabouts);
+            return;
+        }
+        let here = !self.relays.leaving.load(Ordering::Acquire) && holds;
         if !here {
             self.send_relay(Audience::Node(asker), &RelayMessage::NotHere { ticket });
             return;
@@ -447,6 +473,22 @@ impl Cluster {
             };
             cluster.send_relay(Audience::Node(asker), &message);
         });
+    }
+
+    /// This node's gateway, while it runs.
+    pub(super) fn gateway(&self) -> Option<Arc<Gateway>> {
+        self.relays.gateway.get().and_then(Weak::upgrade)
+    }
+
+    /// Answers `asker`'s question `ticket` (who holds a session?) for a session this
+    /// node is handing over or handed over.
+    pub(super) fn answer_find(&self, asker: NodeId, ticket: Uuid, whereabouts: Whereabouts) {
+        let answer = match whereabouts {
+            Whereabouts::Moving => RelayMessage::Moving { ticket },
+            Whereabouts::On(owner) => RelayMessage::Elsewhere { ticket, owner },
+            Whereabouts::Gone => RelayMessage::NotHere { ticket },
+        };
+        self.send_relay(Audience::Node(asker), &answer);
     }
 
     /// Serves a session for a client on `client`'s node.
@@ -530,7 +572,15 @@ impl RemoteSessions for Cluster {
                 session: session_id.to_owned(),
             },
         );
-        let owner = match tokio::time::timeout(BARRIER_LIMIT, answer).await {
+        let mut answer = answer;
+        let mut found = tokio::time::timeout(BARRIER_LIMIT, &mut answer).await;
+        if found.is_err() && self.relays.lock().moving.remove(&ticket) {
+            // The session's node is handing it over: the new owner is named once it
+            // holds the session.
+            found = tokio::time::timeout(MOVING_LIMIT, &mut answer).await;
+        }
+        self.relays.lock().moving.remove(&ticket);
+        let owner = match found {
             Ok(Ok(Some(owner))) => owner,
             _ => {
                 self.relays.lock().finds.withdraw(ticket);

@@ -1,0 +1,417 @@
+//! A node that stops hands its parked v2 sessions over to the nodes that stay, so that
+//! their clients RESUME on any of them with nothing lost and nothing twice.
+//!
+//! The leaving node L has already told its clients to reconnect (RECONNECT, close
+//! 1001), so every session is parked and still sent its events. For each session, L
+//! picks an adopter A among the live nodes and:
+//!
+//! 1. notes how many events are queued for it (its *mark*), and tells A (`Adopt`);
+//! 2. A opens a *shadow* of it: a parked session of the same user and intents, which
+//!    from then on is sent what the session would be; once A's subscriptions are in
+//!    effect and A has applied everything published before L's mark (a catch-up
+//!    round), A empties the shadow and answers `Ready`. From then on, the shadow
+//!    receives every event published after that point, and only events published
+//!    after L's mark;
+//! 3. L runs a catch-up round of its own: every event published before A's shadow
+//!    started has now been queued for the session on L. L takes the session for good
+//!    (numbering, replay buffer, queued events) and sends it to A (`Session`, then
+//!    `Sent`);
+//! 4. A joins them ([`Gateway::adopt`]): the session's queue, then what the shadow
+//!    holds less what L queued after the mark (the same event is the same frame on
+//!    every node), and parks it; it answers `Adopted`.
+//!
+//! Meanwhile L holds the answer to any node that asks who holds one of these sessions
+//! (a RESUME arriving elsewhere): it answers `Moving` at once (the asker waits longer)
+//! and, once handed over, names the adopter (`Elsewhere`), or says it does not hold it
+//! if the handover failed. A handover that takes too long is given up: those sessions
+//! are lost as they were before (their clients get INVALID_SESSION and IDENTIFY).
+
+use std::{collections::HashMap, time::Duration};
+
+use bytes::Bytes;
+use concord_bus::{Audience, NodeId, Outgoing};
+use concord_gateway::{Gateway, Parked, SavedSession, Shadow};
+use concord_protocol::{Intents, UserId};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::Cluster;
+
+/// The bus event of handover messages.
+pub(super) const HANDOFF: &str = "handoff";
+
+/// How long each step of a handover may take (the adopter's readiness; the sessions'
+/// arrival there) before the leaving node gives it up.
+const STEP_LIMIT: Duration = Duration::from_secs(5);
+
+/// Largest saved session sent in one bus message: beyond, its oldest replayed events
+/// are dropped (a client that had not received them gets INVALID_SESSION, as when
+/// they leave the replay window).
+const LARGEST_SESSION: usize = 768 * 1024;
+
+/// What nodes say to hand sessions over.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+enum Message {
+    /// To every node: node `to` is asked to take these sessions of the sender's.
+    Adopt { to: Uuid, sessions: Vec<Moving> },
+    /// To the leaving node: shadows of these sessions receive on the sender now.
+    Ready { ids: Vec<String> },
+    /// To the adopter: one session, taken for good.
+    Session {
+        id: String,
+        user: UserId,
+        expires_in_ms: u64,
+        state: String,
+        mark: usize,
+    },
+    /// To the adopter: every session that could be sent was.
+    Sent,
+    /// To the leaving node: these sessions are parked on the sender.
+    Adopted { ids: Vec<String> },
+}
+
+/// A session to take over.
+#[derive(Debug, Serialize, Deserialize)]
+struct Moving {
+    id: String,
+    user: UserId,
+    intents: u8,
+}
+
+/// Where one of this node's sessions went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Whereabouts {
+    /// Being handed over: ask again later.
+    Moving,
+    /// Parked on that node.
+    On(NodeId),
+    /// Not here (never was, or lost).
+    Gone,
+}
+
+/// This node's handovers, either way.
+#[derive(Default)]
+pub(super) struct Handoffs {
+    state: std::sync::Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// This node is handing its sessions over: every session it holds is moving.
+    active: bool,
+    /// Sessions of this node handed over, and to whom.
+    adopted: HashMap<String, NodeId>,
+    /// RESUMEs asked about meanwhile: who asked, by session.
+    held: HashMap<String, Vec<(NodeId, Uuid)>>,
+    /// Adopters that are to say they are ready.
+    ready: HashMap<NodeId, oneshot::Sender<Vec<String>>>,
+    /// Adopters that are to say which sessions they parked.
+    done: HashMap<NodeId, oneshot::Sender<Vec<String>>>,
+    /// Handovers to this node, by leaving node: where their sessions go.
+    adopting: HashMap<NodeId, mpsc::UnboundedSender<Message>>,
+}
+
+impl Handoffs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Cluster {
+    fn send_handoff(&self, audience: Audience, message: &Message) {
+        match serde_json::to_vec(message) {
+            Ok(body) => self.enqueue(Outgoing::event(audience, HANDOFF, Bytes::from(body))),
+            Err(err) => tracing::error!(error = %err, "handover message not serializable"),
+        }
+    }
+
+    /// Where session `session` is, for a node that asks who holds it: `held` says
+    /// whether this node holds it now. While a handover runs, the question
+    /// (`asker`'s `ticket`) is kept and answered once the session has moved
+    /// ([`Cluster::answer_held`]).
+    pub(super) fn whereabouts(
+        &self,
+        session: &str,
+        held: bool,
+        asker: NodeId,
+        ticket: Uuid,
+    ) -> Option<Whereabouts> {
+        let mut state = self.handoffs.lock();
+        if let Some(node) = state.adopted.get(session) {
+            return Some(Whereabouts::On(*node));
+        }
+        if !state.active {
+            return None;
+        }
+        if !held {
+            return Some(Whereabouts::Gone);
+        }
+        state
+            .held
+            .entry(session.to_owned())
+            .or_default()
+            .push((asker, ticket));
+        Some(Whereabouts::Moving)
+    }
+
+    /// Starts handing this node's sessions over, as it stops: from now on, a node
+    /// asking who holds one of them is told to wait ([`Cluster::hand_over`] follows,
+    /// once every session is parked).
+    pub fn begin_handover(&self) {
+        self.handoffs.lock().active = true;
+    }
+
+    /// Hands every parked v2 session of `gateway` over to the other live nodes (see
+    /// the module's documentation); returns how many were taken. Sessions that could
+    /// not be handed over stay here, and those that asked for them are told so.
+    pub async fn hand_over(&self, gateway: &Gateway) -> usize {
+        let parked = gateway.parked();
+        let mut nodes: Vec<NodeId> = self
+            .barriers
+            .lock()
+            .liveness
+            .waited_for()
+            .into_iter()
+            .collect();
+        nodes.sort_unstable();
+        let mut adopted = 0;
+        if !parked.is_empty() && !nodes.is_empty() && self.own_route().await {
+            let mut batches: HashMap<NodeId, Vec<Parked>> = HashMap::new();
+            for (at, session) in parked.into_iter().enumerate() {
+                batches
+                    .entry(nodes[at % nodes.len()])
+                    .or_default()
+                    .push(session);
+            }
+            let handovers = batches
+                .into_iter()
+                .map(|(node, sessions)| self.hand_over_to(gateway, node, sessions));
+            adopted = futures_util::future::join_all(handovers)
+                .await
+                .into_iter()
+                .sum();
+        }
+        let held = {
+            let mut state = self.handoffs.lock();
+            state.active = false;
+            std::mem::take(&mut state.held)
+        };
+        for (asker, ticket) in held.into_values().flatten() {
+            self.answer_find(asker, ticket, Whereabouts::Gone);
+        }
+        adopted
+    }
+
+    async fn hand_over_to(&self, gateway: &Gateway, to: NodeId, sessions: Vec<Parked>) -> usize {
+        let (ready_tx, ready) = oneshot::channel();
+        let (done_tx, done) = oneshot::channel();
+        {
+            let mut state = self.handoffs.lock();
+            state.ready.insert(to, ready_tx);
+            state.done.insert(to, done_tx);
+        }
+        let marks: HashMap<String, usize> = sessions
+            .iter()
+            .map(|session| (session.id.clone(), session.mark))
+            .collect();
+        let moving = sessions
+            .into_iter()
+            .map(|session| Moving {
+                id: session.id,
+                user: session.user_id,
+                intents: session.intents.bits(),
+            })
+            .collect();
+        self.send_handoff(
+            Audience::Everyone,
+            &Message::Adopt {
+                to: to.0,
+                sessions: moving,
+            },
+        );
+        let ids = match tokio::time::timeout(STEP_LIMIT, ready).await {
+            Ok(Ok(ids)) => ids,
+            _ => {
+                tracing::warn!(node = %to, "node did not get ready to take sessions over");
+                self.handoffs.lock().done.remove(&to);
+                return 0;
+            }
+        };
+        // Every event published before the adopter's shadows started is queued here.
+        self.caught_up().await;
+        for id in ids {
+            let Some(mark) = marks.get(&id).copied() else {
+                continue;
+            };
+            let Some(saved) = gateway.take_saved(&id) else {
+                continue;
+            };
+            let saved = fit(saved);
+            self.send_handoff(
+                Audience::Node(to),
+                &Message::Session {
+                    id: saved.id,
+                    user: saved.user_id,
+                    expires_in_ms: u64::try_from(saved.expires_in.as_millis()).unwrap_or(u64::MAX),
+                    state: saved.state,
+                    mark,
+                },
+            );
+        }
+        self.send_handoff(Audience::Node(to), &Message::Sent);
+        let ids = match tokio::time::timeout(STEP_LIMIT, done).await {
+            Ok(Ok(ids)) => ids,
+            _ => {
+                tracing::warn!(node = %to, "node did not confirm the sessions it took over");
+                return 0;
+            }
+        };
+        let held: Vec<(NodeId, Uuid)> = {
+            let mut state = self.handoffs.lock();
+            for id in &ids {
+                state.adopted.insert(id.clone(), to);
+            }
+            ids.iter()
+                .filter_map(|id| state.held.remove(id))
+                .flatten()
+                .collect()
+        };
+        for (asker, ticket) in held {
+            self.answer_find(asker, ticket, Whereabouts::On(to));
+        }
+        tracing::info!(node = %to, sessions = ids.len(), "v2 sessions handed over");
+        ids.len()
+    }
+
+    /// A handover message from `origin`.
+    pub(super) fn handoff_in(&self, origin: NodeId, body: &[u8]) -> Result<(), &'static str> {
+        let message: Message =
+            serde_json::from_slice(body).map_err(|_| "handover message not understood")?;
+        match message {
+            Message::Adopt { to, sessions } => {
+                if to == self.node.0 {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    self.handoffs.lock().adopting.insert(origin, tx);
+                    let cluster = self.clone();
+                    tokio::spawn(async move { cluster.adopt(origin, sessions, rx).await });
+                }
+            }
+            Message::Ready { ids } => {
+                if let Some(ready) = self.handoffs.lock().ready.remove(&origin) {
+                    let _ = ready.send(ids);
+                }
+            }
+            Message::Adopted { ids } => {
+                if let Some(done) = self.handoffs.lock().done.remove(&origin) {
+                    let _ = done.send(ids);
+                }
+            }
+            message @ (Message::Session { .. } | Message::Sent) => {
+                if let Some(adopting) = self.handoffs.lock().adopting.get(&origin) {
+                    let _ = adopting.send(message);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes over `sessions` from `from`, which is leaving; its messages about them
+    /// come through `messages`, in order.
+    async fn adopt(
+        &self,
+        from: NodeId,
+        sessions: Vec<Moving>,
+        mut messages: mpsc::UnboundedReceiver<Message>,
+    ) {
+        let Some(gateway) = self.gateway() else {
+            return;
+        };
+        let mut shadows: HashMap<String, Shadow> = sessions
+            .into_iter()
+            .map(|moving| {
+                let shadow = gateway.shadow(moving.user, Intents::from_bits(moving.intents));
+                (moving.id, shadow)
+            })
+            .collect();
+        // The shadows' users' servers are watched, and the sessions come on this
+        // node's own route.
+        self.interests.sync().await;
+        let route = self.own_route().await;
+        // Everything published before the leaving node noted its marks is applied
+        // here: from now on, a shadow is sent only what came after.
+        self.caught_up().await;
+        for shadow in shadows.values() {
+            gateway.reset_shadow(shadow);
+        }
+        let ids = if route {
+            shadows.keys().cloned().collect()
+        } else {
+            Vec::new()
+        };
+        self.send_handoff(Audience::Node(from), &Message::Ready { ids });
+        let mut adopted = Vec::new();
+        let deadline = tokio::time::Instant::now() + STEP_LIMIT * 2;
+        while let Ok(Some(message)) = tokio::time::timeout_at(deadline, messages.recv()).await {
+            match message {
+                Message::Session {
+                    id,
+                    user,
+                    expires_in_ms,
+                    state,
+                    mark,
+                } => {
+                    let Some(shadow) = shadows.remove(&id) else {
+                        continue;
+                    };
+                    let saved = SavedSession {
+                        id: id.clone(),
+                        user_id: user,
+                        expires_in: Duration::from_millis(expires_in_ms),
+                        state,
+                    };
+                    if gateway.adopt(saved, mark, shadow).await {
+                        adopted.push(id);
+                    }
+                }
+                Message::Sent => break,
+                _ => {}
+            }
+        }
+        self.handoffs.lock().adopting.remove(&from);
+        for shadow in shadows.into_values() {
+            gateway.drop_shadow(shadow);
+        }
+        // The sessions' clients may be told to come here as soon as this is read.
+        tracing::info!(node = %from, sessions = adopted.len(), "v2 sessions taken over");
+        self.send_handoff(Audience::Node(from), &Message::Adopted { ids: adopted });
+    }
+}
+
+/// `saved`, with its oldest replayed events dropped until it fits one bus message.
+fn fit(saved: SavedSession) -> SavedSession {
+    if saved.state.len() <= LARGEST_SESSION {
+        return saved;
+    }
+    #[derive(Serialize, Deserialize)]
+    struct Lean {
+        #[serde(flatten)]
+        rest: serde_json::Map<String, serde_json::Value>,
+        replay: Vec<(u64, String)>,
+    }
+    let Ok(mut lean) = serde_json::from_str::<Lean>(&saved.state) else {
+        return saved;
+    };
+    let mut size = saved.state.len();
+    let mut drop = 0;
+    while size > LARGEST_SESSION && drop < lean.replay.len() {
+        size = size.saturating_sub(lean.replay[drop].1.len() + 24);
+        drop += 1;
+    }
+    lean.replay.drain(..drop);
+    match serde_json::to_string(&lean) {
+        Ok(state) => SavedSession { state, ..saved },
+        Err(_) => saved,
+    }
+}
