@@ -84,6 +84,10 @@ impl Authenticator for TestAuth {
             handler: Arc::clone(&self.recorder) as Arc<dyn SessionHandler>,
         })
     }
+
+    async fn restore(&self, _: UserId) -> Option<Arc<dyn SessionHandler>> {
+        Some(Arc::clone(&self.recorder) as Arc<dyn SessionHandler>)
+    }
 }
 
 struct Setup {
@@ -111,6 +115,23 @@ fn setup(config: GatewayConfig) -> Setup {
 }
 
 impl Setup {
+    /// Another node: its own hub and gateway, the same users.
+    fn other_node(&self) -> Self {
+        let hub = Arc::new(Hub::new());
+        let recorder = Arc::new(Recorder::default());
+        let users = HashMap::from([("alice", self.alice), ("bob", UserId::new())]);
+        let auth = Arc::new(TestAuth {
+            users,
+            recorder: Arc::clone(&recorder),
+        });
+        Self {
+            gateway: Gateway::new(Arc::clone(&hub), auth, *self.gateway.config()),
+            hub,
+            recorder,
+            alice: self.alice,
+        }
+    }
+
     /// A new v2 socket; its HELLO is read.
     async fn connect(&self) -> (Client, Value) {
         let (socket, mut client) = common::pair();
@@ -419,6 +440,53 @@ async fn resume_replays_what_was_missed_exactly_once_in_order() {
     t.publish(t.alice, 7);
     assert_eq!(client.numbered(1).await, [(7, json!(7))]);
     assert_eq!(t.hub.session_count(), 1, "one session, resumed");
+}
+
+/// A node of a cluster that stops hands its parked sessions over: the node that takes
+/// one over was sent, from the shadow's start, what the session would be; joined to
+/// the session's own state, less what both nodes were sent, its client resumes there
+/// with every event once, in order.
+#[tokio::test(start_paused = true)]
+async fn a_session_handed_to_another_node_resumes_there_with_every_event_once() {
+    let leaving = setup(GatewayConfig::default());
+    let staying = leaving.other_node();
+    let alice = leaving.alice;
+    let (mut client, session) = leaving.identify("alice").await;
+    leaving.publish(alice, 2);
+    assert_eq!(client.numbered(1).await, [(2, json!(2))]);
+    drop(client);
+    tokio::task::yield_now().await;
+    // Queued while parked, before the handover starts.
+    leaving.publish(alice, 3);
+    let parked = leaving.gateway.parked();
+    assert_eq!(parked.len(), 1);
+    assert_eq!((parked[0].user_id, parked[0].mark), (alice, 1));
+    let shadow = staying.gateway.shadow(alice, parked[0].intents);
+    // What the shadow got before it was started afresh does not count.
+    staying.publish(alice, 99);
+    staying.gateway.reset_shadow(&shadow);
+    // After the mark: both nodes have it.
+    leaving.publish(alice, 4);
+    staying.publish(alice, 4);
+    let saved = leaving.gateway.take_saved(&session).expect("parked");
+    assert!(leaving.gateway.take_saved(&session).is_none(), "it left");
+    assert_eq!(leaving.hub.session_count(), 0);
+    // After it left: only the new node has it.
+    staying.publish(alice, 5);
+    assert!(staying.gateway.adopt(saved, parked[0].mark, shadow).await);
+    staying.publish(alice, 6);
+    assert!(staying.gateway.holds(&session, alice));
+    let (mut client, _) = staying.connect().await;
+    client.send(json!({"op": "RESUME", "d": {"token": "alice", "session_id": session, "seq": 2}}));
+    assert_eq!(
+        client.numbered(4).await,
+        [(3, json!(3)), (4, json!(4)), (5, json!(5)), (6, json!(6))]
+    );
+    let resumed = client.json().await;
+    assert_eq!(
+        resumed,
+        json!({"op": "DISPATCH", "s": 7, "t": "RESUMED", "d": {"replayed": 4}})
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -253,6 +253,11 @@ impl<K: std::hash::Hash + Eq + Copy, T> RollCall<K, T> {
         }
     }
 
+    /// Whether question `key` still waits for answers.
+    pub(crate) fn is_open(&self, key: &K) -> bool {
+        self.open.contains_key(key)
+    }
+
     /// `key` is settled with `value`, whoever has yet to answer.
     pub(crate) fn settle(&mut self, key: K, value: T) {
         if let Some((_, asker)) = self.open.remove(&key) {

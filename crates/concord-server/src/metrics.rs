@@ -71,6 +71,7 @@ pub struct Metrics {
     node: Arc<NodeCollector>,
     webhooks: Family<[(&'static str, &'static str); 1], Counter>,
     bus: Family<[(&'static str, &'static str); 1], Counter>,
+    handovers: Family<[(&'static str, &'static str); 1], Counter>,
     audio: crate::media::AudioCounters,
 }
 
@@ -183,6 +184,14 @@ impl Metrics {
              some node did not confirm within 1 s)",
             bus.clone(),
         );
+        let handovers = Family::default();
+        registry.register(
+            "concord_gateway_handovers",
+            "v2 sessions handed over as a node of a cluster stops, by outcome: handed (by \
+             the stopping node), lost (it could not hand them over), adopted (taken over \
+             by this node)",
+            handovers.clone(),
+        );
         let webhooks = Family::default();
         registry.register(
             "concord_webhook_deliveries",
@@ -229,6 +238,7 @@ impl Metrics {
             node,
             webhooks,
             bus,
+            handovers,
             audio,
         }
     }
@@ -302,6 +312,11 @@ impl Metrics {
     /// unreadable).
     pub fn bus(&self, outcome: &'static str) {
         self.bus.get_or_create(&[("outcome", outcome)]).inc();
+    }
+
+    /// Counts a v2 session handed over (or not) as a node stops.
+    pub fn handover(&self, outcome: &'static str) {
+        self.handovers.get_or_create(&[("outcome", outcome)]).inc();
     }
 
     /// Bus messages of one outcome so far.

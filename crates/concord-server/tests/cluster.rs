@@ -567,6 +567,12 @@ async fn a_stopping_node_hands_its_sessions_over_and_they_resume_elsewhere_witho
     assert_eq!(seen.messages, expected, "every message once, in order");
     // Nothing more comes: no event was queued twice.
     nothing_more(&mut gateway).await;
+    let adopted = "concord_gateway_handovers_total{outcome=\"adopted\"}";
+    let mut taken = 0.0;
+    for node in &nodes {
+        taken += node.api().metric(adopted).await;
+    }
+    assert_eq!(taken, 1.0, "one node took the session over");
     shutdown(nodes).await;
 }
 

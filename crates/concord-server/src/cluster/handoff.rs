@@ -45,6 +45,10 @@ pub(super) const HANDOFF: &str = "handoff";
 /// arrival there) before the leaving node gives it up.
 const STEP_LIMIT: Duration = Duration::from_secs(5);
 
+/// Most sessions in one handover: its messages listing them stay well within a bus
+/// message. A node's sessions go in as many handovers as needed, all at once.
+const BATCH: usize = 1000;
+
 /// Largest saved session sent in one bus message: beyond, its oldest replayed events
 /// are dropped (a client that had not received them gets INVALID_SESSION, as when
 /// they leave the replay window).
@@ -54,12 +58,18 @@ const LARGEST_SESSION: usize = 768 * 1024;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "k", rename_all = "snake_case")]
 enum Message {
-    /// To every node: node `to` is asked to take these sessions of the sender's.
-    Adopt { to: Uuid, sessions: Vec<Moving> },
+    /// To every node: node `to` is asked to take these sessions of the sender's, in
+    /// handover `handover`.
+    Adopt {
+        handover: Uuid,
+        to: Uuid,
+        sessions: Vec<Moving>,
+    },
     /// To the leaving node: shadows of these sessions receive on the sender now.
-    Ready { ids: Vec<String> },
+    Ready { handover: Uuid, ids: Vec<String> },
     /// To the adopter: one session, taken for good.
     Session {
+        handover: Uuid,
         id: String,
         user: UserId,
         expires_in_ms: u64,
@@ -67,9 +77,9 @@ enum Message {
         mark: usize,
     },
     /// To the adopter: every session that could be sent was.
-    Sent,
+    Sent { handover: Uuid },
     /// To the leaving node: these sessions are parked on the sender.
-    Adopted { ids: Vec<String> },
+    Adopted { handover: Uuid, ids: Vec<String> },
 }
 
 /// A session to take over.
@@ -105,12 +115,12 @@ struct State {
     adopted: HashMap<String, NodeId>,
     /// RESUMEs asked about meanwhile: who asked, by session.
     held: HashMap<String, Vec<(NodeId, Uuid)>>,
-    /// Adopters that are to say they are ready.
-    ready: HashMap<NodeId, oneshot::Sender<Vec<String>>>,
-    /// Adopters that are to say which sessions they parked.
-    done: HashMap<NodeId, oneshot::Sender<Vec<String>>>,
-    /// Handovers to this node, by leaving node: where their sessions go.
-    adopting: HashMap<NodeId, mpsc::UnboundedSender<Message>>,
+    /// Handovers whose adopter is to say it is ready.
+    ready: HashMap<Uuid, oneshot::Sender<Vec<String>>>,
+    /// Handovers whose adopter is to say which sessions it parked.
+    done: HashMap<Uuid, oneshot::Sender<Vec<String>>>,
+    /// Handovers to this node: where their sessions go.
+    adopting: HashMap<Uuid, mpsc::UnboundedSender<Message>>,
 }
 
 impl Handoffs {
@@ -178,12 +188,19 @@ impl Cluster {
         nodes.sort_unstable();
         let mut adopted = 0;
         if !parked.is_empty() && !nodes.is_empty() && self.own_route().await {
-            let mut batches: HashMap<NodeId, Vec<Parked>> = HashMap::new();
+            let mut shares: HashMap<NodeId, Vec<Parked>> = HashMap::new();
             for (at, session) in parked.into_iter().enumerate() {
-                batches
+                shares
                     .entry(nodes[at % nodes.len()])
                     .or_default()
                     .push(session);
+            }
+            let mut batches = Vec::new();
+            for (node, mut share) in shares {
+                while !share.is_empty() {
+                    let rest = share.split_off(share.len().min(BATCH));
+                    batches.push((node, std::mem::replace(&mut share, rest)));
+                }
             }
             let handovers = batches
                 .into_iter()
@@ -201,16 +218,27 @@ impl Cluster {
         for (asker, ticket) in held.into_values().flatten() {
             self.answer_find(asker, ticket, Whereabouts::Gone);
         }
+        let lost = gateway.parked().len();
+        for _ in 0..lost {
+            self.metrics.handover("lost");
+        }
+        if lost > 0 {
+            tracing::warn!(
+                lost,
+                "v2 sessions not handed over: their clients identify again"
+            );
+        }
         adopted
     }
 
     async fn hand_over_to(&self, gateway: &Gateway, to: NodeId, sessions: Vec<Parked>) -> usize {
+        let handover = Uuid::new_v4();
         let (ready_tx, ready) = oneshot::channel();
         let (done_tx, done) = oneshot::channel();
         {
             let mut state = self.handoffs.lock();
-            state.ready.insert(to, ready_tx);
-            state.done.insert(to, done_tx);
+            state.ready.insert(handover, ready_tx);
+            state.done.insert(handover, done_tx);
         }
         let marks: HashMap<String, usize> = sessions
             .iter()
@@ -227,6 +255,7 @@ impl Cluster {
         self.send_handoff(
             Audience::Everyone,
             &Message::Adopt {
+                handover,
                 to: to.0,
                 sessions: moving,
             },
@@ -235,7 +264,9 @@ impl Cluster {
             Ok(Ok(ids)) => ids,
             _ => {
                 tracing::warn!(node = %to, "node did not get ready to take sessions over");
-                self.handoffs.lock().done.remove(&to);
+                let mut state = self.handoffs.lock();
+                state.ready.remove(&handover);
+                state.done.remove(&handover);
                 return 0;
             }
         };
@@ -252,6 +283,7 @@ impl Cluster {
             self.send_handoff(
                 Audience::Node(to),
                 &Message::Session {
+                    handover,
                     id: saved.id,
                     user: saved.user_id,
                     expires_in_ms: u64::try_from(saved.expires_in.as_millis()).unwrap_or(u64::MAX),
@@ -260,11 +292,12 @@ impl Cluster {
                 },
             );
         }
-        self.send_handoff(Audience::Node(to), &Message::Sent);
+        self.send_handoff(Audience::Node(to), &Message::Sent { handover });
         let ids = match tokio::time::timeout(STEP_LIMIT, done).await {
             Ok(Ok(ids)) => ids,
             _ => {
                 tracing::warn!(node = %to, "node did not confirm the sessions it took over");
+                self.handoffs.lock().done.remove(&handover);
                 return 0;
             }
         };
@@ -281,6 +314,9 @@ impl Cluster {
         for (asker, ticket) in held {
             self.answer_find(asker, ticket, Whereabouts::On(to));
         }
+        for _ in &ids {
+            self.metrics.handover("handed");
+        }
         tracing::info!(node = %to, sessions = ids.len(), "v2 sessions handed over");
         ids.len()
     }
@@ -290,26 +326,32 @@ impl Cluster {
         let message: Message =
             serde_json::from_slice(body).map_err(|_| "handover message not understood")?;
         match message {
-            Message::Adopt { to, sessions } => {
+            Message::Adopt {
+                handover,
+                to,
+                sessions,
+            } => {
                 if to == self.node.0 {
                     let (tx, rx) = mpsc::unbounded_channel();
-                    self.handoffs.lock().adopting.insert(origin, tx);
+                    self.handoffs.lock().adopting.insert(handover, tx);
                     let cluster = self.clone();
-                    tokio::spawn(async move { cluster.adopt(origin, sessions, rx).await });
+                    tokio::spawn(async move {
+                        cluster.adopt(origin, handover, sessions, rx).await;
+                    });
                 }
             }
-            Message::Ready { ids } => {
-                if let Some(ready) = self.handoffs.lock().ready.remove(&origin) {
+            Message::Ready { handover, ids } => {
+                if let Some(ready) = self.handoffs.lock().ready.remove(&handover) {
                     let _ = ready.send(ids);
                 }
             }
-            Message::Adopted { ids } => {
-                if let Some(done) = self.handoffs.lock().done.remove(&origin) {
+            Message::Adopted { handover, ids } => {
+                if let Some(done) = self.handoffs.lock().done.remove(&handover) {
                     let _ = done.send(ids);
                 }
             }
-            message @ (Message::Session { .. } | Message::Sent) => {
-                if let Some(adopting) = self.handoffs.lock().adopting.get(&origin) {
+            message @ (Message::Session { handover, .. } | Message::Sent { handover }) => {
+                if let Some(adopting) = self.handoffs.lock().adopting.get(&handover) {
                     let _ = adopting.send(message);
                 }
             }
@@ -317,15 +359,17 @@ impl Cluster {
         Ok(())
     }
 
-    /// Takes over `sessions` from `from`, which is leaving; its messages about them
-    /// come through `messages`, in order.
+    /// Takes over `sessions` from `from`, which is leaving, in handover `handover`;
+    /// its messages about them come through `messages`, in order.
     async fn adopt(
         &self,
         from: NodeId,
+        handover: Uuid,
         sessions: Vec<Moving>,
         mut messages: mpsc::UnboundedReceiver<Message>,
     ) {
         let Some(gateway) = self.gateway() else {
+            self.handoffs.lock().adopting.remove(&handover);
             return;
         };
         let mut shadows: HashMap<String, Shadow> = sessions
@@ -350,13 +394,14 @@ impl Cluster {
         } else {
             Vec::new()
         };
-        self.send_handoff(Audience::Node(from), &Message::Ready { ids });
+        self.send_handoff(Audience::Node(from), &Message::Ready { handover, ids });
         let mut adopted = Vec::new();
         let deadline = tokio::time::Instant::now() + STEP_LIMIT * 2;
         while let Ok(Some(message)) = tokio::time::timeout_at(deadline, messages.recv()).await {
             match message {
                 Message::Session {
                     id,
+                    handover: _,
                     user,
                     expires_in_ms,
                     state,
@@ -372,20 +417,27 @@ impl Cluster {
                         state,
                     };
                     if gateway.adopt(saved, mark, shadow).await {
+                        self.metrics.handover("adopted");
                         adopted.push(id);
                     }
                 }
-                Message::Sent => break,
+                Message::Sent { .. } => break,
                 _ => {}
             }
         }
-        self.handoffs.lock().adopting.remove(&from);
+        self.handoffs.lock().adopting.remove(&handover);
         for shadow in shadows.into_values() {
             gateway.drop_shadow(shadow);
         }
         // The sessions' clients may be told to come here as soon as this is read.
         tracing::info!(node = %from, sessions = adopted.len(), "v2 sessions taken over");
-        self.send_handoff(Audience::Node(from), &Message::Adopted { ids: adopted });
+        self.send_handoff(
+            Audience::Node(from),
+            &Message::Adopted {
+                handover,
+                ids: adopted,
+            },
+        );
     }
 }
 

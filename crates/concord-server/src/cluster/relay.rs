@@ -374,7 +374,10 @@ impl Cluster {
             RelayMessage::Here { ticket } => self.relays.lock().finds.settle(ticket, origin),
             RelayMessage::NotHere { ticket } => self.relays.lock().finds.answered(ticket, origin),
             RelayMessage::Moving { ticket } => {
-                self.relays.lock().moving.insert(ticket);
+                let mut table = self.relays.lock();
+                if table.finds.is_open(&ticket) {
+                    table.moving.insert(ticket);
+                }
             }
             RelayMessage::Elsewhere { ticket, owner } => {
                 self.relays.lock().finds.settle(ticket, owner);
@@ -634,6 +637,11 @@ mod tests {
             },
             RelayMessage::Here { ticket: a },
             RelayMessage::NotHere { ticket: b },
+            RelayMessage::Moving { ticket: a },
+            RelayMessage::Elsewhere {
+                ticket: b,
+                owner: NodeId(Uuid::new_v4()),
+            },
             RelayMessage::Open {
                 relay: b,
                 resume: r#"{"op":"RESUME","d":{"seq":3}}"#.into(),
@@ -683,10 +691,16 @@ mod tests {
             for cut in [0, 1, 16] {
                 assert!(RelayMessage::decode(bytes.slice(..cut)).is_err());
             }
-            if bytes[0] >= 4 {
+            if (4..=9).contains(&bytes[0]) {
                 assert!(
                     RelayMessage::decode(bytes.slice(..19)).is_err(),
                     "its number cut short"
+                );
+            }
+            if bytes[0] == 11 {
+                assert!(
+                    RelayMessage::decode(bytes.slice(..20)).is_err(),
+                    "its owner cut short"
                 );
             }
         }
