@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""A node drained under load hands its v2 sessions over (issue 14): how long its clients
+wait, and whether each still gets every message once, in order.
+
+Starts three `concord serve` nodes of one cluster from BINARY (one PostgreSQL database,
+one NATS prefix, one secret). SESSIONS v2 sessions of one reader identify on node 0;
+a poster posts through node 2, one message every PACE ms, from before node 0 is sent
+SIGTERM until every client has resumed and then some. Each client, told to RECONNECT,
+resumes through node 1 or node 2 (alternately) with the last `s` it read. Prints one JSON
+line: the clients' wait from SIGTERM to RESUMED (p50/p99/max, ms), how many RESUMEs
+were refused, how many clients got every message exactly once in order, and node 0's
+time from SIGTERM to exit.
+
+    pip install websockets
+    createdb -h 127.0.0.1 -U postgres concord_drain
+    scripts/drain-handover.py target/release/concord \\
+        --database-url postgres://postgres@127.0.0.1:5432/concord_drain --sessions 2000
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+
+import websockets
+
+LIMITS = (
+    "[limits]\n"
+    "rest_per_ip = { per_second = 100000, burst = 100000 }\n"
+    "auth_per_ip = { per_second = 1000, burst = 1000 }\n"
+    "connections_per_ip = 100000\n"
+    "sessions_per_ip = 100000\n"
+    "sessions_per_user = 100000\n"
+)
+
+
+def start_nodes(binary, count, database_url, work):
+    config = os.path.join(work, "concord.toml")
+    with open(config, "w") as f:
+        f.write(LIMITS)
+    env = dict(
+        os.environ,
+        CONCORD_DATABASE_URL=database_url,
+        CONCORD_BUS_URL=os.environ.get("BUS_URL", "nats://127.0.0.1:4222"),
+        CONCORD_BUS_PREFIX=f"concord-drain.{uuid.uuid4().hex}",
+        CONCORD_JWT_SECRET="drain-handover-secret-0123456789abcdef",
+    )
+    procs, addrs = [], []
+    for n in range(count):
+        proc = subprocess.Popen(
+            [binary, "serve", "--listen", "127.0.0.1:0", "--config", config,
+             "--data-dir", os.path.join(work, f"data{n}")],
+            env=env, stdout=subprocess.PIPE, text=True,
+            stderr=open(os.path.join(work, f"node{n}.log"), "w"),
+        )
+        procs.append(proc)
+        # A node prints its bound address, alone on its first line, once it listens.
+        addrs.append(proc.stdout.readline().strip())
+    return procs, addrs
+
+
+def call(addr, method, path, body=None, token=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"http://{addr}{path}", data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            text = response.read()
+            return response.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+class Reader:
+    """One v2 session's client: what it read, and when it resumed."""
+
+    def __init__(self, token):
+        self.token = token
+        self.seq = 0
+        self.messages = []
+        self.gaps = 0
+        self.told_at = None
+        self.resumed_at = None
+        self.refused = False
+
+    def take(self, frame):
+        s = frame.get("s")
+        if s is not None:
+            if s != self.seq + 1:
+                self.gaps += 1
+            self.seq = s
+        if frame.get("t") == "MESSAGE_CREATE":
+            self.messages.append(frame["d"]["content"])
+
+    async def beat(self, ws):
+        while True:
+            await asyncio.sleep(20)
+            await ws.send(json.dumps({"op": "HEARTBEAT", "d": None}))
+
+    async def identify(self, addr):
+        ws = await websockets.connect(f"ws://{addr}/ws?v=2", max_size=None, compression=None)
+        hello = json.loads(await ws.recv())
+        await ws.send(json.dumps(
+            {"op": "IDENTIFY", "d": {"token": self.token, "intents": ["messages"]}}))
+        ready = json.loads(await ws.recv())
+        assert ready.get("t") == "READY", ready
+        self.take(ready)
+        return ws, hello["d"]["session_id"]
+
+    async def run(self, ws, session, other, done):
+        beating = asyncio.create_task(self.beat(ws))
+        try:
+            while (frame := json.loads(await ws.recv())).get("op") != "RECONNECT":
+                self.take(frame)
+        finally:
+            beating.cancel()
+        self.told_at = time.perf_counter()
+        try:
+            await ws.recv()
+        except websockets.ConnectionClosed:
+            pass
+        self.closed_at = time.perf_counter()
+        ws = await websockets.connect(f"ws://{other}/ws?v=2", max_size=None, compression=None)
+        await ws.recv()  # HELLO
+        self.hello_at = time.perf_counter()
+        await ws.send(json.dumps({"op": "RESUME", "d": {
+            "token": self.token, "session_id": session, "seq": self.seq}}))
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame.get("op") == "INVALID_SESSION":
+                self.refused = True
+                self.resumed_at = time.perf_counter()
+                await ws.close()
+                return
+            self.take(frame)
+            if frame.get("t") == "RESUMED":
+                self.resumed_at = time.perf_counter()
+                break
+        beating = asyncio.create_task(self.beat(ws))
+        try:
+            while not (done.is_set() and len(self.messages) >= done.count):
+                try:
+                    frame = json.loads(await asyncio.wait_for(ws.recv(), 1))
+                except asyncio.TimeoutError:
+                    continue
+                self.take(frame)
+        finally:
+            beating.cancel()
+            await ws.close()
+
+
+async def measure(args, addrs, procs):
+    tag = uuid.uuid4().hex[:8]
+
+    def register(name):
+        status, body = call(addrs[2], "POST", "/auth/register",
+                            {"username": f"{name}{tag}", "password": "correct-horse-42"})
+        assert status == 201, body
+        return body["access_token"]
+
+    poster, reader = register("poster"), register("reader")
+    status, server = call(addrs[2], "POST", "/servers", {"name": "drain", "is_public": True},
+                          poster)
+    assert status == 201, server
+    status, channel = call(addrs[2], "POST", f"/servers/{server['id']}/channels",
+                           {"name": "general", "type": "text"}, poster)
+    assert status == 201, channel
+    status, _ = call(addrs[2], "POST", f"/servers/{server['id']}/join", None, reader)
+    assert status == 201
+
+    readers = [Reader(reader) for _ in range(args.sessions)]
+    gate = asyncio.Semaphore(64)
+
+    async def open_one(r):
+        async with gate:
+            return await r.identify(addrs[0])
+
+    opened = await asyncio.gather(*(open_one(r) for r in readers))
+    done = asyncio.Event()
+    done.count = None
+    tasks = [asyncio.create_task(r.run(ws, session, addrs[1 + n % 2], done))
+             for n, (r, (ws, session)) in enumerate(zip(readers, opened))]
+
+    posted = 0
+    stop_posting = asyncio.Event()
+
+    async def post():
+        nonlocal posted
+        while not stop_posting.is_set():
+            status, _ = await asyncio.to_thread(
+                call, addrs[2], "POST", f"/channels/{channel['id']}/messages",
+                {"content": f"m{posted}"}, poster)
+            assert status == 201, status
+            posted += 1
+            await asyncio.sleep(args.pace / 1000)
+
+    posting = asyncio.create_task(post())
+    await asyncio.sleep(1)
+    drained_at = time.perf_counter()
+    procs[0].send_signal(signal.SIGTERM)
+    async def exit_time():
+        await asyncio.to_thread(procs[0].wait)
+        return time.perf_counter()
+
+    exited = asyncio.create_task(exit_time())
+    while any(r.resumed_at is None for r in readers):
+        failed = [t for t in tasks if t.done() and t.exception() is not None]
+        if failed:
+            raise RuntimeError(f"{len(failed)} clients failed, first: {failed[0].exception()!r}")
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1)
+    stop_posting.set()
+    await posting
+    done.count = posted
+    done.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 120)
+    exited_at = await exited
+    def spread(values):
+        values = sorted(values)
+        pick = lambda q: round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 1)
+        return {"p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": pick(1.0)}
+
+    waits = [r.resumed_at - drained_at for r in readers if not r.refused]
+    expected = [f"m{n}" for n in range(posted)]
+    complete = sum(1 for r in readers if r.messages == expected and not r.gaps)
+    result = {
+        "sessions": args.sessions,
+        "messages": posted,
+        "refused": sum(r.refused for r in readers),
+        "every_message_once_in_order": complete,
+        "told_to_reconnect": spread(r.told_at - drained_at for r in readers),
+        "socket_closed": spread(r.closed_at - drained_at for r in readers),
+        "resume_sent": spread(r.hello_at - drained_at for r in readers),
+        "resumed": spread(waits) if waits else None,
+        "resume_to_resumed": spread(r.resumed_at - r.hello_at for r in readers),
+    }
+    result["node_exit_ms"] = round((exited_at - drained_at) * 1000, 1)
+    print(json.dumps(result))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("binary")
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--sessions", type=int, default=2000)
+    parser.add_argument("--pace", type=float, default=20.0, help="ms between posts")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as work:
+        procs, addrs = start_nodes(args.binary, 3, args.database_url, work)
+        try:
+            asyncio.run(measure(args, addrs, procs))
+        except Exception:
+            for n in range(3):
+                with open(os.path.join(work, f"node{n}.log")) as log:
+                    lines = [l for l in log if "WARN" in l or "ERROR" in l or "handed" in l
+                             or "taken over" in l]
+                print(f"node {n}:", "".join(lines[-20:]), file=sys.stderr)
+            raise
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in procs:
+                proc.wait()
+
+
+if __name__ == "__main__":
+    main()
