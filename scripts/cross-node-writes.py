@@ -46,13 +46,17 @@ class Node:
         return res.status, (json.loads(data) if data else None)
 
 
-def start_nodes(binary, count, database_url, work):
+def start_nodes(binary, count, database_url, work, limits="", logs=False):
+    """Starts `count` nodes of one cluster (one node: no bus), each with the generous
+    REST limits below plus `limits` (more `[limits]` lines); with `logs`, node n's log
+    goes to `work/node<n>.log`."""
     config = os.path.join(work, "concord.toml")
     with open(config, "w") as f:
         f.write(
             "[limits]\n"
             "rest_per_ip = { per_second = 100000, burst = 100000 }\n"
             "auth_per_ip = { per_second = 1000, burst = 1000 }\n"
+            + limits
         )
     env = dict(os.environ, CONCORD_DATABASE_URL=database_url)
     if count > 1:
@@ -66,7 +70,8 @@ def start_nodes(binary, count, database_url, work):
         proc = subprocess.Popen(
             [binary, "serve", "--listen", "127.0.0.1:0", "--config", config,
              "--data-dir", os.path.join(work, f"data{n}")],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            env=env, stdout=subprocess.PIPE, text=True,
+            stderr=open(os.path.join(work, f"node{n}.log"), "w") if logs else subprocess.DEVNULL,
         )
         procs.append(proc)
         # A node prints its bound address, alone on its first line, once it listens.

@@ -19,65 +19,29 @@ time from SIGTERM to exit.
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 
 import websockets
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+spec = importlib.util.spec_from_file_location(
+    "cross_node_writes", os.path.join(HERE, "cross-node-writes.py"))
+writes = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(writes)
+
+# One reader holds every session, from one address.
 LIMITS = (
-    "[limits]\n"
-    "rest_per_ip = { per_second = 100000, burst = 100000 }\n"
-    "auth_per_ip = { per_second = 1000, burst = 1000 }\n"
     "connections_per_ip = 100000\n"
     "sessions_per_ip = 100000\n"
     "sessions_per_user = 100000\n"
 )
-
-
-def start_nodes(binary, count, database_url, work):
-    config = os.path.join(work, "concord.toml")
-    with open(config, "w") as f:
-        f.write(LIMITS)
-    env = dict(
-        os.environ,
-        CONCORD_DATABASE_URL=database_url,
-        CONCORD_BUS_URL=os.environ.get("BUS_URL", "nats://127.0.0.1:4222"),
-        CONCORD_BUS_PREFIX=f"concord-drain.{uuid.uuid4().hex}",
-        CONCORD_JWT_SECRET="drain-handover-secret-0123456789abcdef",
-    )
-    procs, addrs = [], []
-    for n in range(count):
-        proc = subprocess.Popen(
-            [binary, "serve", "--listen", "127.0.0.1:0", "--config", config,
-             "--data-dir", os.path.join(work, f"data{n}")],
-            env=env, stdout=subprocess.PIPE, text=True,
-            stderr=open(os.path.join(work, f"node{n}.log"), "w"),
-        )
-        procs.append(proc)
-        # A node prints its bound address, alone on its first line, once it listens.
-        addrs.append(proc.stdout.readline().strip())
-    return procs, addrs
-
-
-def call(addr, method, path, body=None, token=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"http://{addr}{path}", data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            text = response.read()
-            return response.status, json.loads(text) if text else None
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
 
 
 class Reader:
@@ -160,21 +124,22 @@ class Reader:
 
 async def measure(args, addrs, procs):
     tag = uuid.uuid4().hex[:8]
+    api = writes.Node(addrs[2])
 
     def register(name):
-        status, body = call(addrs[2], "POST", "/auth/register",
+        status, body = api.call("POST", "/auth/register",
                             {"username": f"{name}{tag}", "password": "correct-horse-42"})
         assert status == 201, body
         return body["access_token"]
 
     poster, reader = register("poster"), register("reader")
-    status, server = call(addrs[2], "POST", "/servers", {"name": "drain", "is_public": True},
+    status, server = api.call("POST", "/servers", {"name": "drain", "is_public": True},
                           poster)
     assert status == 201, server
-    status, channel = call(addrs[2], "POST", f"/servers/{server['id']}/channels",
+    status, channel = api.call("POST", f"/servers/{server['id']}/channels",
                            {"name": "general", "type": "text"}, poster)
     assert status == 201, channel
-    status, _ = call(addrs[2], "POST", f"/servers/{server['id']}/join", None, reader)
+    status, _ = api.call("POST", f"/servers/{server['id']}/join", None, reader)
     assert status == 201
 
     readers = [Reader(reader) for _ in range(args.sessions)]
@@ -197,7 +162,7 @@ async def measure(args, addrs, procs):
         nonlocal posted
         while not stop_posting.is_set():
             status, _ = await asyncio.to_thread(
-                call, addrs[2], "POST", f"/channels/{channel['id']}/messages",
+                api.call, "POST", f"/channels/{channel['id']}/messages",
                 {"content": f"m{posted}"}, poster)
             assert status == 201, status
             posted += 1
@@ -255,7 +220,8 @@ def main():
     parser.add_argument("--pace", type=float, default=20.0, help="ms between posts")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
-        procs, addrs = start_nodes(args.binary, 3, args.database_url, work)
+        procs, addrs = writes.start_nodes(args.binary, 3, args.database_url, work,
+                                          limits=LIMITS, logs=True)
         try:
             asyncio.run(measure(args, addrs, procs))
         except Exception:
