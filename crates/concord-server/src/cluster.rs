@@ -738,7 +738,10 @@ async fn publish_all(
                     metrics.bus("published");
                     break;
                 }
-                Err(err) if attempt < RETRIES => {
+                // Too large stays too large: not tried again.
+                Err(err)
+                    if attempt < RETRIES && !matches!(err, concord_bus::BusError::TooLarge(_)) =>
+                {
                     metrics.bus("retried");
                     tracing::warn!(event = %message.event, attempt, error = %err, "bus publish failed; retrying");
                     tokio::time::sleep(wait).await;
@@ -747,6 +750,7 @@ async fn publish_all(
                 Err(err) => {
                     metrics.bus("dropped");
                     tracing::error!(event = %message.event, error = %err, "bus publish failed; message not sent to other nodes");
+                    break;
                 }
             }
         }

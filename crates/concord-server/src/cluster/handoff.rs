@@ -279,7 +279,11 @@ impl Cluster {
             let Some(saved) = gateway.take_saved(&id) else {
                 continue;
             };
-            let saved = fit(saved);
+            let Some(saved) = fit(saved) else {
+                tracing::warn!(session = %id, "v2 session too large to hand over; dropped");
+                self.metrics.handover("lost");
+                continue;
+            };
             self.send_handoff(
                 Audience::Node(to),
                 &Message::Session {
@@ -441,10 +445,11 @@ impl Cluster {
     }
 }
 
-/// `saved`, with its oldest replayed events dropped until it fits one bus message.
-fn fit(saved: SavedSession) -> SavedSession {
+/// `saved`, with its oldest replayed events dropped until it fits one bus message;
+/// `None` if its queued events alone do not.
+fn fit(saved: SavedSession) -> Option<SavedSession> {
     if saved.state.len() <= LARGEST_SESSION {
-        return saved;
+        return Some(saved);
     }
     #[derive(Serialize, Deserialize)]
     struct Lean {
@@ -452,9 +457,7 @@ fn fit(saved: SavedSession) -> SavedSession {
         rest: serde_json::Map<String, serde_json::Value>,
         replay: Vec<(u64, String)>,
     }
-    let Ok(mut lean) = serde_json::from_str::<Lean>(&saved.state) else {
-        return saved;
-    };
+    let mut lean = serde_json::from_str::<Lean>(&saved.state).ok()?;
     let mut size = saved.state.len();
     let mut drop = 0;
     while size > LARGEST_SESSION && drop < lean.replay.len() {
@@ -462,8 +465,48 @@ fn fit(saved: SavedSession) -> SavedSession {
         drop += 1;
     }
     lean.replay.drain(..drop);
-    match serde_json::to_string(&lean) {
-        Ok(state) => SavedSession { state, ..saved },
-        Err(_) => saved,
+    let state = serde_json::to_string(&lean).ok()?;
+    (state.len() <= LARGEST_SESSION).then_some(SavedSession { state, ..saved })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn saved(replay: usize, queued: usize) -> SavedSession {
+        let frame = |n: usize| {
+            format!(
+                r#"{{"op":"DISPATCH","t":"MESSAGE_CREATE","d":{{"n":{n},"pad":"{}"}}}}"#,
+                "x".repeat(1000)
+            )
+        };
+        let state = serde_json::json!({
+            "intents": 1,
+            "seq": replay,
+            "replay": (1..=replay).map(|s| (s, frame(s))).collect::<Vec<_>>(),
+            "queued": (0..queued).map(frame).collect::<Vec<_>>(),
+        });
+        SavedSession {
+            id: "0123".into(),
+            user_id: UserId::new(),
+            expires_in: Duration::from_secs(60),
+            state: state.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_session_too_large_for_one_message_loses_its_oldest_replay_or_is_not_sent() {
+        let small = saved(10, 2);
+        assert_eq!(fit(small.clone()), Some(small));
+        let fitted = fit(saved(1000, 5)).expect("fits once its replay is cut");
+        assert!(fitted.state.len() <= LARGEST_SESSION);
+        let state: serde_json::Value = serde_json::from_str(&fitted.state).unwrap();
+        let replay = state["replay"].as_array().unwrap();
+        assert!(replay.len() < 1000 && !replay.is_empty());
+        // The newest are kept, and everything else as it was.
+        assert_eq!(replay.last().unwrap()[0], 1000);
+        assert_eq!(state["seq"], 1000);
+        assert_eq!(state["queued"].as_array().unwrap().len(), 5);
+        assert_eq!(fit(saved(0, 1000)), None, "queued events are never dropped");
     }
 }
