@@ -496,7 +496,7 @@ impl Cluster {
 
     /// Serves a session for a client on `client`'s node.
     fn serve(&self, client: NodeId, relay: Uuid, resume: String) {
-        let gateway = self.relays.gateway.get().and_then(Weak::upgrade);
+        let gateway = self.gateway();
         let Some(gateway) = gateway.filter(|_| !self.relays.leaving.load(Ordering::Acquire)) else {
             self.to_client(
                 client,
