@@ -26,9 +26,9 @@ use tokio_tungstenite::{
 };
 
 use crate::{
-    Compression, CompressionConfig, Frames, GatewaySocket, Hub, Payload, Pushed, RelayedSocket,
-    RemoteSessions, ReplayBudget, ReplayLimits, SessionConfig, SessionEntry, SessionHandler,
-    SocketStats, StreamCompressor, WsSocket,
+    Compression, CompressionConfig, Found, Frames, GatewaySocket, Hub, Payload, Pushed,
+    RelayedSocket, RemoteSessions, ReplayBudget, ReplayLimits, SessionConfig, SessionEntry,
+    SessionHandler, SocketStats, StreamCompressor, WsSocket,
     hub::SessionKind,
     replay::Replay,
     resume::{Sessions, Slot},
@@ -821,20 +821,44 @@ impl Gateway {
                             let plausible = resume.session_id.len() == 32
                                 && resume.session_id.bytes().all(|b| b.is_ascii_hexdigit());
                             let remote = self.remote.get().filter(|_| may_relay && plausible);
-                            if let Some(remote) = remote
-                                && let Some(link) = remote
-                                    .open(&resume.session_id, principal.user_id, text.to_string())
-                                    .await
-                            {
-                                let counted = self.stats.relaying(false);
-                                let back = crate::relay::run(socket, compressor, link, limit).await;
-                                let Some(back) = back else { return false };
-                                drop(counted);
-                                // The owner refused it and said so: the client may
-                                // IDENTIFY here.
-                                (socket, compressor) = back;
-                                deadline = Instant::now() + self.config.identify_timeout;
-                                continue;
+                            let found = match remote {
+                                Some(remote) => {
+                                    remote
+                                        .open(
+                                            &resume.session_id,
+                                            principal.user_id,
+                                            text.to_string(),
+                                        )
+                                        .await
+                                }
+                                None => None,
+                            };
+                            match found {
+                                Some(Found::Relay(link)) => {
+                                    let counted = self.stats.relaying(false);
+                                    let back =
+                                        crate::relay::run(socket, compressor, link, limit).await;
+                                    let Some(back) = back else { return false };
+                                    drop(counted);
+                                    // The owner refused it and said so: the client may
+                                    // IDENTIFY here.
+                                    (socket, compressor) = back;
+                                    deadline = Instant::now() + self.config.identify_timeout;
+                                    continue;
+                                }
+                                Some(Found::Here) => {
+                                    if let Some((slot, owner, stream, replay)) =
+                                        self.take_over(&resume, principal.user_id).await
+                                    {
+                                        self.resumed(
+                                            socket, compressor, slot, owner, stream, replay,
+                                            principal,
+                                        )
+                                        .await;
+                                        return false;
+                                    }
+                                }
+                                None => {}
                             }
                             let invalid = InvalidSession { resumable: false };
                             if !send_op(

@@ -30,7 +30,7 @@ pub use outbox::{
 };
 pub use payload::Payload;
 pub use rate::RateWindow;
-pub use relay::{DROPPED, RelayLink, RelayedSocket, RemoteSessions, ToClient, ToOwner};
+pub use relay::{DROPPED, Found, RelayLink, RelayedSocket, RemoteSessions, ToClient, ToOwner};
 pub use replay::{ReplayBudget, ReplayLimits};
 pub use session::{
     CommandError, Ending, GatewaySocket, ReadyError, SessionConfig, SessionHandler,

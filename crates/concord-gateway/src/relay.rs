@@ -108,13 +108,23 @@ impl std::fmt::Debug for RelayLink {
     }
 }
 
+/// Where [`RemoteSessions::open`] found a session.
+#[derive(Debug)]
+pub enum Found {
+    /// On another node: the relay to it.
+    Relay(RelayLink),
+    /// On this node after all: the session reached it while the question was out (a
+    /// stopping node handed it over here), so the RESUME is served here, no hop.
+    Here,
+}
+
 /// The cluster's side of RESUME on any node.
 #[async_trait]
 pub trait RemoteSessions: Send + Sync + 'static {
-    /// Finds the node holding v2 session `session_id` of `user` and opens a relay to
-    /// it; the owner gets `resume` (the client's RESUME frame) first. `None`: no live
-    /// node holds it.
-    async fn open(&self, session_id: &str, user: UserId, resume: String) -> Option<RelayLink>;
+    /// Finds the node holding v2 session `session_id` of `user` and, if it is another
+    /// one, opens a relay to it; the owner gets `resume` (the client's RESUME frame)
+    /// first. `None`: no live node holds it.
+    async fn open(&self, session_id: &str, user: UserId, resume: String) -> Option<Found>;
 }
 
 /// The owner's end of a relay: a [`GatewaySocket`] whose frames go to the client's

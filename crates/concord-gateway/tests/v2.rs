@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use common::Client;
 use concord_gateway::{
     AuthFailure, Authenticator, CloseReason, CommandError, Compression, CompressionConfig,
-    Credential, Ending, Gateway, GatewayConfig, Hub, Payload, Principal, QueueLimits, ReadyError,
-    SessionEntry, SessionHandler, StreamCompressor,
+    Credential, Ending, Found, Gateway, GatewayConfig, Hub, Payload, Principal, QueueLimits,
+    ReadyError, RemoteSessions, SessionEntry, SessionHandler, Shadow, StreamCompressor,
 };
 use concord_protocol::{Command, ErrorCode, Event, UserId};
 use serde_json::{Value, json};
@@ -487,6 +487,63 @@ async fn a_session_handed_to_another_node_resumes_there_with_every_event_once() 
         resumed,
         json!({"op": "DISPATCH", "s": 7, "t": "RESUMED", "d": {"replayed": 4}})
     );
+}
+
+/// The cluster of the test below, as the node taking a session over sees it: the
+/// question for the session ends once the stopping node has handed it over here.
+struct HandedOverMeanwhile {
+    leaving: Arc<Gateway>,
+    staying: std::sync::Weak<Gateway>,
+    moving: Mutex<Option<(usize, Shadow)>>,
+}
+
+#[async_trait]
+impl RemoteSessions for HandedOverMeanwhile {
+    async fn open(&self, session_id: &str, _: UserId, _: String) -> Option<Found> {
+        let (mark, shadow) = self.moving.lock().unwrap().take()?;
+        let saved = self.leaving.take_saved(session_id)?;
+        let staying = self.staying.upgrade()?;
+        staying
+            .adopt(saved, mark, shadow)
+            .await
+            .then_some(Found::Here)
+    }
+}
+
+/// A RESUME that reaches the node taking a session over before the session does is
+/// served there once it arrives (not relayed to the node itself).
+#[tokio::test(start_paused = true)]
+async fn a_resume_on_the_node_a_session_moves_to_is_served_there_once_it_arrives() {
+    let leaving = setup(GatewayConfig::default());
+    let staying = leaving.other_node();
+    let alice = leaving.alice;
+    let (mut client, session) = leaving.identify("alice").await;
+    leaving.publish(alice, 2);
+    assert_eq!(client.numbered(1).await, [(2, json!(2))]);
+    drop(client);
+    tokio::task::yield_now().await;
+    leaving.publish(alice, 3);
+    let parked = leaving.gateway.parked();
+    let shadow = staying.gateway.shadow(alice, parked[0].intents);
+    staying.gateway.reset_shadow(&shadow);
+    leaving.publish(alice, 4);
+    staying.publish(alice, 4);
+    staying.gateway.set_remote(Arc::new(HandedOverMeanwhile {
+        leaving: Arc::clone(&leaving.gateway),
+        staying: Arc::downgrade(&staying.gateway),
+        moving: Mutex::new(Some((parked[0].mark, shadow))),
+    }));
+    assert!(!staying.gateway.holds(&session, alice), "not here yet");
+    let (mut client, _) = staying.connect().await;
+    client.send(json!({"op": "RESUME", "d": {"token": "alice", "session_id": session, "seq": 2}}));
+    assert_eq!(client.numbered(2).await, [(3, json!(3)), (4, json!(4))]);
+    assert_eq!(
+        client.json().await,
+        json!({"op": "DISPATCH", "s": 5, "t": "RESUMED", "d": {"replayed": 2}})
+    );
+    assert_eq!(leaving.hub.session_count(), 0);
+    staying.publish(alice, 6);
+    assert_eq!(client.numbered(1).await, [(6, json!(6))]);
 }
 
 #[tokio::test(start_paused = true)]

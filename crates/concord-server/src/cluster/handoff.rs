@@ -178,6 +178,7 @@ impl Cluster {
     /// not be handed over stay here, and those that asked for them are told so.
     pub async fn hand_over(&self, gateway: &Gateway) -> usize {
         let parked = gateway.parked();
+        let total = parked.len();
         let mut nodes: Vec<NodeId> = self
             .barriers
             .lock()
@@ -218,7 +219,9 @@ impl Cluster {
         for (asker, ticket) in held.into_values().flatten() {
             self.answer_find(asker, ticket, Whereabouts::Gone);
         }
-        let lost = gateway.parked().len();
+        // Every session not confirmed by an adopter: left here, expired meanwhile, too
+        // large to send, or sent to a node that did not confirm it in time.
+        let lost = total.saturating_sub(adopted);
         for _ in 0..lost {
             self.metrics.handover("lost");
         }
@@ -281,7 +284,6 @@ impl Cluster {
             };
             let Some(saved) = fit(saved) else {
                 tracing::warn!(session = %id, "v2 session too large to hand over; dropped");
-                self.metrics.handover("lost");
                 continue;
             };
             self.send_handoff(

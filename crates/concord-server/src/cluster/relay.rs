@@ -24,7 +24,9 @@ use std::{
 use async_trait::async_trait;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use concord_bus::{Audience, Interest, NodeId, Outgoing};
-use concord_gateway::{Gateway, RelayLink, RelayedSocket, RemoteSessions, ToClient, ToOwner};
+use concord_gateway::{
+    Found, Gateway, RelayLink, RelayedSocket, RemoteSessions, ToClient, ToOwner,
+};
 use concord_protocol::UserId;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -557,7 +559,7 @@ impl Cluster {
 
 #[async_trait]
 impl RemoteSessions for Cluster {
-    async fn open(&self, session_id: &str, user: UserId, resume: String) -> Option<RelayLink> {
+    async fn open(&self, session_id: &str, user: UserId, resume: String) -> Option<Found> {
         if self.relays.leaving.load(Ordering::Acquire) || !self.own_route().await {
             return None;
         }
@@ -590,6 +592,10 @@ impl RemoteSessions for Cluster {
                 return None;
             }
         };
+        if owner == self.node {
+            // A stopping node handed the session over to this one meanwhile.
+            return Some(Found::Here);
+        }
         let relay = Uuid::new_v4();
         let (to_socket, from_owner) = mpsc::channel(OUTPUT_QUEUE);
         let overflowed = Arc::new(AtomicBool::new(false));
@@ -607,7 +613,7 @@ impl RemoteSessions for Cluster {
         self.send_relay(Audience::Node(owner), &RelayMessage::Open { relay, resume });
         tracing::debug!(%owner, "v2 session resumed through this node, served by its owner");
         let cluster = self.clone();
-        Some(RelayLink {
+        Some(Found::Relay(RelayLink {
             from_owner,
             to_owner: Box::new(move |frame| {
                 if matches!(frame, ToOwner::Closed(_)) {
@@ -616,7 +622,7 @@ impl RemoteSessions for Cluster {
                 cluster.to_owner(owner, relay, &sent, frame);
             }),
             overflowed,
-        })
+        }))
     }
 }
 
