@@ -81,6 +81,7 @@ class Reader:
         return ws, hello["d"]["session_id"]
 
     async def run(self, ws, session, other, done):
+        self.session, self.via = session, other
         beating = asyncio.create_task(self.beat(ws))
         try:
             while (frame := json.loads(await ws.recv())).get("op") != "RECONNECT":
@@ -101,7 +102,7 @@ class Reader:
         while True:
             frame = json.loads(await ws.recv())
             if frame.get("op") == "INVALID_SESSION":
-                self.refused = True
+                self.refused = self.seq
                 self.resumed_at = time.perf_counter()
                 await ws.close()
                 return
@@ -200,7 +201,7 @@ async def measure(args, addrs, procs):
     result = {
         "sessions": args.sessions,
         "messages": posted,
-        "refused": sum(r.refused for r in readers),
+        "refused": sum(r.refused is not False for r in readers),
         "every_message_once_in_order": complete,
         "told_to_reconnect": spread(r.told_at - drained_at for r in readers),
         "socket_closed": spread(r.closed_at - drained_at for r in readers),
@@ -210,6 +211,13 @@ async def measure(args, addrs, procs):
     }
     result["node_exit_ms"] = round((exited_at - drained_at) * 1000, 1)
     print(json.dumps(result))
+    for r in readers:
+        if r.refused is not False:
+            print(f"refused: session {r.session} through {r.via} with seq {r.refused}, "
+                  f"RESUME sent {round((r.hello_at - drained_at) * 1000, 1)} ms after SIGTERM, "
+                  f"refused {round((r.resumed_at - drained_at) * 1000, 1)} ms after",
+                  file=sys.stderr)
+    return result["refused"] == 0
 
 
 def main():
@@ -222,14 +230,20 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         procs, addrs = writes.start_nodes(args.binary, 3, args.database_url, work,
                                           limits=LIMITS, logs=True)
-        try:
-            asyncio.run(measure(args, addrs, procs))
-        except Exception:
+
+        def show_logs():
             for n in range(3):
                 with open(os.path.join(work, f"node{n}.log")) as log:
                     lines = [l for l in log if "WARN" in l or "ERROR" in l or "handed" in l
                              or "taken over" in l]
                 print(f"node {n}:", "".join(lines[-20:]), file=sys.stderr)
+
+        try:
+            if not asyncio.run(measure(args, addrs, procs)):
+                show_logs()
+                sys.exit(1)
+        except Exception:
+            show_logs()
             raise
         finally:
             for proc in procs:

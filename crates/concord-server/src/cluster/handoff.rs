@@ -26,7 +26,10 @@
 //! if the handover failed. A handover that takes too long is given up: those sessions
 //! are lost as they were before (their clients get INVALID_SESSION and IDENTIFY).
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use concord_bus::{Audience, NodeId, Outgoing};
@@ -113,6 +116,9 @@ struct State {
     active: bool,
     /// Sessions of this node handed over, and to whom.
     adopted: HashMap<String, NodeId>,
+    /// Sessions taken from this node's gateway to be sent, that no adopter has
+    /// confirmed yet: no longer held here, not yet held there.
+    sending: HashSet<String>,
     /// RESUMEs asked about meanwhile: who asked, by session.
     held: HashMap<String, Vec<(NodeId, Uuid)>>,
     /// Handovers whose adopter is to say it is ready.
@@ -126,6 +132,32 @@ struct State {
 impl Handoffs {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    /// See [`Cluster::whereabouts`].
+    fn whereabouts(
+        &mut self,
+        session: &str,
+        held: bool,
+        asker: NodeId,
+        ticket: Uuid,
+    ) -> Option<Whereabouts> {
+        if let Some(node) = self.adopted.get(session) {
+            return Some(Whereabouts::On(*node));
+        }
+        if !self.active {
+            return None;
+        }
+        if !held && !self.sending.contains(session) {
+            return Some(Whereabouts::Gone);
+        }
+        self.held
+            .entry(session.to_owned())
+            .or_default()
+            .push((asker, ticket));
+        Some(Whereabouts::Moving)
     }
 }
 
@@ -148,22 +180,9 @@ impl Cluster {
         asker: NodeId,
         ticket: Uuid,
     ) -> Option<Whereabouts> {
-        let mut state = self.handoffs.lock();
-        if let Some(node) = state.adopted.get(session) {
-            return Some(Whereabouts::On(*node));
-        }
-        if !state.active {
-            return None;
-        }
-        if !held {
-            return Some(Whereabouts::Gone);
-        }
-        state
-            .held
-            .entry(session.to_owned())
-            .or_default()
-            .push((asker, ticket));
-        Some(Whereabouts::Moving)
+        self.handoffs
+            .lock()
+            .whereabouts(session, held, asker, ticket)
     }
 
     /// Starts handing this node's sessions over, as it stops: from now on, a node
@@ -275,17 +294,20 @@ impl Cluster {
         };
         // Every event published before the adopter's shadows started is queued here.
         self.caught_up().await;
+        let mut sent = Vec::new();
         for id in ids {
             let Some(mark) = marks.get(&id).copied() else {
                 continue;
             };
-            let Some(saved) = gateway.take_saved(&id) else {
+            // In flight from before it leaves the gateway until the adopter confirms
+            // it: a node asking for it meanwhile is told to wait, not that it is gone.
+            self.handoffs.lock().sending.insert(id.clone());
+            let Some(saved) = gateway.take_saved(&id).and_then(fit) else {
+                tracing::warn!(session = %id, "v2 session not handed over: expired, or too large");
+                self.handoffs.lock().sending.remove(&id);
                 continue;
             };
-            let Some(saved) = fit(saved) else {
-                tracing::warn!(session = %id, "v2 session too large to hand over; dropped");
-                continue;
-            };
+            sent.push(id);
             self.send_handoff(
                 Audience::Node(to),
                 &Message::Session {
@@ -303,12 +325,19 @@ impl Cluster {
             Ok(Ok(ids)) => ids,
             _ => {
                 tracing::warn!(node = %to, "node did not confirm the sessions it took over");
-                self.handoffs.lock().done.remove(&handover);
+                let mut state = self.handoffs.lock();
+                state.done.remove(&handover);
+                for id in &sent {
+                    state.sending.remove(id);
+                }
                 return 0;
             }
         };
         let held: Vec<(NodeId, Uuid)> = {
             let mut state = self.handoffs.lock();
+            for id in &sent {
+                state.sending.remove(id);
+            }
             for id in &ids {
                 state.adopted.insert(id.clone(), to);
             }
@@ -494,6 +523,41 @@ mod tests {
             expires_in: Duration::from_secs(60),
             state: state.to_string(),
         }
+    }
+
+    #[test]
+    fn a_session_asked_for_while_in_flight_is_moving_not_gone() {
+        let (asker, ticket) = (NodeId(Uuid::new_v4()), Uuid::new_v4());
+        let mut state = State::default();
+        assert_eq!(
+            state.whereabouts("a", true, asker, ticket),
+            None,
+            "not handing over"
+        );
+        state.active = true;
+        assert_eq!(
+            state.whereabouts("a", true, asker, ticket),
+            Some(Whereabouts::Moving)
+        );
+        assert_eq!(
+            state.whereabouts("b", false, asker, ticket),
+            Some(Whereabouts::Gone),
+            "never here"
+        );
+        // Taken from the gateway and sent; the adopter has not confirmed it yet.
+        state.sending.insert("c".into());
+        assert_eq!(
+            state.whereabouts("c", false, asker, ticket),
+            Some(Whereabouts::Moving)
+        );
+        assert_eq!(state.held["c"], [(asker, ticket)], "answered once it lands");
+        state.sending.remove("c");
+        let adopter = NodeId(Uuid::new_v4());
+        state.adopted.insert("c".into(), adopter);
+        assert_eq!(
+            state.whereabouts("c", false, asker, ticket),
+            Some(Whereabouts::On(adopter))
+        );
     }
 
     #[test]
