@@ -9,7 +9,8 @@ SIGTERM until every client has resumed and then some. Each client, told to RECON
 resumes through node 1 or node 2 (alternately) with the last `s` it read. Prints one JSON
 line: the clients' wait from SIGTERM to RESUMED (p50/p99/max, ms), how many RESUMEs
 were refused, how many clients got every message exactly once in order, and node 0's
-time from SIGTERM to exit.
+time from SIGTERM to exit. A refused client is named on stderr, with the nodes' warnings,
+and the script exits 1.
 
     pip install websockets
     createdb -h 127.0.0.1 -U postgres concord_drain
