@@ -266,11 +266,18 @@ impl<K: std::hash::Hash + Eq + Copy, T> RollCall<K, T> {
     }
 
     /// `node` left or died: it answers nothing more, so no question waits for it.
-    pub(crate) fn gone(&mut self, node: concord_bus::NodeId) {
-        let keys: Vec<K> = self.open.keys().copied().collect();
-        for key in keys {
-            self.answered(key, node);
+    /// Returns the questions that were still waiting for its answer.
+    pub(crate) fn gone(&mut self, node: concord_bus::NodeId) -> Vec<K> {
+        let keys: Vec<K> = self
+            .open
+            .iter()
+            .filter(|(_, (pending, _))| pending.contains(&node))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in &keys {
+            self.answered(*key, node);
         }
+        keys
     }
 
     /// Drops question `key` (its asker gave up); returns the nodes that never answered.
@@ -1667,8 +1674,11 @@ mod tests {
         calls.answered(1, a);
         calls.answered(1, a);
         calls.answered(2, a);
+        calls.answered(2, b);
         assert!(all.try_recv().is_err(), "b and c have yet to answer");
-        calls.gone(b);
+        let mut waited_for_b = calls.gone(b);
+        waited_for_b.sort_unstable();
+        assert_eq!(waited_for_b, [1, 3], "2 had its answer from b");
         calls.answered(1, c);
         assert_eq!(all.try_recv(), Ok(None));
         calls.settle(2, c);

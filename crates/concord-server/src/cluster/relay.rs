@@ -277,6 +277,9 @@ struct Table {
     finds: RollCall<Uuid, NodeId>,
     /// Open questions a node answered with [`RelayMessage::Moving`].
     moving: std::collections::HashSet<Uuid>,
+    /// Questions a node left or died before answering: the session may have moved
+    /// meanwhile to a node that had already said it lacked it.
+    orphaned: std::collections::HashSet<Uuid>,
     clients: HashMap<Uuid, ClientEnd>,
     owners: HashMap<Uuid, OwnerEnd>,
 }
@@ -317,7 +320,8 @@ impl Cluster {
         let mut table = self.relays.lock();
         table.clients.retain(|_, end| end.owner != node);
         table.owners.retain(|_, end| end.client != node);
-        table.finds.gone(node);
+        let orphaned = table.finds.gone(node);
+        table.orphaned.extend(orphaned);
     }
 
     /// Watches this node's own route (once).
@@ -557,12 +561,11 @@ impl Cluster {
     }
 }
 
-#[async_trait]
-impl RemoteSessions for Cluster {
-    async fn open(&self, session_id: &str, user: UserId, resume: String) -> Option<Found> {
-        if self.relays.leaving.load(Ordering::Acquire) || !self.own_route().await {
-            return None;
-        }
+impl Cluster {
+    /// Asks every live node who holds `session_id` of `user`: its owner, if one
+    /// answered so, and whether a node left or died before answering. `None`: no
+    /// other node is live.
+    async fn find_owner(&self, session_id: &str, user: UserId) -> Option<(Option<NodeId>, bool)> {
         let ticket = Uuid::new_v4();
         let waited = self.barriers.lock().liveness.waited_for();
         if waited.is_empty() {
@@ -584,11 +587,36 @@ impl RemoteSessions for Cluster {
             // holds the session.
             found = tokio::time::timeout(MOVING_LIMIT, &mut answer).await;
         }
-        self.relays.lock().moving.remove(&ticket);
-        let owner = match found {
-            Ok(Ok(Some(owner))) => owner,
+        let mut table = self.relays.lock();
+        table.moving.remove(&ticket);
+        let orphaned = table.orphaned.remove(&ticket);
+        match found {
+            Ok(Ok(Some(owner))) => Some((Some(owner), orphaned)),
             _ => {
-                self.relays.lock().finds.withdraw(ticket);
+                table.finds.withdraw(ticket);
+                Some((None, orphaned))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl RemoteSessions for Cluster {
+    async fn open(&self, session_id: &str, user: UserId, resume: String) -> Option<Found> {
+        if self.relays.leaving.load(Ordering::Acquire) || !self.own_route().await {
+            return None;
+        }
+        let mut asked = 0;
+        let owner = loop {
+            asked += 1;
+            let (owner, orphaned) = self.find_owner(session_id, user).await?;
+            if let Some(owner) = owner {
+                break owner;
+            }
+            // A node left without answering: a stopping node may have handed the
+            // session to one that had already said it lacked it. Asked once more,
+            // that one names itself.
+            if !orphaned || asked == 2 {
                 return None;
             }
         };
