@@ -614,10 +614,16 @@ impl RemoteSessions for Cluster {
                 break owner;
             }
             // A node left without answering: a stopping node may have handed the
-            // session to one that had already said it lacked it. Asked once more,
-            // that one names itself.
+            // session to one that had already said it lacked it (this one, or
+            // another: asked once more, that one names itself).
             if !orphaned || asked == 2 {
                 return None;
+            }
+            if self
+                .gateway()
+                .is_some_and(|gateway| gateway.holds(session_id, user))
+            {
+                return Some(Found::Here);
             }
         };
         if owner == self.node {
