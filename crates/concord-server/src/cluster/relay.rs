@@ -462,7 +462,9 @@ impl Cluster {
         let holds = self
             .gateway()
             .is_some_and(|gateway| gateway.holds(session, user));
-        if let Some(whereabouts) = self.whereabouts(session, holds, asker, ticket) {
+        let whereabouts = self.whereabouts(session, holds, asker, ticket);
+        tracing::debug!(%ticket, %asker, holds, ?whereabouts, "asked for a v2 session");
+        if let Some(whereabouts) = whereabouts {
             self.answer_find(asker, ticket, whereabouts);
             return;
         }
@@ -588,8 +590,9 @@ impl Cluster {
             found = tokio::time::timeout(MOVING_LIMIT, &mut answer).await;
         }
         let mut table = self.relays.lock();
-        table.moving.remove(&ticket);
+        let moving = table.moving.remove(&ticket);
         let orphaned = table.orphaned.remove(&ticket);
+        tracing::debug!(%ticket, ?found, moving, orphaned, "asked who holds a v2 session");
         match found {
             Ok(Ok(Some(owner))) => Some((Some(owner), orphaned)),
             _ => {
