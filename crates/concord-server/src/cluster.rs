@@ -447,6 +447,7 @@ impl Cluster {
         let dead = self.barriers.lock().liveness.dead();
         for node in &dead {
             self.cut_relays(*node);
+            self.forget_draining(*node);
         }
         dead
     }
@@ -853,6 +854,7 @@ async fn receive_all(
                         Signal::Leaving => {
                             cluster.barriers.gone(message.origin);
                             cluster.cut_relays(message.origin);
+                            cluster.forget_draining(message.origin);
                         }
                         signal => {
                             let _ = signals.send(FromNode::Signal(message.origin, signal));

@@ -576,6 +576,67 @@ async fn a_stopping_node_hands_its_sessions_over_and_they_resume_elsewhere_witho
     shutdown(nodes).await;
 }
 
+/// Two nodes stopping at once (a rolling deploy of two) hand their v2 sessions to the
+/// node that stays, not to each other: every client resumes there with what it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_stopping_at_once_hand_their_sessions_to_the_node_that_stays() {
+    let mut nodes = cluster(3).await;
+    let alice = nodes[0].user("alice").await;
+    let bob = nodes[2].user("bob").await;
+    let hall = bob.create_server("rolling deploy").await;
+    let general = bob.create_channel(&hall, "general", "text").await;
+    alice.join(&hall).await;
+    // Three sessions on each stopping node: handed out in turn over the other two
+    // nodes, each stopping node would give the other at least one.
+    let mut sessions = Vec::new();
+    for node in &nodes[..2] {
+        for _ in 0..3 {
+            let (gateway, hello, _) = node.identify_v2(&alice, "", Some(&["messages"])).await;
+            sessions.push((gateway, hello["session_id"].clone()));
+        }
+    }
+    bob.post(&general, "before").await;
+    let mut resumes = Vec::new();
+    for (mut gateway, id) in sessions {
+        let mut seen = Seen {
+            last: 1,
+            messages: Vec::new(),
+        };
+        while seen.messages.is_empty() {
+            seen.take(&gateway.next_frame().await);
+        }
+        assert_eq!(seen.messages, ["before"]);
+        // The client goes; its session parks on its node.
+        drop(gateway);
+        resumes.push((id, seen));
+    }
+    let staying = nodes.remove(2);
+    let second = nodes.remove(1);
+    let first = nodes.remove(0);
+    tokio::join!(first.shutdown(), second.shutdown());
+    bob.post(&general, "after").await;
+    for (id, mut seen) in resumes {
+        let mut gateway = staying.connect_raw("v=2").await.unwrap();
+        assert_eq!(gateway.next_frame().await["op"], "HELLO");
+        gateway
+            .send(&json!({"op": "RESUME", "d": {"token": alice.token, "session_id": id, "seq": seen.last}}))
+            .await;
+        loop {
+            let frame = gateway.next_frame().await;
+            assert_ne!(frame["op"], "INVALID_SESSION", "session {id} was lost");
+            let resumed = frame["t"] == "RESUMED";
+            seen.take(&frame);
+            if resumed {
+                break;
+            }
+        }
+        assert_eq!(seen.messages, ["before", "after"], "session {id}");
+    }
+    let adopted = "concord_gateway_handovers_total{outcome=\"adopted\"}";
+    assert_eq!(staying.api().metric(adopted).await, 6.0);
+    staying.shutdown().await;
+}
+
 /// What a v2 client received: the last number, and the messages' contents in order.
 struct Seen {
     last: u64,

@@ -25,6 +25,12 @@
 //! and, once handed over, names the adopter (`Elsewhere`), or says it does not hold it
 //! if the handover failed. A handover that takes too long is given up: those sessions
 //! are lost as they were before (their clients get INVALID_SESSION and IDENTIFY).
+//!
+//! Several nodes may stop at once (a rolling deploy of more than one): each says so
+//! (`Draining`) as it starts, none of them picks another that did as an adopter, and
+//! one asked all the same answers `Ready` for no session. A second round hands the
+//! refused sessions to the nodes that stay, with any session a node stopping at the
+//! same time had handed here meanwhile.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -83,6 +89,8 @@ enum Message {
     Sent { handover: Uuid },
     /// To the leaving node: these sessions are parked on the sender.
     Adopted { handover: Uuid, ids: Vec<String> },
+    /// To every node: the sender is stopping too, so it takes no sessions over.
+    Draining,
 }
 
 /// A session to take over.
@@ -104,6 +112,26 @@ pub(super) enum Whereabouts {
     Gone,
 }
 
+/// What became of one batch of sessions handed to one node.
+struct Outcome {
+    /// Taken over there.
+    handed: usize,
+    /// Gone from here without being taken over (expired, too large, or not confirmed).
+    dropped: usize,
+    /// The node would not take them (stopping too) or did not answer: another is to.
+    refused: bool,
+}
+
+impl Outcome {
+    fn refused() -> Self {
+        Self {
+            handed: 0,
+            dropped: 0,
+            refused: true,
+        }
+    }
+}
+
 /// This node's handovers, either way.
 #[derive(Default)]
 pub(super) struct Handoffs {
@@ -114,6 +142,9 @@ pub(super) struct Handoffs {
 struct State {
     /// This node is handing its sessions over: every session it holds is moving.
     active: bool,
+    /// Other nodes that said they are stopping, until they are gone: no session is
+    /// handed to them.
+    draining: HashSet<NodeId>,
     /// Sessions of this node handed over, and to whom.
     adopted: HashMap<String, NodeId>,
     /// Sessions taken from this node's gateway to be sent, that no adopter has
@@ -185,29 +216,37 @@ impl Cluster {
             .whereabouts(session, held, asker, ticket)
     }
 
+    /// `node` left or died: it is no longer told apart as stopping.
+    pub(super) fn forget_draining(&self, node: NodeId) {
+        self.handoffs.lock().draining.remove(&node);
+    }
+
     /// Starts handing this node's sessions over, as it stops: from now on, a node
     /// asking who holds one of them is told to wait ([`Cluster::hand_over`] follows,
     /// once every session is parked).
     pub fn begin_handover(&self) {
         self.handoffs.lock().active = true;
+        // Nodes stopping at the same time (a rolling deploy of several at once) hand
+        // their sessions to those that stay, not to each other.
+        self.send_handoff(Audience::Everyone, &Message::Draining);
     }
 
     /// Hands every parked v2 session of `gateway` over to the other live nodes (see
     /// the module's documentation); returns how many were taken. Sessions that could
     /// not be handed over stay here, and those that asked for them are told so.
     pub async fn hand_over(&self, gateway: &Gateway) -> usize {
-        let parked = gateway.parked();
-        let total = parked.len();
-        let mut nodes: Vec<NodeId> = self
-            .barriers
-            .lock()
-            .liveness
-            .waited_for()
-            .into_iter()
-            .collect();
-        nodes.sort_unstable();
-        let mut adopted = 0;
-        if !parked.is_empty() && !nodes.is_empty() && self.own_route().await {
+        let mut handed = 0;
+        let mut dropped = 0;
+        // Nodes that would not take sessions (stopping too, or silent).
+        let mut refused = HashSet::new();
+        // A second round hands on what the first could not place, and any session a
+        // node stopping at the same time handed here meanwhile.
+        for _ in 0..2 {
+            let parked = gateway.parked();
+            let nodes = self.adopters(&refused);
+            if parked.is_empty() || nodes.is_empty() || !self.own_route().await {
+                break;
+            }
             let mut shares: HashMap<NodeId, Vec<Parked>> = HashMap::new();
             for (at, session) in parked.into_iter().enumerate() {
                 shares
@@ -225,10 +264,13 @@ impl Cluster {
             let handovers = batches
                 .into_iter()
                 .map(|(node, sessions)| self.hand_over_to(gateway, node, sessions));
-            adopted = futures_util::future::join_all(handovers)
-                .await
-                .into_iter()
-                .sum();
+            for (node, outcome) in futures_util::future::join_all(handovers).await {
+                handed += outcome.handed;
+                dropped += outcome.dropped;
+                if outcome.refused {
+                    refused.insert(node);
+                }
+            }
         }
         let held = {
             let mut state = self.handoffs.lock();
@@ -240,7 +282,7 @@ impl Cluster {
         }
         // Every session not confirmed by an adopter: left here, expired meanwhile, too
         // large to send, or sent to a node that did not confirm it in time.
-        let lost = total.saturating_sub(adopted);
+        let lost = gateway.parked().len() + dropped;
         for _ in 0..lost {
             self.metrics.handover("lost");
         }
@@ -250,10 +292,29 @@ impl Cluster {
                 "v2 sessions not handed over: their clients identify again"
             );
         }
-        adopted
+        handed
     }
 
-    async fn hand_over_to(&self, gateway: &Gateway, to: NodeId, sessions: Vec<Parked>) -> usize {
+    /// The live nodes that may take sessions over, in a fixed order: not those
+    /// stopping too, nor those in `refused`.
+    fn adopters(&self, refused: &HashSet<NodeId>) -> Vec<NodeId> {
+        let live = self.barriers.lock().liveness.waited_for();
+        let state = self.handoffs.lock();
+        let mut nodes: Vec<NodeId> = live
+            .into_iter()
+            .filter(|node| !state.draining.contains(node) && !refused.contains(node))
+            .collect();
+        nodes.sort_unstable();
+        nodes
+    }
+
+    /// Hands `sessions` to `to`: what became of them.
+    async fn hand_over_to(
+        &self,
+        gateway: &Gateway,
+        to: NodeId,
+        sessions: Vec<Parked>,
+    ) -> (NodeId, Outcome) {
         let handover = Uuid::new_v4();
         let (ready_tx, ready) = oneshot::channel();
         let (done_tx, done) = oneshot::channel();
@@ -283,18 +344,24 @@ impl Cluster {
             },
         );
         let ids = match tokio::time::timeout(STEP_LIMIT, ready).await {
-            Ok(Ok(ids)) => ids,
-            _ => {
-                tracing::warn!(node = %to, "node did not get ready to take sessions over");
+            Ok(Ok(ids)) if !ids.is_empty() => ids,
+            answer => {
+                if answer.is_err() {
+                    tracing::warn!(node = %to, "node did not get ready to take sessions over");
+                } else {
+                    // Ready for none: its shadows, if any, are let go at once.
+                    self.send_handoff(Audience::Node(to), &Message::Sent { handover });
+                }
                 let mut state = self.handoffs.lock();
                 state.ready.remove(&handover);
                 state.done.remove(&handover);
-                return 0;
+                return (to, Outcome::refused());
             }
         };
         // Every event published before the adopter's shadows started is queued here.
         self.caught_up().await;
         let mut sent = Vec::new();
+        let mut dropped = 0;
         for id in ids {
             let Some(mark) = marks.get(&id).copied() else {
                 continue;
@@ -305,6 +372,7 @@ impl Cluster {
             let Some(saved) = gateway.take_saved(&id).and_then(fit) else {
                 tracing::warn!(session = %id, "v2 session not handed over: expired, or too large");
                 self.handoffs.lock().sending.remove(&id);
+                dropped += 1;
                 continue;
             };
             sent.push(id);
@@ -330,7 +398,12 @@ impl Cluster {
                 for id in &sent {
                     state.sending.remove(id);
                 }
-                return 0;
+                let outcome = Outcome {
+                    handed: 0,
+                    dropped: dropped + sent.len(),
+                    refused: true,
+                };
+                return (to, outcome);
             }
         };
         let held: Vec<(NodeId, Uuid)> = {
@@ -353,7 +426,12 @@ impl Cluster {
             self.metrics.handover("handed");
         }
         tracing::info!(node = %to, sessions = ids.len(), "v2 sessions handed over");
-        ids.len()
+        let outcome = Outcome {
+            handed: ids.len(),
+            dropped: dropped + sent.len().saturating_sub(ids.len()),
+            refused: false,
+        };
+        (to, outcome)
     }
 
     /// A handover message from `origin`.
@@ -366,7 +444,17 @@ impl Cluster {
                 to,
                 sessions,
             } => {
-                if to == self.node.0 {
+                if to == self.node.0 && self.handoffs.lock().active {
+                    // Stopping too: it would have to hand them on. The leaving node
+                    // picks another.
+                    self.send_handoff(
+                        Audience::Node(origin),
+                        &Message::Ready {
+                            handover,
+                            ids: Vec::new(),
+                        },
+                    );
+                } else if to == self.node.0 {
                     let (tx, rx) = mpsc::unbounded_channel();
                     self.handoffs.lock().adopting.insert(handover, tx);
                     let cluster = self.clone();
@@ -384,6 +472,9 @@ impl Cluster {
                 if let Some(done) = self.handoffs.lock().done.remove(&handover) {
                     let _ = done.send(ids);
                 }
+            }
+            Message::Draining => {
+                self.handoffs.lock().draining.insert(origin);
             }
             message @ (Message::Session { handover, .. } | Message::Sent { handover }) => {
                 if let Some(adopting) = self.handoffs.lock().adopting.get(&handover) {
