@@ -442,12 +442,10 @@ async fn resume_replays_what_was_missed_exactly_once_in_order() {
     assert_eq!(t.hub.session_count(), 1, "one session, resumed");
 }
 
-/// A node of a cluster that stops hands its parked sessions over: the node that takes
-/// one over was sent, from the shadow's start, what the session would be; joined to
-/// the session's own state, less what both nodes were sent, its client resumes there
-/// with every event once, in order.
-#[tokio::test(start_paused = true)]
-async fn a_session_handed_to_another_node_resumes_there_with_every_event_once() {
+/// Two nodes, and a session of alice's about to move from the first to the second: read
+/// up to 2, parked with 3 queued, and a shadow of it opened on the second node.
+/// (leaving, staying, the session's id, its mark, the shadow).
+async fn moving_session() -> (Setup, Setup, String, usize, Shadow) {
     let leaving = setup(GatewayConfig::default());
     let staying = leaving.other_node();
     let alice = leaving.alice;
@@ -462,6 +460,17 @@ async fn a_session_handed_to_another_node_resumes_there_with_every_event_once() 
     assert_eq!(parked.len(), 1);
     assert_eq!((parked[0].user_id, parked[0].mark), (alice, 1));
     let shadow = staying.gateway.shadow(alice, parked[0].intents);
+    (leaving, staying, session, parked[0].mark, shadow)
+}
+
+/// A node of a cluster that stops hands its parked sessions over: the node that takes
+/// one over was sent, from the shadow's start, what the session would be; joined to
+/// the session's own state, less what both nodes were sent, its client resumes there
+/// with every event once, in order.
+#[tokio::test(start_paused = true)]
+async fn a_session_handed_to_another_node_resumes_there_with_every_event_once() {
+    let (leaving, staying, session, mark, shadow) = moving_session().await;
+    let alice = leaving.alice;
     // What the shadow got before it was started afresh does not count.
     staying.publish(alice, 99);
     staying.gateway.reset_shadow(&shadow);
@@ -473,7 +482,7 @@ async fn a_session_handed_to_another_node_resumes_there_with_every_event_once() 
     assert_eq!(leaving.hub.session_count(), 0);
     // After it left: only the new node has it.
     staying.publish(alice, 5);
-    assert!(staying.gateway.adopt(saved, parked[0].mark, shadow).await);
+    assert!(staying.gateway.adopt(saved, mark, shadow).await);
     staying.publish(alice, 6);
     assert!(staying.gateway.holds(&session, alice));
     let (mut client, _) = staying.connect().await;
@@ -514,24 +523,15 @@ impl RemoteSessions for HandedOverMeanwhile {
 /// served there once it arrives (not relayed to the node itself).
 #[tokio::test(start_paused = true)]
 async fn a_resume_on_the_node_a_session_moves_to_is_served_there_once_it_arrives() {
-    let leaving = setup(GatewayConfig::default());
-    let staying = leaving.other_node();
+    let (leaving, staying, session, mark, shadow) = moving_session().await;
     let alice = leaving.alice;
-    let (mut client, session) = leaving.identify("alice").await;
-    leaving.publish(alice, 2);
-    assert_eq!(client.numbered(1).await, [(2, json!(2))]);
-    drop(client);
-    tokio::task::yield_now().await;
-    leaving.publish(alice, 3);
-    let parked = leaving.gateway.parked();
-    let shadow = staying.gateway.shadow(alice, parked[0].intents);
     staying.gateway.reset_shadow(&shadow);
     leaving.publish(alice, 4);
     staying.publish(alice, 4);
     staying.gateway.set_remote(Arc::new(HandedOverMeanwhile {
         leaving: Arc::clone(&leaving.gateway),
         staying: Arc::downgrade(&staying.gateway),
-        moving: Mutex::new(Some((parked[0].mark, shadow))),
+        moving: Mutex::new(Some((mark, shadow))),
     }));
     assert!(!staying.gateway.holds(&session, alice), "not here yet");
     let (mut client, _) = staying.connect().await;
