@@ -136,6 +136,8 @@ impl Outcome {
 #[derive(Default)]
 pub(super) struct Handoffs {
     state: std::sync::Mutex<State>,
+    /// Told each time a handover to this node ends.
+    adoption_ended: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -163,6 +165,26 @@ struct State {
 impl Handoffs {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A handover to this node ended (taken over or given up).
+    fn adoption_ended(&self, handover: Uuid) {
+        self.lock().adopting.remove(&handover);
+        self.adoption_ended.notify_waiters();
+    }
+
+    /// Waits until no handover to this node is under way, at most until `deadline`.
+    async fn adoptions_ended(&self, deadline: tokio::time::Instant) {
+        loop {
+            let ended = self.adoption_ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if self.lock().adopting.is_empty()
+                || tokio::time::timeout_at(deadline, ended).await.is_err()
+            {
+                return;
+            }
+        }
     }
 }
 
@@ -235,6 +257,11 @@ impl Cluster {
     /// the module's documentation); returns how many were taken. Sessions that could
     /// not be handed over stay here, and those that asked for them are told so.
     pub async fn hand_over(&self, gateway: &Gateway) -> usize {
+        // Sessions a node that stopped just before this one is still handing here go
+        // on with this node's own: each such handover ends within its steps' limits.
+        self.handoffs
+            .adoptions_ended(tokio::time::Instant::now() + STEP_LIMIT * 2)
+            .await;
         let mut handed = 0;
         let mut dropped = 0;
         // Nodes that would not take sessions (stopping too, or silent).
@@ -495,7 +522,7 @@ impl Cluster {
         mut messages: mpsc::UnboundedReceiver<Message>,
     ) {
         let Some(gateway) = self.gateway() else {
-            self.handoffs.lock().adopting.remove(&handover);
+            self.handoffs.adoption_ended(handover);
             return;
         };
         let mut shadows: HashMap<String, Shadow> = sessions
@@ -551,7 +578,7 @@ impl Cluster {
                 _ => {}
             }
         }
-        self.handoffs.lock().adopting.remove(&handover);
+        self.handoffs.adoption_ended(handover);
         for shadow in shadows.into_values() {
             gateway.drop_shadow(shadow);
         }
