@@ -2,20 +2,23 @@
 """A node drained under load hands its v2 sessions over (issue 14): how long its clients
 wait, and whether each still gets every message once, in order.
 
-Starts three `concord serve` nodes of one cluster from BINARY (one PostgreSQL database,
-one NATS prefix, one secret). SESSIONS v2 sessions of one reader identify on node 0;
-a poster posts through node 2, one message every PACE ms, from before node 0 is sent
-SIGTERM until every client has resumed and then some. Each client, told to RECONNECT,
-resumes through node 1 or node 2 (alternately) with the last `s` it read. Prints one JSON
-line: the clients' wait from SIGTERM to RESUMED (p50/p99/max, ms), how many RESUMEs
-were refused, how many clients got every message exactly once in order, and node 0's
-time from SIGTERM to exit. A refused client is named on stderr, with the nodes' warnings,
-and the script exits 1.
+Starts NODES (3) `concord serve` nodes of one cluster from BINARY (one PostgreSQL
+database, one NATS prefix, one secret). SESSIONS v2 sessions of one reader identify on
+the first STOPPING (1) nodes, in turn; a poster posts through the last node, one message
+every PACE ms, from before those nodes are sent SIGTERM (all at once) until every client
+has resumed and then some. Each client, told to RECONNECT, resumes through the nodes that
+stay, in turn, with the last `s` it read. Prints one JSON line: the clients' wait from
+SIGTERM to RESUMED (p50/p99/max, ms), how many RESUMEs were refused, how many clients got
+every message exactly once in order, and the time from SIGTERM until the stopped nodes
+exited. A refused client is named on stderr, with the nodes' warnings, and the script
+exits 1.
 
     pip install websockets
     createdb -h 127.0.0.1 -U postgres concord_drain
     scripts/drain-handover.py target/release/concord \\
         --database-url postgres://postgres@127.0.0.1:5432/concord_drain --sessions 2000
+    # two of four nodes stopping at once (a rolling deploy of two):
+    scripts/drain-handover.py target/release/concord --database-url ... --nodes 4 --stopping 2
 """
 
 import argparse
@@ -126,7 +129,8 @@ class Reader:
 
 async def measure(args, addrs, procs):
     tag = uuid.uuid4().hex[:8]
-    api = writes.Node(addrs[2])
+    api = writes.Node(addrs[-1])
+    stopping, staying = addrs[:args.stopping], addrs[args.stopping:]
 
     def register(name):
         status, body = api.call("POST", "/auth/register",
@@ -147,14 +151,14 @@ async def measure(args, addrs, procs):
     readers = [Reader(reader) for _ in range(args.sessions)]
     gate = asyncio.Semaphore(64)
 
-    async def open_one(r):
+    async def open_one(n, r):
         async with gate:
-            return await r.identify(addrs[0])
+            return await r.identify(stopping[n % len(stopping)])
 
-    opened = await asyncio.gather(*(open_one(r) for r in readers))
+    opened = await asyncio.gather(*(open_one(n, r) for n, r in enumerate(readers)))
     done = asyncio.Event()
     done.count = None
-    tasks = [asyncio.create_task(r.run(ws, session, addrs[1 + n % 2], done))
+    tasks = [asyncio.create_task(r.run(ws, session, staying[n % len(staying)], done))
              for n, (r, (ws, session)) in enumerate(zip(readers, opened))]
 
     posted = 0
@@ -173,9 +177,11 @@ async def measure(args, addrs, procs):
     posting = asyncio.create_task(post())
     await asyncio.sleep(1)
     drained_at = time.perf_counter()
-    procs[0].send_signal(signal.SIGTERM)
+    for proc in procs[:args.stopping]:
+        proc.send_signal(signal.SIGTERM)
     async def exit_time():
-        await asyncio.to_thread(procs[0].wait)
+        for proc in procs[:args.stopping]:
+            await asyncio.to_thread(proc.wait)
         return time.perf_counter()
 
     exited = asyncio.create_task(exit_time())
@@ -227,13 +233,18 @@ def main():
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--sessions", type=int, default=2000)
     parser.add_argument("--pace", type=float, default=20.0, help="ms between posts")
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--stopping", type=int, default=1,
+                        help="nodes that hold the sessions and stop at once (the first ones)")
     args = parser.parse_args()
+    if not 1 <= args.stopping < args.nodes:
+        parser.error("--stopping must leave at least one node")
     with tempfile.TemporaryDirectory() as work:
-        procs, addrs = writes.start_nodes(args.binary, 3, args.database_url, work,
+        procs, addrs = writes.start_nodes(args.binary, args.nodes, args.database_url, work,
                                           limits=LIMITS, logs=True)
 
         def show_logs():
-            for n in range(3):
+            for n in range(args.nodes):
                 with open(os.path.join(work, f"node{n}.log")) as log:
                     lines = [l for l in log if "WARN" in l or "ERROR" in l or "handed" in l
                              or "taken over" in l]
