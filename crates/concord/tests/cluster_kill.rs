@@ -91,6 +91,15 @@ impl Node {
         self.child.kill().expect("kill -9");
         let _ = self.child.wait();
     }
+
+    /// SIGTERM: the node drains, as for a deploy, and exits.
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success(), "kill -TERM: {status}");
+    }
 }
 
 impl Drop for Node {
@@ -386,4 +395,44 @@ async fn a_relayed_v2_client_resumes_past_its_relays_death() {
             .is_none(),
         "INVALID_SESSION"
     );
+}
+
+/// A node drains just as one of the nodes it would hand its v2 sessions to dies
+/// (kill -9; the draining node cannot know yet): what that node never took goes to the
+/// node left, and every client resumes there with what was posted meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_hands_its_sessions_past_a_node_that_died() {
+    let mut nodes = cluster(3).await;
+    let alice = register(&nodes[0], "alice").await;
+    let hall = alice.create_server("drained").await;
+    let general = alice.create_channel(&hall, "general", "text").await;
+    // Four sessions on node 0: handed out in turn, two would go to node 1.
+    let mut sessions = Vec::new();
+    for _ in 0..4 {
+        let (mut gateway, hello) = v2(&nodes[0]).await;
+        gateway
+            .send(&json!({"op": "IDENTIFY", "d": {"token": alice.token, "intents": ["messages"]}}))
+            .await;
+        let ready = gateway.next_frame().await;
+        assert_eq!(ready["t"], "READY", "{ready}");
+        let session = hello["session_id"].as_str().expect("session id").to_owned();
+        sessions.push((gateway, session));
+    }
+    nodes[1].kill();
+    nodes[0].terminate();
+    let mut parked = Vec::new();
+    for (mut gateway, session) in sessions {
+        assert_eq!(gateway.next_frame().await["op"], "RECONNECT");
+        assert_eq!(gateway.closed().await, concord_testkit::Closed::Code(1001));
+        parked.push(session);
+    }
+    let through_the_last = alice.on_api(&nodes[2].api());
+    through_the_last.post(&general, "meanwhile").await;
+    for session in parked {
+        let mut seq = 1;
+        let (_, replayed) = resume(&nodes[2], &alice, &session, &mut seq)
+            .await
+            .expect("resumed on the node left");
+        assert_eq!(replayed, ["meanwhile"], "session {session}");
+    }
 }
