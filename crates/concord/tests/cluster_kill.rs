@@ -302,6 +302,19 @@ async fn v2(node: &Node) -> (Gateway, Value) {
     (gateway, hello["d"].clone())
 }
 
+/// A v2 session of `user` on `node`, sent messages only, that has read READY (`s` 1):
+/// its connection and its id.
+async fn identified(node: &Node, user: &TestUser) -> (Gateway, String) {
+    let (mut gateway, hello) = v2(node).await;
+    gateway
+        .send(&json!({"op": "IDENTIFY", "d": {"token": user.token, "intents": ["messages"]}}))
+        .await;
+    let ready = gateway.next_frame().await;
+    assert_eq!(ready["t"], "READY", "{ready}");
+    let session = hello["session_id"].as_str().expect("session id").to_owned();
+    (gateway, session)
+}
+
 /// RESUMEs `session` of `user` after `seq` through `node`; returns the connection and
 /// the MESSAGE_CREATE contents replayed before RESUMED, after checking that the
 /// numbering runs on without a gap. `None`: INVALID_SESSION.
@@ -353,13 +366,7 @@ async fn a_relayed_v2_client_resumes_past_its_relays_death() {
     let hall = alice.create_server("relayed").await;
     let general = alice.create_channel(&hall, "general", "text").await;
     // The session is node 0's; the client comes back through node 1.
-    let (mut first, hello) = v2(&nodes[0]).await;
-    first
-        .send(&json!({"op": "IDENTIFY", "d": {"token": alice.token, "intents": ["messages"]}}))
-        .await;
-    let ready = first.next_frame().await;
-    assert_eq!(ready["t"], "READY", "{ready}");
-    let session = hello["session_id"].as_str().expect("session id").to_owned();
+    let (mut first, session) = identified(&nodes[0], &alice).await;
     let mut seq = 1;
     first.drop_abruptly();
     let (mut relayed, replayed) = resume(&nodes[1], &alice, &session, &mut seq)
@@ -409,14 +416,7 @@ async fn a_drain_hands_its_sessions_past_a_node_that_died() {
     // Four sessions on node 0: handed out in turn, two would go to node 1.
     let mut sessions = Vec::new();
     for _ in 0..4 {
-        let (mut gateway, hello) = v2(&nodes[0]).await;
-        gateway
-            .send(&json!({"op": "IDENTIFY", "d": {"token": alice.token, "intents": ["messages"]}}))
-            .await;
-        let ready = gateway.next_frame().await;
-        assert_eq!(ready["t"], "READY", "{ready}");
-        let session = hello["session_id"].as_str().expect("session id").to_owned();
-        sessions.push((gateway, session));
+        sessions.push(identified(&nodes[0], &alice).await);
     }
     nodes[1].kill();
     nodes[0].terminate();
