@@ -366,7 +366,7 @@ async fn a_relayed_v2_client_resumes_past_its_relays_death() {
     let hall = alice.create_server("relayed").await;
     let general = alice.create_channel(&hall, "general", "text").await;
     // The session is node 0's; the client comes back through node 1.
-    let (mut first, session) = identified(&nodes[0], &alice).await;
+    let (first, session) = identified(&nodes[0], &alice).await;
     let mut seq = 1;
     first.drop_abruptly();
     let (mut relayed, replayed) = resume(&nodes[1], &alice, &session, &mut seq)
