@@ -49,7 +49,8 @@ class Node:
 def start_nodes(binary, count, database_url, work, limits="", logs=False):
     """Starts `count` nodes of one cluster (one node: no bus), each with the generous
     REST limits below plus `limits` (more `[limits]` lines); with `logs`, node n's log
-    goes to `work/node<n>.log`."""
+    goes to `work/node<n>.log`. `start_node` starts one more, or one again, with the
+    same settings."""
     config = os.path.join(work, "concord.toml")
     with open(config, "w") as f:
         f.write(
@@ -65,18 +66,23 @@ def start_nodes(binary, count, database_url, work, limits="", logs=False):
             CONCORD_BUS_PREFIX=f"concord-writes.{uuid.uuid4().hex}",
             CONCORD_JWT_SECRET="cross-node-writes-secret-0123456789abcdef",
         )
-    procs, addrs = [], []
-    for n in range(count):
-        proc = subprocess.Popen(
-            [binary, "serve", "--listen", "127.0.0.1:0", "--config", config,
-             "--data-dir", os.path.join(work, f"data{n}")],
-            env=env, stdout=subprocess.PIPE, text=True,
-            stderr=open(os.path.join(work, f"node{n}.log"), "w") if logs else subprocess.DEVNULL,
-        )
-        procs.append(proc)
-        # A node prints its bound address, alone on its first line, once it listens.
-        addrs.append(proc.stdout.readline().strip())
-    return procs, addrs
+    start_nodes.settings = (binary, config, env, work, logs)
+    procs, addrs = zip(*(start_node(n) for n in range(count)))
+    return list(procs), list(addrs)
+
+
+def start_node(n):
+    """Node n of the cluster `start_nodes` started last (its data dir, its log, appended
+    to): the process and the address it listens on."""
+    binary, config, env, work, logs = start_nodes.settings
+    proc = subprocess.Popen(
+        [binary, "serve", "--listen", "127.0.0.1:0", "--config", config,
+         "--data-dir", os.path.join(work, f"data{n}")],
+        env=env, stdout=subprocess.PIPE, text=True,
+        stderr=open(os.path.join(work, f"node{n}.log"), "a") if logs else subprocess.DEVNULL,
+    )
+    # A node prints its bound address, alone on its first line, once it listens.
+    return proc, proc.stdout.readline().strip()
 
 
 def main():

@@ -1,0 +1,349 @@
+#!/usr/bin/env python3
+"""A node killed with SIGKILL under load (issue 14): what its clients and the survivors see.
+
+Starts NODES (3) `concord serve` nodes of one cluster from BINARY (one PostgreSQL
+database, one NATS prefix, one secret). One reader holds SESSIONS v2 sessions on each
+node; a poster posts through the survivors in turn, one message at a time, PACE ms
+apart. A second in, the VICTIM node (1) gets SIGKILL. Its clients, cut off, reconnect to
+the survivors in turn and RESUME with the last `s` they read, then IDENTIFY afresh on
+the same socket if the RESUME is refused. Checked, for every cycle:
+
+- every survivor's client read every acknowledged message once, in order, without a gap
+  in `s`, and no survivor's client was cut off;
+- a client of the dead node read an unbroken run of the messages up to the kill and, from
+  its new READY on (or its RESUMED), every message posted after, once, in order;
+- the history, read through a survivor, holds every acknowledged message;
+- every post through a survivor was acknowledged (201).
+
+Then every client closes, the victim starts again, and the next of CYCLES (3) runs. After
+each cycle the survivors' resident memory and their session and socket gauges are read,
+so that anything the dead node left behind on them shows as growth from cycle to cycle.
+
+Prints one JSON line per cycle; a failed check is named on stderr, with the nodes'
+warnings, and the script exits 1.
+
+    pip install websockets
+    createdb -h 127.0.0.1 -U postgres concord_death
+    scripts/node-death.py target/release/concord \\
+        --database-url postgres://postgres@127.0.0.1:5432/concord_death --sessions 1000
+"""
+
+import argparse
+import asyncio
+import http.client
+import importlib.util
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import uuid
+
+import websockets
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+spec = importlib.util.spec_from_file_location(
+    "cross_node_writes", os.path.join(HERE, "cross-node-writes.py"))
+writes = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(writes)
+
+# One reader holds every session, from one address.
+LIMITS = (
+    "connections_per_ip = 100000\n"
+    "sessions_per_ip = 100000\n"
+    "sessions_per_user = 100000\n"
+)
+
+
+class Reader:
+    """One v2 client of the reader: what it read before it was cut off and since its
+    session (re)started."""
+
+    def __init__(self, token, home, elsewhere):
+        self.token, self.home, self.elsewhere = token, home, elsewhere
+        self.seq = 0
+        self.before, self.after = [], []
+        self.read = self.before
+        self.gaps = 0
+        self.cut_at = self.back_at = None
+        self.resumed = False
+        self.last = None
+
+    def take(self, frame):
+        s = frame.get("s")
+        if s is not None:
+            if s != self.seq + 1:
+                self.gaps += 1
+            self.seq = s
+        if frame.get("t") == "MESSAGE_CREATE":
+            self.last = frame["d"]["content"]
+            self.read.append(self.last)
+
+    async def beat(self, ws):
+        while True:
+            await asyncio.sleep(20)
+            await ws.send(json.dumps({"op": "HEARTBEAT", "d": None}))
+
+    async def identify(self, ws):
+        await ws.send(json.dumps(
+            {"op": "IDENTIFY", "d": {"token": self.token, "intents": ["messages"]}}))
+        ready = json.loads(await ws.recv())
+        assert ready.get("t") == "READY", ready
+        self.seq = 0
+        self.take(ready)
+
+    async def open(self):
+        ws = await websockets.connect(f"ws://{self.home}/ws?v=2", max_size=None,
+                                      compression=None)
+        self.session = json.loads(await ws.recv())["d"]["session_id"]
+        await self.identify(ws)
+        return ws
+
+    async def reconnect(self):
+        """After the node died: RESUME on a survivor, IDENTIFY afresh if refused."""
+        ws = await websockets.connect(f"ws://{self.elsewhere}/ws?v=2", max_size=None,
+                                      compression=None)
+        await ws.recv()  # HELLO
+        self.resume_at = time.perf_counter()
+        await ws.send(json.dumps({"op": "RESUME", "d": {
+            "token": self.token, "session_id": self.session, "seq": self.seq}}))
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame.get("op") == "INVALID_SESSION":
+                self.refused_at = time.perf_counter()
+                self.read = self.after
+                await self.identify(ws)
+                return ws
+            self.take(frame)
+            if frame.get("t") == "RESUMED":
+                self.resumed = True
+                return ws
+
+    async def run(self, ws, done):
+        while True:
+            beating = asyncio.create_task(self.beat(ws))
+            try:
+                while not (done.is_set() and self.last == done.last):
+                    try:
+                        frame = json.loads(await asyncio.wait_for(ws.recv(), 1))
+                    except asyncio.TimeoutError:
+                        continue
+                    self.take(frame)
+                await ws.close()
+                return
+            except websockets.ConnectionClosed:
+                if self.cut_at is not None:
+                    raise
+                self.cut_at = time.perf_counter()
+            finally:
+                beating.cancel()
+            ws = await self.reconnect()
+            self.back_at = time.perf_counter()
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+def gauges(addr):
+    host, port = addr.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    found = {}
+    for name in ("concord_gateway_sessions", "concord_gateway_sockets",
+                 "concord_gateway_relayed_sessions", "concord_gateway_replay_bytes"):
+        values = re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M)
+        found[name.removeprefix("concord_gateway_")] = sum(float(v) for v in values)
+    return found
+
+
+def spread(values):
+    values = sorted(values)
+    if not values:
+        return None
+    pick = lambda q: round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 1)
+    return {"p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": pick(1.0)}
+
+
+async def cycle(args, addrs, procs, world, failures):
+    poster, reader, channel = world
+    victim = args.victim
+    survivors = [a for n, a in enumerate(addrs) if n != victim]
+    readers = []
+    for n, addr in enumerate(addrs):
+        for k in range(args.sessions):
+            readers.append(Reader(reader, addr, survivors[k % len(survivors)]))
+    gate = asyncio.Semaphore(64)
+
+    async def open_one(r):
+        async with gate:
+            return await r.open()
+
+    opened = await asyncio.gather(*(open_one(r) for r in readers))
+    done = asyncio.Event()
+    done.last = None
+    tasks = [asyncio.create_task(r.run(ws, done)) for r, ws in zip(readers, opened)]
+
+    posts = []  # (content, sent at, latency, status)
+    stop_posting = asyncio.Event()
+    nodes = [writes.Node(a) for a in survivors]
+
+    async def post():
+        while not stop_posting.is_set():
+            content = f"m{len(posts)}"
+            node = nodes[len(posts) % len(nodes)]
+            sent = time.perf_counter()
+            status, _ = await asyncio.to_thread(
+                node.call, "POST", f"/channels/{channel}/messages", {"content": content},
+                poster)
+            posts.append((content, sent, time.perf_counter() - sent, status))
+            await asyncio.sleep(args.pace / 1000)
+
+    posting = asyncio.create_task(post())
+    await asyncio.sleep(1)
+    killed_at = time.perf_counter()
+    procs[victim].kill()
+    procs[victim].wait()
+    cut = [r for r in readers if r.home == addrs[victim]]
+    while any(r.back_at is None for r in cut):
+        failed = [t for t in tasks if t.done() and t.exception() is not None]
+        if failed:
+            raise RuntimeError(f"{len(failed)} clients failed, first: {failed[0].exception()!r}")
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1)
+    stop_posting.set()
+    await posting
+    acknowledged = [content for content, _, _, status in posts if status == 201]
+    done.last = acknowledged[-1]
+    done.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 120)
+
+    for content, _, _, status in posts:
+        if status != 201:
+            failures.append(f"post {content} through a survivor answered {status}")
+    for r in readers:
+        if r.home != addrs[victim]:
+            if r.cut_at is not None:
+                failures.append(f"a client of survivor {r.home} was cut off")
+            if r.before != acknowledged or r.gaps:
+                failures.append(f"a client of survivor {r.home} read {len(r.before)} of "
+                                f"{len(acknowledged)} messages with {r.gaps} gaps")
+            continue
+        run = r.before + r.after if r.resumed else r.before
+        if run != acknowledged[:len(run)] or r.gaps:
+            failures.append(f"a client of the dead node read {run[:3]}… ({len(run)}), "
+                            f"{r.gaps} gaps, before it was cut off")
+        if not r.resumed:
+            if not r.after:
+                failures.append("a reconnected client read nothing after its new READY")
+            elif r.after != acknowledged[acknowledged.index(r.after[0]):]:
+                failures.append(f"a reconnected client's run from {r.after[0]} has a gap or "
+                                f"a message twice")
+    api = writes.Node(survivors[0])
+    stored, before = set(), None
+    while True:
+        query = f"/channels/{channel}/messages?limit=100" + (f"&before={before}" if before else "")
+        status, page = api.call("GET", query, None, poster)
+        assert status == 200, page
+        if not page:
+            break
+        stored.update(m["content"] for m in page)
+        before = page[-1]["id"]  # newest first
+    missing = [c for c in acknowledged if c not in stored]
+    if missing:
+        failures.append(f"{len(missing)} acknowledged messages not in the history: {missing[:5]}")
+
+    # Every client closed: what the survivors still hold.
+    await asyncio.sleep(3)
+    left = {a: {**gauges(a), "rss_kib": rss_kib(procs[n].pid)}
+            for n, a in enumerate(addrs) if n != victim}
+    latency_before = [lat for _, sent, lat, _ in posts if sent < killed_at]
+    latency_after = [lat for _, sent, lat, _ in posts if killed_at <= sent < killed_at + 10]
+    return {
+        "sessions": len(readers),
+        "messages": len(acknowledged),
+        "cut_off": len(cut),
+        "resumed": sum(r.resumed for r in cut),
+        "identified_afresh": sum(not r.resumed for r in cut),
+        "cut_to_back": spread([r.back_at - r.cut_at for r in cut]),
+        "kill_to_back": spread([r.back_at - killed_at for r in cut]),
+        "resume_to_refused": spread([r.refused_at - r.resume_at for r in cut if not r.resumed]),
+        "post_before_kill": spread(latency_before),
+        "post_in_10s_after_kill": spread(latency_after),
+        "survivors_after": left,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("binary")
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--sessions", type=int, default=1000, help="v2 sessions per node")
+    parser.add_argument("--pace", type=float, default=20.0, help="ms between posts")
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--victim", type=int, default=1, help="the node killed")
+    parser.add_argument("--cycles", type=int, default=3)
+    args = parser.parse_args()
+    if not 0 <= args.victim < args.nodes or args.nodes < 2:
+        parser.error("--victim must name a node, and a survivor must remain")
+    with tempfile.TemporaryDirectory() as work:
+        procs, addrs = writes.start_nodes(args.binary, args.nodes, args.database_url, work,
+                                          limits=LIMITS, logs=True)
+
+        def show_logs():
+            for n in range(args.nodes):
+                with open(os.path.join(work, f"node{n}.log")) as log:
+                    lines = [l for l in log if "WARN" in l or "ERROR" in l]
+                print(f"node {n}:", "".join(lines[-20:]), file=sys.stderr)
+
+        failures = []
+        try:
+            survivor = writes.Node(addrs[0 if args.victim else 1])
+            tag = uuid.uuid4().hex[:8]
+
+            def register(name):
+                status, body = survivor.call("POST", "/auth/register", {
+                    "username": f"{name}{tag}", "password": "correct-horse-42"})
+                assert status == 201, body
+                return body["access_token"]
+
+            poster, reader = register("poster"), register("reader")
+            status, server = survivor.call("POST", "/servers",
+                                           {"name": "death", "is_public": True}, poster)
+            assert status == 201, server
+            status, channel = survivor.call("POST", f"/servers/{server['id']}/channels",
+                                            {"name": "general", "type": "text"}, poster)
+            assert status == 201, channel
+            status, _ = survivor.call("POST", f"/servers/{server['id']}/join", None, reader)
+            assert status == 201
+            world = (poster, reader, channel["id"])
+            for n in range(args.cycles):
+                result = asyncio.run(cycle(args, addrs, procs, world, failures))
+                print(json.dumps({"cycle": n + 1, **result}), flush=True)
+                if failures:
+                    break
+                procs[args.victim], addrs[args.victim] = writes.start_node(args.victim)
+        except Exception:
+            show_logs()
+            raise
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in procs:
+                proc.wait()
+        if failures:
+            for failure in failures[:20]:
+                print("failed:", failure, file=sys.stderr)
+            show_logs()
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
