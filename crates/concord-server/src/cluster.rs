@@ -526,17 +526,22 @@ impl Cluster {
         // them (same route, and the barrier carries the causal stamp).
         self.signal(&Signal::Barrier { id });
         if tokio::time::timeout(BARRIER_LIMIT, answered).await.is_err() {
-            let mut state = self.barriers.lock();
-            let late = state.waiting.withdraw(id);
+            let late = self.barriers.lock().waiting.withdraw(id);
             // Most likely dead: not waited for again until heard from (otherwise every
             // write would wait the full limit until the node counts as silent).
-            for node in &late {
-                state.liveness.skip(*node);
-            }
-            drop(state);
+            self.skip_silent(&late);
             self.metrics.bus("barrier_timeout");
             let late: Vec<String> = late.iter().map(ToString::to_string).collect();
             tracing::warn!(nodes = ?late, "nodes did not confirm a change within the limit");
+        }
+    }
+
+    /// `nodes` did not answer a question within the limit: no write or question
+    /// waits for them until they are heard from again.
+    fn skip_silent(&self, nodes: &HashSet<concord_bus::NodeId>) {
+        let mut state = self.barriers.lock();
+        for node in nodes {
+            state.liveness.skip(*node);
         }
     }
 

@@ -181,7 +181,8 @@ impl Metrics {
             "Messages between nodes, by outcome: published, received, retried (a publish \
              that failed and was tried again), dropped (given up after retries or with the \
              queue full: logged), unreadable, barrier_timeout (a write whose changes \
-             some node did not confirm within 1 s)",
+             some node did not confirm within 1 s), find_timeout (a RESUME's question \
+             for its session that some node did not answer within 1 s)",
             bus.clone(),
         );
         let handovers = Family::default();

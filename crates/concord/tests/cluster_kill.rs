@@ -404,6 +404,32 @@ async fn a_relayed_v2_client_resumes_past_its_relays_death() {
     );
 }
 
+/// The clients of a node killed under them come to ask for their sessions at once. The
+/// first question waits out its limit for the dead node; the node that asked then
+/// stops waiting for it, so the next client is refused without waiting (counted on the
+/// asking node: one question timed out, not one per client).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_node_is_waited_for_by_one_resume_not_by_each() {
+    let mut nodes = cluster(3).await;
+    let alice = register(&nodes[0], "alice").await;
+    let (first, first_id) = identified(&nodes[1], &alice).await;
+    let (second, second_id) = identified(&nodes[1], &alice).await;
+    nodes[1].kill();
+    drop((first, second));
+    for session in [&first_id, &second_id] {
+        assert!(
+            resume(&nodes[0], &alice, session, &mut 1).await.is_none(),
+            "the dead node's session is gone"
+        );
+    }
+    let api = nodes[0].api();
+    assert_eq!(
+        api.metric(r#"concord_bus_messages_total{outcome="find_timeout"}"#)
+            .await,
+        1.0
+    );
+}
+
 /// A node drains just as one of the nodes it would hand its v2 sessions to dies
 /// (kill -9; the draining node cannot know yet): what that node never took goes to the
 /// node left, and every client resumes there with what was posted meanwhile.

@@ -593,13 +593,24 @@ impl Cluster {
         let moving = table.moving.remove(&ticket);
         let orphaned = table.orphaned.remove(&ticket);
         tracing::debug!(%ticket, ?found, moving, orphaned, "asked who holds a v2 session");
-        match found {
-            Ok(Ok(Some(owner))) => Some((Some(owner), orphaned)),
-            _ => {
-                table.finds.withdraw(ticket);
-                Some((None, orphaned))
-            }
+        if let Ok(Ok(Some(owner))) = found {
+            return Some((Some(owner), orphaned));
         }
+        let silent = table.finds.withdraw(ticket);
+        drop(table);
+        if found.is_err() && !silent.is_empty() {
+            // Most likely dead (killed, not stopped): the next question does not wait
+            // for it until it is heard from again, as for a write's barrier. The
+            // clients of a node that died all come to ask at once, and most after
+            // the first question has timed out.
+            self.skip_silent(&silent);
+            self.metrics.bus("find_timeout");
+            tracing::debug!(
+                nodes = silent.len(),
+                "nodes did not answer who holds a session"
+            );
+        }
+        Some((None, orphaned))
     }
 }
 
