@@ -404,24 +404,40 @@ async fn a_relayed_v2_client_resumes_past_its_relays_death() {
     );
 }
 
-/// The clients of a node killed under them come to ask for their sessions at once. The
-/// first question waits out its limit for the dead node; the node that asked then
-/// stops waiting for it, so the next client is refused without waiting (counted on the
-/// asking node: one question timed out, not one per client).
+/// The clients of a node killed under them come to ask for their sessions within a
+/// second or so. The first question waits out its limit for the dead node; the node
+/// that asked then ends the questions still waiting for it and stops waiting for it,
+/// so the clients refused with the first and after it wait out no limit of their own
+/// (counted on the asking node: one question timed out, not one per client).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_node_is_waited_for_by_one_resume_not_by_each() {
     let mut nodes = cluster(3).await;
     let alice = register(&nodes[0], "alice").await;
-    let (first, first_id) = identified(&nodes[1], &alice).await;
-    let (second, second_id) = identified(&nodes[1], &alice).await;
-    nodes[1].kill();
-    drop((first, second));
-    for session in [&first_id, &second_id] {
-        assert!(
-            resume(&nodes[0], &alice, session, &mut 1).await.is_none(),
-            "the dead node's session is gone"
-        );
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        sessions.push(identified(&nodes[1], &alice).await);
     }
+    nodes[1].kill();
+    let ids: Vec<String> = sessions.into_iter().map(|(_, id)| id).collect();
+    // The first two ask while the dead node is still waited for: the second within
+    // the first's limit (a short real pause, so the first asks first).
+    let mut asking = Vec::new();
+    for id in &ids[..2] {
+        let (mut gateway, _) = v2(&nodes[0]).await;
+        gateway
+            .send(&json!({"op": "RESUME", "d": {"token": alice.token, "session_id": id, "seq": 1}}))
+            .await;
+        asking.push(gateway);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for gateway in &mut asking {
+        assert_eq!(gateway.next_frame().await["op"], "INVALID_SESSION");
+    }
+    // The third asks after: the dead node is not waited for.
+    assert!(
+        resume(&nodes[0], &alice, &ids[2], &mut 1).await.is_none(),
+        "the dead node's session is gone"
+    );
     let api = nodes[0].api();
     assert_eq!(
         api.metric(r#"concord_bus_messages_total{outcome="find_timeout"}"#)

@@ -597,12 +597,20 @@ impl Cluster {
             return Some((Some(owner), orphaned));
         }
         let silent = table.finds.withdraw(ticket);
+        let timed_out = found.is_err() && !silent.is_empty();
+        if timed_out {
+            // Most likely dead (killed, not stopped): the other questions waiting for
+            // it end now, without its answer.
+            for node in &silent {
+                table.finds.gone(*node);
+            }
+        }
         drop(table);
-        if found.is_err() && !silent.is_empty() {
-            // Most likely dead (killed, not stopped): the next question does not wait
-            // for it until it is heard from again, as for a write's barrier. The
-            // clients of a node that died all come to ask at once, and most after
-            // the first question has timed out.
+        if timed_out {
+            // And no question or write waits for it until it is heard from again, as
+            // after a write's barrier. A dead node's clients come to ask within a
+            // second or so of each other: they wait out one timeout between them,
+            // not one each.
             self.skip_silent(&silent);
             self.metrics.bus("find_timeout");
             tracing::debug!(
