@@ -5,8 +5,8 @@ Starts NODES (3) `concord serve` nodes of one cluster from BINARY (one PostgreSQ
 database, one NATS prefix, one secret). One reader holds SESSIONS v2 sessions on each
 node; a poster posts through every node in turn (the survivors only, once the victim is
 dead), one message at a time, PACE ms apart. A second in, the VICTIM node (1) gets SIGKILL. Its clients, cut off, reconnect to
-the survivors in turn and RESUME with the last `s` they read, then IDENTIFY afresh on
-the same socket if the RESUME is refused. Checked, for every cycle:
+the survivors in turn (each after a random 0..JITTER ms, 0 by default) and RESUME with
+the last `s` they read, then IDENTIFY afresh on the same socket if the RESUME is refused. Checked, for every cycle:
 
 - every survivor's client read every stored message (each acknowledged one, and one the
   victim stored but could not answer for) once, in order, without a gap in `s`, and no
@@ -37,6 +37,7 @@ import http.client
 import importlib.util
 import json
 import os
+import random
 import re
 import sys
 import tempfile
@@ -63,8 +64,9 @@ class Reader:
     """One v2 client of the reader: what it read before it was cut off and since its
     session (re)started."""
 
-    def __init__(self, token, home, elsewhere):
+    def __init__(self, token, home, elsewhere, jitter):
         self.token, self.home, self.elsewhere = token, home, elsewhere
+        self.jitter = jitter
         self.seq = 0
         self.before, self.after = [], []
         self.read = self.before
@@ -105,6 +107,7 @@ class Reader:
 
     async def reconnect(self):
         """After the node died: RESUME on a survivor, IDENTIFY afresh if refused."""
+        await asyncio.sleep(random.uniform(0, self.jitter / 1000))
         ws = await websockets.connect(f"ws://{self.elsewhere}/ws?v=2", max_size=None,
                                       compression=None)
         await ws.recv()  # HELLO
@@ -181,7 +184,7 @@ async def cycle(args, addrs, procs, world, failures):
     readers = []
     for n, addr in enumerate(addrs):
         for k in range(args.sessions):
-            readers.append(Reader(reader, addr, survivors[k % len(survivors)]))
+            readers.append(Reader(reader, addr, survivors[k % len(survivors)], args.jitter))
     gate = asyncio.Semaphore(64)
 
     async def open_one(r):
@@ -320,6 +323,9 @@ def main():
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--victim", type=int, default=1, help="the node killed")
     parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--jitter", type=float, default=0.0,
+                        help="a cut-off client waits 0..JITTER ms before it reconnects "
+                             "(concord-client's first attempt: 1000)")
     args = parser.parse_args()
     if not 0 <= args.victim < args.nodes or args.nodes < 2:
         parser.error("--victim must name a node, and a survivor must remain")

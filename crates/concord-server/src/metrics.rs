@@ -182,7 +182,7 @@ impl Metrics {
              that failed and was tried again), dropped (given up after retries or with the \
              queue full: logged), unreadable, barrier_timeout (a write whose changes \
              some node did not confirm within 1 s), find_timeout (a RESUME's question \
-             for its session that some node did not answer within 1 s)",
+             for its session that some node left unanswered past its limit)",
             bus.clone(),
         );
         let handovers = Family::default();

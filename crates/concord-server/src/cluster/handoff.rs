@@ -238,6 +238,12 @@ impl Cluster {
             .whereabouts(session, held, asker, ticket)
     }
 
+    /// Leaves out of `nodes` those that said they are stopping.
+    pub(super) fn not_draining(&self, nodes: &mut HashSet<NodeId>) {
+        let state = self.handoffs.lock();
+        nodes.retain(|node| !state.draining.contains(node));
+    }
+
     /// `node` left or died: it is no longer told apart as stopping.
     pub(super) fn forget_draining(&self, node: NodeId) {
         self.handoffs.lock().draining.remove(&node);

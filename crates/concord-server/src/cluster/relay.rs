@@ -596,23 +596,26 @@ impl Cluster {
         if let Ok(Ok(Some(owner))) = found {
             return Some((Some(owner), orphaned));
         }
-        let silent = table.finds.withdraw(ticket);
-        let timed_out = found.is_err() && !silent.is_empty();
-        if timed_out {
+        let mut silent = table.finds.withdraw(ticket);
+        drop(table);
+        if found.is_err() {
+            self.metrics.bus("find_timeout");
+            // A stopping node is waited for as before: it answers for the sessions on
+            // their way to other nodes, and says when it leaves.
+            self.not_draining(&mut silent);
+        }
+        if found.is_err() && !silent.is_empty() {
             // Most likely dead (killed, not stopped): the other questions waiting for
-            // it end now, without its answer.
+            // it end now, without its answer, and no question or write waits for it
+            // until it is heard from again, as after a write's barrier. A dead node's
+            // clients come to ask within a second or so of each other: they wait out
+            // one timeout between them, not one each.
+            let mut table = self.relays.lock();
             for node in &silent {
                 table.finds.gone(*node);
             }
-        }
-        drop(table);
-        if timed_out {
-            // And no question or write waits for it until it is heard from again, as
-            // after a write's barrier. A dead node's clients come to ask within a
-            // second or so of each other: they wait out one timeout between them,
-            // not one each.
+            drop(table);
             self.skip_silent(&silent);
-            self.metrics.bus("find_timeout");
             tracing::debug!(
                 nodes = silent.len(),
                 "nodes did not answer who holds a session"
