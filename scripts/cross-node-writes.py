@@ -17,11 +17,13 @@ Prints one JSON line: nodes, writes, p50/p90/p99 write latency (ms), stale reads
 """
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -83,6 +85,87 @@ def start_node(n):
     )
     # A node prints its bound address, alone on its first line, once it listens.
     return proc, proc.stdout.readline().strip()
+
+
+# The following serve the scripts that load this one (drain-handover.py, node-death.py).
+
+# `start_nodes` limits for one reader holding every session, from one address.
+ONE_READER = (
+    "connections_per_ip = 100000\n"
+    "sessions_per_ip = 100000\n"
+    "sessions_per_user = 100000\n"
+)
+
+
+def chat(node, name):
+    """Through `node`: a poster, a reader, a public server `name` the reader joined and a
+    text channel in it. Returns the poster's token, the reader's and the channel's id."""
+    tag = uuid.uuid4().hex[:8]
+
+    def register(who):
+        status, body = node.call("POST", "/auth/register",
+                                 {"username": f"{who}{tag}", "password": "correct-horse-42"})
+        assert status == 201, body
+        return body["access_token"]
+
+    poster, reader = register("poster"), register("reader")
+    status, server = node.call("POST", "/servers", {"name": name, "is_public": True}, poster)
+    assert status == 201, server
+    status, channel = node.call("POST", f"/servers/{server['id']}/channels",
+                                {"name": "general", "type": "text"}, poster)
+    assert status == 201, channel
+    status, _ = node.call("POST", f"/servers/{server['id']}/join", None, reader)
+    assert status == 201
+    return poster, reader, channel["id"]
+
+
+class Numbered:
+    """What a v2 client read: MESSAGE_CREATE contents into `read`, and gaps in `s`."""
+
+    def __init__(self):
+        self.seq = 0
+        self.gaps = 0
+        self.read = []
+
+    def take(self, frame):
+        s = frame.get("s")
+        if s is not None:
+            if s != self.seq + 1:
+                self.gaps += 1
+            self.seq = s
+        if frame.get("t") == "MESSAGE_CREATE":
+            self.read.append(frame["d"]["content"])
+
+    @staticmethod
+    async def beat(ws):
+        while True:
+            await asyncio.sleep(20)
+            await ws.send(json.dumps({"op": "HEARTBEAT", "d": None}))
+
+
+def spread(values):
+    """p50, p99 and max of `values` (seconds), in ms; None if there are none."""
+    values = sorted(values)
+    if not values:
+        return None
+    pick = lambda q: round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 1)
+    return {"p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": pick(1.0)}
+
+
+def show_logs(work, count, also=()):
+    """The last warnings and errors (and lines with any of `also`) of each node's log."""
+    for n in range(count):
+        with open(os.path.join(work, f"node{n}.log")) as log:
+            lines = [l for l in log if any(w in l for w in ("WARN", "ERROR", *also))]
+        print(f"node {n}:", "".join(lines[-20:]), file=sys.stderr)
+
+
+def stop_all(procs):
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        proc.wait()
 
 
 def main():

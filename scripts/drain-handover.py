@@ -30,7 +30,6 @@ import signal
 import sys
 import tempfile
 import time
-import uuid
 
 import websockets
 
@@ -40,39 +39,16 @@ spec = importlib.util.spec_from_file_location(
 writes = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(writes)
 
-# One reader holds every session, from one address.
-LIMITS = (
-    "connections_per_ip = 100000\n"
-    "sessions_per_ip = 100000\n"
-    "sessions_per_user = 100000\n"
-)
-
-
-class Reader:
+class Reader(writes.Numbered):
     """One v2 session's client: what it read, and when it resumed."""
 
     def __init__(self, token):
+        super().__init__()
         self.token = token
-        self.seq = 0
-        self.messages = []
-        self.gaps = 0
+        self.messages = self.read
         self.told_at = None
         self.resumed_at = None
         self.refused = False
-
-    def take(self, frame):
-        s = frame.get("s")
-        if s is not None:
-            if s != self.seq + 1:
-                self.gaps += 1
-            self.seq = s
-        if frame.get("t") == "MESSAGE_CREATE":
-            self.messages.append(frame["d"]["content"])
-
-    async def beat(self, ws):
-        while True:
-            await asyncio.sleep(20)
-            await ws.send(json.dumps({"op": "HEARTBEAT", "d": None}))
 
     async def identify(self, addr):
         ws = await websockets.connect(f"ws://{addr}/ws?v=2", max_size=None, compression=None)
@@ -128,25 +104,9 @@ class Reader:
 
 
 async def measure(args, addrs, procs):
-    tag = uuid.uuid4().hex[:8]
     api = writes.Node(addrs[-1])
     stopping, staying = addrs[:args.stopping], addrs[args.stopping:]
-
-    def register(name):
-        status, body = api.call("POST", "/auth/register",
-                            {"username": f"{name}{tag}", "password": "correct-horse-42"})
-        assert status == 201, body
-        return body["access_token"]
-
-    poster, reader = register("poster"), register("reader")
-    status, server = api.call("POST", "/servers", {"name": "drain", "is_public": True},
-                          poster)
-    assert status == 201, server
-    status, channel = api.call("POST", f"/servers/{server['id']}/channels",
-                           {"name": "general", "type": "text"}, poster)
-    assert status == 201, channel
-    status, _ = api.call("POST", f"/servers/{server['id']}/join", None, reader)
-    assert status == 201
+    poster, reader, channel = writes.chat(api, "drain")
 
     readers = [Reader(reader) for _ in range(args.sessions)]
     gate = asyncio.Semaphore(64)
@@ -168,7 +128,7 @@ async def measure(args, addrs, procs):
         nonlocal posted
         while not stop_posting.is_set():
             status, _ = await asyncio.to_thread(
-                api.call, "POST", f"/channels/{channel['id']}/messages",
+                api.call, "POST", f"/channels/{channel}/messages",
                 {"content": f"m{posted}"}, poster)
             assert status == 201, status
             posted += 1
@@ -197,11 +157,6 @@ async def measure(args, addrs, procs):
     done.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 120)
     exited_at = await exited
-    def spread(values):
-        values = sorted(values)
-        pick = lambda q: round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 1)
-        return {"p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": pick(1.0)}
-
     waits = [r.resumed_at - drained_at for r in readers if not r.refused]
     expected = [f"m{n}" for n in range(posted)]
     complete = sum(1 for r in readers if r.messages == expected and not r.gaps)
@@ -210,11 +165,11 @@ async def measure(args, addrs, procs):
         "messages": posted,
         "refused": sum(r.refused is not False for r in readers),
         "every_message_once_in_order": complete,
-        "told_to_reconnect": spread(r.told_at - drained_at for r in readers),
-        "socket_closed": spread(r.closed_at - drained_at for r in readers),
-        "resume_sent": spread(r.hello_at - drained_at for r in readers),
-        "resumed": spread(waits) if waits else None,
-        "resume_to_resumed": spread(r.resumed_at - r.hello_at for r in readers),
+        "told_to_reconnect": writes.spread(r.told_at - drained_at for r in readers),
+        "socket_closed": writes.spread(r.closed_at - drained_at for r in readers),
+        "resume_sent": writes.spread(r.hello_at - drained_at for r in readers),
+        "resumed": writes.spread(waits),
+        "resume_to_resumed": writes.spread(r.resumed_at - r.hello_at for r in readers),
     }
     result["node_exit_ms"] = round((exited_at - drained_at) * 1000, 1)
     print(json.dumps(result))
@@ -241,28 +196,17 @@ def main():
         parser.error("--stopping must leave at least one node")
     with tempfile.TemporaryDirectory() as work:
         procs, addrs = writes.start_nodes(args.binary, args.nodes, args.database_url, work,
-                                          limits=LIMITS, logs=True)
-
-        def show_logs():
-            for n in range(args.nodes):
-                with open(os.path.join(work, f"node{n}.log")) as log:
-                    lines = [l for l in log if "WARN" in l or "ERROR" in l or "handed" in l
-                             or "taken over" in l]
-                print(f"node {n}:", "".join(lines[-20:]), file=sys.stderr)
+                                          limits=writes.ONE_READER, logs=True)
 
         try:
             if not asyncio.run(measure(args, addrs, procs)):
-                show_logs()
+                writes.show_logs(work, args.nodes, ("handed", "taken over"))
                 sys.exit(1)
         except Exception:
-            show_logs()
+            writes.show_logs(work, args.nodes, ("handed", "taken over"))
             raise
         finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.terminate()
-            for proc in procs:
-                proc.wait()
+            writes.stop_all(procs)
 
 
 if __name__ == "__main__":

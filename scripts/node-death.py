@@ -42,7 +42,6 @@ import re
 import sys
 import tempfile
 import time
-import uuid
 
 import websockets
 
@@ -52,43 +51,21 @@ spec = importlib.util.spec_from_file_location(
 writes = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(writes)
 
-# One reader holds every session, from one address.
-LIMITS = (
-    "connections_per_ip = 100000\n"
-    "sessions_per_ip = 100000\n"
-    "sessions_per_user = 100000\n"
-)
-
-
-class Reader:
+class Reader(writes.Numbered):
     """One v2 client of the reader: what it read before it was cut off and since its
     session (re)started."""
 
     def __init__(self, token, home, elsewhere, jitter):
+        super().__init__()
         self.token, self.home, self.elsewhere = token, home, elsewhere
         self.jitter = jitter
-        self.seq = 0
-        self.before, self.after = [], []
-        self.read = self.before
-        self.gaps = 0
+        self.before, self.after = self.read, []
         self.cut_at = self.back_at = None
         self.resumed = False
-        self.last = None
 
-    def take(self, frame):
-        s = frame.get("s")
-        if s is not None:
-            if s != self.seq + 1:
-                self.gaps += 1
-            self.seq = s
-        if frame.get("t") == "MESSAGE_CREATE":
-            self.last = frame["d"]["content"]
-            self.read.append(self.last)
-
-    async def beat(self, ws):
-        while True:
-            await asyncio.sleep(20)
-            await ws.send(json.dumps({"op": "HEARTBEAT", "d": None}))
+    @property
+    def last(self):
+        return (self.after or self.before or [None])[-1]
 
     async def identify(self, ws):
         await ws.send(json.dumps(
@@ -167,14 +144,6 @@ def gauges(addr):
         values = re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M)
         found[name.removeprefix("concord_gateway_")] = sum(float(v) for v in values)
     return found
-
-
-def spread(values):
-    values = sorted(values)
-    if not values:
-        return None
-    pick = lambda q: round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 1)
-    return {"p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": pick(1.0)}
 
 
 async def cycle(args, addrs, procs, world, failures):
@@ -305,11 +274,11 @@ async def cycle(args, addrs, procs, world, failures):
         "cut_off": len(cut),
         "resumed": sum(r.resumed for r in cut),
         "identified_afresh": sum(not r.resumed for r in cut),
-        "cut_to_back": spread([r.back_at - r.cut_at for r in cut]),
-        "kill_to_back": spread([r.back_at - killed_at for r in cut]),
-        "resume_to_refused": spread([r.refused_at - r.resume_at for r in cut if not r.resumed]),
-        "post_before_kill": spread(latency_before),
-        "post_in_10s_after_kill": spread(latency_after),
+        "cut_to_back": writes.spread([r.back_at - r.cut_at for r in cut]),
+        "kill_to_back": writes.spread([r.back_at - killed_at for r in cut]),
+        "resume_to_refused": writes.spread([r.refused_at - r.resume_at for r in cut if not r.resumed]),
+        "post_before_kill": writes.spread(latency_before),
+        "post_in_10s_after_kill": writes.spread(latency_after),
         "survivors_after": left,
     }
 
@@ -331,35 +300,12 @@ def main():
         parser.error("--victim must name a node, and a survivor must remain")
     with tempfile.TemporaryDirectory() as work:
         procs, addrs = writes.start_nodes(args.binary, args.nodes, args.database_url, work,
-                                          limits=LIMITS, logs=True)
-
-        def show_logs():
-            for n in range(args.nodes):
-                with open(os.path.join(work, f"node{n}.log")) as log:
-                    lines = [l for l in log if "WARN" in l or "ERROR" in l]
-                print(f"node {n}:", "".join(lines[-20:]), file=sys.stderr)
+                                          limits=writes.ONE_READER, logs=True)
 
         failures = []
         try:
             survivor = writes.Node(addrs[0 if args.victim else 1])
-            tag = uuid.uuid4().hex[:8]
-
-            def register(name):
-                status, body = survivor.call("POST", "/auth/register", {
-                    "username": f"{name}{tag}", "password": "correct-horse-42"})
-                assert status == 201, body
-                return body["access_token"]
-
-            poster, reader = register("poster"), register("reader")
-            status, server = survivor.call("POST", "/servers",
-                                           {"name": "death", "is_public": True}, poster)
-            assert status == 201, server
-            status, channel = survivor.call("POST", f"/servers/{server['id']}/channels",
-                                            {"name": "general", "type": "text"}, poster)
-            assert status == 201, channel
-            status, _ = survivor.call("POST", f"/servers/{server['id']}/join", None, reader)
-            assert status == 201
-            world = (poster, reader, channel["id"])
+            world = writes.chat(survivor, "death")
             for n in range(args.cycles):
                 result = asyncio.run(cycle(args, addrs, procs, world, failures))
                 print(json.dumps({"cycle": n + 1, **result}), flush=True)
@@ -367,18 +313,14 @@ def main():
                     break
                 procs[args.victim], addrs[args.victim] = writes.start_node(args.victim)
         except Exception:
-            show_logs()
+            writes.show_logs(work, args.nodes)
             raise
         finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.terminate()
-            for proc in procs:
-                proc.wait()
+            writes.stop_all(procs)
         if failures:
             for failure in failures[:20]:
                 print("failed:", failure, file=sys.stderr)
-            show_logs()
+            writes.show_logs(work, args.nodes)
             sys.exit(1)
 
 
