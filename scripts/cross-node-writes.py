@@ -143,6 +143,15 @@ class Numbered:
             await ws.send(json.dumps({"op": "HEARTBEAT", "d": None}))
 
 
+async def until(condition, tasks):
+    """Returns once `condition()` holds; raises as soon as one of `tasks` failed."""
+    while not condition():
+        failed = [t for t in tasks if t.done() and t.exception() is not None]
+        if failed:
+            raise RuntimeError(f"{len(failed)} clients failed, first: {failed[0].exception()!r}")
+        await asyncio.sleep(0.05)
+
+
 def spread(values):
     """p50, p99 and max of `values` (seconds), in ms; None if there are none."""
     values = sorted(values)

@@ -39,6 +39,7 @@ spec = importlib.util.spec_from_file_location(
 writes = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(writes)
 
+
 class Reader(writes.Numbered):
     """One v2 session's client: what it read, and when it resumed."""
 
@@ -145,11 +146,7 @@ async def measure(args, addrs, procs):
         return time.perf_counter()
 
     exited = asyncio.create_task(exit_time())
-    while any(r.resumed_at is None for r in readers):
-        failed = [t for t in tasks if t.done() and t.exception() is not None]
-        if failed:
-            raise RuntimeError(f"{len(failed)} clients failed, first: {failed[0].exception()!r}")
-        await asyncio.sleep(0.05)
+    await writes.until(lambda: all(r.resumed_at is not None for r in readers), tasks)
     await asyncio.sleep(1)
     stop_posting.set()
     await posting

@@ -51,6 +51,7 @@ spec = importlib.util.spec_from_file_location(
 writes = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(writes)
 
+
 class Reader(writes.Numbered):
     """One v2 client of the reader: what it read before it was cut off and since its
     session (re)started."""
@@ -193,11 +194,7 @@ async def cycle(args, addrs, procs, world, failures):
     procs[victim].kill()
     procs[victim].wait()
     cut = [r for r in readers if r.home == addrs[victim]]
-    while any(r.back_at is None for r in cut):
-        failed = [t for t in tasks if t.done() and t.exception() is not None]
-        if failed:
-            raise RuntimeError(f"{len(failed)} clients failed, first: {failed[0].exception()!r}")
-        await asyncio.sleep(0.05)
+    await writes.until(lambda: all(r.back_at is not None for r in cut), tasks)
     await asyncio.sleep(1)
     stop_posting.set()
     await posting
