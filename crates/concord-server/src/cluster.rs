@@ -268,10 +268,16 @@ impl<K: std::hash::Hash + Eq + Copy, T> RollCall<K, T> {
     /// `node` left or died: it answers nothing more, so no question waits for it.
     /// Returns the questions that were still waiting for its answer.
     pub(crate) fn gone(&mut self, node: concord_bus::NodeId) -> Vec<K> {
+        self.excuse(node, &HashSet::new())
+    }
+
+    /// `node` is taken for dead: the questions waiting for its answer, but those in
+    /// `spared`, no longer do. Returns the questions it released.
+    pub(crate) fn excuse(&mut self, node: concord_bus::NodeId, spared: &HashSet<K>) -> Vec<K> {
         let keys: Vec<K> = self
             .open
             .iter()
-            .filter(|(_, (pending, _))| pending.contains(&node))
+            .filter(|(key, (pending, _))| pending.contains(&node) && !spared.contains(*key))
             .map(|(key, _)| *key)
             .collect();
         for key in &keys {
@@ -1694,6 +1700,15 @@ mod tests {
         assert_eq!(calls.withdraw(3), HashSet::from([a]));
         assert!(given_up.try_recv().is_err(), "withdrawn: never answered");
         assert!(calls.open.is_empty());
+        // A node taken for dead is excused from every question but those spared.
+        let mut released = calls.ask(4, HashSet::from([a, b]));
+        let mut spared = calls.ask(5, HashSet::from([a]));
+        assert_eq!(calls.excuse(a, &HashSet::from([5])), [4]);
+        assert!(released.try_recv().is_err(), "b has yet to answer");
+        calls.answered(4, b);
+        assert_eq!(released.try_recv(), Ok(None));
+        assert!(spared.try_recv().is_err(), "still waits for a");
+        assert!(calls.is_open(&5));
     }
 
     /// A node of `local` as a server starts it, on a directory and Hub of its own.

@@ -610,11 +610,14 @@ impl Cluster {
             // until it is heard from again, as after a write's barrier. A dead node's
             // clients come to ask within a second or so of each other: they wait out
             // one timeout between them, not one each.
-            let mut table = self.relays.lock();
-            for node in &silent {
-                table.finds.gone(*node);
+            {
+                let mut guard = self.relays.lock();
+                let table = &mut *guard;
+                for node in &silent {
+                    // A question answered "on its way" waits on for the session's owner.
+                    table.finds.excuse(*node, &table.moving);
+                }
             }
-            drop(table);
             self.skip_silent(&silent);
             tracing::debug!(
                 nodes = silent.len(),
