@@ -420,7 +420,9 @@ async fn a_dead_node_is_waited_for_by_one_resume_not_by_each() {
     nodes[1].kill();
     let ids: Vec<String> = sessions.into_iter().map(|(_, id)| id).collect();
     // The first two ask while the dead node is still waited for: the second within
-    // the first's limit (a short real pause, so the first asks first).
+    // the first's 1 s limit, 300 ms after it, so that the first times out first and
+    // ends the second's question. Real time: the nodes are other processes, whose
+    // clocks a paused runtime cannot hold; the pause only orders the two questions.
     let mut asking = Vec::new();
     for id in &ids[..2] {
         let (mut gateway, _) = v2(&nodes[0]).await;
