@@ -105,6 +105,7 @@ async fn ready_world(store: Arc<dyn Store>) -> (concord_server::AppState, UserId
                         mention_everyone: false,
                         thread_id: None,
                         created_at: Timestamp::now(),
+                        node: None,
                     })
                     .await
                     .unwrap();

@@ -506,6 +506,12 @@ impl Events {
         }
     }
 
+    /// The id written with a message this node stores, in a cluster: if the node dies
+    /// before the message's event goes out, the others find it by this.
+    pub fn node(&self) -> Option<uuid::Uuid> {
+        self.cluster.as_ref().map(|cluster| cluster.node().0)
+    }
+
     /// The node's cluster, when it has other nodes.
     pub fn cluster(&self) -> Option<&crate::cluster::Cluster> {
         self.cluster.as_ref()

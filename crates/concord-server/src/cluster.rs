@@ -17,6 +17,7 @@
 
 mod handoff;
 mod relay;
+pub(crate) mod unannounced;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -124,6 +125,11 @@ pub enum Signal {
 /// How long a write waits for the other nodes to apply its changes before it
 /// answers anyway (a node dying meanwhile; logged).
 pub const BARRIER_LIMIT: Duration = Duration::from_secs(1);
+
+/// How far before a dead node fell silent its messages are checked for any it never
+/// published: its queue to the bus drains in milliseconds while the bus is up, and a
+/// node cut off from it is taken for dead within three heartbeats.
+const UNANNOUNCED_WINDOW: Duration = Duration::from_secs(60);
 
 /// The other nodes this node has heard from, and when last: what presence takes a
 /// node's death from ([`Liveness::dead`]) and what a write waits for
@@ -388,6 +394,8 @@ pub struct Cluster {
     start_over: Arc<tokio::sync::Notify>,
     /// Sessions handed over between this node and others as a node stops.
     handoffs: Arc<handoff::Handoffs>,
+    /// The messages other nodes announced here lately (see [`unannounced`]).
+    announced: Arc<unannounced::Announced>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -442,6 +450,9 @@ impl Cluster {
             relays: Arc::default(),
             start_over: Arc::default(),
             handoffs: Arc::default(),
+            announced: Arc::new(unannounced::Announced::new(
+                heartbeat * 3 + UNANNOUNCED_WINDOW,
+            )),
         };
         tokio::spawn(receive_all(inbox, fanout, signal, cluster.clone(), store));
         cluster
@@ -456,6 +467,12 @@ impl Cluster {
             self.forget_draining(*node);
         }
         dead
+    }
+
+    /// The messages other nodes announced here lately, which tell what a dead node
+    /// never did ([`unannounced::announce_for`]).
+    pub(crate) fn announced(&self) -> Arc<unannounced::Announced> {
+        Arc::clone(&self.announced)
     }
 
     /// This node's link to the bus, as it changes.
@@ -787,6 +804,7 @@ const START_OVER_TRIES: u32 = 5;
 /// never lost under the new directory.
 async fn start_over(cluster: &Cluster, fanout: &Fanout, store: &dyn concord_store::Store) {
     cluster.cut_all_relays();
+    cluster.announced.start_over();
     for attempt in 1..=START_OVER_TRIES {
         match store
             .directory_snapshot(concord_protocol::Timestamp::now())
@@ -917,6 +935,13 @@ async fn receive_all(
         match decode(message) {
             Ok(message) => {
                 metrics.bus("received");
+                if let Some(id) = unannounced::message_of(&message)
+                    && !cluster.announced.first(id)
+                {
+                    // Announced already for its node, taken for dead meanwhile.
+                    metrics.bus("duplicate");
+                    continue;
+                }
                 fanout.receive(&message);
             }
             Err(reason) => {

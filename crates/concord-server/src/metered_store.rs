@@ -155,6 +155,7 @@ metered! {
         fn create_message(&self, message: &NewMessage) -> StoreResult<Message>;
         fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
         fn messages(&self, channel: ChannelId, before: Option<MessageId>, limit: i64) -> StoreResult<Vec<Message>>;
+        fn messages_of_node(&self, node: uuid::Uuid, since: MessageId, limit: i64) -> StoreResult<Vec<Message>>;
         fn edit_message(&self, id: MessageId, content: &str, mention_user_ids: &[UserId], mention_everyone: bool, edited_at: Timestamp) -> StoreResult<Option<Message>>;
         fn delete_message(&self, id: MessageId) -> StoreResult<bool>;
     }

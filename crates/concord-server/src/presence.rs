@@ -23,7 +23,7 @@
 use std::{
     collections::{HashMap, HashSet},
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -452,6 +452,13 @@ pub async fn follow_cluster(state: AppState) {
                     tracing::warn!(%node, "node silent for three heartbeats: its users go offline");
                     state.presence.released_elsewhere(&state, node, None);
                     state.media.node_gone(node);
+                    tokio::spawn(crate::cluster::unannounced::announce_for(
+                        node,
+                        cluster.announced(),
+                        Arc::clone(&state.store),
+                        state.events.clone(),
+                        Arc::clone(&state.metrics),
+                    ));
                 }
             }
         }

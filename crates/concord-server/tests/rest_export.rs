@@ -559,6 +559,7 @@ async fn several_pages_round_trip_in_order() {
                 mention_everyone: false,
                 thread_id: None,
                 created_at: Timestamp::from_micros(base + i),
+                node: None,
             })
             .await
             .unwrap();

@@ -351,6 +351,7 @@ async fn listing_pages_newest_first_with_a_cursor() {
             mention_everyone: false,
             thread_id: None,
             created_at: Timestamp::from_micros(base + i),
+            node: None,
         };
         server.state.store.create_message(&message).await.unwrap();
     }

@@ -200,6 +200,10 @@ pub struct NewMessage {
     pub thread_id: Option<MessageId>,
     /// Creation time.
     pub created_at: Timestamp,
+    /// The cluster node that accepted it (`None` on a single node): if that node dies
+    /// before its event goes out, another finds it by this
+    /// ([`MessageStore::messages_of_node`](crate::MessageStore::messages_of_node)).
+    pub node: Option<uuid::Uuid>,
 }
 
 /// A DM channel row: exactly two participants.

@@ -214,6 +214,7 @@ async fn create(
             mention_everyone,
             thread_id: None,
             created_at: now,
+            node: state.events.node(),
         })
         .await?;
     state

@@ -127,6 +127,7 @@ async fn create_poll(
                 mention_everyone: false,
                 thread_id: None,
                 created_at: now,
+                node: state.events.node(),
             },
             &poll,
         )

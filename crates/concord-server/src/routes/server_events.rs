@@ -110,6 +110,7 @@ async fn create_event(
                 mention_everyone: false,
                 thread_id: None,
                 created_at: now,
+                node: state.events.node(),
             },
             &NewServerEvent {
                 id: EventId::new(),

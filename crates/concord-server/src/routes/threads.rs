@@ -144,6 +144,7 @@ async fn reply_in_thread(
             mention_everyone,
             thread_id: Some(root),
             created_at: now,
+            node: state.events.node(),
         })
         .await?;
     state.events.dispatch(

@@ -73,6 +73,67 @@ pub async fn create_and_read_message(store: &dyn Store) {
     assert_eq!(store.message(MessageId::new()).await.unwrap(), None);
 }
 
+/// A message id of millisecond `ms` (`n` fills the rest: ids of one millisecond
+/// order by it).
+fn id_at(ms: u64, n: u8) -> MessageId {
+    MessageId::from_uuid(uuid::Builder::from_unix_timestamp_millis(ms, &[n; 10]).into_uuid())
+}
+
+/// A node's messages are found by id range: its own only, thread replies included,
+/// deleted ones not, oldest first, each as [`Store::message`] reads it, `limit` the
+/// oldest few.
+pub async fn messages_of_a_node_by_id_range(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let s = server(store, alice.id, at(1)).await;
+    let c = channel(store, s.id, ChannelType::Text, 1).await;
+    let (node, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let post = |ms: u64, n: u8, node: Option<Uuid>, thread: Option<MessageId>| {
+        let mut def = message_def(c.id, alice.id, &format!("at {ms}.{n}"), at(2));
+        def.id = id_at(ms, n);
+        def.node = node;
+        def.thread_id = thread;
+        def
+    };
+    for def in [
+        post(1_000, 1, Some(node), None),
+        post(2_000, 1, Some(node), None),
+        post(2_000, 2, Some(other), None),
+        post(2_000, 3, None, None),
+        post(3_000, 1, Some(node), Some(id_at(2_000, 1))),
+        post(3_500, 1, Some(node), None),
+        post(4_000, 1, Some(node), None),
+    ] {
+        store.create_message(&def).await.unwrap();
+    }
+    assert!(store.delete_message(id_at(3_500, 1)).await.unwrap());
+    let since = id_at(1_500, 0);
+    let found = store.messages_of_node(node, since, 10).await.unwrap();
+    assert_eq!(
+        ids_of(&found),
+        vec![id_at(2_000, 1), id_at(3_000, 1), id_at(4_000, 1)]
+    );
+    for message in &found {
+        assert_eq!(
+            store.message(message.id).await.unwrap().as_ref(),
+            Some(message)
+        );
+    }
+    assert_eq!(found[1].thread_id, Some(id_at(2_000, 1)));
+    let oldest = store.messages_of_node(node, since, 2).await.unwrap();
+    assert_eq!(ids_of(&oldest), vec![id_at(2_000, 1), id_at(3_000, 1)]);
+    assert_eq!(
+        ids_of(&store.messages_of_node(other, since, 10).await.unwrap()),
+        vec![id_at(2_000, 2)]
+    );
+    assert!(
+        store
+            .messages_of_node(Uuid::new_v4(), since, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// Same id twice conflicts; unknown channel or author is `NotFound`.
 pub async fn create_message_conflict_and_missing(store: &dyn Store) {
     let alice = user(store, "alice").await;

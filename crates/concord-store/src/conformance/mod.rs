@@ -132,6 +132,7 @@ macro_rules! conformance_tests {
             mention_counts_window,
             create_and_read_message,
             create_message_conflict_and_missing,
+            messages_of_a_node_by_id_range,
             messages_order_and_cursor,
             thread_reply_count_is_live,
             edit_message_replaces,
@@ -322,6 +323,7 @@ fn message_def(
         mention_everyone: false,
         thread_id: None,
         created_at,
+        node: None,
     }
 }
 

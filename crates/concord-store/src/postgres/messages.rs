@@ -206,7 +206,7 @@ pub(super) async fn fetch_message(
 fn insert_row(message: &NewMessage) -> Query<'_, Postgres, PgArguments> {
     sqlx::query(
         "INSERT INTO messages (id, channel_id, author_id, content, reply_to, thread_id, \
-         mention_everyone, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         mention_everyone, created_at, node_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(message.id.get())
     .bind(message.channel_id.get())
@@ -216,6 +216,7 @@ fn insert_row(message: &NewMessage) -> Query<'_, Postgres, PgArguments> {
     .bind(message.thread_id.map(MessageId::get))
     .bind(message.mention_everyone)
     .bind(message.created_at.as_micros())
+    .bind(message.node)
 }
 
 /// Inserts a message and its mentions inside the caller's transaction.
@@ -313,6 +314,27 @@ pub(super) async fn messages(
             .await?
         }
     };
+    let mut messages = rows(&found, message_row)?;
+    complete(&mut tx, &mut messages).await?;
+    tx.commit().await?;
+    Ok(messages)
+}
+
+pub(super) async fn messages_of_node(
+    pool: &PgPool,
+    node: uuid::Uuid,
+    since: MessageId,
+    limit: i64,
+) -> StoreResult<Vec<Message>> {
+    let mut tx = read_tx(pool).await?;
+    let found = sqlx::query(AssertSqlSafe(format!(
+        "{MESSAGE_SELECT} WHERE m.id >= $1 AND m.node_id = $2 AND NOT m.deleted ORDER BY m.id LIMIT $3"
+    )))
+    .bind(since.get())
+    .bind(node)
+    .bind(limit.max(0))
+    .fetch_all(&mut *tx)
+    .await?;
     let mut messages = rows(&found, message_row)?;
     complete(&mut tx, &mut messages).await?;
     tx.commit().await?;
@@ -506,6 +528,15 @@ impl MessageStore for PostgresStore {
         limit: i64,
     ) -> StoreResult<Vec<Message>> {
         messages(&self.pool, channel, before, limit).await
+    }
+
+    async fn messages_of_node(
+        &self,
+        node: uuid::Uuid,
+        since: MessageId,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>> {
+        messages_of_node(&self.pool, node, since, limit).await
     }
 
     async fn edit_message(

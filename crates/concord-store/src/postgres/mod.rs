@@ -67,6 +67,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "search plain text",
         include_str!("../../migrations/postgres/0002_search_plain_text.sql"),
     ),
+    (
+        3,
+        "message node",
+        include_str!("../../migrations/postgres/0003_message_node.sql"),
+    ),
 ];
 
 /// Connections per node unless the URL's options say otherwise.

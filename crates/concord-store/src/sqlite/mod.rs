@@ -166,6 +166,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "search deferred",
         include_str!("../../migrations/sqlite/0018_search_deferred.sql"),
     ),
+    // ---- scale-out: announcing what a dead node stored ----
+    (
+        19,
+        "message node",
+        include_str!("../../migrations/sqlite/0019_message_node.sql"),
+    ),
 ];
 
 /// How long a connection waits for the write lock before failing.

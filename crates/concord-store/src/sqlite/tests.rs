@@ -92,6 +92,7 @@ async fn file_store_persists_and_reopens() {
                 mention_everyone: false,
                 thread_id: None,
                 created_at: Timestamp::from_micros(4_000),
+                node: None,
             })
             .await
             .unwrap();
@@ -296,6 +297,7 @@ async fn file_store_serialises_concurrent_writers() {
                         mention_everyone: false,
                         thread_id: None,
                         created_at: Timestamp::from_micros(100 + i),
+                        node: None,
                     })
                     .await
                     .unwrap();
@@ -390,6 +392,7 @@ async fn the_search_migration_backfills_live_messages() {
         mention_everyone: false,
         thread_id: None,
         created_at: Timestamp::from_micros(micros),
+        node: None,
     };
     let kept = message("old lighthouse photos", 4_000);
     let gone = message("old lighthouse rumours", 5_000);
@@ -496,6 +499,7 @@ async fn search_index_consistency(index_first: bool) {
             mention_everyone: false,
             thread_id: None,
             created_at: Timestamp::from_micros(4_000 + n as i64),
+            node: None,
         };
         store.create_message(&message).await.unwrap();
         ids.push(message.id);

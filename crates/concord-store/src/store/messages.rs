@@ -41,6 +41,17 @@ pub trait MessageStore: Send + Sync {
         limit: i64,
     ) -> StoreResult<Vec<Message>>;
 
+    /// Messages (thread replies included) that cluster node `node` stored with an id
+    /// at or past `since`, not deleted, oldest first, at most `limit`: what a node that
+    /// died may have committed without its event going out. Ids are time-ordered, so
+    /// this reads a range of the primary key.
+    async fn messages_of_node(
+        &self,
+        node: uuid::Uuid,
+        since: MessageId,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>>;
+
     /// Replaces content and mentions and sets `edited_at`; `None` when missing or deleted.
     async fn edit_message(
         &self,
