@@ -264,5 +264,41 @@ fn metrics(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ready, audience, metrics);
+/// What a node adds to each MESSAGE_CREATE it receives from another node, to tell
+/// later what a dead node never announced: the id read from the frame and remembered
+/// (once per node and message, never per recipient).
+fn remember_announced(c: &mut Criterion) {
+    use concord_protocol::{Event, MessageId};
+    use concord_server::{bus::BusMessage, cluster::unannounced};
+    let announced = unannounced::Announced::new(std::time::Duration::from_secs(63));
+    let mut group = c.benchmark_group("cluster");
+    for (name, length) in [("short", 40), ("4000 characters", 4000)] {
+        let message = serde_json::json!({
+            "id": MessageId::new(),
+            "channel_id": ChannelId::new(),
+            "author_id": UserId::new(),
+            "content": "x".repeat(length),
+            "reply_to": null,
+            "mention_user_ids": [],
+            "mention_everyone": false,
+            "created_at": "2026-12-07T20:00:00.000000Z",
+        });
+        let frame = BusMessage::Dispatch {
+            audience: concord_server::bus::Audience::Channel(ChannelId::new()),
+            event: Event::MessageCreate,
+            payload: concord_gateway::Payload::dispatch(Event::MessageCreate, &message)
+                .expect("serializable"),
+        };
+        group.bench_function(format!("remember a MESSAGE_CREATE, {name}"), |b| {
+            b.iter(|| {
+                let read = unannounced::message_of(std::hint::black_box(&frame));
+                // A new id each time, as messages come: the memory fills and turns over.
+                announced.first(read.map(|_| MessageId::new()).expect("an id"))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, ready, audience, metrics, remember_announced);
 criterion_main!(benches);

@@ -17,7 +17,7 @@
 
 mod handoff;
 mod relay;
-pub(crate) mod unannounced;
+pub mod unannounced;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -471,7 +471,7 @@ impl Cluster {
 
     /// The messages other nodes announced here lately, which tell what a dead node
     /// never did ([`unannounced::announce_for`]).
-    pub(crate) fn announced(&self) -> Arc<unannounced::Announced> {
+    pub fn announced(&self) -> Arc<unannounced::Announced> {
         Arc::clone(&self.announced)
     }
 

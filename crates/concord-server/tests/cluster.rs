@@ -757,6 +757,75 @@ impl Cuttable {
     }
 }
 
+/// A node that stores a message and dies before publishing it (here: cut off from NATS
+/// as the message is posted) leaves it in the history; the other node, taking it for
+/// dead three heartbeats later, finds it there and announces it to its own sessions,
+/// once: when the cut node comes back, anything it still had queued is dropped as a
+/// copy, and what it publishes next arrives as usual.
+#[tokio::test]
+async fn a_message_a_node_stored_but_never_published_is_announced_for_it() {
+    let proxy = Cuttable::start().await;
+    let bus_of_b = proxy.url();
+    let nodes = cluster_with(2, |index, c| {
+        c.bus_heartbeat_secs = 1;
+        if index == 1 {
+            c.bus_url = Some(bus_of_b.clone());
+        }
+    })
+    .await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let hall = alice.create_server("the lost post").await;
+    let general = alice.create_channel(&hall, "general", "text").await;
+    let thread_root = alice.post(&general, "root").await;
+    bob.join(&hall).await;
+    let (mut alice_gw, _) = a.connect(&alice.ws_query()).await;
+    bob.post(&general, "before").await;
+    assert_eq!(
+        alice_gw.next_event("MESSAGE_CREATE").await["content"],
+        "before"
+    );
+
+    proxy.cut();
+    let lost = bob.post(&general, "while cut off").await;
+    let reply = bob
+        .api
+        .post(
+            &format!(
+                "/channels/{general}/messages/{}/thread",
+                thread_root["id"].as_str().unwrap()
+            ),
+            &json!({"content": "in the thread"}),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let announced = alice_gw.next_event("MESSAGE_CREATE").await;
+    assert_eq!(announced, lost, "the message as stored");
+    let in_thread = alice_gw.next_event("THREAD_MESSAGE_CREATE").await;
+    assert_eq!(in_thread, reply.body);
+    assert_eq!(
+        a.api()
+            .metric("concord_bus_messages_total{outcome=\"announced_for_dead_node\"}")
+            .await,
+        2.0
+    );
+
+    proxy.restore();
+    // b is heard again; what it still had queued comes first and is dropped as a
+    // copy, and what it posts now reaches alice.
+    let after = bob.post(&general, "after").await;
+    assert_eq!(alice_gw.next_event("MESSAGE_CREATE").await, after);
+    // b's NATS client kept both while cut off and sent them once back.
+    assert_eq!(
+        a.api()
+            .metric("concord_bus_messages_total{outcome=\"duplicate\"}")
+            .await,
+        2.0
+    );
+    shutdown(nodes).await;
+}
+
 /// A node cut off from NATS for longer than three heartbeats, then back. The other
 /// node takes it for dead meanwhile (its user goes offline there) and, hearing it
 /// again, asks it who it holds (he is online again). The node that was cut off takes

@@ -34,7 +34,7 @@ const READ_TRIES: u32 = 3;
 
 /// The message ids a node had from the others lately.
 #[derive(Debug)]
-pub(crate) struct Announced {
+pub struct Announced {
     /// How far back a dead node's messages are read: its silence before it was taken
     /// for dead, and more.
     window: Duration,
@@ -53,7 +53,7 @@ struct Seen {
 
 impl Announced {
     /// Remembering ids for twice `window`, the span read back for a dead node.
-    pub(crate) fn new(window: Duration) -> Self {
+    pub fn new(window: Duration) -> Self {
         Self::with_capacity(window, REMEMBERED)
     }
 
@@ -76,7 +76,7 @@ impl Announced {
     }
 
     /// Records that message `id` was announced here; false when it already was.
-    pub(crate) fn first(&self, id: MessageId) -> bool {
+    pub fn first(&self, id: MessageId) -> bool {
         let now = Instant::now();
         let mut seen = self.seen();
         while let Some(&(at, old)) = seen.order.front() {
@@ -120,7 +120,7 @@ impl Announced {
 
 /// The message a MESSAGE_CREATE or THREAD_MESSAGE_CREATE from another node is of;
 /// `None` for any other message.
-pub(crate) fn message_of(message: &BusMessage) -> Option<MessageId> {
+pub fn message_of(message: &BusMessage) -> Option<MessageId> {
     #[derive(Deserialize)]
     struct Frame {
         d: Row,
