@@ -167,10 +167,11 @@ pub(crate) async fn announce_for(
         }
     };
     if stored.len() as i64 >= READ_LIMIT {
-        tracing::warn!(node = %dead, read = stored.len(), "a dead node stored more lately than is read back: only the oldest are checked");
+        tracing::warn!(node = %dead, read = stored.len(), "a dead node stored more lately than is read back: only the newest are checked");
     }
     let mut missed = 0_u64;
-    for message in stored {
+    // Newest first as read: announced oldest first.
+    for message in stored.into_iter().rev() {
         if !announced.first(message.id) {
             continue;
         }

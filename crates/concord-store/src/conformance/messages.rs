@@ -80,8 +80,8 @@ fn id_at(ms: u64, n: u8) -> MessageId {
 }
 
 /// A node's messages are found by id range: its own only, thread replies included,
-/// deleted ones not, oldest first, each as [`Store::message`] reads it, `limit` the
-/// oldest few.
+/// deleted ones not, newest first, each as [`Store::message`] reads it, `limit` the
+/// newest few.
 pub async fn messages_of_a_node_by_id_range(store: &dyn Store) {
     let alice = user(store, "alice").await;
     let s = server(store, alice.id, at(1)).await;
@@ -110,7 +110,7 @@ pub async fn messages_of_a_node_by_id_range(store: &dyn Store) {
     let found = store.messages_of_node(node, since, 10).await.unwrap();
     assert_eq!(
         ids_of(&found),
-        vec![id_at(2_000, 1), id_at(3_000, 1), id_at(4_000, 1)]
+        vec![id_at(4_000, 1), id_at(3_000, 1), id_at(2_000, 1)]
     );
     for message in &found {
         assert_eq!(
@@ -119,8 +119,8 @@ pub async fn messages_of_a_node_by_id_range(store: &dyn Store) {
         );
     }
     assert_eq!(found[1].thread_id, Some(id_at(2_000, 1)));
-    let oldest = store.messages_of_node(node, since, 2).await.unwrap();
-    assert_eq!(ids_of(&oldest), vec![id_at(2_000, 1), id_at(3_000, 1)]);
+    let newest = store.messages_of_node(node, since, 2).await.unwrap();
+    assert_eq!(ids_of(&newest), vec![id_at(4_000, 1), id_at(3_000, 1)]);
     assert_eq!(
         ids_of(&store.messages_of_node(other, since, 10).await.unwrap()),
         vec![id_at(2_000, 2)]

@@ -328,7 +328,7 @@ pub(super) async fn messages_of_node(
 ) -> StoreResult<Vec<Message>> {
     let mut tx = read_tx(pool).await?;
     let found = sqlx::query(AssertSqlSafe(format!(
-        "{MESSAGE_SELECT} WHERE m.id >= $1 AND m.node_id = $2 AND NOT m.deleted ORDER BY m.id LIMIT $3"
+        "{MESSAGE_SELECT} WHERE m.id >= $1 AND m.node_id = $2 AND NOT m.deleted ORDER BY m.id DESC LIMIT $3"
     )))
     .bind(since.get())
     .bind(node)

@@ -258,7 +258,7 @@ pub(super) async fn messages_of_node(
 ) -> StoreResult<Vec<Message>> {
     let mut tx = read_tx(pool).await?;
     let found = sqlx::query(AssertSqlSafe(format!(
-        "{MESSAGE_SELECT} WHERE m.id >= ? AND m.node_id = ? AND m.deleted = 0 ORDER BY m.id LIMIT ?"
+        "{MESSAGE_SELECT} WHERE m.id >= ? AND m.node_id = ? AND m.deleted = 0 ORDER BY m.id DESC LIMIT ?"
     )))
     .bind(since.get())
     .bind(node)

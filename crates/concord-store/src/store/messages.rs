@@ -42,9 +42,9 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreResult<Vec<Message>>;
 
     /// Messages (thread replies included) that cluster node `node` stored with an id
-    /// at or past `since`, not deleted, oldest first, at most `limit`: what a node that
-    /// died may have committed without its event going out. Ids are time-ordered, so
-    /// this reads a range of the primary key.
+    /// at or past `since`, not deleted, newest first, at most `limit` (the newest): what
+    /// a node that died may have committed without its event going out. Ids are
+    /// time-ordered, so this reads a range of the primary key.
     async fn messages_of_node(
         &self,
         node: uuid::Uuid,
