@@ -107,7 +107,7 @@ async def measure(args, addrs, procs):
     relayed, _ = await Client.open(addrs[1], args.compress)
     await relayed.send({"op": "RESUME",
                         "d": {"token": reader, "session_id": session, "seq": seq}})
-    while (frame := await relayed.next()).get("t") != "RESUMED":
+    while (await relayed.next()).get("t") != "RESUMED":
         pass
 
     arrived = {"direct": {}, "relayed": {}}
