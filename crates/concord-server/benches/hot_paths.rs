@@ -289,6 +289,9 @@ fn remember_announced(c: &mut Criterion) {
             payload: concord_gateway::Payload::dispatch(Event::MessageCreate, &message)
                 .expect("serializable"),
         };
+        group.bench_function(format!("read a MESSAGE_CREATE's id, {name}"), |b| {
+            b.iter(|| unannounced::message_of(std::hint::black_box(&frame)))
+        });
         group.bench_function(format!("remember a MESSAGE_CREATE, {name}"), |b| {
             b.iter(|| {
                 let read = unannounced::message_of(std::hint::black_box(&frame));
