@@ -4,7 +4,8 @@
 Starts NODES (3) `concord serve` nodes of one cluster from BINARY (one PostgreSQL
 database, one NATS prefix, one secret). One reader holds SESSIONS v2 sessions on each
 node; a poster posts through every node in turn (the survivors only, once the victim is
-dead), one message at a time, PACE ms apart. A second in, the VICTIM node (1) gets SIGKILL. Its clients, cut off, reconnect to
+dead), one message at a time, PACE ms apart. A second in, the VICTIM node (1) gets SIGKILL
+(with --kill-in-post, as a post to it is being handled). Its clients, cut off, reconnect to
 the survivors in turn (each after a random 0..JITTER ms, 0 by default) and RESUME with
 the last `s` they read, then IDENTIFY afresh on the same socket if the RESUME is refused. Checked, for every cycle:
 
@@ -183,6 +184,7 @@ async def cycle(args, addrs, procs, world, failures):
     stop_posting = asyncio.Event()
     nodes = [writes.Node(a) for a in addrs]
     killed_at = None
+    posting_to_victim = asyncio.Event()
 
     async def post():
         turn = 0
@@ -192,6 +194,8 @@ async def cycle(args, addrs, procs, world, failures):
                 continue
             content = f"m{len(posts)}"
             sent = time.perf_counter()
+            if turn % len(nodes) == victim:
+                posting_to_victim.set()
             try:
                 status, _ = await asyncio.to_thread(
                     nodes[turn % len(nodes)].call, "POST", f"/channels/{channel}/messages",
@@ -203,6 +207,12 @@ async def cycle(args, addrs, procs, world, failures):
 
     posting = asyncio.create_task(post())
     await asyncio.sleep(1)
+    if args.kill_in_post:
+        # As a post to the victim leaves, then 0..KILL_IN_POST ms on: inside its
+        # handling, some of the time between its commit and its publish.
+        posting_to_victim.clear()
+        await posting_to_victim.wait()
+        await asyncio.sleep(random.uniform(0, args.kill_in_post / 1000))
     killed_at = time.perf_counter()
     procs[victim].kill()
     procs[victim].wait()
@@ -302,6 +312,9 @@ def main():
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--victim", type=int, default=1, help="the node killed")
     parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--kill-in-post", type=float, default=0.0,
+                        help="kill the victim 0..KILL_IN_POST ms after a post to it "
+                             "leaves (0: a second in, whatever it is doing)")
     parser.add_argument("--heartbeat", type=int, default=5,
                         help="the nodes' bus heartbeat, seconds (bus_heartbeat_secs)")
     parser.add_argument("--jitter", type=float, default=0.0,
