@@ -11,13 +11,15 @@ the last `s` they read, then IDENTIFY afresh on the same socket if the RESUME is
 
 - every survivor's client read every stored message (each acknowledged one, and one the
   victim stored but could not answer for) once, in order, without a gap in `s`, and no
-  survivor's client was cut off; a message the victim stored but could not answer for
-  may come out of order: if the victim died between its commit and its publish, the
-  survivors announce it once they take the victim for dead, three heartbeats after its
-  last (posting goes on until then, and a second more);
+  survivor's client was cut off; but a message posted to the victim in the second
+  before the kill may come out of order: if the victim died between its commit and
+  the moment its event left for NATS (its client may even have had its 201: the NATS
+  client writes to the socket a moment after it takes the event), the survivors
+  announce it once they take the victim for dead, three to four heartbeats after the
+  kill (posting goes on until then, and two seconds more);
 - a client of the dead node read an unbroken run of the messages up to the kill and, from
-  its new READY on (or its RESUMED), every message posted after, once, in order (the
-  victim's unanswered ones again anywhere, or not at all);
+  its new READY on (or its RESUMED), every message posted after, once, in order (those
+  same few victim's messages again anywhere, or not at all);
 - the history, read through a survivor, holds every acknowledged message;
 - every post was acknowledged (201), but for the one the victim was serving as it died.
 
@@ -44,6 +46,7 @@ import random
 import re
 import sys
 import tempfile
+import threading
 import time
 
 import websockets
@@ -181,10 +184,21 @@ async def cycle(args, addrs, procs, world, failures):
     tasks = [asyncio.create_task(r.run(ws, done)) for r, ws in zip(readers, opened)]
 
     posts = []  # (content, sent at, latency, status: None if the node did not answer)
+    to_victim = set()  # the contents posted through the victim
     stop_posting = asyncio.Event()
     nodes = [writes.Node(a) for a in addrs]
     killed_at = None
-    posting_to_victim = asyncio.Event()
+    # With --kill-in-post, the poster kills the victim from inside a post to it.
+    kill = {"armed": False, "at": None}
+    killed = asyncio.Event()
+
+    def call(node, content, kill_after):
+        if kill_after is not None:
+            def fire():
+                kill["at"] = time.perf_counter()
+                procs[victim].kill()
+            threading.Timer(kill_after, fire).start()
+        return node.call("POST", f"/channels/{channel}/messages", {"content": content}, poster)
 
     async def post():
         turn = 0
@@ -194,33 +208,42 @@ async def cycle(args, addrs, procs, world, failures):
                 continue
             content = f"m{len(posts)}"
             sent = time.perf_counter()
-            if turn % len(nodes) == victim:
-                posting_to_victim.set()
+            kill_after = None
+            if turn % len(nodes) == victim and kill["armed"]:
+                kill["armed"] = False
+                kill_after = random.uniform(0, args.kill_in_post / 1000)
             try:
                 status, _ = await asyncio.to_thread(
-                    nodes[turn % len(nodes)].call, "POST", f"/channels/{channel}/messages",
-                    {"content": content}, poster)
+                    call, nodes[turn % len(nodes)], content, kill_after)
             except (OSError, http.client.HTTPException):
                 status = None
             posts.append((content, sent, time.perf_counter() - sent, status))
+            if turn % len(nodes) == victim:
+                to_victim.add(content)
+            if kill_after is not None:
+                killed.set()
             await asyncio.sleep(args.pace / 1000)
 
     posting = asyncio.create_task(post())
     await asyncio.sleep(1)
     if args.kill_in_post:
-        # As a post to the victim leaves, then 0..KILL_IN_POST ms on: inside its
-        # handling, some of the time between its commit and its publish.
-        posting_to_victim.clear()
-        await posting_to_victim.wait()
-        await asyncio.sleep(random.uniform(0, args.kill_in_post / 1000))
-    killed_at = time.perf_counter()
-    procs[victim].kill()
+        # 0..KILL_IN_POST ms after a post to the victim leaves: inside its handling,
+        # some of the time between its commit and its publish.
+        kill["armed"] = True
+        await killed.wait()
+        while kill["at"] is None:
+            await asyncio.sleep(0.01)
+        killed_at = kill["at"]
+    else:
+        killed_at = time.perf_counter()
+        procs[victim].kill()
     procs[victim].wait()
     cut = [r for r in readers if r.home == addrs[victim]]
     await writes.until(lambda: all(r.back_at is not None for r in cut), tasks)
-    # The survivors take the victim for dead three heartbeats after its last, and
-    # announce what it stored and never published.
-    await asyncio.sleep(max(1, killed_at + 3 * args.heartbeat + 1 - time.perf_counter()))
+    # The survivors take the victim for dead three heartbeats after its last (at their
+    # next heartbeat: up to four after the kill), and announce what it stored and
+    # never published.
+    await asyncio.sleep(max(1, killed_at + 4 * args.heartbeat + 2 - time.perf_counter()))
     stop_posting.set()
     await posting
 
@@ -238,14 +261,16 @@ async def cycle(args, addrs, procs, world, failures):
     # What every client must read: each stored message, in the order it was posted
     # (acknowledged, or cut off with its node after the commit).
     expected = [content for content, _, _, _ in posts if content in stored]
-    # Stored by the victim but never answered for: announced as usual, or, if it died
-    # between its commit and its publish, by the survivors once they took it for dead,
-    # after later messages.
+    # Posted through the victim in its last second (answered or not): announced as
+    # usual, or, if it died before the event left for NATS, by the survivors once
+    # they took it for dead, after later messages.
     unanswered = {content for content, _, _, status in posts if status is None}
+    free = unanswered | {content for content, sent, _, _ in posts
+                         if content in to_victim and killed_at - 1 <= sent}
     order = {c: n for n, c in enumerate(expected)}
     late = {c for r in readers if r.home != addrs[victim] for n, c in enumerate(r.before)
-            if c in unanswered and any(order.get(x, -1) > order.get(c, -1) for x in r.before[:n])}
-    done.last = [c for c in expected if c not in unanswered][-1]
+            if c in free and any(order.get(x, -1) > order.get(c, -1) for x in r.before[:n])}
+    done.last = [c for c in expected if c not in free][-1]
     done.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 120)
 
@@ -261,21 +286,24 @@ async def cycle(args, addrs, procs, world, failures):
         if r.home != addrs[victim]:
             if r.cut_at is not None:
                 failures.append(f"a client of survivor {r.home} was cut off")
-            if set(r.before) != set(expected) or not in_order(r.before, expected, unanswered) \
+            if set(r.before) != set(expected) or not in_order(r.before, expected, free) \
                     or r.gaps:
                 unread = [c for c in expected if c not in r.before]
+                at = next((n for n, (x, y) in enumerate(zip(r.before, expected)) if x != y), None)
                 failures.append(f"a client of survivor {r.home} read {len(r.before)} of "
                                 f"{len(expected)} messages with {r.gaps} gaps; "
-                                f"not read: {unread[:5]}")
+                                f"not read: {unread[:5]}; read from the first out of place: "
+                                f"{r.before[at:at + 5] if at is not None else []} for "
+                                f"{expected[at:at + 5] if at is not None else []}")
             continue
         run = r.before + r.after if r.resumed else r.before
-        if not in_order(run, expected, unanswered, prefix=True) or r.gaps:
+        if not in_order(run, expected, free, prefix=True) or r.gaps:
             failures.append(f"a client of the dead node read {run[:3]}… ({len(run)}), "
                             f"{r.gaps} gaps, before it was cut off")
         if not r.resumed:
             if not r.after:
                 failures.append("a reconnected client read nothing after its new READY")
-            elif not in_order(r.after, expected, unanswered, suffix=True):
+            elif not in_order(r.after, expected, free, suffix=True):
                 failures.append(f"a reconnected client's run from {r.after[0]} has a gap or "
                                 f"a message twice")
 
