@@ -1,8 +1,9 @@
 //! Messages a dead node stored but never announced.
 //!
-//! A node answers a post once the row is committed, delivers the event to its own
-//! sessions and queues it for the bus. Killed between the commit and the publish, it
-//! leaves a message in the history that no live session heard of. Each message row
+//! A node commits a post's row, delivers the event to its own sessions, queues it for
+//! the bus and answers once the bus's client has taken it (which writes it to NATS a
+//! moment later). Killed between the commit and that write, it leaves a message in the
+//! history that no live session heard of, answered or not. Each message row
 //! names the node that accepted it (`messages.node_id`), and each node remembers the
 //! ids of the messages it has had from the others lately; when a node is taken for
 //! dead, every survivor reads what that node stored in the last moments (a range of
