@@ -412,8 +412,21 @@ async fn the_search_migration_backfills_live_messages() {
         old.create_user(&alice).await.unwrap();
         old.create_server(&hall).await.unwrap();
         old.create_channel(&channel).await.unwrap();
-        old.create_message(&kept).await.unwrap();
-        old.create_message(&gone).await.unwrap();
+        // Rows as that schema had them (today's insert names later columns).
+        for message in [&kept, &gone] {
+            sqlx::query(
+                "INSERT INTO messages (id, channel_id, author_id, content, created_at) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(message.id.get())
+            .bind(message.channel_id.get())
+            .bind(message.author_id.get())
+            .bind(&message.content)
+            .bind(message.created_at.as_micros())
+            .execute(&old.pool)
+            .await
+            .unwrap();
+        }
         assert!(old.delete_message(gone.id).await.unwrap());
         old.close().await;
     }
