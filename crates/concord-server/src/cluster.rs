@@ -126,9 +126,10 @@ pub enum Signal {
 /// answers anyway (a node dying meanwhile; logged).
 pub const BARRIER_LIMIT: Duration = Duration::from_secs(1);
 
-/// How far before a dead node fell silent its messages are checked for any it never
-/// published: its queue to the bus drains in milliseconds while the bus is up, and a
-/// node cut off from it is taken for dead within three heartbeats.
+/// How far back, beyond three heartbeats, a dead node's messages are checked for any
+/// it never published, from the moment it is taken for dead (three to four heartbeats
+/// after its last word): its queue to the bus drains in milliseconds while the bus is
+/// up, so a minute is ample.
 const UNANNOUNCED_WINDOW: Duration = Duration::from_secs(60);
 
 /// The other nodes this node has heard from, and when last: what presence takes a
