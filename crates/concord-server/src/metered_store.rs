@@ -163,7 +163,8 @@ metered! {
         fn open_dm_channel(&self, channel: &DmChannelRecord) -> StoreResult<(DmChannelRecord, bool)>;
         fn dm_channel(&self, id: DmChannelId) -> StoreResult<Option<DmChannelRecord>>;
         fn dm_channels_of_user(&self, user: UserId) -> StoreResult<Vec<DmChannelSummary>>;
-        fn create_dm_message(&self, message: &DirectMessage) -> StoreResult<()>;
+        fn create_dm_message(&self, message: &DirectMessage, node: Option<uuid::Uuid>) -> StoreResult<()>;
+        fn dm_messages_of_node(&self, node: uuid::Uuid, since: uuid::Uuid, limit: i64) -> StoreResult<Vec<DirectMessage>>;
         fn dm_messages(&self, channel: DmChannelId, before: Option<uuid::Uuid>, limit: i64) -> StoreResult<Vec<DirectMessage>>;
     }
     impl VoiceStore {

@@ -759,7 +759,8 @@ impl Cuttable {
 
 /// A node that stores a message and dies before publishing it (here: cut off from NATS
 /// as the message is posted) leaves it in the history; the other node, taking it for
-/// dead three heartbeats later, finds it there and announces it to its own sessions,
+/// dead three heartbeats later, finds it there and announces it to its own sessions
+/// (a channel message, a thread reply, a direct message),
 /// once: when the cut node comes back, anything it still had queued is dropped as a
 /// copy, and what it publishes next arrives as usual.
 #[tokio::test]
@@ -780,6 +781,11 @@ async fn a_message_a_node_stored_but_never_published_is_announced_for_it() {
     let general = alice.create_channel(&hall, "general", "text").await;
     let thread_root = alice.post(&general, "root").await;
     bob.join(&hall).await;
+    let dm = bob
+        .api
+        .post("/dm-channels", &json!({"user_id": alice.id}))
+        .await;
+    assert!(dm.status < 300, "{} {}", dm.status, dm.text);
     let (mut alice_gw, _) = a.connect(&alice.ws_query()).await;
     bob.post(&general, "before").await;
     assert_eq!(
@@ -800,15 +806,24 @@ async fn a_message_a_node_stored_but_never_published_is_announced_for_it() {
         )
         .await;
     assert_eq!(reply.status, 201, "{}", reply.text);
+    let direct = bob
+        .api
+        .post(
+            &format!("/dm-channels/{}/messages", dm.body["id"].as_str().unwrap()),
+            &json!({"content": "just between us"}),
+        )
+        .await;
+    assert_eq!(direct.status, 201, "{}", direct.text);
     let announced = alice_gw.next_event("MESSAGE_CREATE").await;
     assert_eq!(announced, lost, "the message as stored");
     let in_thread = alice_gw.next_event("THREAD_MESSAGE_CREATE").await;
     assert_eq!(in_thread, reply.body);
+    assert_eq!(alice_gw.next_event("DM_MESSAGE_CREATE").await, direct.body);
     assert_eq!(
         a.api()
             .metric("concord_bus_messages_total{outcome=\"announced_for_dead_node\"}")
             .await,
-        2.0
+        3.0
     );
 
     proxy.restore();
@@ -816,12 +831,12 @@ async fn a_message_a_node_stored_but_never_published_is_announced_for_it() {
     // copy, and what it posts now reaches alice.
     let after = bob.post(&general, "after").await;
     assert_eq!(alice_gw.next_event("MESSAGE_CREATE").await, after);
-    // b's NATS client kept both while cut off and sent them once back.
+    // b's NATS client kept all three while cut off and sent them once back.
     assert_eq!(
         a.api()
             .metric("concord_bus_messages_total{outcome=\"duplicate\"}")
             .await,
-        2.0
+        3.0
     );
     shutdown(nodes).await;
 }

@@ -599,14 +599,17 @@ async fn several_pages_round_trip_in_order() {
     for i in 0..1_050_i64 {
         let id = DirectMessageId::new();
         store
-            .create_dm_message(&DirectMessage {
-                id,
-                channel_id: first_dm,
-                author_id: Some(author),
-                content: format!("dm {i}"),
-                edited_at: None,
-                created_at: Timestamp::from_micros(base + i),
-            })
+            .create_dm_message(
+                &DirectMessage {
+                    id,
+                    channel_id: first_dm,
+                    author_id: Some(author),
+                    content: format!("dm {i}"),
+                    edited_at: None,
+                    created_at: Timestamp::from_micros(base + i),
+                },
+                None,
+            )
             .await
             .unwrap();
         dm_message_ids.push(id.to_string());

@@ -3,13 +3,13 @@
 //! A node commits a post's row, delivers the event to its own sessions, queues it for
 //! the bus and answers once the bus's client has taken it (which writes it to NATS a
 //! moment later). Killed between the commit and that write, it leaves a message in the
-//! history that no live session heard of, answered or not. Each message row
-//! names the node that accepted it (`messages.node_id`), and each node remembers the
-//! ids of the messages it has had from the others lately; when a node is taken for
-//! dead, every survivor reads what that node stored in the last moments (a range of
-//! time-ordered ids) and announces, to its own sessions only, each message it never
-//! had. The same memory drops a message that arrives twice: a node taken for dead
-//! whose link comes back still sends what it had queued, after the others have
+//! history that no live session heard of, answered or not. Each message row names the
+//! node that accepted it (`messages.node_id`, `dm_messages.node_id`), and each node
+//! remembers the ids of the messages it has had from the others lately; when a node is
+//! taken for dead, every survivor reads what that node stored in the last moments (a
+//! range of time-ordered ids) and announces, to its own sessions only, each message it
+//! never had. The same memory drops a message that arrives twice: a node taken for
+//! dead whose link comes back still sends what it had queued, after the others have
 //! announced it for it.
 
 use std::{
@@ -119,8 +119,9 @@ impl Announced {
     }
 }
 
-/// The message a MESSAGE_CREATE or THREAD_MESSAGE_CREATE from another node is of;
-/// `None` for any other message.
+/// The message a MESSAGE_CREATE, THREAD_MESSAGE_CREATE or DM_MESSAGE_CREATE from
+/// another node is of (a direct message's id taken as a message id: both are
+/// time-ordered UUIDs, never equal); `None` for any other message.
 pub fn message_of(message: &BusMessage) -> Option<MessageId> {
     #[derive(Deserialize)]
     struct Frame {
@@ -132,7 +133,7 @@ pub fn message_of(message: &BusMessage) -> Option<MessageId> {
     }
     match message {
         BusMessage::Dispatch {
-            event: Event::MessageCreate | Event::ThreadMessageCreate,
+            event: Event::MessageCreate | Event::ThreadMessageCreate | Event::DmMessageCreate,
             payload,
             ..
         } => serde_json::from_slice::<Frame>(payload.json_bytes())
@@ -152,24 +153,9 @@ pub(crate) async fn announce_for(
     metrics: Arc<crate::metrics::Metrics>,
 ) {
     let from = announced.read_from();
-    let mut tries = 0;
-    let stored = loop {
-        tries += 1;
-        match store.messages_of_node(dead.0, from, READ_LIMIT).await {
-            Ok(stored) => break stored,
-            Err(err) if tries < READ_TRIES => {
-                tracing::warn!(node = %dead, error = %err, "a dead node's messages not read; trying again");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(err) => {
-                tracing::error!(node = %dead, error = %err, "a dead node's messages not read: what it never announced stays unannounced");
-                return;
-            }
-        }
+    let Some((stored, direct)) = read(dead, from, store.as_ref()).await else {
+        return;
     };
-    if stored.len() as i64 >= READ_LIMIT {
-        tracing::warn!(node = %dead, read = stored.len(), "a dead node stored more lately than is read back: only the newest are checked");
-    }
     let mut missed = 0_u64;
     // Newest first as read: announced oldest first.
     for message in stored.into_iter().rev() {
@@ -185,8 +171,74 @@ pub(crate) async fn announce_for(
         };
         events.dispatch_here(Audience::Channel(message.channel_id), event, &message);
     }
+    let mut pairs = std::collections::HashMap::new();
+    for message in direct.into_iter().rev() {
+        if !announced.first(message.id.cast()) {
+            continue;
+        }
+        let pair = match pairs.get(&message.channel_id) {
+            Some(pair) => pair,
+            None => match store.dm_channel(message.channel_id).await {
+                Ok(Some(channel)) => pairs
+                    .entry(message.channel_id)
+                    .or_insert(vec![channel.user_a, channel.user_b]),
+                Ok(None) => continue,
+                Err(err) => {
+                    tracing::error!(node = %dead, error = %err, "a dead node's direct message not announced: its channel not read");
+                    continue;
+                }
+            },
+        };
+        missed += 1;
+        metrics.bus("announced_for_dead_node");
+        events.dispatch_here(
+            Audience::Users(pair.clone()),
+            Event::DmMessageCreate,
+            &message,
+        );
+    }
     if missed > 0 {
         tracing::warn!(node = %dead, messages = missed, "announced messages a dead node stored and never published");
+    }
+}
+
+/// What `dead` stored from `from` on, channel messages and direct messages, newest
+/// first; `None` when the database would not answer.
+async fn read(
+    dead: concord_bus::NodeId,
+    from: MessageId,
+    store: &dyn concord_store::Store,
+) -> Option<(
+    Vec<concord_protocol::Message>,
+    Vec<concord_protocol::DirectMessage>,
+)> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let read = async {
+            Ok::<_, concord_store::StoreError>((
+                store.messages_of_node(dead.0, from, READ_LIMIT).await?,
+                store
+                    .dm_messages_of_node(dead.0, from.get(), READ_LIMIT)
+                    .await?,
+            ))
+        };
+        match read.await {
+            Ok((stored, direct)) => {
+                if stored.len() as i64 >= READ_LIMIT || direct.len() as i64 >= READ_LIMIT {
+                    tracing::warn!(node = %dead, "a dead node stored more lately than is read back: only the newest are checked");
+                }
+                return Some((stored, direct));
+            }
+            Err(err) if tries < READ_TRIES => {
+                tracing::warn!(node = %dead, error = %err, "a dead node's messages not read; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(err) => {
+                tracing::error!(node = %dead, error = %err, "a dead node's messages not read: what it never announced stays unannounced");
+                return None;
+            }
+        }
     }
 }
 

@@ -188,7 +188,10 @@ async fn send(
         edited_at: None,
         created_at: Timestamp::now(),
     };
-    state.store.create_dm_message(&message).await?;
+    state
+        .store
+        .create_dm_message(&message, state.events.node())
+        .await?;
     state.events.dispatch(
         Audience::Users(vec![record.user_a, record.user_b]),
         Event::DmMessageCreate,

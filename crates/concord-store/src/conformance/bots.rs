@@ -156,7 +156,7 @@ pub async fn recent_messages_by_author_newest_live_first(store: &dyn Store) {
         .await
         .unwrap();
     store
-        .create_dm_message(&dm_message(dm.id, alice.id, at(15)))
+        .create_dm_message(&dm_message(dm.id, alice.id, at(15)), None)
         .await
         .unwrap();
 

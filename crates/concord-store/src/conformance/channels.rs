@@ -484,7 +484,7 @@ pub async fn ready_state_matches_the_single_reads(store: &dyn Store) {
     mention.mention_everyone = true;
     store.create_message(&mention).await.unwrap();
     store
-        .create_dm_message(&dm_message(dm.id, bob.id, at(7)))
+        .create_dm_message(&dm_message(dm.id, bob.id, at(7)), None)
         .await
         .unwrap();
 

@@ -6,6 +6,46 @@ use uuid::Uuid;
 use super::{assert_conflict, assert_not_found, at, dm_def, dm_message, sorted_ids, user};
 use crate::Store;
 
+/// A node's direct messages are found by id range, as its channel messages are: its
+/// own only, deleted ones not, newest first, `limit` the newest few.
+pub async fn dm_messages_of_a_node_by_id_range(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let bob = user(store, "bob").await;
+    let (dm, _) = store
+        .open_dm_channel(&dm_def(alice.id, bob.id, at(1)))
+        .await
+        .unwrap();
+    let (node, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let id_at =
+        |ms: u64, n: u8| uuid::Builder::from_unix_timestamp_millis(ms, &[n; 10]).into_uuid();
+    let post = async |ms: u64, n: u8, by: Option<Uuid>| {
+        let mut m = dm_message(dm.id, alice.id, at(2));
+        m.id = concord_protocol::DirectMessageId::from_uuid(id_at(ms, n));
+        store.create_dm_message(&m, by).await.unwrap();
+        m
+    };
+    post(1_000, 1, Some(node)).await;
+    let second = post(2_000, 1, Some(node)).await;
+    post(2_000, 2, Some(other)).await;
+    post(2_000, 3, None).await;
+    let third = post(3_000, 1, Some(node)).await;
+    let since = id_at(1_500, 0);
+    let found = store.dm_messages_of_node(node, since, 10).await.unwrap();
+    assert_eq!(found, vec![third.clone(), second]);
+    assert_eq!(
+        store.dm_messages_of_node(node, since, 1).await.unwrap(),
+        vec![third]
+    );
+    assert_eq!(
+        store
+            .dm_messages_of_node(other, since, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 /// Opening a DM creates it once for the pair, in whichever order asked.
 pub async fn open_dm_is_idempotent(store: &dyn Store) {
     let alice = user(store, "alice").await;
@@ -79,7 +119,7 @@ pub async fn dm_channels_of_user_order(store: &dyn Store) {
         (bob_carol.id, bob.id, 20),
     ] {
         store
-            .create_dm_message(&dm_message(channel, author, at(n)))
+            .create_dm_message(&dm_message(channel, author, at(n)), None)
             .await
             .unwrap();
     }
@@ -139,15 +179,15 @@ pub async fn dm_messages_order_and_cursor(store: &dyn Store) {
         let author = if i % 2 == 0 { alice.id } else { bob.id };
         let mut m = dm_message(dm.id, author, at(n));
         m.id = *id;
-        store.create_dm_message(&m).await.unwrap();
+        store.create_dm_message(&m, None).await.unwrap();
         sent.push(m);
     }
     let foreign = dm_message(other.id, carol.id, at(1));
-    store.create_dm_message(&foreign).await.unwrap();
-    assert_conflict(store.create_dm_message(&foreign).await);
+    store.create_dm_message(&foreign, None).await.unwrap();
+    assert_conflict(store.create_dm_message(&foreign, None).await);
     assert_not_found(
         store
-            .create_dm_message(&dm_message(DmChannelId::new(), alice.id, at(1)))
+            .create_dm_message(&dm_message(DmChannelId::new(), alice.id, at(1)), None)
             .await,
     );
 

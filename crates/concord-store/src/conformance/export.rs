@@ -272,11 +272,11 @@ pub async fn export_dm_channels_and_messages(store: &dyn Store) {
         let mut m = dm_message(with_a.id, author.id, at(n));
         m.id = *id;
         m.content = format!("dm {i}");
-        store.create_dm_message(&m).await.unwrap();
+        store.create_dm_message(&m, None).await.unwrap();
         sent.push((m, author.username.clone()));
     }
     store
-        .create_dm_message(&dm_message(foreign.id, a.id, at(1)))
+        .create_dm_message(&dm_message(foreign.id, a.id, at(1)), None)
         .await
         .unwrap();
     let line = |i: usize| {

@@ -361,7 +361,7 @@ pub async fn unread_counts_window(store: &dyn Store) {
 
     for (author, n) in [(bob.id, 9), (bob.id, 11), (alice.id, 12)] {
         store
-            .create_dm_message(&dm_message(dm.id, author, at(n)))
+            .create_dm_message(&dm_message(dm.id, author, at(n)), None)
             .await
             .unwrap();
     }

@@ -138,6 +138,7 @@ macro_rules! conformance_tests {
             edit_message_replaces,
             delete_message_is_soft_and_once,
             open_dm_is_idempotent,
+            dm_messages_of_a_node_by_id_range,
             open_dm_concurrently,
             dm_channels_of_user_order,
             dm_messages_order_and_cursor,

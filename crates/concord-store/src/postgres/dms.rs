@@ -124,10 +124,14 @@ pub(super) fn dm_summary_row(row: &PgRow) -> StoreResult<DmChannelSummary> {
     })
 }
 
-pub(super) async fn create_dm_message(pool: &PgPool, message: &DirectMessage) -> StoreResult<()> {
+pub(super) async fn create_dm_message(
+    pool: &PgPool,
+    message: &DirectMessage,
+    node: Option<Uuid>,
+) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO dm_messages (id, channel_id, author_id, content, edited_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO dm_messages (id, channel_id, author_id, content, edited_at, created_at, \
+         node_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(message.id.get())
     .bind(message.channel_id.get())
@@ -135,9 +139,29 @@ pub(super) async fn create_dm_message(pool: &PgPool, message: &DirectMessage) ->
     .bind(&message.content)
     .bind(message.edited_at.map(Timestamp::as_micros))
     .bind(message.created_at.as_micros())
+    .bind(node)
     .execute(pool)
     .await?;
     Ok(())
+}
+
+pub(super) async fn dm_messages_of_node(
+    pool: &PgPool,
+    node: Uuid,
+    since: Uuid,
+    limit: i64,
+) -> StoreResult<Vec<DirectMessage>> {
+    let mut tx = read_tx(pool).await?;
+    let found = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {DM_MESSAGE_COLS} FROM dm_messages WHERE id >= $1 AND node_id = $2 AND NOT deleted ORDER BY id DESC LIMIT $3"
+    )))
+    .bind(since)
+    .bind(node)
+    .bind(limit.max(0))
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    rows(&found, dm_message_row)
 }
 
 pub(super) async fn dm_messages(
@@ -203,8 +227,21 @@ impl DmStore for PostgresStore {
         of_user(&self.pool, &DMS_OF_USER, user, dm_summary_row).await
     }
 
-    async fn create_dm_message(&self, message: &DirectMessage) -> StoreResult<()> {
-        create_dm_message(&self.pool, message).await
+    async fn create_dm_message(
+        &self,
+        message: &DirectMessage,
+        node: Option<Uuid>,
+    ) -> StoreResult<()> {
+        create_dm_message(&self.pool, message, node).await
+    }
+
+    async fn dm_messages_of_node(
+        &self,
+        node: Uuid,
+        since: Uuid,
+        limit: i64,
+    ) -> StoreResult<Vec<DirectMessage>> {
+        dm_messages_of_node(&self.pool, node, since, limit).await
     }
 
     async fn dm_messages(

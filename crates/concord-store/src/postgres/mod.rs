@@ -72,6 +72,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "message node",
         include_str!("../../migrations/postgres/0003_message_node.sql"),
     ),
+    (
+        4,
+        "dm message node",
+        include_str!("../../migrations/postgres/0004_dm_message_node.sql"),
+    ),
 ];
 
 /// Connections per node unless the URL's options say otherwise.

@@ -116,10 +116,11 @@ pub(super) fn dm_summary_row(row: &SqliteRow) -> StoreResult<DmChannelSummary> {
 pub(super) async fn create_dm_message(
     pool: &SqlitePool,
     message: &DirectMessage,
+    node: Option<Uuid>,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO dm_messages (id, channel_id, author_id, content, edited_at, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO dm_messages (id, channel_id, author_id, content, edited_at, created_at, \
+         node_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(message.id.get())
     .bind(message.channel_id.get())
@@ -127,9 +128,29 @@ pub(super) async fn create_dm_message(
     .bind(&message.content)
     .bind(message.edited_at.map(Timestamp::as_micros))
     .bind(message.created_at.as_micros())
+    .bind(node)
     .execute(pool)
     .await?;
     Ok(())
+}
+
+pub(super) async fn dm_messages_of_node(
+    pool: &SqlitePool,
+    node: Uuid,
+    since: Uuid,
+    limit: i64,
+) -> StoreResult<Vec<DirectMessage>> {
+    let mut tx = read_tx(pool).await?;
+    let found = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {DM_MESSAGE_COLS} FROM dm_messages WHERE id >= ? AND node_id = ? AND deleted = 0 ORDER BY id DESC LIMIT ?"
+    )))
+    .bind(since)
+    .bind(node)
+    .bind(limit.max(0))
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    rows(&found, dm_message_row)
 }
 
 pub(super) async fn dm_messages(
@@ -195,8 +216,21 @@ impl DmStore for SqliteStore {
         of_user(&self.pool, &DMS_OF_USER, user, dm_summary_row).await
     }
 
-    async fn create_dm_message(&self, message: &DirectMessage) -> StoreResult<()> {
-        create_dm_message(&self.pool, message).await
+    async fn create_dm_message(
+        &self,
+        message: &DirectMessage,
+        node: Option<Uuid>,
+    ) -> StoreResult<()> {
+        create_dm_message(&self.pool, message, node).await
+    }
+
+    async fn dm_messages_of_node(
+        &self,
+        node: Uuid,
+        since: Uuid,
+        limit: i64,
+    ) -> StoreResult<Vec<DirectMessage>> {
+        dm_messages_of_node(&self.pool, node, since, limit).await
     }
 
     async fn dm_messages(

@@ -172,6 +172,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "message node",
         include_str!("../../migrations/sqlite/0019_message_node.sql"),
     ),
+    (
+        20,
+        "dm message node",
+        include_str!("../../migrations/sqlite/0020_dm_message_node.sql"),
+    ),
 ];
 
 /// How long a connection waits for the write lock before failing.

@@ -22,8 +22,23 @@ pub trait DmStore: Send + Sync {
     /// A user's DM channels, newest `last_message_at` first, never-used last.
     async fn dm_channels_of_user(&self, user: UserId) -> StoreResult<Vec<DmChannelSummary>>;
 
-    /// Inserts a direct message.
-    async fn create_dm_message(&self, message: &DirectMessage) -> StoreResult<()>;
+    /// Inserts a direct message, accepted by cluster node `node` (`None` on a single
+    /// node; see [`MessageStore::messages_of_node`](crate::MessageStore::messages_of_node)).
+    async fn create_dm_message(
+        &self,
+        message: &DirectMessage,
+        node: Option<uuid::Uuid>,
+    ) -> StoreResult<()>;
+
+    /// Direct messages that cluster node `node` stored with an id at or past `since`,
+    /// not deleted, newest first, at most `limit`: as
+    /// [`MessageStore::messages_of_node`](crate::MessageStore::messages_of_node).
+    async fn dm_messages_of_node(
+        &self,
+        node: uuid::Uuid,
+        since: uuid::Uuid,
+        limit: i64,
+    ) -> StoreResult<Vec<DirectMessage>>;
 
     /// DMs newest first, with the same cursor rules as [`MessageStore::messages`].
     async fn dm_messages(

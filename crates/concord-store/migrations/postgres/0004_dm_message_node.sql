@@ -1,0 +1,2 @@
+-- The node that accepted a direct message, as for channel messages (0003).
+ALTER TABLE dm_messages ADD COLUMN node_id UUID;
