@@ -296,7 +296,7 @@ fn remember_announced(c: &mut Criterion) {
             b.iter(|| {
                 let read = unannounced::message_of(std::hint::black_box(&frame));
                 // A new id each time, as messages come: the memory fills and turns over.
-                announced.first(read.map(|_| MessageId::new()).expect("an id"))
+                announced.first(read.map(|_| MessageId::new()).expect("an id"), None)
             })
         });
     }

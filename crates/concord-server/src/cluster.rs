@@ -936,9 +936,7 @@ async fn receive_all(
         match decode(message) {
             Ok(message) => {
                 metrics.bus("received");
-                if let Some(id) = unannounced::message_of(&message)
-                    && !cluster.announced.first(id)
-                {
+                if !unannounced::first_time(&cluster.announced, &message) {
                     // Announced already for its node, taken for dead meanwhile.
                     metrics.bus("duplicate");
                     continue;

@@ -10,7 +10,8 @@
 //! range of time-ordered ids) and announces, to its own sessions only, each message it
 //! never had. The same memory drops a message that arrives twice: a node taken for
 //! dead whose link comes back still sends what it had queued, after the others have
-//! announced it for it.
+//! announced it for it. A direct message travels as one copy per participant (each
+//! user's subject), so it is remembered per participant.
 
 use std::{
     collections::{HashSet, VecDeque},
@@ -18,7 +19,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use concord_protocol::{Event, MessageId};
+use concord_protocol::{Event, MessageId, UserId};
 use serde::Deserialize;
 
 use crate::bus::{Audience, BusMessage, Events};
@@ -43,10 +44,13 @@ pub struct Announced {
     seen: Mutex<Seen>,
 }
 
+/// A message, and for a direct message the participant its copy is for.
+type Key = (MessageId, Option<UserId>);
+
 #[derive(Debug)]
 struct Seen {
-    ids: HashSet<MessageId>,
-    order: VecDeque<(Instant, MessageId)>,
+    ids: HashSet<Key>,
+    order: VecDeque<(Instant, Key)>,
     /// Unix milliseconds from which this node can tell what it had: since it started
     /// (or started over), and past every id it has forgotten.
     from_ms: u64,
@@ -76,8 +80,9 @@ impl Announced {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records that message `id` was announced here; false when it already was.
-    pub fn first(&self, id: MessageId) -> bool {
+    /// Records that message `id` was announced here (to participant `to`, for a direct
+    /// message); false when it already was.
+    pub fn first(&self, id: MessageId, to: Option<UserId>) -> bool {
         let now = Instant::now();
         let mut seen = self.seen();
         while let Some(&(at, old)) = seen.order.front() {
@@ -86,14 +91,14 @@ impl Announced {
             }
             seen.order.pop_front();
             seen.ids.remove(&old);
-            if let Some(ms) = id_ms(old) {
+            if let Some(ms) = id_ms(old.0) {
                 seen.from_ms = seen.from_ms.max(ms + 1);
             }
         }
-        if !seen.ids.insert(id) {
+        if !seen.ids.insert((id, to)) {
             return false;
         }
-        seen.order.push_back((now, id));
+        seen.order.push_back((now, (id, to)));
         true
     }
 
@@ -121,8 +126,9 @@ impl Announced {
 
 /// The message a MESSAGE_CREATE, THREAD_MESSAGE_CREATE or DM_MESSAGE_CREATE from
 /// another node is of (a direct message's id taken as a message id: both are
-/// time-ordered UUIDs, never equal); `None` for any other message.
-pub fn message_of(message: &BusMessage) -> Option<MessageId> {
+/// time-ordered UUIDs, never equal), with the participants a direct message's copy is
+/// for; `None` for any other message.
+pub fn message_of(message: &BusMessage) -> Option<(MessageId, Vec<Option<UserId>>)> {
     #[derive(Deserialize)]
     struct Frame {
         d: Row,
@@ -131,16 +137,37 @@ pub fn message_of(message: &BusMessage) -> Option<MessageId> {
     struct Row {
         id: MessageId,
     }
+    let id = |payload: &concord_gateway::Payload| {
+        serde_json::from_slice::<Frame>(payload.json_bytes())
+            .ok()
+            .map(|frame| frame.d.id)
+    };
     match message {
         BusMessage::Dispatch {
-            event: Event::MessageCreate | Event::ThreadMessageCreate | Event::DmMessageCreate,
+            event: Event::MessageCreate | Event::ThreadMessageCreate,
             payload,
             ..
-        } => serde_json::from_slice::<Frame>(payload.json_bytes())
-            .ok()
-            .map(|frame| frame.d.id),
+        } => id(payload).map(|id| (id, vec![None])),
+        BusMessage::Dispatch {
+            event: Event::DmMessageCreate,
+            audience: Audience::Users(users),
+            payload,
+        } => id(payload).map(|id| (id, users.iter().copied().map(Some).collect())),
         _ => None,
     }
+}
+
+/// Records `message` (see [`message_of`]) as announced here; false when it is a
+/// message already announced, to everyone its copy is for.
+pub fn first_time(announced: &Announced, message: &BusMessage) -> bool {
+    let Some((id, to)) = message_of(message) else {
+        return true;
+    };
+    let mut new = false;
+    for user in to {
+        new |= announced.first(id, user);
+    }
+    new
 }
 
 /// Announces to this node's sessions each message `dead` stored lately that this node
@@ -159,7 +186,7 @@ pub(crate) async fn announce_for(
     let mut missed = 0_u64;
     // Newest first as read: announced oldest first.
     for message in stored.into_iter().rev() {
-        if !announced.first(message.id) {
+        if !announced.first(message.id, None) {
             continue;
         }
         missed += 1;
@@ -173,9 +200,6 @@ pub(crate) async fn announce_for(
     }
     let mut pairs = std::collections::HashMap::new();
     for message in direct.into_iter().rev() {
-        if !announced.first(message.id.cast()) {
-            continue;
-        }
         let pair = match pairs.get(&message.channel_id) {
             Some(pair) => pair,
             None => match store.dm_channel(message.channel_id).await {
@@ -189,13 +213,17 @@ pub(crate) async fn announce_for(
                 }
             },
         };
+        let unheard: Vec<UserId> = pair
+            .iter()
+            .copied()
+            .filter(|user| announced.first(message.id.cast(), Some(*user)))
+            .collect();
+        if unheard.is_empty() {
+            continue;
+        }
         missed += 1;
         metrics.bus("announced_for_dead_node");
-        events.dispatch_here(
-            Audience::Users(pair.clone()),
-            Event::DmMessageCreate,
-            &message,
-        );
+        events.dispatch_here(Audience::Users(unheard), Event::DmMessageCreate, &message);
     }
     if missed > 0 {
         tracing::warn!(node = %dead, messages = missed, "announced messages a dead node stored and never published");
@@ -269,23 +297,23 @@ mod tests {
     fn an_id_counts_once_and_forgotten_ids_move_the_read_bound() {
         let announced = Announced::with_capacity(Duration::from_secs(60), 2);
         let fresh = MessageId::new();
-        assert!(announced.first(fresh));
-        assert!(!announced.first(fresh), "the same id twice");
+        assert!(announced.first(fresh, None));
+        assert!(!announced.first(fresh, None), "the same id twice");
         assert!(announced.read_from() <= fresh, "a fresh id is read back");
         let (a, b, c) = (id_in(1_000), id_in(2_000), id_in(3_000));
-        assert!(announced.first(a));
+        assert!(announced.first(a, None));
         assert!(announced.read_from() <= fresh, "nothing forgotten yet");
         // Room for two: `fresh` goes, and the bound moves past it, not past `a`.
-        assert!(announced.first(b));
+        assert!(announced.first(b, None));
         let from = announced.read_from();
         assert!(fresh < from && from <= a, "{fresh} < {from} <= {a}");
-        assert!(announced.first(c));
+        assert!(announced.first(c, None));
         let from = announced.read_from();
         assert!(a < from && from <= b, "{a} < {from} <= {b}");
-        assert!(announced.first(a), "a forgotten id counts again");
+        assert!(announced.first(a, None), "a forgotten id counts again");
         announced.start_over();
         assert!(announced.read_from() < a, "starting over reads from now");
-        assert!(announced.first(b), "a node that started over forgets");
+        assert!(announced.first(b, None), "a node that started over forgets");
     }
 
     #[test]
@@ -300,7 +328,7 @@ mod tests {
             )
             .unwrap(),
         };
-        assert_eq!(message_of(&create), Some(id));
+        assert_eq!(message_of(&create), Some((id, vec![None])));
         let typing = BusMessage::Dispatch {
             audience: Audience::Server(concord_protocol::ServerId::new()),
             event: Event::TypingStart,
@@ -311,5 +339,38 @@ mod tests {
             .unwrap(),
         };
         assert_eq!(message_of(&typing), None);
+    }
+
+    /// A direct message comes as one copy per participant (each user's subject): each
+    /// copy is new once, and only a copy seen before is dropped.
+    #[test]
+    fn each_participants_copy_of_a_direct_message_counts_once() {
+        let announced = Announced::new(Duration::from_secs(60));
+        let (id, alice, dave) = (MessageId::new(), UserId::new(), UserId::new());
+        let copy = |to: UserId| BusMessage::Dispatch {
+            audience: Audience::Users(vec![to]),
+            event: Event::DmMessageCreate,
+            payload: concord_gateway::Payload::dispatch(
+                Event::DmMessageCreate,
+                &serde_json::json!({"id": id, "content": "hi"}),
+            )
+            .unwrap(),
+        };
+        assert!(first_time(&announced, &copy(alice)));
+        assert!(
+            first_time(&announced, &copy(dave)),
+            "dave's copy is his own"
+        );
+        assert!(!first_time(&announced, &copy(dave)), "the same copy twice");
+        let both = BusMessage::Dispatch {
+            audience: Audience::Users(vec![alice, dave]),
+            event: Event::DmMessageCreate,
+            payload: concord_gateway::Payload::dispatch(
+                Event::DmMessageCreate,
+                &serde_json::json!({"id": id}),
+            )
+            .unwrap(),
+        };
+        assert!(!first_time(&announced, &both));
     }
 }
