@@ -24,7 +24,7 @@ use serde::Deserialize;
 
 use crate::bus::{Audience, BusMessage, Events};
 
-/// How many ids a node remembers at most (about 60 bytes each). Past it the oldest go,
+/// How many ids a node remembers at most (about 100 bytes each). Past it the oldest go,
 /// and messages older than they are no longer announced for a dead node.
 const REMEMBERED: usize = 200_000;
 
