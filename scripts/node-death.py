@@ -16,7 +16,7 @@ the last `s` they read, then IDENTIFY afresh on the same socket if the RESUME is
   the moment its event left for NATS (its client may even have had its 201: the NATS
   client writes to the socket a moment after it takes the event), the survivors
   announce it once they take the victim for dead, three to four heartbeats after the
-  kill (posting goes on until then, and two seconds more);
+  kill (posting goes on for five, and two seconds more);
 - a client of the dead node read an unbroken run of the messages up to the kill and, from
   its new READY on (or its RESUMED), every message posted after, once, in order (those
   same few victim's messages again anywhere, or not at all);
@@ -241,9 +241,9 @@ async def cycle(args, addrs, procs, world, failures):
     cut = [r for r in readers if r.home == addrs[victim]]
     await writes.until(lambda: all(r.back_at is not None for r in cut), tasks)
     # The survivors take the victim for dead three heartbeats after its last (at their
-    # next heartbeat: up to four after the kill), and announce what it stored and
-    # never published.
-    await asyncio.sleep(max(1, killed_at + 4 * args.heartbeat + 2 - time.perf_counter()))
+    # next heartbeat: up to four after the kill; one more for a loaded machine), and
+    # announce what it stored and never published.
+    await asyncio.sleep(max(1, killed_at + 5 * args.heartbeat + 2 - time.perf_counter()))
     stop_posting.set()
     await posting
 
