@@ -188,6 +188,7 @@ async def cycle(args, addrs, procs, world, failures):
     stop_posting = asyncio.Event()
     nodes = [writes.Node(a) for a in addrs]
     killed_at = None
+    tag = f"{random.getrandbits(32):08x}-"
     # With --kill-in-post, the poster kills the victim from inside a post to it.
     kill = {"armed": False, "at": None}
     killed = asyncio.Event()
@@ -206,7 +207,8 @@ async def cycle(args, addrs, procs, world, failures):
             turn += 1
             if killed_at is not None and turn % len(nodes) == victim:
                 continue
-            content = f"m{len(posts)}"
+            # Unique across cycles: the history read back holds every cycle's posts.
+            content = f"{tag}m{len(posts)}"
             sent = time.perf_counter()
             kill_after = None
             if turn % len(nodes) == victim and kill["armed"]:
