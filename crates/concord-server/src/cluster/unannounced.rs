@@ -127,8 +127,8 @@ impl Announced {
 /// The message a MESSAGE_CREATE, THREAD_MESSAGE_CREATE or DM_MESSAGE_CREATE from
 /// another node is of (a direct message's id taken as a message id: both are
 /// time-ordered UUIDs, never equal), with the participants a direct message's copy is
-/// for; `None` for any other message.
-pub fn message_of(message: &BusMessage) -> Option<(MessageId, Vec<Option<UserId>>)> {
+/// for (none for a channel's message); `None` for any other message.
+pub fn message_of(message: &BusMessage) -> Option<(MessageId, &[UserId])> {
     #[derive(Deserialize)]
     struct Frame {
         d: Row,
@@ -147,12 +147,12 @@ pub fn message_of(message: &BusMessage) -> Option<(MessageId, Vec<Option<UserId>
             event: Event::MessageCreate | Event::ThreadMessageCreate,
             payload,
             ..
-        } => id(payload).map(|id| (id, vec![None])),
+        } => id(payload).map(|id| (id, &[][..])),
         BusMessage::Dispatch {
             event: Event::DmMessageCreate,
             audience: Audience::Users(users),
             payload,
-        } => id(payload).map(|id| (id, users.iter().copied().map(Some).collect())),
+        } => id(payload).map(|id| (id, users.as_slice())),
         _ => None,
     }
 }
@@ -160,14 +160,13 @@ pub fn message_of(message: &BusMessage) -> Option<(MessageId, Vec<Option<UserId>
 /// Records `message` (see [`message_of`]) as announced here; false when it is a
 /// message already announced, to everyone its copy is for.
 pub fn first_time(announced: &Announced, message: &BusMessage) -> bool {
-    let Some((id, to)) = message_of(message) else {
-        return true;
-    };
-    let mut new = false;
-    for user in to {
-        new |= announced.first(id, user);
+    match message_of(message) {
+        None => true,
+        Some((id, [])) => announced.first(id, None),
+        Some((id, to)) => to
+            .iter()
+            .fold(false, |new, user| announced.first(id, Some(*user)) | new),
     }
-    new
 }
 
 /// Announces to this node's sessions each message `dead` stored lately that this node
@@ -277,11 +276,8 @@ fn unix_ms(at: SystemTime) -> u64 {
 
 /// The millisecond a time-ordered id was made in; `None` for an id of another kind.
 fn id_ms(id: MessageId) -> Option<u64> {
-    let id = id.get();
-    (id.get_version_num() == 7).then(|| {
-        let b = id.as_bytes();
-        u64::from_be_bytes([0, 0, b[0], b[1], b[2], b[3], b[4], b[5]])
-    })
+    let (secs, nanos) = id.get().get_timestamp()?.to_unix();
+    Some(secs * 1_000 + u64::from(nanos / 1_000_000))
 }
 
 #[cfg(test)]
@@ -328,7 +324,7 @@ mod tests {
             )
             .unwrap(),
         };
-        assert_eq!(message_of(&create), Some((id, vec![None])));
+        assert_eq!(message_of(&create), Some((id, &[][..])));
         let typing = BusMessage::Dispatch {
             audience: Audience::Server(concord_protocol::ServerId::new()),
             event: Event::TypingStart,
