@@ -9,6 +9,10 @@ member reads through the node after (must be 200). Times each write as the clien
 sees it and counts reads that found the old state (stale). With --nodes 1 the same
 run on one node is the baseline: the difference is the cost of the barrier.
 
+With --posts, each round is instead one message posted by the member through the next
+node in turn: what a write that changes no shared state costs (every write first waits
+until its node has applied what the others published before it came).
+
     createdb -h 127.0.0.1 -U postgres concord_writes
     scripts/cross-node-writes.py target/release/concord \\
         --database-url postgres://postgres@127.0.0.1:5432/concord_writes --nodes 3
@@ -183,6 +187,8 @@ def main():
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--posts", action="store_true",
+                        help="time message posts through each node in turn instead")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as work:
@@ -215,7 +221,13 @@ def main():
             overrides = f"/channels/{channel['id']}/overrides"
 
             latencies, stale = [], 0
-            for round_ in range(args.rounds):
+            for round_ in range(args.rounds if args.posts else 0):
+                started = time.perf_counter()
+                status, _ = nodes[round_ % len(nodes)].call(
+                    "POST", messages, {"content": f"post {round_}"}, member)
+                latencies.append(time.perf_counter() - started)
+                assert status == 201
+            for round_ in range(0 if args.posts else args.rounds):
                 reader = nodes[(2 * round_ + 1) % len(nodes)]
                 started = time.perf_counter()
                 status, override = nodes[0].call(

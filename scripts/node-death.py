@@ -143,6 +143,18 @@ def in_order(run, expected, free, prefix=False, suffix=False):
     return run == expected
 
 
+def divergence(run, expected, free):
+    """Where `run` (a suffix of `expected`, but for `free`) first departs from it: a few
+    messages on each side, and which of them are free."""
+    kept = [c for c in run if c not in free]
+    want = [c for c in expected if c not in free]
+    want = want[want.index(kept[0]):] if kept and kept[0] in want else want
+    at = next((n for n, (x, y) in enumerate(zip(kept, want)) if x != y), min(len(kept), len(want)))
+    twice = sorted({c for c in run if run.count(c) > 1})
+    return (f"read {kept[max(0, at - 2):at + 4]} where {want[max(0, at - 2):at + 4]} was due "
+            f"({len(kept)} read, {len(want)} due); twice: {twice[:5]}; free: {sorted(free)}")
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -306,8 +318,9 @@ async def cycle(args, addrs, procs, world, failures):
             if not r.after:
                 failures.append("a reconnected client read nothing after its new READY")
             elif not in_order(r.after, expected, free, suffix=True):
-                failures.append(f"a reconnected client's run from {r.after[0]} has a gap or "
-                                f"a message twice")
+                failures.append(f"a client of the dead node, on {r.elsewhere} since its new "
+                                f"READY, has a gap or a message twice: "
+                                f"{divergence(r.after, expected, free)}")
 
     # Every client closed: what the survivors still hold.
     await asyncio.sleep(3)

@@ -271,10 +271,12 @@ pub fn router_with(state: AppState, gateway: Arc<Gateway>) -> Router {
         .with_state(state)
 }
 
-/// On a node of a cluster, a write answers only once what it published is on the bus,
-/// and once every node has applied the changes it made (membership, roles,
-/// overrides, sessions closed; at most 1 s): the client's next step, through
-/// whichever node, finds the change.
+/// On a node of a cluster, a write runs only once the node has applied what the other
+/// nodes published before it came (its events then follow those everywhere, its own
+/// sessions included), and answers only once what it published is on the bus, and
+/// once every node has applied the changes it made (membership, roles, overrides,
+/// sessions closed; at most 1 s each): the client's next step, through whichever
+/// node, finds the change, and its events come in the order it made them.
 async fn flush_bus(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let write =
         request.method() != axum::http::Method::GET && request.method() != axum::http::Method::HEAD;
@@ -282,6 +284,7 @@ async fn flush_bus(State(state): State<AppState>, request: Request, next: Next) 
         return next.run(request).await;
     };
     let changes = cluster.changes();
+    cluster.heard_others().await;
     let response = next.run(request).await;
     cluster.settled(changes).await;
     response

@@ -216,20 +216,41 @@ impl Fanout {
         self
     }
 
-    /// Starts over from `snapshot` after this node may have missed messages (its link
-    /// to the bus was lost): the directory is replaced and the caches emptied, and
-    /// every session is closed, not resumable (1011), since what it missed cannot be
-    /// replayed; its client reconnects and gets a READY as things are now. Sessions
-    /// opened from here on watch what the new directory says.
-    pub fn start_over(&self, snapshot: concord_store::DirectorySnapshot) {
-        self.directory.replace(snapshot);
+    /// Begins reading the directory again (see [`Directory::begin_refresh`]): the
+    /// snapshot given to [`Fanout::refresh`] or [`Fanout::start_over`] must be read
+    /// after this call.
+    pub fn begin_refresh(&self) {
+        self.directory.begin_refresh();
+    }
+
+    /// Replaces the directory with `snapshot` (and what was applied while it was
+    /// read), keeps what is watched in step with it and empties the caches. Sessions
+    /// go on, each seeing from now on what the new directory lets it see.
+    pub fn refresh(
+        &self,
+        snapshot: concord_store::DirectorySnapshot,
+    ) -> Result<(), crate::directory::RefreshError> {
+        self.directory.finish_refresh(snapshot)?;
         if let Some(interests) = &self.interests {
             interests.resync();
         }
         if let Some(caches) = &self.caches {
             caches.forget_all();
         }
+        Ok(())
+    }
+
+    /// Starts over from `snapshot` after this node may have missed messages (its link
+    /// to the bus was lost): [`Fanout::refresh`], then every session is closed, not
+    /// resumable (1011), since what it missed cannot be replayed; its client
+    /// reconnects and gets a READY as things are now.
+    pub fn start_over(
+        &self,
+        snapshot: concord_store::DirectorySnapshot,
+    ) -> Result<(), crate::directory::RefreshError> {
+        self.refresh(snapshot)?;
         self.close_all();
+        Ok(())
     }
 
     /// Closes every session, not resumable (1011): they missed events.

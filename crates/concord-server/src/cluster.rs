@@ -382,6 +382,8 @@ pub struct Cluster {
     signal_tx: mpsc::WeakUnboundedSender<FromNode>,
     /// Callers of [`Cluster::caught_up`] waiting for the next round.
     catch_ups: Arc<Mutex<CatchUps>>,
+    /// Callers of [`Cluster::heard_others`] waiting for the next round.
+    write_rounds: Arc<Mutex<CatchUps>>,
     /// Messages queued so far, and (watched) how many of them the bus has taken or
     /// given up on: what [`Cluster::flushed`] compares.
     queued: Arc<std::sync::atomic::AtomicU64>,
@@ -393,6 +395,11 @@ pub struct Cluster {
     relays: Arc<relay::Relays>,
     /// Tells the receiver to start over from the database ([`Cluster::link_restored`]).
     start_over: Arc<tokio::sync::Notify>,
+    /// Tells the receiver to read the directory again: a node was taken for dead
+    /// ([`Cluster::dead_nodes`]).
+    reread: Arc<tokio::sync::Notify>,
+    /// Held while the directory is read again, so that two reads never interleave.
+    rereading: Arc<tokio::sync::Mutex<()>>,
     /// Sessions handed over between this node and others as a node stops.
     handoffs: Arc<handoff::Handoffs>,
     /// The messages other nodes announced here lately (see [`unannounced`]).
@@ -444,12 +451,15 @@ impl Cluster {
             signals: Arc::new(Mutex::new(Some(signals))),
             signal_tx: signal.downgrade(),
             catch_ups: Arc::default(),
+            write_rounds: Arc::default(),
             queued: Arc::default(),
             done,
             barriers: Arc::new(Barriers::new(heartbeat * 3)),
             audio: Arc::default(),
             relays: Arc::default(),
             start_over: Arc::default(),
+            reread: Arc::default(),
+            rereading: Arc::default(),
             handoffs: Arc::default(),
             announced: Arc::new(unannounced::Announced::new(
                 heartbeat * 3 + UNANNOUNCED_WINDOW,
@@ -460,12 +470,18 @@ impl Cluster {
     }
 
     /// The other nodes silent for three heartbeats, each reported once (see
-    /// [`Liveness::dead`]).
+    /// [`Liveness::dead`]). If there are any, the directory is read again: a node
+    /// killed between a directory change's commit and its publish (a kick, a role
+    /// taken away, an override) would otherwise leave the others enforcing what the
+    /// database no longer says ([`reread_directory`]).
     pub fn dead_nodes(&self) -> Vec<concord_bus::NodeId> {
         let dead = self.barriers.lock().liveness.dead();
         for node in &dead {
             self.cut_relays(*node);
             self.forget_draining(*node);
+        }
+        if !dead.is_empty() {
+            self.reread.notify_one();
         }
         dead
     }
@@ -580,38 +596,57 @@ impl Cluster {
     /// barrier goes out after its call, so a thousand users going offline at once
     /// cost a round or two, not a thousand.
     pub async fn caught_up(&self) {
+        self.in_a_round(&self.catch_ups, true).await;
+    }
+
+    /// Returns once this node has applied every event and change the other nodes
+    /// alive published before the call (at most [`BARRIER_LIMIT`]): a barrier every
+    /// node answers after what it sent before, its answer applied by the receiver
+    /// after what came before it. A REST write awaits it before it runs, so that
+    /// what it publishes comes after those on this node's sessions too: a client who
+    /// posts through one node, has its answer, then posts through another, has both
+    /// messages read in that order everywhere, as on one server (the node taking the
+    /// second delivers it to its own sessions at once, not a NATS hop later).
+    /// Callers share rounds, as [`Cluster::caught_up`]'s.
+    pub async fn heard_others(&self) {
+        self.in_a_round(&self.write_rounds, false).await;
+    }
+
+    async fn in_a_round(&self, rounds: &Arc<Mutex<CatchUps>>, marker: bool) {
         let (tx, rx) = oneshot::channel();
         let start = {
-            let mut catch_ups = self.catch_ups.lock().unwrap_or_else(|e| e.into_inner());
-            catch_ups.next.push(tx);
-            !std::mem::replace(&mut catch_ups.running, true)
+            let mut rounds = rounds.lock().unwrap_or_else(|e| e.into_inner());
+            rounds.next.push(tx);
+            !std::mem::replace(&mut rounds.running, true)
         };
         if start {
-            let cluster = self.clone();
-            tokio::spawn(async move { cluster.catch_up_rounds().await });
+            let (cluster, rounds) = (self.clone(), Arc::clone(rounds));
+            tokio::spawn(async move { cluster.run_rounds(&rounds, marker).await });
         }
         let _ = rx.await;
     }
 
-    async fn catch_up_rounds(&self) {
+    async fn run_rounds(&self, rounds: &Mutex<CatchUps>, marker: bool) {
         loop {
             let round = {
-                let mut catch_ups = self.catch_ups.lock().unwrap_or_else(|e| e.into_inner());
-                if catch_ups.next.is_empty() {
-                    catch_ups.running = false;
+                let mut rounds = rounds.lock().unwrap_or_else(|e| e.into_inner());
+                if rounds.next.is_empty() {
+                    rounds.running = false;
                     return;
                 }
-                std::mem::take(&mut catch_ups.next)
+                std::mem::take(&mut rounds.next)
             };
             self.barrier().await;
-            let (tx, applied) = oneshot::channel();
-            let sent = self
-                .signal_tx
-                .upgrade()
-                .is_some_and(|signals| signals.send(FromNode::CaughtUp(tx)).is_ok());
-            if sent {
-                // Bounded: a node whose signals nobody follows (tests) answers never.
-                let _ = tokio::time::timeout(BARRIER_LIMIT, applied).await;
+            if marker {
+                let (tx, applied) = oneshot::channel();
+                let sent = self
+                    .signal_tx
+                    .upgrade()
+                    .is_some_and(|signals| signals.send(FromNode::CaughtUp(tx)).is_ok());
+                if sent {
+                    // Bounded: a node whose signals nobody follows (tests) answers never.
+                    let _ = tokio::time::timeout(BARRIER_LIMIT, applied).await;
+                }
             }
             for waiter in round {
                 let _ = waiter.send(());
@@ -799,30 +834,66 @@ async fn publish_all(
 /// gives up until the next try (a second apart).
 const START_OVER_TRIES: u32 = 5;
 
-/// Starts over after the node's link to the bus was lost ([`Cluster::link_restored`]).
-/// Runs in the receive loop, which applies nothing meanwhile: a change received while
-/// the directory is read is applied after it (twice, if the read had it: harmless),
-/// never lost under the new directory.
-async fn start_over(cluster: &Cluster, fanout: &Fanout, store: &dyn concord_store::Store) {
-    cluster.cut_all_relays();
-    cluster.announced.start_over();
+/// Reads the directory again and hands it to `then` ([`Fanout::refresh`] or
+/// [`Fanout::start_over`]); true once done. A change made or received while the
+/// snapshot is read is applied again on it, never lost under it
+/// ([`Directory::begin_refresh`]).
+async fn read_directory_again(
+    cluster: &Cluster,
+    fanout: &Fanout,
+    store: &dyn concord_store::Store,
+    why: &'static str,
+    then: impl Fn(
+        &Fanout,
+        concord_store::DirectorySnapshot,
+    ) -> Result<(), crate::directory::RefreshError>,
+) -> bool {
+    let _one_at_a_time = cluster.rereading.lock().await;
     for attempt in 1..=START_OVER_TRIES {
-        match store
+        fanout.begin_refresh();
+        let read = store
             .directory_snapshot(concord_protocol::Timestamp::now())
-            .await
-        {
-            Ok(snapshot) => {
-                fanout.start_over(snapshot);
-                tracing::warn!(
-                    "link to the bus back: directory read again, every session closed to start over"
-                );
-                return;
+            .await;
+        match read.map(|snapshot| then(fanout, snapshot)) {
+            Ok(Ok(())) => return true,
+            Ok(Err(err)) => {
+                tracing::warn!(attempt, why, error = %err, "directory read again: read once more");
             }
             Err(err) => {
-                tracing::error!(attempt, error = %err, "starting over: directory not read");
+                tracing::error!(attempt, why, error = %err, "directory not read");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
+    }
+    false
+}
+
+/// Reads the directory again after a node was taken for dead: it may have committed
+/// a directory change and died before publishing it. Sessions go on; each sees from
+/// now on what the database says it may see. (The change's event, and so what a
+/// client shows, waits for its next READY, as every other event such a node never
+/// published but its messages: see [`unannounced`].)
+async fn reread_directory(cluster: Cluster, fanout: Fanout, store: Arc<dyn concord_store::Store>) {
+    let why = "a node was taken for dead";
+    if read_directory_again(&cluster, &fanout, store.as_ref(), why, Fanout::refresh).await {
+        cluster.metrics.bus("directory_reread");
+        tracing::info!("a node taken for dead: directory read again");
+    } else {
+        tracing::error!("a node taken for dead: directory not read again, the last one kept");
+    }
+}
+
+/// Starts over after the node's link to the bus was lost ([`Cluster::link_restored`]).
+/// Runs in the receive loop, which applies nothing received meanwhile.
+async fn start_over(cluster: &Cluster, fanout: &Fanout, store: &dyn concord_store::Store) {
+    cluster.cut_all_relays();
+    cluster.announced.start_over();
+    let why = "link to the bus back";
+    if read_directory_again(cluster, fanout, store, why, Fanout::start_over).await {
+        tracing::warn!(
+            "link to the bus back: directory read again, every session closed to start over"
+        );
+        return;
     }
     // The sessions missed events all the same; the directory is read again later.
     fanout.close_all();
@@ -845,12 +916,21 @@ async fn receive_all(
     // One waiter for the whole loop, not one registered and dropped per message.
     let start_over_signal = Arc::clone(&cluster.start_over);
     let mut told_to_start_over = std::pin::pin!(start_over_signal.notified());
+    let reread_signal = Arc::clone(&cluster.reread);
+    let mut told_to_reread = std::pin::pin!(reread_signal.notified());
     loop {
         let message = tokio::select! {
             biased;
             () = &mut told_to_start_over => {
                 told_to_start_over.set(start_over_signal.notified());
                 start_over(&cluster, &fanout, store.as_ref()).await;
+                continue;
+            }
+            () = &mut told_to_reread => {
+                told_to_reread.set(reread_signal.notified());
+                // Beside the loop: the directory read takes a while, and what comes
+                // in meanwhile is applied again on it.
+                tokio::spawn(reread_directory(cluster.clone(), fanout.clone(), Arc::clone(&store)));
                 continue;
             }
             message = inbox.recv() => match message {

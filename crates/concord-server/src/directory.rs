@@ -177,6 +177,33 @@ pub struct Directory {
     /// feeds permissions in it changes, except a role given to or taken from one member,
     /// which patches the sets for that member.
     viewers: Mutex<HashMap<ChannelId, Arc<[UserId]>>>,
+    /// While a snapshot is read to refresh the directory ([`Directory::begin_refresh`]):
+    /// every change applied meanwhile, in order, to be applied again on the snapshot.
+    /// Written under the state's write lock.
+    applied_meanwhile: Mutex<Option<Meanwhile>>,
+}
+
+/// The changes applied while a snapshot is read; past [`MEANWHILE_CAP`] they are no
+/// longer kept and the refresh must start again.
+#[derive(Debug, Default)]
+struct Meanwhile {
+    changes: Vec<DirectoryChange>,
+    overflowed: bool,
+}
+
+/// Most changes kept while one snapshot is read (changes come from people's actions,
+/// rate-limited; a read takes well under a second).
+const MEANWHILE_CAP: usize = 100_000;
+
+/// Why [`Directory::finish_refresh`] did not replace anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RefreshError {
+    /// No [`Directory::begin_refresh`] before (or another refresh finished it).
+    #[error("no refresh begun")]
+    NotBegun,
+    /// More changes came in during the read than are kept: read again.
+    #[error("too many changes during the read")]
+    Overflowed,
 }
 
 impl Directory {
@@ -240,25 +267,61 @@ impl Directory {
         dir
     }
 
-    /// Replaces everything with a new store snapshot (a node that may have missed
-    /// changes reads the database again).
-    pub fn replace(&self, snapshot: DirectorySnapshot) {
-        let fresh = Self::from_snapshot(snapshot)
+    /// Starts a refresh (a node that may have missed changes reads the database
+    /// again): from now on every change applied is also kept, so that
+    /// [`Directory::finish_refresh`] applies it again on the snapshot read after this
+    /// call. A change made on this node or received while the snapshot is read is thus
+    /// never lost under it (one the snapshot already has is applied twice: every change
+    /// sets a fact, so that is harmless). Beginning again drops what was kept.
+    pub fn begin_refresh(&self) {
+        let _state = self.write();
+        *self.meanwhile() = Some(Meanwhile::default());
+    }
+
+    /// Replaces everything with `snapshot`, read after [`Directory::begin_refresh`],
+    /// then applies again, in order, the changes applied since. Who is in which voice
+    /// channel is not in the store: it is kept, for the channels that still exist.
+    pub fn finish_refresh(&self, snapshot: DirectorySnapshot) -> Result<(), RefreshError> {
+        let mut fresh = Self::from_snapshot(snapshot)
             .state
             .into_inner()
             .unwrap_or_else(|e| e.into_inner());
         let mut state = self.write();
+        let meanwhile = self.meanwhile().take().ok_or(RefreshError::NotBegun)?;
+        if meanwhile.overflowed {
+            return Err(RefreshError::Overflowed);
+        }
+        fresh.voice = std::mem::take(&mut state.voice);
+        fresh
+            .voice
+            .retain(|_, channel| fresh.channels.contains_key(channel));
         *state = fresh;
         // Lock order: state, then cache.
         self.viewers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        for change in &meanwhile.changes {
+            self.apply_to(&mut state, change);
+        }
+        Ok(())
     }
 
     /// Applies one change.
     pub fn apply(&self, change: &DirectoryChange) {
         let mut state = self.write();
+        if let Some(meanwhile) = self.meanwhile().as_mut() {
+            if meanwhile.changes.len() < MEANWHILE_CAP {
+                meanwhile.changes.push(change.clone());
+            } else {
+                meanwhile.overflowed = true;
+                meanwhile.changes = Vec::new();
+            }
+        }
+        self.apply_to(&mut state, change);
+    }
+
+    fn apply_to(&self, state: &mut State, change: &DirectoryChange) {
         let touched_server = match change {
             // Applied twice (a node starting while it was published), it must not
             // forget the members who joined since.
@@ -288,7 +351,7 @@ impl Directory {
             DirectoryChange::ServerDeleted { server } => {
                 if let Some(removed) = state.servers.remove(server) {
                     for user in removed.members.keys() {
-                        remove_user_server(&mut state, *user, *server);
+                        remove_user_server(state, *user, *server);
                     }
                     for channel in &removed.channels {
                         state.channels.remove(channel);
@@ -309,7 +372,7 @@ impl Directory {
             DirectoryChange::MemberRemoved { server, user } => {
                 if let Some(s) = state.servers.get_mut(server) {
                     s.members.remove(user);
-                    remove_user_server(&mut state, *user, *server);
+                    remove_user_server(state, *user, *server);
                 }
                 Some(*server)
             }
@@ -378,7 +441,7 @@ impl Directory {
                 // Only this member's permissions moved: patch the cached viewer sets
                 // rather than drop them (a 10k-member server would recompute every
                 // channel's set on its next event).
-                self.repatch_viewers(&state, *server, *user);
+                self.repatch_viewers(state, *server, *user);
                 None
             }
             DirectoryChange::MemberRoleRemoved { server, user, role } => {
@@ -389,11 +452,11 @@ impl Directory {
                 {
                     m.roles.retain(|r| r != role);
                 }
-                self.repatch_viewers(&state, *server, *user);
+                self.repatch_viewers(state, *server, *user);
                 None
             }
             DirectoryChange::OverrideUpserted(ov) => {
-                upsert_override(&mut state, ov);
+                upsert_override(state, ov);
                 state.channels.get(&ov.channel_id).map(|(s, _)| *s)
             }
             DirectoryChange::OverrideDeleted { channel, id } => {
@@ -664,6 +727,12 @@ impl Directory {
         }
     }
 
+    fn meanwhile(&self) -> std::sync::MutexGuard<'_, Option<Meanwhile>> {
+        self.applied_meanwhile
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -896,6 +965,132 @@ mod tests {
         });
         assert!(!Arc::ptr_eq(&dir.viewers(channel), &cached[0]));
         assert_eq!(dir.viewers(channel).len(), 2);
+    }
+
+    /// What the database says of `setup()`'s server and channel: its owner and
+    /// `members`.
+    fn snapshot_of(
+        server: ServerId,
+        channel: ChannelId,
+        owner: UserId,
+        members: &[UserId],
+    ) -> DirectorySnapshot {
+        DirectorySnapshot {
+            servers: vec![(server, owner)],
+            members: std::iter::once(owner)
+                .chain(members.iter().copied())
+                .map(|user| (server, user))
+                .collect(),
+            channels: vec![(channel, server, ChannelType::Text)],
+            ..DirectorySnapshot::default()
+        }
+    }
+
+    #[test]
+    fn a_refresh_takes_the_snapshot_and_what_was_applied_while_it_was_read() {
+        let (dir, server, channel, owner, member) = setup();
+        let (newcomer, missed, leaver) = (UserId::new(), UserId::new(), UserId::new());
+        dir.apply(&DirectoryChange::MemberAdded {
+            server,
+            user: leaver,
+        });
+        dir.apply(&DirectoryChange::VoiceJoined {
+            user: member,
+            channel,
+        });
+        assert_eq!(dir.viewers(channel).len(), 3, "cached before the refresh");
+
+        dir.begin_refresh();
+        // Applied while the snapshot is read: the newcomer joins (after the read,
+        // which does not have him) and the leaver leaves (before it: the read does
+        // not have him either, and applying his leave again is harmless).
+        dir.apply(&DirectoryChange::MemberAdded {
+            server,
+            user: newcomer,
+        });
+        dir.apply(&DirectoryChange::MemberRemoved {
+            server,
+            user: leaver,
+        });
+        // The database also holds a member this node never heard of (its node died
+        // before publishing), and no longer holds the member who left.
+        let snapshot = snapshot_of(server, channel, owner, &[member, missed]);
+        assert_eq!(dir.finish_refresh(snapshot), Ok(()));
+
+        assert!(dir.is_member(server, newcomer), "applied meanwhile, kept");
+        assert!(dir.is_member(server, missed), "from the database");
+        assert!(!dir.is_member(server, leaver));
+        assert_eq!(
+            sorted(dir.viewers(channel).to_vec()),
+            sorted(vec![owner, member, newcomer, missed]),
+            "the cached viewers were dropped"
+        );
+        assert_eq!(dir.servers_of(missed), vec![server]);
+        assert_eq!(
+            dir.voice_channel(member),
+            Some(channel),
+            "voice is not in the database: kept"
+        );
+
+        // Nothing is kept once the refresh is over.
+        dir.apply(&DirectoryChange::MemberRemoved {
+            server,
+            user: newcomer,
+        });
+        assert_eq!(
+            dir.finish_refresh(snapshot_of(server, channel, owner, &[])),
+            Err(RefreshError::NotBegun)
+        );
+        assert!(
+            dir.is_member(server, member),
+            "a refused refresh changes nothing"
+        );
+    }
+
+    #[test]
+    fn a_refresh_drops_voice_in_a_channel_gone_and_one_begun_again_starts_afresh() {
+        let (dir, server, channel, owner, member) = setup();
+        dir.apply(&DirectoryChange::VoiceJoined {
+            user: member,
+            channel,
+        });
+        dir.begin_refresh();
+        dir.apply(&DirectoryChange::MemberRemoved {
+            server,
+            user: member,
+        });
+        // Begun again, what was kept is dropped: the snapshot to come is read after
+        // this, so it has every change before (here, he is back).
+        dir.begin_refresh();
+        let mut snapshot = snapshot_of(server, channel, owner, &[member]);
+        snapshot.channels.clear();
+        assert_eq!(dir.finish_refresh(snapshot), Ok(()));
+        assert!(dir.is_member(server, member), "the snapshot decides");
+        assert_eq!(dir.voice_channel(member), None, "the channel is gone");
+    }
+
+    #[test]
+    fn a_refresh_with_more_changes_meanwhile_than_are_kept_must_read_again() {
+        let (dir, server, channel, owner, member) = setup();
+        dir.begin_refresh();
+        for _ in 0..=MEANWHILE_CAP {
+            dir.apply(&DirectoryChange::TimeoutSet {
+                server,
+                user: member,
+                until: None,
+            });
+        }
+        assert_eq!(
+            dir.finish_refresh(snapshot_of(server, channel, owner, &[])),
+            Err(RefreshError::Overflowed)
+        );
+        assert!(dir.is_member(server, member), "nothing replaced");
+        dir.begin_refresh();
+        assert_eq!(
+            dir.finish_refresh(snapshot_of(server, channel, owner, &[])),
+            Ok(())
+        );
+        assert!(!dir.is_member(server, member));
     }
 
     #[test]

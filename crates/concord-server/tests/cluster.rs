@@ -11,6 +11,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use concord_testkit::{Closed, TestServer, fresh_bus_prefix, fresh_postgres_url, nats_url};
 use serde_json::json;
 use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     sync::watch,
 };
@@ -757,6 +758,136 @@ impl Cuttable {
     }
 }
 
+/// A TCP proxy on loopback in front of the tests' NATS that a test can make hold what
+/// NATS sends to the node behind it (kept, and passed on in order once let go; what
+/// the node sends passes at once), and that tells when, while holding, it sees the
+/// node send `needle`.
+struct Holdable {
+    addr: SocketAddr,
+    holding: Arc<watch::Sender<bool>>,
+    seen: Arc<tokio::sync::Notify>,
+}
+
+impl Holdable {
+    async fn start(needle: &'static [u8]) -> Self {
+        let target = nats_url()
+            .trim_start_matches("nats://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy bind");
+        let addr = listener.local_addr().expect("proxy address");
+        let holding = Arc::new(watch::Sender::new(false));
+        let seen = Arc::new(tokio::sync::Notify::new());
+        let (gate, told) = (Arc::clone(&holding), Arc::clone(&seen));
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let (mut from_node, mut to_node) = client.into_split();
+                let (mut from_nats, mut to_nats) = server.into_split();
+                let (holding, seen) = (Arc::clone(&gate), Arc::clone(&told));
+                tokio::spawn(async move {
+                    let mut chunk = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = from_node.read(&mut chunk).await {
+                        if *holding.borrow()
+                            && chunk[..n].windows(needle.len()).any(|w| w == needle)
+                        {
+                            seen.notify_one();
+                        }
+                        if to_nats.write_all(&chunk[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                let mut let_go = gate.subscribe();
+                tokio::spawn(async move {
+                    let mut chunk = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = from_nats.read(&mut chunk).await {
+                        if let_go.wait_for(|holding| !holding).await.is_err()
+                            || to_node.write_all(&chunk[..n]).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            holding,
+            seen,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://{}", self.addr)
+    }
+
+    fn hold(&self) {
+        self.holding.send_replace(true);
+    }
+
+    fn let_go(&self) {
+        self.holding.send_replace(false);
+    }
+
+    /// Returns once the node sent the needle while held.
+    async fn seen(&self) {
+        self.seen.notified().await;
+    }
+}
+
+/// One client posts through one node, has its answer, then posts through another: the
+/// second node's own sessions read the two messages in that order, though it delivers
+/// to them at once and the first reaches it a NATS hop later (here held back until the
+/// second node asks the others to confirm they sent it everything: the needle).
+#[tokio::test]
+async fn posts_through_two_nodes_one_after_the_other_are_read_in_that_order() {
+    let proxy = Holdable::start(b"\"signal\":\"barrier\"").await;
+    let bus_of_b = proxy.url();
+    let nodes = cluster_with(2, |index, c| {
+        if index == 1 {
+            c.bus_url = Some(bus_of_b.clone());
+        }
+    })
+    .await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let hall = alice.create_server("one after the other").await;
+    let general = alice.create_channel(&hall, "general", "text").await;
+    bob.join(&hall).await;
+    let (mut bob_gw, _) = b.connect(&bob.ws_query()).await;
+    alice.post(&general, "warm-up").await;
+    assert_eq!(
+        bob_gw.next_event("MESSAGE_CREATE").await["content"],
+        "warm-up"
+    );
+
+    proxy.hold();
+    alice.post(&general, "first").await;
+    let (alice_on_b, channel) = (alice.on(b), general.clone());
+    let second = tokio::spawn(async move { alice_on_b.post(&channel, "second").await });
+    tokio::select! {
+        () = proxy.seen() => {}
+        early = bob_gw.next_event("MESSAGE_CREATE") => {
+            panic!("{early} came while the first message was held back");
+        }
+    }
+    proxy.let_go();
+    assert_eq!(
+        bob_gw.next_event("MESSAGE_CREATE").await["content"],
+        "first"
+    );
+    assert_eq!(
+        bob_gw.next_event("MESSAGE_CREATE").await["content"],
+        "second"
+    );
+    second.await.expect("the second post answered");
+    shutdown(nodes).await;
+}
+
 /// A node that stores a message and dies before publishing it (here: cut off from NATS
 /// as the message is posted) leaves it in the history; the other node, taking it for
 /// dead three heartbeats later, finds it there and announces it to its own sessions
@@ -838,6 +969,95 @@ async fn a_message_a_node_stored_but_never_published_is_announced_for_it() {
             .await,
         3.0
     );
+    shutdown(nodes).await;
+}
+
+/// A node killed between a directory change's commit and its publish (here cut off
+/// from NATS, which the other node cannot tell from dead): once the other takes it for
+/// dead, it reads the directory again, so a member the dead node kicked gets nothing
+/// more of the server through it, though the kick's event never reached it.
+#[tokio::test]
+async fn a_kick_a_node_stored_but_never_published_holds_once_it_is_taken_for_dead() {
+    let proxy = Cuttable::start().await;
+    let bus_of_b = proxy.url();
+    let nodes = cluster_with(2, |index, c| {
+        c.bus_heartbeat_secs = 1;
+        if index == 1 {
+            c.bus_url = Some(bus_of_b.clone());
+        }
+    })
+    .await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let alice = b.user("alice").await;
+    let (carol, dave) = (a.user("carol").await, a.user("dave").await);
+    let hall = alice.create_server("kicked in the dark").await;
+    let general = alice.create_channel(&hall, "general", "text").await;
+    let side = dave.create_server("on the side").await;
+    let aside = dave.create_channel(&side, "aside", "text").await;
+    carol.join(&hall).await;
+    dave.join(&hall).await;
+    carol.join(&side).await;
+    let (mut carol_gw, _) = a.connect(&carol.ws_query()).await;
+    let (mut dave_gw, _) = a.connect(&dave.ws_query()).await;
+    let (_alice_gw, _) = b.connect(&alice.ws_query()).await;
+    assert_eq!(presence_of(&mut carol_gw, &alice).await["status"], "online");
+    assert_eq!(presence_of(&mut dave_gw, &alice).await["status"], "online");
+    dave.post(&general, "before").await;
+    assert_eq!(
+        carol_gw.next_event("MESSAGE_CREATE").await["content"],
+        "before"
+    );
+
+    proxy.cut();
+    let kick = alice
+        .api
+        .post_empty(&format!("/servers/{hall}/members/{}/kick", carol.id))
+        .await;
+    assert!(kick.status < 300, "{} {}", kick.status, kick.text);
+    // a takes b for dead after three heartbeats: alice goes offline there (for dave:
+    // carol, no longer her co-member once a has read the directory again, may not be
+    // told)...
+    assert_eq!(presence_of(&mut dave_gw, &alice).await["status"], "offline");
+    // ...and reads the directory again: the hall's messages stop reaching carol. Each
+    // round posts one to the hall, then one to the side server (posted through the
+    // same node, it comes after): carol reads up to the latter and tells whether she
+    // had the former.
+    let mut round = 0;
+    loop {
+        round += 1;
+        assert!(round <= 100, "the kick never held on a");
+        let (probe, sentinel) = (format!("probe {round}"), format!("sentinel {round}"));
+        dave.post(&general, &probe).await;
+        dave.post(&aside, &sentinel).await;
+        let mut probed = false;
+        loop {
+            let created = carol_gw.next_event("MESSAGE_CREATE").await;
+            probed |= created["content"] == probe.as_str();
+            if created["content"] == sentinel.as_str() {
+                break;
+            }
+        }
+        if !probed {
+            break;
+        }
+    }
+    assert_eq!(
+        a.api()
+            .metric("concord_bus_messages_total{outcome=\"directory_reread\"}")
+            .await,
+        1.0
+    );
+    // dave, still a member, got every one of them.
+    let expected: Vec<String> = (1..=round).map(|n| format!("probe {n}")).collect();
+    let mut in_hall = Vec::new();
+    while in_hall.len() < expected.len() {
+        let created = dave_gw.next_event("MESSAGE_CREATE").await;
+        if created["channel_id"] == general.as_str() {
+            in_hall.push(created["content"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    assert_eq!(in_hall, expected);
+    proxy.restore();
     shutdown(nodes).await;
 }
 
