@@ -45,6 +45,21 @@ async fn cluster_with(
     nodes
 }
 
+/// Two nodes of one fresh cluster, the second reaching NATS through `bus_of_b` (a proxy
+/// the test controls), both configured by `adjust` too.
+async fn two_nodes_b_through(
+    bus_of_b: String,
+    adjust: impl Fn(&mut concord_server::Config),
+) -> Vec<TestServer> {
+    cluster_with(2, |index, c| {
+        adjust(c);
+        if index == 1 {
+            c.bus_url = Some(bus_of_b.clone());
+        }
+    })
+    .await
+}
+
 async fn shutdown(nodes: Vec<TestServer>) {
     for node in nodes {
         node.shutdown().await;
@@ -845,13 +860,7 @@ impl Holdable {
 #[tokio::test]
 async fn posts_through_two_nodes_one_after_the_other_are_read_in_that_order() {
     let proxy = Holdable::start(b"\"signal\":\"barrier\"").await;
-    let bus_of_b = proxy.url();
-    let nodes = cluster_with(2, |index, c| {
-        if index == 1 {
-            c.bus_url = Some(bus_of_b.clone());
-        }
-    })
-    .await;
+    let nodes = two_nodes_b_through(proxy.url(), |_| {}).await;
     let (a, b) = (&nodes[0], &nodes[1]);
     let alice = a.user("alice").await;
     let bob = b.user("bob").await;
@@ -897,14 +906,7 @@ async fn posts_through_two_nodes_one_after_the_other_are_read_in_that_order() {
 #[tokio::test]
 async fn a_message_a_node_stored_but_never_published_is_announced_for_it() {
     let proxy = Cuttable::start().await;
-    let bus_of_b = proxy.url();
-    let nodes = cluster_with(2, |index, c| {
-        c.bus_heartbeat_secs = 1;
-        if index == 1 {
-            c.bus_url = Some(bus_of_b.clone());
-        }
-    })
-    .await;
+    let nodes = two_nodes_b_through(proxy.url(), |c| c.bus_heartbeat_secs = 1).await;
     let (a, b) = (&nodes[0], &nodes[1]);
     let alice = a.user("alice").await;
     let bob = b.user("bob").await;
@@ -979,14 +981,7 @@ async fn a_message_a_node_stored_but_never_published_is_announced_for_it() {
 #[tokio::test]
 async fn a_kick_a_node_stored_but_never_published_holds_once_it_is_taken_for_dead() {
     let proxy = Cuttable::start().await;
-    let bus_of_b = proxy.url();
-    let nodes = cluster_with(2, |index, c| {
-        c.bus_heartbeat_secs = 1;
-        if index == 1 {
-            c.bus_url = Some(bus_of_b.clone());
-        }
-    })
-    .await;
+    let nodes = two_nodes_b_through(proxy.url(), |c| c.bus_heartbeat_secs = 1).await;
     let (a, b) = (&nodes[0], &nodes[1]);
     let alice = b.user("alice").await;
     let (carol, dave) = (a.user("carol").await, a.user("dave").await);
@@ -1073,14 +1068,10 @@ async fn a_kick_a_node_stored_but_never_published_holds_once_it_is_taken_for_dea
 #[tokio::test]
 async fn a_node_cut_off_from_nats_takes_nobody_for_dead_and_starts_over_once_back() {
     let proxy = Cuttable::start().await;
-    let bus_of_b = proxy.url();
-    let nodes = cluster_with(2, |index, c| {
+    let nodes = two_nodes_b_through(proxy.url(), |c| {
         c.bus_heartbeat_secs = 1;
         // Sessions b closes as it starts over do not flash offline.
         c.limits.presence_grace_secs = 30;
-        if index == 1 {
-            c.bus_url = Some(bus_of_b.clone());
-        }
     })
     .await;
     let (a, b) = (&nodes[0], &nodes[1]);
