@@ -225,17 +225,34 @@ impl Fanout {
 
     /// Replaces the directory with `snapshot` (and what was applied while it was
     /// read), keeps what is watched in step with it and empties the caches. Sessions
-    /// go on, each seeing from now on what the new directory lets it see.
+    /// go on, each seeing from now on what the new directory lets it see, but those of
+    /// a user whose servers were not what this node held (a join or a kick it never
+    /// heard of): they missed the events that told their clients, so they are closed,
+    /// not resumable (1011), and their clients get a READY as things are now.
     pub fn refresh(
         &self,
         snapshot: concord_store::DirectorySnapshot,
     ) -> Result<(), crate::directory::RefreshError> {
-        self.directory.finish_refresh(snapshot)?;
+        let moved = self.directory.finish_refresh(snapshot)?;
         if let Some(interests) = &self.interests {
             interests.resync();
         }
         if let Some(caches) = &self.caches {
             caches.forget_all();
+        }
+        let mut closed = 0;
+        for user in moved {
+            if self.hub.user_session_count(user) > 0 {
+                closed += 1;
+                self.hub
+                    .close_user(user, concord_gateway::CloseReason::Internal);
+            }
+        }
+        if closed > 0 {
+            tracing::warn!(
+                users = closed,
+                "directory read again: memberships this node never heard of; those users' sessions closed to start over"
+            );
         }
         Ok(())
     }

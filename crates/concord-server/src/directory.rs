@@ -281,7 +281,9 @@ impl Directory {
     /// Replaces everything with `snapshot`, read after [`Directory::begin_refresh`],
     /// then applies again, in order, the changes applied since. Who is in which voice
     /// channel is not in the store: it is kept, for the channels that still exist.
-    pub fn finish_refresh(&self, snapshot: DirectorySnapshot) -> Result<(), RefreshError> {
+    /// Returns the users whose servers are not those this node held before: changes
+    /// it never heard of (their sessions missed the events that told them).
+    pub fn finish_refresh(&self, snapshot: DirectorySnapshot) -> Result<Vec<UserId>, RefreshError> {
         let mut fresh = Self::from_snapshot(snapshot)
             .state
             .into_inner()
@@ -295,16 +297,29 @@ impl Directory {
         fresh
             .voice
             .retain(|_, channel| fresh.channels.contains_key(channel));
+        for change in &meanwhile.changes {
+            self.apply_to(&mut fresh, change);
+        }
+        let no_servers = HashSet::new();
+        let moved: Vec<UserId> = state
+            .user_servers
+            .keys()
+            .chain(fresh.user_servers.keys())
+            .copied()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .filter(|user| {
+                state.user_servers.get(user).unwrap_or(&no_servers)
+                    != fresh.user_servers.get(user).unwrap_or(&no_servers)
+            })
+            .collect();
         *state = fresh;
         // Lock order: state, then cache.
         self.viewers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
-        for change in &meanwhile.changes {
-            self.apply_to(&mut state, change);
-        }
-        Ok(())
+        Ok(moved)
     }
 
     /// Applies one change.
@@ -1015,7 +1030,11 @@ mod tests {
         // The database also holds a member this node never heard of (its node died
         // before publishing), and no longer holds the member who left.
         let snapshot = snapshot_of(server, channel, owner, &[member, missed]);
-        assert_eq!(dir.finish_refresh(snapshot), Ok(()));
+        assert_eq!(
+            dir.finish_refresh(snapshot),
+            Ok(vec![missed]),
+            "the one user whose servers this node had wrong"
+        );
 
         assert!(dir.is_member(server, newcomer), "applied meanwhile, kept");
         assert!(dir.is_member(server, missed), "from the database");
@@ -1064,7 +1083,7 @@ mod tests {
         dir.begin_refresh();
         let mut snapshot = snapshot_of(server, channel, owner, &[member]);
         snapshot.channels.clear();
-        assert_eq!(dir.finish_refresh(snapshot), Ok(()));
+        assert_eq!(dir.finish_refresh(snapshot), Ok(vec![member]));
         assert!(dir.is_member(server, member), "the snapshot decides");
         assert_eq!(dir.voice_channel(member), None, "the channel is gone");
     }
@@ -1088,7 +1107,7 @@ mod tests {
         dir.begin_refresh();
         assert_eq!(
             dir.finish_refresh(snapshot_of(server, channel, owner, &[])),
-            Ok(())
+            Ok(vec![member])
         );
         assert!(!dir.is_member(server, member));
     }
