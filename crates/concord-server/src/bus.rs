@@ -223,6 +223,12 @@ impl Fanout {
         self.directory.begin_refresh();
     }
 
+    /// Gives up a refresh begun (the snapshot could not be read): changes are no
+    /// longer kept for it.
+    pub fn abandon_refresh(&self) {
+        self.directory.abandon_refresh();
+    }
+
     /// Replaces the directory with `snapshot` (and what was applied while it was
     /// read), keeps what is watched in step with it and empties the caches. Sessions
     /// go on, each seeing from now on what the new directory lets it see, but those of

@@ -865,14 +865,17 @@ async fn read_directory_again(
             }
         }
     }
+    fanout.abandon_refresh();
     false
 }
 
 /// Reads the directory again after a node was taken for dead: it may have committed
-/// a directory change and died before publishing it. Sessions go on; each sees from
-/// now on what the database says it may see. (The change's event, and so what a
-/// client shows, waits for its next READY, as every other event such a node never
-/// published but its messages: see [`unannounced`].)
+/// a directory change and died before publishing it. Sessions go on, each seeing from
+/// now on what the database says it may see, but those of a user whose servers
+/// changed unheard, which are closed for a fresh READY ([`Fanout::refresh`]). (A role
+/// or override change is enforced but not told: its event, as every other event such
+/// a node never published but its messages ([`unannounced`]), waits for the client's
+/// next READY.)
 async fn reread_directory(cluster: Cluster, fanout: Fanout, store: Arc<dyn concord_store::Store>) {
     let why = "a node was taken for dead";
     if read_directory_again(&cluster, &fanout, store.as_ref(), why, Fanout::refresh).await {

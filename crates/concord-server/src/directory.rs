@@ -278,6 +278,12 @@ impl Directory {
         *self.meanwhile() = Some(Meanwhile::default());
     }
 
+    /// Gives up a refresh begun: changes are no longer kept for it.
+    pub fn abandon_refresh(&self) {
+        let _state = self.write();
+        *self.meanwhile() = None;
+    }
+
     /// Replaces everything with `snapshot`, read after [`Directory::begin_refresh`],
     /// then applies again, in order, the changes applied since. Who is in which voice
     /// channel is not in the store: it is kept, for the channels that still exist.
@@ -1104,6 +1110,13 @@ mod tests {
             Err(RefreshError::Overflowed)
         );
         assert!(dir.is_member(server, member), "nothing replaced");
+        dir.begin_refresh();
+        dir.abandon_refresh();
+        assert_eq!(
+            dir.finish_refresh(snapshot_of(server, channel, owner, &[])),
+            Err(RefreshError::NotBegun),
+            "given up"
+        );
         dir.begin_refresh();
         assert_eq!(
             dir.finish_refresh(snapshot_of(server, channel, owner, &[])),
