@@ -723,6 +723,18 @@ async fn a_resume_refused_by_the_sessions_node_leaves_the_client_where_it_is() {
     shutdown(nodes).await;
 }
 
+/// A proxy's listening socket on loopback, its address and the tests' NATS
+/// (`host:port`) it forwards to.
+async fn proxy_listener() -> (TcpListener, SocketAddr, String) {
+    let target = nats_url()
+        .trim_start_matches("nats://")
+        .trim_end_matches('/')
+        .to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy bind");
+    let addr = listener.local_addr().expect("proxy address");
+    (listener, addr, target)
+}
+
 /// A TCP proxy on loopback in front of the tests' NATS, which a test cuts (every
 /// connection through it dropped, new ones closed at once) and restores.
 struct Cuttable {
@@ -732,12 +744,7 @@ struct Cuttable {
 
 impl Cuttable {
     async fn start() -> Self {
-        let target = nats_url()
-            .trim_start_matches("nats://")
-            .trim_end_matches('/')
-            .to_owned();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy bind");
-        let addr = listener.local_addr().expect("proxy address");
+        let (listener, addr, target) = proxy_listener().await;
         let open = Arc::new(watch::Sender::new(true));
         let gate = Arc::clone(&open);
         tokio::spawn(async move {
@@ -785,12 +792,7 @@ struct Holdable {
 
 impl Holdable {
     async fn start(needle: &'static [u8]) -> Self {
-        let target = nats_url()
-            .trim_start_matches("nats://")
-            .trim_end_matches('/')
-            .to_owned();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy bind");
-        let addr = listener.local_addr().expect("proxy address");
+        let (listener, addr, target) = proxy_listener().await;
         let holding = Arc::new(watch::Sender::new(false));
         let seen = Arc::new(tokio::sync::Notify::new());
         let (gate, told) = (Arc::clone(&holding), Arc::clone(&seen));
